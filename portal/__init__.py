@@ -1,0 +1,71 @@
+"""Orderbridge portal: ``create_app()`` builds the Flask-AppBuilder application."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify, request
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+import config
+
+log = logging.getLogger(__name__)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    """Enforce foreign keys and wait on locks instead of failing, on SQLite only."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    """Build the app: settings, database, CSRF (before AppBuilder), views, APIs, CLI."""
+    from portal.extensions import appbuilder, csrf, db, migrate
+
+    settings = config.build_settings(overrides)
+    Path(settings["INSTANCE_DIR"]).mkdir(parents=True, exist_ok=True)
+    app = Flask(__name__, instance_path=settings["INSTANCE_DIR"])
+    app.config.update(settings)
+
+    db.init_app(app)
+    csrf.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(config.BASE_DIR) / "migrations"))
+
+    with app.app_context():
+        from portal.api import register_apis
+        from portal.views import DashboardView, register_views
+
+        appbuilder.indexview = DashboardView
+        appbuilder.base_template = "orderbridge_base.html"
+        appbuilder.init_app(app, db.session)
+        register_views()
+        register_apis()
+
+    from portal.cli import register_commands
+
+    register_commands(app)
+    _register_error_handlers(app)
+    return app
+
+
+def _register_error_handlers(app: Flask) -> None:
+    """JSON errors for API clients; service errors raised from views become their status."""
+    from portal.services.base import ServiceError
+
+    @app.errorhandler(ServiceError)
+    def service_error(error: ServiceError):
+        return jsonify(error.to_dict()), error.status
+
+    @app.errorhandler(404)
+    def not_found(error: Exception):
+        if request.path.startswith("/api/"):
+            return jsonify(message="Not found"), 404
+        return error

@@ -1,0 +1,170 @@
+"""The ``orderbridge`` command group: Flask's CLI bound to ``create_app`` plus our commands.
+
+``orderbridge run``, ``orderbridge db upgrade`` (Flask-Migrate) and FAB's ``orderbridge fab``
+come with it; this module adds ``roles sync``, ``seed-demo``, ``audit verify``, ``worker``,
+``enqueue`` and ``demo`` (web + worker + embedded Redis in one command).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+roles_group = click.Group("roles", help="Roles and permissions declared in portal/security.py.")
+audit_group = click.Group("audit", help="The hash-chained audit trail.")
+
+
+@roles_group.command("sync")
+@with_appcontext
+def roles_sync() -> None:
+    """Create or update the declared roles so they hold exactly their permissions."""
+    from portal.extensions import appbuilder
+    from portal.security import sync_roles
+
+    for role, (added, removed) in sync_roles(appbuilder).items():
+        click.echo(f"{role}: {added} permissions added, {removed} removed")
+
+
+@audit_group.command("verify")
+@with_appcontext
+def audit_verify() -> None:
+    """Re-compute the audit chain; exit 1 naming the first bad event if it was tampered with."""
+    from portal.services import audit
+
+    result = audit.verify()
+    if result.ok:
+        click.echo(f"audit chain intact: {result.checked} events verified")
+        return
+    click.echo(f"audit chain BROKEN at event {result.bad_event_id}: {result.problem}", err=True)
+    sys.exit(1)
+
+
+@click.command("seed-demo")
+@click.option("--password", help="Password of the demo users (else $DEMO_PASSWORD, else random).")
+@click.option("--orders", "order_count", default=300, show_default=True, help="Orders to create.")
+@with_appcontext
+def seed_demo(password: str | None, order_count: int) -> None:
+    """Load the demo data set and the users specialist, supervisor, auditor and admin."""
+    from portal.demo import demo_summary, ensure_users, seed_demo_data
+    from portal.extensions import appbuilder
+    from portal.security import sync_roles
+
+    sync_roles(appbuilder)
+    generated = False
+    if not password:
+        password = os.environ.get("DEMO_PASSWORD")
+    if not password:
+        password, generated = secrets.token_urlsafe(12), True
+    for line in ensure_users(password):
+        click.echo(line)
+    if generated:
+        click.echo(f"demo password (generated): {password}")
+    if seed_demo_data(order_count):
+        click.echo("demo data loaded: " + ", ".join(f"{k} {v}" for k, v in demo_summary().items()))
+    else:
+        click.echo("demo data already present; left as it is")
+
+
+@click.command("worker")
+@click.option("--queue", "queues", multiple=True, help="Queues to listen on (default: all).")
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@click.option("--no-scheduler", is_flag=True, help="Do not run RQ's scheduler in this worker.")
+@with_appcontext
+def worker(queues: tuple[str, ...], burst: bool, no_scheduler: bool) -> None:
+    """Run an RQ worker with the app context (and RQ's scheduler)."""
+    from rq import Worker
+
+    from jobs.context import set_app
+    from jobs.queue import QUEUE_NAMES, connection, redis_url
+
+    set_app(current_app._get_current_object())  # type: ignore[attr-defined]
+    names = list(queues) or list(QUEUE_NAMES)
+    click.echo(f"worker listening on {', '.join(names)} at {redis_url()}")
+    Worker(names, connection=connection()).work(burst=burst, with_scheduler=not no_scheduler)
+
+
+@click.command("enqueue")
+@click.argument("job", type=click.Choice(["verify-audit"]))
+@with_appcontext
+def enqueue_job(job: str) -> None:
+    """Put a maintenance job on the queue."""
+    from jobs.maintenance import verify_audit_chain
+    from jobs.queue import enqueue
+
+    queued = enqueue(verify_audit_chain)
+    click.echo(f"enqueued {job} as {queued.id}")
+
+
+@click.command("demo")
+@click.option("--port", default=5000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--password", default=None, help="Demo users' password (default: 'demo').")
+@with_appcontext
+def demo(port: int, host: str, password: str | None) -> None:
+    """Migrate, seed and run web + worker + embedded Redis together; Ctrl-C stops all."""
+    from jobs.queue import start_embedded_server, stop_embedded_server
+
+    env = dict(os.environ, ORDERBRIDGE_MODE=current_app.config["ORDERBRIDGE_MODE"])
+    password = password or os.environ.get("DEMO_PASSWORD") or "demo"
+    if not env.get("REDIS_URL"):
+        env["REDIS_URL"] = start_embedded_server(Path(current_app.config["INSTANCE_DIR"]))
+        click.echo(f"embedded Valkey at {env['REDIS_URL']}")
+    exe = [sys.executable, "-m", "portal.cli"]
+    subprocess.run([*exe, "db", "upgrade"], env=env, check=True)
+    subprocess.run([*exe, "seed-demo", "--password", password], env=env, check=True)
+    children = [
+        subprocess.Popen([*exe, "worker"], env=env),
+        subprocess.Popen([*exe, "run", "--host", host, "--port", str(port)], env=env),
+    ]
+    click.echo(
+        f"Orderbridge demo at http://{host}:{port}  (users specialist, supervisor, auditor, "
+        f"admin; password {password!r}). Ctrl-C stops everything."
+    )
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        stop_embedded_server()
+
+
+def register_commands(app: Flask) -> None:
+    """Attach Orderbridge's commands to ``app.cli``."""
+    for command in (roles_group, audit_group, seed_demo, worker, enqueue_job, demo):
+        app.cli.add_command(command)
+
+
+def _create_app() -> Flask:
+    from portal import create_app
+
+    return create_app()
+
+
+cli = FlaskGroup(create_app=_create_app, help="Orderbridge order-management portal.")
+
+
+def main() -> None:
+    """Entry point of the ``orderbridge`` console script."""
+    cli(prog_name="orderbridge")
+
+
+if __name__ == "__main__":
+    main()

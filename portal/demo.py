@@ -1,0 +1,225 @@
+"""A realistic demo data set, loaded through the services (``orderbridge seed-demo``)."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from portal.extensions import appbuilder, db
+from portal.models import Customer, Product, SalesOrder, Warehouse, utcnow
+from portal.security import ADMIN_ROLE, AUDITOR, SPECIALIST, SUPERVISOR
+from portal.services import audit, catalog, inventory, orders
+from portal.services.base import Actor
+
+DEMO_USERS = {
+    "specialist": SPECIALIST,
+    "supervisor": SUPERVISOR,
+    "auditor": AUDITOR,
+    "admin": ADMIN_ROLE,
+}
+
+SEED_ACTOR = Actor.system("system:seed-demo")
+
+PRODUCT_FAMILIES = [
+    ("BOLT", "Hex bolt M{n} zinc", "box", 50, "0.18"),
+    ("NUT", "Lock nut M{n}", "box", 100, "0.07"),
+    ("WSH", "Flat washer {n} mm", "box", 200, "0.03"),
+    ("CBL", "Cable tie {n}0 mm black", "bag", 100, "0.05"),
+    ("GLV", "Nitrile gloves size {n}", "pack", 10, "4.90"),
+    ("TAP", "Duct tape {n}0 m", "roll", 6, "7.40"),
+    ("BRG", "Ball bearing 6{n}0", "ea", 1, "12.50"),
+    ("FLT", "Air filter F{n}", "ea", 1, "23.00"),
+]
+CITIES = [
+    ("Rotterdam", "3011", "NL"),
+    ("Hamburg", "20095", "DE"),
+    ("Lyon", "69001", "FR"),
+    ("Leeds", "LS1 4AP", "GB"),
+    ("Milan", "20121", "IT"),
+    ("Chicago", "60601", "US"),
+    ("Toronto", "M5H 2N2", "CA"),
+]
+COMPANY_WORDS = ["Atlas", "Beacon", "Cobalt", "Delta", "Evergreen", "Falcon", "Granite", "Harbor"]
+COMPANY_KINDS = ["Supply", "Industrial", "Logistics", "Maintenance", "Engineering"]
+
+
+def ensure_users(password: str) -> list[str]:
+    """Create the four demo users (or reset their password); returns what was done."""
+    sm = appbuilder.sm
+    done = []
+    for username, role_name in DEMO_USERS.items():
+        role = sm.find_role(role_name)
+        user = sm.find_user(username=username)
+        if user is None:
+            sm.add_user(
+                username=username,
+                first_name=username.capitalize(),
+                last_name="Demo",
+                email=f"{username}@orderbridge.local",
+                role=role,
+                password=password,
+            )
+            audit.record(SEED_ACTOR, "user", username, "create", after={"role": role_name})
+            done.append(f"created {username} ({role_name})")
+        else:
+            sm.reset_password(user.id, password)
+            audit.record(SEED_ACTOR, "user", username, "reset_password")
+            done.append(f"reset password of {username}")
+    db.session.commit()
+    return done
+
+
+def seed_demo_data(order_count: int = 300, seed: int = 7) -> bool:
+    """Load master data, stock and orders; returns False if demo data was already there."""
+    if db.session.execute(select(Customer.id).limit(1)).first() is not None:
+        return False
+    rng = random.Random(seed)
+    terms = [
+        catalog.payment_terms.create({"code": code, "name": name, "days": days}, SEED_ACTOR)
+        for code, name, days in [
+            ("DUE", "Due on receipt", 0),
+            ("NET30", "Net 30", 30),
+            ("NET45", "Net 45", 45),
+            ("NET60", "Net 60", 60),
+        ]
+    ]
+    warehouses = [
+        catalog.warehouses.create({"code": code, "name": name, "priority": priority}, SEED_ACTOR)
+        for code, name, priority in [
+            ("RTM", "Rotterdam DC", 1),
+            ("HAM", "Hamburg overflow", 2),
+            ("CHI", "Chicago DC", 3),
+        ]
+    ]
+    products: list[Product] = []
+    for prefix, name, unit, pack, price in PRODUCT_FAMILIES:
+        for size in (4, 6, 8, 10, 12):
+            products.append(
+                catalog.products.create(
+                    {
+                        "sku": f"{prefix}-{size:03d}",
+                        "name": name.format(n=size),
+                        "unit": unit,
+                        "pack_size": pack,
+                        "list_price": (Decimal(price) * (1 + Decimal(size) / 20)).quantize(
+                            Decimal("0.0001")
+                        ),
+                        "lead_time_days": rng.choice([2, 3, 5, 7, 14]),
+                    },
+                    SEED_ACTOR,
+                )
+            )
+    standard = catalog.price_lists.create({"name": "Standard", "currency": "USD"}, SEED_ACTOR)
+    wholesale = catalog.price_lists.create({"name": "Wholesale", "currency": "USD"}, SEED_ACTOR)
+    for product in products:
+        for price_list, discounts in ((standard, (0, 5)), (wholesale, (8, 15))):
+            for min_qty, pct in zip((1, product.pack_size * 20), discounts, strict=True):
+                catalog.price_list_items.create(
+                    {
+                        "price_list_id": price_list.id,
+                        "product_id": product.id,
+                        "min_quantity": min_qty,
+                        "unit_price": (product.list_price * (100 - pct) / 100).quantize(
+                            Decimal("0.0001")
+                        ),
+                    },
+                    SEED_ACTOR,
+                )
+    for product in products:
+        for warehouse in warehouses:
+            if rng.random() < 0.8:
+                inventory.receive(
+                    product.id,
+                    warehouse.id,
+                    product.pack_size * rng.randint(5, 400),
+                    SEED_ACTOR,
+                    reference="opening balance",
+                )
+    customers: list[Customer] = []
+    for index in range(24):
+        city, postal, country = CITIES[index % len(CITIES)]
+        name = f"{COMPANY_WORDS[index % 8]} {COMPANY_KINDS[index % 5]} {city}"
+        customer = catalog.customers.create(
+            {
+                "code": f"C{index + 1:04d}",
+                "name": name,
+                "email": f"orders@c{index + 1:04d}.example",
+                "credit_limit": Decimal(rng.choice([5000, 10000, 25000, 50000, 100000])),
+                "credit_hold": index % 11 == 10,
+                "payment_term_id": rng.choice(terms[1:]).id,
+                "price_list_id": (wholesale if index % 3 == 0 else standard).id,
+            },
+            SEED_ACTOR,
+        )
+        catalog.customer_addresses.create(
+            {
+                "customer_id": customer.id,
+                "label": "Main warehouse",
+                "line1": f"{rng.randint(1, 400)} Harbour Road",
+                "city": city,
+                "postal_code": postal,
+                "country": country,
+                "is_default_ship_to": True,
+            },
+            SEED_ACTOR,
+        )
+        catalog.customer_contacts.create(
+            {
+                "customer_id": customer.id,
+                "name": f"Buyer {index + 1}",
+                "email": f"buyer{index + 1}@c{index + 1:04d}.example",
+                "role": "Purchasing",
+            },
+            SEED_ACTOR,
+        )
+        customers.append(customer)
+    today = utcnow().date()
+    for index in range(order_count):
+        customer = rng.choice(customers)
+        order_date = today - timedelta(days=rng.randint(0, 120))
+        order = orders.orders.create_with_lines(
+            {
+                "customer_id": customer.id,
+                "customer_po": f"PO-{rng.randint(10000, 99999)}-{index}",
+                "order_date": order_date,
+                "requested_date": order_date + timedelta(days=rng.randint(7, 30)),
+                "ship_to_id": customer.addresses[0].id,
+                "incoterm": rng.choice(["EXW", "FCA", "DAP", "DDP"]),
+                "status": "quote" if index % 17 == 0 else "draft",
+            },
+            [
+                {"product_id": product.id, "quantity": product.pack_size * rng.randint(1, 30)}
+                for product in rng.sample(products, rng.randint(1, 5))
+            ],
+            SEED_ACTOR,
+        )
+        _advance(order, rng)
+    return True
+
+
+def _advance(order: SalesOrder, rng: random.Random) -> None:
+    """Spread the demo orders over the states the state machine allows today."""
+    if order.status == "quote":
+        return
+    roll = rng.random()
+    if roll < 0.25:
+        return
+    if roll < 0.40:
+        orders.transition(order, "on_hold", SEED_ACTOR, "credit check: exposure above limit")
+    elif roll < 0.92:
+        orders.transition(order, "confirmed", SEED_ACTOR)
+    else:
+        orders.transition(order, "cancelled", SEED_ACTOR, "customer cancelled")
+
+
+def demo_summary() -> dict[str, int]:
+    """Counts of the main records, printed after seeding."""
+    return {
+        "customers": db.session.query(Customer).count(),
+        "products": db.session.query(Product).count(),
+        "warehouses": db.session.query(Warehouse).count(),
+        "orders": db.session.query(SalesOrder).count(),
+    }

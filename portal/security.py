@@ -1,0 +1,132 @@
+"""Roles and permissions, declared in code (DESIGN.md section 4).
+
+Every view and REST resource of one kind of record shares a FAB permission name (its
+``class_permission_name``) and maps its methods onto a few verbs (``can_read``, ``can_write``
+and action verbs such as ``can_approve``), so the same rule holds in the browser and on the API.
+``orderbridge roles sync`` makes the database's roles match :data:`ROLE_PERMISSIONS` exactly.
+Admin is FAB's admin role and holds every permission.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from flask_appbuilder import AppBuilder
+from flask_appbuilder.security.manager import BaseSecurityManager
+
+ADMIN_ROLE = "Admin"
+SPECIALIST = "Specialist"
+SUPERVISOR = "Supervisor"
+AUDITOR = "Auditor"
+ROLES = (SPECIALIST, SUPERVISOR, AUDITOR, ADMIN_ROLE)
+
+# View methods → permission verbs, shared by ModelViews and ModelRestApis.
+READ_METHODS = {
+    "list": "read",
+    "show": "read",
+    "get": "read",
+    "get_list": "read",
+    "info": "read",
+    "history": "read",
+}
+WRITE_METHODS = {"add": "write", "edit": "write", "post": "write", "put": "write"}
+METHOD_PERMISSIONS = {**READ_METHODS, **WRITE_METHODS}
+
+# Permission view names (class_permission_name) of the business records.
+ORDERS = "SalesOrder"
+ORDER_LINES = "OrderLine"
+CUSTOMERS = "Customer"
+PRODUCTS = "Product"
+WAREHOUSES = "Warehouse"
+STOCK = "StockLevel"
+MASTER_DATA = "MasterData"
+AUDIT = "AuditEvent"
+JOBS = "JobRun"
+
+BUSINESS_RECORDS = (ORDERS, ORDER_LINES, CUSTOMERS, PRODUCTS, WAREHOUSES, STOCK, MASTER_DATA)
+SPECIALIST_WRITES = (ORDERS, ORDER_LINES)
+SUPERVISOR_WRITES = (*SPECIALIST_WRITES, CUSTOMERS, PRODUCTS, WAREHOUSES, STOCK, MASTER_DATA)
+
+# What every signed-in user may do regardless of role (FAB's own self-service pages).
+SELF_SERVICE = frozenset(
+    {
+        ("can_get", "OpenApi"),
+        ("can_userinfo", "UserDBModelView"),
+        ("resetmypassword", "UserDBModelView"),
+        ("can_this_form_get", "ResetMyPasswordView"),
+        ("can_this_form_post", "ResetMyPasswordView"),
+        ("can_show", "SwaggerView"),
+    }
+)
+
+
+def _grant(verb: str, views: Iterable[str]) -> set[tuple[str, str]]:
+    return {(f"can_{verb}", view) for view in views}
+
+
+ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
+    SPECIALIST: frozenset(
+        SELF_SERVICE | _grant("read", BUSINESS_RECORDS) | _grant("write", SPECIALIST_WRITES)
+    ),
+    SUPERVISOR: frozenset(
+        SELF_SERVICE
+        | _grant("read", (*BUSINESS_RECORDS, AUDIT))
+        | _grant("write", SUPERVISOR_WRITES)
+        | _grant("verify", (AUDIT,))
+    ),
+    AUDITOR: frozenset(
+        SELF_SERVICE | _grant("read", (*BUSINESS_RECORDS, AUDIT)) | _grant("verify", (AUDIT,))
+    ),
+}
+
+
+def role_allows(role: str, permission: str, view_menu: str) -> bool:
+    """Whether ``role`` holds ``permission`` on ``view_menu`` by this module's declaration."""
+    if role == ADMIN_ROLE:
+        return True
+    return (permission, view_menu) in ROLE_PERMISSIONS.get(role, frozenset())
+
+
+def _menu_grants(appbuilder: AppBuilder, permissions: frozenset[tuple[str, str]]) -> set[str]:
+    """Menu entries to show a role: items whose view it may read, and their categories."""
+    readable = {view for perm, view in permissions if perm == "can_read"}
+    by_name = {view.__class__.__name__: view for view in appbuilder.baseviews}
+    granted: set[str] = set()
+    for category in appbuilder.menu.get_list():
+        children = [category, *category.childs] if category.childs else [category]
+        for item in children:
+            view = by_name.get(getattr(item, "baseview_name", None) or "")
+            if view is None:
+                continue
+            if getattr(view, "class_permission_name", None) in readable:
+                granted.add(item.name)
+                granted.add(category.name)
+    return granted
+
+
+def sync_roles(appbuilder: AppBuilder) -> dict[str, tuple[int, int]]:
+    """Create or update each declared role to hold exactly its permissions (idempotent).
+
+    Returns role → (permissions added, permissions removed).
+    """
+    sm = appbuilder.sm
+    report: dict[str, tuple[int, int]] = {}
+    # FAB's own setup: Admin and Public roles, then every view's permissions (Admin gets all).
+    BaseSecurityManager.create_db(sm)
+    appbuilder.add_permissions(update_perms=True)
+    for role_name, permissions in ROLE_PERMISSIONS.items():
+        role = sm.find_role(role_name) or sm.add_role(role_name)
+        wanted = set(permissions) | {
+            ("menu_access", menu) for menu in _menu_grants(appbuilder, permissions)
+        }
+        current = {(pv.permission.name, pv.view_menu.name): pv for pv in role.permissions}
+        added = removed = 0
+        for perm, view in sorted(wanted - set(current)):
+            pv = sm.add_permission_view_menu(perm, view)
+            sm.add_permission_role(role, pv)
+            added += 1
+        for key in sorted(set(current) - wanted):
+            sm.del_permission_role(role, current[key])
+            removed += 1
+        report[role_name] = (added, removed)
+    return report

@@ -1,0 +1,189 @@
+"""The append-only, hash-chained audit trail.
+
+Every service write appends one event in the same transaction as the change. Each event
+stores the hash of the previous one, and a single head row stores the last event's id and
+hash, so altering, removing or truncating events breaks the chain and :func:`verify` names the
+first bad event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import select, update
+
+from portal.extensions import db
+from portal.models import AuditChainHead, AuditEvent, utcnow
+from portal.services.base import Actor
+
+GENESIS_HASH = "0" * 64
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe, lossless form of a field value (Decimal and dates as strings)."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bool | int | str | float) or value is None:
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def event_hash(event: AuditEvent) -> str:
+    """SHA-256 over the event's canonical content and the previous event's hash."""
+    payload = json.dumps(
+        {
+            "prev": event.prev_hash,
+            "at": event.occurred_at.isoformat(timespec="microseconds"),
+            "actor": event.actor,
+            "source": event.source,
+            "entity": event.entity,
+            "entity_id": event.entity_id,
+            "action": event.action,
+            "changes": event.changes,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def record(
+    actor: Actor,
+    entity: str,
+    entity_id: Any,
+    action: str,
+    *,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    detail: Mapping[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event to the chain in the current transaction (the caller commits)."""
+    sess = db.session
+    # Take the chain's write lock first: an UPDATE locks the head row on PostgreSQL and takes
+    # SQLite's write lock, so two writers can never chain onto the same previous event.
+    locked = sess.execute(
+        update(AuditChainHead)
+        .where(AuditChainHead.id == 1)
+        .values(last_event_id=AuditChainHead.last_event_id)
+    )
+    if locked.rowcount == 0:
+        sess.add(AuditChainHead(id=1, last_event_id=0, last_hash=GENESIS_HASH))
+        sess.flush()
+    head = sess.execute(
+        select(AuditChainHead)
+        .where(AuditChainHead.id == 1)
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    changes: dict[str, Any] = {}
+    if before:
+        changes["before"] = _plain(dict(before))
+    if after:
+        changes["after"] = _plain(dict(after))
+    if detail:
+        changes["detail"] = _plain(dict(detail))
+    event = AuditEvent(
+        occurred_at=utcnow(),
+        actor=actor.name,
+        source=actor.source,
+        entity=entity,
+        entity_id=None if entity_id is None else str(entity_id),
+        action=action,
+        changes=json.dumps(changes, sort_keys=True, separators=(",", ":")),
+        prev_hash=head.last_hash,
+    )
+    event.hash = event_hash(event)
+    sess.add(event)
+    sess.flush()
+    head.last_event_id = event.id
+    head.last_hash = event.hash
+    sess.flush()
+    return event
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The outcome of a chain verification: ``ok``, how many events, the first problem."""
+
+    ok: bool
+    checked: int
+    bad_event_id: int | None = None
+    problem: str | None = None
+
+
+def verify(batch_size: int = 5000) -> VerifyResult:
+    """Recompute the whole chain; report the first altered, removed or reordered event."""
+    sess = db.session
+    expected_prev = GENESIS_HASH
+    checked = 0
+    last_id = 0
+    previous_id: int | None = None
+    while True:
+        events = (
+            sess.execute(
+                select(AuditEvent)
+                .where(AuditEvent.id > last_id)
+                .order_by(AuditEvent.id)
+                .limit(batch_size)
+            )
+            .scalars()
+            .all()
+        )
+        if not events:
+            break
+        for event in events:
+            if event.prev_hash != expected_prev:
+                where = f"after event {previous_id}" if previous_id else "at the start"
+                return VerifyResult(
+                    False,
+                    checked,
+                    event.id,
+                    f"event {event.id} does not follow the chain: an event {where} was "
+                    "removed or altered",
+                )
+            if event_hash(event) != event.hash:
+                return VerifyResult(
+                    False, checked, event.id, f"event {event.id} was altered (hash mismatch)"
+                )
+            expected_prev = event.hash
+            previous_id = event.id
+            checked += 1
+        last_id = events[-1].id
+        for event in events:
+            sess.expunge(event)
+    head = sess.get(AuditChainHead, 1)
+    head_id, head_hash = (head.last_event_id, head.last_hash) if head else (0, GENESIS_HASH)
+    if head_id != (previous_id or 0) or head_hash != expected_prev:
+        return VerifyResult(
+            False,
+            checked,
+            head_id or None,
+            f"the chain ends at event {previous_id or 0} but its head names event {head_id}: "
+            "the latest events were removed",
+        )
+    return VerifyResult(True, checked)
+
+
+def history(entity: str, entity_id: Any) -> list[AuditEvent]:
+    """Every event of one record, oldest first (what a Specialist sees on a record)."""
+    return list(
+        db.session.execute(
+            select(AuditEvent)
+            .where(AuditEvent.entity == entity, AuditEvent.entity_id == str(entity_id))
+            .order_by(AuditEvent.id)
+        ).scalars()
+    )

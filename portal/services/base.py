@@ -1,0 +1,293 @@
+"""Actors, service errors, the unit of work and the generic record service."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from portal.extensions import db
+
+SYSTEM_PREFIXES = ("job:", "sheet:", "system")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who performs a write, and through which channel.
+
+    ``name`` is a username or a system actor (``job:<name>``, ``sheet:<tracker>``); ``source``
+    is the channel (``web``, ``api``, ``cli``, ``job:<name>``, ``sheet:<tracker>``).
+    ``permissions`` holds FAB ``(permission, view_menu)`` pairs of a human actor's roles.
+    """
+
+    name: str
+    source: str
+    user_id: int | None = None
+    permissions: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+    is_admin: bool = False
+
+    @classmethod
+    def system(cls, name: str) -> Actor:
+        """A named system actor such as ``job:fill_backorders`` or ``sheet:open-orders``."""
+        if not name.startswith(SYSTEM_PREFIXES):
+            raise ValueError(f"system actor names start with job:, sheet: or system: {name!r}")
+        return cls(name=name, source=name)
+
+    @property
+    def is_system(self) -> bool:
+        return self.user_id is None and self.name.startswith(SYSTEM_PREFIXES)
+
+    def can(self, permission: str, view_menu: str) -> bool:
+        """Whether this actor holds ``permission`` on ``view_menu`` (system actors always do)."""
+        return self.is_system or self.is_admin or (permission, view_menu) in self.permissions
+
+
+class ServiceError(Exception):
+    """Base of the errors a service raises; ``status`` is the matching HTTP status."""
+
+    status: ClassVar[int] = 400
+
+    def __init__(self, message: str, field_errors: Mapping[str, list[str]] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field_errors = dict(field_errors or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"message": self.message}
+        if self.field_errors:
+            body["errors"] = self.field_errors
+        return body
+
+
+class ValidationFailed(ServiceError):
+    """Input broke a business rule; ``field_errors`` names each field and why."""
+
+    status = 422
+
+    def __init__(self, field_errors: Mapping[str, list[str]], message: str | None = None):
+        summary = "; ".join(f"{name}: {', '.join(msgs)}" for name, msgs in field_errors.items())
+        super().__init__(message or f"Invalid input — {summary}", field_errors)
+
+
+class ConflictError(ServiceError):
+    """A stale version or an illegal state transition; nothing was changed."""
+
+    status = 409
+
+
+class NotFound(ServiceError):
+    status = 404
+
+
+class PermissionDenied(ServiceError):
+    status = 403
+
+
+def session() -> Session:
+    """The scoped session services write through."""
+    return db.session
+
+
+@contextmanager
+def unit_of_work() -> Iterator[Session]:
+    """Commit once at the outermost level; roll back everything on any error.
+
+    Nested service calls join the outer unit of work, so a compound operation (a sheet row
+    creating an order with lines, say) commits or fails as one.
+    """
+    sess = session()
+    depth = sess.info.get("uow_depth", 0)
+    sess.info["uow_depth"] = depth + 1
+    try:
+        yield sess
+        if depth == 0:
+            sess.commit()
+    except StaleDataError as exc:
+        sess.rollback()
+        raise ConflictError(
+            "This record was changed by someone else while you were editing it; "
+            "reload it and apply your change again."
+        ) from exc
+    except IntegrityError as exc:
+        sess.rollback()
+        raise ConflictError(f"The change conflicts with existing data: {exc.orig}") from exc
+    except BaseException:
+        if depth == 0:
+            sess.rollback()
+        raise
+    finally:
+        sess.info["uow_depth"] = depth
+
+
+def check_version(record: Any, expected_version: int | None) -> None:
+    """Refuse an edit made against an older version of ``record``."""
+    if expected_version is None:
+        return
+    if int(expected_version) != record.version:
+        raise ConflictError(
+            f"{type(record).__name__} {describe(record)} was changed by someone else "
+            f"(now version {record.version}, you edited version {expected_version}); "
+            "reload it and apply your change again.",
+            {"version": [f"stale: current version is {record.version}"]},
+        )
+
+
+def describe(record: Any) -> str:
+    for attr in ("number", "code", "sku", "username"):
+        value = getattr(record, attr, None)
+        if value:
+            return str(value)
+    return f"#{getattr(record, 'id', '?')}"
+
+
+M = TypeVar("M")
+
+
+class RecordService(Generic[M]):
+    """Create and update one kind of record with validation, locking and audit.
+
+    Subclasses name the model, the fields a caller may set, and add business rules in
+    :meth:`validate`. Column lengths, required columns and unique columns are checked here
+    from the model's own table so every channel gets the same field-level messages.
+    """
+
+    model: type[M]
+    entity: str
+    creatable: tuple[str, ...] = ()
+    editable: tuple[str, ...] = ()
+    permission_view: str = ""
+
+    def get(self, record_id: int) -> M:
+        record = session().get(self.model, record_id)
+        if record is None:
+            raise NotFound(f"{self.entity} {record_id} does not exist")
+        return record
+
+    def create(self, data: Mapping[str, Any], actor: Actor) -> M:
+        """Create a record from ``data`` (only ``creatable`` fields) as ``actor``."""
+        self._require(actor, "can_write")
+        unknown = sorted(set(data) - set(self.creatable))
+        if unknown:
+            raise ValidationFailed({name: ["unknown or read-only field"] for name in unknown})
+        with unit_of_work() as sess:
+            record = self.model(**self.defaults())
+            for name, value in data.items():
+                setattr(record, name, value)
+            self._validate_all(sess, record, set(data), is_new=True)
+            sess.add(record)
+            sess.flush()
+            self.after_create(sess, record, actor)
+            from portal.services import audit
+
+            audit.record(
+                actor,
+                self.entity,
+                record.id,
+                "create",
+                after={name: getattr(record, name) for name in self.audit_fields(data)},
+            )
+        return record
+
+    def update(
+        self,
+        record: M,
+        changes: Mapping[str, Any],
+        actor: Actor,
+        expected_version: int | None = None,
+    ) -> M:
+        """Apply ``changes`` to ``record`` as ``actor``; stale ``expected_version`` → 409."""
+        self._require(actor, "can_write")
+        unknown = sorted(set(changes) - set(self.editable))
+        if unknown:
+            raise ValidationFailed({name: ["unknown or read-only field"] for name in unknown})
+        check_version(record, expected_version)
+        with unit_of_work() as sess:
+            before: dict[str, Any] = {}
+            after: dict[str, Any] = {}
+            for name, value in changes.items():
+                old = getattr(record, name)
+                if old != value:
+                    before[name], after[name] = old, value
+                    setattr(record, name, value)
+            if not after:
+                return record
+            self._validate_all(sess, record, set(after), is_new=False)
+            sess.flush()
+            from portal.services import audit
+
+            audit.record(actor, self.entity, record.id, "update", before=before, after=after)
+        return record
+
+    # -- hooks -------------------------------------------------------------------------
+
+    def defaults(self) -> dict[str, Any]:
+        return {}
+
+    def validate(self, sess: Session, record: M, changed: set[str]) -> dict[str, list[str]]:
+        """Business rules beyond the table's own; return field → messages."""
+        return {}
+
+    def after_create(self, sess: Session, record: M, actor: Actor) -> None:
+        """Create dependent rows (e.g. stock levels for a new product)."""
+
+    def audit_fields(self, data: Mapping[str, Any]) -> Iterable[str]:
+        return data.keys()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _require(self, actor: Actor, permission: str) -> None:
+        view = self.permission_view or type(self).__name__
+        if not actor.can(permission, view):
+            raise PermissionDenied(f"{actor.name} may not change {self.entity} records")
+
+    def _validate_all(self, sess: Session, record: M, changed: set[str], is_new: bool) -> None:
+        errors = table_errors(sess, record, changed, is_new)
+        for name, messages in self.validate(sess, record, changed).items():
+            errors.setdefault(name, []).extend(messages)
+        if errors:
+            raise ValidationFailed(errors)
+
+
+def table_errors(
+    sess: Session, record: Any, changed: set[str], is_new: bool
+) -> dict[str, list[str]]:
+    """Required, length and uniqueness checks derived from the model's table."""
+    errors: dict[str, list[str]] = {}
+    table = type(record).__table__
+    for column in table.columns:
+        name = column.key
+        if column.primary_key or name == "version":
+            continue
+        value = getattr(record, name, None)
+        if isinstance(value, str):
+            value = value.strip()
+            setattr(record, name, value)
+            if value == "" and column.nullable:
+                setattr(record, name, None)
+                value = None
+        if value in (None, "") and not column.nullable and column.default is None:
+            if is_new or name in changed:
+                errors.setdefault(name, []).append("is required")
+            continue
+        length = getattr(column.type, "length", None)
+        if isinstance(value, str) and length and len(value) > length:
+            errors.setdefault(name, []).append(f"is longer than {length} characters")
+        if value is not None and (is_new or name in changed):
+            for foreign_key in column.foreign_keys:
+                target = foreign_key.column
+                query = select(func.count()).select_from(target.table).where(target == value)
+                if not sess.execute(query).scalar_one():
+                    errors.setdefault(name, []).append(f"{value!s} does not exist")
+        if column.unique and value is not None and (is_new or name in changed):
+            query = select(func.count()).select_from(table).where(column == value)
+            if not is_new:
+                query = query.where(table.c.id != record.id)
+            if sess.execute(query).scalar_one():
+                errors.setdefault(name, []).append(f"{value!s} is already used")
+    return errors

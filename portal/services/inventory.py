@@ -1,0 +1,151 @@
+"""Stock levels and the inventory movement ledger.
+
+Stock levels change only here, and every change writes a ledger movement, so on hand and
+allocated per product and warehouse always equal the sum of their movements.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from portal.extensions import db
+from portal.models import InventoryMovement, MovementKind, StockLevel
+from portal.services import audit
+from portal.services.base import (
+    Actor,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+    unit_of_work,
+)
+
+STOCK_VIEW = "StockLevel"
+
+
+def stock_level(product_id: int, warehouse_id: int, *, lock: bool = False) -> StockLevel:
+    """The stock level row of a product in a warehouse (``lock`` takes a row lock)."""
+    query = select(StockLevel).where(
+        StockLevel.product_id == product_id, StockLevel.warehouse_id == warehouse_id
+    )
+    if lock:
+        query = query.with_for_update()
+    level = db.session.execute(query).scalar_one_or_none()
+    if level is None:
+        raise NotFound(f"no stock level for product {product_id} in warehouse {warehouse_id}")
+    return level
+
+
+def move(
+    level: StockLevel,
+    kind: MovementKind,
+    actor: Actor,
+    *,
+    on_hand_delta: int = 0,
+    allocated_delta: int = 0,
+    reference: str | None = None,
+    reason: str | None = None,
+) -> InventoryMovement:
+    """Apply one ledger movement to ``level`` in the current transaction."""
+    new_on_hand = level.on_hand + on_hand_delta
+    new_allocated = level.allocated + allocated_delta
+    if new_on_hand < 0:
+        raise ValidationFailed({"quantity": [f"only {level.on_hand} on hand"]})
+    if new_allocated < 0 or new_allocated > new_on_hand:
+        raise ValidationFailed(
+            {"quantity": [f"would leave {new_allocated} allocated of {new_on_hand} on hand"]}
+        )
+    level.on_hand, level.allocated = new_on_hand, new_allocated
+    movement = InventoryMovement(
+        kind=kind.value,
+        product_id=level.product_id,
+        warehouse_id=level.warehouse_id,
+        on_hand_delta=on_hand_delta,
+        allocated_delta=allocated_delta,
+        reference=reference,
+        reason=reason,
+        actor=actor.name,
+    )
+    db.session.add(movement)
+    return movement
+
+
+def receive(
+    product_id: int, warehouse_id: int, quantity: int, actor: Actor, reference: str | None = None
+) -> StockLevel:
+    """Book a goods receipt of ``quantity`` units."""
+    if not actor.can("can_write", STOCK_VIEW):
+        raise PermissionDenied(f"{actor.name} may not receive stock")
+    if not isinstance(quantity, int) or quantity <= 0:
+        raise ValidationFailed({"quantity": ["must be a whole number above 0"]})
+    with unit_of_work():
+        level = stock_level(product_id, warehouse_id, lock=True)
+        before = level.on_hand
+        move(level, MovementKind.RECEIPT, actor, on_hand_delta=quantity, reference=reference)
+        db.session.flush()
+        audit.record(
+            actor,
+            "stock_level",
+            level.id,
+            "receive",
+            before={"on_hand": before},
+            after={"on_hand": level.on_hand},
+            detail={"reference": reference, "quantity": quantity},
+        )
+    return level
+
+
+def adjust(level: StockLevel, new_on_hand: int, reason: str, actor: Actor) -> StockLevel:
+    """Set on hand after a count; the difference is booked as an adjustment movement."""
+    if not actor.can("can_write", STOCK_VIEW):
+        raise PermissionDenied(f"{actor.name} may not adjust stock")
+    errors: dict[str, list[str]] = {}
+    if not isinstance(new_on_hand, int) or new_on_hand < 0:
+        errors["on_hand"] = ["must be a whole number of 0 or more"]
+    if not (reason or "").strip():
+        errors["reason"] = ["is required for a stock adjustment"]
+    if errors:
+        raise ValidationFailed(errors)
+    with unit_of_work():
+        before = level.on_hand
+        delta = new_on_hand - level.on_hand
+        if delta == 0:
+            return level
+        move(level, MovementKind.ADJUSTMENT, actor, on_hand_delta=delta, reason=reason.strip())
+        db.session.flush()
+        audit.record(
+            actor,
+            "stock_level",
+            level.id,
+            "adjust",
+            before={"on_hand": before},
+            after={"on_hand": level.on_hand},
+            detail={"reason": reason.strip()},
+        )
+    return level
+
+
+def ledger_discrepancies() -> list[tuple[int, int, int, int]]:
+    """Stock levels whose on hand / allocated differ from the ledger's sums (should be none)."""
+    sums = (
+        select(
+            InventoryMovement.product_id,
+            InventoryMovement.warehouse_id,
+            func.sum(InventoryMovement.on_hand_delta).label("on_hand"),
+            func.sum(InventoryMovement.allocated_delta).label("allocated"),
+        )
+        .group_by(InventoryMovement.product_id, InventoryMovement.warehouse_id)
+        .subquery()
+    )
+    rows = db.session.execute(
+        select(StockLevel.product_id, StockLevel.warehouse_id, StockLevel.on_hand, sums.c.on_hand)
+        .outerjoin(
+            sums,
+            (sums.c.product_id == StockLevel.product_id)
+            & (sums.c.warehouse_id == StockLevel.warehouse_id),
+        )
+        .where(
+            (func.coalesce(sums.c.on_hand, 0) != StockLevel.on_hand)
+            | (func.coalesce(sums.c.allocated, 0) != StockLevel.allocated)
+        )
+    ).all()
+    return [tuple(row) for row in rows]

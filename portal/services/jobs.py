@@ -1,0 +1,27 @@
+"""Records of background job runs, shown on the admin's jobs page."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from portal.extensions import db
+from portal.models import JobRun, utcnow
+
+
+def start_run(job_id: str, name: str) -> JobRun:
+    """Record that job ``name`` started (committed at once so the portal sees it)."""
+    run = JobRun(job_id=job_id, name=name, status="started", started_at=utcnow())
+    db.session.add(run)
+    db.session.commit()
+    return run
+
+
+def finish_run(run: JobRun, result: Any = None, error: str | None = None) -> JobRun:
+    """Record the outcome of ``run``."""
+    run.finished_at = utcnow()
+    run.status = "failed" if error else "finished"
+    run.result = None if result is None else json.dumps(result, default=str)
+    run.error = error
+    db.session.commit()
+    return run

@@ -1,0 +1,255 @@
+"""Sales orders and their lines: entry and editing while an order is still open for it.
+
+The lifecycle (validation checklist, confirmation, allocation, shipment) builds on these
+functions; an order's status is only ever changed by services.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from portal.extensions import db
+from portal.models import INCOTERMS, Customer, OrderLine, OrderStatus, Product, SalesOrder, utcnow
+from portal.services import audit, numbering, pricing
+from portal.services.base import (
+    Actor,
+    ConflictError,
+    RecordService,
+    ValidationFailed,
+    unit_of_work,
+)
+
+EDITABLE_STATUSES = {OrderStatus.QUOTE.value, OrderStatus.DRAFT.value, OrderStatus.ON_HOLD.value}
+ORDER_VIEW = "SalesOrder"
+
+
+class OrderService(RecordService[SalesOrder]):
+    """Order headers; create() also takes the lines."""
+
+    model = SalesOrder
+    entity = "sales_order"
+    permission_view = ORDER_VIEW
+    creatable = (
+        "customer_id",
+        "customer_po",
+        "order_date",
+        "requested_date",
+        "ship_to_id",
+        "payment_term_id",
+        "incoterm",
+        "currency",
+        "notes",
+        "status",
+    )
+    editable = (
+        "customer_po",
+        "requested_date",
+        "promised_date",
+        "ship_to_id",
+        "payment_term_id",
+        "incoterm",
+        "notes",
+    )
+
+    def create_with_lines(
+        self, data: Mapping[str, Any], lines: Sequence[Mapping[str, Any]], actor: Actor
+    ) -> SalesOrder:
+        """Create an order (status ``draft`` or ``quote``) with its lines in one transaction."""
+        data = dict(data)
+        status = data.get("status") or OrderStatus.DRAFT.value
+        if status not in (OrderStatus.DRAFT.value, OrderStatus.QUOTE.value):
+            raise ValidationFailed({"status": ["a new order starts as draft or quote"]})
+        data["status"] = status
+        with unit_of_work():
+            order = self.create(data, actor)
+            for line in lines:
+                add_line(order, line, actor)
+        return order
+
+    def defaults(self) -> dict[str, Any]:
+        return {
+            "number": numbering.next_number("sales_order"),
+            "order_date": utcnow().date(),
+            "status": OrderStatus.DRAFT.value,
+        }
+
+    def validate(self, sess: Session, record: SalesOrder, changed: set[str]):
+        errors: dict[str, list[str]] = {}
+        if record.id is None:
+            customer = sess.get(Customer, record.customer_id) if record.customer_id else None
+            if customer is not None:
+                if record.payment_term_id is None:
+                    record.payment_term_id = customer.payment_term_id
+                if "currency" not in changed:
+                    record.currency = customer.currency
+        elif record.status not in EDITABLE_STATUSES:
+            raise ConflictError(
+                f"order {record.number} is {record.status}; use an amendment to change it"
+            )
+        if record.incoterm is not None and record.incoterm not in INCOTERMS:
+            errors["incoterm"] = [f"must be one of {', '.join(INCOTERMS)}"]
+        if record.ship_to_id is not None and record.customer_id is not None:
+            from portal.models import CustomerAddress
+
+            address = sess.get(CustomerAddress, record.ship_to_id)
+            if address is not None and address.customer_id != record.customer_id:
+                errors["ship_to_id"] = ["is not an address of this customer"]
+        if (
+            record.requested_date is not None
+            and record.order_date is not None
+            and record.requested_date < record.order_date
+        ):
+            errors["requested_date"] = ["is before the order date"]
+        return errors
+
+
+orders = OrderService()
+
+
+def add_line(order: SalesOrder, data: Mapping[str, Any], actor: Actor) -> OrderLine:
+    """Add a line; the unit price defaults to the customer's price for that quantity."""
+    orders._require(actor, "can_write")
+    if order.status not in EDITABLE_STATUSES:
+        raise ConflictError(f"order {order.number} is {order.status}; lines can't be added")
+    errors: dict[str, list[str]] = {}
+    unknown = sorted(set(data) - {"product_id", "quantity", "unit_price", "discount_pct"})
+    for name in unknown:
+        errors[name] = ["unknown or read-only field"]
+    product = db.session.get(Product, data.get("product_id")) if data.get("product_id") else None
+    if product is None:
+        errors["product_id"] = ["is required" if not data.get("product_id") else "does not exist"]
+    quantity = data.get("quantity")
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
+        errors["quantity"] = ["must be a whole number above 0"]
+    unit_price = data.get("unit_price")
+    if unit_price is not None and (not isinstance(unit_price, Decimal) or unit_price < 0):
+        errors["unit_price"] = ["must be a decimal amount of 0 or more"]
+    discount = data.get("discount_pct") or Decimal("0")
+    if not isinstance(discount, Decimal) or not Decimal("0") <= discount <= Decimal("100"):
+        errors["discount_pct"] = ["must be a percentage between 0 and 100"]
+    if errors:
+        raise ValidationFailed(errors)
+    with unit_of_work() as sess:
+        line_no = (
+            sess.execute(
+                select(func.coalesce(func.max(OrderLine.line_no), 0)).where(
+                    OrderLine.order_id == order.id
+                )
+            ).scalar_one()
+            + 1
+        )
+        if unit_price is None:
+            unit_price = pricing.price_for(order.customer, product, quantity)
+        line = OrderLine(
+            order=order,
+            line_no=line_no,
+            product_id=product.id,
+            quantity=quantity,
+            unit_price=unit_price,
+            list_price=product.list_price,
+            discount_pct=discount,
+        )
+        sess.add(line)
+        sess.flush()
+        audit.record(
+            actor,
+            "order_line",
+            line.id,
+            "create",
+            after={
+                "order": order.number,
+                "line_no": line_no,
+                "product": product.sku,
+                "quantity": quantity,
+                "unit_price": unit_price,
+            },
+        )
+    return line
+
+
+class OrderLineService(RecordService[OrderLine]):
+    """Edits of a line while its order is still open for entry."""
+
+    model = OrderLine
+    entity = "order_line"
+    permission_view = ORDER_VIEW
+    editable = ("quantity", "unit_price", "discount_pct")
+
+    def validate(self, sess: Session, record: OrderLine, changed: set[str]):
+        if record.order.status not in EDITABLE_STATUSES:
+            raise ConflictError(
+                f"order {record.order.number} is {record.order.status}; "
+                "use an amendment to change its lines"
+            )
+        errors: dict[str, list[str]] = {}
+        if record.quantity is not None and record.quantity <= 0:
+            errors["quantity"] = ["must be a whole number above 0"]
+        if record.unit_price is not None and record.unit_price < 0:
+            errors["unit_price"] = ["must not be negative"]
+        if record.discount_pct is not None and not 0 <= record.discount_pct <= 100:
+            errors["discount_pct"] = ["must be a percentage between 0 and 100"]
+        return errors
+
+
+order_lines = OrderLineService()
+
+
+# Legal status changes; the lifecycle services add their checks on top of this table.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    OrderStatus.QUOTE.value: frozenset({"draft", "cancelled"}),
+    OrderStatus.DRAFT.value: frozenset({"on_hold", "confirmed", "cancelled"}),
+    OrderStatus.ON_HOLD.value: frozenset({"draft", "confirmed", "cancelled"}),
+    OrderStatus.CONFIRMED.value: frozenset(
+        {"partially_allocated", "allocated", "on_hold", "cancelled"}
+    ),
+    OrderStatus.PARTIALLY_ALLOCATED.value: frozenset(
+        {"allocated", "partially_shipped", "cancelled"}
+    ),
+    OrderStatus.ALLOCATED.value: frozenset({"partially_shipped", "shipped", "cancelled"}),
+    OrderStatus.PARTIALLY_SHIPPED.value: frozenset({"shipped", "partially_shipped"}),
+    OrderStatus.SHIPPED.value: frozenset({"delivered"}),
+    OrderStatus.DELIVERED.value: frozenset({"invoiced"}),
+    OrderStatus.INVOICED.value: frozenset({"closed"}),
+    OrderStatus.CLOSED.value: frozenset(),
+    OrderStatus.CANCELLED.value: frozenset(),
+}
+
+
+def transition(
+    order: SalesOrder, new_status: str, actor: Actor, reason: str | None = None
+) -> SalesOrder:
+    """Move ``order`` to ``new_status`` if the state machine allows it (else 409)."""
+    orders._require(actor, "can_write")
+    allowed = TRANSITIONS.get(order.status, frozenset())
+    if new_status not in allowed:
+        raise ConflictError(
+            f"order {order.number} cannot go from {order.status} to {new_status}"
+            + (
+                f"; from {order.status} it can go to {', '.join(sorted(allowed))}"
+                if allowed
+                else ""
+            )
+        )
+    with unit_of_work():
+        old = order.status
+        order.status = new_status
+        if new_status == OrderStatus.ON_HOLD.value:
+            order.hold_reasons = reason
+        elif old == OrderStatus.ON_HOLD.value:
+            order.hold_reasons = None
+        db.session.flush()
+        audit.record(
+            actor,
+            "sales_order",
+            order.id,
+            "status",
+            before={"status": old},
+            after={"status": new_status},
+            detail={"reason": reason} if reason else None,
+        )
+    return order

@@ -1,0 +1,406 @@
+"""Flask-AppBuilder views: lists, forms, record pages and the dashboard.
+
+Every view writes through its record's service (see ``portal.crud``); permissions are the
+shared names of ``portal.security``, so the browser and the API follow the same rules.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import abort, flash, redirect, url_for
+from flask_appbuilder import BaseView, IndexView, ModelView, expose, has_access
+from flask_appbuilder.models.sqla.filters import FilterEqual
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_login import current_user
+from sqlalchemy import func, select
+from wtforms import HiddenField
+
+from portal import security
+from portal.actors import current_actor
+from portal.crud import ServiceInterface, ServiceRefused, pending_changes
+from portal.extensions import appbuilder, db
+from portal.models import (
+    AuditEvent,
+    JobRun,
+    OrderStatus,
+    SalesOrder,
+    StockLevel,
+)
+from portal.services import audit, catalog, orders
+from portal.services.base import RecordService, ServiceError
+
+
+class ServiceModelView(ModelView):
+    """A ModelView whose writes go through ``service`` and whose edits carry ``version``."""
+
+    service: RecordService
+    method_permission_name = security.METHOD_PERMISSIONS
+    include_route_methods = {"list", "show", "add", "edit"}
+    page_size = 50
+    edit_form_extra_fields = {"version": HiddenField("version")}
+
+    def __init__(self, **kwargs: Any):
+        self.datamodel = ServiceInterface(self.service.model, self.service)
+        if self.edit_columns and "version" not in self.edit_columns:
+            self.edit_columns = [*self.edit_columns, "version"]
+        super().__init__(**kwargs)
+
+    def pre_update(self, item: Any) -> None:
+        changes, expected_version = pending_changes(item)
+        try:
+            self.service.update(item, changes, current_actor("web"), expected_version)
+        except ServiceError as error:
+            raise ServiceRefused(error) from error
+
+
+class ReadOnlyModelView(ModelView):
+    """A list and record page only; the data changes through actions or services elsewhere."""
+
+    method_permission_name = security.METHOD_PERMISSIONS
+    include_route_methods = {"list", "show"}
+    page_size = 50
+
+
+class RecordHistoryMixin:
+    """Adds ``/history/<pk>``: the record's own audit events (what a Specialist may see)."""
+
+    audit_entity: str = ""
+
+    @expose("/history/<int:pk>")
+    @has_access
+    def history(self, pk: int):
+        item = self.datamodel.get(pk)
+        if item is None:
+            abort(404)
+        events = [
+            {
+                "id": event.id,
+                "at": event.occurred_at,
+                "actor": event.actor,
+                "source": event.source,
+                "action": event.action,
+                "changes": json.loads(event.changes),
+            }
+            for event in audit.history(self.audit_entity, pk)
+        ]
+        return self.render_template(
+            "record_history.html", item=item, events=events, back=self.route_base
+        )
+
+
+# -- Orders --------------------------------------------------------------------------------
+
+
+class OrderLineView(ServiceModelView):
+    service = orders.order_lines
+    class_permission_name = security.ORDER_LINES
+    list_title = "Order lines"
+    list_columns = [
+        "order",
+        "line_no",
+        "product",
+        "quantity",
+        "unit_price",
+        "qty_allocated",
+        "qty_backordered",
+        "qty_shipped",
+    ]
+    show_columns = [
+        "order",
+        "line_no",
+        "product",
+        "quantity",
+        "unit_price",
+        "list_price",
+        "discount_pct",
+        "qty_allocated",
+        "qty_backordered",
+        "qty_shipped",
+        "qty_delivered",
+        "qty_cancelled",
+        "qty_returned",
+        "version",
+    ]
+    edit_columns = ["quantity", "unit_price", "discount_pct"]
+    include_route_methods = {"list", "show", "edit"}
+    search_columns = ["order", "product", "quantity"]
+
+
+class SalesOrderView(RecordHistoryMixin, ServiceModelView):
+    service = orders.orders
+    audit_entity = "sales_order"
+    class_permission_name = security.ORDERS
+    list_title = "Sales orders"
+    show_template = "sales_order_show.html"
+    list_columns = [
+        "number",
+        "customer",
+        "customer_po",
+        "order_date",
+        "requested_date",
+        "status",
+        "total",
+    ]
+    show_columns = [
+        "number",
+        "customer",
+        "customer_po",
+        "order_date",
+        "requested_date",
+        "promised_date",
+        "ship_to",
+        "payment_term",
+        "incoterm",
+        "currency",
+        "status",
+        "hold_reasons",
+        "revision",
+        "notes",
+        "total",
+        "version",
+        "created_at",
+        "updated_at",
+    ]
+    add_columns = [
+        "customer",
+        "customer_po",
+        "requested_date",
+        "ship_to",
+        "payment_term",
+        "incoterm",
+        "notes",
+    ]
+    edit_columns = [
+        "customer_po",
+        "requested_date",
+        "promised_date",
+        "ship_to",
+        "payment_term",
+        "incoterm",
+        "notes",
+    ]
+    search_columns = ["number", "customer", "customer_po", "status", "order_date"]
+    base_order = ("id", "desc")
+    related_views = [OrderLineView]
+    label_columns = {"customer_po": "Customer PO", "hold_reasons": "Hold reasons"}
+
+
+class OpenOrdersView(ReadOnlyModelView):
+    """Orders not yet delivered, for the specialist's daily list."""
+
+    datamodel = SQLAInterface(SalesOrder)
+    class_permission_name = security.ORDERS
+    list_title = "Orders on hold"
+    base_filters = [["status", FilterEqual, OrderStatus.ON_HOLD.value]]
+    list_columns = ["number", "customer", "customer_po", "order_date", "hold_reasons"]
+    show_columns = list_columns
+    base_order = ("id", "desc")
+
+
+# -- Customers -----------------------------------------------------------------------------
+
+
+class CustomerAddressView(ServiceModelView):
+    service = catalog.customer_addresses
+    class_permission_name = security.CUSTOMERS
+    list_title = "Addresses"
+    list_columns = ["customer", "label", "line1", "city", "postal_code", "country"]
+    add_columns = [
+        "customer",
+        "label",
+        "line1",
+        "line2",
+        "city",
+        "region",
+        "postal_code",
+        "country",
+        "is_default_ship_to",
+    ]
+    edit_columns = add_columns[1:]
+    show_columns = add_columns
+
+
+class CustomerContactView(ServiceModelView):
+    service = catalog.customer_contacts
+    class_permission_name = security.CUSTOMERS
+    list_title = "Contacts"
+    list_columns = ["customer", "name", "email", "phone", "role"]
+    add_columns = ["customer", "name", "email", "phone", "role", "receives_notifications"]
+    edit_columns = add_columns[1:]
+    show_columns = add_columns
+
+
+class CustomerView(RecordHistoryMixin, ServiceModelView):
+    service = catalog.customers
+    audit_entity = "customer"
+    class_permission_name = security.CUSTOMERS
+    list_title = "Customers"
+    list_columns = ["code", "name", "credit_limit", "credit_hold", "active", "payment_term"]
+    add_columns = [
+        "code",
+        "name",
+        "email",
+        "phone",
+        "credit_limit",
+        "credit_hold",
+        "active",
+        "currency",
+        "payment_term",
+        "price_list",
+    ]
+    edit_columns = add_columns
+    show_columns = [*add_columns, "version", "created_at"]
+    search_columns = ["code", "name", "credit_hold", "active"]
+    related_views = [CustomerAddressView, CustomerContactView]
+
+
+# -- Inventory -----------------------------------------------------------------------------
+
+
+class ProductView(RecordHistoryMixin, ServiceModelView):
+    service = catalog.products
+    audit_entity = "product"
+    class_permission_name = security.PRODUCTS
+    list_title = "Products"
+    list_columns = ["sku", "name", "unit", "pack_size", "list_price", "lead_time_days", "active"]
+    add_columns = list_columns
+    edit_columns = list_columns
+    show_columns = [*list_columns, "version"]
+    search_columns = ["sku", "name", "active"]
+
+
+class WarehouseView(ServiceModelView):
+    service = catalog.warehouses
+    class_permission_name = security.WAREHOUSES
+    list_title = "Warehouses"
+    list_columns = ["code", "name", "priority", "active"]
+    add_columns = list_columns
+    edit_columns = list_columns
+    show_columns = [*list_columns, "version"]
+
+
+class StockLevelView(ReadOnlyModelView):
+    datamodel = SQLAInterface(StockLevel)
+    class_permission_name = security.STOCK
+    list_title = "Stock levels"
+    list_columns = ["product", "warehouse", "on_hand", "allocated", "available", "reorder_point"]
+    show_columns = [*list_columns, "version"]
+    search_columns = ["product", "warehouse", "on_hand"]
+
+
+# -- Finance (master data) -----------------------------------------------------------------
+
+
+class PaymentTermView(ServiceModelView):
+    service = catalog.payment_terms
+    class_permission_name = security.MASTER_DATA
+    list_title = "Payment terms"
+    list_columns = ["code", "name", "days"]
+    add_columns = edit_columns = show_columns = list_columns
+
+
+class PriceListItemView(ServiceModelView):
+    service = catalog.price_list_items
+    class_permission_name = security.MASTER_DATA
+    list_title = "Price breaks"
+    list_columns = ["price_list", "product", "min_quantity", "unit_price"]
+    add_columns = show_columns = list_columns
+    edit_columns = ["min_quantity", "unit_price"]
+
+
+class PriceListView(ServiceModelView):
+    service = catalog.price_lists
+    class_permission_name = security.MASTER_DATA
+    list_title = "Price lists"
+    list_columns = ["name", "currency"]
+    add_columns = edit_columns = show_columns = list_columns
+    related_views = [PriceListItemView]
+
+
+# -- Audit and admin -----------------------------------------------------------------------
+
+
+class AuditEventView(ReadOnlyModelView):
+    datamodel = SQLAInterface(AuditEvent)
+    class_permission_name = security.AUDIT
+    method_permission_name = {**security.METHOD_PERMISSIONS, "verify": "verify"}
+    include_route_methods = {"list", "show", "verify"}
+    list_title = "Audit trail"
+    list_columns = ["id", "occurred_at", "actor", "source", "entity", "entity_id", "action"]
+    show_columns = [*list_columns, "changes", "prev_hash", "hash"]
+    search_columns = ["actor", "source", "entity", "entity_id", "action", "occurred_at"]
+    base_order = ("id", "desc")
+
+    @expose("/verify")
+    @has_access
+    def verify(self):
+        result = audit.verify()
+        if result.ok:
+            flash(f"Audit chain intact: {result.checked} events verified.", "success")
+        else:
+            flash(f"Audit chain broken: {result.problem}", "danger")
+        return redirect(url_for("AuditEventView.list"))
+
+
+class JobRunView(ReadOnlyModelView):
+    datamodel = SQLAInterface(JobRun)
+    class_permission_name = security.JOBS
+    list_title = "Background jobs"
+    list_columns = ["job_id", "name", "status", "started_at", "finished_at", "error"]
+    show_columns = [*list_columns, "result"]
+    base_order = ("id", "desc")
+
+
+class DashboardView(IndexView):
+    """The landing page: order counts by status and records needing attention."""
+
+    index_template = "dashboard.html"
+
+    @expose("/")
+    def index(self):
+        counts: dict[str, int] = {}
+        if current_user.is_authenticated:
+            rows = db.session.execute(
+                select(SalesOrder.status, func.count()).group_by(SalesOrder.status)
+            ).all()
+            counts = {status: count for status, count in rows}
+        ordered = [(status.value, counts.get(status.value, 0)) for status in OrderStatus]
+        return self.render_template(self.index_template, appbuilder=self.appbuilder, counts=ordered)
+
+
+class QueueView(BaseView):
+    """Admin page listing the RQ queues and their depth."""
+
+    route_base = "/queues"
+    class_permission_name = security.JOBS
+    method_permission_name = {"index": "read"}
+    default_view = "index"
+
+    @expose("/")
+    @has_access
+    def index(self):
+        from jobs.queue import queue_stats
+
+        return self.render_template("queues.html", stats=queue_stats())
+
+
+def register_views() -> None:
+    """Add every view and menu entry to the AppBuilder (called once per app)."""
+    ab = appbuilder
+    ab.add_view(SalesOrderView, "Sales orders", icon="fa-file-text-o", category="Orders")
+    ab.add_view(OpenOrdersView, "Orders on hold", icon="fa-pause", category="Orders")
+    ab.add_view(OrderLineView, "Order lines", icon="fa-list", category="Orders")
+    ab.add_view(StockLevelView, "Stock levels", icon="fa-cubes", category="Inventory")
+    ab.add_view(ProductView, "Products", icon="fa-tag", category="Inventory")
+    ab.add_view(WarehouseView, "Warehouses", icon="fa-building", category="Inventory")
+    ab.add_view(CustomerView, "Customers", icon="fa-users", category="Customers")
+    ab.add_view(CustomerAddressView, "Addresses", icon="fa-map-marker", category="Customers")
+    ab.add_view(CustomerContactView, "Contacts", icon="fa-address-book", category="Customers")
+    ab.add_view(PaymentTermView, "Payment terms", icon="fa-calendar", category="Finance")
+    ab.add_view(PriceListView, "Price lists", icon="fa-usd", category="Finance")
+    ab.add_view_no_menu(PriceListItemView)
+    ab.add_view(AuditEventView, "Audit trail", icon="fa-shield", category="Audit")
+    ab.add_view(JobRunView, "Background jobs", icon="fa-tasks", category="Admin")
+    ab.add_view(QueueView, "Queues", icon="fa-server", category="Admin")
