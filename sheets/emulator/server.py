@@ -1,0 +1,869 @@
+"""HTTP front of the emulator: Sheets v4 + Drive v3 subset, fake OAuth, quotas, faults, admin.
+
+Routes (paths are the real Google paths, so a client only swaps the host):
+
+- ``POST /token``                                   fake OAuth token endpoint (JWT bearer grant)
+- ``/v4/spreadsheets...``                           Sheets API v4 subset
+- ``/drive/v3/files...``                            Drive v3 subset (create/get/list/delete)
+- ``/_admin/...``                                   test control API (see docs/sheets-emulator.md)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import secrets
+import socket
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import asdict, dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from . import a1, store
+from .store import ApiError, Spreadsheet
+from .values import parse_user_entered
+
+SPREADSHEET_MIME = "application/vnd.google-apps.spreadsheet"
+READ_KINDS = ("metadata_read", "values_read")
+WRITE_KINDS = ("values_write", "batch_update", "create")
+WRITE_SCOPES = frozenset(
+    {
+        "https://www.googleapis.com/auth/spreadsheets",
+        "https://www.googleapis.com/auth/drive",
+        "https://www.googleapis.com/auth/drive.file",
+    }
+)
+_SHEETS_PATH = re.compile(r"^/v4/spreadsheets/([^/:]+)(.*)$")
+_DRIVE_PATH = re.compile(r"^/drive/v3/files(?:/([^/]+))?(/.*)?$")
+_ADMIN_SS = re.compile(r"^/_admin/spreadsheets/([^/]+)(?:/([a-z_]+))?$")
+
+
+@dataclass
+class Config:
+    """Behaviour knobs, changeable at runtime through ``POST /_admin/config``."""
+
+    quota_reads: int = 60
+    quota_writes: int = 60
+    quota_window_s: float = 60.0
+    auth_required: bool = True
+    default_user: str = "anonymous@emulator.local"
+
+
+class Emulator:
+    """All emulator state behind one lock."""
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.lock = threading.RLock()
+        self.config = config or Config()
+        self.spreadsheets: dict[str, Spreadsheet] = {}
+        self.tokens: dict[str, dict[str, Any]] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget spreadsheets, quotas, faults and the request log (tokens stay valid)."""
+        with self.lock:
+            self.spreadsheets.clear()
+            self.quota: dict[tuple[str, str], deque[float]] = {}
+            self.faults: list[dict[str, Any]] = []
+            self.counters: Counter[str] = Counter()
+            self.log: list[dict[str, Any]] = []
+
+    # --- helpers used by the handler and by tests --------------------------------------
+
+    def create_spreadsheet(
+        self, title: str, owner: str, sid: str | None = None, first_sheet: dict | None = None
+    ) -> Spreadsheet:
+        with self.lock:
+            ss = Spreadsheet(sid or store.new_id(), title, owner)
+            ss.add_sheet(first_sheet or {"title": "Sheet1"}, sheet_id=0)
+            self.spreadsheets[ss.id] = ss
+            return ss
+
+    def take_fault(self, kind: str) -> dict[str, Any] | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.get("kind") in (None, kind) and fault["remaining"] > 0:
+                    fault["remaining"] -= 1
+                    if fault["remaining"] == 0:
+                        self.faults.remove(fault)
+                    return dict(fault)
+        return None
+
+    def charge_quota(self, user: str, kind: str) -> None:
+        """Count one request against the per-user per-minute quota, 429 when it is used up."""
+        if kind in READ_KINDS:
+            bucket, limit, label = "read", self.config.quota_reads, "Read"
+        elif kind in WRITE_KINDS:
+            bucket, limit, label = "write", self.config.quota_writes, "Write"
+        else:
+            return
+        now = time.monotonic()
+        with self.lock:
+            stamps = self.quota.setdefault((user, bucket), deque())
+            while stamps and now - stamps[0] >= self.config.quota_window_s:
+                stamps.popleft()
+            if len(stamps) >= limit:
+                raise quota_error(label, limit)
+            stamps.append(now)
+
+
+def quota_error(label: str, limit: int) -> ApiError:
+    """Google's 429 for an exhausted per-minute-per-user quota."""
+    metric = f"{label.lower()}_requests"
+    return ApiError(
+        429,
+        f"Quota exceeded for quota metric '{label} requests' and limit '{label} requests per "
+        "minute per user' of service 'sheets.googleapis.com' for consumer "
+        "'project_number:000000000000'.",
+        [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "RATE_LIMIT_EXCEEDED",
+                "domain": "googleapis.com",
+                "metadata": {
+                    "quota_metric": f"sheets.googleapis.com/{metric}",
+                    "quota_limit": f"{label}RequestsPerMinutePerUser",
+                    "quota_limit_value": str(limit),
+                    "service": "sheets.googleapis.com",
+                    "consumer": "projects/000000000000",
+                },
+            }
+        ],
+    )
+
+
+def _drive_error(code: int, message: str, reason: str) -> ApiError:
+    err = ApiError(code, message)
+    err.details = None
+    err.drive_reason = reason  # type: ignore[attr-defined]
+    return err
+
+
+class _Reply(Exception):
+    """Raised to answer with a given status and JSON body (or none for 204)."""
+
+    def __init__(self, status: int, body: Any = None, raw: bytes | None = None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+        self.raw = raw
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One request; routing in :meth:`dispatch`."""
+
+    protocol_version = "HTTP/1.1"
+    server: EmulatorServer
+
+    def setup(self) -> None:
+        super().setup()
+        # one response = headers + body in two writes: without this, Nagle's algorithm and
+        # delayed ACKs add ~40 ms to every keep-alive request
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the default stderr access log (the admin API has a request log)."""
+
+    def do_GET(self) -> None:
+        self.dispatch("GET")
+
+    def do_POST(self) -> None:
+        self.dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self.dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self.dispatch("PATCH")
+
+    def do_DELETE(self) -> None:
+        self.dispatch("DELETE")
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    @property
+    def emu(self) -> Emulator:
+        return self.server.emulator
+
+    def _send(self, status: int, body: Any = None, raw: bytes | None = None) -> None:
+        data = b""
+        if raw is not None:
+            data = raw
+        elif body is not None:
+            data = json.dumps(body, ensure_ascii=False, indent=2).encode() + b"\n"
+        self.send_response(status)
+        if status != 204:
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if data:
+            self.wfile.write(data)
+
+    def _json_body(self, raw: bytes) -> dict[str, Any]:
+        if not raw:
+            return {}
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise ApiError(400, "Invalid JSON payload received. Unexpected token.") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "Invalid JSON payload received. Expected an object.")
+        return body
+
+    def dispatch(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        path = parts.path
+        query = parse_qs(parts.query, keep_blank_values=True)
+        params = {k: v[-1] for k, v in query.items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if path.startswith("/_admin/"):
+            self._answer(lambda: self.admin(method, path, params, raw))
+            return
+        if path == "/token":
+            self._answer(lambda: self.token(raw))
+            return
+        kind = classify(method, path)
+        entry = {"method": method, "path": path, "query": parts.query, "kind": kind}
+        status = 500
+        try:
+            fault = self.emu.take_fault(kind)
+            if fault:
+                if fault.get("delay_ms"):
+                    time.sleep(fault["delay_ms"] / 1000)
+                if fault.get("status"):
+                    code = int(fault["status"])
+                    raise (
+                        quota_error("Read" if kind in READ_KINDS else "Write", 0)
+                        if code == 429
+                        else ApiError(code, fault.get("message") or "Internal error encountered.")
+                    )
+            user, scopes = self.authenticate()
+            entry["user"] = user
+            if path.startswith("/v4/spreadsheets"):
+                self.emu.charge_quota(user, kind)
+                result = self.sheets(method, path, params, query, raw, user, scopes)
+            elif path.startswith("/drive/v3/files"):
+                result = self.drive(method, path, params, raw, user)
+            else:
+                raise ApiError(404, f"emulator: no route for {method} {path}")
+            status = 200
+            raise _Reply(200, result)
+        except _Reply as reply:
+            status = reply.status
+            self._send(reply.status, reply.body, reply.raw)
+        except ApiError as err:
+            status = err.code
+            self._send(err.code, self._error_body(err, path))
+        except Exception as exc:  # an emulator bug must still answer like Google
+            status = 500
+            self._send(500, ApiError(500, f"emulator internal error: {exc!r}").body())
+        finally:
+            with self.emu.lock:
+                entry["status"] = status
+                entry["time"] = time.time()
+                self.emu.counters[kind] += 1
+                self.emu.log.append(entry)
+
+    @staticmethod
+    def _error_body(err: ApiError, path: str) -> dict[str, Any]:
+        reason = getattr(err, "drive_reason", None)
+        if reason is None:
+            return err.body()
+        return {
+            "error": {
+                "code": err.code,
+                "message": err.message,
+                "errors": [{"message": err.message, "domain": "global", "reason": reason}],
+            }
+        }
+
+    def _answer(self, fn: Any) -> None:
+        try:
+            status, body = 200, fn()
+        except _Reply as reply:
+            self._send(reply.status, reply.body, reply.raw)
+            return
+        except ApiError as err:
+            status, body = err.code, err.body()
+        self._send(status, body)
+
+    # --- auth --------------------------------------------------------------------------
+
+    def token(self, raw: bytes) -> dict[str, Any]:
+        form = {k: v[-1] for k, v in parse_qs(raw.decode()).items()}
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            raise _Reply(
+                400, {"error": "unsupported_grant_type", "error_description": "Invalid grant_type"}
+            )
+        claims = _jwt_claims(form.get("assertion", ""))
+        if claims is None or not claims.get("iss"):
+            raise _Reply(
+                400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
+            )
+        token = "ya29.emu-" + secrets.token_urlsafe(24)
+        with self.emu.lock:
+            self.emu.tokens[token] = {"user": claims["iss"], "scopes": claims.get("scope", "")}
+            self.emu.counters["token"] += 1
+        return {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
+
+    def authenticate(self) -> tuple[str, str]:
+        header = self.headers.get("Authorization", "")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+        with self.emu.lock:
+            info = self.emu.tokens.get(token)
+            required = self.emu.config.auth_required
+            default_user = self.emu.config.default_user
+        if info:
+            return info["user"], info["scopes"]
+        if not required:
+            return default_user, ""
+        if not token:
+            raise ApiError(
+                401,
+                "Request is missing required authentication credential. Expected OAuth 2 access "
+                "token, login cookie or other valid authentication credential. See "
+                "https://developers.google.com/identity/sign-in/web/devconsole-project.",
+            )
+        raise ApiError(
+            401,
+            "Request had invalid authentication credentials. Expected OAuth 2 access token, "
+            "login cookie or other valid authentication credential. See "
+            "https://developers.google.com/identity/sign-in/web/devconsole-project.",
+        )
+
+    # --- Sheets ------------------------------------------------------------------------
+
+    def _spreadsheet(self, sid: str, user: str) -> Spreadsheet:
+        ss = self.emu.spreadsheets.get(sid)
+        if ss is None:
+            raise ApiError(404, "Requested entity was not found.")
+        if not ss.can_access(user):
+            raise ApiError(403, "The caller does not have permission")
+        return ss
+
+    def sheets(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        query: dict[str, list[str]],
+        raw: bytes,
+        user: str,
+        scopes: str,
+    ) -> Any:
+        body = self._json_body(raw) if method in ("POST", "PUT") else {}
+        if method != "GET" and scopes and not set(scopes.split()) & WRITE_SCOPES:
+            raise ApiError(403, "Request had insufficient authentication scopes.")
+        if path.rstrip("/") == "/v4/spreadsheets" and method == "POST":
+            return self.create_via_sheets(body, user)
+        m = _SHEETS_PATH.match(path)
+        if not m:
+            raise ApiError(404, "Requested entity was not found.")
+        sid, rest = unquote(m.group(1)), m.group(2)
+        with self.emu.lock:
+            ss = self._spreadsheet(sid, user)
+            if rest == "" and method == "GET":
+                merged: dict[str, Any] = dict(params)
+                merged["ranges"] = query.get("ranges", [])
+                return store.metadata(ss, merged)
+            if rest == ":batchUpdate" and method == "POST":
+                return store.batch_update(ss, body, user)
+            if rest == "/values:batchGet" and method == "GET":
+                return self.batch_get(ss, params, query.get("ranges", []))
+            if rest == "/values:batchUpdate" and method == "POST":
+                return self.values_batch_update(ss, body, user)
+            if rest == "/values:batchClear" and method == "POST":
+                ranges = body.get("ranges") or []
+                cleared = [store.clear_values(ss, r) for r in ranges]
+                return {"spreadsheetId": ss.id, "clearedRanges": cleared}
+            if rest.startswith("/values/"):
+                target = rest[len("/values/") :]
+                if target.endswith(":append") and method == "POST":
+                    return store.append_values(ss, unquote(target[:-7]), body, params, user)
+                if target.endswith(":clear") and method == "POST":
+                    cleared = store.clear_values(ss, unquote(target[:-6]))
+                    return {"spreadsheetId": ss.id, "clearedRange": cleared}
+                if method == "GET":
+                    sheet, bounds = store.resolve(ss, unquote(target))
+                    return store.value_range(sheet, store.clip(sheet, bounds), params)
+                if method == "PUT":
+                    return self.values_update(ss, unquote(target), body, params, user)
+        raise ApiError(404, f"emulator: unsupported Sheets call {method} {path}")
+
+    def create_via_sheets(self, body: dict[str, Any], user: str) -> dict[str, Any]:
+        title = body.get("properties", {}).get("title") or "Untitled spreadsheet"
+        sheets = body.get("sheets") or [{}]
+        with self.emu.lock:
+            first = sheets[0].get("properties") or {"title": "Sheet1"}
+            ss = self.emu.create_spreadsheet(title, user, first_sheet={"title": "Sheet1", **first})
+            for extra in sheets[1:]:
+                ss.add_sheet(extra.get("properties"))
+            return store.metadata(ss, {})
+
+    def values_update(
+        self, ss: Spreadsheet, range_text: str, body: dict, params: dict, user: str
+    ) -> dict[str, Any]:
+        body_range = body.get("range")
+        if body_range and body_range != range_text:
+            sheet_a, bounds_a = store.resolve(ss, body_range)
+            sheet_b, bounds_b = store.resolve(ss, range_text)
+            if (sheet_a, bounds_a) != (sheet_b, bounds_b):
+                raise ApiError(
+                    400,
+                    f"Requested range [{body_range}] must match the range in the URL "
+                    f"[{range_text}]",
+                )
+        values = store._check_values(body.get("values"))
+        sheet, bounds = store.resolve(ss, range_text)
+        result = store.write_values(
+            ss,
+            sheet,
+            bounds,
+            values,
+            params.get("valueInputOption", ""),
+            body.get("majorDimension") or "ROWS",
+            user,
+            range_text,
+        )
+        data = store.updated_data(sheet, result, params)
+        if data is not None:
+            result["updatedData"] = data
+        return result
+
+    def batch_get(self, ss: Spreadsheet, params: dict, ranges: list[str]) -> dict[str, Any]:
+        out = []
+        for text in ranges:
+            sheet, bounds = store.resolve(ss, text)
+            out.append(store.value_range(sheet, store.clip(sheet, bounds), params))
+        return {"spreadsheetId": ss.id, "valueRanges": out}
+
+    def values_batch_update(self, ss: Spreadsheet, body: dict, user: str) -> dict[str, Any]:
+        option = body.get("valueInputOption", "")
+        saved = ss.snapshot()
+        responses = []
+        touched: set[tuple[int, str, int]] = set()
+        try:
+            for i, vr in enumerate(body.get("data") or []):
+                values = store._check_values(vr.get("values"), f"data[{i}].values")
+                sheet, bounds = store.resolve(ss, vr.get("range", ""))
+                result = store.write_values(
+                    ss,
+                    sheet,
+                    bounds,
+                    values,
+                    option,
+                    vr.get("majorDimension") or "ROWS",
+                    user,
+                    vr.get("range", ""),
+                    touched,
+                )
+                data = store.updated_data(sheet, result, body)
+                if data is not None:
+                    result["updatedData"] = data
+                responses.append(result)
+        except ApiError:
+            ss.restore(saved)
+            raise
+        out: dict[str, Any] = {"spreadsheetId": ss.id}
+        written = [r for r in responses if "updatedRange" in r]
+        if written:
+            out["totalUpdatedRows"] = sum(1 for t in touched if t[1] == "row")
+            out["totalUpdatedColumns"] = sum(1 for t in touched if t[1] == "col")
+            out["totalUpdatedCells"] = sum(r["updatedCells"] for r in written)
+            out["totalUpdatedSheets"] = len({r["updatedRange"].rsplit("!", 1)[0] for r in written})
+            out["responses"] = responses
+        return out
+
+    # --- Drive -------------------------------------------------------------------------
+
+    def drive(self, method: str, path: str, params: dict, raw: bytes, user: str) -> Any:
+        m = _DRIVE_PATH.match(path)
+        if not m or m.group(2):
+            raise _drive_error(404, "emulator: unsupported Drive call", "notFound")
+        file_id = unquote(m.group(1)) if m.group(1) else None
+        fields = params.get("fields")
+        with self.emu.lock:
+            if file_id is None and method == "POST":
+                body = self._json_body(raw)
+                if body.get("mimeType") != SPREADSHEET_MIME:
+                    raise _drive_error(
+                        400, "emulator: only spreadsheets can be created", "badRequest"
+                    )
+                ss = self.emu.create_spreadsheet(body.get("name") or "Untitled spreadsheet", user)
+                return self._file(ss, fields, created=True)
+            if file_id is None and method == "GET":
+                return self.drive_list(params, user)
+            if file_id is None:
+                raise _drive_error(405, "Method not allowed", "methodNotAllowed")
+            ss = self.emu.spreadsheets.get(file_id)
+            if ss is None or not ss.can_access(user):
+                raise _drive_error(404, f"File not found: {file_id}.", "notFound")
+            if method == "GET":
+                return self._file(ss, fields)
+            if method == "PATCH":
+                body = self._json_body(raw)
+                if "name" in body:
+                    ss.properties["title"] = body["name"]
+                    ss.touch()
+                return self._file(ss, fields)
+            if method == "DELETE":
+                if ss.owner != user:
+                    raise _drive_error(
+                        403,
+                        "The user does not have sufficient permissions for this file.",
+                        "insufficientFilePermissions",
+                    )
+                del self.emu.spreadsheets[file_id]
+                raise _Reply(204)
+        raise _drive_error(405, "Method not allowed", "methodNotAllowed")
+
+    @staticmethod
+    def _file(ss: Spreadsheet, fields: str | None, created: bool = False) -> dict[str, Any]:
+        full = {
+            "kind": "drive#file",
+            "id": ss.id,
+            "name": ss.properties["title"],
+            "mimeType": SPREADSHEET_MIME,
+            "createdTime": ss.created,
+            "modifiedTime": ss.modified,
+            "owners": [{"kind": "drive#user", "emailAddress": ss.owner}],
+        }
+        if not fields:
+            return {k: full[k] for k in ("kind", "id", "name", "mimeType")}
+        return store.apply_fields(full, store.parse_fields(fields))
+
+    def drive_list(self, params: dict, user: str) -> dict[str, Any]:
+        matches = [
+            ss
+            for ss in self.emu.spreadsheets.values()
+            if ss.can_access(user) and _drive_query_matches(params.get("q", ""), ss)
+        ]
+        matches.sort(key=lambda s: s.modified, reverse=True)
+        files = [self._file(ss, "kind,id,name,mimeType,createdTime,modifiedTime") for ss in matches]
+        full = {"kind": "drive#fileList", "incompleteSearch": False, "files": files}
+        fields = params.get("fields")
+        if not fields:
+            return {
+                "kind": "drive#fileList",
+                "incompleteSearch": False,
+                "files": [{k: f[k] for k in ("kind", "id", "name", "mimeType")} for f in files],
+            }
+        return store.apply_fields(full, store.parse_fields(fields))
+
+    # --- admin -------------------------------------------------------------------------
+
+    def admin(self, method: str, path: str, params: dict, raw: bytes) -> Any:
+        body = self._json_body(raw) if raw else {}
+        emu = self.emu
+        if path == "/_admin/reset" and method == "POST":
+            emu.reset()
+            return {"ok": True}
+        if path == "/_admin/config":
+            with emu.lock:
+                for key, value in body.items():
+                    if not hasattr(emu.config, key):
+                        raise ApiError(400, f"unknown config key {key!r}")
+                    setattr(emu.config, key, value)
+                if body:
+                    emu.quota.clear()
+                return asdict(emu.config)
+        if path == "/_admin/faults":
+            with emu.lock:
+                if method == "POST":
+                    fault = {
+                        "remaining": int(body.get("count", 1)),
+                        "status": body.get("status"),
+                        "delay_ms": int(body.get("delay_ms", 0)),
+                        "kind": body.get("kind"),
+                        "message": body.get("message"),
+                    }
+                    emu.faults.append(fault)
+                elif method == "DELETE":
+                    emu.faults.clear()
+                return {"faults": list(emu.faults)}
+        if path == "/_admin/requests":
+            with emu.lock:
+                if method == "DELETE":
+                    emu.counters.clear()
+                    emu.log.clear()
+                    emu.quota.clear()
+                return {"counters": dict(emu.counters), "log": list(emu.log)}
+        if path == "/_admin/spreadsheets":
+            if method == "POST":
+                return self.seed(body)
+            with emu.lock:
+                return {
+                    "spreadsheets": [
+                        {"spreadsheetId": s.id, "title": s.properties["title"], "owner": s.owner}
+                        for s in emu.spreadsheets.values()
+                    ]
+                }
+        m = _ADMIN_SS.match(path)
+        if m:
+            with emu.lock:
+                ss = emu.spreadsheets.get(unquote(m.group(1)))
+                if ss is None:
+                    raise ApiError(404, "Requested entity was not found.")
+                action = m.group(2)
+                if action is None and method == "GET":
+                    return snapshot(ss, params.get("render", "UNFORMATTED_VALUE"))
+                if method == "POST" and action in PERSON_ACTIONS:
+                    result = PERSON_ACTIONS[action](ss, body)
+                    ss.touch()
+                    return result
+        raise ApiError(404, f"emulator: no admin route for {method} {path}")
+
+    def seed(self, body: dict[str, Any]) -> dict[str, Any]:
+        emu = self.emu
+        owner = body.get("owner") or "owner@emulator.local"
+        with emu.lock:
+            sid = body.get("spreadsheetId")
+            if sid in emu.spreadsheets:
+                raise ApiError(409, f"spreadsheet {sid} already exists")
+            sheets = body.get("sheets") or [{"title": "Sheet1"}]
+            first = sheets[0]
+            ss = emu.create_spreadsheet(
+                body.get("title", "Seeded spreadsheet"),
+                owner,
+                sid=sid,
+                first_sheet={"title": first.get("title", "Sheet1"), **_grid_props(first)},
+            )
+            ss.shared = set(body.get("shared_with", ["*"]))
+            for extra in sheets[1:]:
+                ss.add_sheet({"title": extra.get("title"), **_grid_props(extra)})
+            for spec, sheet in zip(sheets, ss.sheets, strict=True):
+                values = spec.get("values") or []
+                grid = sheet.props["gridProperties"]
+                grid["rowCount"] = max(grid["rowCount"], len(values))
+                grid["columnCount"] = max(grid["columnCount"], max(map(len, values), default=0))
+                parse = store.parse_raw if spec.get("raw") else parse_user_entered
+                for r, row in enumerate(values):
+                    for c, value in enumerate(row):
+                        if value is not None:
+                            sheet.set(r, c, parse(value))
+            return {
+                "spreadsheetId": ss.id,
+                "sheets": [{"title": s.title, "sheetId": s.id} for s in ss.sheets],
+            }
+
+
+def _grid_props(spec: dict[str, Any]) -> dict[str, Any]:
+    grid = {}
+    if "rows" in spec:
+        grid["rowCount"] = spec["rows"]
+    if "cols" in spec:
+        grid["columnCount"] = spec["cols"]
+    return {"gridProperties": grid} if grid else {}
+
+
+def classify(method: str, path: str) -> str:
+    """Request kind for quotas and counters."""
+    if path.startswith("/drive/"):
+        return "drive"
+    if not path.startswith("/v4/spreadsheets"):
+        return "other"
+    if path.rstrip("/") == "/v4/spreadsheets":
+        return "create"
+    if path.endswith(":batchUpdate") and "/values" not in path:
+        return "batch_update"
+    if "/values" in path:
+        return "values_read" if method == "GET" else "values_write"
+    return "metadata_read" if method == "GET" else "batch_update"
+
+
+def _jwt_claims(assertion: str) -> dict[str, Any] | None:
+    parts = assertion.split(".")
+    if len(parts) != 3:
+        return None
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+    except (ValueError, binascii.Error):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+_Q_CLAUSE = re.compile(
+    r"""^\s*(?:(mimeType|name)\s*(=|!=|contains)\s*(["'])(.*?)\3|(["'])(.*?)\5\s+in\s+parents|trashed\s*=\s*(?:false|true))\s*$"""
+)
+
+
+def _drive_query_matches(q: str, ss: Spreadsheet) -> bool:
+    if not q.strip():
+        return True
+    for clause in re.split(r"\s+and\s+", q):
+        m = _Q_CLAUSE.match(clause)
+        if not m:
+            raise ApiError(400, f"Invalid Value: q ({clause})")
+        field, op, value = m.group(1), m.group(2), m.group(4)
+        if field is None:
+            continue
+        actual = SPREADSHEET_MIME if field == "mimeType" else ss.properties["title"]
+        ok = {"=": actual == value, "!=": actual != value, "contains": value in actual}[op]
+        if not ok:
+            return False
+    return True
+
+
+# --- admin: a person's edits ---------------------------------------------------------------
+
+
+def _admin_sheet(ss: Spreadsheet, body: dict[str, Any]) -> store.Sheet:
+    title = body.get("sheet")
+    sheet = ss.sheet_by_title(title) if title else ss.sheets[0]
+    if sheet is None:
+        raise ApiError(404, f"no sheet titled {title!r}")
+    return sheet
+
+
+def snapshot(ss: Spreadsheet, render_option: str) -> dict[str, Any]:
+    """All values of every sheet, trimmed, for assertions in tests."""
+    return {
+        "spreadsheetId": ss.id,
+        "title": ss.properties["title"],
+        "modifiedTime": ss.modified,
+        "sheets": [
+            {
+                "title": s.title,
+                "sheetId": s.id,
+                "rowCount": s.row_count,
+                "columnCount": s.col_count,
+                "values": store.read_values(
+                    s, (0, 0, s.row_count, s.col_count), render_option, "SERIAL_NUMBER"
+                ),
+            }
+            for s in ss.sheets
+        ],
+    }
+
+
+def _person_type(ss: Spreadsheet, body: dict[str, Any]) -> dict[str, Any]:
+    """Type values into cells like a person (USER_ENTERED), honouring strict validation
+    and protected ranges; rejected cells are reported, not applied."""
+    sheet = _admin_sheet(ss, body)
+    user = body.get("user", "person@example.com")
+    applied, rejected = [], []
+    for name, value in (body.get("cells") or {}).items():
+        bounds = a1.parse_cells(name)
+        r, c = bounds.row0, bounds.col0
+        if store.protected_against(ss, sheet, user, r, c):
+            rejected.append({"cell": name, "reason": "protected"})
+            continue
+        cell = parse_user_entered(value) if value is not None else None
+        reason = _validation_failure(sheet, r, c, cell)
+        if reason:
+            rejected.append({"cell": name, "reason": reason})
+            continue
+        grid = sheet.props["gridProperties"]
+        grid["rowCount"] = max(grid["rowCount"], r + 1)
+        grid["columnCount"] = max(grid["columnCount"], c + 1)
+        sheet.set(r, c, cell)
+        applied.append(name)
+    return {"applied": applied, "rejected": rejected}
+
+
+def _validation_failure(sheet: store.Sheet, r: int, c: int, cell: Any) -> str | None:
+    for v in sheet.validations:
+        rng, rule = v["range"], v["rule"]
+        inside = (
+            rng["startRowIndex"] <= r < rng["endRowIndex"]
+            and rng["startColumnIndex"] <= c < rng["endColumnIndex"]
+        )
+        condition = rule.get("condition", {})
+        if not inside or not rule.get("strict") or condition.get("type") != "ONE_OF_LIST":
+            continue
+        allowed = [x.get("userEnteredValue") for x in condition.get("values", [])]
+        if cell is not None and str(cell.value) not in allowed:
+            return "invalid: not one of " + ", ".join(map(str, allowed))
+    return None
+
+
+def _column_index(value: Any) -> int:
+    return a1.col_to_index(value) if isinstance(value, str) else int(value)
+
+
+def _person_sort(ss: Spreadsheet, body: dict[str, Any]) -> dict[str, Any]:
+    """Sort the data rows (below ``header_rows``) by a column, like Data > Sort range."""
+    sheet = _admin_sheet(ss, body)
+    nrows, ncols = sheet.data_extent()
+    header = int(body.get("header_rows", 1))
+    col = _column_index(body.get("column", "A"))
+    order = "DESCENDING" if body.get("descending") else "ASCENDING"
+    store.sort_rows(
+        sheet,
+        (header, 0, max(nrows, header), max(ncols, col + 1)),
+        [{"dimensionIndex": col, "sortOrder": order}],
+    )
+    return {"sorted_rows": max(nrows - header, 0)}
+
+
+def _person_insert_rows(ss: Spreadsheet, body: dict[str, Any]) -> dict[str, Any]:
+    """Insert ``count`` empty rows before 1-based row ``before``, optionally typing values."""
+    sheet = _admin_sheet(ss, body)
+    before = int(body["before"]) - 1
+    values = body.get("values") or []
+    count = int(body.get("count", max(len(values), 1)))
+    store._insert(sheet, "ROWS", before, count)
+    for i, row in enumerate(values):
+        for j, value in enumerate(row):
+            if value is not None:
+                sheet.set(before + i, j, parse_user_entered(value))
+    return {"inserted": count}
+
+
+def _person_delete_rows(ss: Spreadsheet, body: dict[str, Any]) -> dict[str, Any]:
+    """Delete ``count`` rows starting at 1-based row ``row``."""
+    sheet = _admin_sheet(ss, body)
+    start = int(body["row"]) - 1
+    count = int(body.get("count", 1))
+    if start < 0 or start + count > sheet.row_count or count >= sheet.row_count:
+        raise ApiError(400, "rows out of range")
+    store._delete(sheet, "ROWS", start, start + count)
+    return {"deleted": count}
+
+
+def _person_duplicate_row(ss: Spreadsheet, body: dict[str, Any]) -> dict[str, Any]:
+    """Copy 1-based row ``row`` and paste it as a new row at ``to`` (default: after the data)."""
+    sheet = _admin_sheet(ss, body)
+    src = int(body["row"]) - 1
+    cells = list(sheet.rows[src]) if src < len(sheet.rows) else []
+    nrows, _ = sheet.data_extent()
+    to = int(body["to"]) - 1 if body.get("to") else nrows
+    if to < nrows:
+        store._insert(sheet, "ROWS", to, 1)
+    grid = sheet.props["gridProperties"]
+    grid["rowCount"] = max(grid["rowCount"], to + 1)
+    for c, cell in enumerate(cells):
+        sheet.set(to, c, cell)
+    return {"row": to + 1}
+
+
+PERSON_ACTIONS = {
+    "type": _person_type,
+    "sort": _person_sort,
+    "insert_rows": _person_insert_rows,
+    "delete_rows": _person_delete_rows,
+    "duplicate_row": _person_duplicate_row,
+}
+
+
+class EmulatorServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer carrying the shared :class:`Emulator` state."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], emulator: Emulator | None = None) -> None:
+        super().__init__(address, Handler)
+        self.emulator = emulator or Emulator()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"

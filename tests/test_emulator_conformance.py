@@ -1,0 +1,29 @@
+"""Conformance: gspread's recorded Google traffic replayed against the emulator.
+
+Run the report by hand with ``python -m sheets.emulator.conformance [-v]``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sheets.emulator.conformance import run
+
+CASSETTES = Path(__file__).resolve().parents[1].parent / "shared/conformance/gspread-cassettes"
+# measured 2026-11: 1758/1758 in-scope interactions match; both floors fail the suite when a
+# change breaks a recorded behaviour or silently narrows what counts as in scope
+REQUIRED_MATCH_RATE = 1.0
+REQUIRED_IN_SCOPE = 1758
+
+
+def test_recorded_google_traffic_matches() -> None:
+    if not CASSETTES.is_dir():
+        pytest.skip(f"conformance cassettes not available: {CASSETTES} is absent")
+    results = run(CASSETTES)
+    matched = sum(r.matched for r in results)
+    in_scope = sum(r.in_scope for r in results)
+    mismatches = [m for r in results for m in r.mismatches]
+    assert in_scope >= REQUIRED_IN_SCOPE, "fewer interactions are in scope than measured"
+    assert matched / in_scope >= REQUIRED_MATCH_RATE, "\n".join(mismatches[:10])
