@@ -13,7 +13,12 @@ from pathlib import Path
 from flask_appbuilder.security.manager import AUTH_DB
 
 BASE_DIR = Path(__file__).resolve().parent
-INSTANCE_DIR = Path(os.environ.get("ORDERBRIDGE_INSTANCE_DIR", BASE_DIR / "instance")).resolve()
+
+
+def instance_dir() -> Path:
+    """Where local state lives: ``$ORDERBRIDGE_INSTANCE_DIR``, else ``instance/``."""
+    return Path(os.environ.get("ORDERBRIDGE_INSTANCE_DIR", BASE_DIR / "instance")).resolve()
+
 
 MODES = ("production", "demo", "test")
 
@@ -53,8 +58,9 @@ def build_settings(overrides: dict | None = None) -> dict:
                 "ORDERBRIDGE_MODE=demo to run the local demo."
             )
         secret_key = f"orderbridge-{mode}-only-not-secret"
+    instance = instance_dir()
     database_url = normalise_database_url(
-        os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'orderbridge.db'}"
+        os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'orderbridge.db'}"
     )
     settings: dict = {
         "ORDERBRIDGE_MODE": mode,
@@ -67,10 +73,11 @@ def build_settings(overrides: dict | None = None) -> dict:
         "APP_NAME": "Orderbridge",
         "APP_THEME": "",
         "AUTH_TYPE": AUTH_DB,
+        "FAB_SECURITY_MANAGER_CLASS": "portal.security.OrderbridgeSecurityManager",
         "AUTH_ROLE_ADMIN": "Admin",
         "AUTH_ROLE_PUBLIC": "Public",
         "AUTH_USER_REGISTRATION": False,
-        "FAB_ADD_SECURITY_API": True,
+        "FAB_ADD_SECURITY_API": False,
         "FAB_API_SWAGGER_UI": True,
         "FAB_API_MAX_PAGE_SIZE": 500,
         # The schema comes from migrations and permissions from `orderbridge roles sync`, so
@@ -93,7 +100,9 @@ def build_settings(overrides: dict | None = None) -> dict:
         "GOOGLE_SERVICE_ACCOUNT_FILE": os.environ.get("GOOGLE_SERVICE_ACCOUNT_FILE", ""),
         "SHEETS_API_URL": os.environ.get("SHEETS_API_URL", ""),
         "XLWINGS_LICENSE_KEY": os.environ.get("XLWINGS_LICENSE_KEY", ""),
-        "INSTANCE_DIR": str(INSTANCE_DIR),
+        "INSTANCE_DIR": str(instance),
+        "UPLOAD_FOLDER": str(instance / "uploads"),
+        "IMG_UPLOAD_FOLDER": str(instance / "uploads"),
     }
     settings.update(overrides)
     return settings

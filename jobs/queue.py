@@ -30,7 +30,7 @@ _connections: dict[str, Redis] = {}
 def _instance_dir() -> Path:
     if has_app_context():
         return Path(current_app.config["INSTANCE_DIR"])
-    return config.INSTANCE_DIR
+    return config.instance_dir()
 
 
 def _configured_url() -> str:

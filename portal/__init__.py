@@ -64,6 +64,10 @@ def _register_error_handlers(app: Flask) -> None:
     def service_error(error: ServiceError):
         return jsonify(error.to_dict()), error.status
 
+    @app.errorhandler(FileNotFoundError)
+    def missing_file(error: FileNotFoundError):
+        return jsonify(message="File not found"), 404
+
     @app.errorhandler(404)
     def not_found(error: Exception):
         if request.path.startswith("/api/"):

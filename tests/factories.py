@@ -1,0 +1,58 @@
+"""Small, explicit test data built through the services (never inserted behind their back)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from portal.models import Customer, Product, Warehouse
+from portal.services import catalog, inventory
+from portal.services.base import Actor
+
+SETUP = Actor.system("system:test-setup")
+
+
+@dataclass
+class Catalog:
+    customer: Customer
+    products: list[Product]
+    warehouses: list[Warehouse]
+
+
+def make_catalog(stock: int = 100) -> Catalog:
+    """One customer with an address and contact, two warehouses, three products in stock."""
+    term = catalog.payment_terms.create({"code": "NET30", "name": "Net 30", "days": 30}, SETUP)
+    warehouses = [
+        catalog.warehouses.create({"code": "W1", "name": "Main", "priority": 1}, SETUP),
+        catalog.warehouses.create({"code": "W2", "name": "Overflow", "priority": 2}, SETUP),
+    ]
+    products = [
+        catalog.products.create(
+            {"sku": f"SKU-{n}", "name": f"Product {n}", "list_price": Decimal("9.50") * n}, SETUP
+        )
+        for n in (1, 2, 3)
+    ]
+    customer = catalog.customers.create(
+        {
+            "code": "C1",
+            "name": "Acme Ltd",
+            "credit_limit": Decimal("10000.00"),
+            "payment_term_id": term.id,
+        },
+        SETUP,
+    )
+    catalog.customer_addresses.create(
+        {
+            "customer_id": customer.id,
+            "line1": "1 Dock Street",
+            "city": "Leeds",
+            "postal_code": "LS1 1AA",
+            "country": "GB",
+            "is_default_ship_to": True,
+        },
+        SETUP,
+    )
+    if stock:
+        for product in products:
+            inventory.receive(product.id, warehouses[0].id, stock, SETUP, reference="test")
+    return Catalog(customer, products, warehouses)
