@@ -5,13 +5,11 @@ Run the report by hand with ``python -m sheets.emulator.conformance [-v]``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from sheets.emulator.conformance import DEFAULT_DIR as CASSETTES
 from sheets.emulator.conformance import run
 
-CASSETTES = Path(__file__).resolve().parents[1].parent / "shared/conformance/gspread-cassettes"
 # measured 2026-11: 1758/1758 in-scope interactions match; both floors fail the suite when a
 # change breaks a recorded behaviour or silently narrows what counts as in scope
 REQUIRED_MATCH_RATE = 1.0

@@ -98,17 +98,13 @@ def parse_cells(text: str) -> Bounds:
     left, right = text.split(":", 1)
     r0, c0 = _part(left)
     r1, c1 = _part(right)
-    if r0 is None and c0 is not None and r1 is None and c1 is None:
-        raise ValueError(text)
-    # A:B (columns), 1:2 (rows), A1:B2, A1:2 (to the end of row 2), A5:B (down to the last row)
-    if r0 is None and r1 is not None and c1 is None:
+    # accepted: A1:B2, A:B (columns), 1:2 (rows), A1:2 (to the end of row 2), A5:B (to the last row)
+    if (r0 is None and r1 is not None and c1 is None) or (r0 is None and c0 is None and r1 is None):
         raise ValueError(text)
     row0 = r0 if r0 is not None else 0
     col0 = c0 if c0 is not None else 0
     row1 = r1 + 1 if r1 is not None else None
     col1 = c1 + 1 if c1 is not None else None
-    if r0 is None and r1 is not None:
-        row1 = r1 + 1
     if row1 is not None and row1 <= row0:
         row0, row1 = row1 - 1, row0 + 1
     if col1 is not None and col1 <= col0:

@@ -13,6 +13,7 @@ with the reason, and are not sent.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import re
 import sys
@@ -28,7 +29,8 @@ from .server import Config
 from .store import SUPPORTED_REQUESTS
 from .testing import start_emulator
 
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / ".." / "shared/conformance/gspread-cassettes"
+# ../shared/conformance/gspread-cassettes relative to the repository root
+DEFAULT_DIR = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "gspread-cassettes"
 ID_KEYS = ("sheetId", "protectedRangeId", "namedRangeId", "metadataId")
 TIME_KEYS = ("createdTime", "modifiedTime")
 _EMAIL = re.compile(r"[\w.-]+@[\w.-]+\.iam\.gserviceaccount\.com")
@@ -176,8 +178,6 @@ class Replayer:
         return result
 
     def _token(self, email: str) -> str:
-        import base64
-
         claims = base64.urlsafe_b64encode(json.dumps({"iss": email}).encode()).decode()
         form = {
             "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
@@ -274,7 +274,7 @@ def report(results: list[Result], verbose: bool = False) -> float:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(prog="python -m sheets.emulator.conformance")
-    parser.add_argument("--cassettes", type=Path, default=DEFAULT_DIR.resolve())
+    parser.add_argument("--cassettes", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--only", help="only cassettes whose file name contains this")
     parser.add_argument("--verbose", "-v", action="store_true", help="print every mismatch")
     args = parser.parse_args(argv)

@@ -24,9 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import a1, store
+from . import admin, store
 from .store import ApiError, Spreadsheet
-from .values import parse_user_entered
 
 SPREADSHEET_MIME = "application/vnd.google-apps.spreadsheet"
 READ_KINDS = ("metadata_read", "values_read")
@@ -137,11 +136,16 @@ def quota_error(label: str, limit: int) -> ApiError:
     )
 
 
-def _drive_error(code: int, message: str, reason: str) -> ApiError:
-    err = ApiError(code, message)
-    err.details = None
-    err.drive_reason = reason  # type: ignore[attr-defined]
-    return err
+class DriveError(ApiError):
+    """Drive v3 errors carry an ``errors`` list with a reason instead of a status."""
+
+    def __init__(self, code: int, message: str, reason: str) -> None:
+        super().__init__(code, message)
+        self.reason = reason
+
+    def body(self) -> dict[str, Any]:
+        error = {"message": self.message, "domain": "global", "reason": self.reason}
+        return {"error": {"code": self.code, "message": self.message, "errors": [error]}}
 
 
 class _Reply(Exception):
@@ -195,7 +199,7 @@ class Handler(BaseHTTPRequestHandler):
         if raw is not None:
             data = raw
         elif body is not None:
-            data = json.dumps(body, ensure_ascii=False, indent=2).encode() + b"\n"
+            data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         self.send_response(status)
         if status != 204:
             self.send_header("Content-Type", "application/json; charset=UTF-8")
@@ -253,13 +257,13 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 raise ApiError(404, f"emulator: no route for {method} {path}")
             status = 200
-            raise _Reply(200, result)
+            self._send(200, result)
         except _Reply as reply:
             status = reply.status
             self._send(reply.status, reply.body, reply.raw)
         except ApiError as err:
             status = err.code
-            self._send(err.code, self._error_body(err, path))
+            self._send(err.code, err.body())
         except Exception as exc:  # an emulator bug must still answer like Google
             status = 500
             self._send(500, ApiError(500, f"emulator internal error: {exc!r}").body())
@@ -269,19 +273,6 @@ class Handler(BaseHTTPRequestHandler):
                 entry["time"] = time.time()
                 self.emu.counters[kind] += 1
                 self.emu.log.append(entry)
-
-    @staticmethod
-    def _error_body(err: ApiError, path: str) -> dict[str, Any]:
-        reason = getattr(err, "drive_reason", None)
-        if reason is None:
-            return err.body()
-        return {
-            "error": {
-                "code": err.code,
-                "message": err.message,
-                "errors": [{"message": err.message, "domain": "global", "reason": reason}],
-            }
-        }
 
     def _answer(self, fn: Any) -> None:
         try:
@@ -419,7 +410,7 @@ class Handler(BaseHTTPRequestHandler):
                     f"Requested range [{body_range}] must match the range in the URL "
                     f"[{range_text}]",
                 )
-        values = store._check_values(body.get("values"))
+        values = store.check_values(body.get("values"))
         sheet, bounds = store.resolve(ss, range_text)
         result = store.write_values(
             ss,
@@ -450,7 +441,7 @@ class Handler(BaseHTTPRequestHandler):
         touched: set[tuple[int, str, int]] = set()
         try:
             for i, vr in enumerate(body.get("data") or []):
-                values = store._check_values(vr.get("values"), f"data[{i}].values")
+                values = store.check_values(vr.get("values"), f"data[{i}].values")
                 sheet, bounds = store.resolve(ss, vr.get("range", ""))
                 result = store.write_values(
                     ss,
@@ -485,14 +476,14 @@ class Handler(BaseHTTPRequestHandler):
     def drive(self, method: str, path: str, params: dict, raw: bytes, user: str) -> Any:
         m = _DRIVE_PATH.match(path)
         if not m or m.group(2):
-            raise _drive_error(404, "emulator: unsupported Drive call", "notFound")
+            raise DriveError(404, "emulator: unsupported Drive call", "notFound")
         file_id = unquote(m.group(1)) if m.group(1) else None
         fields = params.get("fields")
         with self.emu.lock:
             if file_id is None and method == "POST":
                 body = self._json_body(raw)
                 if body.get("mimeType") != SPREADSHEET_MIME:
-                    raise _drive_error(
+                    raise DriveError(
                         400, "emulator: only spreadsheets can be created", "badRequest"
                     )
                 ss = self.emu.create_spreadsheet(body.get("name") or "Untitled spreadsheet", user)
@@ -500,10 +491,10 @@ class Handler(BaseHTTPRequestHandler):
             if file_id is None and method == "GET":
                 return self.drive_list(params, user)
             if file_id is None:
-                raise _drive_error(405, "Method not allowed", "methodNotAllowed")
+                raise DriveError(405, "Method not allowed", "methodNotAllowed")
             ss = self.emu.spreadsheets.get(file_id)
             if ss is None or not ss.can_access(user):
-                raise _drive_error(404, f"File not found: {file_id}.", "notFound")
+                raise DriveError(404, f"File not found: {file_id}.", "notFound")
             if method == "GET":
                 return self._file(ss, fields)
             if method == "PATCH":
@@ -514,14 +505,14 @@ class Handler(BaseHTTPRequestHandler):
                 return self._file(ss, fields)
             if method == "DELETE":
                 if ss.owner != user:
-                    raise _drive_error(
+                    raise DriveError(
                         403,
                         "The user does not have sufficient permissions for this file.",
                         "insufficientFilePermissions",
                     )
                 del self.emu.spreadsheets[file_id]
                 raise _Reply(204)
-        raise _drive_error(405, "Method not allowed", "methodNotAllowed")
+        raise DriveError(405, "Method not allowed", "methodNotAllowed")
 
     @staticmethod
     def _file(ss: Spreadsheet, fields: str | None, created: bool = False) -> dict[str, Any]:
@@ -596,7 +587,7 @@ class Handler(BaseHTTPRequestHandler):
                 return {"counters": dict(emu.counters), "log": list(emu.log)}
         if path == "/_admin/spreadsheets":
             if method == "POST":
-                return self.seed(body)
+                return admin.seed(emu, body)
             with emu.lock:
                 return {
                     "spreadsheets": [
@@ -612,54 +603,12 @@ class Handler(BaseHTTPRequestHandler):
                     raise ApiError(404, "Requested entity was not found.")
                 action = m.group(2)
                 if action is None and method == "GET":
-                    return snapshot(ss, params.get("render", "UNFORMATTED_VALUE"))
-                if method == "POST" and action in PERSON_ACTIONS:
-                    result = PERSON_ACTIONS[action](ss, body)
+                    return admin.snapshot(ss, params.get("render", "UNFORMATTED_VALUE"))
+                if method == "POST" and action in admin.PERSON_ACTIONS:
+                    result = admin.PERSON_ACTIONS[action](ss, body)
                     ss.touch()
                     return result
         raise ApiError(404, f"emulator: no admin route for {method} {path}")
-
-    def seed(self, body: dict[str, Any]) -> dict[str, Any]:
-        emu = self.emu
-        owner = body.get("owner") or "owner@emulator.local"
-        with emu.lock:
-            sid = body.get("spreadsheetId")
-            if sid in emu.spreadsheets:
-                raise ApiError(409, f"spreadsheet {sid} already exists")
-            sheets = body.get("sheets") or [{"title": "Sheet1"}]
-            first = sheets[0]
-            ss = emu.create_spreadsheet(
-                body.get("title", "Seeded spreadsheet"),
-                owner,
-                sid=sid,
-                first_sheet={"title": first.get("title", "Sheet1"), **_grid_props(first)},
-            )
-            ss.shared = set(body.get("shared_with", ["*"]))
-            for extra in sheets[1:]:
-                ss.add_sheet({"title": extra.get("title"), **_grid_props(extra)})
-            for spec, sheet in zip(sheets, ss.sheets, strict=True):
-                values = spec.get("values") or []
-                grid = sheet.props["gridProperties"]
-                grid["rowCount"] = max(grid["rowCount"], len(values))
-                grid["columnCount"] = max(grid["columnCount"], max(map(len, values), default=0))
-                parse = store.parse_raw if spec.get("raw") else parse_user_entered
-                for r, row in enumerate(values):
-                    for c, value in enumerate(row):
-                        if value is not None:
-                            sheet.set(r, c, parse(value))
-            return {
-                "spreadsheetId": ss.id,
-                "sheets": [{"title": s.title, "sheetId": s.id} for s in ss.sheets],
-            }
-
-
-def _grid_props(spec: dict[str, Any]) -> dict[str, Any]:
-    grid = {}
-    if "rows" in spec:
-        grid["rowCount"] = spec["rows"]
-    if "cols" in spec:
-        grid["columnCount"] = spec["cols"]
-    return {"gridProperties": grid} if grid else {}
 
 
 def classify(method: str, path: str) -> str:
@@ -709,148 +658,6 @@ def _drive_query_matches(q: str, ss: Spreadsheet) -> bool:
         if not ok:
             return False
     return True
-
-
-# --- admin: a person's edits ---------------------------------------------------------------
-
-
-def _admin_sheet(ss: Spreadsheet, body: dict[str, Any]) -> store.Sheet:
-    title = body.get("sheet")
-    sheet = ss.sheet_by_title(title) if title else ss.sheets[0]
-    if sheet is None:
-        raise ApiError(404, f"no sheet titled {title!r}")
-    return sheet
-
-
-def snapshot(ss: Spreadsheet, render_option: str) -> dict[str, Any]:
-    """All values of every sheet, trimmed, for assertions in tests."""
-    return {
-        "spreadsheetId": ss.id,
-        "title": ss.properties["title"],
-        "modifiedTime": ss.modified,
-        "sheets": [
-            {
-                "title": s.title,
-                "sheetId": s.id,
-                "rowCount": s.row_count,
-                "columnCount": s.col_count,
-                "values": store.read_values(
-                    s, (0, 0, s.row_count, s.col_count), render_option, "SERIAL_NUMBER"
-                ),
-            }
-            for s in ss.sheets
-        ],
-    }
-
-
-def _person_type(ss: Spreadsheet, body: dict[str, Any]) -> dict[str, Any]:
-    """Type values into cells like a person (USER_ENTERED), honouring strict validation
-    and protected ranges; rejected cells are reported, not applied."""
-    sheet = _admin_sheet(ss, body)
-    user = body.get("user", "person@example.com")
-    applied, rejected = [], []
-    for name, value in (body.get("cells") or {}).items():
-        bounds = a1.parse_cells(name)
-        r, c = bounds.row0, bounds.col0
-        if store.protected_against(ss, sheet, user, r, c):
-            rejected.append({"cell": name, "reason": "protected"})
-            continue
-        cell = parse_user_entered(value) if value is not None else None
-        reason = _validation_failure(sheet, r, c, cell)
-        if reason:
-            rejected.append({"cell": name, "reason": reason})
-            continue
-        grid = sheet.props["gridProperties"]
-        grid["rowCount"] = max(grid["rowCount"], r + 1)
-        grid["columnCount"] = max(grid["columnCount"], c + 1)
-        sheet.set(r, c, cell)
-        applied.append(name)
-    return {"applied": applied, "rejected": rejected}
-
-
-def _validation_failure(sheet: store.Sheet, r: int, c: int, cell: Any) -> str | None:
-    for v in sheet.validations:
-        rng, rule = v["range"], v["rule"]
-        inside = (
-            rng["startRowIndex"] <= r < rng["endRowIndex"]
-            and rng["startColumnIndex"] <= c < rng["endColumnIndex"]
-        )
-        condition = rule.get("condition", {})
-        if not inside or not rule.get("strict") or condition.get("type") != "ONE_OF_LIST":
-            continue
-        allowed = [x.get("userEnteredValue") for x in condition.get("values", [])]
-        if cell is not None and str(cell.value) not in allowed:
-            return "invalid: not one of " + ", ".join(map(str, allowed))
-    return None
-
-
-def _column_index(value: Any) -> int:
-    return a1.col_to_index(value) if isinstance(value, str) else int(value)
-
-
-def _person_sort(ss: Spreadsheet, body: dict[str, Any]) -> dict[str, Any]:
-    """Sort the data rows (below ``header_rows``) by a column, like Data > Sort range."""
-    sheet = _admin_sheet(ss, body)
-    nrows, ncols = sheet.data_extent()
-    header = int(body.get("header_rows", 1))
-    col = _column_index(body.get("column", "A"))
-    order = "DESCENDING" if body.get("descending") else "ASCENDING"
-    store.sort_rows(
-        sheet,
-        (header, 0, max(nrows, header), max(ncols, col + 1)),
-        [{"dimensionIndex": col, "sortOrder": order}],
-    )
-    return {"sorted_rows": max(nrows - header, 0)}
-
-
-def _person_insert_rows(ss: Spreadsheet, body: dict[str, Any]) -> dict[str, Any]:
-    """Insert ``count`` empty rows before 1-based row ``before``, optionally typing values."""
-    sheet = _admin_sheet(ss, body)
-    before = int(body["before"]) - 1
-    values = body.get("values") or []
-    count = int(body.get("count", max(len(values), 1)))
-    store._insert(sheet, "ROWS", before, count)
-    for i, row in enumerate(values):
-        for j, value in enumerate(row):
-            if value is not None:
-                sheet.set(before + i, j, parse_user_entered(value))
-    return {"inserted": count}
-
-
-def _person_delete_rows(ss: Spreadsheet, body: dict[str, Any]) -> dict[str, Any]:
-    """Delete ``count`` rows starting at 1-based row ``row``."""
-    sheet = _admin_sheet(ss, body)
-    start = int(body["row"]) - 1
-    count = int(body.get("count", 1))
-    if start < 0 or start + count > sheet.row_count or count >= sheet.row_count:
-        raise ApiError(400, "rows out of range")
-    store._delete(sheet, "ROWS", start, start + count)
-    return {"deleted": count}
-
-
-def _person_duplicate_row(ss: Spreadsheet, body: dict[str, Any]) -> dict[str, Any]:
-    """Copy 1-based row ``row`` and paste it as a new row at ``to`` (default: after the data)."""
-    sheet = _admin_sheet(ss, body)
-    src = int(body["row"]) - 1
-    cells = list(sheet.rows[src]) if src < len(sheet.rows) else []
-    nrows, _ = sheet.data_extent()
-    to = int(body["to"]) - 1 if body.get("to") else nrows
-    if to < nrows:
-        store._insert(sheet, "ROWS", to, 1)
-    grid = sheet.props["gridProperties"]
-    grid["rowCount"] = max(grid["rowCount"], to + 1)
-    for c, cell in enumerate(cells):
-        sheet.set(to, c, cell)
-    return {"row": to + 1}
-
-
-PERSON_ACTIONS = {
-    "type": _person_type,
-    "sort": _person_sort,
-    "insert_rows": _person_insert_rows,
-    "delete_rows": _person_delete_rows,
-    "duplicate_row": _person_duplicate_row,
-}
 
 
 class EmulatorServer(ThreadingHTTPServer):

@@ -18,6 +18,7 @@ from .values import Cell, parse_raw, parse_user_entered, render, sort_key
 DEFAULT_PROPERTIES: dict[str, Any] = json.loads(
     (Path(__file__).with_name("spreadsheet_defaults.json")).read_text()
 )
+_SCALARS = (str, int, float, bool, type(None))
 _ID_CHARS = string.ascii_letters + string.digits + "-_"
 _STATUS = {
     400: "INVALID_ARGUMENT",
@@ -337,7 +338,9 @@ def value_range(
     return out
 
 
-def _check_values(values: Any, field: str = "data.values") -> list[list[Any]]:
+def check_values(values: Any, field: str = "data.values") -> list[list[Any]]:
+    """``values`` of a ValueRange must be a list of lists: Google's 400 otherwise."""
+
     def bad(where: str, value: Any) -> ApiError:
         msg = (
             f"Invalid value at '{where}' (type.googleapis.com/google.protobuf.ListValue), "
@@ -362,6 +365,22 @@ def _check_values(values: Any, field: str = "data.values") -> list[list[Any]]:
         if not isinstance(row, list):
             raise bad(f"{field}[{i}]", row)
     return values
+
+
+def _check_protection(
+    ss: Spreadsheet, sheet: Sheet, user: str, row0: int, col0: int, values: list[list[Any]]
+) -> None:
+    """400 when a non-editor writes a non-null value inside a (non warning-only) protected range."""
+    if user == ss.owner or not sheet.protected:
+        return
+    for i, row in enumerate(values):
+        for j, v in enumerate(row):
+            if v is not None and protected_against(ss, sheet, user, row0 + i, col0 + j):
+                raise ApiError(
+                    400,
+                    "You are trying to edit a protected cell or object. Please contact the "
+                    "spreadsheet owner to remove protection if you need to edit.",
+                )
 
 
 def protected_against(ss: Spreadsheet, sheet: Sheet, user: str, r: int, c: int) -> bool:
@@ -425,30 +444,41 @@ def write_values(
         return {"spreadsheetId": ss.id}
     for i, row in enumerate(values):
         for j, v in enumerate(row):
-            if v is not None and protected_against(ss, sheet, user, row0 + i, col0 + j):
-                raise ApiError(
-                    400,
-                    "You are trying to edit a protected cell or object. Please contact the "
-                    "spreadsheet owner to remove protection if you need to edit.",
-                )
+            if not isinstance(v, _SCALARS):
+                raise ApiError(400, f"Invalid values[{i}][{j}]: {json.dumps(v)}")
+    _check_protection(ss, sheet, user, row0, col0, values)
     grid = sheet.props["gridProperties"]
     grid["rowCount"] = max(grid["rowCount"], row0 + nrows)
     grid["columnCount"] = max(grid["columnCount"], col0 + ncols)
     parse = parse_raw if input_option == "RAW" else parse_user_entered
+    rows = sheet.rows
+    if len(rows) < row0 + nrows:
+        rows.extend([] for _ in range(row0 + nrows - len(rows)))
     touched_rows: set[int] = set()
     touched_cols: set[int] = set()
+    full_width = 0  # rows without nulls write columns col0 .. col0 + full_width
     cells = 0
     for i, row in enumerate(values):
+        if not row:
+            continue
         r = row0 + i
-        for j, v in enumerate(row):
-            if v is None:  # null = leave the cell alone
-                continue
-            if isinstance(v, list | dict):
-                raise ApiError(400, f"Invalid values[{i}][{j}]: {json.dumps(v)}")
-            sheet.set(r, col0 + j, parse(v))
+        target = rows[r]
+        end = col0 + len(row)
+        if len(target) < end:
+            target.extend([None] * (end - len(target)))
+        if None not in row:
+            target[col0:end] = [parse(v) for v in row]
+            full_width = max(full_width, len(row))
             touched_rows.add(r)
-            touched_cols.add(col0 + j)
-            cells += 1
+            cells += len(row)
+            continue
+        for j, v in enumerate(row):
+            if v is not None:  # null = leave the cell alone
+                target[col0 + j] = parse(v)
+                touched_rows.add(r)
+                touched_cols.add(col0 + j)
+                cells += 1
+    touched_cols.update(range(col0, col0 + full_width))
     ss.touch()
     result = {
         "spreadsheetId": ss.id,
@@ -536,7 +566,7 @@ def append_values(
     """values.append: find the table in the range, write after its last row."""
     sheet, bounds = resolve(ss, range_text)
     row0, col0, row1, col1 = clip(sheet, bounds)
-    values = _check_values(body.get("values"))
+    values = check_values(body.get("values"))
     if bounds.single:
         row1, col1 = row0 + 1, col0 + 1
     table = _find_table(sheet, (row0, col0, row1, col1))
@@ -547,7 +577,7 @@ def append_values(
         table_range = a1.format_range(sheet.title, top, left, bottom, right)
         target_row, target_col = bottom, left
     if params.get("insertDataOption") == "INSERT_ROWS" and values:
-        _insert(sheet, "ROWS", target_row, len(values))
+        insert_lines(sheet, "ROWS", target_row, len(values))
     major = body.get("majorDimension") or "ROWS"
     start = a1.Bounds(target_row, target_col, None, None, single=True)
     if values and target_row + len(values) > sheet.row_count:
@@ -580,7 +610,8 @@ def clear_values(ss: Spreadsheet, range_text: str) -> str:
 # --- structural edits ----------------------------------------------------------------------
 
 
-def _insert(sheet: Sheet, dimension: str, start: int, count: int) -> None:
+def insert_lines(sheet: Sheet, dimension: str, start: int, count: int) -> None:
+    """Insert ``count`` empty ROWS/COLUMNS before index ``start``; the grid grows."""
     grid = sheet.props["gridProperties"]
     if dimension == "ROWS":
         if start < len(sheet.rows):
@@ -595,7 +626,8 @@ def _insert(sheet: Sheet, dimension: str, start: int, count: int) -> None:
         _shift_ranges(sheet, "Column", start, count)
 
 
-def _delete(sheet: Sheet, dimension: str, start: int, end: int) -> None:
+def delete_lines(sheet: Sheet, dimension: str, start: int, end: int) -> None:
+    """Delete ROWS/COLUMNS ``[start, end)``; the grid shrinks."""
     grid = sheet.props["gridProperties"]
     if dimension == "ROWS":
         del sheet.rows[start:end]
@@ -777,7 +809,7 @@ def _insert_dimension(ss: Spreadsheet, args: dict, where: str, user: str) -> dic
     limit = sheet.row_count if dim == "ROWS" else sheet.col_count
     if start < 0 or end <= start or start > limit:
         raise ApiError(400, f"{where}Invalid range: startIndex {start}, endIndex {end}")
-    _insert(sheet, dim, start, end - start)
+    insert_lines(sheet, dim, start, end - start)
     return {}
 
 
@@ -788,7 +820,7 @@ def _delete_dimension(ss: Spreadsheet, args: dict, where: str, user: str) -> dic
         raise ApiError(400, f"{where}Invalid range: startIndex {start}, endIndex {end}")
     if end - start >= limit:
         raise ApiError(400, f"{where}You can't delete all the {dim.lower()} on the sheet.")
-    _delete(sheet, dim, start, end)
+    delete_lines(sheet, dim, start, end)
     return {}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
+import functools
 import operator
 import re
 from typing import Any
@@ -139,14 +140,25 @@ def _num(value: float) -> int | float:
 
 
 def parse_user_entered(value: Any) -> Cell | None:
-    """A value typed into a cell (USER_ENTERED, en_US). ``None`` means "empty cell"."""
-    if isinstance(value, bool):
-        return Cell(value)
-    if isinstance(value, int | float):
-        return Cell(_num(value))
-    text = str(value)
+    """A value typed into a cell (USER_ENTERED, en_US). ``None`` means "empty cell".
+
+    Raises ValueError for JSON values that are not a string, number or boolean.
+    """
+    if isinstance(value, str):
+        return _parse_text(value)
+    if isinstance(value, int | float):  # bool included
+        return _plain(value)
+    raise ValueError(value)
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse_text(text: str) -> Cell | None:
+    # cached: trackers repeat the same strings ("open", dates...) and Cells are immutable
     if text == "":
         return None
+    first = text.lstrip()[:1]
+    if first.isalpha() and first not in "TtFf":
+        return Cell(text)  # cannot be a number, date, time or boolean
     if text.startswith("'"):
         return Cell(text[1:])
     if text.startswith("=") and len(text) > 1:
@@ -165,14 +177,21 @@ def parse_user_entered(value: Any) -> Cell | None:
 
 
 def parse_raw(value: Any) -> Cell | None:
-    """A value written with RAW: stored as is (strings stay strings)."""
-    if value == "" or value is None:
-        return None
-    if isinstance(value, bool):
-        return Cell(value)
-    if isinstance(value, int | float):
+    """A value written with RAW: stored as is (strings stay strings).
+
+    Raises ValueError for JSON values that are not a string, number or boolean.
+    """
+    if isinstance(value, str | int | float):  # bool included
+        return _plain(value) if value != "" else None
+    raise ValueError(value)
+
+
+@functools.lru_cache(maxsize=65536, typed=True)
+def _plain(value: str | int | float | bool) -> Cell:
+    # cached (typed: True, 1 and 1.0 stay apart): big writes repeat values; Cells are immutable
+    if isinstance(value, float) and not isinstance(value, bool):
         return Cell(_num(value))
-    return Cell(str(value))
+    return Cell(value)
 
 
 _OPS = {
