@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g
+from flask_jwt_extended import current_user as jwt_current_user
+from flask_jwt_extended import verify_jwt_in_request
 from flask_login import current_user
 
 from portal.security import ADMIN_ROLE
@@ -28,6 +30,10 @@ def actor_for_user(user: Any, source: str) -> Actor:
 def current_actor(source: str) -> Actor:
     """The actor of the current request (``web`` or ``api``); refuses anonymous users."""
     user = getattr(g, "user", None) or current_user
+    if user is None or not getattr(user, "is_authenticated", False):
+        # REST clients authenticate with a JWT, which FAB resolves through flask-jwt-extended.
+        verify_jwt_in_request(optional=True)
+        user = jwt_current_user
     if user is None or not getattr(user, "is_authenticated", False):
         raise PermissionDenied("sign in first")
     return actor_for_user(user, source)

@@ -134,9 +134,8 @@ def ctx(app: Flask) -> Iterator[Flask]:
         db.session.remove()
 
 
-@pytest.fixture
-def clean_db(ctx: Flask) -> Flask:
-    """Empty every business table (users and roles stay) before the test."""
+def wipe_business_tables() -> None:
+    """Empty every business table; users and roles stay (inside an app context)."""
     from portal.extensions import db
 
     tables = [
@@ -151,6 +150,12 @@ def clean_db(ctx: Flask) -> Flask:
         for table in tables:
             db.session.execute(table.delete())
     db.session.commit()
+
+
+@pytest.fixture
+def clean_db(ctx: Flask) -> Flask:
+    """Empty every business table (users and roles stay) before the test."""
+    wipe_business_tables()
     return ctx
 
 
