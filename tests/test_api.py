@@ -48,21 +48,21 @@ def test_every_resource_is_in_the_openapi_spec(app: Flask, admin) -> None:
 
 
 @pytest.mark.parametrize(
-    ("resource", "payload", "field", "status"),
+    ("resource", "payload", "field"),
     [
-        ("customer", {"code": "X1", "name": "N", "credit_limit": "lots"}, "credit_limit", 422),
-        ("customer", {"name": "No code"}, "code", 422),
-        ("customer", {"code": "X" * 21, "name": "N"}, "code", 422),
-        ("customer", {"code": "C1", "name": "Duplicate"}, "code", 422),
+        ("customer", {"code": "X1", "name": "N", "credit_limit": "lots"}, "credit_limit"),
+        ("customer", {"name": "No code"}, "code"),
+        ("customer", {"code": "X" * 21, "name": "N"}, "code"),
+        ("customer", {"code": "C1", "name": "Duplicate"}, "code"),
         (
             "customer",
             {"code": "X2", "name": "N", "payment_term_id": 999999},
             "payment_term_id",
             422,
         ),
-        ("customer", {"code": "X3", "name": "N", "credit_limit": "-5"}, "credit_limit", 422),
-        ("customer", {"code": "X4", "name": "N", "email": "not-an-email"}, "email", 422),
-        ("customer", {"code": "X5", "name": "N", "surprise": 1}, "surprise", 422),
+        ("customer", {"code": "X3", "name": "N", "credit_limit": "-5"}, "credit_limit"),
+        ("customer", {"code": "X4", "name": "N", "email": "not-an-email"}, "email"),
+        ("customer", {"code": "X5", "name": "N", "surprise": 1}, "surprise"),
         (
             "product",
             {"sku": "P1", "name": "N", "list_price": "1", "pack_size": "six"},
@@ -75,14 +75,14 @@ def test_every_resource_is_in_the_openapi_spec(app: Flask, admin) -> None:
             "pack_size",
             422,
         ),
-        ("product", {"sku": "SKU-1", "name": "N", "list_price": "1"}, "sku", 422),
-        ("product", {"sku": "P3", "name": "N"}, "list_price", 422),
-        ("warehouse", {"code": "W9", "name": "N", "priority": 0}, "priority", 422),
-        ("warehouse", {"code": "W1", "name": "Dup"}, "code", 422),
-        ("sales_order", {"customer_id": 999999}, "customer_id", 422),
-        ("sales_order", {"customer_id": "abc"}, "customer_id", 422),
-        ("sales_order", {"customer_id": None}, "customer_id", 422),
-        ("sales_order", {"incoterm": "XYZ", "customer_id": "__customer__"}, "incoterm", 422),
+        ("product", {"sku": "SKU-1", "name": "N", "list_price": "1"}, "sku"),
+        ("product", {"sku": "P3", "name": "N"}, "list_price"),
+        ("warehouse", {"code": "W9", "name": "N", "priority": 0}, "priority"),
+        ("warehouse", {"code": "W1", "name": "Dup"}, "code"),
+        ("sales_order", {"customer_id": 999999}, "customer_id"),
+        ("sales_order", {"customer_id": "abc"}, "customer_id"),
+        ("sales_order", {"customer_id": None}, "customer_id"),
+        ("sales_order", {"incoterm": "XYZ", "customer_id": "__customer__"}, "incoterm"),
         (
             "sales_order",
             {"customer_po": "P" * 41, "customer_id": "__customer__"},
@@ -92,11 +92,11 @@ def test_every_resource_is_in_the_openapi_spec(app: Flask, admin) -> None:
     ],
 )
 def test_bad_post_gets_a_field_level_4xx(
-    app: Flask, api_data, admin, resource, payload, field, status
+    app: Flask, api_data, admin, resource, payload, field
 ) -> None:
     payload = {k: api_data["customer_id"] if v == "__customer__" else v for k, v in payload.items()}
     response = app.test_client().post(f"/api/v1/{resource}/", json=payload, headers=admin)
-    assert response.status_code == status, response.json
+    assert response.status_code == 422, response.json
     body = response.json
     fields = body.get("errors") or body.get("message")
     assert isinstance(fields, dict) and field in fields, body

@@ -37,6 +37,7 @@ WRITE_SCOPES = frozenset(
         "https://www.googleapis.com/auth/drive.file",
     }
 )
+LOG_SIZE = 10_000  # request log entries kept (counters are exact)
 _SHEETS_PATH = re.compile(r"^/v4/spreadsheets/([^/:]+)(.*)$")
 _DRIVE_PATH = re.compile(r"^/drive/v3/files(?:/([^/]+))?(/.*)?$")
 _ADMIN_SS = re.compile(r"^/_admin/spreadsheets/([^/]+)(?:/([a-z_]+))?$")
@@ -70,13 +71,14 @@ class Emulator:
             self.quota: dict[tuple[str, str], deque[float]] = {}
             self.faults: list[dict[str, Any]] = []
             self.counters: Counter[str] = Counter()
-            self.log: list[dict[str, Any]] = []
+            self.log: deque[dict[str, Any]] = deque(maxlen=LOG_SIZE)
 
     # --- helpers used by the handler and by tests --------------------------------------
 
     def create_spreadsheet(
         self, title: str, owner: str, sid: str | None = None, first_sheet: dict | None = None
     ) -> Spreadsheet:
+        """A new spreadsheet with one sheet (id 0, 1000 x 26 unless first_sheet says)."""
         with self.lock:
             ss = Spreadsheet(sid or store.new_id(), title, owner)
             ss.add_sheet(first_sheet or {"title": "Sheet1"}, sheet_id=0)
@@ -84,6 +86,7 @@ class Emulator:
             return ss
 
     def take_fault(self, kind: str) -> dict[str, Any] | None:
+        """Consume one pending injected fault matching this request kind, if any."""
         with self.lock:
             for fault in self.faults:
                 if fault.get("kind") in (None, kind) and fault["remaining"] > 0:
@@ -151,11 +154,10 @@ class DriveError(ApiError):
 class _Reply(Exception):
     """Raised to answer with a given status and JSON body (or none for 204)."""
 
-    def __init__(self, status: int, body: Any = None, raw: bytes | None = None) -> None:
+    def __init__(self, status: int, body: Any = None) -> None:
         super().__init__(status)
         self.status = status
         self.body = body
-        self.raw = raw
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -194,11 +196,9 @@ class Handler(BaseHTTPRequestHandler):
     def emu(self) -> Emulator:
         return self.server.emulator
 
-    def _send(self, status: int, body: Any = None, raw: bytes | None = None) -> None:
+    def _send(self, status: int, body: Any = None) -> None:
         data = b""
-        if raw is not None:
-            data = raw
-        elif body is not None:
+        if body is not None:
             data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         self.send_response(status)
         if status != 204:
@@ -242,11 +242,12 @@ class Handler(BaseHTTPRequestHandler):
                     time.sleep(fault["delay_ms"] / 1000)
                 if fault.get("status"):
                     code = int(fault["status"])
-                    raise (
-                        quota_error("Read" if kind in READ_KINDS else "Write", 0)
-                        if code == 429
-                        else ApiError(code, fault.get("message") or "Internal error encountered.")
-                    )
+                    if code == 429:
+                        config = self.emu.config
+                        if kind in READ_KINDS:
+                            raise quota_error("Read", config.quota_reads)
+                        raise quota_error("Write", config.quota_writes)
+                    raise ApiError(code, fault.get("message") or "Internal error encountered.")
             user, scopes = self.authenticate()
             entry["user"] = user
             if path.startswith("/v4/spreadsheets"):
@@ -260,7 +261,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, result)
         except _Reply as reply:
             status = reply.status
-            self._send(reply.status, reply.body, reply.raw)
+            self._send(reply.status, reply.body)
         except ApiError as err:
             status = err.code
             self._send(err.code, err.body())
@@ -278,7 +279,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             status, body = 200, fn()
         except _Reply as reply:
-            self._send(reply.status, reply.body, reply.raw)
+            self._send(reply.status, reply.body)
             return
         except ApiError as err:
             status, body = err.code, err.body()
