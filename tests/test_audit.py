@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -52,7 +53,7 @@ def test_chain_links_each_event_to_the_previous_one(clean_db) -> None:
     events = db.session.query(AuditEvent).order_by(AuditEvent.id).all()
     assert len(events) > 5
     assert events[0].prev_hash == audit.GENESIS_HASH
-    for previous, event in zip(events, events[1:], strict=False):
+    for previous, event in itertools.pairwise(events):
         assert event.prev_hash == previous.hash
         assert event.hash == audit.event_hash(event)
     result = audit.verify()
