@@ -1,0 +1,230 @@
+"""Browser end-to-end fixtures: the real portal in a subprocess, driven by Debian's chromium.
+
+The server gets a database of its own (a SQLite file, or a PostgreSQL schema of its own next
+to the suite's), built by ``orderbridge db upgrade`` and ``orderbridge seed-demo`` exactly as a
+person would, and is served by ``orderbridge run`` with CSRF on. Playwright never downloads a
+browser: it launches ``/usr/bin/chromium``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, make_url, text
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-gpu",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+E2E_PASSWORD = "e2e-Passw0rd-" + secrets.token_hex(4)
+VIEWPORT = {"width": 1280, "height": 800}
+TIMEOUT_MS = 10_000
+LOG_TAIL = 80
+
+
+@dataclass
+class PortalServer:
+    base_url: str
+    database_url: str
+    log_path: Path
+    process: subprocess.Popen
+
+    def log_tail(self, lines: int = LOG_TAIL) -> str:
+        """The last lines of the server's output, without the requests for static files."""
+        text_ = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        kept = [line for line in text_.splitlines() if '"GET /static/' not in line]
+        return "\n".join(kept[-lines:])
+
+
+def _orderbridge() -> list[str]:
+    """The ``orderbridge`` console script of the interpreter running the tests."""
+    script = Path(sys.executable).parent / "orderbridge"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "portal.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_up(server: PortalServer, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(
+                f"the portal server exited with {server.process.returncode}:\n{server.log_tail()}"
+            )
+        try:
+            with urllib.request.urlopen(f"{server.base_url}/login/", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"the portal server did not answer within {timeout:.0f}s:\n{server.log_tail()}")
+
+
+@pytest.fixture(scope="session")
+def e2e_database(
+    test_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A database for the server alone: a SQLite file, or a PostgreSQL schema of its own."""
+    suite_url = test_env["DATABASE_URL"]
+    if not suite_url.startswith("postgresql"):
+        yield f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'e2e.db'}"
+        return
+    base = make_url(suite_url).difference_update_query(["options"])
+    base_url = base.render_as_string(hide_password=False)
+    schema = f"ob_e2e_{secrets.token_hex(4)}"
+    engine = create_engine(base_url)
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in base_url else "?"
+    try:
+        yield f"{base_url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def portal_server(
+    test_env: dict[str, str], e2e_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PortalServer]:
+    """``orderbridge run`` on a free port over a migrated, demo-seeded database of its own."""
+    workdir = tmp_path_factory.mktemp("e2e-server")
+    env = {
+        **os.environ,
+        **test_env,
+        "DATABASE_URL": e2e_database,
+        "ORDERBRIDGE_INSTANCE_DIR": str(workdir / "instance"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("FLASK_DEBUG", None)
+    cli = _orderbridge()
+    for step in (["db", "upgrade"], ["seed-demo", "--password", E2E_PASSWORD, "--orders", "40"]):
+        done = subprocess.run(
+            [*cli, *step], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+        )
+        if done.returncode != 0:
+            pytest.fail(
+                f"`orderbridge {' '.join(step)}` failed ({done.returncode}):\n"
+                f"{done.stdout}\n{done.stderr}"
+            )
+    port = _free_port()
+    log_path = workdir / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*cli, "run", "--host", "127.0.0.1", "--port", str(port), "--no-reload"],
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = PortalServer(f"http://127.0.0.1:{port}", e2e_database, log_path, process)
+    try:
+        _wait_until_up(server)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Attach the tail of the server's output to the report of a failed e2e test."""
+    outcome = yield
+    report = outcome.get_result()
+    server = getattr(item, "funcargs", {}).get("portal_server")
+    if report.failed and isinstance(server, PortalServer):
+        report.sections.append(("portal server output (tail)", server.log_tail()))
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium, headless, driven by Playwright (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        yield chromium
+        chromium.close()
+
+
+def sign_in(page, username: str, password: str = E2E_PASSWORD) -> None:
+    """Fill in and submit the real login form on the current (login) page."""
+    page.get_by_label("Username:").fill(username)
+    page.get_by_label("Password:").fill(password)
+    page.get_by_role("button", name="Sign In").click()
+
+
+@pytest.fixture
+def new_page(browser, portal_server: PortalServer) -> Iterator[Callable[[], object]]:
+    """Open pages in fresh browser contexts (own cookies); all closed after the test."""
+    contexts = []
+
+    def open_page():
+        context = browser.new_context(base_url=portal_server.base_url, viewport=VIEWPORT)
+        context.set_default_timeout(TIMEOUT_MS)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page_as(new_page: Callable[[], object]) -> Callable[[str], object]:
+    """``page_as("specialist")``: a page in a new context, signed in through the login form."""
+
+    def login(username: str):
+        page = new_page()
+        page.goto("/login/")
+        sign_in(page, username)
+        page.wait_for_url(lambda url: "/login" not in url)
+        return page
+
+    return login
+
+
+@pytest.fixture(scope="session")
+def draft_orders(portal_server: PortalServer) -> list[tuple[int, str]]:
+    """(id, number) of the seeded orders still in draft, oldest first: tests share them out."""
+    engine = create_engine(portal_server.database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT id, number FROM sales_order WHERE status = 'draft' ORDER BY id")
+            ).all()
+    finally:
+        engine.dispose()
+    assert len(rows) >= 4, f"the demo data has too few draft orders for the e2e flows: {rows}"
+    return [(row.id, row.number) for row in rows]
