@@ -97,14 +97,11 @@ def role_allows(role: str, permission: str, view_menu: str) -> bool:
 def _menu_grants(appbuilder: AppBuilder, permissions: frozenset[tuple[str, str]]) -> set[str]:
     """Menu entries to show a role: items whose view it may read, and their categories."""
     readable = {view for perm, view in permissions if perm == "can_read"}
-    by_name = {view.__class__.__name__: view for view in appbuilder.baseviews}
     granted: set[str] = set()
     for category in appbuilder.menu.get_list():
         children = [category, *category.childs] if category.childs else [category]
         for item in children:
-            view = by_name.get(getattr(item, "baseview_name", None) or "")
-            if view is None:
-                continue
+            view = getattr(item, "baseview", None)
             if getattr(view, "class_permission_name", None) in readable:
                 granted.add(item.name)
                 granted.add(category.name)

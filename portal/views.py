@@ -67,6 +67,7 @@ class RecordHistoryMixin:
     """Adds ``/history/<pk>``: the record's own audit events (what a Specialist may see)."""
 
     audit_entity: str = ""
+    include_route_methods = {"list", "show", "add", "edit", "history"}
 
     @expose("/history/<int:pk>")
     @has_access
@@ -328,6 +329,7 @@ class AuditEventView(ReadOnlyModelView):
     method_permission_name = {**security.METHOD_PERMISSIONS, "verify": "verify"}
     include_route_methods = {"list", "show", "verify"}
     list_title = "Audit trail"
+    list_template = "audit_event_list.html"
     list_columns = ["id", "occurred_at", "actor", "source", "entity", "entity_id", "action"]
     show_columns = [*list_columns, "changes", "prev_hash", "hash"]
     search_columns = ["actor", "source", "entity", "entity_id", "action", "occurred_at"]
