@@ -1,4 +1,4 @@
-"""SQLAlchemy models for Orderbridge's system of record.
+"""Core models: master data, stock and its ledger, orders and lines, the audit trail.
 
 Rules every model follows (DESIGN.md section 2): money is ``Numeric`` mapped to ``Decimal``,
 timestamps are timezone-aware UTC, quantities are integers in the unit of measure, and
@@ -375,6 +375,8 @@ class OrderLine(Versioned, Model):
     qty_delivered: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     qty_cancelled: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     qty_returned: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    price_override_by: Mapped[str | None] = mapped_column(String(120))
+    price_override_reason: Mapped[str | None] = mapped_column(String(200))
     order: Mapped[SalesOrder] = relationship(back_populates="lines")
     product: Mapped[Product] = relationship()
 
@@ -450,3 +452,31 @@ class JobRun(Model):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     result: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+__all__ = [
+    "INCOTERMS",
+    "MONEY",
+    "PERCENT",
+    "PRICE",
+    "AuditChainHead",
+    "AuditEvent",
+    "Customer",
+    "CustomerAddress",
+    "CustomerContact",
+    "InventoryMovement",
+    "JobRun",
+    "MovementKind",
+    "NumberSequence",
+    "OrderLine",
+    "OrderStatus",
+    "PaymentTerm",
+    "PriceList",
+    "PriceListItem",
+    "Product",
+    "SalesOrder",
+    "StockLevel",
+    "UTCDateTime",
+    "Warehouse",
+    "utcnow",
+]
