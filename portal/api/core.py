@@ -1,0 +1,187 @@
+"""Core REST resources: customers, products, warehouses, stock, orders, lines, audit."""
+
+from __future__ import annotations
+
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+
+from portal import security
+from portal.api.base import READ_ONLY_ROUTES, ResourceApi, ServiceResourceApi
+from portal.extensions import appbuilder
+from portal.models import AuditEvent, StockLevel
+from portal.services import catalog, orders
+
+
+class CustomerApi(ServiceResourceApi):
+    resource_name = "customer"
+    service = catalog.customers
+    class_permission_name = security.CUSTOMERS
+    list_columns = [
+        "id",
+        "code",
+        "name",
+        "email",
+        "credit_limit",
+        "credit_hold",
+        "active",
+        "currency",
+        "payment_term_id",
+        "price_list_id",
+        "version",
+    ]
+    show_columns = [*list_columns, "phone", "created_at"]
+    add_columns = [c for c in show_columns if c not in ("id", "version", "created_at")]
+    edit_columns = [*add_columns, "version"]
+
+
+class ProductApi(ServiceResourceApi):
+    resource_name = "product"
+    service = catalog.products
+    class_permission_name = security.PRODUCTS
+    list_columns = [
+        "id",
+        "sku",
+        "name",
+        "unit",
+        "pack_size",
+        "list_price",
+        "lead_time_days",
+        "active",
+        "version",
+    ]
+    show_columns = list_columns
+    add_columns = [c for c in list_columns if c not in ("id", "version")]
+    edit_columns = [*add_columns, "version"]
+
+
+class WarehouseApi(ServiceResourceApi):
+    resource_name = "warehouse"
+    service = catalog.warehouses
+    class_permission_name = security.WAREHOUSES
+    list_columns = ["id", "code", "name", "priority", "active", "version"]
+    show_columns = list_columns
+    add_columns = ["code", "name", "priority", "active"]
+    edit_columns = [*add_columns, "version"]
+
+
+class StockLevelApi(ResourceApi):
+    resource_name = "stock_level"
+    datamodel = SQLAInterface(StockLevel)
+    class_permission_name = security.STOCK
+    list_columns = [
+        "id",
+        "product_id",
+        "warehouse_id",
+        "on_hand",
+        "allocated",
+        "available",
+        "reorder_point",
+        "version",
+    ]
+    show_columns = list_columns
+    order_columns = ["id", "product_id", "warehouse_id", "on_hand", "allocated"]
+
+
+class SalesOrderApi(ServiceResourceApi):
+    resource_name = "sales_order"
+    service = orders.orders
+    class_permission_name = security.ORDERS
+    list_columns = [
+        "id",
+        "number",
+        "customer_id",
+        "customer_po",
+        "order_date",
+        "requested_date",
+        "promised_date",
+        "ship_to_id",
+        "payment_term_id",
+        "incoterm",
+        "currency",
+        "status",
+        "hold_reasons",
+        "revision",
+        "version",
+    ]
+    show_columns = [*list_columns, "notes", "created_at", "updated_at"]
+    add_columns = [
+        "customer_id",
+        "customer_po",
+        "requested_date",
+        "ship_to_id",
+        "payment_term_id",
+        "incoterm",
+        "notes",
+    ]
+    edit_columns = [
+        "customer_po",
+        "requested_date",
+        "promised_date",
+        "ship_to_id",
+        "payment_term_id",
+        "incoterm",
+        "notes",
+        "version",
+    ]
+    order_columns = ["id", "number", "order_date", "requested_date", "status"]
+
+
+class OrderLineApi(ServiceResourceApi):
+    resource_name = "order_line"
+    service = orders.order_lines
+    class_permission_name = security.ORDER_LINES
+    include_route_methods = READ_ONLY_ROUTES | {"put"}
+    list_columns = [
+        "id",
+        "order_id",
+        "line_no",
+        "product_id",
+        "quantity",
+        "unit_price",
+        "list_price",
+        "discount_pct",
+        "qty_allocated",
+        "qty_backordered",
+        "qty_shipped",
+        "qty_delivered",
+        "qty_cancelled",
+        "qty_returned",
+        "version",
+    ]
+    show_columns = list_columns
+    edit_columns = ["quantity", "unit_price", "discount_pct", "version"]
+    order_columns = ["id", "order_id", "line_no", "product_id", "quantity"]
+
+
+class AuditEventApi(ResourceApi):
+    resource_name = "audit_event"
+    datamodel = SQLAInterface(AuditEvent)
+    class_permission_name = security.AUDIT
+    list_columns = [
+        "id",
+        "occurred_at",
+        "actor",
+        "source",
+        "entity",
+        "entity_id",
+        "action",
+        "changes",
+        "prev_hash",
+        "hash",
+    ]
+    show_columns = list_columns
+    order_columns = ["id", "occurred_at", "actor", "entity", "action"]
+    base_order = ("id", "desc")
+
+
+def register_core_apis() -> None:
+    """Add the core resources: master data, stock, orders, lines, audit events."""
+    for api in (
+        CustomerApi,
+        ProductApi,
+        WarehouseApi,
+        StockLevelApi,
+        SalesOrderApi,
+        OrderLineApi,
+        AuditEventApi,
+    ):
+        appbuilder.add_api(api)

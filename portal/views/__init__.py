@@ -1,0 +1,10 @@
+"""Flask-AppBuilder views, one module per area; :func:`register_views` adds them all."""
+
+from portal.views.core import DashboardView, register_core_views
+
+__all__ = ["DashboardView", "register_views"]
+
+
+def register_views() -> None:
+    """Add every view and menu entry to the AppBuilder (called once per app)."""
+    register_core_views()
