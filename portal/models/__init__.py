@@ -2,13 +2,17 @@
 
 ``core`` holds the master data, stock, orders and the audit trail; ``fulfillment`` the order
 lifecycle records (checks, allocations, backorders, shipments, revisions, returns,
-notifications). Everything is re-exported here, so ``from portal.models import X`` works for
+notifications); ``sync`` the spreadsheet trackers; ``finance`` invoices, credits, disputes. Everything is re-exported here, so ``from portal.models import X`` works for
 every model. Records change only through ``portal.services``.
 """
 
 from portal.models.core import *  # noqa: F403
 from portal.models.core import __all__ as _core_all
+from portal.models.finance import *  # noqa: F403
+from portal.models.finance import __all__ as _finance_all
 from portal.models.fulfillment import *  # noqa: F403
 from portal.models.fulfillment import __all__ as _fulfillment_all
+from portal.models.sync import *  # noqa: F403
+from portal.models.sync import __all__ as _sync_all
 
-__all__ = [*_core_all, *_fulfillment_all]
+__all__ = [*_core_all, *_fulfillment_all, *_sync_all, *_finance_all]

@@ -1,0 +1,3 @@
+"""Finance models: invoices, payments, credit memos, disputes and exports."""
+
+__all__: list[str] = []

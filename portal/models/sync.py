@@ -1,0 +1,3 @@
+"""Two-way sync models: trackers, their base snapshots, sync runs and conflicts."""
+
+__all__: list[str] = []
