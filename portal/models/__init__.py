@@ -2,8 +2,9 @@
 
 ``core`` holds the master data, stock, orders and the audit trail; ``fulfillment`` the order
 lifecycle records (checks, allocations, backorders, shipments, revisions, returns,
-notifications); ``sync`` the spreadsheet trackers; ``finance`` invoices, credits, disputes. Everything is re-exported here, so ``from portal.models import X`` works for
-every model. Records change only through ``portal.services``.
+notifications); ``sync`` the spreadsheet trackers; ``finance`` invoices, credits, disputes.
+Everything is re-exported here, so ``from portal.models import X`` works for every model.
+Records change only through ``portal.services``.
 """
 
 from portal.models.core import *  # noqa: F403
