@@ -43,10 +43,28 @@ STOCK = "StockLevel"
 MASTER_DATA = "MasterData"
 AUDIT = "AuditEvent"
 JOBS = "JobRun"
+SHIPMENTS = "Shipment"
+BACKORDERS = "Backorder"
+RETURNS = "ReturnAuthorization"
+NOTIFICATIONS = "Notification"
 
-BUSINESS_RECORDS = (ORDERS, ORDER_LINES, CUSTOMERS, PRODUCTS, WAREHOUSES, STOCK, MASTER_DATA)
-SPECIALIST_WRITES = (ORDERS, ORDER_LINES)
+BUSINESS_RECORDS = (
+    ORDERS,
+    ORDER_LINES,
+    CUSTOMERS,
+    PRODUCTS,
+    WAREHOUSES,
+    STOCK,
+    MASTER_DATA,
+    SHIPMENTS,
+    BACKORDERS,
+    RETURNS,
+    NOTIFICATIONS,
+)
+SPECIALIST_WRITES = (ORDERS, ORDER_LINES, SHIPMENTS, RETURNS)
 SUPERVISOR_WRITES = (*SPECIALIST_WRITES, CUSTOMERS, PRODUCTS, WAREHOUSES, STOCK, MASTER_DATA)
+# Order actions only a Supervisor (or Admin) takes.
+SUPERVISOR_ORDER_ACTIONS = {("can_release", ORDERS), ("can_override_price", ORDERS)}
 
 # What every signed-in user may do regardless of role (FAB's own self-service pages).
 SELF_SERVICE = frozenset(
@@ -79,6 +97,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
         SELF_SERVICE
         | _grant("read", (*BUSINESS_RECORDS, AUDIT))
         | _grant("write", SUPERVISOR_WRITES)
+        | SUPERVISOR_ORDER_ACTIONS
         | _grant("verify", (AUDIT,))
     ),
     AUDITOR: frozenset(

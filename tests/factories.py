@@ -20,7 +20,7 @@ class Catalog:
 
 
 def make_catalog(stock: int = 100) -> Catalog:
-    """One customer with an address and contact, two warehouses, three products in stock."""
+    """One customer with an address and a contact, two warehouses, three products in stock."""
     term = catalog.payment_terms.create({"code": "NET30", "name": "Net 30", "days": 30}, SETUP)
     warehouses = [
         catalog.warehouses.create({"code": "W1", "name": "Main", "priority": 1}, SETUP),
@@ -51,6 +51,9 @@ def make_catalog(stock: int = 100) -> Catalog:
             "is_default_ship_to": True,
         },
         SETUP,
+    )
+    catalog.customer_contacts.create(
+        {"customer_id": customer.id, "name": "Ann Buyer", "email": "ann@acme.example"}, SETUP
     )
     if stock:
         for product in products:

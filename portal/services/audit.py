@@ -26,7 +26,7 @@ from portal.services.base import Actor
 GENESIS_HASH = "0" * 64
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """A JSON-safe, lossless form of a field value (Decimal and dates as strings)."""
     if isinstance(value, Enum):
         return value.value
@@ -37,9 +37,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, bool | int | str | float) or value is None:
         return value
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return str(value)
 
 
@@ -91,11 +91,11 @@ def record(
     ).scalar_one()
     changes: dict[str, Any] = {}
     if before:
-        changes["before"] = _plain(dict(before))
+        changes["before"] = plain(dict(before))
     if after:
-        changes["after"] = _plain(dict(after))
+        changes["after"] = plain(dict(after))
     if detail:
-        changes["detail"] = _plain(dict(detail))
+        changes["detail"] = plain(dict(detail))
     event = AuditEvent(
         occurred_at=utcnow(),
         actor=actor.name,

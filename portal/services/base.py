@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -87,6 +87,33 @@ class NotFound(ServiceError):
 
 class PermissionDenied(ServiceError):
     status = 403
+
+
+def require(actor: Actor, permission: str, view_menu: str, doing: str) -> None:
+    """Refuse ``actor`` unless it holds ``permission`` on ``view_menu``."""
+    if not actor.can(permission, view_menu):
+        raise PermissionDenied(f"{actor.name} may not {doing}")
+
+
+def after_commit(callback: Callable[[], None], key: str | None = None) -> None:
+    """Run ``callback`` once the current transaction commits (dropped on rollback).
+
+    Used to queue background work (sending mail, filling backorders) only when the records it
+    needs are visible to other processes. Callbacks with the same ``key`` run once.
+    """
+    pending = session().info.setdefault("after_commit", {})
+    pending.setdefault(key or f"#{len(pending)}", callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(sess: Session) -> None:
+    for callback in sess.info.pop("after_commit", {}).values():
+        callback()
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_commit(sess: Session) -> None:
+    sess.info.pop("after_commit", None)
 
 
 def session() -> Session:

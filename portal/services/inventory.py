@@ -16,6 +16,7 @@ from portal.services.base import (
     NotFound,
     PermissionDenied,
     ValidationFailed,
+    after_commit,
     unit_of_work,
 )
 
@@ -28,7 +29,9 @@ def stock_level(product_id: int, warehouse_id: int, *, lock: bool = False) -> St
         StockLevel.product_id == product_id, StockLevel.warehouse_id == warehouse_id
     )
     if lock:
-        query = query.with_for_update()
+        # Lock the row and re-read it: another transaction may have changed it since this
+        # session last loaded it.
+        query = query.with_for_update().execution_options(populate_existing=True)
     level = db.session.execute(query).scalar_one_or_none()
     if level is None:
         raise NotFound(f"no stock level for product {product_id} in warehouse {warehouse_id}")
@@ -91,7 +94,27 @@ def receive(
             after={"on_hand": level.on_hand},
             detail={"reference": reference, "quantity": quantity},
         )
+        if _has_open_backorders(product_id):
+            from jobs.fulfillment import enqueue_fill
+
+            after_commit(lambda: enqueue_fill(product_id), key=f"fill:{product_id}")
     return level
+
+
+def _has_open_backorders(product_id: int) -> bool:
+    from portal.models import Backorder, BackorderStatus, OrderLine
+
+    return (
+        db.session.execute(
+            select(Backorder.id)
+            .join(OrderLine, Backorder.order_line_id == OrderLine.id)
+            .where(
+                OrderLine.product_id == product_id, Backorder.status == BackorderStatus.OPEN.value
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
 
 
 def adjust(level: StockLevel, new_on_hand: int, reason: str, actor: Actor) -> StockLevel:

@@ -7,7 +7,13 @@ from sqlalchemy import select, update
 from portal.extensions import db
 from portal.models import NumberSequence
 
-PREFIXES = {"sales_order": "SO-", "invoice": "INV-", "credit_memo": "CM-", "rma": "RMA-"}
+PREFIXES = {
+    "sales_order": "SO-",
+    "shipment": "SH-",
+    "invoice": "INV-",
+    "credit_memo": "CM-",
+    "rma": "RMA-",
+}
 
 
 def next_number(name: str) -> str:

@@ -208,10 +208,12 @@ TRANSITIONS: dict[str, frozenset[str]] = {
         {"partially_allocated", "allocated", "on_hold", "cancelled"}
     ),
     OrderStatus.PARTIALLY_ALLOCATED.value: frozenset(
-        {"allocated", "partially_shipped", "cancelled"}
+        {"confirmed", "allocated", "partially_shipped", "shipped", "cancelled"}
     ),
-    OrderStatus.ALLOCATED.value: frozenset({"partially_shipped", "shipped", "cancelled"}),
-    OrderStatus.PARTIALLY_SHIPPED.value: frozenset({"shipped", "partially_shipped"}),
+    OrderStatus.ALLOCATED.value: frozenset(
+        {"confirmed", "partially_allocated", "partially_shipped", "shipped", "cancelled"}
+    ),
+    OrderStatus.PARTIALLY_SHIPPED.value: frozenset({"shipped"}),
     OrderStatus.SHIPPED.value: frozenset({"delivered"}),
     OrderStatus.DELIVERED.value: frozenset({"invoiced"}),
     OrderStatus.INVOICED.value: frozenset({"closed"}),

@@ -1,0 +1,481 @@
+"""Allocation, backorders, shipments and deliveries.
+
+Allocation takes available-to-promise stock warehouse by warehouse in priority order, with the
+stock rows locked (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite serialises writers and the
+stock level's version column refuses a stale write), so two allocations can never take the
+same unit. What cannot be allocated becomes a backorder, filled when stock arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import (
+    DELAY_REASONS,
+    Allocation,
+    Backorder,
+    BackorderStatus,
+    MovementKind,
+    OrderLine,
+    OrderStatus,
+    SalesOrder,
+    Shipment,
+    ShipmentLine,
+    ShipmentStatus,
+    Warehouse,
+    utcnow,
+)
+from portal.services import audit, inventory, notifications, numbering, orders
+from portal.services.base import (
+    Actor,
+    ConflictError,
+    RecordService,
+    ValidationFailed,
+    check_version,
+    require,
+    unit_of_work,
+)
+
+SHIPMENT_VIEW = "Shipment"
+
+ALLOCATABLE = (
+    OrderStatus.CONFIRMED.value,
+    OrderStatus.PARTIALLY_ALLOCATED.value,
+    OrderStatus.PARTIALLY_SHIPPED.value,
+)
+SHIPPABLE = (
+    OrderStatus.PARTIALLY_ALLOCATED.value,
+    OrderStatus.ALLOCATED.value,
+    OrderStatus.PARTIALLY_SHIPPED.value,
+)
+
+
+def open_quantity(line: OrderLine) -> int:
+    """Units still to be shipped: ordered − cancelled − shipped."""
+    return line.quantity - line.qty_cancelled - line.qty_shipped
+
+
+def unallocated(line: OrderLine) -> int:
+    """Units still needing stock: open − allocated."""
+    return open_quantity(line) - line.qty_allocated
+
+
+def _warehouses() -> list[Warehouse]:
+    return list(
+        db.session.execute(
+            select(Warehouse)
+            .where(Warehouse.active.is_(True))
+            .order_by(Warehouse.priority, Warehouse.id)
+        ).scalars()
+    )
+
+
+def _allocation_row(line: OrderLine, warehouse_id: int) -> Allocation:
+    row = db.session.execute(
+        select(Allocation).where(
+            Allocation.order_line_id == line.id, Allocation.warehouse_id == warehouse_id
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        row = Allocation(order_line_id=line.id, warehouse_id=warehouse_id, quantity=0)
+        db.session.add(row)
+    return row
+
+
+def _open_backorder(line: OrderLine) -> Backorder | None:
+    return db.session.execute(
+        select(Backorder).where(
+            Backorder.order_line_id == line.id, Backorder.status == BackorderStatus.OPEN.value
+        )
+    ).scalar_one_or_none()
+
+
+def _allocate_line(line: OrderLine, warehouses: list[Warehouse], actor: Actor) -> int:
+    """Allocate what stock allows for one line; returns the units allocated."""
+    need = unallocated(line)
+    taken = 0
+    for warehouse in warehouses:
+        if need <= 0:
+            break
+        level = inventory.stock_level(line.product_id, warehouse.id, lock=True)
+        take = min(need, level.available)
+        if take <= 0:
+            continue
+        inventory.move(
+            level,
+            MovementKind.ALLOCATION,
+            actor,
+            allocated_delta=take,
+            reference=f"{line.order.number}/{line.line_no}",
+        )
+        _allocation_row(line, warehouse.id).quantity += take
+        line.qty_allocated += take
+        need -= take
+        taken += take
+    return taken
+
+
+def _sync_backorder(line: OrderLine, today: date) -> Backorder | None:
+    """Make the line's open backorder match what is still unallocated; returns a new one."""
+    need = unallocated(line)
+    backorder = _open_backorder(line)
+    created = None
+    if need > 0 and backorder is None:
+        created = Backorder(
+            order_line_id=line.id,
+            quantity=need,
+            expected_date=today + timedelta(days=line.product.lead_time_days),
+            priority=5,
+            status=BackorderStatus.OPEN.value,
+        )
+        db.session.add(created)
+    elif need > 0:
+        backorder.quantity = need
+    elif backorder is not None:
+        backorder.status = BackorderStatus.FILLED.value
+        backorder.filled_at = utcnow()
+    line.qty_backordered = max(need, 0)
+    return created
+
+
+def _settle_status(order: SalesOrder, actor: Actor) -> None:
+    """Move the order to the status its lines now describe."""
+    lines = [line for line in order.lines if open_quantity(line) > 0 or line.qty_shipped > 0]
+    if not lines:
+        return
+    shipped = sum(line.qty_shipped for line in lines)
+    open_units = sum(open_quantity(line) for line in lines)
+    allocated = sum(line.qty_allocated for line in lines)
+    if shipped and open_units == 0:
+        target = OrderStatus.SHIPPED.value
+    elif shipped:
+        target = OrderStatus.PARTIALLY_SHIPPED.value
+    elif allocated and allocated == open_units:
+        target = OrderStatus.ALLOCATED.value
+    elif allocated:
+        target = OrderStatus.PARTIALLY_ALLOCATED.value
+    else:
+        target = OrderStatus.CONFIRMED.value
+    if target != order.status:
+        orders.transition(order, target, actor)
+
+
+def allocate(order: SalesOrder, actor: Actor, today: date | None = None) -> SalesOrder:
+    """Allocate every open line from stock; the rest becomes backorders."""
+    orders.orders._require(actor, "can_write")
+    if order.status not in ALLOCATABLE:
+        raise ConflictError(f"order {order.number} is {order.status}; it can't be allocated")
+    today = today or utcnow().date()
+    with unit_of_work():
+        warehouses = _warehouses()
+        new_backorders = []
+        allocated = 0
+        # Lock stock rows in one global order (product, then warehouse priority) so two
+        # allocations never wait on each other in a cycle.
+        for line in sorted(order.lines, key=lambda line: (line.product_id, line.id)):
+            if unallocated(line) <= 0:
+                continue
+            allocated += _allocate_line(line, warehouses, actor)
+            backorder = _sync_backorder(line, today)
+            if backorder is not None:
+                new_backorders.append(backorder)
+        db.session.flush()
+        audit.record(
+            actor,
+            "sales_order",
+            order.id,
+            "allocate",
+            detail={
+                "allocated": allocated,
+                "backordered": sum(b.quantity for b in new_backorders),
+            },
+        )
+        _settle_status(order, actor)
+        if new_backorders:
+            notifications.notify(order, "backordered", actor, backorders=new_backorders)
+    return order
+
+
+def fill_backorders(product_id: int, actor: Actor) -> list[str]:
+    """Allocate newly arrived stock to open backorders, highest priority then oldest first."""
+    filled: list[str] = []
+    backorders = (
+        db.session.execute(
+            select(Backorder)
+            .join(OrderLine, Backorder.order_line_id == OrderLine.id)
+            .where(
+                Backorder.status == BackorderStatus.OPEN.value, OrderLine.product_id == product_id
+            )
+            .order_by(Backorder.priority, Backorder.created_at, Backorder.id)
+        )
+        .scalars()
+        .all()
+    )
+    for backorder in backorders:
+        line = backorder.order_line
+        with unit_of_work():
+            taken = _allocate_line(line, _warehouses(), actor)
+            if not taken:
+                break
+            _sync_backorder(line, utcnow().date())
+            db.session.flush()
+            audit.record(
+                actor,
+                "backorder",
+                backorder.id,
+                "fill",
+                detail={"order": line.order.number, "line": line.line_no, "allocated": taken},
+            )
+            _settle_status(line.order, actor)
+        filled.append(f"{line.order.number}/{line.line_no}")
+    return filled
+
+
+def ship(
+    order: SalesOrder,
+    actor: Actor,
+    *,
+    warehouse_id: int,
+    lines: Mapping[int, int],
+    carrier: str,
+    tracking_number: str | None = None,
+    ship_date: date | None = None,
+    eta: date | None = None,
+    delay_reason: str | None = None,
+) -> Shipment:
+    """Ship allocated units of some lines from one warehouse (partial shipments allowed)."""
+    require(actor, "can_write", SHIPMENT_VIEW, "ship orders")
+    if order.status not in SHIPPABLE:
+        raise ConflictError(f"order {order.number} is {order.status}; nothing is allocated")
+    errors: dict[str, list[str]] = {}
+    if not (carrier or "").strip():
+        errors["carrier"] = ["is required"]
+    if not lines:
+        errors["lines"] = ["give at least one line and quantity"]
+    ship_date = ship_date or utcnow().date()
+    if eta is not None and eta < ship_date:
+        errors["eta"] = ["is before the ship date"]
+    late = eta is not None and order.promised_date is not None and eta > order.promised_date
+    if late and delay_reason not in DELAY_REASONS:
+        errors["delay_reason"] = [
+            f"the ETA {eta} is after the promised date {order.promised_date}: "
+            f"give a delay reason ({', '.join(DELAY_REASONS)})"
+        ]
+    by_id = {line.id: line for line in order.lines}
+    for line_id, quantity in lines.items():
+        line = by_id.get(line_id)
+        if line is None:
+            errors.setdefault("lines", []).append(f"line {line_id} is not on {order.number}")
+            continue
+        reserved = (
+            db.session.execute(
+                select(Allocation.quantity).where(
+                    Allocation.order_line_id == line.id, Allocation.warehouse_id == warehouse_id
+                )
+            ).scalar_one_or_none()
+            or 0
+        )
+        if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
+            errors.setdefault("lines", []).append(f"line {line.line_no}: quantity must be > 0")
+        elif quantity > reserved:
+            errors.setdefault("lines", []).append(
+                f"line {line.line_no}: only {reserved} allocated in that warehouse"
+            )
+    if errors:
+        raise ValidationFailed(errors)
+    with unit_of_work():
+        shipment = Shipment(
+            number=numbering.next_number("shipment"),
+            order_id=order.id,
+            warehouse_id=warehouse_id,
+            carrier=carrier.strip(),
+            tracking_number=(tracking_number or "").strip() or None,
+            ship_date=ship_date,
+            eta=eta,
+            status=ShipmentStatus.SHIPPED.value,
+            delay_reason=delay_reason if late else None,
+        )
+        db.session.add(shipment)
+        for line_id, quantity in lines.items():
+            line = by_id[line_id]
+            level = inventory.stock_level(line.product_id, warehouse_id, lock=True)
+            inventory.move(
+                level,
+                MovementKind.SHIPMENT,
+                actor,
+                on_hand_delta=-quantity,
+                allocated_delta=-quantity,
+                reference=shipment.number,
+            )
+            _allocation_row(line, warehouse_id).quantity -= quantity
+            line.qty_allocated -= quantity
+            line.qty_shipped += quantity
+            shipment.lines.append(ShipmentLine(order_line_id=line.id, quantity=quantity))
+        db.session.flush()
+        audit.record(
+            actor,
+            "shipment",
+            shipment.id,
+            "create",
+            after={
+                "number": shipment.number,
+                "order": order.number,
+                "carrier": shipment.carrier,
+                "tracking_number": shipment.tracking_number,
+                "eta": eta,
+                "lines": {by_id[k].line_no: v for k, v in lines.items()},
+            },
+        )
+        _settle_status(order, actor)
+        notifications.notify(order, "shipped", actor, shipment=shipment)
+        if late:
+            notifications.notify(
+                order,
+                "delayed",
+                actor,
+                shipment=shipment,
+                delay_reason=DELAY_REASONS[delay_reason],
+            )
+    return shipment
+
+
+def deliver(shipment: Shipment, actor: Actor, delivered_date: date | None = None) -> Shipment:
+    """Record delivery of a shipment; the order is delivered when everything shipped arrived."""
+    require(actor, "can_write", SHIPMENT_VIEW, "record deliveries")
+    if shipment.status == ShipmentStatus.DELIVERED.value:
+        raise ConflictError(f"shipment {shipment.number} is already delivered")
+    delivered_date = delivered_date or utcnow().date()
+    if delivered_date < shipment.ship_date:
+        raise ValidationFailed({"delivered_date": ["is before the ship date"]})
+    order = shipment.order
+    with unit_of_work():
+        shipment.status = ShipmentStatus.DELIVERED.value
+        shipment.delivered_date = delivered_date
+        for item in shipment.lines:
+            item.order_line.qty_delivered += item.quantity
+        db.session.flush()
+        audit.record(
+            actor,
+            "shipment",
+            shipment.id,
+            "deliver",
+            after={"delivered_date": delivered_date, "status": shipment.status},
+        )
+        everything_shipped = order.status == OrderStatus.SHIPPED.value
+        all_arrived = all(line.qty_delivered == line.qty_shipped for line in order.lines)
+        if everything_shipped and all_arrived:
+            orders.transition(order, OrderStatus.DELIVERED.value, actor)
+        notifications.notify(order, "delivered", actor, shipment=shipment)
+    return shipment
+
+
+class ShipmentService(RecordService[Shipment]):
+    """Edits of a shipment's carrier details, ETA and delay reason (e.g. from a tracker)."""
+
+    model = Shipment
+    entity = "shipment"
+    permission_view = SHIPMENT_VIEW
+    editable = ("carrier", "tracking_number", "eta", "delay_reason")
+
+    def validate(self, sess: Any, record: Shipment, changed: set[str]) -> dict[str, list[str]]:
+        errors: dict[str, list[str]] = {}
+        if record.delay_reason is not None and record.delay_reason not in DELAY_REASONS:
+            errors["delay_reason"] = [f"must be one of {', '.join(DELAY_REASONS)}"]
+        if record.eta is not None and record.eta < record.ship_date:
+            errors["eta"] = ["is before the ship date"]
+        if record.is_late and not record.delay_reason:
+            errors["delay_reason"] = ["the shipment is late: give a delay reason"]
+        return errors
+
+
+shipments = ShipmentService()
+
+
+def update_shipment(
+    shipment: Shipment,
+    changes: Mapping[str, Any],
+    actor: Actor,
+    expected_version: int | None = None,
+) -> Shipment:
+    """Change carrier, tracking number, ETA, delay reason, or record delivery.
+
+    A ``delivered_date`` in ``changes`` delivers the shipment through :func:`deliver`.
+    """
+    changes = dict(changes)
+    delivered_date = changes.pop("delivered_date", None)
+    check_version(shipment, expected_version)
+    with unit_of_work():
+        was_late = shipment.is_late
+        if changes:
+            shipments.update(shipment, changes, actor)
+        if delivered_date is not None and shipment.delivered_date != delivered_date:
+            deliver(shipment, actor, delivered_date)
+        if shipment.is_late and not was_late and shipment.delay_reason:
+            notifications.notify(
+                shipment.order,
+                "delayed",
+                actor,
+                shipment=shipment,
+                delay_reason=DELAY_REASONS[shipment.delay_reason],
+            )
+    return shipment
+
+
+@dataclass(frozen=True)
+class Attention:
+    """An order needing attention and why."""
+
+    order: SalesOrder
+    reason: str
+
+
+def needs_attention(today: date | None = None, horizon_days: int = 2) -> list[Attention]:
+    """Late shipments, orders at risk of missing their promise, and backordered orders."""
+    today = today or utcnow().date()
+    found: dict[int, Attention] = {}
+    late = db.session.execute(
+        select(Shipment)
+        .join(SalesOrder, Shipment.order_id == SalesOrder.id)
+        .where(
+            Shipment.status == ShipmentStatus.SHIPPED.value,
+            SalesOrder.promised_date.is_not(None),
+            Shipment.eta > SalesOrder.promised_date,
+        )
+    ).scalars()
+    for shipment in late:
+        found.setdefault(
+            shipment.order_id,
+            Attention(shipment.order, f"late: {shipment.number} ETA {shipment.eta}"),
+        )
+    at_risk = db.session.execute(
+        select(SalesOrder).where(
+            SalesOrder.status.in_(
+                (
+                    OrderStatus.CONFIRMED.value,
+                    OrderStatus.PARTIALLY_ALLOCATED.value,
+                    OrderStatus.ALLOCATED.value,
+                    OrderStatus.PARTIALLY_SHIPPED.value,
+                )
+            ),
+            SalesOrder.promised_date <= today + timedelta(days=horizon_days),
+        )
+    ).scalars()
+    for order in at_risk:
+        reason = "overdue" if order.promised_date < today else "at risk"
+        found.setdefault(order.id, Attention(order, f"{reason}: promised {order.promised_date}"))
+    backordered = db.session.execute(
+        select(SalesOrder)
+        .join(OrderLine, OrderLine.order_id == SalesOrder.id)
+        .join(Backorder, Backorder.order_line_id == OrderLine.id)
+        .where(Backorder.status == BackorderStatus.OPEN.value)
+        .distinct()
+    ).scalars()
+    for order in backordered:
+        found.setdefault(order.id, Attention(order, "backordered"))
+    return sorted(found.values(), key=lambda item: item.order.id)

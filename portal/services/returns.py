@@ -1,0 +1,182 @@
+"""Returns (RMA): requested → authorized → received (restocked or scrapped) → closed.
+
+Received units in ``restock`` condition go back on hand through the inventory ledger; scrapped
+units are recorded on the line but never re-enter stock. A credit for the return is raised
+against the invoice by finance (credit memos).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from portal.extensions import db
+from portal.models import (
+    RETURN_CONDITIONS,
+    MovementKind,
+    ReturnAuthorization,
+    ReturnLine,
+    ReturnStatus,
+    SalesOrder,
+)
+from portal.services import audit, inventory, numbering
+from portal.services.base import (
+    Actor,
+    ConflictError,
+    ValidationFailed,
+    require,
+    unit_of_work,
+)
+
+RETURN_VIEW = "ReturnAuthorization"
+
+
+def _pending_returns(line_id: int) -> int:
+    """Units of a line on open (not yet received or rejected) RMAs."""
+    return sum(
+        row.quantity
+        for row in db.session.query(ReturnLine)
+        .join(ReturnAuthorization)
+        .filter(
+            ReturnLine.order_line_id == line_id,
+            ReturnAuthorization.status.in_(
+                (ReturnStatus.REQUESTED.value, ReturnStatus.AUTHORIZED.value)
+            ),
+        )
+    )
+
+
+def request_return(
+    order: SalesOrder,
+    actor: Actor,
+    *,
+    lines: Mapping[int, int],
+    reason: str,
+    warehouse_id: int,
+) -> ReturnAuthorization:
+    """Open an RMA for shipped units of the order's lines."""
+    require(actor, "can_write", RETURN_VIEW, "request returns")
+    errors: dict[str, list[str]] = {}
+    if not (reason or "").strip():
+        errors["reason"] = ["is required"]
+    if not lines:
+        errors["lines"] = ["give at least one line and quantity"]
+    by_id = {line.id: line for line in order.lines}
+    for line_id, quantity in lines.items():
+        line = by_id.get(line_id)
+        if line is None:
+            errors.setdefault("lines", []).append(f"line {line_id} is not on {order.number}")
+            continue
+        returnable = line.qty_shipped - line.qty_returned - _pending_returns(line.id)
+        if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
+            errors.setdefault("lines", []).append(f"line {line.line_no}: quantity must be > 0")
+        elif quantity > returnable:
+            errors.setdefault("lines", []).append(
+                f"line {line.line_no}: only {returnable} shipped units can be returned"
+            )
+    if errors:
+        raise ValidationFailed(errors)
+    with unit_of_work():
+        rma = ReturnAuthorization(
+            number=numbering.next_number("rma"),
+            order_id=order.id,
+            warehouse_id=warehouse_id,
+            status=ReturnStatus.REQUESTED.value,
+            reason=reason.strip(),
+            requested_by=actor.name,
+        )
+        db.session.add(rma)
+        for line_id, quantity in lines.items():
+            rma.lines.append(ReturnLine(order_line_id=line_id, quantity=quantity))
+        db.session.flush()
+        audit.record(
+            actor,
+            "return_authorization",
+            rma.id,
+            "create",
+            after={
+                "number": rma.number,
+                "order": order.number,
+                "reason": rma.reason,
+                "lines": {by_id[k].line_no: v for k, v in lines.items()},
+            },
+        )
+    return rma
+
+
+def _move(rma: ReturnAuthorization, actor: Actor, allowed: tuple[str, ...], target: str) -> None:
+    if rma.status not in allowed:
+        raise ConflictError(f"{rma.number} is {rma.status}; it can't become {target}")
+    before = rma.status
+    rma.status = target
+    db.session.flush()
+    audit.record(
+        actor,
+        "return_authorization",
+        rma.id,
+        "status",
+        before={"status": before},
+        after={"status": target},
+    )
+
+
+def authorize(rma: ReturnAuthorization, actor: Actor) -> ReturnAuthorization:
+    require(actor, "can_write", RETURN_VIEW, "authorize returns")
+    with unit_of_work():
+        _move(rma, actor, (ReturnStatus.REQUESTED.value,), ReturnStatus.AUTHORIZED.value)
+    return rma
+
+
+def reject(rma: ReturnAuthorization, actor: Actor) -> ReturnAuthorization:
+    require(actor, "can_write", RETURN_VIEW, "reject returns")
+    with unit_of_work():
+        _move(
+            rma,
+            actor,
+            (ReturnStatus.REQUESTED.value, ReturnStatus.AUTHORIZED.value),
+            ReturnStatus.REJECTED.value,
+        )
+    return rma
+
+
+def receive(
+    rma: ReturnAuthorization, actor: Actor, received: Mapping[int, tuple[int, str]]
+) -> ReturnAuthorization:
+    """Book the goods that came back: ``{return_line_id: (quantity, "restock"|"scrap")}``."""
+    require(actor, "can_write", RETURN_VIEW, "receive returns")
+    if rma.status != ReturnStatus.AUTHORIZED.value:
+        raise ConflictError(f"{rma.number} is {rma.status}; only authorized returns are received")
+    by_id = {line.id: line for line in rma.lines}
+    errors: list[str] = []
+    for line_id, (quantity, condition) in received.items():
+        line = by_id.get(line_id)
+        if line is None:
+            errors.append(f"return line {line_id} is not on {rma.number}")
+        elif condition not in RETURN_CONDITIONS:
+            errors.append(f"condition must be one of {', '.join(RETURN_CONDITIONS)}")
+        elif not isinstance(quantity, int) or not 0 < quantity <= line.quantity:
+            errors.append(f"return line {line_id}: between 1 and {line.quantity} units")
+    if errors or not received:
+        raise ValidationFailed({"received": errors or ["nothing received"]})
+    with unit_of_work():
+        for line_id, (quantity, condition) in received.items():
+            line = by_id[line_id]
+            line.received_quantity = quantity
+            line.condition = condition
+            line.order_line.qty_returned += quantity
+            if condition == "restock":
+                level = inventory.stock_level(
+                    line.order_line.product_id, rma.warehouse_id, lock=True
+                )
+                inventory.move(
+                    level, MovementKind.RETURN, actor, on_hand_delta=quantity, reference=rma.number
+                )
+        _move(rma, actor, (ReturnStatus.AUTHORIZED.value,), ReturnStatus.RECEIVED.value)
+    return rma
+
+
+def close(rma: ReturnAuthorization, actor: Actor) -> ReturnAuthorization:
+    """Close a received return (after its credit was raised)."""
+    require(actor, "can_write", RETURN_VIEW, "close returns")
+    with unit_of_work():
+        _move(rma, actor, (ReturnStatus.RECEIVED.value,), ReturnStatus.CLOSED.value)
+    return rma
