@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy import event, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -144,6 +144,12 @@ def unit_of_work() -> Iterator[Session]:
     except IntegrityError as exc:
         sess.rollback()
         raise ConflictError(f"The change conflicts with existing data: {exc.orig}") from exc
+    except OperationalError as exc:
+        sess.rollback()
+        if "locked" not in str(exc.orig).lower():
+            raise
+        # SQLite refuses a write from a transaction whose snapshot another writer made stale.
+        raise ConflictError("Another change was being saved at the same time; try again.") from exc
     except BaseException:
         if depth == 0:
             sess.rollback()
