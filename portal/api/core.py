@@ -1,14 +1,14 @@
-"""Core REST resources: customers, products, warehouses, stock, orders, lines, audit."""
+"""Core REST resources: customers, products, warehouses, stock levels, audit events."""
 
 from __future__ import annotations
 
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 
 from portal import security
-from portal.api.base import READ_ONLY_ROUTES, ResourceApi, ServiceResourceApi
+from portal.api.base import ResourceApi, ServiceResourceApi
 from portal.extensions import appbuilder
 from portal.models import AuditEvent, StockLevel
-from portal.services import catalog, orders
+from portal.services import catalog
 
 
 class CustomerApi(ServiceResourceApi):
@@ -81,77 +81,6 @@ class StockLevelApi(ResourceApi):
     order_columns = ["id", "product_id", "warehouse_id", "on_hand", "allocated"]
 
 
-class SalesOrderApi(ServiceResourceApi):
-    resource_name = "sales_order"
-    service = orders.orders
-    class_permission_name = security.ORDERS
-    list_columns = [
-        "id",
-        "number",
-        "customer_id",
-        "customer_po",
-        "order_date",
-        "requested_date",
-        "promised_date",
-        "ship_to_id",
-        "payment_term_id",
-        "incoterm",
-        "currency",
-        "status",
-        "hold_reasons",
-        "revision",
-        "version",
-    ]
-    show_columns = [*list_columns, "notes", "created_at", "updated_at"]
-    add_columns = [
-        "customer_id",
-        "customer_po",
-        "requested_date",
-        "ship_to_id",
-        "payment_term_id",
-        "incoterm",
-        "notes",
-    ]
-    edit_columns = [
-        "customer_po",
-        "requested_date",
-        "promised_date",
-        "ship_to_id",
-        "payment_term_id",
-        "incoterm",
-        "notes",
-        "version",
-    ]
-    order_columns = ["id", "number", "order_date", "requested_date", "status"]
-
-
-class OrderLineApi(ServiceResourceApi):
-    resource_name = "order_line"
-    service = orders.order_lines
-    class_permission_name = security.ORDER_LINES
-    include_route_methods = READ_ONLY_ROUTES | {"put"}
-    list_columns = [
-        "id",
-        "order_id",
-        "line_no",
-        "product_id",
-        "quantity",
-        "unit_price",
-        "list_price",
-        "discount_pct",
-        "qty_allocated",
-        "qty_backordered",
-        "qty_shipped",
-        "qty_delivered",
-        "qty_cancelled",
-        "qty_returned",
-        "version",
-    ]
-    show_columns = list_columns
-    edit_columns = ["quantity", "unit_price", "discount_pct", "version"]
-    order_columns = ["id", "order_id", "line_no", "product_id", "quantity"]
-
-
 class AuditEventApi(ResourceApi):
     resource_name = "audit_event"
     datamodel = SQLAInterface(AuditEvent)
@@ -174,14 +103,12 @@ class AuditEventApi(ResourceApi):
 
 
 def register_core_apis() -> None:
-    """Add the core resources: master data, stock, orders, lines, audit events."""
+    """Add the core resources: master data, stock, audit events."""
     for api in (
         CustomerApi,
         ProductApi,
         WarehouseApi,
         StockLevelApi,
-        SalesOrderApi,
-        OrderLineApi,
         AuditEventApi,
     ):
         appbuilder.add_api(api)
