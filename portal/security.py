@@ -66,6 +66,13 @@ SUPERVISOR_WRITES = (*SPECIALIST_WRITES, CUSTOMERS, PRODUCTS, WAREHOUSES, STOCK,
 # Order actions only a Supervisor (or Admin) takes.
 SUPERVISOR_ORDER_ACTIONS = {("can_release", ORDERS), ("can_override_price", ORDERS)}
 
+# Two-way sync: trackers are the Admin's; Specialists and Supervisors follow sync runs and
+# conflicts, Supervisors resolve conflicts; Auditors read all of it.
+TRACKERS = "Tracker"
+SYNC_RUNS = "SyncRun"
+SYNC_CONFLICTS = "SyncConflict"
+SYNC_RECORDS = (SYNC_RUNS, SYNC_CONFLICTS)
+
 # What every signed-in user may do regardless of role (FAB's own self-service pages).
 SELF_SERVICE = frozenset(
     {
@@ -91,7 +98,10 @@ def _grant(verb: str, views: Iterable[str]) -> set[tuple[str, str]]:
 
 ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
     SPECIALIST: frozenset(
-        SELF_SERVICE | _grant("read", BUSINESS_RECORDS) | _grant("write", SPECIALIST_WRITES)
+        SELF_SERVICE
+        | _grant("read", BUSINESS_RECORDS)
+        | _grant("write", SPECIALIST_WRITES)
+        | _grant("read", SYNC_RECORDS)
     ),
     SUPERVISOR: frozenset(
         SELF_SERVICE
@@ -99,9 +109,14 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
         | _grant("write", SUPERVISOR_WRITES)
         | SUPERVISOR_ORDER_ACTIONS
         | _grant("verify", (AUDIT,))
+        | _grant("read", SYNC_RECORDS)
+        | _grant("resolve", (SYNC_CONFLICTS,))
     ),
     AUDITOR: frozenset(
-        SELF_SERVICE | _grant("read", (*BUSINESS_RECORDS, AUDIT)) | _grant("verify", (AUDIT,))
+        SELF_SERVICE
+        | _grant("read", (*BUSINESS_RECORDS, AUDIT))
+        | _grant("verify", (AUDIT,))
+        | _grant("read", (*SYNC_RECORDS, TRACKERS))
     ),
 }
 

@@ -1,0 +1,378 @@
+"""The sync job: one tracker's two-way sync, under a per-tracker lock (docs/sync-jobs.md).
+
+``sync_tracker(tracker_id)`` runs as an RQ job on the ``sync`` queue (or inline from the CLI):
+
+1. take the tracker's Redis lock (``SET NX`` with a TTL kept alive by a heartbeat); if another
+   sync of the tracker holds it, record a *skipped* run and ask the holder to run once more;
+2. ``read`` the tab, load the base (stored base + pending patches), list the portal records,
+   ``plan_sync``;
+3. ``apply`` each sheet edit / new row through the services, each in its own transaction that
+   also patches the base (edits) or stores the create token (new rows);
+4. ``finalize``, ``write`` the cells (``SheetChangedError``: read and merge again, bounded);
+5. ``commit``: base, conflicts, create-token cleanup and the run's counts in one transaction.
+
+Every step can be killed and the job re-run: see the commit points in docs/sync-jobs.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import LockError
+from rq import Retry, get_current_job
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+
+from jobs.context import app_job
+from jobs.queue import connection, get_queue
+from portal.extensions import db
+from portal.models import Tracker
+from portal.services import trackers
+from sheets import kinds
+from sheets.backends import open_backend
+from sheets.engine import (
+    ERROR,
+    Base,
+    CreateResult,
+    SyncPlan,
+    SyncResult,
+    UpdateResult,
+    finalize,
+    normalize_key,
+    plan_sync,
+)
+from sheets.grid import CellWrite, SheetBackend, SheetChangedError, SheetSnapshot
+from sheets.trackers import TrackerSpec, header_id
+
+QUEUE = "sync"
+MAX_ATTEMPTS = 4  # reads-and-merges per run when the sheet changes under us
+RETRY = Retry(max=3, interval=[10, 60, 300])  # whole-job retries (transient errors)
+JOB_TIMEOUT = 1800
+_PREFIX = "orderbridge:sync"
+
+
+def lock_seconds() -> int:
+    """TTL of the per-tracker lock; a heartbeat renews it every third of it.
+
+    ``ORDERBRIDGE_SYNC_LOCK_SECONDS`` (default 60): how long a killed worker blocks the tracker.
+    """
+    return max(1, int(os.environ.get("ORDERBRIDGE_SYNC_LOCK_SECONDS", "60")))
+
+
+def _key(kind: str, tracker_id: int) -> str:
+    return f"{_PREFIX}:{kind}:{tracker_id}"
+
+
+# -- queueing ---------------------------------------------------------------------------------
+
+
+def is_running(tracker_id: int) -> bool:
+    """Whether a sync of the tracker holds its lock."""
+    return bool(connection().exists(_key("lock", tracker_id)))
+
+
+def enqueue_sync(tracker_id: int) -> Job | None:
+    """Queue a sync of the tracker unless one is already queued (then None)."""
+    conn = connection()
+    marker = _key("queued", tracker_id)
+    for _ in range(2):
+        job_id = f"sync-{tracker_id}-{uuid.uuid4().hex[:12]}"
+        if conn.set(marker, job_id, nx=True, ex=JOB_TIMEOUT):
+            return get_queue(QUEUE).enqueue(
+                sync_tracker,
+                tracker_id,
+                job_id=job_id,
+                retry=RETRY,
+                job_timeout=JOB_TIMEOUT,
+                result_ttl=3600,
+                failure_ttl=7 * 86400,
+            )
+        queued = conn.get(marker)
+        try:
+            status = Job.fetch(queued.decode(), connection=conn).get_status() if queued else None
+        except NoSuchJobError:
+            status = None
+        if status in ("queued", "scheduled", "deferred"):
+            return None
+        conn.delete(marker)  # the marked job is gone, started or finished
+    return None
+
+
+def request_sync(tracker_id: int) -> str:
+    """ "Sync now": queue a sync, or have the running one sync again when it ends."""
+    if is_running(tracker_id):
+        connection().set(_key("rerun", tracker_id), 1, ex=JOB_TIMEOUT)
+        return "a sync of this tracker is running; it will sync again when it finishes"
+    job = enqueue_sync(tracker_id)
+    return f"sync queued as job {job.id}" if job else "a sync of this tracker is already queued"
+
+
+# -- the job ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Counts:
+    """What one run did, across its attempts."""
+
+    rows_read: int = 0
+    applied: int = 0
+    created: int = 0
+    written: int = 0
+    conflicts: int = 0
+    errors: int = 0
+    attempts: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            name: getattr(self, name)
+            for name in (
+                "rows_read",
+                "applied",
+                "created",
+                "written",
+                "conflicts",
+                "errors",
+                "attempts",
+            )
+        }
+
+
+@contextlib.contextmanager
+def _tracker_lock(tracker_id: int) -> Iterator[bool]:
+    """Hold the tracker's lock (yields False if another sync holds it), renewed by a
+    heartbeat thread so a long sync keeps it and a killed one loses it after the TTL."""
+    ttl = lock_seconds()
+    lock = connection().lock(_key("lock", tracker_id), timeout=ttl, thread_local=False)
+    if not lock.acquire(blocking=False):
+        yield False
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(ttl / 3):
+            try:
+                lock.reacquire()
+            except LockError:
+                return
+
+    heart = threading.Thread(target=beat, name=f"sync-lock-{tracker_id}", daemon=True)
+    heart.start()
+    try:
+        yield True
+    finally:
+        stop.set()
+        heart.join()
+        with contextlib.suppress(LockError):
+            lock.release()
+
+
+@app_job
+def sync_tracker(tracker_id: int) -> dict[str, Any]:
+    """Sync one tracker (an RQ job on the ``sync`` queue, or called inline)."""
+    job = get_current_job()
+    job_id = job.id if job else f"inline-{uuid.uuid4().hex[:12]}"
+    conn = connection()
+    marker = _key("queued", tracker_id)
+    if job is not None and conn.get(marker) == job.id.encode():
+        conn.delete(marker)
+    with _tracker_lock(tracker_id) as locked:
+        if not locked:
+            conn.set(_key("rerun", tracker_id), 1, ex=JOB_TIMEOUT)
+            run = trackers.skip_run(
+                tracker_id,
+                job_id,
+                "skipped: another sync of this tracker was running (it syncs again when done)",
+            )
+            return {"status": "skipped", "run_id": run.id}
+        outcome = run_sync(tracker_id, job_id)
+    if conn.delete(_key("rerun", tracker_id)):
+        enqueue_sync(tracker_id)
+    return outcome
+
+
+def run_sync(tracker_id: int, job_id: str) -> dict[str, Any]:
+    """One run (the caller holds the tracker's lock): attempts until the write lands."""
+    tracker = db.session.get(Tracker, tracker_id)
+    if tracker is None:
+        raise LookupError(f"tracker {tracker_id} does not exist")
+    run = trackers.start_run(tracker_id, job_id)
+    run_id = run.id
+    started = time.monotonic()
+    counts = Counts()
+    try:
+        spec = tracker.spec()
+        backend = open_backend(tracker)
+        for attempt in range(1, MAX_ATTEMPTS):
+            counts.attempts = attempt
+            try:
+                return _attempt(tracker, spec, backend, run_id, counts, started)
+            except SheetChangedError:
+                db.session.rollback()
+                time.sleep(0.2 * attempt)
+        counts.attempts = MAX_ATTEMPTS
+        return _attempt(tracker, spec, backend, run_id, counts, started)
+    except Exception as exc:
+        db.session.rollback()
+        trackers.fail_run(
+            run_id, f"{type(exc).__name__}: {exc}", counts.as_dict(), time.monotonic() - started
+        )
+        raise
+
+
+def _attempt(
+    tracker: Tracker,
+    spec: TrackerSpec,
+    backend: SheetBackend,
+    run_id: int,
+    counts: Counts,
+    started: float,
+) -> dict[str, Any]:
+    snapshot = _read(backend)
+    base, pending = trackers.load_base(tracker.id, spec)
+    tokens = trackers.create_tokens(tracker.id)
+    plan, claimed = _plan(spec, tracker.filter, base, snapshot, tokens)
+    counts.rows_read = plan.rows_read
+    if plan.fatal:
+        trackers.finish_sync(
+            tracker,
+            spec,
+            run_id,
+            base=None,
+            counts=counts.as_dict(),
+            duration=time.monotonic() - started,
+            error=plan.fatal,
+        )
+        return {"status": "failed", "error": plan.fatal, **counts.as_dict()}
+    consumed: Base = {k: dict(v) for k, v in pending.items()}
+    results = _apply(tracker, spec, plan, claimed, consumed, counts)
+    result = finalize(plan, results)
+    _write(backend, result.writes, snapshot)
+    counts.written = len(result.writes)
+    counts.conflicts = len(plan.conflicts)
+    counts.errors = sum(1 for issue in result.issues if issue.kind == ERROR)
+    _commit(tracker, spec, run_id, result, plan, consumed, counts, started)
+    return {"status": "succeeded", **counts.as_dict(), "warnings": plan.warnings}
+
+
+def _read(backend: SheetBackend) -> SheetSnapshot:
+    """Step 1: one values read of the tab."""
+    return backend.read()
+
+
+def _sheet_keys(spec: TrackerSpec, rows: list[list[Any]]) -> set[str]:
+    if not rows:
+        return set()
+    wanted = header_id(spec.key_header)
+    idx = next((i for i, h in enumerate(rows[0]) if header_id(h) == wanted), None)
+    if idx is None:
+        return set()
+    keys = (normalize_key(row[idx]) for row in rows[1:] if idx < len(row))
+    return {k for k in keys if k is not None}
+
+
+def _plan(
+    spec: TrackerSpec,
+    filter: str | None,
+    base: Base,
+    snapshot: SheetSnapshot,
+    tokens: dict[str, str],
+) -> tuple[SyncPlan, dict[str, str]]:
+    """Step 2: merge. Records created by an earlier, interrupted sync whose key is not in the
+    sheet yet are kept out of the portal side while their blank row is still there (the row
+    gets the existing key instead of a second record, see :func:`_apply`)."""
+    portal = kinds.portal_rows(spec, filter)
+    in_sheet = _sheet_keys(spec, snapshot.rows)
+    waiting = {t: k for t, k in tokens.items() if k not in in_sheet}
+    if not waiting:
+        return plan_sync(spec, base, snapshot.rows, portal), {}
+    hidden = set(waiting.values())
+    visible = {k: v for k, v in portal.items() if k not in hidden}
+    plan = plan_sync(spec, base, snapshot.rows, visible)
+    claimed = {c.token: waiting[c.token] for c in plan.creates if c.token in waiting}
+    if len(claimed) < len(waiting):  # a row was edited meanwhile: append those records instead
+        keep_out = set(claimed.values())
+        plan = plan_sync(
+            spec, base, snapshot.rows, {k: v for k, v in portal.items() if k not in keep_out}
+        )
+        claimed = {c.token: waiting[c.token] for c in plan.creates if c.token in waiting}
+    return plan, claimed
+
+
+def _apply(
+    tracker: Tracker,
+    spec: TrackerSpec,
+    plan: SyncPlan,
+    claimed: dict[str, str],
+    consumed: Base,
+    counts: Counts,
+) -> list[UpdateResult | CreateResult]:
+    """Step 3: sheet edits and new rows through the services, one transaction per record.
+
+    An applied edit patches the base in its own transaction, so a crash before the final
+    commit never loses it; a new record stores its create token with it."""
+    headers = {c.field: c.header for c in spec.columns}
+    tracker_id, filter = tracker.id, tracker.filter
+    results: list[UpdateResult | CreateResult] = []
+    for update in plan.updates:
+        cells = {headers[f]: v for f, v in update.changes.items()}
+
+        def patch(key: str = update.key, cells: dict[str, Any] = cells) -> None:
+            trackers.patch_base(tracker_id, spec, key, cells)
+
+        result = kinds.apply_update(spec, filter, update, also=patch)
+        if result.error is None:
+            counts.applied += 1
+            consumed[update.key] = {**consumed.get(update.key, {}), **cells}
+        results.append(result)
+    for create in plan.creates:
+        existing = claimed.get(create.token)
+        if existing is not None:
+            results.append(
+                CreateResult(create.row, key=existing, values=kinds.record_values(spec, existing))
+            )
+            continue
+
+        def remember(key: str, token: str = create.token) -> None:
+            trackers.add_create_token(tracker_id, token, key)
+
+        result = kinds.apply_create(spec, create, also=remember)
+        if result.key:
+            counts.created += 1
+        results.append(result)
+    return results
+
+
+def _write(backend: SheetBackend, writes: list[CellWrite], snapshot: SheetSnapshot) -> None:
+    """Step 4: one values write, only if something changed (compare-and-replace)."""
+    if writes:
+        backend.write(writes, snapshot)
+
+
+def _commit(
+    tracker: Tracker,
+    spec: TrackerSpec,
+    run_id: int,
+    result: SyncResult,
+    plan: SyncPlan,
+    consumed: Base,
+    counts: Counts,
+    started: float,
+) -> None:
+    """Step 5: base, conflicts, create tokens and the run's counts in one transaction."""
+    trackers.finish_sync(
+        tracker,
+        spec,
+        run_id,
+        base=result.base,
+        consumed=consumed,
+        conflicts=plan.conflicts,
+        counts=counts.as_dict(),
+        duration=time.monotonic() - started,
+    )

@@ -1,0 +1,539 @@
+"""Trackers and the records of their syncs: runs, base snapshots, conflicts, create tokens.
+
+``trackers`` creates and edits tracker definitions (Admin). :func:`resolve` is the
+Supervisor's answer to a flagged conflict. The remaining functions are the sync job's
+bookkeeping (``jobs/sync.py``): they are the only code that writes sync runs, snapshots,
+conflicts and create tokens. See docs/sync-jobs.md for the commit points.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session, undefer
+
+from portal.extensions import db
+from portal.models import (
+    BACKENDS,
+    ConflictStatus,
+    SyncConflict,
+    SyncCreateToken,
+    SyncRun,
+    SyncRunStatus,
+    Tracker,
+    TrackerSnapshot,
+    columns_json,
+    utcnow,
+)
+from portal.services import audit
+from portal.services.base import (
+    Actor,
+    ConflictError,
+    NotFound,
+    PermissionDenied,
+    RecordService,
+    ValidationFailed,
+    unit_of_work,
+)
+from sheets.engine import Base, Conflict, resolve_conflict
+from sheets.trackers import CONFLICT_POLICIES, RECORD_KINDS, TrackerSpec
+from sheets.values import ValueParseError, display, normalize
+
+TRACKER_VIEW = "Tracker"
+CONFLICT_VIEW = "SyncConflict"
+RESOLVE_CHOICES = ("sheet", "portal", "value")
+
+
+class TrackerService(RecordService[Tracker]):
+    """Tracker definitions: validated against the record kind, backend and location."""
+
+    model = Tracker
+    entity = "tracker"
+    permission_view = TRACKER_VIEW
+    creatable = (
+        "name",
+        "kind",
+        "backend",
+        "location",
+        "tab",
+        "key_header",
+        "key_field",
+        "columns",
+        "status_header",
+        "conflict_policy",
+        "interval_seconds",
+        "may_create",
+        "filter",
+        "enabled",
+    )
+    editable = tuple(f for f in creatable if f not in ("name", "kind"))
+
+    def create(self, data: Mapping[str, Any], actor: Actor) -> Tracker:
+        """Create a tracker; key header/field and columns default to the kind's preset."""
+        from sheets.kinds import KINDS
+
+        data = {k: v for k, v in data.items() if v is not None}
+        kind = KINDS.get(str(data.get("kind")))
+        if kind is not None:
+            data.setdefault("key_header", kind.key_header)
+            data.setdefault("key_field", kind.key_field)
+            data.setdefault("columns", columns_json(kind.preset))
+        return super().create(data, actor)
+
+    def defaults(self) -> dict[str, Any]:
+        return {
+            "backend": "xlsx",
+            "status_header": "Sync status",
+            "conflict_policy": "flag",
+            "interval_seconds": 0,
+            "may_create": False,
+            "enabled": True,
+        }
+
+    def validate(self, sess: Session, record: Tracker, changed: set[str]) -> dict[str, list[str]]:
+        from sheets.kinds import KINDS
+
+        errors: dict[str, list[str]] = {}
+        if record.kind not in RECORD_KINDS:
+            errors["kind"] = [f"must be one of {', '.join(RECORD_KINDS)}"]
+        elif record.kind not in KINDS:
+            errors["kind"] = [f"is not supported yet (supported: {', '.join(KINDS)})"]
+        if record.backend not in BACKENDS:
+            errors["backend"] = [f"must be one of {', '.join(BACKENDS)}"]
+        if record.conflict_policy not in CONFLICT_POLICIES:
+            errors["conflict_policy"] = [f"must be one of {', '.join(CONFLICT_POLICIES)}"]
+        if record.interval_seconds is not None and record.interval_seconds < 0:
+            errors["interval_seconds"] = ["must be 0 (manual) or more"]
+        if record.backend == "xlsx" and record.location:
+            path = Path(record.location).expanduser()
+            if path.suffix.lower() not in (".xlsx", ".xlsm"):
+                errors["location"] = ["must be an .xlsx or .xlsm file"]
+            elif not path.parent.is_dir():
+                errors["location"] = [f"directory {path.parent} does not exist"]
+        try:
+            spec = record.spec()
+        except (ValueError, TypeError) as exc:
+            errors.setdefault("columns", []).append(str(exc))
+            return errors
+        kind = KINDS.get(record.kind)
+        if kind is None:
+            return errors
+        if record.key_field != kind.key_field:
+            errors["key_field"] = [f"the key of {kind.name} trackers is {kind.key_field}"]
+        for col in spec.columns:
+            known = kind.fields.get(col.field)
+            if known is None:
+                errors.setdefault("columns", []).append(
+                    f"{col.header}: {kind.name} have no field {col.field!r} "
+                    f"(fields: {', '.join(kind.fields)})"
+                )
+            elif known.type != col.type:
+                errors.setdefault("columns", []).append(
+                    f"{col.header}: {col.field} is of type {known.type}, not {col.type}"
+                )
+            elif col.owner != "portal" and not (known.editable or known.creatable):
+                errors.setdefault("columns", []).append(
+                    f"{col.header}: {col.field} cannot be set from a sheet; "
+                    "make the column owned by the portal"
+                )
+        if record.filter and record.filter not in kind.filters:
+            choices = ", ".join(kind.filters) or "none"
+            errors["filter"] = [f"unknown filter for {kind.name} (filters: {choices})"]
+        if record.may_create and not kind.can_create:
+            errors["may_create"] = [f"a tracker cannot add {kind.name.replace('_', ' ')}"]
+        return errors
+
+
+trackers = TrackerService()
+
+
+def by_name(name: str) -> Tracker:
+    tracker = db.session.execute(select(Tracker).where(Tracker.name == name)).scalar_one_or_none()
+    if tracker is None:
+        raise NotFound(f"no tracker named {name!r}")
+    return tracker
+
+
+# -- base snapshot ---------------------------------------------------------------------------
+
+_DECODE = {
+    "decimal": Decimal,
+    "date": date.fromisoformat,
+    "datetime": datetime.fromisoformat,
+}
+
+
+def _decode_rows(spec: TrackerSpec, data: Mapping[str, Mapping[str, Any]]) -> Base:
+    """``engine.base_from_json``, fast for 50,000-row bases (stored values are canonical)."""
+    types = {c.header: c.type for c in spec.columns}
+    out: Base = {}
+    for key, row in data.items():
+        new: dict[str, Any] = {}
+        for h, v in row.items():
+            t = types.get(h)
+            if t is None:
+                continue
+            conv = _DECODE.get(t)
+            new[h] = v if v is None or conv is None else conv(v)
+        out[key] = new
+    return out
+
+
+def _encode_rows(spec: TrackerSpec, base: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``engine.base_to_json``, fast: text, int and bool values are stored as they are."""
+    types = {c.header: c.type for c in spec.columns}
+    out: dict[str, Any] = {}
+    for key, row in base.items():
+        new: dict[str, Any] = {}
+        for h, v in row.items():
+            t = types.get(h)
+            if t is None:
+                continue
+            if v is None or t in ("text", "int", "bool"):
+                new[h] = v
+            elif t == "decimal":
+                new[h] = format(v, "f")
+            else:
+                new[h] = v.isoformat()
+        out[key] = new
+    return out
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def _snapshot(tracker_id: int, *, with_base: bool = False) -> TrackerSnapshot:
+    """The tracker's snapshot row, created (in the current transaction) if missing."""
+    query = select(TrackerSnapshot).where(TrackerSnapshot.tracker_id == tracker_id)
+    if with_base:
+        query = query.options(undefer(TrackerSnapshot.base))
+    snap = db.session.execute(query).scalar_one_or_none()
+    if snap is None:
+        snap = TrackerSnapshot(tracker_id=tracker_id, base="{}", pending="{}", updated_at=utcnow())
+        db.session.add(snap)
+        db.session.flush()
+    return snap
+
+
+def load_base(tracker_id: int, spec: TrackerSpec) -> tuple[Base, Base]:
+    """The effective base (the stored base overlaid with the pending patches), and the
+    pending patches it contains."""
+    snap = _snapshot(tracker_id, with_base=True)
+    base = _decode_rows(spec, json.loads(snap.base or "{}"))
+    pending = _decode_rows(spec, json.loads(snap.pending or "{}"))
+    for key, cells in pending.items():
+        base[key] = {**base.get(key, {}), **cells}
+    db.session.commit()  # ends the read transaction (and keeps a newly created snapshot)
+    return base, pending
+
+
+def patch_base(tracker_id: int, spec: TrackerSpec, key: str, cells: Mapping[str, Any]) -> None:
+    """Patch the base of ``key`` in the current transaction (with the write it belongs to)."""
+    snap = _snapshot(tracker_id)
+    pending = _decode_rows(spec, json.loads(snap.pending or "{}"))
+    pending[key] = {**pending.get(key, {}), **cells}
+    snap.pending = _dumps(_encode_rows(spec, pending))
+    snap.updated_at = utcnow()
+
+
+# -- create tokens ---------------------------------------------------------------------------
+
+
+def create_tokens(tracker_id: int) -> dict[str, str]:
+    """token -> record key of creates whose key may not be in the sheet yet."""
+    rows = db.session.execute(
+        select(SyncCreateToken.token, SyncCreateToken.record_key).where(
+            SyncCreateToken.tracker_id == tracker_id
+        )
+    ).all()
+    return dict(rows)
+
+
+def add_create_token(tracker_id: int, token: str, key: str) -> None:
+    """Remember a create in the current transaction (the one creating the record)."""
+    db.session.add(SyncCreateToken(tracker_id=tracker_id, token=token, record_key=key))
+
+
+# -- sync runs -------------------------------------------------------------------------------
+
+INTERRUPTED = (
+    "the sync stopped before it finished (worker killed or crashed); a later sync took over"
+)
+
+
+def start_run(tracker_id: int, job_id: str) -> SyncRun:
+    """Record a sync as running (committed at once). Called with the tracker's lock held,
+    so any other run still marked running was interrupted."""
+    with unit_of_work() as sess:
+        now = utcnow()
+        sess.execute(
+            update(SyncRun)
+            .where(
+                SyncRun.tracker_id == tracker_id,
+                SyncRun.status == SyncRunStatus.RUNNING.value,
+            )
+            .values(status=SyncRunStatus.INTERRUPTED.value, finished_at=now, error=INTERRUPTED)
+        )
+        run = SyncRun(tracker_id=tracker_id, job_id=job_id, started_at=now)
+        sess.add(run)
+    return run
+
+
+def skip_run(tracker_id: int, job_id: str, reason: str) -> SyncRun:
+    """Record a sync that did not run (another sync of the tracker held the lock)."""
+    with unit_of_work() as sess:
+        now = utcnow()
+        run = SyncRun(
+            tracker_id=tracker_id,
+            job_id=job_id,
+            started_at=now,
+            finished_at=now,
+            status=SyncRunStatus.SKIPPED.value,
+            duration_seconds=0.0,
+            error=reason,
+        )
+        sess.add(run)
+    return run
+
+
+def fail_run(run_id: int, error: str, counts: Mapping[str, int], duration: float) -> None:
+    """Record a sync that raised (the job may retry; a retry starts a new run)."""
+    with unit_of_work() as sess:
+        run = sess.get(SyncRun, run_id)
+        if run is None:
+            return
+        _set_counts(run, counts)
+        run.status = SyncRunStatus.FAILED.value
+        run.finished_at = utcnow()
+        run.duration_seconds = round(duration, 3)
+        run.error = error[:4000]
+
+
+def _set_counts(run: SyncRun, counts: Mapping[str, int]) -> None:
+    for name in ("rows_read", "applied", "created", "written", "conflicts", "errors", "attempts"):
+        if name in counts:
+            setattr(run, name, counts[name])
+
+
+def finish_sync(
+    tracker: Tracker,
+    spec: TrackerSpec,
+    run_id: int,
+    *,
+    base: Base | None,
+    consumed: Mapping[str, Mapping[str, Any]] | None = None,
+    conflicts: Iterable[Conflict] = (),
+    counts: Mapping[str, int],
+    duration: float,
+    error: str | None = None,
+) -> None:
+    """The sync's last transaction: base, conflicts, create tokens and the run, all or nothing.
+
+    ``base`` None keeps the stored base (a sync that stopped before merging). ``consumed``
+    are the pending patches this base already contains; patches made meanwhile by others (a
+    Supervisor resolving a conflict) stay pending and apply on top of it next time.
+    """
+    with unit_of_work() as sess:
+        if base is not None:
+            snap = _snapshot(tracker.id, with_base=True)
+            text = _dumps(_encode_rows(spec, base))
+            left = _leftover(spec, json.loads(snap.pending or "{}"), consumed or {})
+            if text != snap.base or left != snap.pending:
+                snap.base, snap.pending, snap.updated_at = text, left, utcnow()
+            _record_conflicts(tracker, spec, conflicts)
+            sess.execute(delete(SyncCreateToken).where(SyncCreateToken.tracker_id == tracker.id))
+        run = sess.get(SyncRun, run_id)
+        if run is not None:
+            _set_counts(run, counts)
+            run.status = SyncRunStatus.FAILED.value if error else SyncRunStatus.SUCCEEDED.value
+            run.error = error
+            run.finished_at = utcnow()
+            run.duration_seconds = round(duration, 3)
+
+
+def _leftover(
+    spec: TrackerSpec, stored: Mapping[str, Any], consumed: Mapping[str, Mapping[str, Any]]
+) -> str:
+    """The pending patches not in ``consumed`` (as stored JSON text)."""
+    pending = _decode_rows(spec, stored)
+    left: dict[str, dict[str, Any]] = {}
+    for key, cells in pending.items():
+        used = consumed.get(key, {})
+        rest = {h: v for h, v in cells.items() if h not in used or used[h] != v}
+        if rest:
+            left[key] = rest
+    return _dumps(_encode_rows(spec, left))
+
+
+def _json_value(type_: str, value: Any) -> str:
+    from sheets.values import encode
+
+    return json.dumps(encode(type_, value))
+
+
+def _record_conflicts(tracker: Tracker, spec: TrackerSpec, conflicts: Iterable[Conflict]) -> None:
+    """Open a SyncConflict per flagged cell (once), and clear open ones that are gone."""
+    sess = db.session
+    actor = Actor.system(spec.actor)
+    open_rows = {
+        (c.key, c.header): c
+        for c in sess.execute(
+            select(SyncConflict).where(
+                SyncConflict.tracker_id == tracker.id,
+                SyncConflict.status == ConflictStatus.OPEN.value,
+            )
+        ).scalars()
+    }
+    seen: set[tuple[str, str]] = set()
+    for conflict in conflicts:
+        type_ = spec.column(conflict.header).type
+        values = {
+            "base_value": _json_value(type_, conflict.base),
+            "sheet_value": _json_value(type_, conflict.sheet),
+            "portal_value": _json_value(type_, conflict.portal),
+        }
+        ident = (conflict.key, conflict.header)
+        seen.add(ident)
+        row = open_rows.get(ident)
+        if row is None:
+            row = SyncConflict(
+                tracker_id=tracker.id,
+                key=conflict.key,
+                header=conflict.header,
+                field=conflict.field,
+                status=ConflictStatus.OPEN.value,
+                **values,
+            )
+            sess.add(row)
+            sess.flush()
+            audit.record(
+                actor,
+                "sync_conflict",
+                row.id,
+                "open",
+                after={
+                    "tracker": tracker.name,
+                    "key": conflict.key,
+                    "header": conflict.header,
+                    "sheet": conflict.sheet,
+                    "portal": conflict.portal,
+                },
+            )
+        else:
+            for name, value in values.items():
+                if getattr(row, name) != value:
+                    setattr(row, name, value)
+    now = utcnow()
+    for ident, row in open_rows.items():
+        if ident not in seen:
+            row.status = ConflictStatus.CLEARED.value
+            row.resolved_by = actor.name
+            row.resolved_at = now
+
+
+# -- resolving conflicts ---------------------------------------------------------------------
+
+
+def conflict_values(conflict: SyncConflict) -> dict[str, Any]:
+    """The conflict's base, sheet and portal values, typed."""
+    spec = conflict.tracker.spec()
+    type_ = spec.column(conflict.header).type
+    return {
+        name: normalize(type_, json.loads(getattr(conflict, f"{name}_value")))
+        for name in ("base", "sheet", "portal")
+    }
+
+
+def resolve(conflict: SyncConflict, choice: str, actor: Actor, value: Any = None) -> SyncConflict:
+    """Resolve a flagged conflict with the sheet's value, the portal's, or a typed ``value``.
+
+    The chosen value is applied to the record through its service (as ``actor``), and the
+    cell's base becomes the sheet value the Supervisor saw (``engine.resolve_conflict``), so
+    the next sync writes the chosen value into the cell.
+    """
+    from sheets.kinds import get_kind
+
+    if not actor.can("can_resolve", CONFLICT_VIEW):
+        raise PermissionDenied(f"{actor.name} may not resolve sync conflicts")
+    if choice not in RESOLVE_CHOICES:
+        raise ValidationFailed({"choice": [f"must be one of {', '.join(RESOLVE_CHOICES)}"]})
+    if conflict.status != ConflictStatus.OPEN.value:
+        raise ConflictError(f"this conflict is already {conflict.status}")
+    tracker = conflict.tracker
+    spec = tracker.spec()
+    column = spec.column(conflict.header)
+    seen = conflict_values(conflict)
+    if choice == "value":
+        try:
+            chosen = normalize(column.type, value)
+        except ValueParseError as exc:
+            raise ValidationFailed({"value": [str(exc)]}) from None
+    else:
+        chosen = seen[choice]
+    kind = get_kind(tracker.kind)
+    with unit_of_work():
+        now = kind.current(conflict.key, None, [column.field])
+        if normalize(column.type, now.get(column.field)) != chosen:
+            kind.update(conflict.key, {column.field: chosen}, actor, tracker.name)
+        snap = _snapshot(tracker.id)
+        pending = _decode_rows(spec, json.loads(snap.pending or "{}"))
+        patched = resolve_conflict(
+            pending,
+            Conflict(
+                conflict.key,
+                conflict.header,
+                seen["base"],
+                seen["sheet"],
+                seen["portal"],
+                0,
+                column.field,
+            ),
+        )
+        snap.pending = _dumps(_encode_rows(spec, patched))
+        snap.updated_at = utcnow()
+        conflict.status = ConflictStatus.RESOLVED.value
+        conflict.resolved_by = actor.name
+        conflict.resolution = _json_value(column.type, chosen)
+        conflict.resolved_at = utcnow()
+        audit.record(
+            actor,
+            "sync_conflict",
+            conflict.id,
+            "resolve",
+            before={"status": ConflictStatus.OPEN.value},
+            after={"status": conflict.status, "value": chosen},
+            detail={
+                "tracker": tracker.name,
+                "key": conflict.key,
+                "header": conflict.header,
+                "choice": choice,
+                "shown": display(chosen),
+            },
+        )
+    return conflict
+
+
+__all__ = [
+    "CONFLICT_VIEW",
+    "TRACKER_VIEW",
+    "TrackerService",
+    "add_create_token",
+    "by_name",
+    "conflict_values",
+    "create_tokens",
+    "fail_run",
+    "finish_sync",
+    "load_base",
+    "patch_base",
+    "resolve",
+    "skip_run",
+    "start_run",
+    "trackers",
+]

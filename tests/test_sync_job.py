@@ -1,0 +1,247 @@
+"""The sync job end to end: a real .xlsx tracker, the real services and database, inline runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jobs.sync import sync_tracker
+from portal.extensions import db
+from portal.models import AuditEvent, ConflictStatus, SyncConflict, SyncRunStatus
+from portal.services import orders, trackers
+from portal.services.base import PermissionDenied, ValidationFailed
+from sheets.backends.xlsx import XlsxBackend
+from tests.conftest import actor
+from tests.factories import SETUP
+from tests.sync_helpers import (
+    ADMIN,
+    COLUMNS,
+    TAB,
+    append_row,
+    delete_row,
+    edit,
+    last_run,
+    make_orders,
+    make_tracker,
+    order,
+    sheet,
+)
+
+
+@pytest.fixture
+def setup(clean_db, tmp_path):
+    made = make_orders(3)
+    path = tmp_path / "orders.xlsx"
+    tracker = make_tracker(path)
+    assert sync_tracker(tracker.id)["status"] == "succeeded"  # first sync: base only
+    return tracker, path, [o.number for o in made]
+
+
+def test_sheet_edit_reaches_the_portal_through_the_services(setup) -> None:
+    tracker, path, numbers = setup
+    edit(path, numbers[0], {"Customer PO": "PO-NEW", "Incoterm": "FOB"})
+    outcome = sync_tracker(tracker.id)
+    assert outcome["applied"] == 1 and outcome["errors"] == 0
+    assert order(numbers[0]).customer_po == "PO-NEW"
+    assert order(numbers[0]).incoterm == "FOB"
+    event = db.session.query(AuditEvent).filter_by(actor="sheet:orders-main").one()
+    assert event.action == "update" and "PO-NEW" in event.changes
+    run = last_run(tracker.id)
+    assert run.status == SyncRunStatus.SUCCEEDED.value and run.applied == 1 and run.rows_read == 3
+
+
+def test_portal_change_is_written_to_its_cell_only(setup) -> None:
+    tracker, path, numbers = setup
+    orders.orders.update(order(numbers[1]), {"notes": "call before delivery"}, SETUP)
+    before = sheet(path)
+    outcome = sync_tracker(tracker.id)
+    assert outcome["written"] == 1
+    after = sheet(path)
+    assert after[numbers[1]]["Notes"] == "call before delivery"
+    after[numbers[1]]["Notes"] = before[numbers[1]]["Notes"]
+    assert after == before
+
+
+def test_failed_validation_stays_in_the_cell_with_the_reason_then_applies_once_fixed(
+    setup,
+) -> None:
+    tracker, path, numbers = setup
+    edit(path, numbers[0], {"Incoterm": "XYZ"})
+    outcome = sync_tracker(tracker.id)
+    assert outcome["applied"] == 0 and outcome["errors"] == 1
+    row = sheet(path)[numbers[0]]
+    assert row["Incoterm"] == "XYZ"
+    assert row["Sync status"].startswith("Error: not applied:") and "incoterm" in row["Sync status"]
+    assert order(numbers[0]).incoterm is None
+    sync_tracker(tracker.id)  # still wrong: still there, still explained
+    assert sheet(path)[numbers[0]]["Incoterm"] == "XYZ"
+    edit(path, numbers[0], {"Incoterm": "CIF"})
+    assert sync_tracker(tracker.id)["applied"] == 1
+    assert order(numbers[0]).incoterm == "CIF"
+    assert sheet(path)[numbers[0]]["Sync status"] is None
+
+
+@pytest.mark.parametrize(
+    ("policy", "portal_value", "sheet_value"),
+    [("portal_wins", "portal text", "portal text"), ("sheet_wins", "sheet text", "sheet text")],
+)
+def test_conflict_policies(clean_db, tmp_path, policy, portal_value, sheet_value) -> None:
+    numbers = [o.number for o in make_orders(1)]
+    path = tmp_path / "orders.xlsx"
+    tracker = make_tracker(path, policy=policy)
+    sync_tracker(tracker.id)
+    edit(path, numbers[0], {"Notes": "sheet text"})
+    orders.orders.update(order(numbers[0]), {"notes": "portal text"}, SETUP)
+    outcome = sync_tracker(tracker.id)
+    assert outcome["conflicts"] == 0
+    assert order(numbers[0]).notes == portal_value
+    row = sheet(path)[numbers[0]]
+    assert row["Notes"] == sheet_value
+    assert row["Sync status"].startswith("Note: Notes changed on both sides")
+    assert sync_tracker(tracker.id)["written"] == 0
+
+
+def test_flagged_conflict_is_resolved_by_a_supervisor_and_written_back(setup) -> None:
+    tracker, path, numbers = setup
+    edit(path, numbers[2], {"Notes": "sheet text"})
+    orders.orders.update(order(numbers[2]), {"notes": "portal text"}, SETUP)
+    assert sync_tracker(tracker.id)["conflicts"] == 1
+    conflict = db.session.query(SyncConflict).one()
+    assert (conflict.key, conflict.header, conflict.status) == (numbers[2], "Notes", "open")
+    assert json.loads(conflict.sheet_value) == "sheet text"
+    assert sheet(path)[numbers[2]]["Sync status"].startswith("Conflict: Notes changed")
+    assert order(numbers[2]).notes == "portal text"  # neither side changed while flagged
+    sync_tracker(tracker.id)
+    assert db.session.query(SyncConflict).count() == 1  # still one, still open
+
+    with pytest.raises(PermissionDenied):
+        trackers.resolve(conflict, "sheet", actor("specialist"))
+    with pytest.raises(ValidationFailed):
+        trackers.resolve(conflict, "nonsense", actor("supervisor"))
+    trackers.resolve(conflict, "value", actor("supervisor"), value="agreed text")
+    assert order(numbers[2]).notes == "agreed text"
+    db.session.expire_all()
+    assert conflict.status == ConflictStatus.RESOLVED.value and conflict.resolved_by == "supervisor"
+    outcome = sync_tracker(tracker.id)
+    assert outcome["written"] >= 1 and outcome["conflicts"] == 0
+    row = sheet(path)[numbers[2]]
+    assert row["Notes"] == "agreed text" and row["Sync status"] is None
+    assert sync_tracker(tracker.id)["written"] == 0
+    events = db.session.query(AuditEvent).filter_by(entity="sync_conflict").all()
+    assert [e.action for e in events] == ["open", "resolve"]
+
+
+def test_conflict_clears_itself_when_both_sides_agree_again(setup) -> None:
+    tracker, path, numbers = setup
+    edit(path, numbers[0], {"Notes": "A"})
+    orders.orders.update(order(numbers[0]), {"notes": "B"}, SETUP)
+    sync_tracker(tracker.id)
+    edit(path, numbers[0], {"Notes": "B"})
+    sync_tracker(tracker.id)
+    db.session.expire_all()
+    assert db.session.query(SyncConflict).one().status == ConflictStatus.CLEARED.value
+
+
+def test_duplicated_key_flags_both_rows_and_applies_neither(setup) -> None:
+    tracker, path, numbers = setup
+    append_row(path, {"Order No": numbers[0], "Customer PO": "COPY", "Notes": "copy"})
+    edit(path, numbers[0], {"Customer PO": "ORIGINAL-EDIT"})
+    outcome = sync_tracker(tracker.id)
+    assert outcome["applied"] == 0 and outcome["errors"] == 2
+    rows = XlsxBackend(path, TAB).read().rows
+    statuses = [r[-1] for r in rows[1:] if r[0] == numbers[0]]
+    assert len(statuses) == 2
+    assert all(s.startswith(f"Error: key {numbers[0]} is in rows 2, 5") for s in statuses)
+    assert order(numbers[0]).customer_po == "PO-1"
+
+
+def test_blank_key_row_creates_an_order_once_and_gets_its_key(setup) -> None:
+    tracker, path, numbers = setup
+    row = append_row(path, {"Customer": "C1", "Customer PO": "PO-NEW-ROW", "Notes": "new"})
+    outcome = sync_tracker(tracker.id)
+    assert outcome["created"] == 1
+    created = db.session.query(AuditEvent).filter_by(
+        actor="sheet:orders-main", entity="sales_order", action="create"
+    )
+    assert created.count() == 1
+    new_key = [k for k in sheet(path) if k not in numbers]
+    assert len(new_key) == 1
+    new = sheet(path)[new_key[0]]
+    assert new["Customer PO"] == "PO-NEW-ROW" and new["Status"] == "draft"
+    assert new["Sync status"].startswith("Note: added as orders record")
+    assert order(new_key[0]).customer_po == "PO-NEW-ROW"
+    assert row == 5
+    second = sync_tracker(tracker.id)
+    assert (second["created"], second["written"]) == (0, 0)
+
+
+def test_blank_key_row_is_an_error_when_the_tracker_may_not_create(clean_db, tmp_path) -> None:
+    make_orders(1)
+    path = tmp_path / "orders.xlsx"
+    tracker = make_tracker(path, may_create=False)
+    append_row(path, {"Customer": "C1", "Customer PO": "X"})
+    assert sync_tracker(tracker.id)["errors"] == 1
+    assert "does not add records" in sheet(path)["#3"]["Sync status"]
+
+
+def test_deleted_row_comes_back(setup) -> None:
+    tracker, path, numbers = setup
+    delete_row(path, numbers[1])
+    assert numbers[1] not in sheet(path)
+    sync_tracker(tracker.id)
+    back = sheet(path)[numbers[1]]
+    assert back["Customer PO"] == "PO-2" and back["Notes"] == "note 2"
+    assert order(numbers[1]).customer_po == "PO-2"
+
+
+def test_second_sync_is_a_no_op_and_leaves_the_file_alone(setup) -> None:
+    tracker, path, numbers = setup
+    edit(path, numbers[0], {"Notes": "changed"})
+    orders.orders.update(order(numbers[1]), {"customer_po": "PO-X"}, SETUP)
+    sync_tracker(tracker.id)
+    stat = path.stat()
+    content = path.read_bytes()
+    outcome = sync_tracker(tracker.id)
+    assert (outcome["applied"], outcome["created"], outcome["written"]) == (0, 0, 0)
+    assert path.stat().st_mtime_ns == stat.st_mtime_ns and path.read_bytes() == content
+
+
+def test_missing_key_column_fails_the_run_and_writes_nothing(setup) -> None:
+    tracker, path, _ = setup
+    edit(path, None, {"Order No": "Number"}, row=1)
+    content = path.read_bytes()
+    outcome = sync_tracker(tracker.id)
+    assert outcome["status"] == "failed" and "key column" in outcome["error"]
+    assert path.read_bytes() == content
+    run = last_run(tracker.id)
+    assert run.status == "failed" and "key column" in run.error
+
+
+def test_tracker_definitions_are_validated(clean_db, tmp_path) -> None:
+    base = {"kind": "orders", "location": str(tmp_path / "a.xlsx"), "tab": "Orders"}
+    bad = [
+        ({"name": "a", "columns": "[{"}, "columns"),
+        ({"name": "b", "columns": json.dumps([{"header": "X", "field": "nope"}])}, "columns"),
+        ({"name": "c", "location": str(tmp_path / "no" / "a.xlsx")}, "location"),
+        ({"name": "d", "backend": "ftp"}, "backend"),
+        ({"name": "e", "filter": "someday"}, "filter"),
+        ({"name": "f", "kind": "disputes"}, "kind"),
+        (
+            {
+                "name": "g",
+                "columns": json.dumps([{"header": "St", "field": "status", "owner": "both"}]),
+            },
+            "columns",
+        ),
+    ]
+    for data, field in bad:
+        with pytest.raises(ValidationFailed) as info:
+            trackers.trackers.create({**base, **data}, ADMIN)
+        assert field in info.value.field_errors, (data, info.value.field_errors)
+    with pytest.raises(PermissionDenied):
+        trackers.trackers.create({**base, "name": "h"}, actor("supervisor"))
+    made = trackers.trackers.create({**base, "name": "ok", "columns": json.dumps(COLUMNS)}, ADMIN)
+    assert made.key_header == "Order No" and made.spec().columns[0].header == "Customer"
+    preset = trackers.trackers.create({**base, "name": "preset"}, ADMIN)
+    assert len(preset.spec().columns) == 10
