@@ -10,6 +10,7 @@ Admin is FAB's admin role and holds every permission.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 
 from flask_appbuilder import AppBuilder
 from flask_appbuilder.security.manager import BaseSecurityManager
@@ -66,6 +67,17 @@ SUPERVISOR_WRITES = (*SPECIALIST_WRITES, CUSTOMERS, PRODUCTS, WAREHOUSES, STOCK,
 # Order actions only a Supervisor (or Admin) takes.
 SUPERVISOR_ORDER_ACTIONS = {("can_release", ORDERS), ("can_override_price", ORDERS)}
 
+# Finance: everyone reads; Specialists and Supervisors write (invoice, record payments,
+# request credits, open and update disputes); Supervisors approve credits within their limit;
+# Supervisors and Auditors export (Admin holds everything and approves without a limit).
+INVOICES = "Invoice"
+PAYMENTS = "Payment"
+CREDIT_MEMOS = "CreditMemo"
+DISPUTES = "Dispute"
+FINANCE_RECORDS = (INVOICES, PAYMENTS, CREDIT_MEMOS, DISPUTES)
+EXPORTABLE = (*FINANCE_RECORDS, AUDIT)
+APPROVAL_LIMITS: dict[str, Decimal] = {SUPERVISOR: Decimal("5000.00")}
+
 # Two-way sync: trackers are the Admin's; Specialists and Supervisors follow sync runs and
 # conflicts, Supervisors resolve conflicts; Auditors read all of it.
 TRACKERS = "Tracker"
@@ -99,23 +111,26 @@ def _grant(verb: str, views: Iterable[str]) -> set[tuple[str, str]]:
 ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
     SPECIALIST: frozenset(
         SELF_SERVICE
-        | _grant("read", BUSINESS_RECORDS)
-        | _grant("write", SPECIALIST_WRITES)
+        | _grant("read", (*BUSINESS_RECORDS, *FINANCE_RECORDS))
+        | _grant("write", (*SPECIALIST_WRITES, *FINANCE_RECORDS))
         | _grant("read", SYNC_RECORDS)
     ),
     SUPERVISOR: frozenset(
         SELF_SERVICE
-        | _grant("read", (*BUSINESS_RECORDS, AUDIT))
-        | _grant("write", SUPERVISOR_WRITES)
+        | _grant("read", (*BUSINESS_RECORDS, *FINANCE_RECORDS, AUDIT))
+        | _grant("write", (*SUPERVISOR_WRITES, *FINANCE_RECORDS))
         | SUPERVISOR_ORDER_ACTIONS
         | _grant("verify", (AUDIT,))
+        | _grant("approve", (CREDIT_MEMOS,))
+        | _grant("export", EXPORTABLE)
         | _grant("read", SYNC_RECORDS)
         | _grant("resolve", (SYNC_CONFLICTS,))
     ),
     AUDITOR: frozenset(
         SELF_SERVICE
-        | _grant("read", (*BUSINESS_RECORDS, AUDIT))
+        | _grant("read", (*BUSINESS_RECORDS, *FINANCE_RECORDS, AUDIT))
         | _grant("verify", (AUDIT,))
+        | _grant("export", EXPORTABLE)
         | _grant("read", (*SYNC_RECORDS, TRACKERS))
     ),
 }

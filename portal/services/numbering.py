@@ -12,6 +12,7 @@ PREFIXES = {
     "shipment": "SH-",
     "invoice": "INV-",
     "credit_memo": "CM-",
+    "dispute": "DSP-",
     "rma": "RMA-",
 }
 

@@ -1,0 +1,594 @@
+"""Auditor exports of invoices, credit memos, disputes and audit events (CSV and XLSX).
+
+Rows are read with a server-side cursor in batches (``yield_per``) and written as they come:
+CSV as a generator of encoded chunks, XLSX with openpyxl's write-only workbook (frozen header,
+autofilter, column widths, typed cells: numbers, money with two decimals, dates). Memory
+stays flat whatever the number of rows, apart from XLSX's shared-string table.
+
+Formula injection: a text cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage
+return is neutralised — in CSV it gets a leading single quote; in XLSX it is written as a
+text cell (type ``s``, with Excel's quote prefix) so no spreadsheet evaluates it.
+
+Every export is itself an audit event (action ``export`` on the exported kind) recording
+who, the format, the filters and the number of rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+from sqlalchemy import Select, func, select
+
+from portal import security
+from portal.models import (
+    AuditEvent,
+    CreditMemo,
+    CreditMemoStatus,
+    Customer,
+    Dispute,
+    DisputeStatus,
+    Invoice,
+    InvoiceStatus,
+    SalesOrder,
+    Shipment,
+)
+from portal.services import audit
+from portal.services.base import (
+    Actor,
+    PermissionDenied,
+    ValidationFailed,
+    session,
+    unit_of_work,
+)
+
+FORMATS = ("csv", "xlsx")
+DANGEROUS_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+BATCH = 2000
+MONEY_FORMAT = "#,##0.00"
+DATE_FORMAT = "yyyy-mm-dd"
+DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One exported column: header, cell type (text, int, money, date, datetime), width."""
+
+    header: str
+    kind: str = "text"
+    width: int = 14
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Date range (inclusive, by the kind's own date) and status of an export."""
+
+    date_from: date | None = None
+    date_to: date | None = None
+    status: str | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "from": self.date_from.isoformat() if self.date_from else None,
+            "to": self.date_to.isoformat() if self.date_to else None,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class ExportKind:
+    """What one export reads: its columns, query, date column and the statuses it accepts."""
+
+    name: str
+    title: str
+    permission_view: str
+    columns: tuple[Column, ...]
+    statuses: tuple[str, ...]
+    query: Callable[[], Select]
+    date_column: Any
+    is_datetime: bool
+    status_column: Any
+    rows: Callable[[list[Any]], Iterable[tuple]]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC) if value is not None else None
+
+
+# -- invoices --------------------------------------------------------------------------------
+
+
+def _invoice_query() -> Select:
+    return (
+        select(
+            Invoice.number,
+            Invoice.status,
+            Customer.code,
+            Customer.name,
+            SalesOrder.number,
+            Shipment.number,
+            Invoice.issue_date,
+            Invoice.due_date,
+            Invoice.currency,
+            Invoice.subtotal,
+            Invoice.tax_rate,
+            Invoice.tax_amount,
+            Invoice.total,
+            Invoice.amount_paid,
+            Invoice.amount_credited,
+            Invoice.issued_by,
+            Invoice.issued_at,
+            Invoice.voided_by,
+            Invoice.void_reason,
+        )
+        .join(Customer, Invoice.customer_id == Customer.id)
+        .join(SalesOrder, Invoice.order_id == SalesOrder.id)
+        .outerjoin(Shipment, Invoice.shipment_id == Shipment.id)
+        .order_by(Invoice.id)
+    )
+
+
+def _invoice_rows(batch: list[Any]) -> Iterable[tuple]:
+    for row in batch:
+        values = list(row)
+        values.insert(15, values[12] - values[13] - values[14])  # balance, exact in Decimal
+        values[17] = _utc(values[17])
+        yield tuple(values)
+
+
+INVOICE_COLUMNS = (
+    Column("Invoice", width=14),
+    Column("Status", width=14),
+    Column("Customer code", width=14),
+    Column("Customer", width=28),
+    Column("Order", width=12),
+    Column("Shipment", width=12),
+    Column("Issue date", "date", 12),
+    Column("Due date", "date", 12),
+    Column("Currency", width=9),
+    Column("Subtotal", "money", 14),
+    Column("Tax rate", "rate", 9),
+    Column("Tax", "money", 12),
+    Column("Total", "money", 14),
+    Column("Paid", "money", 14),
+    Column("Credited", "money", 14),
+    Column("Balance", "money", 14),
+    Column("Issued by", width=14),
+    Column("Issued at (UTC)", "datetime", 20),
+    Column("Voided by", width=14),
+    Column("Void reason", width=30),
+)
+
+
+# -- credit memos ----------------------------------------------------------------------------
+
+
+def _credit_query() -> Select:
+    return (
+        select(
+            CreditMemo.number,
+            CreditMemo.status,
+            Invoice.number,
+            Customer.code,
+            CreditMemo.reason_code,
+            CreditMemo.reason_text,
+            CreditMemo.amount,
+            CreditMemo.requested_by,
+            CreditMemo.requested_at,
+            CreditMemo.decided_by,
+            CreditMemo.decided_at,
+            CreditMemo.decision_note,
+            Dispute.number,
+        )
+        .join(Invoice, CreditMemo.invoice_id == Invoice.id)
+        .join(Customer, Invoice.customer_id == Customer.id)
+        .outerjoin(Dispute, CreditMemo.dispute_id == Dispute.id)
+        .order_by(CreditMemo.id)
+    )
+
+
+def _credit_rows(batch: list[Any]) -> Iterable[tuple]:
+    for row in batch:
+        values = list(row)
+        status = values[1]
+        decided_by = values[9]
+        values[8] = _utc(values[8])
+        values[10] = _utc(values[10])
+        approver = decided_by if status == CreditMemoStatus.APPROVED.value else None
+        rejecter = decided_by if status == CreditMemoStatus.REJECTED.value else None
+        yield (*values[:9], approver, rejecter, *values[10:])
+
+
+CREDIT_COLUMNS = (
+    Column("Credit memo", width=14),
+    Column("Status", width=11),
+    Column("Invoice", width=14),
+    Column("Customer code", width=14),
+    Column("Reason", width=16),
+    Column("Reason text", width=30),
+    Column("Amount", "money", 14),
+    Column("Requested by", width=14),
+    Column("Requested at (UTC)", "datetime", 20),
+    Column("Approved by", width=14),
+    Column("Rejected by", width=14),
+    Column("Decided at (UTC)", "datetime", 20),
+    Column("Decision note", width=30),
+    Column("Dispute", width=12),
+)
+
+
+# -- disputes (with their history) -----------------------------------------------------------
+
+
+def _dispute_query() -> Select:
+    return (
+        select(
+            Dispute.id,
+            Dispute.number,
+            Dispute.status,
+            Invoice.number,
+            Customer.code,
+            Dispute.dispute_type,
+            Dispute.amount,
+            Dispute.owner,
+            Dispute.opened_by,
+            Dispute.opened_at,
+            Dispute.due_date,
+            Dispute.root_cause,
+            Dispute.corrective_action,
+            Dispute.resolution_note,
+            Dispute.closed_by,
+            Dispute.closed_at,
+        )
+        .join(Invoice, Dispute.invoice_id == Invoice.id)
+        .join(Customer, Invoice.customer_id == Customer.id)
+        .order_by(Dispute.id)
+    )
+
+
+def _history(entity: str, ids: list[int]) -> dict[str, list[str]]:
+    """Each record's audit events as one line per event: when, who, what."""
+    events = session().execute(
+        select(AuditEvent.entity_id, AuditEvent.occurred_at, AuditEvent.actor, AuditEvent.action)
+        .where(AuditEvent.entity == entity, AuditEvent.entity_id.in_([str(i) for i in ids]))
+        .order_by(AuditEvent.id)
+    )
+    history: dict[str, list[str]] = {}
+    for entity_id, at, who, action in events:
+        stamp = _utc(at).strftime("%Y-%m-%d %H:%M")
+        history.setdefault(entity_id, []).append(f"{stamp} {who} {action}")
+    return history
+
+
+def _dispute_rows(batch: list[Any]) -> Iterable[tuple]:
+    history = _history("dispute", [row[0] for row in batch])
+    today = datetime.now(UTC).date()
+    for row in batch:
+        values = list(row[1:])
+        closed = values[1] in (DisputeStatus.RESOLVED.value, DisputeStatus.REJECTED.value)
+        overdue = "yes" if not closed and values[9] < today else "no"
+        values[8] = _utc(values[8])
+        values[14] = _utc(values[14])
+        yield (*values, overdue, "\n".join(history.get(str(row[0]), [])))
+
+
+DISPUTE_COLUMNS = (
+    Column("Dispute", width=12),
+    Column("Status", width=13),
+    Column("Invoice", width=14),
+    Column("Customer code", width=14),
+    Column("Type", width=16),
+    Column("Amount", "money", 14),
+    Column("Owner", width=14),
+    Column("Opened by", width=14),
+    Column("Opened at (UTC)", "datetime", 20),
+    Column("Due date", "date", 12),
+    Column("Root cause", width=16),
+    Column("Corrective action", width=30),
+    Column("Resolution note", width=30),
+    Column("Closed by", width=14),
+    Column("Closed at (UTC)", "datetime", 20),
+    Column("Overdue", width=9),
+    Column("History", width=50),
+)
+
+
+# -- audit events ----------------------------------------------------------------------------
+
+
+def _audit_query() -> Select:
+    return select(
+        AuditEvent.id,
+        AuditEvent.occurred_at,
+        AuditEvent.actor,
+        AuditEvent.source,
+        AuditEvent.entity,
+        AuditEvent.entity_id,
+        AuditEvent.action,
+        AuditEvent.changes,
+        AuditEvent.prev_hash,
+        AuditEvent.hash,
+    ).order_by(AuditEvent.id)
+
+
+def _audit_rows(batch: list[Any]) -> Iterable[tuple]:
+    for row in batch:
+        values = list(row)
+        values[1] = _utc(values[1])
+        yield tuple(values)
+
+
+AUDIT_COLUMNS = (
+    Column("Event", "int", 9),
+    Column("Occurred at (UTC)", "datetime", 20),
+    Column("Actor", width=16),
+    Column("Source", width=12),
+    Column("Entity", width=14),
+    Column("Entity id", width=10),
+    Column("Action", width=16),
+    Column("Changes", width=60),
+    Column("Previous hash", width=20),
+    Column("Hash", width=20),
+)
+
+KINDS: dict[str, ExportKind] = {
+    "invoice": ExportKind(
+        "invoice",
+        "Invoices",
+        security.INVOICES,
+        INVOICE_COLUMNS,
+        tuple(s.value for s in InvoiceStatus),
+        _invoice_query,
+        Invoice.issue_date,
+        False,
+        Invoice.status,
+        _invoice_rows,
+    ),
+    "credit_memo": ExportKind(
+        "credit_memo",
+        "Credit memos",
+        security.CREDIT_MEMOS,
+        CREDIT_COLUMNS,
+        tuple(s.value for s in CreditMemoStatus),
+        _credit_query,
+        CreditMemo.requested_at,
+        True,
+        CreditMemo.status,
+        _credit_rows,
+    ),
+    "dispute": ExportKind(
+        "dispute",
+        "Disputes",
+        security.DISPUTES,
+        DISPUTE_COLUMNS,
+        tuple(s.value for s in DisputeStatus),
+        _dispute_query,
+        Dispute.opened_at,
+        True,
+        Dispute.status,
+        _dispute_rows,
+    ),
+    "audit_event": ExportKind(
+        "audit_event",
+        "Audit events",
+        security.AUDIT,
+        AUDIT_COLUMNS,
+        (),
+        _audit_query,
+        AuditEvent.occurred_at,
+        True,
+        None,
+        _audit_rows,
+    ),
+}
+
+
+# -- requests --------------------------------------------------------------------------------
+
+
+def parse_request(
+    kind_name: str, fmt: str | None, date_from: str | None, date_to: str | None, status: str | None
+) -> tuple[ExportKind, str, Filters]:
+    """Check an export request's parameters; field-level ``ValidationFailed`` otherwise."""
+    errors: dict[str, list[str]] = {}
+    kind = KINDS.get(kind_name)
+    if kind is None:
+        raise ValidationFailed({"kind": [f"must be one of {', '.join(KINDS)}"]})
+    fmt = (fmt or "csv").lower()
+    if fmt not in FORMATS:
+        errors["format"] = [f"must be one of {', '.join(FORMATS)}"]
+    dates: dict[str, date | None] = {}
+    for name, raw in (("from", date_from), ("to", date_to)):
+        try:
+            dates[name] = date.fromisoformat(raw) if raw else None
+        except ValueError:
+            errors[name] = ["must be a date as YYYY-MM-DD"]
+    if dates.get("from") and dates.get("to") and dates["from"] > dates["to"]:
+        errors["to"] = ["is before from"]
+    if status:
+        if not kind.statuses:
+            errors["status"] = [f"{kind.title.lower()} have no status to filter by"]
+        elif status not in kind.statuses:
+            errors["status"] = [f"must be one of {', '.join(kind.statuses)}"]
+    if errors:
+        raise ValidationFailed(errors)
+    return kind, fmt, Filters(dates.get("from"), dates.get("to"), status or None)
+
+
+def _filtered(kind: ExportKind, query: Select, filters: Filters) -> Select:
+    column = kind.date_column
+    if filters.date_from:
+        start = (
+            datetime.combine(filters.date_from, time(), UTC)
+            if kind.is_datetime
+            else filters.date_from
+        )
+        query = query.where(column >= start)
+    if filters.date_to:
+        if kind.is_datetime:
+            end = datetime.combine(filters.date_to + timedelta(days=1), time(), UTC)
+            query = query.where(column < end)
+        else:
+            query = query.where(column <= filters.date_to)
+    if filters.status and kind.status_column is not None:
+        query = query.where(kind.status_column == filters.status)
+    return query
+
+
+def count(kind: ExportKind, filters: Filters) -> int:
+    """How many rows the export will have."""
+    query = _filtered(kind, kind.query(), filters).order_by(None)
+    return session().execute(select(func.count()).select_from(query.subquery())).scalar_one()
+
+
+def rows(kind: ExportKind, filters: Filters) -> Iterator[tuple]:
+    """The export's rows in order, read in batches from a server-side cursor."""
+    query = _filtered(kind, kind.query(), filters).execution_options(yield_per=BATCH)
+    result = session().execute(query)
+    for batch in result.partitions():
+        yield from kind.rows(batch)
+
+
+def authorise(kind: ExportKind, actor: Actor) -> None:
+    """Refuse an actor without ``can_export`` on the kind (Supervisor, Auditor, Admin)."""
+    if not actor.can("can_export", kind.permission_view):
+        raise PermissionDenied(f"{actor.name} may not export {kind.title.lower()}")
+
+
+def record_export(
+    actor: Actor, kind: ExportKind, fmt: str, filters: Filters, row_count: int, **detail: Any
+) -> None:
+    """Append the export's own audit event (committed at once)."""
+    with unit_of_work():
+        audit.record(
+            actor,
+            kind.name,
+            None,
+            "export",
+            detail={"format": fmt, **filters.as_dict(), "rows": row_count, **detail},
+        )
+
+
+# -- writers ---------------------------------------------------------------------------------
+
+
+def neutralise(value: str) -> str:
+    """A CSV cell that a spreadsheet will not evaluate: quote-prefix dangerous text."""
+    return "'" + value if value.startswith(DANGEROUS_PREFIXES) else value
+
+
+def _csv_value(value: Any, column: Column) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str):
+        return neutralise(value)
+    return value
+
+
+def csv_chunks(
+    kind: ExportKind, data: Iterable[tuple], progress: Callable[[int], None] | None = None
+) -> Iterator[bytes]:
+    """The export as CSV (UTF-8 with a BOM, so Excel reads it right), in chunks."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([column.header for column in kind.columns])
+    yield ("\ufeff" + buffer.getvalue()).encode()
+    buffer.seek(0)
+    buffer.truncate()
+    done = 0
+    for row in data:
+        writer.writerow([_csv_value(v, c) for v, c in zip(row, kind.columns, strict=True)])
+        done += 1
+        if done % 1000 == 0:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+            if progress:
+                progress(done)
+    yield buffer.getvalue().encode()
+    if progress:
+        progress(done)
+
+
+class _XlsxCells:
+    """Typed cells for one write-only sheet; styles are shared through openpyxl's tables."""
+
+    def __init__(self, sheet: Any):
+        self.sheet = sheet
+
+    def header(self, text: str) -> WriteOnlyCell:
+        cell = WriteOnlyCell(self.sheet, value=text)
+        cell.font = Font(bold=True)
+        return cell
+
+    def value(self, value: Any, column: Column) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            if value.startswith(DANGEROUS_PREFIXES):
+                cell = WriteOnlyCell(self.sheet, value=value)
+                cell.data_type = "s"  # text, never a formula
+                cell.quotePrefix = True  # and Excel keeps it text when edited
+                return cell
+            return value
+        if column.kind == "money":
+            cell = WriteOnlyCell(self.sheet, value=value)
+            cell.number_format = MONEY_FORMAT
+            return cell
+        if isinstance(value, datetime):
+            cell = WriteOnlyCell(self.sheet, value=value.replace(tzinfo=None))
+            cell.number_format = DATETIME_FORMAT
+            return cell
+        if isinstance(value, date):
+            cell = WriteOnlyCell(self.sheet, value=value)
+            cell.number_format = DATE_FORMAT
+            return cell
+        return value
+
+
+def write_xlsx(
+    kind: ExportKind,
+    data: Iterable[tuple],
+    target: Path | io.BufferedIOBase,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Write the export to ``target`` with a write-only workbook; returns the row count."""
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(kind.title)
+    for index, column in enumerate(kind.columns, start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = column.width
+    sheet.freeze_panes = "A2"
+    cells = _XlsxCells(sheet)
+    sheet.append([cells.header(column.header) for column in kind.columns])
+    done = 0
+    for row in data:
+        sheet.append([cells.value(v, c) for v, c in zip(row, kind.columns, strict=True)])
+        done += 1
+        if progress and done % 1000 == 0:
+            progress(done)
+    last = get_column_letter(len(kind.columns))
+    sheet.auto_filter.ref = f"A1:{last}{done + 1}"
+    workbook.save(target)
+    if progress:
+        progress(done)
+    return done
+
+
+def file_name(kind: ExportKind, fmt: str, filters: Filters) -> str:
+    """A download name such as ``invoice_2025-01-01_2025-03-31_paid.xlsx``."""
+    parts = [kind.name]
+    parts += [value for value in filters.as_dict().values() if value]
+    return "_".join(parts) + f".{fmt}"
