@@ -1,6 +1,7 @@
 """Flask-AppBuilder views, one module per area; :func:`register_views` adds them all."""
 
 from portal.views.core import DashboardView, register_core_views
+from portal.views.finance import register_finance_views
 
 __all__ = ["DashboardView", "register_views"]
 
@@ -8,3 +9,4 @@ __all__ = ["DashboardView", "register_views"]
 def register_views() -> None:
     """Add every view and menu entry to the AppBuilder (called once per app)."""
     register_core_views()
+    register_finance_views()
