@@ -150,6 +150,7 @@ def register_commands(app: Flask) -> None:
     """Attach Orderbridge's commands to ``app.cli``."""
     for command in (roles_group, audit_group, seed_demo, worker, enqueue_job, demo):
         app.cli.add_command(command)
+    app.cli.add_command(__import__("sheets.cli", fromlist=["sheets"]).sheets)
 
 
 def _create_app() -> Flask:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from flask import current_app, g
 
 from jobs.sync import sync_tracker
 from portal.extensions import db
@@ -12,7 +13,7 @@ from portal.models import AuditEvent, ConflictStatus, SyncConflict, SyncRunStatu
 from portal.services import orders, trackers
 from portal.services.base import PermissionDenied, ValidationFailed
 from sheets.backends.xlsx import XlsxBackend
-from tests.conftest import actor
+from tests.conftest import actor, login
 from tests.factories import SETUP
 from tests.sync_helpers import (
     ADMIN,
@@ -245,3 +246,68 @@ def test_tracker_definitions_are_validated(clean_db, tmp_path) -> None:
     assert made.key_header == "Order No" and made.spec().columns[0].header == "Customer"
     preset = trackers.trackers.create({**base, "name": "preset"}, ADMIN)
     assert len(preset.spec().columns) == 10
+
+
+def test_cli_add_init_sync_show(clean_db, tmp_path) -> None:
+    numbers = [o.number for o in make_orders(2)]
+    runner = clean_db.test_cli_runner()
+    path = tmp_path / "cli.xlsx"
+    added = runner.invoke(
+        args=[
+            "sheets", "add", "cli-orders", "--kind", "orders", "--location", str(path),
+            "--tab", TAB, "--filter", "open", "--interval", "300", "--may-create",
+        ]
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    assert runner.invoke(args=["sheets", "init", "cli-orders"]).exit_code == 0
+    assert runner.invoke(args=["sheets", "init", "cli-orders"]).exit_code == 1  # no overwrite
+    assert set(numbers) <= set(sheet(path))
+    assert runner.invoke(args=["sheets", "sync", "cli-orders"]).exit_code == 0  # the base
+    edit(path, numbers[0], {"Customer PO": "VIA-CLI"})
+    synced = runner.invoke(args=["sheets", "sync", "cli-orders"])
+    assert synced.exit_code == 0 and json.loads(synced.output)["applied"] == 1
+    assert order(numbers[0]).customer_po == "VIA-CLI"
+    listed = runner.invoke(args=["sheets", "list"])
+    assert "cli-orders\torders\txlsx" in listed.output and "every 300s" in listed.output
+    shown = runner.invoke(args=["sheets", "show", "cli-orders"])
+    assert "Customer PO -> customer_po (text, owner both)" in shown.output
+    assert "succeeded: read 2, applied 1, created 0, written 0" in shown.output
+    bad = runner.invoke(
+        args=["sheets", "add", "x", "--kind", "orders", "--location", "/no/a.xlsx", "--tab", "T"]
+    )
+    assert bad.exit_code == 1 and "does not exist" in bad.output
+
+
+def _forget_user() -> None:
+    """Requests share the test's app context (and its ``g``): drop the last signed-in user."""
+    g.pop("_login_user", None)
+    g.pop("user", None)
+
+
+def test_views_sync_now_and_resolve(setup) -> None:
+    tracker, path, numbers = setup
+    app = current_app._get_current_object()
+    admin = login(app, "admin")
+    response = admin.post(f"/trackerview/sync/{tracker.id}", follow_redirects=True)
+    assert response.status_code == 200 and b"sync queued as job" in response.data
+    assert admin.get(f"/trackerview/show/{tracker.id}").status_code == 200
+
+    _forget_user()
+    edit(path, numbers[0], {"Notes": "S"})
+    orders.orders.update(order(numbers[0]), {"notes": "P"}, SETUP)
+    sync_tracker(tracker.id)
+    conflict = db.session.query(SyncConflict).one()
+    specialist = login(app, "specialist")
+    assert specialist.get(f"/syncconflictview/resolve/{conflict.id}").status_code in (302, 403)
+    _forget_user()
+    supervisor = login(app, "supervisor")
+    page = supervisor.get(f"/syncconflictview/resolve/{conflict.id}")
+    assert page.status_code == 200 and b"Keep the portal" in page.data
+    done = supervisor.post(
+        f"/syncconflictview/resolve/{conflict.id}", data={"choice": "portal"}, follow_redirects=True
+    )
+    assert b"Resolved" in done.data
+    assert order(numbers[0]).notes == "P"
+    sync_tracker(tracker.id)
+    assert sheet(path)[numbers[0]]["Notes"] == "P"
+    assert supervisor.get("/syncrunview/list/").status_code == 200
