@@ -2,6 +2,7 @@
 
 from portal.views.core import DashboardView, register_core_views
 from portal.views.finance import register_finance_views
+from portal.views.sync import register_sync_views
 
 __all__ = ["DashboardView", "register_views"]
 
@@ -10,3 +11,4 @@ def register_views() -> None:
     """Add every view and menu entry to the AppBuilder (called once per app)."""
     register_core_views()
     register_finance_views()
+    register_sync_views()
