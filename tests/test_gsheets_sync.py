@@ -8,6 +8,7 @@ sync after a sync writes nothing.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -18,10 +19,10 @@ import gspread
 import pytest
 import requests
 
-from sheets.backends.gsheets import GSheetsBackend, MetadataCache, RetryPolicy
+from sheets.backends.gsheets import GSheetsBackend, MetadataCache, RetryPolicy, SheetsQuotaError
 from sheets.backends.gsheets_init import init_google_tracker
 from sheets.emulator.server import Config
-from sheets.emulator.testing import gspread_client, start_emulator
+from sheets.emulator.testing import gspread_client, start_emulator, write_service_account_file
 from sheets.engine import Base, SyncResult, UpdateResult, finalize, plan_sync
 from sheets.trackers import TrackerSpec
 
@@ -218,3 +219,65 @@ def test_blank_tab_gets_header_and_every_record(emu: Emu, gc: gspread.Client) ->
     writes = emu.writes()
     sync(backend, base, portal)
     assert emu.writes() == writes
+
+
+def test_tracker_job_end_to_end_on_google_sheets(
+    emu: Emu, gc: gspread.Client, clean_db: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """jobs.sync runs a ``gsheets`` tracker against the emulator: open_backend builds the
+    backend from GOOGLE_SERVICE_ACCOUNT_FILE and SHEETS_API_URL; 429s past the retry budget
+    fail the run cleanly, and the next run completes with nothing lost."""
+    from flask import current_app
+
+    from jobs.sync import sync_tracker
+    from portal.services import orders, trackers
+    from sheets.kinds import new_workbook_rows, workbook_choices
+    from tests.factories import SETUP
+    from tests.sync_helpers import ADMIN, COLUMNS, last_run, make_orders, order
+
+    sa = write_service_account_file(str(tmp_path / "sa.json"), emu.url)
+    monkeypatch.setitem(current_app.config, "GOOGLE_SERVICE_ACCOUNT_FILE", sa)
+    monkeypatch.setitem(current_app.config, "SHEETS_API_URL", emu.url)
+    monkeypatch.setenv("SHEETS_RETRY_MAX_ATTEMPTS", "3")
+    monkeypatch.setenv("SHEETS_RETRY_BASE_DELAY", "0.05")
+    numbers = [o.number for o in make_orders(3)]
+    key = gc.create("Orders tracker").id
+    tracker = trackers.trackers.create(
+        {"name": "orders-google", "kind": "orders", "backend": "gsheets", "location": key,
+         "tab": "Orders", "columns": json.dumps(COLUMNS), "conflict_policy": "flag"},
+        ADMIN,
+    )  # fmt: skip
+    spec = tracker.spec()
+    init_google_tracker(
+        gc,
+        key,
+        "Orders",
+        spec.headers,
+        new_workbook_rows(spec, tracker.filter),
+        key_header=spec.key_header,
+        status_header=spec.status_header,
+        status_choices=workbook_choices(spec),
+    )
+    assert sync_tracker(tracker.id)["status"] == "succeeded"
+
+    headers = emu.values(key)[0]
+    row = next(i for i, r in enumerate(emu.values(key), 1) if r and r[0] == numbers[0])
+    po = gspread.utils.rowcol_to_a1(row, headers.index("Customer PO") + 1)
+    emu.person(key, "type", cells={po: "PO-FROM-SHEET"})
+    orders.orders.update(order(numbers[1]), {"notes": "call first"}, SETUP)
+    emu.admin("POST", "faults", {"count": 10, "status": 429, "kind": "values_read"})
+    with pytest.raises(SheetsQuotaError):
+        sync_tracker(tracker.id)
+    assert last_run(tracker.id).status == "failed"
+    assert order(numbers[0]).customer_po != "PO-FROM-SHEET"  # nothing half-applied
+
+    emu.admin("DELETE", "faults")
+    emu.admin("DELETE", "requests")
+    outcome = sync_tracker(tracker.id)
+    assert outcome["status"] == "succeeded" and outcome["applied"] == 1
+    assert order(numbers[0]).customer_po == "PO-FROM-SHEET"
+    notes = headers.index("Notes")
+    assert next(r for r in emu.values(key) if r[0] == numbers[1])[notes] == "call first"
+    counters = emu.admin("GET", "requests")["counters"]
+    assert counters.get("values_read") == 1 and emu.writes() == 1
+    assert counters.get("metadata_read", 0) <= 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import random
 import threading
 import time
@@ -84,6 +85,20 @@ class RetryPolicy:
     max_delay: float = 32.0
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+
+    @classmethod
+    def from_env(cls) -> RetryPolicy:
+        """The defaults, with ``SHEETS_RETRY_MAX_ATTEMPTS`` / ``SHEETS_RETRY_MAX_SECONDS`` and
+        ``SHEETS_RETRY_BASE_DELAY`` from the environment when set."""
+        overrides: dict[str, Any] = {}
+        for name, attr, kind in (
+            ("SHEETS_RETRY_MAX_ATTEMPTS", "max_attempts", int),
+            ("SHEETS_RETRY_MAX_SECONDS", "max_seconds", float),
+            ("SHEETS_RETRY_BASE_DELAY", "base_delay", float),
+        ):
+            if os.environ.get(name):
+                overrides[attr] = kind(os.environ[name])
+        return cls(**overrides)
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt ``attempt`` (0-based)."""
@@ -312,7 +327,7 @@ class GSheetsBackend:
         self.tab = tab
         self.client = client
         self.http: HTTPClient = client.http_client
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or RetryPolicy.from_env()
         self.cache = metadata_cache if metadata_cache is not None else METADATA_CACHE
 
     def __repr__(self) -> str:
@@ -361,9 +376,10 @@ class GSheetsBackend:
             raise
         body = response.content
         data = json.loads(body)
-        rows: list[list[CellValue]] = [
-            [None if v == "" else v for v in row] for row in data.get("values", [])
-        ]
+        rows: list[list[CellValue]] = data.get("values", [])
+        for row in rows:
+            if "" in row:  # an empty cell inside a row
+                row[:] = [None if v == "" else v for v in row]
         grid = _grid_of(data["range"])
         fingerprint = "sha256:" + hashlib.sha256(body).hexdigest()
         meta = {"spreadsheet_key": self.spreadsheet_key, "tab": self.tab, "grid": grid}
