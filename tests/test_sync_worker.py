@@ -1,0 +1,122 @@
+"""The sync job in real RQ worker processes: one sync per tracker at a time, and kill -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from jobs import queue
+from jobs.sync import is_running, sync_tracker
+from portal.extensions import db
+from portal.models import SyncRun, SyncRunStatus
+from portal.services import orders
+from tests.conftest import REPO
+from tests.factories import SETUP
+from tests.sync_helpers import append_row, edit, make_orders, make_tracker, order, sheet
+
+LOCK_SECONDS = "2"
+
+
+def _worker(step: str, seconds: float) -> subprocess.Popen:
+    env = dict(os.environ, ORDERBRIDGE_SYNC_LOCK_SECONDS=LOCK_SECONDS)
+    args = [sys.executable, "-m", "tests.sync_slow_worker", step, str(seconds)]
+    args += ["worker", "--burst", "--no-scheduler", "--queue", "sync"]
+    return subprocess.Popen(
+        args,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _runs(tracker_id: int) -> list[SyncRun]:
+    db.session.expire_all()
+    runs = db.session.query(SyncRun).filter_by(tracker_id=tracker_id).order_by(SyncRun.id).all()
+    db.session.rollback()
+    return runs
+
+
+def test_two_syncs_of_one_tracker_never_run_at_once(clean_db, tmp_path) -> None:
+    numbers = [o.number for o in make_orders(2)]
+    path = tmp_path / "orders.xlsx"
+    tracker = make_tracker(path)
+    sync_tracker(tracker.id)
+    edit(path, numbers[0], {"Customer PO": "FROM-SHEET"})
+    for _ in range(2):
+        queue.get_queue("sync").enqueue(sync_tracker, tracker.id)
+    workers = [_worker("read", 1.5) for _ in range(2)]
+    for worker in workers:
+        output, _ = worker.communicate(timeout=90)
+        assert worker.returncode == 0, output
+    runs = _runs(tracker.id)[1:]
+    done = [r for r in runs if r.status == SyncRunStatus.SUCCEEDED.value]
+    skipped = [r for r in runs if r.status == SyncRunStatus.SKIPPED.value]
+    assert len(skipped) == 1 and "another sync" in skipped[0].error
+    # the skipped sync asked the running one to sync again when done: a follow-up run
+    assert len(done) == 2 and len(runs) == 3
+    first, follow_up = done
+    assert skipped[0].started_at < first.finished_at  # it came while the first one ran
+    assert follow_up.started_at >= first.finished_at  # never two at once
+    assert first.applied == 1 and follow_up.applied == 0
+    assert order(numbers[0]).customer_po == "FROM-SHEET"
+
+
+def test_worker_killed_mid_sync_then_rerun_ends_consistent(clean_db, tmp_path) -> None:
+    numbers = [o.number for o in make_orders(2)]
+    path = tmp_path / "orders.xlsx"
+    tracker = make_tracker(path)
+    sync_tracker(tracker.id)
+    edit(path, numbers[0], {"Customer PO": "FROM-SHEET"})
+    append_row(path, {"Customer": "C1", "Customer PO": "NEW-ROW"})
+    orders.orders.update(order(numbers[1]), {"notes": "from the portal"}, SETUP)
+    before = path.read_bytes()
+    queue.get_queue("sync").enqueue(sync_tracker, tracker.id)
+    worker = _worker("apply", 60)  # records applied, then it hangs before the sheet write
+    deadline = time.monotonic() + 60
+    while order(numbers[0]).customer_po != "FROM-SHEET" or len(_orders()) != 3:
+        assert time.monotonic() < deadline and worker.poll() is None, worker.stdout.read()
+        time.sleep(0.1)
+    db.session.rollback()
+    horses = _children(worker.pid)  # RQ's work horse runs in a session of its own
+    assert horses, "the work horse is not running"
+    for pid in [worker.pid, *horses]:
+        os.kill(pid, signal.SIGKILL)
+    worker.wait(timeout=10)
+    assert path.read_bytes() == before  # killed before the write
+    deadline = time.monotonic() + 10
+    while is_running(tracker.id):  # the dead worker's lock expires
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+    outcome = sync_tracker(tracker.id)
+    assert outcome["applied"] == 0 and outcome["created"] == 0  # both were done before the kill
+    after = sheet(path)
+    assert after[numbers[0]]["Customer PO"] == "FROM-SHEET"
+    assert after[numbers[1]]["Notes"] == "from the portal"
+    new_keys = [k for k in after if k not in numbers]
+    assert len(new_keys) == 1 and after[new_keys[0]]["Customer PO"] == "NEW-ROW"
+    assert len(_orders()) == 3  # created once
+    runs = _runs(tracker.id)
+    assert runs[-2].status == SyncRunStatus.INTERRUPTED.value
+    assert runs[-1].status == SyncRunStatus.SUCCEEDED.value
+    assert sync_tracker(tracker.id)["written"] == 0
+
+
+def _children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(p) for p in text.split()]
+
+
+def _orders() -> list:
+    from portal.models import SalesOrder
+
+    db.session.expire_all()
+    found = db.session.query(SalesOrder).all()
+    db.session.rollback()
+    return found
