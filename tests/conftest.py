@@ -94,6 +94,18 @@ def test_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
         engine.dispose()
 
 
+class IsolatedClient(FlaskClient):
+    """A test client whose every request gets its own app context, as in production.
+
+    Without it, requests made while a test holds an app context share ``g`` (and so
+    Flask-Login's cached user) with each other and with the test.
+    """
+
+    def open(self, *args, **kwargs):  # type: ignore[override]
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def app(test_env: dict[str, str]) -> Iterator[Flask]:
     """The app, built once per process; schema from migrations; roles and users seeded."""
@@ -105,6 +117,7 @@ def app(test_env: dict[str, str]) -> Iterator[Flask]:
 
     flask_app = create_app({"WTF_CSRF_ENABLED": False})
     flask_app.testing = True
+    flask_app.test_client_class = IsolatedClient
     with flask_app.app_context():
         upgrade()
         sync_roles(appbuilder)

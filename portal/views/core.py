@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from flask import flash, redirect, url_for
 from flask_appbuilder import BaseView, IndexView, expose, has_access
-from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_login import current_user
 from sqlalchemy import func, select
@@ -22,117 +21,8 @@ from portal.models import (
     SalesOrder,
     StockLevel,
 )
-from portal.services import audit, catalog, orders
+from portal.services import audit, catalog
 from portal.views.base import ReadOnlyModelView, RecordHistoryMixin, ServiceModelView
-
-# -- Orders --------------------------------------------------------------------------------
-
-
-class OrderLineView(ServiceModelView):
-    service = orders.order_lines
-    class_permission_name = security.ORDER_LINES
-    list_title = "Order lines"
-    list_columns = [
-        "order",
-        "line_no",
-        "product",
-        "quantity",
-        "unit_price",
-        "qty_allocated",
-        "qty_backordered",
-        "qty_shipped",
-    ]
-    show_columns = [
-        "order",
-        "line_no",
-        "product",
-        "quantity",
-        "unit_price",
-        "list_price",
-        "discount_pct",
-        "qty_allocated",
-        "qty_backordered",
-        "qty_shipped",
-        "qty_delivered",
-        "qty_cancelled",
-        "qty_returned",
-        "version",
-    ]
-    edit_columns = ["quantity", "unit_price", "discount_pct"]
-    include_route_methods = {"list", "show", "edit"}
-    search_columns = ["order", "product", "quantity"]
-
-
-class SalesOrderView(RecordHistoryMixin, ServiceModelView):
-    service = orders.orders
-    audit_entity = "sales_order"
-    class_permission_name = security.ORDERS
-    list_title = "Sales orders"
-    show_template = "sales_order_show.html"
-    list_columns = [
-        "number",
-        "customer",
-        "customer_po",
-        "order_date",
-        "requested_date",
-        "status",
-        "total",
-    ]
-    show_columns = [
-        "number",
-        "customer",
-        "customer_po",
-        "order_date",
-        "requested_date",
-        "promised_date",
-        "ship_to",
-        "payment_term",
-        "incoterm",
-        "currency",
-        "status",
-        "hold_reasons",
-        "revision",
-        "notes",
-        "total",
-        "version",
-        "created_at",
-        "updated_at",
-    ]
-    add_columns = [
-        "customer",
-        "customer_po",
-        "requested_date",
-        "ship_to",
-        "payment_term",
-        "incoterm",
-        "notes",
-    ]
-    edit_columns = [
-        "customer_po",
-        "requested_date",
-        "promised_date",
-        "ship_to",
-        "payment_term",
-        "incoterm",
-        "notes",
-    ]
-    search_columns = ["number", "customer", "customer_po", "status", "order_date"]
-    base_order = ("id", "desc")
-    related_views = [OrderLineView]
-    label_columns = {"customer_po": "Customer PO", "hold_reasons": "Hold reasons"}
-
-
-class OpenOrdersView(ReadOnlyModelView):
-    """Orders not yet delivered, for the specialist's daily list."""
-
-    datamodel = SQLAInterface(SalesOrder)
-    class_permission_name = security.ORDERS
-    list_title = "Orders on hold"
-    base_filters = [["status", FilterEqual, OrderStatus.ON_HOLD.value]]
-    list_columns = ["number", "customer", "customer_po", "order_date", "hold_reasons"]
-    show_columns = list_columns
-    base_order = ("id", "desc")
-
 
 # -- Customers -----------------------------------------------------------------------------
 
@@ -325,9 +215,6 @@ class QueueView(BaseView):
 def register_core_views() -> None:
     """Add the core views: orders, inventory, customers, master data, audit, admin."""
     ab = appbuilder
-    ab.add_view(SalesOrderView, "Sales orders", icon="fa-file-text-o", category="Orders")
-    ab.add_view(OpenOrdersView, "Orders on hold", icon="fa-pause", category="Orders")
-    ab.add_view(OrderLineView, "Order lines", icon="fa-list", category="Orders")
     ab.add_view(StockLevelView, "Stock levels", icon="fa-cubes", category="Inventory")
     ab.add_view(ProductView, "Products", icon="fa-tag", category="Inventory")
     ab.add_view(WarehouseView, "Warehouses", icon="fa-building", category="Inventory")
