@@ -180,10 +180,6 @@ class MetadataCache:
         with self._lock:
             self._entries.pop((key, tab), None)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
 
 METADATA_CACHE = MetadataCache()
 
@@ -412,8 +408,8 @@ class GSheetsBackend:
         for b in cell_ranges(cells):
             start = rowcol_to_a1(b.row, b.col)
             end = rowcol_to_a1(b.row + len(b.values) - 1, b.col + b.width - 1)
-            data.append({"range": f"{q}!{start}" if start == end else f"{q}!{start}:{end}",
-                         "values": b.values})  # fmt: skip
+            where = f"{q}!{start}" if start == end else f"{q}!{start}:{end}"
+            data.append({"range": where, "values": b.values})
         body = {"valueInputOption": "RAW", "data": data}
         self.retry.run(
             f"writing {len(cells)} cell(s) to {self.tab!r} of {self.spreadsheet_key}",
@@ -427,8 +423,8 @@ class GSheetsBackend:
         expected: SheetSnapshot,
     ) -> None:
         """Grow the grid to hold ``cells`` and date-format ``new_dates``: one batchUpdate."""
-        grid = expected.meta.get("grid")
-        rows, cols = grid if isinstance(grid, tuple) else (0, 0)
+        grid = expected.meta.get("grid")  # None: not read by this backend, do not grow
+        rows, cols = grid if isinstance(grid, tuple) else (math.inf, math.inf)
         need_rows = max(r for r, _ in cells)
         need_cols = max(c for _, c in cells)
         if need_rows <= rows and need_cols <= cols and not new_dates:
