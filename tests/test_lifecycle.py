@@ -440,3 +440,23 @@ def test_return_restocks_good_units_and_scraps_the_rest(clean_db) -> None:
     assert line.qty_returned == 5
     assert inventory.stock_level(line.product_id, main).on_hand == 90 + 3
     assert inventory.ledger_discrepancies() == []
+
+
+def test_credit_exposure_counts_open_invoices(clean_db) -> None:
+    from portal.services import finance
+
+    data = make_catalog()
+    catalog.customers.update(data.customer, {"credit_limit": Decimal("150.00")}, SETUP)
+    first = _allocated(data, (10,))  # 10 × 9.50 = 95.00
+    shipment = fulfillment.ship(
+        first,
+        SETUP,
+        warehouse_id=data.warehouses[0].id,
+        lines={first.lines[0].id: 10},
+        carrier="DHL",
+    )
+    fulfillment.deliver(shipment, SETUP)
+    invoice = finance.invoice_shipment(shipment, SETUP)
+    assert finance.open_balance_for_customer(data.customer.id) == invoice.total
+    second = _order(data, (10,), customer_po="PO-2")
+    assert "exceeds credit limit 150.00" in _fails(second, "credit_exposure")

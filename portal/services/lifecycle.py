@@ -22,7 +22,7 @@ from portal.models import (
     SalesOrder,
     utcnow,
 )
-from portal.services import audit, notifications, orders, pricing
+from portal.services import audit, finance, notifications, orders, pricing
 from portal.services.base import (
     Actor,
     ConflictError,
@@ -60,13 +60,13 @@ def _customer_active(order: SalesOrder, today: date) -> CheckResult:
 
 
 def open_exposure(customer_id: int, exclude_order_id: int | None = None) -> Decimal:
-    """Value of the customer's other open (confirmed, not yet invoiced) orders."""
+    """Value of the customer's confirmed orders not yet shipped.
+
+    Shipped units are invoiced, so they count through the open invoice balance instead.
+    """
+    open_units = OrderLine.quantity - OrderLine.qty_cancelled - OrderLine.qty_shipped
     query = (
-        select(
-            func.coalesce(
-                func.sum((OrderLine.quantity - OrderLine.qty_cancelled) * OrderLine.unit_price), 0
-            )
-        )
+        select(func.coalesce(func.sum(open_units * OrderLine.unit_price), 0))
         .join(SalesOrder, OrderLine.order_id == SalesOrder.id)
         .where(
             SalesOrder.customer_id == customer_id,
@@ -78,20 +78,10 @@ def open_exposure(customer_id: int, exclude_order_id: int | None = None) -> Deci
     return Decimal(db.session.execute(query).scalar_one()).quantize(Decimal("0.01"))
 
 
-def open_invoice_balance(customer_id: int) -> Decimal:
-    """Unpaid invoice balance of the customer (0 until invoicing is installed)."""
-    try:
-        from portal.services import finance
-    except ImportError:
-        return Decimal("0.00")
-    balance = getattr(finance, "open_balance_for_customer", None)
-    return balance(customer_id) if balance else Decimal("0.00")
-
-
 def _credit_exposure(order: SalesOrder, today: date) -> CheckResult:
     limit = order.customer.credit_limit
     exposure = (
-        open_invoice_balance(order.customer_id)
+        finance.open_balance_for_customer(order.customer_id)
         + open_exposure(order.customer_id, exclude_order_id=order.id)
         + order.total
     )
