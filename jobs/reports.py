@@ -38,10 +38,10 @@ def enqueue_export(
     """Queue an export for ``actor`` (already authorised) and audit the request."""
     job = queue.enqueue(
         run_export,
-        kind.name,
-        fmt,
-        filters.as_dict(),
         queue="reports",
+        kind_name=kind.name,
+        fmt=fmt,
+        filters=filters.as_dict(),
         job_meta={
             "user_id": actor.user_id,
             "actor": actor.name,

@@ -106,6 +106,7 @@ def _audit_fab_denial(action: str, model: type, entity: str) -> Callable:
     def decorator(func: Callable) -> Callable:
         @functools.wraps(func)
         def wrapper(self: Any, pk: int, *args: Any, **kwargs: Any):
+            g.pop("service_refused", None)
             response = func(self, pk, *args, **kwargs)
             if response.status_code == 403 and not g.get("service_refused"):
                 try:
@@ -244,6 +245,12 @@ class FinanceApi(ExportRoutes, ServiceResourceApi):
     """Shared settings of the finance resources."""
 
     method_permission_name = FINANCE_METHOD_PERMISSIONS
+    optional_on_add: tuple[str, ...] = ()  # the service fills these in when left out
+
+    def _init_model_schemas(self) -> None:
+        super()._init_model_schemas()
+        for name in self.optional_on_add:
+            self.add_model_schema.load_fields[name].required = False
 
     def service_error(self, error: ServiceError):
         g.service_refused = True
@@ -494,6 +501,7 @@ class DisputeApi(FinanceApi):
         "closed_at",
     ]
     add_columns = ["invoice_id", "dispute_type", "amount", "description", "owner"]
+    optional_on_add = ("owner",)
     edit_columns = ["owner", "amount", "description", "due_date", "version"]
     order_columns = ["id", "number", "status", "due_date", "opened_at", "amount"]
 

@@ -1,0 +1,198 @@
+"""Auditor exports: CSV and XLSX (typed cells, frozen header, filter, widths), filters,
+formula-injection neutralised (read back with openpyxl and python-calamine), each export
+audited, and a large export as a real RQ job with progress and a download link."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import openpyxl
+import python_calamine
+from flask import Flask
+
+from portal.extensions import db
+from portal.models import AuditEvent
+from portal.services import audit, catalog, disputes, exports, finance
+from tests.conftest import REPO, actor, api_headers
+from tests.factories import SETUP, make_catalog
+from tests.test_finance import issued_invoice, shipped_order
+
+TODAY = datetime.now(UTC).date()
+PAYLOADS = [
+    '=HYPERLINK("http://evil.test","x")',
+    "+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(1,2)",
+]
+WHITESPACE_PAYLOADS = ["\t=1+1", "\r=1+1"]  # services strip these, so test the writers
+
+
+def _csv(response) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(response.data.decode("utf-8-sig"))))
+
+
+def _export(app: Flask, path: str, who: str = "auditor"):
+    return app.test_client().get(path, headers=api_headers(app, who))
+
+
+def test_formula_payloads_stay_text_in_csv_and_xlsx(clean_db, tmp_path) -> None:
+    app: Flask = clean_db
+    data = make_catalog()
+    catalog.customers.update(data.customer, {"name": PAYLOADS[0]}, SETUP)
+    invoice = issued_invoice((1, 7), data=data)
+    for payload in PAYLOADS[1:]:
+        finance.request_credit(
+            invoice, actor("specialist"), reason_code="other", amount="1.00", reason_text=payload
+        )
+    rows = _csv(_export(app, "/api/v1/credit_memo/export?format=csv"))
+    texts = [row[5] for row in rows[1:]]
+    assert texts == ["'" + p for p in PAYLOADS[1:]]
+    invoice_rows = _csv(_export(app, "/api/v1/invoice/export?format=csv"))
+    assert invoice_rows[1][3] == "'" + PAYLOADS[0]
+    assert invoice_rows[1][12] == "142.50"  # money stays a plain number
+
+    for kind, column, expected in (
+        ("credit_memo", 6, PAYLOADS[1:]),
+        ("invoice", 4, PAYLOADS[:1]),
+    ):
+        response = _export(app, f"/api/v1/{kind}/export?format=xlsx")
+        assert response.status_code == 200
+        path = tmp_path / f"{kind}.xlsx"
+        path.write_bytes(response.data)
+        sheet = openpyxl.load_workbook(path).active
+        cells = [sheet.cell(row=r, column=column) for r in range(2, sheet.max_row + 1)]
+        assert [cell.value for cell in cells] == expected
+        assert all(cell.data_type == "s" and cell.quotePrefix for cell in cells)
+        read = python_calamine.CalamineWorkbook.from_path(str(path))
+        values = read.get_sheet_by_index(0).to_python()
+        assert [row[column - 1] for row in values[1:]] == expected
+
+
+def test_the_writers_neutralise_every_dangerous_prefix(tmp_path) -> None:
+    kind = exports.KINDS["audit_event"]
+    payloads = PAYLOADS + WHITESPACE_PAYLOADS
+    data = [(n, None, p, "", "", "", "", "", "", "") for n, p in enumerate(payloads, 1)]
+    text = b"".join(exports.csv_chunks(kind, data)).decode("utf-8-sig")
+    assert [row[2] for row in csv.reader(io.StringIO(text))][1:] == ["'" + p for p in payloads]
+    path = tmp_path / "payloads.xlsx"
+    assert exports.write_xlsx(kind, data, path) == len(payloads)
+    read_back = [p.replace("\r", "\n") for p in payloads]  # XML normalises a bare CR
+    sheet = openpyxl.load_workbook(path).active
+    cells = [sheet.cell(row=r, column=3) for r in range(2, sheet.max_row + 1)]
+    assert [cell.value for cell in cells] == read_back
+    assert {cell.data_type for cell in cells} == {"s"}
+    values = python_calamine.CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0)
+    assert [row[2] for row in values.to_python()[1:]] == read_back
+
+
+def test_xlsx_has_typed_cells_frozen_header_filter_and_widths(clean_db, tmp_path) -> None:
+    app: Flask = clean_db
+    issued_invoice((1, 7))
+    response = _export(app, "/api/v1/invoice/export?format=xlsx&status=issued")
+    path = tmp_path / "invoices.xlsx"
+    path.write_bytes(response.data)
+    assert "invoice_issued.xlsx" in response.headers["Content-Disposition"]
+    sheet = openpyxl.load_workbook(path).active
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == "A1:T2"
+    assert sheet.column_dimensions["D"].width == 28
+    assert sheet["A1"].value == "Invoice" and sheet["A1"].font.b
+    total = sheet["M2"]
+    assert total.value == 142.5 and total.data_type == "n" and total.number_format == "#,##0.00"
+    assert sheet["G2"].is_date and sheet["G2"].value.date() == TODAY
+    read = python_calamine.CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0)
+    assert read.to_python()[1][12] == 142.5
+
+
+def test_filters_by_date_and_status_and_refuses_bad_parameters(clean_db) -> None:
+    app: Flask = clean_db
+    invoice = issued_invoice((1, 7))
+    finance.record_payment(invoice, actor("specialist"), amount="142.50")
+    day = TODAY.isoformat()
+    assert len(_csv(_export(app, f"/api/v1/invoice/export?from={day}&to={day}"))) == 2
+    assert len(_csv(_export(app, "/api/v1/invoice/export?from=2000-01-01&to=2000-12-31"))) == 1
+    assert len(_csv(_export(app, "/api/v1/invoice/export?status=paid"))) == 2
+    assert len(_csv(_export(app, "/api/v1/invoice/export?status=issued"))) == 1
+    bad = _export(app, "/api/v1/invoice/export?format=pdf&from=yesterday&status=lost")
+    assert bad.status_code == 422
+    assert set(bad.json["errors"]) == {"format", "from", "status"}
+    assert _export(app, "/api/v1/invoice/export", who="specialist").status_code == 403
+
+
+def test_every_export_is_audited_and_disputes_carry_their_history(clean_db) -> None:
+    app: Flask = clean_db
+    invoice = issued_invoice((1, 7))
+    dispute = disputes.open_dispute(
+        invoice, actor("specialist"), dispute_type="late_delivery", amount="5.00"
+    )
+    disputes.investigate(dispute, actor("supervisor"))
+    rows = _csv(_export(app, "/api/v1/dispute/export?format=csv", who="supervisor"))
+    history = rows[1][-1].splitlines()
+    assert [line.split(" ", 2)[2] for line in history] == [
+        "specialist open",
+        "supervisor investigate",
+    ]
+    audit_rows = _csv(_export(app, "/api/v1/audit_event/export?format=csv"))
+    exported = [row for row in audit_rows if row[6] == "export"]
+    # The audit export's own event is committed before it streams, so it lists itself.
+    assert [(row[2], row[4]) for row in exported] == [
+        ("supervisor", "dispute"),
+        ("auditor", "audit_event"),
+    ]
+    detail = json.loads(exported[0][7])["detail"]
+    assert detail["format"] == "csv" and detail["rows"] == 1 and detail["mode"] == "stream"
+    events = db.session.query(AuditEvent).filter_by(action="export").all()
+    assert [(e.actor, e.entity) for e in events] == [
+        ("supervisor", "dispute"),
+        ("auditor", "audit_event"),
+    ]
+    assert audit.verify().ok
+
+
+def test_a_large_export_runs_as_a_job_with_progress_and_a_download_link(clean_db, tmp_path):
+    app: Flask = clean_db
+    data = make_catalog()
+    for quantities in ((1, 0), (0, 2), (3, 3)):
+        _, shipment = shipped_order(data, quantities)
+        finance.invoice_shipment(shipment, actor("specialist"))
+    client = app.test_client()
+    headers = api_headers(app, "auditor")
+    queued = client.get("/api/v1/invoice/export?format=xlsx&async=1", headers=headers)
+    assert queued.status_code == 202, queued.json
+    status_url = queued.json["status_url"]
+    pending = client.get(status_url, headers=headers).json
+    assert pending["status"] == "queued" and pending["rows"] == 3
+    assert client.get(status_url, headers=api_headers(app, "supervisor")).status_code == 404
+    worker = subprocess.run(
+        [sys.executable, "-m", "portal.cli", "worker", "--burst", "--queue", "reports"],
+        cwd=REPO,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert worker.returncode == 0, worker.stderr
+    done = client.get(status_url, headers=headers).json
+    assert done["status"] == "finished" and done["progress"] == 100, done
+    download = client.get(done["download_url"], headers=headers)
+    assert download.status_code == 200
+    path = tmp_path / done["download_name"]
+    path.write_bytes(download.data)
+    sheet = openpyxl.load_workbook(path).active
+    assert [row[0] for row in sheet.iter_rows(min_row=2, values_only=True)] == [
+        "INV-000001",
+        "INV-000002",
+        "INV-000003",
+    ]
+    assert sum(Decimal(str(row[12])) for row in sheet.iter_rows(min_row=2, values_only=True)) == (
+        Decimal("9.50") + Decimal("38.00") + Decimal("85.50")
+    )
+    job_events = db.session.query(AuditEvent).filter_by(action="export").all()
+    assert json.loads(job_events[-1].changes)["detail"]["mode"] == "job"
