@@ -9,6 +9,7 @@ machines the instance folder must be shared storage.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from portal.services import exports, jobs
 from portal.services.base import Actor, NotFound
 
 RESULT_TTL = 24 * 3600
+JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # RQ's ids (UUID hex); nothing else is looked up
 JOB_TIMEOUT = 3600
 
 
@@ -101,6 +103,8 @@ def run_export(kind_name: str, fmt: str, filters: dict[str, str | None]) -> dict
 
 def job_for(job_id: str, actor: Actor) -> Job:
     """The export job ``job_id`` if ``actor`` asked for it (or is Admin); else 404."""
+    if not JOB_ID.fullmatch(job_id):
+        raise NotFound(f"export job {job_id!r} does not exist")
     try:
         job = Job.fetch(job_id, connection=queue.connection())
     except NoSuchJobError as error:
