@@ -9,6 +9,7 @@ import subprocess
 import sys
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import text
 
 from portal.extensions import db
@@ -133,3 +134,29 @@ def test_history_lists_one_records_events(clean_db) -> None:
     catalog.customers.update(data.customer, {"name": "Acme Group"}, actor("supervisor"))
     events = audit.history("customer", data.customer.id)
     assert [e.action for e in events] == ["create", "update"]
+
+
+def test_events_of_one_transaction_chain_in_order_and_vanish_on_rollback(clean_db) -> None:
+    from portal.services import orders
+    from portal.services.base import ValidationFailed
+    from tests.factories import SETUP
+
+    data = make_catalog()
+    before = db.session.query(AuditEvent).count()
+    order = orders.orders.create_with_lines(
+        {"customer_id": data.customer.id},
+        [{"product_id": p.id, "quantity": 2} for p in data.products * 3],
+        SETUP,
+    )
+    events = db.session.query(AuditEvent).order_by(AuditEvent.id).all()[before:]
+    assert [e.entity for e in events] == ["sales_order"] + ["order_line"] * 9
+    assert all(e.prev_hash == p.hash for p, e in itertools.pairwise(events))
+    assert audit.verify().ok
+    with pytest.raises(ValidationFailed):
+        orders.orders.create_with_lines(
+            {"customer_id": data.customer.id},
+            [{"product_id": data.products[0].id, "quantity": 1}, {"product_id": 0, "quantity": 1}],
+            SETUP,
+        )
+    assert db.session.query(AuditEvent).count() == before + 10
+    assert order.number == "SO-000001" and audit.verify().ok

@@ -196,3 +196,25 @@ def test_auditor_cannot_change_orders_through_any_service(clean_db) -> None:
     with pytest.raises(PermissionDenied):
         orders.add_line(order, {"product_id": data.products[0].id, "quantity": 1}, auditor)
     assert order.status == "draft"
+
+
+def test_batched_prices_match_single_lookups(clean_db) -> None:
+    from portal.services import pricing
+
+    data = make_catalog()
+    price_list = catalog.price_lists.create({"name": "Trade"}, SETUP)
+    for min_qty, price in ((1, "9.00"), (10, "8.00")):
+        catalog.price_list_items.create(
+            {
+                "price_list_id": price_list.id,
+                "product_id": data.products[0].id,
+                "min_quantity": min_qty,
+                "unit_price": Decimal(price),
+            },
+            SETUP,
+        )
+    catalog.customers.update(data.customer, {"price_list_id": price_list.id}, SETUP)
+    items = [(data.products[0], q) for q in (0, 1, 9, 10, 99)] + [(data.products[1], 5)]
+    singles = [pricing.price_for(data.customer, p, q) for p, q in items]
+    assert pricing.prices_for(data.customer, items) == singles
+    assert singles == [Decimal("9.00")] * 3 + [Decimal("8.00")] * 2 + [Decimal("19.00")]

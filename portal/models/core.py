@@ -382,6 +382,7 @@ class OrderLine(Versioned, Model):
 
     __table_args__ = (
         UniqueConstraint("order_id", "line_no", name="uq_order_line_no"),
+        Index("ix_order_line_product", "product_id"),
         CheckConstraint("quantity > 0", name="ck_order_line_quantity"),
         CheckConstraint("unit_price >= 0", name="ck_order_line_unit_price"),
         CheckConstraint(

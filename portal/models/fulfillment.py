@@ -125,6 +125,7 @@ class Backorder(Versioned, Model):
     order_line: Mapped[OrderLine] = relationship()
 
     __table_args__ = (
+        Index("ix_backorder_order_line", "order_line_id"),
         CheckConstraint("quantity > 0", name="ck_backorder_quantity"),
         CheckConstraint("priority BETWEEN 1 AND 9", name="ck_backorder_priority"),
     )
@@ -180,7 +181,10 @@ class ShipmentLine(Model):
     shipment: Mapped[Shipment] = relationship(back_populates="lines")
     order_line: Mapped[OrderLine] = relationship()
 
-    __table_args__ = (CheckConstraint("quantity > 0", name="ck_shipment_line_quantity"),)
+    __table_args__ = (
+        Index("ix_shipment_line_order_line", "order_line_id"),
+        CheckConstraint("quantity > 0", name="ck_shipment_line_quantity"),
+    )
 
 
 class OrderRevision(Model):
@@ -234,7 +238,10 @@ class ReturnLine(Model):
     rma: Mapped[ReturnAuthorization] = relationship(back_populates="lines")
     order_line: Mapped[OrderLine] = relationship()
 
-    __table_args__ = (CheckConstraint("quantity > 0", name="ck_return_line_quantity"),)
+    __table_args__ = (
+        Index("ix_return_line_order_line", "order_line_id"),
+        CheckConstraint("quantity > 0", name="ck_return_line_quantity"),
+    )
 
 
 class Notification(Model):
@@ -242,7 +249,7 @@ class Notification(Model):
 
     __tablename__ = "notification"
     id: Mapped[int] = mapped_column(primary_key=True)
-    order_id: Mapped[int | None] = mapped_column(ForeignKey("sales_order.id"))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("sales_order.id"), index=True)
     event: Mapped[str] = mapped_column(String(30), nullable=False)
     recipients: Mapped[str] = mapped_column(String(1000), nullable=False)
     subject: Mapped[str] = mapped_column(String(200), nullable=False)

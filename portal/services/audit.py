@@ -17,7 +17,9 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import event as sa_event
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
 
 from portal.extensions import db
 from portal.models import AuditChainHead, AuditEvent, utcnow
@@ -72,23 +74,12 @@ def record(
     after: Mapping[str, Any] | None = None,
     detail: Mapping[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event to the chain in the current transaction (the caller commits)."""
-    sess = db.session
-    # Take the chain's write lock first: an UPDATE locks the head row on PostgreSQL and takes
-    # SQLite's write lock, so two writers can never chain onto the same previous event.
-    locked = sess.execute(
-        update(AuditChainHead)
-        .where(AuditChainHead.id == 1)
-        .values(last_event_id=AuditChainHead.last_event_id)
-    )
-    if locked.rowcount == 0:
-        sess.add(AuditChainHead(id=1, last_event_id=0, last_hash=GENESIS_HASH))
-        sess.flush()
-    head = sess.execute(
-        select(AuditChainHead)
-        .where(AuditChainHead.id == 1)
-        .execution_options(populate_existing=True)
-    ).scalar_one()
+    """Add one event to the current transaction; it joins the chain when that commits.
+
+    Events wait in the session until commit, where :func:`_chain_pending` links them all
+    under one lock of the chain head, so a transaction pays for the lock once however many
+    events it writes, and a rolled-back transaction leaves no event behind.
+    """
     changes: dict[str, Any] = {}
     if before:
         changes["before"] = plain(dict(before))
@@ -104,15 +95,56 @@ def record(
         entity_id=None if entity_id is None else str(entity_id),
         action=action,
         changes=json.dumps(changes, sort_keys=True, separators=(",", ":")),
-        prev_hash=head.last_hash,
     )
-    event.hash = event_hash(event)
-    sess.add(event)
-    sess.flush()
-    head.last_event_id = event.id
-    head.last_hash = event.hash
-    sess.flush()
+    db.session.info.setdefault(PENDING, []).append(event)
     return event
+
+
+PENDING = "audit_pending"
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _chain_pending(sess: Session) -> None:
+    """Link the transaction's events onto the chain, holding the head row's lock.
+
+    The ``UPDATE … RETURNING`` locks the head row on PostgreSQL and takes SQLite's write lock,
+    so concurrent commits append one after the other and never fork the chain. Under that
+    lock the events take the ids after the head's, so ids are gap-free and follow the chain,
+    and they are written with one multi-row INSERT.
+    """
+    pending: list[AuditEvent] = sess.info.pop(PENDING, [])
+    if not pending:
+        return
+    head = sess.execute(
+        update(AuditChainHead)
+        .where(AuditChainHead.id == 1)
+        .values(last_event_id=AuditChainHead.last_event_id)
+        .returning(AuditChainHead.last_event_id, AuditChainHead.last_hash)
+    ).first()
+    if head is None:
+        sess.execute(insert(AuditChainHead).values(id=1, last_event_id=0, last_hash=GENESIS_HASH))
+        last_id, previous = 0, GENESIS_HASH
+    else:
+        last_id, previous = head
+    rows = []
+    for offset, item in enumerate(pending, start=1):
+        item.id = last_id + offset
+        item.prev_hash = previous
+        item.hash = previous = event_hash(item)
+        rows.append(
+            {column.key: getattr(item, column.key) for column in AuditEvent.__table__.columns}
+        )
+    sess.execute(insert(AuditEvent), rows)
+    sess.execute(
+        update(AuditChainHead)
+        .where(AuditChainHead.id == 1)
+        .values(last_event_id=last_id + len(pending), last_hash=previous)
+    )
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _drop_pending(sess: Session) -> None:
+    sess.info.pop(PENDING, None)
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import event, func, select
+from flask_appbuilder.models.sqla import Model
+from sqlalchemy import Column, Table, event, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -287,6 +289,23 @@ class RecordService(Generic[M]):
             raise ValidationFailed(errors)
 
 
+@functools.cache
+def _model_of_table(table: Table) -> type | None:
+    for mapper in Model.registry.mappers:
+        if mapper.local_table is table:
+            return mapper.class_
+    return None
+
+
+def _referenced_row_exists(sess: Session, target: Column, value: Any) -> bool:
+    """Whether the row a foreign key points at exists (from the identity map when loaded)."""
+    model = _model_of_table(target.table)
+    if model is not None and target.primary_key and isinstance(value, int):
+        return sess.get(model, value) is not None
+    query = select(func.count()).select_from(target.table).where(target == value)
+    return bool(sess.execute(query).scalar_one())
+
+
 def table_errors(
     sess: Session, record: Any, changed: set[str], is_new: bool
 ) -> dict[str, list[str]]:
@@ -313,9 +332,7 @@ def table_errors(
             errors.setdefault(name, []).append(f"is longer than {length} characters")
         if value is not None and (is_new or name in changed):
             for foreign_key in column.foreign_keys:
-                target = foreign_key.column
-                query = select(func.count()).select_from(target.table).where(target == value)
-                if not sess.execute(query).scalar_one():
+                if not _referenced_row_exists(sess, foreign_key.column, value):
                     errors.setdefault(name, []).append(f"{value!s} does not exist")
         if column.unique and value is not None and (is_new or name in changed):
             query = select(func.count()).select_from(table).where(column == value)

@@ -28,6 +28,7 @@ from portal.models import (
     Shipment,
     ShipmentLine,
     ShipmentStatus,
+    StockLevel,
     Warehouse,
     utcnow,
 )
@@ -76,6 +77,50 @@ def _warehouses() -> list[Warehouse]:
     )
 
 
+class AllocationState:
+    """The stock rows (locked), allocation rows and open backorders one allocation touches.
+
+    Loaded with one query each, instead of one per line and warehouse; the stock rows are
+    locked in one global order (product, then warehouse) so concurrent allocations never
+    wait on each other in a cycle.
+    """
+
+    def __init__(self, lines: list[OrderLine], warehouses: list[Warehouse]):
+        self.warehouses = warehouses
+        product_ids = sorted({line.product_id for line in lines})
+        line_ids = [line.id for line in lines]
+        levels = db.session.execute(
+            select(StockLevel)
+            .where(
+                StockLevel.product_id.in_(product_ids),
+                StockLevel.warehouse_id.in_([w.id for w in warehouses]),
+            )
+            .order_by(StockLevel.product_id, StockLevel.warehouse_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).scalars()
+        self.levels = {(level.product_id, level.warehouse_id): level for level in levels}
+        rows = db.session.execute(
+            select(Allocation).where(Allocation.order_line_id.in_(line_ids))
+        ).scalars()
+        self.allocations = {(row.order_line_id, row.warehouse_id): row for row in rows}
+        backorders = db.session.execute(
+            select(Backorder).where(
+                Backorder.order_line_id.in_(line_ids),
+                Backorder.status == BackorderStatus.OPEN.value,
+            )
+        ).scalars()
+        self.backorders = {backorder.order_line_id: backorder for backorder in backorders}
+
+    def allocation_row(self, line: OrderLine, warehouse_id: int) -> Allocation:
+        row = self.allocations.get((line.id, warehouse_id))
+        if row is None:
+            row = Allocation(order_line_id=line.id, warehouse_id=warehouse_id, quantity=0)
+            db.session.add(row)
+            self.allocations[(line.id, warehouse_id)] = row
+        return row
+
+
 def _allocation_row(line: OrderLine, warehouse_id: int) -> Allocation:
     row = db.session.execute(
         select(Allocation).where(
@@ -96,15 +141,15 @@ def _open_backorder(line: OrderLine) -> Backorder | None:
     ).scalar_one_or_none()
 
 
-def _allocate_line(line: OrderLine, warehouses: list[Warehouse], actor: Actor) -> int:
+def _allocate_line(line: OrderLine, state: AllocationState, actor: Actor) -> int:
     """Allocate what stock allows for one line; returns the units allocated."""
     need = unallocated(line)
     taken = 0
-    for warehouse in warehouses:
+    for warehouse in state.warehouses:
         if need <= 0:
             break
-        level = inventory.stock_level(line.product_id, warehouse.id, lock=True)
-        take = min(need, level.available)
+        level = state.levels.get((line.product_id, warehouse.id))
+        take = min(need, level.available) if level is not None else 0
         if take <= 0:
             continue
         inventory.move(
@@ -114,17 +159,19 @@ def _allocate_line(line: OrderLine, warehouses: list[Warehouse], actor: Actor) -
             allocated_delta=take,
             reference=f"{line.order.number}/{line.line_no}",
         )
-        _allocation_row(line, warehouse.id).quantity += take
+        state.allocation_row(line, warehouse.id).quantity += take
         line.qty_allocated += take
         need -= take
         taken += take
     return taken
 
 
-def _sync_backorder(line: OrderLine, today: date) -> Backorder | None:
+def _sync_backorder(
+    line: OrderLine, today: date, state: AllocationState | None = None
+) -> Backorder | None:
     """Make the line's open backorder match what is still unallocated; returns a new one."""
     need = unallocated(line)
-    backorder = _open_backorder(line)
+    backorder = state.backorders.get(line.id) if state is not None else _open_backorder(line)
     created = None
     if need > 0 and backorder is None:
         created = Backorder(
@@ -135,11 +182,15 @@ def _sync_backorder(line: OrderLine, today: date) -> Backorder | None:
             status=BackorderStatus.OPEN.value,
         )
         db.session.add(created)
+        if state is not None:
+            state.backorders[line.id] = created
     elif need > 0:
         backorder.quantity = need
     elif backorder is not None:
         backorder.status = BackorderStatus.FILLED.value
         backorder.filled_at = utcnow()
+        if state is not None:
+            del state.backorders[line.id]
     line.qty_backordered = max(need, 0)
     return created
 
@@ -173,16 +224,13 @@ def allocate(order: SalesOrder, actor: Actor, today: date | None = None) -> Sale
         raise ConflictError(f"order {order.number} is {order.status}; it can't be allocated")
     today = today or utcnow().date()
     with unit_of_work():
-        warehouses = _warehouses()
+        lines = [line for line in order.lines if unallocated(line) > 0]
+        state = AllocationState(lines, _warehouses())
         new_backorders = []
         allocated = 0
-        # Lock stock rows in one global order (product, then warehouse priority) so two
-        # allocations never wait on each other in a cycle.
-        for line in sorted(order.lines, key=lambda line: (line.product_id, line.id)):
-            if unallocated(line) <= 0:
-                continue
-            allocated += _allocate_line(line, warehouses, actor)
-            backorder = _sync_backorder(line, today)
+        for line in lines:
+            allocated += _allocate_line(line, state, actor)
+            backorder = _sync_backorder(line, today, state)
             if backorder is not None:
                 new_backorders.append(backorder)
         db.session.flush()
@@ -220,10 +268,11 @@ def fill_backorders(product_id: int, actor: Actor) -> list[str]:
     for backorder in backorders:
         line = backorder.order_line
         with unit_of_work():
-            taken = _allocate_line(line, _warehouses(), actor)
+            state = AllocationState([line], _warehouses())
+            taken = _allocate_line(line, state, actor)
             if not taken:
                 break
-            _sync_backorder(line, utcnow().date())
+            _sync_backorder(line, utcnow().date(), state)
             db.session.flush()
             audit.record(
                 actor,

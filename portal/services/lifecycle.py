@@ -135,8 +135,10 @@ def _pack_sizes(order: SalesOrder, today: date) -> CheckResult:
 
 def _prices(order: SalesOrder, today: date) -> CheckResult:
     bad = []
-    for line in order.lines:
-        expected = pricing.price_for(order.customer, line.product, line.quantity)
+    expected_prices = pricing.prices_for(
+        order.customer, [(line.product, line.quantity) for line in order.lines]
+    )
+    for line, expected in zip(order.lines, expected_prices, strict=True):
         if line.unit_price != expected and not line.price_override_by:
             bad.append(f"line {line.line_no}: {line.unit_price} ≠ price list {expected}")
     if bad:

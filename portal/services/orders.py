@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.extensions import db
@@ -67,8 +67,8 @@ class OrderService(RecordService[SalesOrder]):
         data["status"] = status
         with unit_of_work():
             order = self.create(data, actor)
-            for line in lines:
-                add_line(order, line, actor)
+            if lines:
+                add_lines(order, lines, actor)
         return order
 
     def defaults(self) -> dict[str, Any]:
@@ -111,16 +111,10 @@ class OrderService(RecordService[SalesOrder]):
 orders = OrderService()
 
 
-def add_line(order: SalesOrder, data: Mapping[str, Any], actor: Actor) -> OrderLine:
-    """Add a line; the unit price defaults to the customer's price for that quantity."""
-    orders._require(actor, "can_write")
-    if order.status not in EDITABLE_STATUSES:
-        raise ConflictError(f"order {order.number} is {order.status}; lines can't be added")
+def _line_errors(data: Mapping[str, Any], product: Product | None) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
-    unknown = sorted(set(data) - {"product_id", "quantity", "unit_price", "discount_pct"})
-    for name in unknown:
+    for name in sorted(set(data) - {"product_id", "quantity", "unit_price", "discount_pct"}):
         errors[name] = ["unknown or read-only field"]
-    product = db.session.get(Product, data.get("product_id")) if data.get("product_id") else None
     if product is None:
         errors["product_id"] = ["is required" if not data.get("product_id") else "does not exist"]
     quantity = data.get("quantity")
@@ -132,44 +126,78 @@ def add_line(order: SalesOrder, data: Mapping[str, Any], actor: Actor) -> OrderL
     discount = data.get("discount_pct") or Decimal("0")
     if not isinstance(discount, Decimal) or not Decimal("0") <= discount <= Decimal("100"):
         errors["discount_pct"] = ["must be a percentage between 0 and 100"]
+    return errors
+
+
+def add_lines(
+    order: SalesOrder, lines: Sequence[Mapping[str, Any]], actor: Actor
+) -> list[OrderLine]:
+    """Add lines; a missing unit price is the customer's price for that quantity.
+
+    Every line is checked before any is added; the errors of line *n* are reported under
+    ``lines[n].<field>``.
+    """
+    orders._require(actor, "can_write")
+    if order.status not in EDITABLE_STATUSES:
+        raise ConflictError(f"order {order.number} is {order.status}; lines can't be added")
+    wanted = {
+        data["product_id"]
+        for data in lines
+        if isinstance(data.get("product_id"), int) and not isinstance(data["product_id"], bool)
+    }
+    products = {
+        product.id: product
+        for product in db.session.execute(select(Product).where(Product.id.in_(wanted))).scalars()
+    }
+    errors: dict[str, list[str]] = {}
+    for index, data in enumerate(lines):
+        product = products.get(data.get("product_id")) if data.get("product_id") in wanted else None
+        for name, messages in _line_errors(data, product).items():
+            errors[name if len(lines) == 1 else f"lines[{index}].{name}"] = messages
     if errors:
         raise ValidationFailed(errors)
     with unit_of_work() as sess:
-        line_no = (
-            sess.execute(
-                select(func.coalesce(func.max(OrderLine.line_no), 0)).where(
-                    OrderLine.order_id == order.id
+        items = [(products[data["product_id"]], data["quantity"]) for data in lines]
+        list_prices = pricing.prices_for(order.customer, items)
+        line_no = max((line.line_no for line in order.lines), default=0)
+        created = []
+        for data, (product, quantity), price in zip(lines, items, list_prices, strict=True):
+            line_no += 1
+            unit_price = data.get("unit_price")
+            created.append(
+                OrderLine(
+                    order=order,
+                    line_no=line_no,
+                    product_id=product.id,
+                    product=product,
+                    quantity=quantity,
+                    unit_price=price if unit_price is None else unit_price,
+                    list_price=product.list_price,
+                    discount_pct=data.get("discount_pct") or Decimal("0"),
                 )
-            ).scalar_one()
-            + 1
-        )
-        if unit_price is None:
-            unit_price = pricing.price_for(order.customer, product, quantity)
-        line = OrderLine(
-            order=order,
-            line_no=line_no,
-            product_id=product.id,
-            quantity=quantity,
-            unit_price=unit_price,
-            list_price=product.list_price,
-            discount_pct=discount,
-        )
-        sess.add(line)
+            )
+        sess.add_all(created)
         sess.flush()
-        audit.record(
-            actor,
-            "order_line",
-            line.id,
-            "create",
-            after={
-                "order": order.number,
-                "line_no": line_no,
-                "product": product.sku,
-                "quantity": quantity,
-                "unit_price": unit_price,
-            },
-        )
-    return line
+        for line in created:
+            audit.record(
+                actor,
+                "order_line",
+                line.id,
+                "create",
+                after={
+                    "order": order.number,
+                    "line_no": line.line_no,
+                    "product": line.product.sku,
+                    "quantity": line.quantity,
+                    "unit_price": line.unit_price,
+                },
+            )
+    return created
+
+
+def add_line(order: SalesOrder, data: Mapping[str, Any], actor: Actor) -> OrderLine:
+    """Add one line (see :func:`add_lines`)."""
+    return add_lines(order, [data], actor)[0]
 
 
 class OrderLineService(RecordService[OrderLine]):

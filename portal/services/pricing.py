@@ -26,3 +26,25 @@ def price_for(customer: Customer, product: Product, quantity: int) -> Decimal:
         if price is not None:
             return price
     return product.list_price
+
+
+def prices_for(customer: Customer, items: list[tuple[Product, int]]) -> list[Decimal]:
+    """:func:`price_for` of many (product, quantity) pairs with one query."""
+    breaks: dict[int, list[tuple[int, Decimal]]] = {}
+    if customer.price_list_id is not None and items:
+        rows = db.session.execute(
+            select(PriceListItem.product_id, PriceListItem.min_quantity, PriceListItem.unit_price)
+            .where(
+                PriceListItem.price_list_id == customer.price_list_id,
+                PriceListItem.product_id.in_({product.id for product, _ in items}),
+            )
+            .order_by(PriceListItem.min_quantity.desc())
+        ).all()
+        for product_id, min_quantity, unit_price in rows:
+            breaks.setdefault(product_id, []).append((min_quantity, unit_price))
+    prices = []
+    for product, quantity in items:
+        steps = breaks.get(product.id, [])
+        price = next((p for minimum, p in steps if minimum <= max(quantity, 1)), None)
+        prices.append(product.list_price if price is None else price)
+    return prices
