@@ -48,7 +48,7 @@ ORDER_ACTIONS = {
     "release": "release",
     "approve_price": "override_price",
 }
-RETURN_ACTIONS = {name: "write" for name in ("authorize", "receive", "close", "reject")}
+RETURN_ACTIONS = {name: "write" for name in ("authorize", "receive", "credit", "close", "reject")}
 
 
 def Id(**kwargs: Any) -> fields.Integer:
@@ -613,6 +613,7 @@ class ReturnAuthorizationApi(ActionMixin, ResourceApi):
         "status",
         "reason",
         "requested_by",
+        "credit_memo_id",
         "created_at",
         "version",
     ]
@@ -661,6 +662,14 @@ class ReturnAuthorizationApi(ActionMixin, ResourceApi):
     def reject(self, pk: int):
         """Reject a return."""
         return self._step(pk, returns.reject)
+
+    @expose("/<int:pk>/credit", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("credit")
+    def credit(self, pk: int):
+        """Request the credit memo for the received units (then approved as usual)."""
+        return self._step(pk, returns.credit)
 
     @expose("/<int:pk>/close", methods=["POST"])
     @protect()

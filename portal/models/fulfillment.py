@@ -45,6 +45,7 @@ class ReturnStatus(enum.StrEnum):
     REQUESTED = "requested"
     AUTHORIZED = "authorized"
     RECEIVED = "received"
+    CREDITED = "credited"
     CLOSED = "closed"
     REJECTED = "rejected"
 
@@ -204,7 +205,7 @@ class OrderRevision(Model):
 
 
 class ReturnAuthorization(Versioned, Model):
-    """An RMA: requested → authorized → received → closed (or rejected)."""
+    """An RMA: requested → authorized → received → credited → closed (or rejected)."""
 
     __tablename__ = "return_authorization"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -216,6 +217,7 @@ class ReturnAuthorization(Versioned, Model):
     )
     reason: Mapped[str] = mapped_column(String(200), nullable=False)
     requested_by: Mapped[str] = mapped_column(String(120), nullable=False)
+    credit_memo_id: Mapped[int | None] = mapped_column(ForeignKey("credit_memo.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     order: Mapped[SalesOrder] = relationship()
     warehouse: Mapped[Warehouse] = relationship()

@@ -28,7 +28,7 @@ from portal.models import (
     InvoiceStatus,
     utcnow,
 )
-from portal.services import audit, finance, numbering
+from portal.services import audit, finance, notifications, numbering
 from portal.services.base import (
     Actor,
     ConflictError,
@@ -205,6 +205,7 @@ def resolve(
                     reason_text=f"{dispute.number} ({dispute.dispute_type}): {note or ''}".strip(),
                     dispute=dispute,
                 )
+            notifications.notify(dispute.invoice.order, "dispute_resolved", actor, dispute=dispute)
     return dispute
 
 

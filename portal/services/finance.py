@@ -52,7 +52,7 @@ from portal.models import (
     Shipment,
     utcnow,
 )
-from portal.services import audit, numbering, orders
+from portal.services import audit, notifications, numbering, orders
 from portal.services.base import (
     Actor,
     ConflictError,
@@ -839,6 +839,7 @@ def _decide(memo: CreditMemo, actor: Actor, approve: bool, note: str | None) -> 
                 detail={"amount": memo.amount, "invoice": invoice.number, "note": note},
             )
             if approve:
+                notifications.notify(invoice.order, "credit_approved", actor, memo=memo)
                 audit.record(
                     actor,
                     "invoice",

@@ -32,7 +32,7 @@ from portal.models import (
     Warehouse,
     utcnow,
 )
-from portal.services import audit, inventory, notifications, numbering, orders
+from portal.services import audit, finance, inventory, notifications, numbering, orders
 from portal.services.base import (
     Actor,
     ConflictError,
@@ -420,6 +420,7 @@ def deliver(shipment: Shipment, actor: Actor, delivered_date: date | None = None
         all_arrived = all(line.qty_delivered == line.qty_shipped for line in order.lines)
         if everything_shipped and all_arrived:
             orders.transition(order, OrderStatus.DELIVERED.value, actor)
+            finance.mark_invoiced_if_complete(order, actor)
         notifications.notify(order, "delivered", actor, shipment=shipment)
     return shipment
 

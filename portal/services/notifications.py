@@ -21,7 +21,16 @@ from portal.models import Notification, NotificationStatus, SalesOrder, utcnow
 from portal.services import audit
 from portal.services.base import Actor, ConflictError, after_commit, unit_of_work
 
-EVENTS = ("confirmed", "backordered", "shipped", "delayed", "delivered", "cancelled")
+EVENTS = (
+    "confirmed",
+    "backordered",
+    "shipped",
+    "delayed",
+    "delivered",
+    "cancelled",
+    "credit_approved",
+    "dispute_resolved",
+)
 MAX_ATTEMPTS = 8
 
 

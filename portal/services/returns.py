@@ -1,24 +1,28 @@
-"""Returns (RMA): requested → authorized → received (restocked or scrapped) → closed.
+"""Returns (RMA): requested → authorized → received (restocked or scrapped) → credited → closed.
 
 Received units in ``restock`` condition go back on hand through the inventory ledger; scrapped
-units are recorded on the line but never re-enter stock. A credit for the return is raised
-against the invoice by finance (credit memos).
+units are recorded on the line but never re-enter stock. :func:`credit` requests the credit
+memo for the received units against the invoice that billed them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from sqlalchemy import select
+
 from portal.extensions import db
 from portal.models import (
     RETURN_CONDITIONS,
+    Invoice,
+    InvoiceLine,
     MovementKind,
     ReturnAuthorization,
     ReturnLine,
     ReturnStatus,
     SalesOrder,
 )
-from portal.services import audit, inventory, numbering
+from portal.services import audit, finance, inventory, numbering
 from portal.services.base import (
     Actor,
     ConflictError,
@@ -174,9 +178,58 @@ def receive(
     return rma
 
 
+def credit(rma: ReturnAuthorization, actor: Actor) -> ReturnAuthorization:
+    """Request the credit memo for the received units against the invoices that billed them.
+
+    The credit follows the normal approval by a Supervisor; the RMA links to it.
+    """
+    require(actor, "can_write", RETURN_VIEW, "credit returns")
+    if rma.status != ReturnStatus.RECEIVED.value:
+        raise ConflictError(f"{rma.number} is {rma.status}; only received returns are credited")
+    wanted = {line.order_line_id: line.received_quantity for line in rma.lines}
+    invoice_lines = (
+        db.session.execute(
+            select(InvoiceLine)
+            .join(Invoice, InvoiceLine.invoice_id == Invoice.id)
+            .where(
+                InvoiceLine.order_line_id.in_(wanted),
+                Invoice.status.in_(finance.OPEN_STATUSES),
+            )
+            .order_by(Invoice.id)
+        )
+        .scalars()
+        .all()
+    )
+    if not invoice_lines:
+        raise ConflictError(f"nothing of {rma.number} is on an open invoice to credit")
+    invoice = invoice_lines[0].invoice
+    lines = {}
+    for item in invoice_lines:
+        if item.invoice_id == invoice.id and wanted.get(item.order_line_id):
+            take = min(wanted[item.order_line_id], item.quantity)
+            lines[item.id] = take
+            wanted[item.order_line_id] -= take
+    with unit_of_work():
+        memo = finance.request_credit(
+            invoice,
+            actor,
+            reason_code="returned_goods",
+            lines=lines,
+            reason_text=f"{rma.number}: {rma.reason}",
+        )
+        rma.credit_memo_id = memo.id
+        _move(rma, actor, (ReturnStatus.RECEIVED.value,), ReturnStatus.CREDITED.value)
+    return rma
+
+
 def close(rma: ReturnAuthorization, actor: Actor) -> ReturnAuthorization:
-    """Close a received return (after its credit was raised)."""
+    """Close a received (or credited) return."""
     require(actor, "can_write", RETURN_VIEW, "close returns")
     with unit_of_work():
-        _move(rma, actor, (ReturnStatus.RECEIVED.value,), ReturnStatus.CLOSED.value)
+        _move(
+            rma,
+            actor,
+            (ReturnStatus.RECEIVED.value, ReturnStatus.CREDITED.value),
+            ReturnStatus.CLOSED.value,
+        )
     return rma

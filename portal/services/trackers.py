@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session, undefer
+from sqlalchemy.orm import Session
 
 from portal.extensions import db
 from portal.models import (
@@ -27,6 +27,7 @@ from portal.models import (
     SyncRun,
     SyncRunStatus,
     Tracker,
+    TrackerBasePatch,
     TrackerSnapshot,
     columns_json,
     utcnow,
@@ -209,38 +210,50 @@ def _dumps(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
-def _snapshot(tracker_id: int, *, with_base: bool = False) -> TrackerSnapshot:
+def _snapshot(tracker_id: int) -> TrackerSnapshot:
     """The tracker's snapshot row, created (in the current transaction) if missing."""
-    query = select(TrackerSnapshot).where(TrackerSnapshot.tracker_id == tracker_id)
-    if with_base:
-        query = query.options(undefer(TrackerSnapshot.base))
-    snap = db.session.execute(query).scalar_one_or_none()
+    snap = db.session.execute(
+        select(TrackerSnapshot).where(TrackerSnapshot.tracker_id == tracker_id)
+    ).scalar_one_or_none()
     if snap is None:
-        snap = TrackerSnapshot(tracker_id=tracker_id, base="{}", pending="{}", updated_at=utcnow())
+        snap = TrackerSnapshot(tracker_id=tracker_id, base="{}", updated_at=utcnow())
         db.session.add(snap)
         db.session.flush()
     return snap
 
 
-def load_base(tracker_id: int, spec: TrackerSpec) -> tuple[Base, Base]:
-    """The effective base (the stored base overlaid with the pending patches), and the
-    pending patches it contains."""
-    snap = _snapshot(tracker_id, with_base=True)
-    base = _decode_rows(spec, json.loads(snap.base or "{}"))
-    pending = _decode_rows(spec, json.loads(snap.pending or "{}"))
-    for key, cells in pending.items():
-        base[key] = {**base.get(key, {}), **cells}
-    db.session.commit()  # ends the read transaction (and keeps a newly created snapshot)
-    return base, pending
+def load_base(tracker_id: int, spec: TrackerSpec) -> tuple[Base, list[int]]:
+    """The effective base (the stored base overlaid with the base patches, oldest first),
+    and the ids of the patches it contains."""
+    snap = db.session.execute(
+        select(TrackerSnapshot.base).where(TrackerSnapshot.tracker_id == tracker_id)
+    ).scalar_one_or_none()
+    base = _decode_rows(spec, json.loads(snap or "{}"))
+    ids = []
+    for patch_id, key, cells in db.session.execute(
+        select(TrackerBasePatch.id, TrackerBasePatch.key, TrackerBasePatch.cells)
+        .where(TrackerBasePatch.tracker_id == tracker_id)
+        .order_by(TrackerBasePatch.id)
+    ):
+        ids.append(patch_id)
+        row = _decode_rows(spec, {key: json.loads(cells)})[key]
+        base[key] = {**base.get(key, {}), **row}
+    db.session.rollback()  # ends the read transaction
+    return base, ids
 
 
-def patch_base(tracker_id: int, spec: TrackerSpec, key: str, cells: Mapping[str, Any]) -> None:
-    """Patch the base of ``key`` in the current transaction (with the write it belongs to)."""
-    snap = _snapshot(tracker_id)
-    pending = _decode_rows(spec, json.loads(snap.pending or "{}"))
-    pending[key] = {**pending.get(key, {}), **cells}
-    snap.pending = _dumps(_encode_rows(spec, pending))
-    snap.updated_at = utcnow()
+def patch_base(tracker_id: int, spec: TrackerSpec, key: str, cells: Mapping[str, Any]) -> int:
+    """Record agreed base cells of ``key`` in the current transaction (with the write they
+    belong to); the patch's id."""
+    patch = TrackerBasePatch(
+        tracker_id=tracker_id,
+        key=key,
+        cells=_dumps(_encode_rows(spec, {key: cells})[key]),
+        created_at=utcnow(),
+    )
+    db.session.add(patch)
+    db.session.flush()
+    return patch.id
 
 
 # -- create tokens ---------------------------------------------------------------------------
@@ -328,7 +341,7 @@ def finish_sync(
     run_id: int,
     *,
     base: Base | None,
-    consumed: Mapping[str, Mapping[str, Any]] | None = None,
+    patches: Iterable[int] = (),
     conflicts: Iterable[Conflict] = (),
     counts: Mapping[str, int],
     duration: float,
@@ -336,17 +349,22 @@ def finish_sync(
 ) -> None:
     """The sync's last transaction: base, conflicts, create tokens and the run, all or nothing.
 
-    ``base`` None keeps the stored base (a sync that stopped before merging). ``consumed``
-    are the pending patches this base already contains; patches made meanwhile by others (a
-    Supervisor resolving a conflict) stay pending and apply on top of it next time.
+    ``base`` None keeps the stored base (a sync that stopped before merging). ``patches`` are
+    the base patches this base contains, deleted here; patches added meanwhile by others (a
+    Supervisor resolving a conflict) stay and apply on top of it next time.
     """
     with unit_of_work() as sess:
         if base is not None:
-            snap = _snapshot(tracker.id, with_base=True)
+            snap = _snapshot(tracker.id)
             text = _dumps(_encode_rows(spec, base))
-            left = _leftover(spec, json.loads(snap.pending or "{}"), consumed or {})
-            if text != snap.base or left != snap.pending:
-                snap.base, snap.pending, snap.updated_at = text, left, utcnow()
+            if text != snap.base:
+                snap.base = text
+            snap.updated_at = utcnow()
+            ids = list(patches)
+            for i in range(0, len(ids), 500):
+                sess.execute(
+                    delete(TrackerBasePatch).where(TrackerBasePatch.id.in_(ids[i : i + 500]))
+                )
             _record_conflicts(tracker, spec, conflicts)
             sess.execute(delete(SyncCreateToken).where(SyncCreateToken.tracker_id == tracker.id))
         run = sess.get(SyncRun, run_id)
@@ -356,20 +374,6 @@ def finish_sync(
             run.error = error
             run.finished_at = utcnow()
             run.duration_seconds = round(duration, 3)
-
-
-def _leftover(
-    spec: TrackerSpec, stored: Mapping[str, Any], consumed: Mapping[str, Mapping[str, Any]]
-) -> str:
-    """The pending patches not in ``consumed`` (as stored JSON text)."""
-    pending = _decode_rows(spec, stored)
-    left: dict[str, dict[str, Any]] = {}
-    for key, cells in pending.items():
-        used = consumed.get(key, {})
-        rest = {h: v for h, v in cells.items() if h not in used or used[h] != v}
-        if rest:
-            left[key] = rest
-    return _dumps(_encode_rows(spec, left))
 
 
 def _json_value(type_: str, value: Any) -> str:
@@ -482,10 +486,8 @@ def resolve(conflict: SyncConflict, choice: str, actor: Actor, value: Any = None
         now = kind.current(conflict.key, None, [column.field])
         if normalize(column.type, now.get(column.field)) != chosen:
             kind.update(conflict.key, {column.field: chosen}, actor, tracker.name)
-        snap = _snapshot(tracker.id)
-        pending = _decode_rows(spec, json.loads(snap.pending or "{}"))
-        patched = resolve_conflict(
-            pending,
+        agreed = resolve_conflict(
+            {},
             Conflict(
                 conflict.key,
                 conflict.header,
@@ -496,8 +498,7 @@ def resolve(conflict: SyncConflict, choice: str, actor: Actor, value: Any = None
                 column.field,
             ),
         )
-        snap.pending = _dumps(_encode_rows(spec, patched))
-        snap.updated_at = utcnow()
+        patch_base(tracker.id, spec, conflict.key, agreed[conflict.key])
         conflict.status = ConflictStatus.RESOLVED.value
         conflict.resolved_by = actor.name
         conflict.resolution = _json_value(column.type, chosen)
