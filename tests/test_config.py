@@ -37,3 +37,16 @@ def test_embedded_defaults_and_postgres_urls(monkeypatch, tmp_path) -> None:
     assert settings["REDIS_URL"] == ""
     assert config.normalise_database_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
     assert config.normalise_database_url("postgresql://h/db") == "postgresql+psycopg://h/db"
+
+
+def test_per_user_credit_limits_are_parsed_and_checked(monkeypatch) -> None:
+    monkeypatch.setenv("ORDERBRIDGE_MODE", "test")
+    monkeypatch.setenv("CREDIT_APPROVAL_USER_LIMITS", "alice=2500, bob=10000.50")
+    assert config.build_settings()["CREDIT_APPROVAL_USER_LIMITS"] == {
+        "alice": "2500",
+        "bob": "10000.50",
+    }
+    for bad in ("alice", "alice=lots", "=5", "alice=-1"):
+        monkeypatch.setenv("CREDIT_APPROVAL_USER_LIMITS", bad)
+        with pytest.raises(config.ConfigError, match="CREDIT_APPROVAL_USER_LIMITS"):
+            config.build_settings()
