@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -740,7 +739,8 @@ def test_plan_counts() -> None:
 # ------------------------------------------------------------------------------------------
 
 
-def test_fifty_thousand_rows_by_twelve_columns_plans_in_well_under_a_second() -> None:
+def test_fifty_thousand_rows_by_twelve_columns_plan_exactly_the_changes() -> None:
+    """At tracker scale the plan holds the 300 changes and nothing else (timing: bench/)."""
     cols = (
         Column("Customer", "customer", "text"),
         Column("Qty", "qty", "int"),
@@ -796,14 +796,6 @@ def test_fifty_thousand_rows_by_twelve_columns_plans_in_well_under_a_second() ->
     keys = list(portal)
     for k in rnd.sample(keys, 150):
         portal[k] = {**portal[k], "Carrier": "DHL"}
-    best = min(_timed(lambda: plan_sync(spec, base, sheet, portal)) for _ in range(3))
     plan = plan_sync(spec, base, sheet, portal)
     assert len(plan.updates) == 150
     assert len({w.row for w in plan.writes}) == 150
-    assert best < 1.0, f"planning took {best:.2f}s"
-
-
-def _timed(fn: Any) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
