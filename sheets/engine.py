@@ -694,10 +694,11 @@ def _status_writes(
             # conditions first, then notes; earlier notes stay until new notes replace them
             conditions = [t for t in texts if t.startswith(_CONDITION_PREFIXES)]
             notes = [t for t in texts if not t.startswith(_CONDITION_PREFIXES)]
-            if not notes and now is not None:
-                old = _old_notes(now)
-                if old:
-                    notes = [old]
+            old = _old_notes(now) if now is not None else None
+            if old and all(note in old for note in notes):
+                # nothing new to say: keep the notes the cell already shows (a repeat sync
+                # that only re-finds a note it reported before must not rewrite the cell)
+                notes = [old]
             want: str | None = _SEP.join(conditions + notes)
         elif now is not None and any(p in now for p in _CONDITION_PREFIXES):
             want = None  # a condition that is gone
