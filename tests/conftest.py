@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,6 +33,12 @@ TEST_USERS = {
     "admin": "Admin",
 }
 KEEP_TABLES = {"alembic_version"}
+
+# CI runs the property tests with a fixed seed so a landing never depends on luck; locally
+# each run explores new examples (and replays earlier failures from .hypothesis/).
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 def shared_path(*parts: str) -> Path:
