@@ -387,22 +387,20 @@ class GSheetsBackend:
         """Set exactly these cells with ONE values:batchUpdate (RAW); nothing else is touched.
 
         There is no version check in the Sheets API: a person's edit to any other cell since
-        ``expected`` was read is kept because only the target cells are sent. Rows past the
-        grid are added, and date cells of rows past ``expected``'s last row get a date format,
-        in one spreadsheets:batchUpdate sent first (only when needed).
+        ``expected`` was read is kept because only the target cells are sent. Dates are written
+        as serial numbers and shown as dates by the column's number format (a tracker made by
+        :func:`~sheets.backends.gsheets_init.init_google_tracker` formats its spare rows), so a
+        sync never spends a call on formatting. Only rows past the grid cost one more call
+        (``appendDimension``), and init leaves spare rows so that is rare.
         """
         if not writes:
             return
         cells: dict[tuple[int, int], Any] = {}
-        new_dates: dict[tuple[int, int], bool] = {}  # cell -> is a datetime
-        first_new_row = len(expected.rows) + 1
         for w in writes:
             if w.row < 1 or w.col < 1 or w.col > 18_278:
                 raise ValueError(f"cell ({w.row}, {w.col}) is outside a sheet")
             cells[w.row, w.col] = encode_cell(w.value)
-            if w.row >= first_new_row and isinstance(w.value, date):
-                new_dates[w.row, w.col] = isinstance(w.value, datetime)
-        self._prepare_grid(cells, new_dates, expected)
+        self._grow_grid(cells, expected)
         q = quote_tab(self.tab)
         data = []
         for b in cell_ranges(cells):
@@ -416,18 +414,13 @@ class GSheetsBackend:
             lambda: self.http.values_batch_update(self.spreadsheet_key, body),
         )
 
-    def _prepare_grid(
-        self,
-        cells: dict[tuple[int, int], Any],
-        new_dates: dict[tuple[int, int], bool],
-        expected: SheetSnapshot,
-    ) -> None:
-        """Grow the grid to hold ``cells`` and date-format ``new_dates``: one batchUpdate."""
+    def _grow_grid(self, cells: dict[tuple[int, int], Any], expected: SheetSnapshot) -> None:
+        """Add rows/columns so ``cells`` fit the grid: one batchUpdate, only when needed."""
         grid = expected.meta.get("grid")  # None: not read by this backend, do not grow
         rows, cols = grid if isinstance(grid, tuple) else (math.inf, math.inf)
         need_rows = max(r for r, _ in cells)
         need_cols = max(c for _, c in cells)
-        if need_rows <= rows and need_cols <= cols and not new_dates:
+        if need_rows <= rows and need_cols <= cols:
             return
         meta = self.metadata()
         requests_: list[dict[str, Any]] = []
@@ -442,27 +435,9 @@ class GSheetsBackend:
                         }
                     }
                 )
-        runs: list[list[Any]] = []  # [col, first row, last row, is datetime]
-        for (r, c), is_dt in sorted(new_dates.items(), key=lambda x: (x[0][1], x[0][0])):
-            if runs and runs[-1][0] == c and runs[-1][2] == r - 1 and runs[-1][3] == is_dt:
-                runs[-1][2] = r
-            else:
-                runs.append([c, r, r, is_dt])
-        for c, r0, r1, is_dt in runs:
-            fmt = DATETIME_FORMAT if is_dt else DATE_FORMAT
-            box = {"startRowIndex": r0 - 1, "endRowIndex": r1, "startColumnIndex": c - 1}
-            requests_.append(
-                {
-                    "repeatCell": {
-                        "range": {"sheetId": meta.sheet_id, **box, "endColumnIndex": c},
-                        "cell": {"userEnteredFormat": {"numberFormat": fmt}},
-                        "fields": "userEnteredFormat.numberFormat",
-                    }
-                }
-            )
         try:
             self.retry.run(
-                f"preparing rows of {self.tab!r} in {self.spreadsheet_key}",
+                f"adding rows to {self.tab!r} in {self.spreadsheet_key}",
                 lambda: self.http.batch_update(self.spreadsheet_key, {"requests": requests_}),
             )
         except APIError as exc:
