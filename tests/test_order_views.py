@@ -84,6 +84,7 @@ def test_only_supervisors_release_holds_in_the_ui(clean_db) -> None:
     order = _draft(data, ship_to_id=None)
     specialist = login(clean_db, "specialist")
     specialist.post(f"/salesorderview/confirm/{order.id}")
+    assert 'id="action-release"' not in specialist.get(f"/salesorderview/show/{order.id}").text
     denied = specialist.post(f"/salesorderview/release/{order.id}", data={"reason": "x"})
     assert denied.status_code == 403
     supervisor = login(clean_db, "supervisor")
@@ -132,3 +133,32 @@ def test_needs_attention_lists_backordered_orders(clean_db) -> None:
     page = client.get("/attention/")
     assert page.status_code == 200
     assert order.number in page.text and "backordered" in page.text
+
+
+def test_ship_form_offers_each_warehouse_holding_stock_then_invoice(clean_db) -> None:
+    from portal.services import inventory
+
+    data = make_catalog(stock=0)
+    main, overflow = data.warehouses
+    inventory.receive(data.products[0].id, main.id, 5, SETUP)
+    inventory.receive(data.products[0].id, overflow.id, 3, SETUP)
+    order = _draft(data)
+    client = login(clean_db, "specialist")
+    client.post(f"/salesorderview/confirm/{order.id}")
+    client.post(f"/salesorderview/allocate/{order.id}")
+    form = client.get(f"/salesorderview/ship/{order.id}").text
+    assert 'id="ship-from-W1"' in form and 'id="ship-from-W2"' in form
+    line_id = order.lines[0].id
+    for warehouse, quantity in ((main, "5"), (overflow, "3")):
+        done = client.post(
+            f"/salesorderview/ship/{order.id}",
+            data={"warehouse_id": str(warehouse.id), "carrier": "UPS", f"qty_{line_id}": quantity},
+            follow_redirects=True,
+        )
+        assert any("created" in f for f in _flashes(done.text)), _flashes(done.text)
+    page = client.get(f"/salesorderview/show/{order.id}").text
+    assert 'id="action-invoice"' in page
+    done = client.post(f"/salesorderview/invoice/{order.id}", follow_redirects=True)
+    assert any(f.startswith("invoiced: INV-000001, INV-000002") for f in _flashes(done.text))
+    again = client.post(f"/salesorderview/invoice/{order.id}", follow_redirects=True)
+    assert any("no shipment left to invoice" in f for f in _flashes(again.text))

@@ -23,16 +23,18 @@ from portal.extensions import appbuilder, db
 from portal.models import (
     CANCEL_REASONS,
     DELAY_REASONS,
+    Allocation,
     AuditEvent,
     Backorder,
     Notification,
+    OrderLine,
     OrderStatus,
     ReturnAuthorization,
     SalesOrder,
     Shipment,
     Warehouse,
 )
-from portal.services import changes, fulfillment, lifecycle, orders
+from portal.services import changes, finance, fulfillment, lifecycle, orders
 from portal.services.base import ServiceError
 from portal.views.base import ReadOnlyModelView, RecordHistoryMixin, ServiceModelView
 
@@ -44,6 +46,7 @@ ORDER_ACTIONS = {
     "ship": "write",
     "amend": "write",
     "release": "release",
+    "invoice": "write",
     "timeline": "read",
 }
 
@@ -227,10 +230,19 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
     def ship(self, pk: int):
         order = self._order(pk)
         if request.method == "GET":
+            allocations = (
+                db.session.query(Allocation)
+                .join(OrderLine)
+                .filter(OrderLine.order_id == order.id, Allocation.quantity > 0)
+                .all()
+            )
+            by_warehouse: dict[Warehouse, dict[int, int]] = {}
+            for row in allocations:
+                by_warehouse.setdefault(row.warehouse, {})[row.order_line_id] = row.quantity
             return self.render_template(
                 "order_ship.html",
                 order=order,
-                warehouses=db.session.query(Warehouse).order_by(Warehouse.priority).all(),
+                by_warehouse=sorted(by_warehouse.items(), key=lambda item: item[0].priority),
                 delay_reasons=DELAY_REASONS,
             )
 
@@ -253,6 +265,15 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
             return f"shipment {shipment.number} created"
 
         return self._run(pk, ship)
+
+    @expose("/invoice/<int:pk>", methods=["POST"])
+    @has_access
+    def invoice(self, pk: int):
+        def invoice(order: SalesOrder) -> str:
+            created = finance.invoice_pending(order, current_actor("web"))
+            return "invoiced: " + ", ".join(str(item) for item in created)
+
+        return self._run(pk, invoice)
 
     @expose("/amend/<int:pk>", methods=["GET", "POST"])
     @has_access
@@ -410,12 +431,20 @@ class NotificationView(ReadOnlyModelView):
 
 
 def order_actions(order: SalesOrder) -> dict[str, Any]:
-    """What the record page offers for ``order`` (the services still decide)."""
+    """What the record page offers the signed-in user for ``order`` (services still decide)."""
     status = order.status
+    may = appbuilder.sm.has_access
     return {
         "confirm": status in (OrderStatus.DRAFT.value, OrderStatus.ON_HOLD.value),
         "convert": status == OrderStatus.QUOTE.value,
-        "release": status == OrderStatus.ON_HOLD.value,
+        "release": status == OrderStatus.ON_HOLD.value and may("can_release", security.ORDERS),
+        "invoice": status
+        in (
+            OrderStatus.PARTIALLY_SHIPPED.value,
+            OrderStatus.SHIPPED.value,
+            OrderStatus.DELIVERED.value,
+        )
+        and may("can_write", security.ORDERS),
         "allocate": status in fulfillment.ALLOCATABLE,
         "ship": status in fulfillment.SHIPPABLE,
         "amend": status in changes.AMENDABLE,
