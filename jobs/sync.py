@@ -4,7 +4,7 @@
 
 1. take the tracker's Redis lock (``SET NX`` with a TTL kept alive by a heartbeat); if another
    sync of the tracker holds it, record a *skipped* run and ask the holder to run once more;
-2. ``read`` the tab, load the base (stored base + pending patches), list the portal records,
+2. ``read`` the tab, load the base (stored base + base patches), list the portal records,
    ``plan_sync``;
 3. ``apply`` each sheet edit / new row through the services, each in its own transaction that
    also patches the base (edits) or stores the create token (new rows);
@@ -235,7 +235,7 @@ def _attempt(
     started: float,
 ) -> dict[str, Any]:
     snapshot = _read(backend)
-    base, pending = trackers.load_base(tracker.id, spec)
+    base, patches = trackers.load_base(tracker.id, spec)
     tokens = trackers.create_tokens(tracker.id)
     plan, claimed = _plan(spec, tracker.filter, base, snapshot, tokens)
     counts.rows_read = plan.rows_read
@@ -250,14 +250,13 @@ def _attempt(
             error=plan.fatal,
         )
         return {"status": "failed", "error": plan.fatal, **counts.as_dict()}
-    consumed: Base = {k: dict(v) for k, v in pending.items()}
-    results = _apply(tracker, spec, plan, claimed, consumed, counts)
+    results = _apply(tracker, spec, plan, claimed, patches, counts)
     result = finalize(plan, results)
     _write(backend, result.writes, snapshot)
     counts.written = len(result.writes)
     counts.conflicts = len(plan.conflicts)
     counts.errors = sum(1 for issue in result.issues if issue.kind == ERROR)
-    _commit(tracker, spec, run_id, result, plan, consumed, counts, started)
+    _commit(tracker, spec, run_id, result, plan, base, patches, counts, started)
     return {"status": "succeeded", **counts.as_dict(), "warnings": plan.warnings}
 
 
@@ -288,7 +287,7 @@ def _plan(
     sheet yet are kept out of the portal side while their blank row is still there (the row
     gets the existing key instead of a second record, see :func:`_apply`)."""
     portal = kinds.portal_rows(spec, filter)
-    in_sheet = _sheet_keys(spec, snapshot.rows)
+    in_sheet = _sheet_keys(spec, snapshot.rows) if tokens else set()
     waiting = {t: k for t, k in tokens.items() if k not in in_sheet}
     if not waiting:
         return plan_sync(spec, base, snapshot.rows, portal), {}
@@ -310,26 +309,29 @@ def _apply(
     spec: TrackerSpec,
     plan: SyncPlan,
     claimed: dict[str, str],
-    consumed: Base,
+    patches: list[int],
     counts: Counts,
 ) -> list[UpdateResult | CreateResult]:
     """Step 3: sheet edits and new rows through the services, one transaction per record.
 
-    An applied edit patches the base in its own transaction, so a crash before the final
-    commit never loses it; a new record stores its create token with it."""
+    An applied edit stores a base patch in its transaction, so a crash before the final
+    commit never loses it (its id joins ``patches``); a new record stores its create token
+    with it."""
     headers = {c.field: c.header for c in spec.columns}
     tracker_id, filter = tracker.id, tracker.filter
     results: list[UpdateResult | CreateResult] = []
     for update in plan.updates:
         cells = {headers[f]: v for f, v in update.changes.items()}
 
-        def patch(key: str = update.key, cells: dict[str, Any] = cells) -> None:
-            trackers.patch_base(tracker_id, spec, key, cells)
+        made: list[int] = []
+
+        def patch(key: str = update.key, cells: dict[str, Any] = cells, made=made) -> None:
+            made.append(trackers.patch_base(tracker_id, spec, key, cells))
 
         result = kinds.apply_update(spec, filter, update, also=patch)
         if result.error is None:
             counts.applied += 1
-            consumed[update.key] = {**consumed.get(update.key, {}), **cells}
+            patches.extend(made)
         results.append(result)
     for create in plan.creates:
         existing = claimed.get(create.token)
@@ -361,7 +363,8 @@ def _commit(
     run_id: int,
     result: SyncResult,
     plan: SyncPlan,
-    consumed: Base,
+    loaded: Base,
+    patches: list[int],
     counts: Counts,
     started: float,
 ) -> None:
@@ -371,7 +374,8 @@ def _commit(
         spec,
         run_id,
         base=result.base,
-        consumed=consumed,
+        loaded=loaded,
+        patches=patches,
         conflicts=plan.conflicts,
         counts=counts.as_dict(),
         duration=time.monotonic() - started,

@@ -18,12 +18,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Select, func, not_, select
 
 from portal.extensions import db
 from portal.models import (
+    DELAY_REASONS,
     INCOTERMS,
     Customer,
     OrderLine,
@@ -31,6 +33,8 @@ from portal.models import (
     PaymentTerm,
     Product,
     SalesOrder,
+    Shipment,
+    ShipmentStatus,
     StockLevel,
     Warehouse,
 )
@@ -191,9 +195,10 @@ class OrdersKind(Kind):
 
     def records(self, filter, wanted, keys=None):
         wanted = set(wanted)
-        names = ["id", *self._columns]
+        cols = {n: c for n, c in self._columns.items() if n in wanted or n == "number"}
+        names = ["id", *cols]
         query = (
-            select(SalesOrder.id, *self._columns.values())
+            select(SalesOrder.id, *cols.values())
             .join(Customer, SalesOrder.customer_id == Customer.id)
             .outerjoin(PaymentTerm, SalesOrder.payment_term_id == PaymentTerm.id)
         )
@@ -468,7 +473,93 @@ class StockLevelsKind(Kind):
         inventory.adjust(level, new_on_hand, f"sheet {tracker_name}", actor)
 
 
-KINDS: dict[str, Kind] = {k.name: k for k in (OrdersKind(), OrderLinesKind(), StockLevelsKind())}
+# -- shipments -------------------------------------------------------------------------------
+
+
+class ShipmentsKind(Kind):
+    name = "shipments"
+    key_field = "number"
+    key_header = "Shipment"
+    fields = {
+        f.name: f
+        for f in (
+            Field("order"),
+            Field("warehouse"),
+            Field("carrier", editable=True),
+            Field("tracking_number", editable=True),
+            Field("ship_date", "date"),
+            Field("eta", "date", editable=True),
+            Field("delivered_date", "date", editable=True),
+            Field("promised_date", "date"),
+            Field("status"),
+            Field("late", "bool"),
+            Field("delay_reason", editable=True),
+        )
+    }
+    filters = {"open": "shipments not yet delivered"}
+    choices = {"delay_reason": tuple(DELAY_REASONS)}
+    preset = (
+        Column("Order No", "order", "text", "portal"),
+        Column("Warehouse", "warehouse", "text", "portal"),
+        Column("Carrier", "carrier", "text", "both"),
+        Column("Tracking", "tracking_number", "text", "both"),
+        Column("Shipped", "ship_date", "date", "portal"),
+        Column("ETA", "eta", "date", "both"),
+        Column("Promised", "promised_date", "date", "portal"),
+        Column("Delivered", "delivered_date", "date", "both"),
+        Column("Late", "late", "bool", "portal"),
+        Column("Delay reason", "delay_reason", "text", "both"),
+    )
+
+    _columns: dict[str, Any] = {
+        "id": Shipment.id,
+        "number": Shipment.number,
+        "order": SalesOrder.number,
+        "warehouse": Warehouse.code,
+        "carrier": Shipment.carrier,
+        "tracking_number": Shipment.tracking_number,
+        "ship_date": Shipment.ship_date,
+        "eta": Shipment.eta,
+        "delivered_date": Shipment.delivered_date,
+        "promised_date": SalesOrder.promised_date,
+        "status": Shipment.status,
+        "delay_reason": Shipment.delay_reason,
+    }
+
+    def records(self, filter, wanted, keys=None):
+        query = (
+            select(*self._columns.values())
+            .join(SalesOrder, Shipment.order_id == SalesOrder.id)
+            .join(Warehouse, Shipment.warehouse_id == Warehouse.id)
+        )
+        if filter == "open":
+            query = query.where(Shipment.status != ShipmentStatus.DELIVERED.value)
+        chunks: list[list[str] | None] = [None] if keys is None else list(_in_chunks(list(keys)))
+        out: dict[str, Row] = {}
+        for chunk in chunks:
+            q = query if chunk is None else query.where(Shipment.number.in_(chunk))
+            for row in _select_rows(q, list(self._columns)):
+                arrival = row["delivered_date"] or row["eta"]
+                promised = row["promised_date"]
+                row["late"] = bool(promised and arrival and arrival > promised)
+                out[row["number"]] = row
+        return out
+
+    def update(self, key, changes, actor, tracker_name):
+        from portal.services import fulfillment
+
+        self.check_fields(changes, "editable")
+        shipment = db.session.execute(
+            select(Shipment).where(Shipment.number == key)
+        ).scalar_one_or_none()
+        if shipment is None:
+            raise NotFound(f"shipment {key} does not exist")
+        fulfillment.update_shipment(shipment, dict(changes), actor)
+
+
+KINDS: dict[str, Kind] = {
+    k.name: k for k in (OrdersKind(), OrderLinesKind(), StockLevelsKind(), ShipmentsKind())
+}
 
 
 def get_kind(name: str) -> Kind:
@@ -493,8 +584,11 @@ def portal_rows(spec: TrackerSpec, filter: str | None) -> dict[str, Row]:
     """The portal side of the merge: key -> header -> typed value, every header present."""
     kind = get_kind(spec.kind)
     records = kind.records(filter, [c.field for c in spec.columns])
-    cols = [(c.header, c.field) for c in spec.columns]
-    return {key: {h: rec.get(f) for h, f in cols} for key, rec in records.items()}
+    headers = [c.header for c in spec.columns]
+    getter = itemgetter(*(c.field for c in spec.columns))
+    if len(headers) == 1:
+        return {key: {headers[0]: getter(rec)} for key, rec in records.items()}
+    return {key: dict(zip(headers, getter(rec), strict=True)) for key, rec in records.items()}
 
 
 def new_workbook_rows(spec: TrackerSpec, filter: str | None) -> list[list[Any]]:

@@ -2,7 +2,8 @@
 
 ``python -m tests.sync_slow_worker <step> <seconds> worker ...``: ``step`` is ``read`` (sleep
 after reading the sheet) or ``apply`` (sleep after the records were applied, before the sheet
-write). Everything else is the real worker and the real job.
+write), in the first sync the worker runs. Everything else is the real worker and the real
+job.
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ from portal.cli import main
 
 
 def _slow(original, seconds: float):
+    slept = []
+
     def wrapper(*args, **kwargs):
         result = original(*args, **kwargs)
-        time.sleep(seconds)
+        if not slept:  # only the first sync this process runs
+            slept.append(True)
+            time.sleep(seconds)
         return result
 
     return wrapper

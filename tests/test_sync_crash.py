@@ -7,7 +7,6 @@ and then run again. DB records, the sheet and the stored base must come out the 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,14 @@ import pytest
 import jobs.sync as sync_job
 from jobs.sync import sync_tracker
 from portal.extensions import db
-from portal.models import AuditEvent, SalesOrder, SyncConflict, SyncRun, TrackerSnapshot
-from portal.services import orders
+from portal.models import (
+    AuditEvent,
+    SalesOrder,
+    SyncConflict,
+    SyncRun,
+    Tracker,
+)
+from portal.services import orders, trackers
 from sheets import kinds
 from sheets.backends.xlsx import XlsxBackend
 from tests.conftest import wipe_business_tables
@@ -52,13 +57,12 @@ def _state(path: Path, tracker_id: int) -> dict[str, Any]:
         (e.entity, e.action, e.actor, e.changes)
         for e in db.session.query(AuditEvent).filter(AuditEvent.actor.like("sheet:%"))
     )
-    snap = db.session.query(TrackerSnapshot).filter_by(tracker_id=tracker_id).one()
+    tracker = db.session.get(Tracker, tracker_id)
     return {
         "records": records,
         "events": events,
         "sheet": XlsxBackend(path, TAB).read().rows,
-        "base": json.loads(snap.base),
-        "pending": snap.pending,
+        "base": trackers.load_base(tracker_id, tracker.spec())[0],
         "conflicts": db.session.query(SyncConflict).count(),
     }
 

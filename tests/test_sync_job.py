@@ -7,9 +7,17 @@ import json
 import pytest
 from flask import current_app, g
 
+from jobs.queue import get_queue
 from jobs.sync import sync_tracker
 from portal.extensions import db
-from portal.models import AuditEvent, ConflictStatus, SyncConflict, SyncRunStatus
+from portal.models import (
+    AuditEvent,
+    ConflictStatus,
+    SyncConflict,
+    SyncRunStatus,
+    TrackerBasePatch,
+    TrackerSnapshot,
+)
 from portal.services import orders, trackers
 from portal.services.base import PermissionDenied, ValidationFailed
 from sheets.backends.xlsx import XlsxBackend
@@ -22,6 +30,7 @@ from tests.sync_helpers import (
     append_row,
     delete_row,
     edit,
+    init_workbook,
     last_run,
     make_orders,
     make_tracker,
@@ -290,6 +299,7 @@ def test_views_sync_now_and_resolve(setup) -> None:
     admin = login(app, "admin")
     response = admin.post(f"/trackerview/sync/{tracker.id}", follow_redirects=True)
     assert response.status_code == 200 and b"sync queued as job" in response.data
+    get_queue("sync").empty()  # no worker here: drop the queued job
     assert admin.get(f"/trackerview/show/{tracker.id}").status_code == 200
 
     _forget_user()
@@ -311,3 +321,55 @@ def test_views_sync_now_and_resolve(setup) -> None:
     sync_tracker(tracker.id)
     assert sheet(path)[numbers[0]]["Notes"] == "P"
     assert supervisor.get("/syncrunview/list/").status_code == 200
+
+
+def test_base_is_kept_as_patches_then_folded_into_the_snapshot(setup, monkeypatch) -> None:
+    tracker, path, numbers = setup
+    edit(path, numbers[0], {"Notes": "one"})
+    sync_tracker(tracker.id)
+    assert db.session.query(TrackerBasePatch).count() >= 1
+    monkeypatch.setattr(trackers, "FOLD_AFTER", 0)
+    edit(path, numbers[1], {"Notes": "two"})
+    sync_tracker(tracker.id)
+    db.session.expire_all()
+    assert db.session.query(TrackerBasePatch).count() == 0
+    stored = json.loads(db.session.query(TrackerSnapshot).one().base)
+    assert stored[numbers[0]]["Notes"] == "one" and stored[numbers[1]]["Notes"] == "two"
+    assert sync_tracker(tracker.id)["written"] == 0
+
+
+def test_shipments_tracker_edits_carrier_details_through_the_fulfillment_service(
+    clean_db, tmp_path
+) -> None:
+    from portal.models import Shipment, Warehouse
+    from portal.services import fulfillment, lifecycle
+
+    sales = order(make_orders(1)[0].number)
+    orders.orders.update(sales, {"ship_to_id": sales.customer.addresses[0].id}, SETUP)
+    lifecycle.confirm(sales, SETUP)
+    fulfillment.allocate(sales, SETUP)
+    warehouse = db.session.query(Warehouse).filter_by(code="W1").one()
+    shipment = fulfillment.ship(
+        sales,
+        SETUP,
+        warehouse_id=warehouse.id,
+        lines={line.id: line.quantity for line in sales.lines},
+        carrier="DHL",
+    )
+    path = tmp_path / "shipments.xlsx"
+    tracker = trackers.trackers.create(
+        {"name": "ships", "kind": "shipments", "location": str(path), "tab": TAB}, ADMIN
+    )
+    init_workbook(tracker)
+    sync_tracker(tracker.id)
+    edit(path, shipment.number, {"Tracking": "1Z999", "Delay reason": "nonsense"})
+    outcome = sync_tracker(tracker.id)
+    assert outcome["errors"] == 1
+    assert "delay_reason" in sheet(path)[shipment.number]["Sync status"]
+    edit(path, shipment.number, {"Delay reason": "weather"})
+    assert sync_tracker(tracker.id)["applied"] == 1
+    db.session.expire_all()
+    stored = db.session.get(Shipment, shipment.id)
+    assert (stored.tracking_number, stored.delay_reason) == ("1Z999", "weather")
+    event = db.session.query(AuditEvent).filter_by(actor="sheet:ships", entity="shipment").one()
+    assert "1Z999" in event.changes

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from jobs import queue
 from jobs.sync import is_running, sync_tracker
 from portal.extensions import db
@@ -19,6 +21,12 @@ from tests.factories import SETUP
 from tests.sync_helpers import append_row, edit, make_orders, make_tracker, order, sheet
 
 LOCK_SECONDS = "2"
+
+
+@pytest.fixture(autouse=True)
+def _empty_sync_queue(test_env) -> None:
+    """Jobs queued by other tests (e.g. a "Sync now" click) must not reach these workers."""
+    queue.get_queue("sync").empty()
 
 
 def _worker(step: str, seconds: float) -> subprocess.Popen:
@@ -50,8 +58,13 @@ def test_two_syncs_of_one_tracker_never_run_at_once(clean_db, tmp_path) -> None:
     edit(path, numbers[0], {"Customer PO": "FROM-SHEET"})
     for _ in range(2):
         queue.get_queue("sync").enqueue(sync_tracker, tracker.id)
-    workers = [_worker("read", 1.5) for _ in range(2)]
-    for worker in workers:
+    holder = _worker("read", 8)  # holds the tracker's lock for 8 s in its first sync
+    deadline = time.monotonic() + 60
+    while not any(r.status == SyncRunStatus.RUNNING.value for r in _runs(tracker.id)):
+        assert time.monotonic() < deadline and holder.poll() is None
+        time.sleep(0.1)
+    second = _worker("read", 0)  # takes the other job while the first one runs
+    for worker in (second, holder):
         output, _ = worker.communicate(timeout=90)
         assert worker.returncode == 0, output
     runs = _runs(tracker.id)[1:]

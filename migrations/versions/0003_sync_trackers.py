@@ -105,16 +105,27 @@ def upgrade():
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("tracker_id", sa.Integer(), nullable=False),
         sa.Column("base", sa.Text(), nullable=False),
-        sa.Column("pending", sa.Text(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("version", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["tracker_id"], ["tracker.id"]),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("tracker_id"),
     )
+    op.create_table(
+        "tracker_base_patch",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("tracker_id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.String(length=80), nullable=False),
+        sa.Column("cells", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["tracker_id"], ["tracker.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(op.f("ix_tracker_base_patch_tracker_id"), "tracker_base_patch", ["tracker_id"])
 
 
 def downgrade():
+    op.drop_index(op.f("ix_tracker_base_patch_tracker_id"), table_name="tracker_base_patch")
+    op.drop_table("tracker_base_patch")
     op.drop_table("tracker_snapshot")
     op.drop_index("ix_sync_run_tracker_started", table_name="sync_run")
     op.drop_table("sync_run")

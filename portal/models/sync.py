@@ -2,8 +2,9 @@
 
 A :class:`Tracker` binds one spreadsheet tab to one kind of record (DESIGN.md section 5).
 Its base snapshot (:class:`TrackerSnapshot`) holds the values both sides agreed on at the end
-of the last sync; ``pending`` holds base patches committed together with each record a sync
-applied (and with each conflict a Supervisor resolved), so a crash never loses them.
+of the last sync; :class:`TrackerBasePatch` rows hold cells agreed since, committed together
+with each record a sync applied (or conflict a Supervisor resolved), so a crash never loses
+them.
 Records change only through ``portal.services.trackers`` and the sync job.
 """
 
@@ -134,22 +135,36 @@ def columns_json(columns: list[Column] | tuple[Column, ...]) -> str:
     )
 
 
-class TrackerSnapshot(Versioned, Model):
-    """The base of a tracker's three-way merge (``engine.base_to_json``) plus pending patches.
+class TrackerSnapshot(Model):
+    """The base of a tracker's three-way merge (``engine.base_to_json``), one row per tracker.
 
-    ``base`` is rewritten once per sync, in the sync's final transaction; ``pending`` maps
-    key -> header -> value and is patched in the same transaction as each record a sync applies
-    or each conflict a Supervisor resolves. The effective base is ``base`` overlaid with
-    ``pending``. ``base`` is deferred: per-record patches never load it.
+    Rewritten once per sync, in the sync's final transaction. The effective base is this
+    overlaid with the tracker's :class:`TrackerBasePatch` rows.
     """
 
     __tablename__ = "tracker_snapshot"
     id: Mapped[int] = mapped_column(primary_key=True)
     tracker_id: Mapped[int] = mapped_column(ForeignKey("tracker.id"), unique=True, nullable=False)
-    base: Mapped[str] = mapped_column(Text, nullable=False, default="{}", deferred=True)
-    pending: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    base: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     tracker: Mapped[Tracker] = relationship()
+
+
+class TrackerBasePatch(Model):
+    """Base cells agreed since the snapshot was stored: ``cells`` is JSON header -> value.
+
+    Inserted in the same transaction as each record a sync applies (and each conflict a
+    Supervisor resolves), so a crash before the sync's final commit never loses them; that
+    commit folds them into the snapshot and deletes them. Small rows: the 50,000-row snapshot
+    is never rewritten per record.
+    """
+
+    __tablename__ = "tracker_base_patch"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tracker_id: Mapped[int] = mapped_column(ForeignKey("tracker.id"), nullable=False, index=True)
+    key: Mapped[str] = mapped_column(String(80), nullable=False)
+    cells: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
 
 
 class SyncRun(Model):
@@ -237,6 +252,7 @@ __all__ = [
     "SyncRun",
     "SyncRunStatus",
     "Tracker",
+    "TrackerBasePatch",
     "TrackerSnapshot",
     "columns_json",
     "parse_columns",

@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from portal.extensions import db
@@ -335,12 +335,16 @@ def _set_counts(run: SyncRun, counts: Mapping[str, int]) -> None:
             setattr(run, name, counts[name])
 
 
+FOLD_AFTER = 2000  # base patch rows kept before the snapshot is rewritten
+
+
 def finish_sync(
     tracker: Tracker,
     spec: TrackerSpec,
     run_id: int,
     *,
     base: Base | None,
+    loaded: Base | None = None,
     patches: Iterable[int] = (),
     conflicts: Iterable[Conflict] = (),
     counts: Mapping[str, int],
@@ -349,22 +353,15 @@ def finish_sync(
 ) -> None:
     """The sync's last transaction: base, conflicts, create tokens and the run, all or nothing.
 
-    ``base`` None keeps the stored base (a sync that stopped before merging). ``patches`` are
-    the base patches this base contains, deleted here; patches added meanwhile by others (a
-    Supervisor resolving a conflict) stay and apply on top of it next time.
+    ``base`` None keeps the stored base (a sync that stopped before merging). Otherwise the
+    cells that differ from ``loaded`` (the effective base the merge started from) are stored
+    as base patches; when keys left the base or patches pile up, the snapshot is rewritten
+    instead and ``patches`` (the ones ``base`` contains) are deleted. Patches added meanwhile
+    by others (a Supervisor resolving a conflict) always stay and apply on top.
     """
     with unit_of_work() as sess:
         if base is not None:
-            snap = _snapshot(tracker.id)
-            text = _dumps(_encode_rows(spec, base))
-            if text != snap.base:
-                snap.base = text
-            snap.updated_at = utcnow()
-            ids = list(patches)
-            for i in range(0, len(ids), 500):
-                sess.execute(
-                    delete(TrackerBasePatch).where(TrackerBasePatch.id.in_(ids[i : i + 500]))
-                )
+            _store_base(tracker.id, spec, base, loaded or {}, list(patches))
             _record_conflicts(tracker, spec, conflicts)
             sess.execute(delete(SyncCreateToken).where(SyncCreateToken.tracker_id == tracker.id))
         run = sess.get(SyncRun, run_id)
@@ -374,6 +371,42 @@ def finish_sync(
             run.error = error
             run.finished_at = utcnow()
             run.duration_seconds = round(duration, 3)
+
+
+def _store_base(
+    tracker_id: int, spec: TrackerSpec, base: Base, loaded: Base, patches: list[int]
+) -> None:
+    sess = db.session
+    removed = any(key not in base for key in loaded)
+    diff: dict[str, dict[str, Any]] = {}
+    for key, row in base.items():
+        old = loaded.get(key)
+        if old is None:
+            diff[key] = row
+        elif row is not old and row != old:
+            diff[key] = {h: v for h, v in row.items() if h not in old or old[h] != v}
+    if not removed and not diff:
+        return
+    kept = sess.execute(
+        select(func.count())
+        .select_from(TrackerBasePatch)
+        .where(TrackerBasePatch.tracker_id == tracker_id)
+    ).scalar_one()
+    if removed or kept + len(diff) > FOLD_AFTER:
+        snap = _snapshot(tracker_id)
+        snap.base = _dumps(_encode_rows(spec, base))
+        snap.updated_at = utcnow()
+        for i in range(0, len(patches), 500):
+            sess.execute(
+                delete(TrackerBasePatch).where(TrackerBasePatch.id.in_(patches[i : i + 500]))
+            )
+        return
+    now = utcnow()
+    encoded = _encode_rows(spec, diff)
+    sess.add_all(
+        TrackerBasePatch(tracker_id=tracker_id, key=key, cells=_dumps(cells), created_at=now)
+        for key, cells in encoded.items()
+    )
 
 
 def _json_value(type_: str, value: Any) -> str:

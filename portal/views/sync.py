@@ -74,15 +74,15 @@ class TrackerView(ServiceModelView):
     show_columns = [*TRACKER_FIELDS, "version", "created_at"]
     related_views = [SyncRunView]
     description_columns = {
-        "kind": "orders, order_lines or stock_levels",
+        "kind": "orders, order_lines, stock_levels or shipments",
         "backend": "xlsx (a file on the server), gsheets (spreadsheet key) or xlwings",
         "location": "the .xlsx path, or the Google spreadsheet key",
         "key_header": "empty: the kind's default (e.g. Order No)",
-        "key_field": "empty: the kind's key (number, line_key, stock_key)",
+        "key_field": "empty: the kind's key (number, line_key, stock_key; shipments: number)",
         "columns": 'JSON list of {"header", "field", "type", "owner"}; empty: the preset',
         "conflict_policy": "portal_wins, sheet_wins or flag (a Supervisor resolves)",
         "interval_seconds": "sync every N seconds; 0 = only on demand",
-        "filter": "orders / order lines: open; stock levels: active; empty: all records",
+        "filter": "orders, lines, shipments: open; stock levels: active; empty: all records",
     }
 
     @expose("/sync/<int:pk>", methods=["POST"])
