@@ -373,3 +373,24 @@ def test_shipments_tracker_edits_carrier_details_through_the_fulfillment_service
     assert (stored.tracking_number, stored.delay_reason) == ("1Z999", "weather")
     event = db.session.query(AuditEvent).filter_by(actor="sheet:ships", entity="shipment").one()
     assert "1Z999" in event.changes
+
+
+def test_scheduler_enqueues_due_trackers_once(setup) -> None:
+    from datetime import timedelta
+
+    from jobs.schedule import tick
+    from portal.models import utcnow
+
+    tracker, _, _ = setup
+    sync_queue = get_queue("sync")
+    sync_queue.empty()
+    assert tick() == []  # interval 0: manual only
+    trackers.trackers.update(tracker, {"interval_seconds": 60}, ADMIN)
+    assert tick() == []  # the setup's sync ran just now
+    later = utcnow() + timedelta(seconds=61)
+    assert tick(later) == [tracker.id]
+    assert tick(later) == []  # already queued: never twice
+    assert sync_queue.count == 1
+    sync_queue.empty()
+    trackers.trackers.update(tracker, {"enabled": False}, ADMIN)
+    assert tick(later) == []
