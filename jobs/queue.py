@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -96,10 +96,16 @@ def get_queue(name: str = "default") -> Queue:
     return Queue(name, connection=connection())
 
 
-def enqueue(func: Callable[..., Any] | str, *args: Any, queue: str = "default", **kwargs: Any):
-    """Put a job on ``queue``; keyword arguments starting with ``job_`` go to RQ itself."""
-    rq_options = {key[4:]: kwargs.pop(key) for key in list(kwargs) if key.startswith("job_")}
-    return get_queue(queue).enqueue(func, *args, kwargs=kwargs, **rq_options)
+def enqueue(
+    func: Callable[..., Any] | str,
+    *args: Any,
+    queue: str = "default",
+    options: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+):
+    """Put ``func(*args, **kwargs)`` on ``queue``; RQ's own settings (``job_timeout``,
+    ``retry``, ``job_id`` …) go in ``options``."""
+    return get_queue(queue).enqueue(func, args=args, kwargs=kwargs, **dict(options or {}))
 
 
 def queue_stats() -> dict[str, Any]:

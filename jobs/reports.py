@@ -44,17 +44,19 @@ def enqueue_export(
         kind_name=kind.name,
         fmt=fmt,
         filters=filters.as_dict(),
-        job_meta={
-            "user_id": actor.user_id,
-            "actor": actor.name,
-            "kind": kind.name,
-            "format": fmt,
-            "rows": rows,
-            "done": 0,
-            "progress": 0,
+        options={
+            "meta": {
+                "user_id": actor.user_id,
+                "actor": actor.name,
+                "kind": kind.name,
+                "format": fmt,
+                "rows": rows,
+                "done": 0,
+                "progress": 0,
+            },
+            "result_ttl": RESULT_TTL,
+            "job_timeout": JOB_TIMEOUT,
         },
-        job_result_ttl=RESULT_TTL,
-        job_job_timeout=JOB_TIMEOUT,
     )
     exports.record_export(actor, kind, fmt, filters, rows, mode="job", job_id=job.id)
     return job

@@ -1,9 +1,10 @@
-"""The sync scheduler: enqueue each enabled tracker whose interval has elapsed.
+"""The scheduler: tracker syncs on their intervals, plus the periodic maintenance jobs.
 
-:func:`tick` is one pass; ``orderbridge sheets schedule`` runs one tick, or ``--loop`` ticks
-every ``--every`` seconds (run one such process per deployment, e.g. beside the workers). A
-tracker is due when ``interval_seconds`` > 0 and its last sync run (of any outcome) started at
-least that long ago. A tracker whose sync is queued or running is never enqueued again.
+:func:`tick` is one pass; ``orderbridge scheduler`` (or ``orderbridge sheets schedule --loop``)
+ticks every ``--every`` seconds. A tracker is due when ``interval_seconds`` > 0 and its last
+sync run (of any outcome) started at least that long ago; a tracker whose sync is queued or
+running is never enqueued again. Each periodic job (:data:`PERIODIC`) is enqueued at most once
+per its interval across all scheduler processes: a Redis ``SET NX EX`` key claims the slot.
 """
 
 from __future__ import annotations
@@ -54,8 +55,32 @@ def tick(now: datetime | None = None) -> list[int]:
     return enqueued
 
 
+# name → (seconds between runs, queue, "module:function")
+PERIODIC: dict[str, tuple[int, str, str]] = {
+    "send_notifications": (60, "notify", "jobs.notify:send_notifications"),
+    "fill_backorders": (600, "default", "jobs.fulfillment:fill_all_backorders"),
+    "verify_audit_chain": (86_400, "default", "jobs.maintenance:verify_audit_chain"),
+}
+
+
+def run_periodic() -> list[str]:
+    """Enqueue each periodic job whose slot is free; the names enqueued."""
+    from importlib import import_module
+
+    from jobs.queue import connection, get_queue
+
+    enqueued = []
+    for name, (interval, queue, target) in PERIODIC.items():
+        if connection().set(f"orderbridge:periodic:{name}", "1", nx=True, ex=interval):
+            module, function = target.split(":")
+            get_queue(queue).enqueue(getattr(import_module(module), function))
+            enqueued.append(name)
+    return enqueued
+
+
 def run_forever(every: float = 30.0) -> None:
     """Tick every ``every`` seconds until interrupted."""
     while True:
         tick()
+        run_periodic()
         time.sleep(every)

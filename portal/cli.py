@@ -2,11 +2,13 @@
 
 ``orderbridge run``, ``orderbridge db upgrade`` (Flask-Migrate) and FAB's ``orderbridge fab``
 come with it; this module adds ``roles sync``, ``seed-demo``, ``audit verify``, ``worker``,
-``enqueue`` and ``demo`` (web + worker + embedded Redis in one command).
+``enqueue``, ``scheduler``, ``sheets …`` and ``demo`` (web, worker, scheduler and embedded
+Redis in one command).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -18,6 +20,8 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
+
+from sheets.cli import sheets as sheets_group
 
 roles_group = click.Group("roles", help="Roles and permissions declared in portal/security.py.")
 audit_group = click.Group("audit", help="The hash-chained audit trail.")
@@ -110,7 +114,7 @@ def enqueue_job(job: str) -> None:
 @click.option("--password", default=None, help="Demo users' password (default: 'demo').")
 @with_appcontext
 def demo(port: int, host: str, password: str | None) -> None:
-    """Migrate, seed and run web + worker + embedded Redis together; Ctrl-C stops all."""
+    """Migrate, seed and run web + worker + scheduler + embedded Redis; Ctrl-C stops all."""
     from jobs.queue import start_embedded_server, stop_embedded_server
 
     env = dict(os.environ, ORDERBRIDGE_MODE=current_app.config["ORDERBRIDGE_MODE"])
@@ -123,6 +127,7 @@ def demo(port: int, host: str, password: str | None) -> None:
     subprocess.run([*exe, "seed-demo", "--password", password], env=env, check=True)
     children = [
         subprocess.Popen([*exe, "worker"], env=env),
+        subprocess.Popen([*exe, "scheduler"], env=env),
         subprocess.Popen([*exe, "run", "--host", host, "--port", str(port)], env=env),
     ]
     click.echo(
@@ -146,11 +151,23 @@ def demo(port: int, host: str, password: str | None) -> None:
         stop_embedded_server()
 
 
+@click.command("scheduler")
+@click.option("--every", default=30.0, show_default=True, help="Seconds between ticks.")
+@with_appcontext
+def scheduler(every: float) -> None:
+    """Run the scheduler: tracker syncs and periodic jobs (mail, backorders, audit check)."""
+    from jobs.schedule import run_forever
+
+    click.echo(f"scheduler ticking every {every:g} s")
+    with contextlib.suppress(KeyboardInterrupt):
+        run_forever(every)
+
+
 def register_commands(app: Flask) -> None:
     """Attach Orderbridge's commands to ``app.cli``."""
-    for command in (roles_group, audit_group, seed_demo, worker, enqueue_job, demo):
+    for command in (roles_group, audit_group, seed_demo, worker, enqueue_job, demo, scheduler):
         app.cli.add_command(command)
-    app.cli.add_command(__import__("sheets.cli", fromlist=["sheets"]).sheets)
+    app.cli.add_command(sheets_group)
 
 
 def _create_app() -> Flask:

@@ -86,3 +86,31 @@ def test_embedded_server_is_started_once_and_shared(tmp_path: Path) -> None:
         queue.stop_embedded_server()
     with pytest.raises(RedisConnectionError):
         Redis.from_url(urls[0], socket_connect_timeout=1).ping()
+
+
+def test_enqueue_passes_positional_and_keyword_arguments(ctx) -> None:
+    from jobs.fulfillment import fill_backorders
+
+    job = queue.enqueue(fill_backorders, 42, options={"job_timeout": 30})
+    try:
+        assert job.args == (42,) and job.kwargs == {} and job.timeout == 30
+    finally:
+        job.delete()
+
+
+def test_periodic_jobs_are_enqueued_once_per_interval(ctx) -> None:
+    from jobs.schedule import PERIODIC, run_periodic
+
+    conn = queue.connection()
+    for name in PERIODIC:
+        conn.delete(f"orderbridge:periodic:{name}")
+    before = {name: queue.get_queue(q).count for name, (_, q, _) in PERIODIC.items()}
+    assert sorted(run_periodic()) == sorted(PERIODIC)
+    assert run_periodic() == []  # a second scheduler (or tick) finds every slot taken
+    for name, (interval, _, _) in PERIODIC.items():
+        assert 0 < conn.ttl(f"orderbridge:periodic:{name}") <= interval
+    assert queue.get_queue("notify").count >= before["send_notifications"] + 1
+    for name in PERIODIC:
+        conn.delete(f"orderbridge:periodic:{name}")
+    for queue_name in {q for _, q, _ in PERIODIC.values()}:
+        queue.get_queue(queue_name).empty()
