@@ -314,7 +314,8 @@ def main() -> None:
             )
             db.session.commit()
             customers, products = build_catalog()
-            bench_services(args.orders, customers, products)
+            if args.orders:
+                bench_services(args.orders, customers, products)
         port = free_port()
         server = start_server(port)
         base_url = f"http://127.0.0.1:{port}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
+from flask import g, has_request_context
 from flask_appbuilder import AppBuilder
 from flask_appbuilder.security.manager import BaseSecurityManager
 from flask_appbuilder.security.sqla.manager import SecurityManager
@@ -99,9 +100,28 @@ SELF_SERVICE = frozenset(
 
 
 class OrderbridgeSecurityManager(SecurityManager):
-    """FAB's security manager without its user-statistics chart (it fails on few users)."""
+    """FAB's security manager, with each request's permission checks answered from one load.
+
+    FAB asks the database once per check, and a page checks every menu entry; here the
+    user's (permission, view) pairs are read once per request and kept on ``g``. The
+    user-statistics chart is left out (it fails with few users).
+    """
 
     userstatschartview = None
+
+    def _has_view_access(self, user: object, permission_name: str, view_name: str) -> bool:
+        if not has_request_context():
+            return super()._has_view_access(user, permission_name, view_name)
+        owner = getattr(user, "id", None)
+        cached = g.get("_orderbridge_permissions")
+        if cached is None or cached[0] != owner:
+            pairs = {
+                (pv.permission.name, pv.view_menu.name)
+                for role in self.get_user_roles(user)
+                for pv in role.permissions
+            }
+            cached = g._orderbridge_permissions = (owner, frozenset(pairs))
+        return (permission_name, view_name) in cached[1]
 
 
 def _grant(verb: str, views: Iterable[str]) -> set[tuple[str, str]]:

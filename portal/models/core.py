@@ -340,8 +340,9 @@ class SalesOrder(Versioned, Model):
     customer: Mapped[Customer] = relationship()
     ship_to: Mapped[CustomerAddress | None] = relationship()
     payment_term: Mapped[PaymentTerm | None] = relationship()
+    # selectin: a list of orders loads all their lines in one more query, not one per order
     lines: Mapped[list[OrderLine]] = relationship(
-        back_populates="order", order_by="OrderLine.line_no"
+        back_populates="order", order_by="OrderLine.line_no", lazy="selectin"
     )
 
     __table_args__ = (

@@ -109,6 +109,7 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
         "status",
         "total",
     ]
+    order_columns = ["number", "order_date", "requested_date", "status"]
     show_columns = [
         "number",
         "customer",
@@ -150,7 +151,10 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
     search_columns = ["number", "customer", "customer_po", "status", "order_date"]
     base_order = ("id", "desc")
     related_views = [OrderLineView]
-    label_columns = {"customer_po": "Customer PO", "hold_reasons": "Hold reasons"}
+    label_columns = {
+        "customer_po": "Customer PO",
+        "hold_reasons": "Hold reasons",
+    }
 
     def _order(self, pk: int) -> SalesOrder:
         order = db.session.get(SalesOrder, pk)
