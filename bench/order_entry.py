@@ -3,7 +3,8 @@
     .venv/bin/python bench/order_entry.py [--orders N] [--http-orders N] [--list-orders N]
 
 1. Through the services: create → validate → confirm → allocate ``--orders`` orders of 5 lines
-   (goal: at least 150 orders/s); prints orders/second and p50/p95 per order.
+   (goal: at least 150 orders/s); prints orders/second and p50/p95 per order — as three user
+   actions (three commits), as one unit of work, and by ``--workers`` processes at once.
 2. Through HTTP: the same flow against a gunicorn server (2 workers) over the REST API
    (create with lines, ``/confirm``, ``/allocate``).
 3. List latency: with ``--list-orders`` orders in the table, p50/p95 of the orders list, on the
@@ -173,6 +174,42 @@ def bench_services(count: int, customers, products, start: int = 0) -> None:
         report(label, timings, time.perf_counter() - started)
 
 
+def _parallel_worker(args: tuple[int, int, list, list]) -> list[float]:
+    """One process of the parallel run: its own app and connections, like an RQ worker."""
+    start, count, customers, products = args
+    from portal import create_app
+    from portal.extensions import db
+    from portal.services import fulfillment, lifecycle, orders
+    from portal.services.base import Actor, unit_of_work
+
+    actor = Actor.system("job:bench")
+    timings = []
+    with create_app().app_context():
+        for n in range(start, start + count):
+            t0 = time.perf_counter()
+            header, lines = order_payload(n, customers, products)
+            with unit_of_work():
+                order = orders.orders.create_with_lines(header, lines, actor)
+                lifecycle.confirm(order, actor)
+                fulfillment.allocate(order, actor)
+            timings.append(time.perf_counter() - t0)
+            db.session.expunge_all()
+    return timings
+
+
+def bench_parallel(count: int, workers: int, customers, products) -> None:
+    """``count`` orders by ``workers`` processes at once (one commit per order each)."""
+    from multiprocessing import get_context
+
+    share = count // workers
+    jobs = [(30_000_000 + i * share, share, customers, products) for i in range(workers)]
+    started = time.perf_counter()
+    with get_context("spawn").Pool(workers) as pool:
+        results = pool.map(_parallel_worker, jobs)
+    wall = time.perf_counter() - started
+    report(f"services, {workers} processes in parallel", [t for r in results for t in r], wall)
+
+
 def start_server(port: int) -> subprocess.Popen:
     server = subprocess.Popen(
         [
@@ -289,6 +326,7 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=2000)
     parser.add_argument("--http-orders", type=int, default=2000)
     parser.add_argument("--list-orders", type=int, default=200_000)
+    parser.add_argument("--workers", type=int, default=4, help="processes for the parallel run")
     args = parser.parse_args()
     print(f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}")
     _, schema, engine = setup_environment()
@@ -316,6 +354,8 @@ def main() -> None:
             customers, products = build_catalog()
             if args.orders:
                 bench_services(args.orders, customers, products)
+        if args.orders and args.workers > 1:
+            bench_parallel(args.orders, args.workers, customers, products)
         port = free_port()
         server = start_server(port)
         base_url = f"http://127.0.0.1:{port}"
