@@ -222,13 +222,28 @@ def _snapshot(tracker_id: int) -> TrackerSnapshot:
     return snap
 
 
+# tracker id → ((snapshot updated_at, spec), decoded stored base): a worker that syncs a
+# tracker again decodes its (large) stored base only when the snapshot row changed.
+_decoded_bases: dict[int, tuple[tuple[Any, TrackerSpec], Base]] = {}
+
+
 def load_base(tracker_id: int, spec: TrackerSpec) -> tuple[Base, list[int]]:
     """The effective base (the stored base overlaid with the base patches, oldest first),
     and the ids of the patches it contains."""
-    snap = db.session.execute(
-        select(TrackerSnapshot.base).where(TrackerSnapshot.tracker_id == tracker_id)
+    stamp = db.session.execute(
+        select(TrackerSnapshot.updated_at).where(TrackerSnapshot.tracker_id == tracker_id)
     ).scalar_one_or_none()
-    base = _decode_rows(spec, json.loads(snap or "{}"))
+    cached = _decoded_bases.get(tracker_id)
+    if cached is not None and stamp is not None and cached[0] == (stamp, spec):
+        base = dict(cached[1])  # rows are replaced, never changed in place
+    else:
+        text = db.session.execute(
+            select(TrackerSnapshot.base).where(TrackerSnapshot.tracker_id == tracker_id)
+        ).scalar_one_or_none()
+        stored = _decode_rows(spec, json.loads(text or "{}"))
+        if stamp is not None:
+            _decoded_bases[tracker_id] = ((stamp, spec), stored)
+        base = dict(stored)
     ids = []
     for patch_id, key, cells in db.session.execute(
         select(TrackerBasePatch.id, TrackerBasePatch.key, TrackerBasePatch.cells)
@@ -396,6 +411,8 @@ def _store_base(
         snap = _snapshot(tracker_id)
         snap.base = _dumps(_encode_rows(spec, base))
         snap.updated_at = utcnow()
+        # Keyed by the new stamp: if this transaction rolls back, the stamp never matches.
+        _decoded_bases[tracker_id] = ((snap.updated_at, spec), dict(base))
         for i in range(0, len(patches), 500):
             sess.execute(
                 delete(TrackerBasePatch).where(TrackerBasePatch.id.in_(patches[i : i + 500]))

@@ -130,8 +130,13 @@ def _entries(data: bytes) -> list[_Entry] | None:
     return entries
 
 
+# Level 1: a large sheet part compresses about 3x faster than at the default 6 and ends
+# up a little larger; Excel reads either, and writes its own level when the user saves.
+DEFLATE_LEVEL = 1
+
+
 def _deflate(content: bytes) -> bytes:
-    comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+    comp = zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -15)
     return comp.compress(content) + comp.flush()
 
 
