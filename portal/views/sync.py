@@ -21,22 +21,7 @@ from portal.services.base import ServiceError
 from portal.views.base import ReadOnlyModelView, ServiceModelView
 from sheets.values import display
 
-TRACKER_FIELDS = [
-    "name",
-    "kind",
-    "backend",
-    "location",
-    "tab",
-    "key_header",
-    "key_field",
-    "columns",
-    "status_header",
-    "conflict_policy",
-    "interval_seconds",
-    "may_create",
-    "filter",
-    "enabled",
-]
+TRACKER_FIELDS = list(trackers.trackers.creatable)
 
 
 class SyncRunView(ReadOnlyModelView):
@@ -70,7 +55,7 @@ class TrackerView(ServiceModelView):
     list_title = "Trackers"
     list_columns = ["name", "kind", "backend", "location", "tab", "interval_seconds", "enabled"]
     add_columns = TRACKER_FIELDS
-    edit_columns = [f for f in TRACKER_FIELDS if f not in ("name", "kind")]
+    edit_columns = list(trackers.trackers.editable)
     show_columns = [*TRACKER_FIELDS, "version", "created_at"]
     related_views = [SyncRunView]
     description_columns = {
