@@ -25,9 +25,17 @@ from sqlalchemy import Select, func, not_, select
 
 from portal.extensions import db
 from portal.models import (
+    CREDIT_REASONS,
     DELAY_REASONS,
+    DISPUTE_TYPES,
     INCOTERMS,
+    ROOT_CAUSES,
+    CreditMemo,
+    CreditMemoStatus,
     Customer,
+    Dispute,
+    DisputeStatus,
+    Invoice,
     OrderLine,
     OrderStatus,
     PaymentTerm,
@@ -37,6 +45,7 @@ from portal.models import (
     ShipmentStatus,
     StockLevel,
     Warehouse,
+    utcnow,
 )
 from portal.services import inventory, orders
 from portal.services.base import (
@@ -557,8 +566,244 @@ class ShipmentsKind(Kind):
         fulfillment.update_shipment(shipment, dict(changes), actor)
 
 
+class DisputesKind(Kind):
+    """Disputes: owner, amount, due date and description are edited in the sheet; the status
+    column moves a dispute to investigating, resolved (with root cause and corrective action
+    from the same row) or rejected; a blank-key row opens a dispute on an invoice."""
+
+    name = "disputes"
+    key_field = "number"
+    key_header = "Dispute"
+    fields = {
+        f.name: f
+        for f in (
+            Field("invoice", creatable=True),
+            Field("customer"),
+            Field("dispute_type", creatable=True),
+            Field("amount", "decimal", editable=True, creatable=True),
+            Field("owner", editable=True, creatable=True),
+            Field("due_date", "date", editable=True),
+            Field("status", editable=True),
+            Field("overdue", "bool"),
+            Field("root_cause", editable=True),
+            Field("corrective_action", editable=True),
+            Field("description", editable=True, creatable=True),
+        )
+    }
+    filters = {"open": "disputes not yet resolved or rejected"}
+    can_create = True
+    choices = {
+        "dispute_type": tuple(DISPUTE_TYPES),
+        "status": tuple(status.value for status in DisputeStatus),
+        "root_cause": tuple(ROOT_CAUSES),
+    }
+    preset = (
+        Column("Invoice", "invoice", "text", "both"),
+        Column("Customer", "customer", "text", "portal"),
+        Column("Type", "dispute_type", "text", "both"),
+        Column("Amount", "amount", "decimal", "both"),
+        Column("Owner", "owner", "text", "both"),
+        Column("Due", "due_date", "date", "both"),
+        Column("Status", "status", "text", "both"),
+        Column("Overdue", "overdue", "bool", "portal"),
+        Column("Root cause", "root_cause", "text", "both"),
+        Column("Corrective action", "corrective_action", "text", "both"),
+    )
+
+    _columns: dict[str, Any] = {
+        "number": Dispute.number,
+        "invoice": Invoice.number,
+        "customer": Customer.code,
+        "dispute_type": Dispute.dispute_type,
+        "amount": Dispute.amount,
+        "owner": Dispute.owner,
+        "due_date": Dispute.due_date,
+        "status": Dispute.status,
+        "root_cause": Dispute.root_cause,
+        "corrective_action": Dispute.corrective_action,
+        "description": Dispute.description,
+    }
+    _open = (DisputeStatus.OPEN.value, DisputeStatus.INVESTIGATING.value)
+
+    def records(self, filter, wanted, keys=None):
+        query = (
+            select(*self._columns.values())
+            .join(Invoice, Dispute.invoice_id == Invoice.id)
+            .join(Customer, Invoice.customer_id == Customer.id)
+        )
+        if filter == "open":
+            query = query.where(Dispute.status.in_(self._open))
+        today = utcnow().date()
+        chunks: list[list[str] | None] = [None] if keys is None else list(_in_chunks(list(keys)))
+        out: dict[str, Row] = {}
+        for chunk in chunks:
+            q = query if chunk is None else query.where(Dispute.number.in_(chunk))
+            for row in _select_rows(q, list(self._columns)):
+                row["overdue"] = row["status"] in self._open and row["due_date"] < today
+                out[row["number"]] = row
+        return out
+
+    def update(self, key, changes, actor, tracker_name):
+        from portal.services import disputes
+
+        self.check_fields(changes, "editable")
+        dispute = db.session.execute(
+            select(Dispute).where(Dispute.number == key)
+        ).scalar_one_or_none()
+        if dispute is None:
+            raise NotFound(f"dispute {key} does not exist")
+        changes = dict(changes)
+        status = changes.pop("status", None)
+        root_cause = changes.pop("root_cause", dispute.root_cause)
+        corrective = changes.pop("corrective_action", dispute.corrective_action)
+        with unit_of_work():
+            fields = {k: v for k, v in changes.items() if v != getattr(dispute, k)}
+            if fields:
+                disputes.disputes.update(dispute, fields, actor)
+            if status in (None, dispute.status):
+                if (root_cause, corrective) != (dispute.root_cause, dispute.corrective_action):
+                    raise ValidationFailed(
+                        {"root_cause": ["is set when the status becomes resolved or rejected"]}
+                    )
+                return
+            if status == DisputeStatus.INVESTIGATING.value:
+                disputes.investigate(dispute, actor)
+            elif status == DisputeStatus.RESOLVED.value:
+                disputes.resolve(
+                    dispute, actor, root_cause=root_cause or "", corrective_action=corrective or ""
+                )
+            elif status == DisputeStatus.REJECTED.value:
+                disputes.reject(
+                    dispute,
+                    actor,
+                    reason=corrective or f"rejected in tracker {tracker_name}",
+                    root_cause=root_cause,
+                )
+            else:
+                raise ValidationFailed(
+                    {"status": ["can become investigating, resolved or rejected"]}
+                )
+
+    def create(self, values, actor):
+        from portal.services import disputes
+
+        self.check_fields(values, "creatable")
+        invoice = _invoice(values.get("invoice"))
+        dispute = disputes.open_dispute(
+            invoice,
+            actor,
+            dispute_type=values.get("dispute_type") or "",
+            amount=values.get("amount"),
+            description=values.get("description"),
+            owner=values.get("owner"),
+        )
+        return dispute.number
+
+
+class CreditMemosKind(Kind):
+    """Credit memos: read-only in the sheet (a Supervisor approves them in the portal); a
+    blank-key row requests a credit by amount against an invoice."""
+
+    name = "credit_memos"
+    key_field = "number"
+    key_header = "Credit memo"
+    fields = {
+        f.name: f
+        for f in (
+            Field("invoice", creatable=True),
+            Field("customer"),
+            Field("reason_code", creatable=True),
+            Field("reason_text", creatable=True),
+            Field("amount", "decimal", creatable=True),
+            Field("status"),
+            Field("requested_by"),
+            Field("decided_by"),
+            Field("decided_at", "datetime"),
+        )
+    }
+    filters = {"pending": "credit memos waiting for approval"}
+    can_create = True
+    choices = {"reason_code": tuple(CREDIT_REASONS)}
+    preset = (
+        Column("Invoice", "invoice", "text", "both"),
+        Column("Customer", "customer", "text", "portal"),
+        Column("Reason", "reason_code", "text", "both"),
+        Column("Note", "reason_text", "text", "both"),
+        Column("Amount", "amount", "decimal", "both"),
+        Column("Status", "status", "text", "portal"),
+        Column("Requested by", "requested_by", "text", "portal"),
+        Column("Decided by", "decided_by", "text", "portal"),
+    )
+
+    _columns: dict[str, Any] = {
+        "number": CreditMemo.number,
+        "invoice": Invoice.number,
+        "customer": Customer.code,
+        "reason_code": CreditMemo.reason_code,
+        "reason_text": CreditMemo.reason_text,
+        "amount": CreditMemo.amount,
+        "status": CreditMemo.status,
+        "requested_by": CreditMemo.requested_by,
+        "decided_by": CreditMemo.decided_by,
+        "decided_at": CreditMemo.decided_at,
+    }
+
+    def records(self, filter, wanted, keys=None):
+        query = (
+            select(*self._columns.values())
+            .join(Invoice, CreditMemo.invoice_id == Invoice.id)
+            .join(Customer, Invoice.customer_id == Customer.id)
+        )
+        if filter == "pending":
+            query = query.where(CreditMemo.status == CreditMemoStatus.REQUESTED.value)
+        chunks: list[list[str] | None] = [None] if keys is None else list(_in_chunks(list(keys)))
+        out: dict[str, Row] = {}
+        for chunk in chunks:
+            q = query if chunk is None else query.where(CreditMemo.number.in_(chunk))
+            for row in _select_rows(q, list(self._columns)):
+                out[row["number"]] = row
+        return out
+
+    def update(self, key, changes, actor, tracker_name):
+        raise ConflictError(
+            f"credit memo {key} is approved or rejected in the portal; the sheet can't change it"
+        )
+
+    def create(self, values, actor):
+        from portal.services import finance
+
+        self.check_fields(values, "creatable")
+        memo = finance.request_credit(
+            _invoice(values.get("invoice")),
+            actor,
+            reason_code=values.get("reason_code") or "",
+            amount=values.get("amount"),
+            reason_text=values.get("reason_text"),
+        )
+        return memo.number
+
+
+def _invoice(number: Any) -> Invoice:
+    invoice = (
+        db.session.execute(select(Invoice).where(Invoice.number == number)).scalar_one_or_none()
+        if number
+        else None
+    )
+    if invoice is None:
+        raise ValidationFailed({"invoice": [f"{number or 'blank'}: no such invoice"]})
+    return invoice
+
+
 KINDS: dict[str, Kind] = {
-    k.name: k for k in (OrdersKind(), OrderLinesKind(), StockLevelsKind(), ShipmentsKind())
+    k.name: k
+    for k in (
+        OrdersKind(),
+        OrderLinesKind(),
+        StockLevelsKind(),
+        ShipmentsKind(),
+        DisputesKind(),
+        CreditMemosKind(),
+    )
 }
 
 
