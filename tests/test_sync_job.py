@@ -236,7 +236,7 @@ def test_tracker_definitions_are_validated(clean_db, tmp_path) -> None:
         ({"name": "c", "location": str(tmp_path / "no" / "a.xlsx")}, "location"),
         ({"name": "d", "backend": "ftp"}, "backend"),
         ({"name": "e", "filter": "someday"}, "filter"),
-        ({"name": "f", "kind": "disputes"}, "kind"),
+        ({"name": "f", "kind": "invoices"}, "kind"),
         (
             {
                 "name": "g",
