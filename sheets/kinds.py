@@ -138,6 +138,25 @@ def _in_chunks(keys: list[str], size: int = 500) -> Iterable[list[str]]:
         yield keys[i : i + size]
 
 
+def _rows_by_key(
+    query: Select,
+    columns: Mapping[str, Any],
+    key: str,
+    keys: Iterable[str] | None,
+    finish: Callable[[Row], None] | None = None,
+) -> dict[str, Row]:
+    """Run ``query`` (for all rows, or ``keys`` in chunks) into key -> row dicts."""
+    chunks: list[list[str] | None] = [None] if keys is None else list(_in_chunks(list(keys)))
+    out: dict[str, Row] = {}
+    for chunk in chunks:
+        q = query if chunk is None else query.where(columns[key].in_(chunk))
+        for row in _select_rows(q, list(columns)):
+            if finish is not None:
+                finish(row)
+            out[row[key]] = row
+    return out
+
+
 # -- orders ----------------------------------------------------------------------------------
 
 
@@ -543,16 +562,13 @@ class ShipmentsKind(Kind):
         )
         if filter == "open":
             query = query.where(Shipment.status != ShipmentStatus.DELIVERED.value)
-        chunks: list[list[str] | None] = [None] if keys is None else list(_in_chunks(list(keys)))
-        out: dict[str, Row] = {}
-        for chunk in chunks:
-            q = query if chunk is None else query.where(Shipment.number.in_(chunk))
-            for row in _select_rows(q, list(self._columns)):
-                arrival = row["delivered_date"] or row["eta"]
-                promised = row["promised_date"]
-                row["late"] = bool(promised and arrival and arrival > promised)
-                out[row["number"]] = row
-        return out
+
+        def late(row: Row) -> None:
+            arrival = row["delivered_date"] or row["eta"]
+            promised = row["promised_date"]
+            row["late"] = bool(promised and arrival and arrival > promised)
+
+        return _rows_by_key(query, self._columns, "number", keys, late)
 
     def update(self, key, changes, actor, tracker_name):
         from portal.services import fulfillment
@@ -634,14 +650,11 @@ class DisputesKind(Kind):
         if filter == "open":
             query = query.where(Dispute.status.in_(self._open))
         today = utcnow().date()
-        chunks: list[list[str] | None] = [None] if keys is None else list(_in_chunks(list(keys)))
-        out: dict[str, Row] = {}
-        for chunk in chunks:
-            q = query if chunk is None else query.where(Dispute.number.in_(chunk))
-            for row in _select_rows(q, list(self._columns)):
-                row["overdue"] = row["status"] in self._open and row["due_date"] < today
-                out[row["number"]] = row
-        return out
+
+        def overdue(row: Row) -> None:
+            row["overdue"] = row["status"] in self._open and row["due_date"] < today
+
+        return _rows_by_key(query, self._columns, "number", keys, overdue)
 
     def update(self, key, changes, actor, tracker_name):
         from portal.services import disputes
@@ -756,13 +769,7 @@ class CreditMemosKind(Kind):
         )
         if filter == "pending":
             query = query.where(CreditMemo.status == CreditMemoStatus.REQUESTED.value)
-        chunks: list[list[str] | None] = [None] if keys is None else list(_in_chunks(list(keys)))
-        out: dict[str, Row] = {}
-        for chunk in chunks:
-            q = query if chunk is None else query.where(CreditMemo.number.in_(chunk))
-            for row in _select_rows(q, list(self._columns)):
-                out[row["number"]] = row
-        return out
+        return _rows_by_key(query, self._columns, "number", keys)
 
     def update(self, key, changes, actor, tracker_name):
         raise ConflictError(
