@@ -317,12 +317,9 @@ def ship(
             f"give a delay reason ({', '.join(DELAY_REASONS)})"
         ]
     by_id = {line.id: line for line in order.lines}
-    for line_id, quantity in lines.items():
-        line = by_id.get(line_id)
-        if line is None:
-            errors.setdefault("lines", []).append(f"line {line_id} is not on {order.number}")
-            continue
-        reserved = (
+
+    def reserved(line: OrderLine) -> int:
+        return (
             db.session.execute(
                 select(Allocation.quantity).where(
                     Allocation.order_line_id == line.id, Allocation.warehouse_id == warehouse_id
@@ -330,12 +327,12 @@ def ship(
             ).scalar_one_or_none()
             or 0
         )
-        if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
-            errors.setdefault("lines", []).append(f"line {line.line_no}: quantity must be > 0")
-        elif quantity > reserved:
-            errors.setdefault("lines", []).append(
-                f"line {line.line_no}: only {reserved} allocated in that warehouse"
-            )
+
+    problems = orders.line_quantity_errors(
+        order, lines, reserved, "only {limit} allocated in that warehouse"
+    )
+    if problems:
+        errors.setdefault("lines", []).extend(problems)
     if errors:
         raise ValidationFailed(errors)
     with unit_of_work():

@@ -6,7 +6,7 @@ functions; an order's status is only ever changed by services.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -109,6 +109,28 @@ class OrderService(RecordService[SalesOrder]):
 
 
 orders = OrderService()
+
+
+def line_quantity_errors(
+    order: SalesOrder,
+    quantities: Mapping[int, int],
+    limit: Callable[[OrderLine], int],
+    over_limit: str,
+) -> list[str]:
+    """Problems with ``{order_line_id: quantity}`` for ``order``: lines not on it, quantities
+    that are not whole numbers above 0, or above ``limit(line)`` (``over_limit`` is the
+    message, with ``{limit}`` for the limit)."""
+    problems: list[str] = []
+    by_id = {line.id: line for line in order.lines}
+    for line_id, quantity in quantities.items():
+        line = by_id.get(line_id)
+        if line is None:
+            problems.append(f"line {line_id} is not on {order.number}")
+        elif not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
+            problems.append(f"line {line.line_no}: quantity must be > 0")
+        elif quantity > (most := limit(line)):
+            problems.append(f"line {line.line_no}: " + over_limit.format(limit=most))
+    return problems
 
 
 def _line_errors(data: Mapping[str, Any], product: Product | None) -> dict[str, list[str]]:

@@ -22,7 +22,7 @@ from portal.models import (
     ReturnStatus,
     SalesOrder,
 )
-from portal.services import audit, finance, inventory, numbering
+from portal.services import audit, finance, inventory, numbering, orders
 from portal.services.base import (
     Actor,
     ConflictError,
@@ -65,18 +65,14 @@ def request_return(
     if not lines:
         errors["lines"] = ["give at least one line and quantity"]
     by_id = {line.id: line for line in order.lines}
-    for line_id, quantity in lines.items():
-        line = by_id.get(line_id)
-        if line is None:
-            errors.setdefault("lines", []).append(f"line {line_id} is not on {order.number}")
-            continue
-        returnable = line.qty_shipped - line.qty_returned - _pending_returns(line.id)
-        if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
-            errors.setdefault("lines", []).append(f"line {line.line_no}: quantity must be > 0")
-        elif quantity > returnable:
-            errors.setdefault("lines", []).append(
-                f"line {line.line_no}: only {returnable} shipped units can be returned"
-            )
+    problems = orders.line_quantity_errors(
+        order,
+        lines,
+        lambda line: line.qty_shipped - line.qty_returned - _pending_returns(line.id),
+        "only {limit} shipped units can be returned",
+    )
+    if problems:
+        errors.setdefault("lines", []).extend(problems)
     if errors:
         raise ValidationFailed(errors)
     with unit_of_work():
