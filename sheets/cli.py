@@ -104,23 +104,10 @@ def list_trackers() -> None:
 def show(name: str) -> None:
     """Show a tracker's definition and its last runs."""
     from portal.extensions import db
+    from portal.services import trackers
 
     t = _tracker(name)
-    for field in (
-        "name",
-        "kind",
-        "backend",
-        "location",
-        "tab",
-        "key_header",
-        "key_field",
-        "status_header",
-        "conflict_policy",
-        "interval_seconds",
-        "may_create",
-        "filter",
-        "enabled",
-    ):
+    for field in (f for f in trackers.trackers.creatable if f != "columns"):
         click.echo(f"{field}: {getattr(t, field)}")
     click.echo("columns:")
     for c in t.column_list():
