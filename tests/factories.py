@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
-from portal.models import Customer, Product, Warehouse
-from portal.services import catalog, inventory
+from portal.models import Customer, Product, SalesOrder, Shipment, Warehouse, utcnow
+from portal.services import catalog, fulfillment, inventory, lifecycle, orders
 from portal.services.base import Actor
 
 SETUP = Actor.system("system:test-setup")
@@ -59,3 +60,35 @@ def make_catalog(stock: int = 100) -> Catalog:
         for product in products:
             inventory.receive(product.id, warehouses[0].id, stock, SETUP, reference="test")
     return Catalog(customer, products, warehouses)
+
+
+def shipped_order(
+    data: Catalog,
+    quantity: int = 10,
+    *,
+    customer_po: str | None = None,
+    carrier: str = "DHL",
+    tracking_number: str | None = None,
+) -> tuple[SalesOrder, Shipment]:
+    """A confirmed, allocated order of ``quantity`` units of the first product, all shipped."""
+    order = orders.orders.create_with_lines(
+        {
+            "customer_id": data.customer.id,
+            "customer_po": customer_po,
+            "requested_date": utcnow().date() + timedelta(days=14),
+            "ship_to_id": data.customer.addresses[0].id,
+        },
+        [{"product_id": data.products[0].id, "quantity": quantity}],
+        SETUP,
+    )
+    lifecycle.confirm(order, SETUP)
+    fulfillment.allocate(order, SETUP)
+    shipment = fulfillment.ship(
+        order,
+        SETUP,
+        warehouse_id=data.warehouses[0].id,
+        lines={order.lines[0].id: quantity},
+        carrier=carrier,
+        tracking_number=tracking_number,
+    )
+    return order, shipment

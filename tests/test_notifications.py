@@ -12,8 +12,8 @@ from aiosmtpd.handlers import Sink
 
 from portal.extensions import db
 from portal.models import Notification, utcnow
-from portal.services import fulfillment, lifecycle, notifications, orders
-from tests.factories import SETUP, make_catalog
+from portal.services import notifications
+from tests.factories import SETUP, make_catalog, shipped_order
 
 
 class Inbox(Sink):
@@ -48,25 +48,8 @@ def smtp(clean_db) -> Iterator[tuple[Inbox, int]]:
 
 
 def _shipped_order(data):
-    order = orders.orders.create_with_lines(
-        {
-            "customer_id": data.customer.id,
-            "customer_po": "PO-77",
-            "requested_date": utcnow().date() + timedelta(days=10),
-            "ship_to_id": data.customer.addresses[0].id,
-        },
-        [{"product_id": data.products[0].id, "quantity": 4}],
-        SETUP,
-    )
-    lifecycle.confirm(order, SETUP)
-    fulfillment.allocate(order, SETUP)
-    fulfillment.ship(
-        order,
-        SETUP,
-        warehouse_id=data.warehouses[0].id,
-        lines={order.lines[0].id: 4},
-        carrier="DHL Express",
-        tracking_number="JD0146",
+    order, _ = shipped_order(
+        data, 4, customer_po="PO-77", carrier="DHL Express", tracking_number="JD0146"
     )
     return order
 

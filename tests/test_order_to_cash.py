@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from portal.extensions import db
 from portal.models import CreditMemo, Notification
-from portal.services import disputes, finance, fulfillment, lifecycle, orders, returns
+from portal.services import disputes, finance, fulfillment, returns
 from tests.conftest import actor
-from tests.factories import SETUP, make_catalog
+from tests.factories import SETUP, make_catalog, shipped_order
 
 
 def _delivered(data, quantity=10):
-    order = orders.orders.create_with_lines(
-        {
-            "customer_id": data.customer.id,
-            "customer_po": "PO-O2C",
-            "requested_date": datetime.now(UTC).date() + timedelta(days=14),
-            "ship_to_id": data.customer.addresses[0].id,
-        },
-        [{"product_id": data.products[0].id, "quantity": quantity}],
-        SETUP,
-    )
-    lifecycle.confirm(order, SETUP)
-    fulfillment.allocate(order, SETUP)
-    shipment = fulfillment.ship(
-        order,
-        SETUP,
-        warehouse_id=data.warehouses[0].id,
-        lines={order.lines[0].id: quantity},
-        carrier="DHL",
-    )
-    return order, shipment
+    return shipped_order(data, quantity, customer_po="PO-O2C")
 
 
 def test_invoicing_every_shipment_then_delivery_makes_the_order_invoiced(clean_db) -> None:

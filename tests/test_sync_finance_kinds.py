@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from decimal import Decimal
 
 from jobs.sync import sync_tracker
 from portal.extensions import db
 from portal.models import AuditEvent, CreditMemo, Dispute
-from portal.services import disputes, finance, fulfillment, lifecycle, orders, trackers
+from portal.services import disputes, finance, trackers
 from tests.conftest import actor
-from tests.factories import SETUP, make_catalog
+from tests.factories import SETUP, make_catalog, shipped_order
 from tests.sync_helpers import ADMIN, append_row, edit, init_workbook, sheet
 
 
 def _issued_invoice():
-    data = make_catalog()
-    sales = orders.orders.create_with_lines(
-        {
-            "customer_id": data.customer.id,
-            "requested_date": finance.utcnow().date() + timedelta(days=14),
-            "ship_to_id": data.customer.addresses[0].id,
-        },
-        [{"product_id": data.products[0].id, "quantity": 10}],
-        SETUP,
-    )
-    lifecycle.confirm(sales, SETUP)
-    fulfillment.allocate(sales, SETUP)
-    shipment = fulfillment.ship(
-        sales,
-        SETUP,
-        warehouse_id=data.warehouses[0].id,
-        lines={sales.lines[0].id: 10},
-        carrier="DHL",
-    )
+    _, shipment = shipped_order(make_catalog())
     return finance.invoice_shipment(shipment, SETUP)
 
 
