@@ -230,13 +230,3 @@ def cancel_line(
             fulfillment._settle_status(order, actor)
         notifications.notify(order, "cancelled", actor, lines=[line], reason=reason)
     return line
-
-
-def revisions(order: SalesOrder) -> list[OrderRevision]:
-    return list(
-        db.session.execute(
-            select(OrderRevision)
-            .where(OrderRevision.order_id == order.id)
-            .order_by(OrderRevision.revision)
-        ).scalars()
-    )
