@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 from flask_appbuilder.models.sqla import Model
-from sqlalchemy import Column, Table, event, func, select
+from sqlalchemy import Column, Table, bindparam, event, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from portal.extensions import db
@@ -118,6 +121,27 @@ def _drop_after_commit(sess: Session) -> None:
     sess.info.pop("after_commit", None)
 
 
+PINNED = "pinned_rows"
+
+
+def pin(sess: Session, record: Any) -> Any:
+    """Hold ``record`` in the identity map until the transaction ends.
+
+    The identity map keeps rows only while something references them, so a row loaded just to
+    check it (a foreign key's target, say) would be loaded again by the next relationship
+    access; pinned, later ``order.customer`` style accesses are answered without a query.
+    """
+    if record is not None:
+        sess.info.setdefault(PINNED, []).append(record)
+    return record
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _unpin(sess: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        sess.info.pop(PINNED, None)
+
+
 def session() -> Session:
     """The scoped session services write through."""
     return db.session
@@ -171,6 +195,63 @@ def check_version(record: Any, expected_version: int | None) -> None:
             "reload it and apply your change again.",
             {"version": [f"stale: current version is {record.version}"]},
         )
+
+
+def save_versioned(sess: Session, records: Sequence[Any], fields: Sequence[str]) -> None:
+    """Write ``fields`` of several versioned rows of one model with one statement.
+
+    The same optimistic lock as the ORM's flush (``WHERE version = :seen``, version + 1, and
+    ``StaleDataError`` — a 409 — if any row was changed meanwhile), but one executemany
+    UPDATE for all rows instead of one statement each. The records' current values of
+    ``fields`` become their committed state, so a later flush does not write them again.
+    """
+    if not records:
+        return
+    model = type(records[0])
+    if any(type(record) is not model for record in records):
+        raise TypeError("save_versioned writes rows of one model at a time")
+    table = model.__table__
+    rows = [
+        {
+            "row_id": record.id,
+            "seen_version": record.version,
+            "new_version": record.version + 1,
+            **{f"new_{name}": getattr(record, name) for name in fields},
+        }
+        for record in records
+    ]
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("row_id"), table.c.version == bindparam("seen_version"))
+        .values(
+            {name: bindparam(f"new_{name}") for name in fields}
+            | {"version": bindparam("new_version")}
+        )
+    )
+    with sess.no_autoflush:  # the records' own pending values are written here, not flushed
+        matched = sess.execute(statement, rows).rowcount
+    if matched != len(rows):
+        raise StaleDataError(
+            f"{model.__name__}: {len(rows) - matched} of {len(rows)} rows were changed "
+            "by another transaction"
+        )
+    refreshed = [c.key for c in table.columns if c.onupdate is not None and c.key not in fields]
+    for record, row in zip(records, rows, strict=True):
+        for name in fields:
+            set_committed_value(record, name, row[f"new_{name}"])
+        set_committed_value(record, "version", row["new_version"])
+        if refreshed:
+            sess.expire(record, refreshed)
+
+
+def upsert(table: Table) -> Any:
+    """An INSERT of ``table`` that can add ``ON CONFLICT … DO UPDATE`` on this database.
+
+    PostgreSQL and SQLite share the clause; SQLAlchemy has a construct for each.
+    """
+    if session().get_bind().dialect.name == "postgresql":
+        return postgresql_insert(table)
+    return sqlite_insert(table)
 
 
 def describe(record: Any) -> str:
@@ -301,7 +382,7 @@ def _referenced_row_exists(sess: Session, target: Column, value: Any) -> bool:
     """Whether the row a foreign key points at exists (from the identity map when loaded)."""
     model = _model_of_table(target.table)
     if model is not None and target.primary_key and isinstance(value, int):
-        return sess.get(model, value) is not None
+        return pin(sess, sess.get(model, value)) is not None
     query = select(func.count()).select_from(target.table).where(target == value)
     return bool(sess.execute(query).scalar_one())
 
@@ -334,7 +415,8 @@ def table_errors(
             for foreign_key in column.foreign_keys:
                 if not _referenced_row_exists(sess, foreign_key.column, value):
                     errors.setdefault(name, []).append(f"{value!s} does not exist")
-        if column.unique and value is not None and (is_new or name in changed):
+        # A unique value this service generated (a sequence number) is left to the constraint.
+        if column.unique and value is not None and name in changed:
             query = select(func.count()).select_from(table).where(column == value)
             if not is_new:
                 query = query.where(table.c.id != record.id)

@@ -14,6 +14,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm.attributes import get_history, set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from portal.extensions import db
 from portal.models import (
@@ -40,7 +42,9 @@ from portal.services.base import (
     ValidationFailed,
     check_version,
     require,
+    save_versioned,
     unit_of_work,
+    upsert,
 )
 
 SHIPMENT_VIEW = "Shipment"
@@ -78,17 +82,18 @@ def _warehouses() -> list[Warehouse]:
 
 
 class AllocationState:
-    """The stock rows (locked), allocation rows and open backorders one allocation touches.
+    """What one allocation reads and writes, in as few statements as the work allows.
 
-    Loaded with one query each, instead of one per line and warehouse; the stock rows are
-    locked in one global order (product, then warehouse) so concurrent allocations never
-    wait on each other in a cycle.
+    The stock rows are loaded with one query and locked in one global order (product, then
+    warehouse) so concurrent allocations never wait on each other in a cycle; open backorders
+    are read only for lines that have some (``qty_backordered`` > 0 exactly when a line has
+    an open backorder). Planned takes are collected and written by :meth:`write`: the stock
+    levels and ledger, the allocation rows and the order lines with one statement each.
     """
 
     def __init__(self, lines: list[OrderLine], warehouses: list[Warehouse]):
         self.warehouses = warehouses
         product_ids = sorted({line.product_id for line in lines})
-        line_ids = [line.id for line in lines]
         levels = db.session.execute(
             select(StockLevel)
             .where(
@@ -100,25 +105,76 @@ class AllocationState:
             .execution_options(populate_existing=True)
         ).scalars()
         self.levels = {(level.product_id, level.warehouse_id): level for level in levels}
-        rows = db.session.execute(
-            select(Allocation).where(Allocation.order_line_id.in_(line_ids))
-        ).scalars()
-        self.allocations = {(row.order_line_id, row.warehouse_id): row for row in rows}
-        backorders = db.session.execute(
-            select(Backorder).where(
-                Backorder.order_line_id.in_(line_ids),
-                Backorder.status == BackorderStatus.OPEN.value,
-            )
-        ).scalars()
-        self.backorders = {backorder.order_line_id: backorder for backorder in backorders}
+        self.available = {key: level.available for key, level in self.levels.items()}
+        backordered = [line.id for line in lines if line.qty_backordered]
+        self.backorders: dict[int, Backorder] = {}
+        if backordered:
+            rows = db.session.execute(
+                select(Backorder).where(
+                    Backorder.order_line_id.in_(backordered),
+                    Backorder.status == BackorderStatus.OPEN.value,
+                )
+            ).scalars()
+            self.backorders = {backorder.order_line_id: backorder for backorder in rows}
+        self.lines = lines
+        self.moves: list[inventory.Move] = []
+        self.takes: dict[tuple[int, int], int] = {}
 
-    def allocation_row(self, line: OrderLine, warehouse_id: int) -> Allocation:
-        row = self.allocations.get((line.id, warehouse_id))
-        if row is None:
-            row = Allocation(order_line_id=line.id, warehouse_id=warehouse_id, quantity=0)
-            db.session.add(row)
-            self.allocations[(line.id, warehouse_id)] = row
-        return row
+    def take(self, line: OrderLine, warehouse_id: int, units: int) -> None:
+        """Plan ``units`` of ``line`` from ``warehouse_id``."""
+        key = (line.product_id, warehouse_id)
+        self.available[key] -= units
+        self.moves.append(
+            inventory.Move(
+                self.levels[key],
+                allocated_delta=units,
+                reference=f"{line.order.number}/{line.line_no}",
+            )
+        )
+        self.takes[(line.id, warehouse_id)] = self.takes.get((line.id, warehouse_id), 0) + units
+        line.qty_allocated += units
+
+    def write(self, actor: Actor) -> None:
+        """Write the planned takes: order lines, stock and ledger, allocation rows."""
+        quantities = ("qty_allocated", "qty_backordered")
+        changed = [
+            line
+            for line in self.lines
+            if any(get_history(line, name).has_changes() for name in quantities)
+        ]
+        save_versioned(db.session, changed, quantities)
+        inventory.move_many(self.moves, MovementKind.ALLOCATION, actor)
+        _add_allocations(self.takes)
+
+
+def _add_allocations(takes: Mapping[tuple[int, int], int]) -> None:
+    """Add units to allocation rows (line, warehouse), creating missing rows: one upsert."""
+    if not takes:
+        return
+    sess = db.session
+    table = Allocation.__table__
+    insert_rows = upsert(table)
+    statement = insert_rows.on_conflict_do_update(
+        index_elements=[table.c.order_line_id, table.c.warehouse_id],
+        set_={"quantity": table.c.quantity + insert_rows.excluded.quantity},
+    ).returning(table.c.id, table.c.quantity)
+    now = utcnow()
+    rows = sess.execute(
+        statement,
+        [
+            {
+                "order_line_id": line_id,
+                "warehouse_id": warehouse_id,
+                "quantity": units,
+                "created_at": now,
+            }
+            for (line_id, warehouse_id), units in takes.items()
+        ],
+    ).all()
+    for row_id, quantity in rows:  # rows this session already holds get the new quantity
+        loaded = sess.identity_map.get(identity_key(Allocation, row_id))
+        if loaded is not None:
+            set_committed_value(loaded, "quantity", quantity)
 
 
 def _allocation_row(line: OrderLine, warehouse_id: int) -> Allocation:
@@ -141,26 +197,17 @@ def _open_backorder(line: OrderLine) -> Backorder | None:
     ).scalar_one_or_none()
 
 
-def _allocate_line(line: OrderLine, state: AllocationState, actor: Actor) -> int:
-    """Allocate what stock allows for one line; returns the units allocated."""
+def _allocate_line(line: OrderLine, state: AllocationState) -> int:
+    """Plan what stock allows for one line, in warehouse priority order; returns the units."""
     need = unallocated(line)
     taken = 0
     for warehouse in state.warehouses:
         if need <= 0:
             break
-        level = state.levels.get((line.product_id, warehouse.id))
-        take = min(need, level.available) if level is not None else 0
+        take = min(need, state.available.get((line.product_id, warehouse.id), 0))
         if take <= 0:
             continue
-        inventory.move(
-            level,
-            MovementKind.ALLOCATION,
-            actor,
-            allocated_delta=take,
-            reference=f"{line.order.number}/{line.line_no}",
-        )
-        state.allocation_row(line, warehouse.id).quantity += take
-        line.qty_allocated += take
+        state.take(line, warehouse.id, take)
         need -= take
         taken += take
     return taken
@@ -229,11 +276,11 @@ def allocate(order: SalesOrder, actor: Actor, today: date | None = None) -> Sale
         new_backorders = []
         allocated = 0
         for line in lines:
-            allocated += _allocate_line(line, state, actor)
+            allocated += _allocate_line(line, state)
             backorder = _sync_backorder(line, today, state)
             if backorder is not None:
                 new_backorders.append(backorder)
-        db.session.flush()
+        state.write(actor)
         audit.record(
             actor,
             "sales_order",
@@ -269,11 +316,11 @@ def fill_backorders(product_id: int, actor: Actor) -> list[str]:
         line = backorder.order_line
         with unit_of_work():
             state = AllocationState([line], _warehouses())
-            taken = _allocate_line(line, state, actor)
+            taken = _allocate_line(line, state)
             if not taken:
                 break
             _sync_backorder(line, utcnow().date(), state)
-            db.session.flush()
+            state.write(actor)
             audit.record(
                 actor,
                 "backorder",

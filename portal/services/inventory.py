@@ -6,10 +6,13 @@ allocated per product and warehouse always equal the sum of their movements.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, insert, select
 
 from portal.extensions import db
-from portal.models import InventoryMovement, MovementKind, StockLevel
+from portal.models import InventoryMovement, MovementKind, StockLevel, utcnow
 from portal.services import audit
 from portal.services.base import (
     Actor,
@@ -17,6 +20,7 @@ from portal.services.base import (
     PermissionDenied,
     ValidationFailed,
     after_commit,
+    save_versioned,
     unit_of_work,
 )
 
@@ -38,6 +42,64 @@ def stock_level(product_id: int, warehouse_id: int, *, lock: bool = False) -> St
     return level
 
 
+@dataclass(frozen=True)
+class Move:
+    """One ledger movement of a stock level: what changes, and the document behind it."""
+
+    level: StockLevel
+    on_hand_delta: int = 0
+    allocated_delta: int = 0
+    reference: str | None = None
+    reason: str | None = None
+
+
+def move_many(moves: Sequence[Move], kind: MovementKind, actor: Actor) -> None:
+    """Apply ledger movements to their stock levels in the current transaction.
+
+    Every movement is checked first (on hand never below 0, allocated between 0 and on
+    hand, movements of the same level applied in order); then the levels are written with one
+    versioned UPDATE and the movements with one INSERT, however many there are.
+    """
+    if not moves:
+        return
+    after: dict[int, tuple[StockLevel, int, int]] = {}
+    for item in moves:
+        level, on_hand, allocated = after.get(
+            id(item.level), (item.level, item.level.on_hand, item.level.allocated)
+        )
+        if on_hand + item.on_hand_delta < 0:
+            raise ValidationFailed({"quantity": [f"only {on_hand} on hand"]})
+        on_hand += item.on_hand_delta
+        allocated += item.allocated_delta
+        if allocated < 0 or allocated > on_hand:
+            raise ValidationFailed(
+                {"quantity": [f"would leave {allocated} allocated of {on_hand} on hand"]}
+            )
+        after[id(level)] = (level, on_hand, allocated)
+    for level, on_hand, allocated in after.values():
+        level.on_hand, level.allocated = on_hand, allocated
+    sess = db.session
+    save_versioned(sess, [level for level, _, _ in after.values()], ("on_hand", "allocated"))
+    now = utcnow()
+    sess.execute(
+        insert(InventoryMovement.__table__),
+        [
+            {
+                "occurred_at": now,
+                "kind": kind.value,
+                "product_id": item.level.product_id,
+                "warehouse_id": item.level.warehouse_id,
+                "on_hand_delta": item.on_hand_delta,
+                "allocated_delta": item.allocated_delta,
+                "reference": item.reference,
+                "reason": item.reason,
+                "actor": actor.name,
+            }
+            for item in moves
+        ],
+    )
+
+
 def move(
     level: StockLevel,
     kind: MovementKind,
@@ -47,29 +109,9 @@ def move(
     allocated_delta: int = 0,
     reference: str | None = None,
     reason: str | None = None,
-) -> InventoryMovement:
-    """Apply one ledger movement to ``level`` in the current transaction."""
-    new_on_hand = level.on_hand + on_hand_delta
-    new_allocated = level.allocated + allocated_delta
-    if new_on_hand < 0:
-        raise ValidationFailed({"quantity": [f"only {level.on_hand} on hand"]})
-    if new_allocated < 0 or new_allocated > new_on_hand:
-        raise ValidationFailed(
-            {"quantity": [f"would leave {new_allocated} allocated of {new_on_hand} on hand"]}
-        )
-    level.on_hand, level.allocated = new_on_hand, new_allocated
-    movement = InventoryMovement(
-        kind=kind.value,
-        product_id=level.product_id,
-        warehouse_id=level.warehouse_id,
-        on_hand_delta=on_hand_delta,
-        allocated_delta=allocated_delta,
-        reference=reference,
-        reason=reason,
-        actor=actor.name,
-    )
-    db.session.add(movement)
-    return movement
+) -> None:
+    """Apply one ledger movement to ``level`` (see :func:`move_many`)."""
+    move_many([Move(level, on_hand_delta, allocated_delta, reference, reason)], kind, actor)
 
 
 def receive(
