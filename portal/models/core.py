@@ -173,7 +173,8 @@ class Customer(Versioned, Model):
     payment_term_id: Mapped[int | None] = mapped_column(ForeignKey("payment_term.id"))
     price_list_id: Mapped[int | None] = mapped_column(ForeignKey("price_list.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
-    payment_term: Mapped[PaymentTerm | None] = relationship()
+    # joined: loading a customer brings its terms, which an order's checks and invoices need
+    payment_term: Mapped[PaymentTerm | None] = relationship(lazy="joined")
     price_list: Mapped[PriceList | None] = relationship()
     addresses: Mapped[list[CustomerAddress]] = relationship(back_populates="customer")
     contacts: Mapped[list[CustomerContact]] = relationship(back_populates="customer")

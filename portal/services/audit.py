@@ -78,8 +78,11 @@ def record(
 
     Events wait in the session until commit, where :func:`_chain_pending` links them all
     under one lock of the chain head, so a transaction pays for the lock once however many
-    events it writes, and a rolled-back transaction leaves no event behind.
+    events it writes, and a rolled-back transaction leaves no event behind. ``entity_id``
+    may be the record itself: a new record's id is then read at commit, after the final
+    flush, so a service needs no flush of its own just to learn the id.
     """
+    record_of_event = entity_id if hasattr(entity_id, "__mapper__") else None
     changes: dict[str, Any] = {}
     if before:
         changes["before"] = plain(dict(before))
@@ -92,11 +95,11 @@ def record(
         actor=actor.name,
         source=actor.source,
         entity=entity,
-        entity_id=None if entity_id is None else str(entity_id),
+        entity_id=None if entity_id is None or record_of_event else str(entity_id),
         action=action,
         changes=json.dumps(changes, sort_keys=True, separators=(",", ":")),
     )
-    db.session.info.setdefault(PENDING, []).append(event)
+    db.session.info.setdefault(PENDING, []).append((event, record_of_event))
     return event
 
 
@@ -112,9 +115,14 @@ def _chain_pending(sess: Session) -> None:
     lock the events take the ids after the head's, so ids are gap-free and follow the chain,
     and they are written with one multi-row INSERT.
     """
-    pending: list[AuditEvent] = sess.info.pop(PENDING, [])
+    pending: list[tuple[AuditEvent, Any]] = sess.info.pop(PENDING, [])
     if not pending:
         return
+    if any(record is not None for _, record in pending):
+        sess.flush()
+        for event, record in pending:
+            if record is not None:
+                event.entity_id = str(record.id)
     head = sess.execute(
         update(AuditChainHead)
         .where(AuditChainHead.id == 1)
@@ -127,7 +135,7 @@ def _chain_pending(sess: Session) -> None:
     else:
         last_id, previous = head
     rows = []
-    for offset, item in enumerate(pending, start=1):
+    for offset, (item, _) in enumerate(pending, start=1):
         item.id = last_id + offset
         item.prev_hash = previous
         item.hash = previous = event_hash(item)

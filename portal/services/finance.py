@@ -30,7 +30,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import event, func, inspect, select, update
+from sqlalchemy import Select, event, func, inspect, select, update
 from sqlalchemy.orm import Session
 
 from portal import security
@@ -521,16 +521,16 @@ class InvoiceService(RecordService[Invoice]):
 invoices = InvoiceService()
 
 
+def open_balance_query(customer_id: int) -> Select:
+    """The query of what a customer owes on issued invoices (one value)."""
+    return select(
+        func.coalesce(func.sum(Invoice.total - Invoice.amount_paid - Invoice.amount_credited), 0)
+    ).where(Invoice.customer_id == customer_id, Invoice.status.in_(OPEN_STATUSES))
+
+
 def open_balance_for_customer(customer_id: int) -> Decimal:
     """What a customer owes on issued invoices (used by the credit-exposure check)."""
-    total = session().execute(
-        select(
-            func.coalesce(
-                func.sum(Invoice.total - Invoice.amount_paid - Invoice.amount_credited), 0
-            )
-        ).where(Invoice.customer_id == customer_id, Invoice.status.in_(OPEN_STATUSES))
-    )
-    return money(Decimal(total.scalar_one()))
+    return money(Decimal(session().execute(open_balance_query(customer_id)).scalar_one()))
 
 
 # -- payments --------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, String, func, literal, select
 
 from portal.extensions import db
 from portal.models import (
@@ -29,6 +29,7 @@ from portal.services.base import (
     PermissionDenied,
     ValidationFailed,
     unit_of_work,
+    upsert,
 )
 
 OPEN_EXPOSURE_STATUSES = (
@@ -50,7 +51,62 @@ class CheckResult:
     detail: str
 
 
-def _customer_active(order: SalesOrder, today: date) -> CheckResult:
+@dataclass(frozen=True)
+class OrderFacts:
+    """What the checks need beyond the order itself, read with one query."""
+
+    today: date
+    open_invoice_balance: Decimal
+    open_order_value: Decimal
+    duplicate_po_orders: tuple[str, ...]
+
+
+def _open_exposure_query(customer_id: int, exclude_order_id: int | None) -> Select:
+    open_units = OrderLine.quantity - OrderLine.qty_cancelled - OrderLine.qty_shipped
+    query = (
+        select(func.coalesce(func.sum(open_units * OrderLine.unit_price), 0))
+        .join(SalesOrder, OrderLine.order_id == SalesOrder.id)
+        .where(
+            SalesOrder.customer_id == customer_id,
+            SalesOrder.status.in_(OPEN_EXPOSURE_STATUSES),
+        )
+    )
+    if exclude_order_id is not None:
+        query = query.where(SalesOrder.id != exclude_order_id)
+    return query
+
+
+def _duplicate_po_query(order: SalesOrder) -> Select:
+    return select(func.aggregate_strings(SalesOrder.number, ", ")).where(
+        SalesOrder.customer_id == order.customer_id,
+        SalesOrder.customer_po == order.customer_po,
+        SalesOrder.id != order.id,
+        SalesOrder.status.not_in(
+            (OrderStatus.CANCELLED.value, OrderStatus.CLOSED.value, OrderStatus.QUOTE.value)
+        ),
+    )
+
+
+def order_facts(order: SalesOrder, today: date) -> OrderFacts:
+    """The customer's open invoices and orders and other orders with the same PO."""
+    balance, exposure, duplicates = db.session.execute(
+        select(
+            finance.open_balance_query(order.customer_id).scalar_subquery(),
+            _open_exposure_query(order.customer_id, order.id).scalar_subquery(),
+            _duplicate_po_query(order).scalar_subquery()
+            if order.customer_po
+            else literal(None, String),
+        )
+    ).one()
+    return OrderFacts(
+        today=today,
+        open_invoice_balance=finance.money(Decimal(balance)),
+        open_order_value=Decimal(exposure).quantize(Decimal("0.01")),
+        duplicate_po_orders=tuple(sorted(duplicates.split(", "))) if duplicates else (),
+    )
+
+
+def _customer_active(order: SalesOrder, facts: OrderFacts) -> CheckResult:
     customer = order.customer
     if not customer.active:
         return CheckResult("customer_active", False, f"customer {customer.code} is inactive")
@@ -64,27 +120,13 @@ def open_exposure(customer_id: int, exclude_order_id: int | None = None) -> Deci
 
     Shipped units are invoiced, so they count through the open invoice balance instead.
     """
-    open_units = OrderLine.quantity - OrderLine.qty_cancelled - OrderLine.qty_shipped
-    query = (
-        select(func.coalesce(func.sum(open_units * OrderLine.unit_price), 0))
-        .join(SalesOrder, OrderLine.order_id == SalesOrder.id)
-        .where(
-            SalesOrder.customer_id == customer_id,
-            SalesOrder.status.in_(OPEN_EXPOSURE_STATUSES),
-        )
-    )
-    if exclude_order_id is not None:
-        query = query.where(SalesOrder.id != exclude_order_id)
-    return Decimal(db.session.execute(query).scalar_one()).quantize(Decimal("0.01"))
+    value = db.session.execute(_open_exposure_query(customer_id, exclude_order_id)).scalar_one()
+    return Decimal(value).quantize(Decimal("0.01"))
 
 
-def _credit_exposure(order: SalesOrder, today: date) -> CheckResult:
+def _credit_exposure(order: SalesOrder, facts: OrderFacts) -> CheckResult:
     limit = order.customer.credit_limit
-    exposure = (
-        finance.open_balance_for_customer(order.customer_id)
-        + open_exposure(order.customer_id, exclude_order_id=order.id)
-        + order.total
-    )
+    exposure = facts.open_invoice_balance + facts.open_order_value + order.total
     if exposure > limit:
         return CheckResult(
             "credit_exposure", False, f"exposure {exposure} exceeds credit limit {limit}"
@@ -92,28 +134,19 @@ def _credit_exposure(order: SalesOrder, today: date) -> CheckResult:
     return CheckResult("credit_exposure", True, f"exposure {exposure} within limit {limit}")
 
 
-def _duplicate_po(order: SalesOrder, today: date) -> CheckResult:
+def _duplicate_po(order: SalesOrder, facts: OrderFacts) -> CheckResult:
     if not order.customer_po:
         return CheckResult("duplicate_po", True, "no customer PO given")
-    others = db.session.execute(
-        select(SalesOrder.number).where(
-            SalesOrder.customer_id == order.customer_id,
-            SalesOrder.customer_po == order.customer_po,
-            SalesOrder.id != order.id,
-            SalesOrder.status.not_in(
-                (OrderStatus.CANCELLED.value, OrderStatus.CLOSED.value, OrderStatus.QUOTE.value)
-            ),
-        )
-    ).scalars()
-    numbers = sorted(others)
-    if numbers:
+    if facts.duplicate_po_orders:
         return CheckResult(
-            "duplicate_po", False, f"PO {order.customer_po} is also on {', '.join(numbers)}"
+            "duplicate_po",
+            False,
+            f"PO {order.customer_po} is also on {', '.join(facts.duplicate_po_orders)}",
         )
     return CheckResult("duplicate_po", True, f"PO {order.customer_po} is unique")
 
 
-def _products_active(order: SalesOrder, today: date) -> CheckResult:
+def _products_active(order: SalesOrder, facts: OrderFacts) -> CheckResult:
     inactive = [line.product.sku for line in order.lines if not line.product.active]
     if not order.lines:
         return CheckResult("products_active", False, "the order has no lines")
@@ -122,7 +155,7 @@ def _products_active(order: SalesOrder, today: date) -> CheckResult:
     return CheckResult("products_active", True, "all products active")
 
 
-def _pack_sizes(order: SalesOrder, today: date) -> CheckResult:
+def _pack_sizes(order: SalesOrder, facts: OrderFacts) -> CheckResult:
     bad = [
         f"line {line.line_no}: {line.quantity} is not a multiple of {line.product.pack_size}"
         for line in order.lines
@@ -133,7 +166,7 @@ def _pack_sizes(order: SalesOrder, today: date) -> CheckResult:
     return CheckResult("pack_size", True, "quantities are whole packs")
 
 
-def _prices(order: SalesOrder, today: date) -> CheckResult:
+def _prices(order: SalesOrder, facts: OrderFacts) -> CheckResult:
     bad = []
     expected_prices = pricing.prices_for(
         order.customer, [(line.product, line.quantity) for line in order.lines]
@@ -146,11 +179,11 @@ def _prices(order: SalesOrder, today: date) -> CheckResult:
     return CheckResult("price", True, "prices match the price list or approved overrides")
 
 
-def _requested_date(order: SalesOrder, today: date) -> CheckResult:
+def _requested_date(order: SalesOrder, facts: OrderFacts) -> CheckResult:
     if order.requested_date is None:
         return CheckResult("requested_date", False, "no requested date")
     lead = max((line.product.lead_time_days for line in order.lines), default=0)
-    earliest = today + timedelta(days=lead)
+    earliest = facts.today + timedelta(days=lead)
     if order.requested_date < earliest:
         return CheckResult(
             "requested_date",
@@ -160,7 +193,7 @@ def _requested_date(order: SalesOrder, today: date) -> CheckResult:
     return CheckResult("requested_date", True, f"on or after {earliest}")
 
 
-def _ship_to(order: SalesOrder, today: date) -> CheckResult:
+def _ship_to(order: SalesOrder, facts: OrderFacts) -> CheckResult:
     if order.ship_to is None:
         return CheckResult("ship_to", False, "no ship-to address")
     if not order.ship_to.is_complete:
@@ -168,13 +201,13 @@ def _ship_to(order: SalesOrder, today: date) -> CheckResult:
     return CheckResult("ship_to", True, "complete")
 
 
-def _terms(order: SalesOrder, today: date) -> CheckResult:
+def _terms(order: SalesOrder, facts: OrderFacts) -> CheckResult:
     if order.payment_term_id is None:
         return CheckResult("terms", False, "no payment terms")
     return CheckResult("terms", True, order.payment_term.name)
 
 
-CHECKS: tuple[Callable[[SalesOrder, date], CheckResult], ...] = (
+CHECKS: tuple[Callable[[SalesOrder, OrderFacts], CheckResult], ...] = (
     _customer_active,
     _credit_exposure,
     _duplicate_po,
@@ -200,22 +233,35 @@ CHECK_NAMES = (
 
 def run_checks(order: SalesOrder, today: date | None = None) -> list[CheckResult]:
     """Evaluate every check (no writes)."""
-    today = today or utcnow().date()
-    return [check(order, today) for check in CHECKS]
+    facts = order_facts(order, today or utcnow().date())
+    return [check(order, facts) for check in CHECKS]
 
 
 def _store_checks(order: SalesOrder, results: list[CheckResult]) -> None:
-    existing = {
-        check.name: check
-        for check in db.session.execute(select(OrderCheck).where(OrderCheck.order_id == order.id))
-        .scalars()
-        .all()
-    }
+    """Replace the order's stored check results: one upsert on (order, check name)."""
+    table = OrderCheck.__table__
+    insert_rows = upsert(table)
     now = utcnow()
-    for result in results:
-        row = existing.get(result.name) or OrderCheck(order_id=order.id, name=result.name)
-        row.passed, row.detail, row.checked_at = result.passed, result.detail[:400], now
-        db.session.add(row)
+    db.session.execute(
+        insert_rows.on_conflict_do_update(
+            index_elements=[table.c.order_id, table.c.name],
+            set_={
+                "passed": insert_rows.excluded.passed,
+                "detail": insert_rows.excluded.detail,
+                "checked_at": insert_rows.excluded.checked_at,
+            },
+        ),
+        [
+            {
+                "order_id": order.id,
+                "name": result.name,
+                "passed": result.passed,
+                "detail": result.detail[:400],
+                "checked_at": now,
+            }
+            for result in results
+        ],
+    )
 
 
 def confirm(order: SalesOrder, actor: Actor, today: date | None = None) -> SalesOrder:

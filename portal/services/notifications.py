@@ -67,8 +67,7 @@ def notify(order: SalesOrder, event: str, actor: Actor, **context: Any) -> Notif
         next_attempt_at=utcnow(),
     )
     db.session.add(message)
-    db.session.flush()
-    audit.record(actor, "notification", message.id, "queue", detail={"event": event})
+    audit.record(actor, "notification", message, "queue", detail={"event": event})
     after_commit(_queue_send, key="send_notifications")
     return message
 

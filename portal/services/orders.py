@@ -76,6 +76,7 @@ class OrderService(RecordService[SalesOrder]):
             "number": numbering.next_number("sales_order"),
             "order_date": utcnow().date(),
             "status": OrderStatus.DRAFT.value,
+            "lines": [],  # known empty: adding lines needs no query for the existing ones
         }
 
     def validate(self, sess: Session, record: SalesOrder, changed: set[str]):
@@ -294,7 +295,6 @@ def transition(
             order.hold_reasons = reason
         elif old == OrderStatus.ON_HOLD.value:
             order.hold_reasons = None
-        db.session.flush()
         audit.record(
             actor,
             "sales_order",
