@@ -155,8 +155,9 @@ def ctx(app: Flask) -> Iterator[Flask]:
 
 
 def wipe_business_tables() -> None:
-    """Empty every business table; users and roles stay (inside an app context)."""
+    """Empty every business table and restart the number sequences; users and roles stay."""
     from portal.extensions import db
+    from portal.services import numbering
 
     tables = [
         table
@@ -166,6 +167,8 @@ def wipe_business_tables() -> None:
     if db.engine.dialect.name == "postgresql":
         names = ", ".join(table.name for table in tables)
         db.session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        for name in numbering.PREFIXES.keys() - numbering.GAP_FREE:
+            db.session.execute(text(f"ALTER SEQUENCE {numbering.sequence_name(name)} RESTART"))
     else:
         for table in tables:
             db.session.execute(table.delete())

@@ -1,8 +1,17 @@
-"""Gap-free business numbers (SO-000001, INV-000001) taken inside the caller's transaction."""
+"""Business numbers (SO-000001, INV-000001) taken inside the caller's transaction.
+
+Invoices and credit memos are legal documents, so their numbers are gap-free: the counter row
+is locked while taken and a rolled-back transaction gives its number back. That lock lasts
+until commit, so it also serialises everyone taking the same kind of number. Order, shipment,
+RMA and dispute numbers only need to be unique and increasing, so on PostgreSQL they come
+from a database sequence instead, which never blocks a concurrent transaction (a rolled-back
+transaction skips its number). SQLite serialises writers anyway and uses the counter rows
+for every kind.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, text, update
 
 from portal.extensions import db
 from portal.models import NumberSequence
@@ -15,11 +24,25 @@ PREFIXES = {
     "dispute": "DSP-",
     "rma": "RMA-",
 }
+GAP_FREE = frozenset({"invoice", "credit_memo"})
+WIDTH = 6
+
+
+def sequence_name(name: str) -> str:
+    """The PostgreSQL sequence behind the numbers of ``name`` (not gap-free kinds)."""
+    return f"number_seq_{name}"
+
+
+def _uses_sequence(name: str) -> bool:
+    return name not in GAP_FREE and name in PREFIXES and db.engine.dialect.name == "postgresql"
 
 
 def next_number(name: str) -> str:
-    """Take the next number of sequence ``name``; rolled back with the transaction."""
+    """Take the next number of ``name``; gap-free kinds give it back on rollback."""
     sess = db.session
+    if _uses_sequence(name):
+        value = sess.execute(select(func.nextval(sequence_name(name)))).scalar_one()
+        return f"{PREFIXES[name]}{value:0{WIDTH}d}"
     taken = sess.execute(
         update(NumberSequence)
         .where(NumberSequence.name == name)
@@ -29,7 +52,7 @@ def next_number(name: str) -> str:
     if taken is None:
         sess.add(NumberSequence(name=name, prefix=PREFIXES.get(name, ""), next_value=2))
         sess.flush()
-        value, prefix, width = 1, PREFIXES.get(name, ""), 6
+        value, prefix, width = 1, PREFIXES.get(name, ""), WIDTH
     else:
         value, prefix, width = taken[0] - 1, taken[1], taken[2]
     return f"{prefix}{value:0{width}d}"
@@ -37,6 +60,11 @@ def next_number(name: str) -> str:
 
 def peek(name: str) -> int:
     """The value the next call would take (for tests and the admin page)."""
+    if _uses_sequence(name):
+        last, called = db.session.execute(
+            text(f"SELECT last_value, is_called FROM {sequence_name(name)}")
+        ).one()
+        return last + 1 if called else last
     row = db.session.execute(
         select(NumberSequence.next_value).where(NumberSequence.name == name)
     ).scalar_one_or_none()
