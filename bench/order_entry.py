@@ -107,6 +107,7 @@ def build_catalog():
             {
                 "code": f"BC{n:03d}",
                 "name": f"Bench customer {n}",
+                "email": f"orders@customer{n}.example",  # so confirmations are queued
                 "credit_limit": Decimal("1000000000"),
                 "payment_term_id": term.id,
             },
