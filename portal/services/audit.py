@@ -45,7 +45,24 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-def event_hash(event: AuditEvent) -> str:
+@dataclass(slots=True)
+class PendingEvent:
+    """An event of the current transaction, written when it commits."""
+
+    occurred_at: datetime
+    actor: str
+    source: str
+    entity: str
+    entity_id: str | None
+    action: str
+    changes: str
+    record: Any = None  # a new record whose id becomes entity_id at commit
+    id: int | None = None
+    prev_hash: str | None = None
+    hash: str | None = None
+
+
+def event_hash(event: AuditEvent | PendingEvent) -> str:
     """SHA-256 over the event's canonical content and the previous event's hash."""
     payload = json.dumps(
         {
@@ -73,7 +90,7 @@ def record(
     before: Mapping[str, Any] | None = None,
     after: Mapping[str, Any] | None = None,
     detail: Mapping[str, Any] | None = None,
-) -> AuditEvent:
+) -> None:
     """Add one event to the current transaction; it joins the chain when that commits.
 
     Events wait in the session until commit, where :func:`_chain_pending` links them all
@@ -90,7 +107,7 @@ def record(
         changes["after"] = plain(dict(after))
     if detail:
         changes["detail"] = plain(dict(detail))
-    event = AuditEvent(
+    event = PendingEvent(
         occurred_at=utcnow(),
         actor=actor.name,
         source=actor.source,
@@ -98,9 +115,9 @@ def record(
         entity_id=None if entity_id is None or record_of_event else str(entity_id),
         action=action,
         changes=json.dumps(changes, sort_keys=True, separators=(",", ":")),
+        record=record_of_event,
     )
-    db.session.info.setdefault(PENDING, []).append((event, record_of_event))
-    return event
+    db.session.info.setdefault(PENDING, []).append(event)
 
 
 PENDING = "audit_pending"
@@ -115,14 +132,14 @@ def _chain_pending(sess: Session) -> None:
     lock the events take the ids after the head's, so ids are gap-free and follow the chain,
     and they are written with one multi-row INSERT.
     """
-    pending: list[tuple[AuditEvent, Any]] = sess.info.pop(PENDING, [])
+    pending: list[PendingEvent] = sess.info.pop(PENDING, [])
     if not pending:
         return
-    if any(record is not None for _, record in pending):
+    if any(event.record is not None for event in pending):
         sess.flush()
-        for event, record in pending:
-            if record is not None:
-                event.entity_id = str(record.id)
+        for event in pending:
+            if event.record is not None:
+                event.entity_id = str(event.record.id)
     head = sess.execute(
         update(AuditChainHead)
         .where(AuditChainHead.id == 1)
@@ -134,15 +151,14 @@ def _chain_pending(sess: Session) -> None:
         last_id, previous = 0, GENESIS_HASH
     else:
         last_id, previous = head
+    columns = [column.key for column in AuditEvent.__table__.columns]
     rows = []
-    for offset, (item, _) in enumerate(pending, start=1):
+    for offset, item in enumerate(pending, start=1):
         item.id = last_id + offset
         item.prev_hash = previous
         item.hash = previous = event_hash(item)
-        rows.append(
-            {column.key: getattr(item, column.key) for column in AuditEvent.__table__.columns}
-        )
-    sess.execute(insert(AuditEvent), rows)
+        rows.append({name: getattr(item, name) for name in columns})
+    sess.execute(insert(AuditEvent.__table__), rows)
     sess.execute(
         update(AuditChainHead)
         .where(AuditChainHead.id == 1)

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import get_history, set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from portal.extensions import db
@@ -136,6 +136,19 @@ def pin(sess: Session, record: Any) -> Any:
     return record
 
 
+def preload(sess: Session, model: type, ids: Iterable[Any], *options: Any) -> dict[Any, Any]:
+    """Load the rows of ``model`` with these ids in one query and pin them (see :func:`pin`).
+
+    A batch reads what its records refer to once, instead of once per record (and each
+    miss would also flush everything the batch has built so far).
+    """
+    wanted = {value for value in ids if isinstance(value, int) and not isinstance(value, bool)}
+    if not wanted:
+        return {}
+    query = select(model).where(model.id.in_(wanted)).options(*options)
+    return {row.id: pin(sess, row) for row in sess.execute(query).scalars()}
+
+
 @event.listens_for(Session, "after_transaction_end")
 def _unpin(sess: Session, transaction: Any) -> None:
     if transaction.parent is None:
@@ -198,33 +211,46 @@ def check_version(record: Any, expected_version: int | None) -> None:
 
 
 def save_versioned(sess: Session, records: Sequence[Any], fields: Sequence[str]) -> None:
-    """Write ``fields`` of several versioned rows of one model with one statement.
+    """Write the pending changes of ``fields`` of versioned rows of one model, one statement.
 
     The same optimistic lock as the ORM's flush (``WHERE version = :seen``, version + 1, and
     ``StaleDataError`` — a 409 — if any row was changed meanwhile), but one executemany
-    UPDATE for all rows instead of one statement each. The records' current values of
-    ``fields`` become their committed state, so a later flush does not write them again.
+    UPDATE for every record with a change instead of one statement each. Columns with an
+    ``onupdate`` (``updated_at``) are set as a flush would. The written values become the
+    records' committed state, so a later flush does not write them again.
     """
-    if not records:
+    changed = [
+        record
+        for record in records
+        if any(get_history(record, name).has_changes() for name in fields)
+    ]
+    if not changed:
         return
-    model = type(records[0])
-    if any(type(record) is not model for record in records):
+    model = type(changed[0])
+    if any(type(record) is not model for record in changed):
         raise TypeError("save_versioned writes rows of one model at a time")
     table = model.__table__
+    stamped = {
+        column.key: column.onupdate.arg(None)
+        for column in table.columns
+        if column.onupdate is not None and column.onupdate.is_callable and column.key not in fields
+    }
     rows = [
         {
             "row_id": record.id,
             "seen_version": record.version,
             "new_version": record.version + 1,
             **{f"new_{name}": getattr(record, name) for name in fields},
+            **{f"new_{name}": value for name, value in stamped.items()},
         }
-        for record in records
+        for record in changed
     ]
+    written = [*fields, *stamped]
     statement = (
         update(table)
         .where(table.c.id == bindparam("row_id"), table.c.version == bindparam("seen_version"))
         .values(
-            {name: bindparam(f"new_{name}") for name in fields}
+            {name: bindparam(f"new_{name}") for name in written}
             | {"version": bindparam("new_version")}
         )
     )
@@ -235,13 +261,33 @@ def save_versioned(sess: Session, records: Sequence[Any], fields: Sequence[str])
             f"{model.__name__}: {len(rows) - matched} of {len(rows)} rows were changed "
             "by another transaction"
         )
-    refreshed = [c.key for c in table.columns if c.onupdate is not None and c.key not in fields]
-    for record, row in zip(records, rows, strict=True):
-        for name in fields:
+    for record, row in zip(changed, rows, strict=True):
+        for name in written:
             set_committed_value(record, name, row[f"new_{name}"])
         set_committed_value(record, "version", row["new_version"])
-        if refreshed:
-            sess.expire(record, refreshed)
+
+
+PREASSIGN_IDS_FROM = 20
+
+
+def assign_ids(sess: Session, records: Sequence[Any]) -> None:
+    """Give many new records of one model their ids from the table's sequence, in advance.
+
+    With its ids known, the ORM inserts the rows as one pipelined executemany of a short,
+    prepared statement instead of a multi-row ``INSERT … RETURNING id`` whose text grows with
+    the batch (and is parsed anew each time). PostgreSQL only, and only for batches of
+    ``PREASSIGN_IDS_FROM`` records or more; otherwise the flush fetches the ids as usual.
+    """
+    if len(records) < PREASSIGN_IDS_FROM or sess.get_bind().dialect.name != "postgresql":
+        return
+    table = type(records[0]).__table__
+    sequence = func.pg_get_serial_sequence(table.name, "id")
+    with sess.no_autoflush:  # the records must still be pending when their ids are set
+        ids = sess.execute(
+            select(func.nextval(sequence)).select_from(func.generate_series(1, len(records)))
+        ).scalars()
+    for record, new_id in zip(records, sorted(ids), strict=True):
+        record.id = new_id
 
 
 def upsert(table: Table) -> Any:
@@ -287,24 +333,35 @@ class RecordService(Generic[M]):
 
     def create(self, data: Mapping[str, Any], actor: Actor) -> M:
         """Create a record from ``data`` (only ``creatable`` fields) as ``actor``."""
+        with unit_of_work() as sess:
+            record = self.build(data, actor)
+            sess.flush()
+            self.after_create(sess, record, actor)
+        return record
+
+    def build(self, data: Mapping[str, Any], actor: Actor, **preset: Any) -> M:
+        """Validate and add a new record without flushing it.
+
+        Its INSERT waits for the next flush, so many records built in one unit of work are
+        written together; ``preset`` gives generated fields (a number taken in advance).
+        Models whose :meth:`after_create` adds rows are created with :meth:`create`.
+        """
         self._require(actor, "can_write")
         unknown = sorted(set(data) - set(self.creatable))
         if unknown:
             raise ValidationFailed({name: ["unknown or read-only field"] for name in unknown})
         with unit_of_work() as sess:
-            record = self.model(**self.defaults())
+            record = self.model(**{**self.defaults(), **preset})
             for name, value in data.items():
                 setattr(record, name, value)
             self._validate_all(sess, record, set(data), is_new=True)
             sess.add(record)
-            sess.flush()
-            self.after_create(sess, record, actor)
             from portal.services import audit
 
             audit.record(
                 actor,
                 self.entity,
-                record.id,
+                record,
                 "create",
                 after={name: getattr(record, name) for name in self.audit_fields(data)},
             )

@@ -8,14 +8,12 @@ same unit. What cannot be allocated becomes a backorder, filled when stock arriv
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm.attributes import get_history, set_committed_value
-from sqlalchemy.orm.util import identity_key
+from sqlalchemy import inspect, select
 
 from portal.extensions import db
 from portal.models import (
@@ -136,13 +134,7 @@ class AllocationState:
 
     def write(self, actor: Actor) -> None:
         """Write the planned takes: order lines, stock and ledger, allocation rows."""
-        quantities = ("qty_allocated", "qty_backordered")
-        changed = [
-            line
-            for line in self.lines
-            if any(get_history(line, name).has_changes() for name in quantities)
-        ]
-        save_versioned(db.session, changed, quantities)
+        save_versioned(db.session, self.lines, ("qty_allocated", "qty_backordered"))
         inventory.move_many(self.moves, MovementKind.ALLOCATION, actor)
         _add_allocations(self.takes)
 
@@ -154,13 +146,12 @@ def _add_allocations(takes: Mapping[tuple[int, int], int]) -> None:
     sess = db.session
     table = Allocation.__table__
     insert_rows = upsert(table)
-    statement = insert_rows.on_conflict_do_update(
-        index_elements=[table.c.order_line_id, table.c.warehouse_id],
-        set_={"quantity": table.c.quantity + insert_rows.excluded.quantity},
-    ).returning(table.c.id, table.c.quantity)
     now = utcnow()
-    rows = sess.execute(
-        statement,
+    sess.execute(
+        insert_rows.on_conflict_do_update(
+            index_elements=[table.c.order_line_id, table.c.warehouse_id],
+            set_={"quantity": table.c.quantity + insert_rows.excluded.quantity},
+        ),
         [
             {
                 "order_line_id": line_id,
@@ -170,11 +161,12 @@ def _add_allocations(takes: Mapping[tuple[int, int], int]) -> None:
             }
             for (line_id, warehouse_id), units in takes.items()
         ],
-    ).all()
-    for row_id, quantity in rows:  # rows this session already holds get the new quantity
-        loaded = sess.identity_map.get(identity_key(Allocation, row_id))
-        if loaded is not None:
-            set_committed_value(loaded, "quantity", quantity)
+    )
+    for loaded in list(sess.identity_map.values()):  # rows this session holds reload
+        if type(loaded) is Allocation:
+            state = inspect(loaded).dict
+            if (state.get("order_line_id"), state.get("warehouse_id")) in takes or not state:
+                sess.expire(loaded, ["quantity"])
 
 
 def _allocation_row(line: OrderLine, warehouse_id: int) -> Allocation:
@@ -266,35 +258,58 @@ def _settle_status(order: SalesOrder, actor: Actor) -> None:
 
 def allocate(order: SalesOrder, actor: Actor, today: date | None = None) -> SalesOrder:
     """Allocate every open line from stock; the rest becomes backorders."""
+    return allocate_many([order], actor, today)[0]
+
+
+def allocate_many(
+    orders_to_allocate: Sequence[SalesOrder], actor: Actor, today: date | None = None
+) -> list[SalesOrder]:
+    """Allocate several orders in one transaction, in the order given.
+
+    The stock rows of all their products are locked with one query, each order takes what
+    the ones before it left, and the lines, stock, ledger, allocation rows and order statuses
+    are written with one statement each, whatever the number of orders.
+    """
     orders.orders._require(actor, "can_write")
-    if order.status not in ALLOCATABLE:
-        raise ConflictError(f"order {order.number} is {order.status}; it can't be allocated")
+    for order in orders_to_allocate:
+        if order.status not in ALLOCATABLE:
+            raise ConflictError(f"order {order.number} is {order.status}; it can't be allocated")
     today = today or utcnow().date()
     with unit_of_work():
-        lines = [line for line in order.lines if unallocated(line) > 0]
-        state = AllocationState(lines, _warehouses())
-        new_backorders = []
-        allocated = 0
-        for line in lines:
-            allocated += _allocate_line(line, state)
-            backorder = _sync_backorder(line, today, state)
-            if backorder is not None:
-                new_backorders.append(backorder)
-        state.write(actor)
-        audit.record(
-            actor,
-            "sales_order",
-            order.id,
-            "allocate",
-            detail={
-                "allocated": allocated,
-                "backordered": sum(b.quantity for b in new_backorders),
-            },
+        open_lines = {
+            order.id: [line for line in order.lines if unallocated(line) > 0]
+            for order in orders_to_allocate
+        }
+        state = AllocationState(
+            [line for lines in open_lines.values() for line in lines], _warehouses()
         )
-        _settle_status(order, actor)
-        if new_backorders:
-            notifications.notify(order, "backordered", actor, backorders=new_backorders)
-    return order
+        outcomes = []
+        for order in orders_to_allocate:
+            new_backorders = []
+            allocated = 0
+            for line in open_lines[order.id]:
+                allocated += _allocate_line(line, state)
+                backorder = _sync_backorder(line, today, state)
+                if backorder is not None:
+                    new_backorders.append(backorder)
+            outcomes.append((order, allocated, new_backorders))
+        state.write(actor)
+        for order, allocated, new_backorders in outcomes:
+            audit.record(
+                actor,
+                "sales_order",
+                order.id,
+                "allocate",
+                detail={
+                    "allocated": allocated,
+                    "backordered": sum(b.quantity for b in new_backorders),
+                },
+            )
+            _settle_status(order, actor)
+            if new_backorders:
+                notifications.notify(order, "backordered", actor, backorders=new_backorders)
+        orders.save_statuses(orders_to_allocate)
+    return list(orders_to_allocate)
 
 
 def fill_backorders(product_id: int, actor: Actor) -> list[str]:

@@ -7,15 +7,17 @@ reasons. Supervisors release holds and approve price overrides, with who and why
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Select, String, func, literal, select
+from sqlalchemy import ColumnElement, Select, func, select, tuple_
+from sqlalchemy.orm import selectinload
 
 from portal.extensions import db
 from portal.models import (
+    Customer,
     OrderCheck,
     OrderLine,
     OrderStatus,
@@ -53,7 +55,7 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class OrderFacts:
-    """What the checks need beyond the order itself, read with one query."""
+    """What the checks need beyond the order itself."""
 
     today: date
     open_invoice_balance: Decimal
@@ -61,9 +63,13 @@ class OrderFacts:
     duplicate_po_orders: tuple[str, ...]
 
 
-def _open_exposure_query(customer_id: int, exclude_order_id: int | None) -> Select:
+def _open_exposure_query(customer_id: int | ColumnElement[int]) -> Select:
+    """Value of a customer's confirmed orders not yet shipped (one value).
+
+    Shipped units are invoiced, so they count through the open invoice balance instead.
+    """
     open_units = OrderLine.quantity - OrderLine.qty_cancelled - OrderLine.qty_shipped
-    query = (
+    return (
         select(func.coalesce(func.sum(open_units * OrderLine.unit_price), 0))
         .join(SalesOrder, OrderLine.order_id == SalesOrder.id)
         .where(
@@ -71,39 +77,77 @@ def _open_exposure_query(customer_id: int, exclude_order_id: int | None) -> Sele
             SalesOrder.status.in_(OPEN_EXPOSURE_STATUSES),
         )
     )
-    if exclude_order_id is not None:
-        query = query.where(SalesOrder.id != exclude_order_id)
-    return query
 
 
-def _duplicate_po_query(order: SalesOrder) -> Select:
-    return select(func.aggregate_strings(SalesOrder.number, ", ")).where(
-        SalesOrder.customer_id == order.customer_id,
-        SalesOrder.customer_po == order.customer_po,
-        SalesOrder.id != order.id,
-        SalesOrder.status.not_in(
-            (OrderStatus.CANCELLED.value, OrderStatus.CLOSED.value, OrderStatus.QUOTE.value)
-        ),
+def _open_value(order: SalesOrder) -> Decimal:
+    """What a confirmed ``order`` adds to its customer's open order value."""
+    open_units = (line.quantity - line.qty_cancelled - line.qty_shipped for line in order.lines)
+    return sum(
+        (units * line.unit_price for units, line in zip(open_units, order.lines, strict=True)),
+        Decimal("0"),
     )
 
 
-def order_facts(order: SalesOrder, today: date) -> OrderFacts:
-    """The customer's open invoices and orders and other orders with the same PO."""
-    balance, exposure, duplicates = db.session.execute(
-        select(
-            finance.open_balance_query(order.customer_id).scalar_subquery(),
-            _open_exposure_query(order.customer_id, order.id).scalar_subquery(),
-            _duplicate_po_query(order).scalar_subquery()
-            if order.customer_po
-            else literal(None, String),
+class CustomerFacts:
+    """The open invoices, open orders and POs of a batch's customers, read with two queries.
+
+    An order confirmed earlier in the batch adds to its customer's open order value, so a
+    batch decides exactly as confirming its orders one at a time would.
+    """
+
+    def __init__(self, batch: Sequence[SalesOrder], today: date):
+        self.today = today
+        sums = db.session.execute(
+            select(
+                Customer,
+                finance.open_balance_query(Customer.id).scalar_subquery(),
+                _open_exposure_query(Customer.id).scalar_subquery(),
+            )
+            .where(Customer.id.in_({order.customer_id for order in batch}))
+            .options(selectinload(Customer.contacts))  # the confirmations' recipients
+        ).all()
+        self.customers = [row[0] for row in sums]  # held, so each loads once per batch
+        self.balance = {row[0].id: finance.money(Decimal(row[1])) for row in sums}
+        self.open_value = {row[0].id: Decimal(row[2]) for row in sums}
+        pairs = {(order.customer_id, order.customer_po) for order in batch if order.customer_po}
+        self.same_po: dict[tuple[int, str], list[tuple[int, str]]] = {}
+        if pairs:
+            rows = db.session.execute(
+                select(
+                    SalesOrder.customer_id,
+                    SalesOrder.customer_po,
+                    SalesOrder.id,
+                    SalesOrder.number,
+                ).where(
+                    tuple_(SalesOrder.customer_id, SalesOrder.customer_po).in_(sorted(pairs)),
+                    SalesOrder.status.not_in(
+                        (
+                            OrderStatus.CANCELLED.value,
+                            OrderStatus.CLOSED.value,
+                            OrderStatus.QUOTE.value,
+                        )
+                    ),
+                )
+            )
+            for customer_id, po, order_id, number in rows:
+                self.same_po.setdefault((customer_id, po), []).append((order_id, number))
+
+    def facts(self, order: SalesOrder) -> OrderFacts:
+        others = self.same_po.get((order.customer_id, order.customer_po), [])
+        return OrderFacts(
+            today=self.today,
+            open_invoice_balance=self.balance.get(order.customer_id, Decimal("0.00")),
+            open_order_value=self.open_value.get(order.customer_id, Decimal("0")).quantize(
+                Decimal("0.01")
+            ),
+            duplicate_po_orders=tuple(sorted(n for i, n in others if i != order.id)),
         )
-    ).one()
-    return OrderFacts(
-        today=today,
-        open_invoice_balance=finance.money(Decimal(balance)),
-        open_order_value=Decimal(exposure).quantize(Decimal("0.01")),
-        duplicate_po_orders=tuple(sorted(duplicates.split(", "))) if duplicates else (),
-    )
+
+    def confirmed(self, order: SalesOrder) -> None:
+        """Count a just-confirmed order in its customer's open order value."""
+        self.open_value[order.customer_id] = self.open_value.get(
+            order.customer_id, Decimal("0")
+        ) + _open_value(order)
 
 
 def _customer_active(order: SalesOrder, facts: OrderFacts) -> CheckResult:
@@ -113,15 +157,6 @@ def _customer_active(order: SalesOrder, facts: OrderFacts) -> CheckResult:
     if customer.credit_hold:
         return CheckResult("customer_active", False, f"customer {customer.code} is on credit hold")
     return CheckResult("customer_active", True, "active, no credit hold")
-
-
-def open_exposure(customer_id: int, exclude_order_id: int | None = None) -> Decimal:
-    """Value of the customer's confirmed orders not yet shipped.
-
-    Shipped units are invoiced, so they count through the open invoice balance instead.
-    """
-    value = db.session.execute(_open_exposure_query(customer_id, exclude_order_id)).scalar_one()
-    return Decimal(value).quantize(Decimal("0.01"))
 
 
 def _credit_exposure(order: SalesOrder, facts: OrderFacts) -> CheckResult:
@@ -233,12 +268,12 @@ CHECK_NAMES = (
 
 def run_checks(order: SalesOrder, today: date | None = None) -> list[CheckResult]:
     """Evaluate every check (no writes)."""
-    facts = order_facts(order, today or utcnow().date())
+    facts = CustomerFacts([order], today or utcnow().date()).facts(order)
     return [check(order, facts) for check in CHECKS]
 
 
-def _store_checks(order: SalesOrder, results: list[CheckResult]) -> None:
-    """Replace the order's stored check results: one upsert on (order, check name)."""
+def _store_checks(results: Sequence[tuple[SalesOrder, list[CheckResult]]]) -> None:
+    """Replace the orders' stored check results: one upsert on (order, check name)."""
     table = OrderCheck.__table__
     insert_rows = upsert(table)
     now = utcnow()
@@ -259,32 +294,55 @@ def _store_checks(order: SalesOrder, results: list[CheckResult]) -> None:
                 "detail": result.detail[:400],
                 "checked_at": now,
             }
-            for result in results
+            for order, order_results in results
+            for result in order_results
         ],
     )
 
 
 def confirm(order: SalesOrder, actor: Actor, today: date | None = None) -> SalesOrder:
     """Validate and confirm a draft (or held) order; failed checks put it on hold instead."""
+    return confirm_many([order], actor, today)[0]
+
+
+def confirm_many(
+    batch: Sequence[SalesOrder], actor: Actor, today: date | None = None
+) -> list[SalesOrder]:
+    """Validate and confirm drafts (or held orders) in one transaction, in the order given.
+
+    Each order passes every check and is confirmed (promised date set, confirmation
+    queued), or goes on hold with the failed checks as reasons. The batch's facts are read
+    with two queries and its check results and statuses written with one statement each.
+    """
     orders.orders._require(actor, "can_write")
-    if order.status not in (OrderStatus.DRAFT.value, OrderStatus.ON_HOLD.value):
-        raise ConflictError(f"order {order.number} is {order.status}; only drafts are confirmed")
+    for order in batch:
+        if order.status not in (OrderStatus.DRAFT.value, OrderStatus.ON_HOLD.value):
+            raise ConflictError(
+                f"order {order.number} is {order.status}; only drafts are confirmed"
+            )
     today = today or utcnow().date()
     with unit_of_work():
-        results = run_checks(order, today)
-        _store_checks(order, results)
-        failed = [r for r in results if not r.passed]
-        if failed:
-            reasons = "; ".join(f"{r.name}: {r.detail}" for r in failed)
-            if order.status != OrderStatus.ON_HOLD.value:
-                orders.transition(order, OrderStatus.ON_HOLD.value, actor, reasons)
-            else:
-                order.hold_reasons = reasons
-            return order
-        _promise(order, today)
-        orders.transition(order, OrderStatus.CONFIRMED.value, actor)
-        notifications.notify(order, "confirmed", actor)
-    return order
+        customers = CustomerFacts(batch, today)
+        results = []
+        for order in batch:
+            facts = customers.facts(order)
+            order_results = [check(order, facts) for check in CHECKS]
+            results.append((order, order_results))
+            failed = [r for r in order_results if not r.passed]
+            if failed:
+                reasons = "; ".join(f"{r.name}: {r.detail}" for r in failed)
+                if order.status != OrderStatus.ON_HOLD.value:
+                    orders.transition(order, OrderStatus.ON_HOLD.value, actor, reasons)
+                else:
+                    order.hold_reasons = reasons
+                continue
+            _promise(order, today)
+            orders.transition(order, OrderStatus.CONFIRMED.value, actor)
+            notifications.notify(order, "confirmed", actor)
+            customers.confirmed(order)
+        orders.save_statuses(batch)  # before the next statement would flush them one by one
+        _store_checks(results)
+    return list(batch)
 
 
 def _promise(order: SalesOrder, today: date) -> None:

@@ -39,23 +39,30 @@ def _uses_sequence(name: str) -> bool:
 
 def next_number(name: str) -> str:
     """Take the next number of ``name``; gap-free kinds give it back on rollback."""
+    return next_numbers(name, 1)[0]
+
+
+def next_numbers(name: str, count: int) -> list[str]:
+    """Take the next ``count`` numbers of ``name`` with one statement."""
     sess = db.session
     if _uses_sequence(name):
-        value = sess.execute(select(func.nextval(sequence_name(name)))).scalar_one()
-        return f"{PREFIXES[name]}{value:0{WIDTH}d}"
+        values = sess.execute(
+            select(func.nextval(sequence_name(name))).select_from(func.generate_series(1, count))
+        ).scalars()
+        return [f"{PREFIXES[name]}{value:0{WIDTH}d}" for value in sorted(values)]
     taken = sess.execute(
         update(NumberSequence)
         .where(NumberSequence.name == name)
-        .values(next_value=NumberSequence.next_value + 1)
+        .values(next_value=NumberSequence.next_value + count)
         .returning(NumberSequence.next_value, NumberSequence.prefix, NumberSequence.width)
     ).first()
     if taken is None:
-        sess.add(NumberSequence(name=name, prefix=PREFIXES.get(name, ""), next_value=2))
+        sess.add(NumberSequence(name=name, prefix=PREFIXES.get(name, ""), next_value=count + 1))
         sess.flush()
-        value, prefix, width = 1, PREFIXES.get(name, ""), WIDTH
+        first, prefix, width = 1, PREFIXES.get(name, ""), WIDTH
     else:
-        value, prefix, width = taken[0] - 1, taken[1], taken[2]
-    return f"{prefix}{value:0{width}d}"
+        first, prefix, width = taken[0] - count, taken[1], taken[2]
+    return [f"{prefix}{value:0{width}d}" for value in range(first, first + count)]
 
 
 def peek(name: str) -> int:

@@ -14,13 +14,25 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.extensions import db
-from portal.models import INCOTERMS, Customer, OrderLine, OrderStatus, Product, SalesOrder, utcnow
+from portal.models import (
+    INCOTERMS,
+    Customer,
+    CustomerAddress,
+    OrderLine,
+    OrderStatus,
+    Product,
+    SalesOrder,
+    utcnow,
+)
 from portal.services import audit, numbering, pricing
 from portal.services.base import (
     Actor,
     ConflictError,
     RecordService,
     ValidationFailed,
+    assign_ids,
+    preload,
+    save_versioned,
     unit_of_work,
 )
 
@@ -56,24 +68,61 @@ class OrderService(RecordService[SalesOrder]):
         "notes",
     )
 
+    def create(self, data: Mapping[str, Any], actor: Actor) -> SalesOrder:
+        """Create an order without lines (see :meth:`create_many`)."""
+        return self.create_many([(data, [])], actor)[0]
+
     def create_with_lines(
         self, data: Mapping[str, Any], lines: Sequence[Mapping[str, Any]], actor: Actor
     ) -> SalesOrder:
         """Create an order (status ``draft`` or ``quote``) with its lines in one transaction."""
-        data = dict(data)
-        status = data.get("status") or OrderStatus.DRAFT.value
-        if status not in (OrderStatus.DRAFT.value, OrderStatus.QUOTE.value):
-            raise ValidationFailed({"status": ["a new order starts as draft or quote"]})
-        data["status"] = status
-        with unit_of_work():
-            order = self.create(data, actor)
-            if lines:
-                add_lines(order, lines, actor)
-        return order
+        return self.create_many([(data, lines)], actor)[0]
+
+    def create_many(
+        self,
+        entries: Sequence[tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]],
+        actor: Actor,
+    ) -> list[SalesOrder]:
+        """Create orders, each ``(header, lines)``, in one transaction (all or none).
+
+        Numbers and products are read once for the whole batch and every order and line is
+        written by one flush, so an import of many orders costs a few statements, not a few
+        per order. Errors of the order at position *i* of a batch are reported under
+        ``orders[i].<field>``.
+        """
+        self._require(actor, "can_write")
+        if not entries:
+            return []
+        with unit_of_work() as sess:
+            numbers = numbering.next_numbers("sales_order", len(entries))
+            products = _products([line for _, lines in entries for line in lines])
+            preload(sess, Customer, (data.get("customer_id") for data, _ in entries))
+            preload(sess, CustomerAddress, (data.get("ship_to_id") for data, _ in entries))
+            created = []
+            for index, ((data, lines), number) in enumerate(zip(entries, numbers, strict=True)):
+                try:
+                    data = dict(data)
+                    status = data.get("status") or OrderStatus.DRAFT.value
+                    if status not in (OrderStatus.DRAFT.value, OrderStatus.QUOTE.value):
+                        raise ValidationFailed({"status": ["a new order starts as draft or quote"]})
+                    data["status"] = status
+                    order = self.build(data, actor, number=number)
+                    if lines:
+                        add_lines(order, lines, actor, products=products)
+                except ValidationFailed as error:
+                    if len(entries) == 1:
+                        raise
+                    raise ValidationFailed(
+                        {f"orders[{index}].{k}": v for k, v in error.field_errors.items()}
+                    ) from error
+                created.append(order)
+            assign_ids(sess, created)
+            assign_ids(sess, [line for order in created for line in order.lines])
+            sess.flush()
+        return created
 
     def defaults(self) -> dict[str, Any]:
         return {
-            "number": numbering.next_number("sales_order"),
             "order_date": utcnow().date(),
             "status": OrderStatus.DRAFT.value,
             "lines": [],  # known empty: adding lines needs no query for the existing ones
@@ -84,6 +133,7 @@ class OrderService(RecordService[SalesOrder]):
         if record.id is None:
             customer = sess.get(Customer, record.customer_id) if record.customer_id else None
             if customer is not None:
+                record.customer = customer  # a new order's lines are priced before its flush
                 if record.payment_term_id is None:
                     record.payment_term_id = customer.payment_term_id
                 if "currency" not in changed:
@@ -95,8 +145,6 @@ class OrderService(RecordService[SalesOrder]):
         if record.incoterm is not None and record.incoterm not in INCOTERMS:
             errors["incoterm"] = [f"must be one of {', '.join(INCOTERMS)}"]
         if record.ship_to_id is not None and record.customer_id is not None:
-            from portal.models import CustomerAddress
-
             address = sess.get(CustomerAddress, record.ship_to_id)
             if address is not None and address.customer_id != record.customer_id:
                 errors["ship_to_id"] = ["is not an address of this customer"]
@@ -152,29 +200,40 @@ def _line_errors(data: Mapping[str, Any], product: Product | None) -> dict[str, 
     return errors
 
 
-def add_lines(
-    order: SalesOrder, lines: Sequence[Mapping[str, Any]], actor: Actor
-) -> list[OrderLine]:
-    """Add lines; a missing unit price is the customer's price for that quantity.
-
-    Every line is checked before any is added; the errors of line *n* are reported under
-    ``lines[n].<field>``.
-    """
-    orders._require(actor, "can_write")
-    if order.status not in EDITABLE_STATUSES:
-        raise ConflictError(f"order {order.number} is {order.status}; lines can't be added")
+def _products(lines: Sequence[Mapping[str, Any]]) -> dict[int, Product]:
+    """The products ``lines`` name by a valid id, with one query."""
     wanted = {
         data["product_id"]
         for data in lines
         if isinstance(data.get("product_id"), int) and not isinstance(data["product_id"], bool)
     }
-    products = {
-        product.id: product
-        for product in db.session.execute(select(Product).where(Product.id.in_(wanted))).scalars()
-    }
+    if not wanted:
+        return {}
+    query = select(Product).where(Product.id.in_(wanted))
+    return {product.id: product for product in db.session.execute(query).scalars()}
+
+
+def add_lines(
+    order: SalesOrder,
+    lines: Sequence[Mapping[str, Any]],
+    actor: Actor,
+    products: Mapping[int, Product] | None = None,
+) -> list[OrderLine]:
+    """Add lines; a missing unit price is the customer's price for that quantity.
+
+    Every line is checked before any is added; the errors of line *n* are reported under
+    ``lines[n].<field>``. ``products`` may hold the lines' products, already loaded. The lines
+    are written by the next flush.
+    """
+    orders._require(actor, "can_write")
+    if order.status not in EDITABLE_STATUSES:
+        raise ConflictError(f"order {order.number} is {order.status}; lines can't be added")
+    if products is None:
+        products = _products(lines)
     errors: dict[str, list[str]] = {}
     for index, data in enumerate(lines):
-        product = products.get(data.get("product_id")) if data.get("product_id") in wanted else None
+        product_id = data.get("product_id")
+        product = products.get(product_id) if isinstance(product_id, int) else None
         for name, messages in _line_errors(data, product).items():
             errors[name if len(lines) == 1 else f"lines[{index}].{name}"] = messages
     if errors:
@@ -200,12 +259,11 @@ def add_lines(
                 )
             )
         sess.add_all(created)
-        sess.flush()
         for line in created:
             audit.record(
                 actor,
                 "order_line",
-                line.id,
+                line,
                 "create",
                 after={
                     "order": order.number,
@@ -271,6 +329,11 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     OrderStatus.CLOSED.value: frozenset(),
     OrderStatus.CANCELLED.value: frozenset(),
 }
+
+
+def save_statuses(changed_orders: Sequence[SalesOrder]) -> None:
+    """Write the status changes of many orders with one statement (see ``save_versioned``)."""
+    save_versioned(db.session, changed_orders, ("status", "hold_reasons", "promised_date"))
 
 
 def transition(
