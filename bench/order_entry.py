@@ -3,8 +3,10 @@
     .venv/bin/python bench/order_entry.py [--orders N] [--http-orders N] [--list-orders N]
 
 1. Through the services: create → validate → confirm → allocate ``--orders`` orders of 5 lines
-   (goal: at least 150 orders/s); prints orders/second and p50/p95 per order — as three user
-   actions (three commits), as one unit of work, and by ``--workers`` processes at once.
+   (goal: at least 150 orders/s); prints orders/second and p50/p95 per order — one order at a
+   time as three user actions (three commits) and as one unit of work, in batches of
+   ``--batch`` orders (``create_many`` → ``confirm_many`` → ``allocate_many``, one commit per
+   batch, as an import or bulk entry runs), and by ``--workers`` processes at once.
 2. Through HTTP: the same flow against a gunicorn server (2 workers) over the REST API
    (create with lines, ``/confirm``, ``/allocate``).
 3. List latency: with ``--list-orders`` orders in the table, p50/p95 of the orders list, on the
@@ -175,6 +177,36 @@ def bench_services(count: int, customers, products, start: int = 0) -> None:
         report(label, timings, time.perf_counter() - started)
 
 
+def bench_batches(count: int, size: int, customers, products, start: int) -> None:
+    """``count`` orders in batches of ``size``: each batch one unit of work."""
+    from portal.extensions import db
+    from portal.services import fulfillment, lifecycle, orders
+    from portal.services.base import Actor, unit_of_work
+
+    actor = Actor.system("job:bench")
+    batch_seconds = []
+    started = time.perf_counter()
+    for first in range(start, start + count, size):
+        last = min(first + size, start + count)
+        entries = [order_payload(n, customers, products) for n in range(first, last)]
+        t0 = time.perf_counter()
+        with unit_of_work():
+            created = orders.orders.create_many(entries, actor)
+            lifecycle.confirm_many(created, actor)
+            fulfillment.allocate_many(created, actor)
+        batch_seconds.append(time.perf_counter() - t0)
+        assert all(order.status == "allocated" for order in created)
+        db.session.expunge_all()
+    wall = time.perf_counter() - started
+    ms = [s * 1000 for s in batch_seconds]
+    print(
+        f"services, batches of {size} (create_many, confirm_many, allocate_many; one commit "
+        f"per batch): {count} orders in {wall:.1f} s = {count / wall:.0f} orders/s; "
+        f"per order {percentile(ms, 50) / size:.1f} ms (p50 batch / {size}); "
+        f"per batch p50 {percentile(ms, 50):.0f} ms, p95 {percentile(ms, 95):.0f} ms"
+    )
+
+
 def _parallel_worker(args: tuple[int, int, list, list]) -> list[float]:
     """One process of the parallel run: its own app and connections, like an RQ worker."""
     start, count, customers, products = args
@@ -328,6 +360,7 @@ def main() -> None:
     parser.add_argument("--http-orders", type=int, default=2000)
     parser.add_argument("--list-orders", type=int, default=200_000)
     parser.add_argument("--workers", type=int, default=4, help="processes for the parallel run")
+    parser.add_argument("--batch", type=int, default=100, help="orders per batch")
     args = parser.parse_args()
     print(f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}")
     _, schema, engine = setup_environment()
@@ -355,6 +388,7 @@ def main() -> None:
             customers, products = build_catalog()
             if args.orders:
                 bench_services(args.orders, customers, products)
+                bench_batches(args.orders, args.batch, customers, products, 40_000_000)
         if args.orders and args.workers > 1:
             bench_parallel(args.orders, args.workers, customers, products)
         port = free_port()
