@@ -18,6 +18,7 @@ from sqlalchemy.orm import selectinload
 from portal.extensions import db
 from portal.models import (
     Customer,
+    Notification,
     OrderCheck,
     OrderLine,
     OrderStatus,
@@ -30,6 +31,7 @@ from portal.services.base import (
     ConflictError,
     PermissionDenied,
     ValidationFailed,
+    assign_ids,
     unit_of_work,
     upsert,
 )
@@ -324,6 +326,7 @@ def confirm_many(
     with unit_of_work():
         customers = CustomerFacts(batch, today)
         results = []
+        queued: list[Notification] = []
         for order in batch:
             facts = customers.facts(order)
             order_results = [check(order, facts) for check in CHECKS]
@@ -338,8 +341,10 @@ def confirm_many(
                 continue
             _promise(order, today)
             orders.transition(order, OrderStatus.CONFIRMED.value, actor)
-            notifications.notify(order, "confirmed", actor)
+            if message := notifications.notify(order, "confirmed", actor):
+                queued.append(message)
             customers.confirmed(order)
+        assign_ids(db.session, queued)
         orders.save_statuses(batch)  # before the next statement would flush them one by one
         _store_checks(results)
     return list(batch)
