@@ -210,6 +210,7 @@ def bench_batches(count: int, size: int, customers, products, start: int) -> Non
 def _parallel_worker(args: tuple[int, int, list, list]) -> list[float]:
     """One process of the parallel run: its own app and connections, like an RQ worker."""
     start, count, customers, products = args
+    from jobs.context import set_app
     from portal import create_app
     from portal.extensions import db
     from portal.services import fulfillment, lifecycle, orders
@@ -217,7 +218,9 @@ def _parallel_worker(args: tuple[int, int, list, list]) -> list[float]:
 
     actor = Actor.system("job:bench")
     timings = []
-    with create_app().app_context():
+    app = create_app()
+    set_app(app)
+    with app.app_context():
         for n in range(start, start + count):
             t0 = time.perf_counter()
             header, lines = order_payload(n, customers, products)
@@ -368,11 +371,13 @@ def main() -> None:
     try:
         from flask_migrate import upgrade
 
+        from jobs.context import set_app
         from portal import create_app
         from portal.extensions import appbuilder, db
         from portal.security import sync_roles
 
         app = create_app()
+        set_app(app)  # as an RQ worker does: the process's app, start-up objects frozen
         with app.app_context():
             upgrade()
             sync_roles(appbuilder)
