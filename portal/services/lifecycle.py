@@ -268,12 +268,6 @@ CHECK_NAMES = (
 )
 
 
-def run_checks(order: SalesOrder, today: date | None = None) -> list[CheckResult]:
-    """Evaluate every check (no writes)."""
-    facts = CustomerFacts([order], today or utcnow().date()).facts(order)
-    return [check(order, facts) for check in CHECKS]
-
-
 def _store_checks(results: Sequence[tuple[SalesOrder, list[CheckResult]]]) -> None:
     """Replace the orders' stored check results: one upsert on (order, check name)."""
     table = OrderCheck.__table__
