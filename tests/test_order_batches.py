@@ -138,10 +138,13 @@ def test_confirm_many_decides_as_confirming_one_at_a_time(clean_db) -> None:
 def test_allocate_many_takes_stock_in_order_and_backorders_the_rest(clean_db) -> None:
     data = make_catalog(stock=25)
     batch = orders.orders.create_many([_entry(data, (10,)) for _ in range(3)], SETUP)
+    entered = [order.updated_at for order in batch]
     lifecycle.confirm_many(batch, SETUP)
     fulfillment.allocate_many(batch, SETUP)
     db.session.expire_all()
     assert [order.status for order in batch] == ["allocated", "allocated", "partially_allocated"]
+    # the statuses were written in one statement, which stamps updated_at as a flush would
+    assert all(order.updated_at > before for order, before in zip(batch, entered, strict=True))
     assert [order.lines[0].qty_allocated for order in batch] == [10, 10, 5]
     assert [order.lines[0].qty_backordered for order in batch] == [0, 0, 5]
     backorder = db.session.execute(select(Backorder)).scalar_one()
