@@ -24,7 +24,12 @@ from portal.models import (
     utcnow,
 )
 from portal.services import audit, catalog, fulfillment, inventory, lifecycle, orders
-from portal.services.base import PREASSIGN_IDS_FROM, ConflictError, ValidationFailed
+from portal.services.base import (
+    PREASSIGN_IDS_FROM,
+    ConflictError,
+    ValidationFailed,
+    unit_of_work,
+)
 from tests.factories import SETUP, make_catalog
 
 
@@ -143,7 +148,6 @@ def test_allocate_many_takes_stock_in_order_and_backorders_the_rest(clean_db) ->
     fulfillment.allocate_many(batch, SETUP)
     db.session.expire_all()
     assert [order.status for order in batch] == ["allocated", "allocated", "partially_allocated"]
-    # the statuses were written in one statement, which stamps updated_at as a flush would
     assert all(order.updated_at > before for order, before in zip(batch, entered, strict=True))
     assert [order.lines[0].qty_allocated for order in batch] == [10, 10, 5]
     assert [order.lines[0].qty_backordered for order in batch] == [0, 0, 5]
@@ -158,6 +162,23 @@ def test_allocate_many_takes_stock_in_order_and_backorders_the_rest(clean_db) ->
     assert (level.on_hand, level.allocated) == (25, 25)
     assert inventory.ledger_discrepancies() == []
     assert db.session.execute(select(func.sum(Allocation.quantity))).scalar_one() == 25
+
+
+def test_records_hold_what_one_statement_wrote_for_them(clean_db) -> None:
+    data = make_catalog()
+    with unit_of_work():
+        batch = orders.orders.create_many([_entry(data) for _ in range(2)], SETUP)
+        entered = [order.updated_at for order in batch]
+        lifecycle.confirm_many(batch, SETUP)
+        stored = db.session.execute(
+            select(SalesOrder.id, SalesOrder.status, SalesOrder.updated_at, SalesOrder.version)
+            .where(SalesOrder.id.in_([order.id for order in batch]))
+            .order_by(SalesOrder.id)
+        ).all()
+        in_memory = [(o.id, o.status, o.updated_at, o.version) for o in batch]
+        assert in_memory == [tuple(row) for row in stored]
+        assert all(row.updated_at > before for row, before in zip(stored, entered, strict=True))
+        assert not any(db.session.is_modified(order) for order in batch)
 
 
 def test_a_second_allocation_adds_to_the_existing_allocation_row(clean_db) -> None:
