@@ -231,7 +231,7 @@ def test_tracker_job_end_to_end_on_google_sheets(
 
     from jobs.sync import sync_tracker
     from portal.services import orders, trackers
-    from sheets.kinds import new_workbook_rows, workbook_choices
+    from portal.sync.adapters import new_workbook_rows, workbook_choices
     from tests.factories import SETUP
     from tests.sync_helpers import ADMIN, COLUMNS, last_run, make_orders, order
 
