@@ -3,11 +3,14 @@ portal); a blank-key row requests a credit by amount against an invoice."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from sqlalchemy import Select, select
 
 from portal.models import CREDIT_REASONS, CreditMemo, CreditMemoStatus, Customer, Invoice
 from portal.services import finance
-from portal.services.base import ConflictError
+from portal.services.base import Actor, ConflictError
 from portal.sync.base import Field, Kind, fields_of, invoice_by_number
 from sheets.trackers import Column
 
@@ -63,12 +66,12 @@ class CreditMemosKind(Kind):
             query = query.where(CreditMemo.status == CreditMemoStatus.REQUESTED.value)
         return query
 
-    def update(self, key, changes, actor, tracker_name):
+    def update(self, key: str, changes: Mapping[str, Any], actor: Actor, tracker_name: str) -> None:
         raise ConflictError(
             f"credit memo {key} is approved or rejected in the portal; the sheet can't change it"
         )
 
-    def create(self, values, actor):
+    def create(self, values: Mapping[str, Any], actor: Actor) -> str:
         self.check_fields(values, "creatable")
         memo = finance.request_credit(
             invoice_by_number(values.get("invoice")),

@@ -4,6 +4,9 @@ from the same row); a blank-key row opens a dispute on an invoice."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 from sqlalchemy import Select, select
 
 from portal.extensions import db
@@ -17,7 +20,7 @@ from portal.models import (
     utcnow,
 )
 from portal.services import disputes
-from portal.services.base import NotFound, unit_of_work
+from portal.services.base import Actor, NotFound, unit_of_work
 from portal.sync.base import Field, Kind, Row, fields_of, invoice_by_number, rows_by_key
 from sheets.trackers import Column
 
@@ -83,7 +86,9 @@ class DisputesKind(Kind):
             query = query.where(Dispute.status.in_(open_))
         return query
 
-    def records(self, filter, wanted, keys=None):
+    def records(
+        self, filter: str | None, wanted: Iterable[str], keys: Iterable[str] | None = None
+    ) -> dict[str, Row]:
         today = utcnow().date()
 
         def overdue(row: Row) -> None:
@@ -92,7 +97,7 @@ class DisputesKind(Kind):
         names = list(self.columns)
         return rows_by_key(self.query(filter), names, self.key_field, keys, self.narrow, overdue)
 
-    def update(self, key, changes, actor, tracker_name):
+    def update(self, key: str, changes: Mapping[str, Any], actor: Actor, tracker_name: str) -> None:
         self.check_fields(changes, "editable")
         dispute = db.session.execute(
             select(Dispute).where(Dispute.number == key)
@@ -114,7 +119,7 @@ class DisputesKind(Kind):
                 dispute, status, actor, reason=f"rejected in tracker {tracker_name}", **moves
             )
 
-    def create(self, values, actor):
+    def create(self, values: Mapping[str, Any], actor: Actor) -> str:
         self.check_fields(values, "creatable")
         dispute = disputes.open_dispute(
             invoice_by_number(values.get("invoice")),

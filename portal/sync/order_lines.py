@@ -3,14 +3,16 @@ a blank-key row adds a line to an order."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Select, not_, select
 
 from portal.extensions import db
 from portal.models import OrderLine, Product, SalesOrder
 from portal.services import orders
-from portal.services.base import NotFound, ValidationFailed
+from portal.services.base import Actor, NotFound, ValidationFailed
 from portal.sync.base import CLOSED_ORDER_STATUSES, Field, Kind, Row, fields_of
 from portal.sync.orders import order_by_number
 from sheets.trackers import Column
@@ -107,11 +109,11 @@ class OrderLinesKind(Kind):
             raise NotFound(f"order line {key} does not exist")
         return line
 
-    def update(self, key, changes, actor, tracker_name):
+    def update(self, key: str, changes: Mapping[str, Any], actor: Actor, tracker_name: str) -> None:
         self.check_fields(changes, "editable")
         orders.order_lines.update(self._line(key), dict(changes), actor)
 
-    def create(self, values, actor):
+    def create(self, values: Mapping[str, Any], actor: Actor) -> str:
         self.check_fields(values, "creatable")
         data = dict(values)
         number, sku = data.pop("order", None), data.pop("sku", None)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Select, func, not_, select
 
 from portal.extensions import db
 from portal.models import INCOTERMS, Customer, OrderLine, PaymentTerm, SalesOrder
 from portal.services import orders
-from portal.services.base import NotFound, ValidationFailed, unit_of_work
+from portal.services.base import Actor, NotFound, ValidationFailed, unit_of_work
 from portal.sync.base import CLOSED_ORDER_STATUSES, Field, Kind, Row, fields_of, select_chunks
 from sheets.trackers import Column
 
@@ -119,11 +120,11 @@ class OrdersKind(Kind):
             totals[order_id] = totals.get(order_id, Decimal("0.00")) + amount
         return totals
 
-    def update(self, key, changes, actor, tracker_name):
+    def update(self, key: str, changes: Mapping[str, Any], actor: Actor, tracker_name: str) -> None:
         self.check_fields(changes, "editable")
         orders.orders.update(order_by_number(key), dict(changes), actor)
 
-    def create(self, values, actor):
+    def create(self, values: Mapping[str, Any], actor: Actor) -> str:
         self.check_fields(values, "creatable")
         data = dict(values)
         code = data.pop("customer", None)

@@ -3,12 +3,15 @@ sheet through the fulfillment service."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from sqlalchemy import Select, select
 
 from portal.extensions import db
 from portal.models import DELAY_REASONS, SalesOrder, Shipment, ShipmentStatus, Warehouse
 from portal.services import fulfillment
-from portal.services.base import NotFound
+from portal.services.base import Actor, NotFound
 from portal.sync.base import Field, Kind, Row, fields_of
 from sheets.trackers import Column
 
@@ -74,7 +77,7 @@ class ShipmentsKind(Kind):
             row["eta"], row["delivered_date"], row["promised_date"]
         )
 
-    def update(self, key, changes, actor, tracker_name):
+    def update(self, key: str, changes: Mapping[str, Any], actor: Actor, tracker_name: str) -> None:
         self.check_fields(changes, "editable")
         shipment = db.session.execute(
             select(Shipment).where(Shipment.number == key)

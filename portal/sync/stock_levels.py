@@ -3,12 +3,15 @@ adjustment through the inventory service."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from sqlalchemy import Select, select
 
 from portal.extensions import db
 from portal.models import Product, StockLevel, Warehouse
 from portal.services import inventory
-from portal.services.base import NotFound, ValidationFailed
+from portal.services.base import Actor, NotFound, ValidationFailed
 from portal.sync.base import Field, Kind, Row, fields_of
 from sheets.trackers import Column
 
@@ -70,7 +73,7 @@ class StockLevelsKind(Kind):
         row["stock_key"] = f"{row['sku']}@{row['warehouse']}"
         row["available"] = row["on_hand"] - row["allocated"]
 
-    def update(self, key, changes, actor, tracker_name):
+    def update(self, key: str, changes: Mapping[str, Any], actor: Actor, tracker_name: str) -> None:
         self.check_fields(changes, "editable")
         sku, code = split_stock_key(key)
         level = db.session.execute(
