@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from jobs.sync import sync_tracker
+from portal.extensions import db
+from portal.services import trackers
 from portal.services.base import ValidationFailed
 from portal.sync.adapters import apply_update
 from portal.sync.base import sheet_actor
@@ -41,3 +44,15 @@ def test_a_field_the_kind_does_not_let_a_sheet_edit_is_refused(tracked) -> None:
         )
     assert refused.value.field_errors == {"status": ["is not editable from a tracker"]}
     assert order(number).status == "draft"
+
+
+def test_loading_the_base_leaves_the_callers_session_alone(tracked) -> None:
+    tracker, number = tracked
+    assert sync_tracker(tracker.id)["status"] == "succeeded"  # stores the base
+    record = order(number)
+    record.notes = "not saved yet"
+    base, _ = trackers.load_base(tracker.id, tracker.spec())
+    assert base[number]["Notes"] == "note 1"
+    assert record.notes == "not saved yet"  # a rollback would have reloaded "note 1"
+    db.session.rollback()
+    assert order(number).notes == "note 1"  # it was the caller's to keep or drop
