@@ -24,7 +24,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sheets.backends.gsheets import GSheetsBackend, MetadataCache
-from sheets.emulator.server import Config
+from sheets.emulator import Config
 from sheets.emulator.testing import gspread_client, start_emulator
 from sheets.engine import finalize, plan_sync
 from sheets.trackers import TrackerSpec

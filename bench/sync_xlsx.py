@@ -138,9 +138,9 @@ def run(tmp: Path, rows: int, changes: int) -> None:
     from portal.models import SalesOrder
     from portal.services import orders, trackers
     from portal.services.base import Actor
+    from portal.sync.adapters import new_workbook_rows
     from sheets.backends.xlsx import XlsxBackend
     from sheets.grid import CellWrite
-    from sheets.kinds import new_workbook_rows
     from tests.factories import make_catalog
 
     t0 = time.perf_counter()

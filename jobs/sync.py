@@ -35,8 +35,8 @@ from jobs.queue import connection, get_queue
 from portal.extensions import db
 from portal.models import Tracker
 from portal.services import trackers
-from sheets import kinds
-from sheets.backends import open_backend
+from portal.sync import adapters
+from portal.sync.backends import open_tracker_backend
 from sheets.engine import (
     ERROR,
     Base,
@@ -208,7 +208,7 @@ def run_sync(tracker_id: int, job_id: str) -> dict[str, Any]:
     counts = Counts()
     try:
         spec = tracker.spec()
-        backend = open_backend(tracker)
+        backend = open_tracker_backend(tracker)
         for attempt in range(1, MAX_ATTEMPTS):
             counts.attempts = attempt
             try:
@@ -236,6 +236,7 @@ def _attempt(
 ) -> dict[str, Any]:
     snapshot = _read(backend)
     base, patches = trackers.load_base(tracker.id, spec)
+    db.session.rollback()  # end the read transaction: the merge holds no database snapshot
     tokens = trackers.create_tokens(tracker.id)
     plan, claimed = _plan(spec, tracker.filter, base, snapshot, tokens)
     counts.rows_read = plan.rows_read
@@ -286,7 +287,7 @@ def _plan(
     """Step 2: merge. Records created by an earlier, interrupted sync whose key is not in the
     sheet yet are kept out of the portal side while their blank row is still there (the row
     gets the existing key instead of a second record, see :func:`_apply`)."""
-    portal = kinds.portal_rows(spec, filter)
+    portal = adapters.portal_rows(spec, filter)
     in_sheet = _sheet_keys(spec, snapshot.rows) if tokens else set()
     waiting = {t: k for t, k in tokens.items() if k not in in_sheet}
     if not waiting:
@@ -328,7 +329,7 @@ def _apply(
         def patch(key: str = update.key, cells: dict[str, Any] = cells, made=made) -> None:
             made.append(trackers.patch_base(tracker_id, spec, key, cells))
 
-        result = kinds.apply_update(spec, filter, update, also=patch)
+        result = adapters.apply_update(spec, filter, update, also=patch)
         if result.error is None:
             counts.applied += 1
             patches.extend(made)
@@ -337,14 +338,16 @@ def _apply(
         existing = claimed.get(create.token)
         if existing is not None:
             results.append(
-                CreateResult(create.row, key=existing, values=kinds.record_values(spec, existing))
+                CreateResult(
+                    create.row, key=existing, values=adapters.record_values(spec, existing)
+                )
             )
             continue
 
         def remember(key: str, token: str = create.token) -> None:
             trackers.add_create_token(tracker_id, token, key)
 
-        result = kinds.apply_create(spec, create, also=remember)
+        result = adapters.apply_create(spec, create, also=remember)
         if result.key:
             counts.created += 1
         results.append(result)

@@ -53,7 +53,9 @@ def create_app(overrides: dict | None = None) -> Flask:
         register_apis()
 
     from portal.cli import register_commands
+    from portal.sync import register_kinds
 
+    register_kinds()
     register_commands(app)
     _register_error_handlers(app)
     return app

@@ -21,7 +21,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from sheets.cli import sheets as sheets_group
+from portal.sync.cli import sheets as sheets_group
 
 roles_group = click.Group("roles", help="Roles and permissions declared in portal/security.py.")
 audit_group = click.Group("audit", help="The hash-chained audit trail.")

@@ -20,203 +20,51 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
+from sheets.finalize import finalize
 from sheets.grid import CellValue, CellWrite
+from sheets.plan import (
+    CONFLICT,
+    ERROR,
+    MISSING,
+    NOT_SYNCED,
+    NOTE,
+    Base,
+    Conflict,
+    CreateResult,
+    RecordCreate,
+    RecordUpdate,
+    RowIssue,
+    SheetColumn,
+    SyncPlan,
+    SyncResult,
+    UpdateResult,
+    normalize_key,
+)
 from sheets.trackers import Column, TrackerSpec, header_id
-from sheets.values import NORMALIZERS, ValueParseError, decode, display, encode, normalize
+from sheets.values import NORMALIZERS, ValueParseError, display, normalize
 
-Base = dict[str, dict[str, Any]]
-
-#: Row message kinds. "error", "conflict" and "not_synced" describe a condition and are
-#: cleared from the status cell once it is gone; a "note" reports something the sync did and
-#: stays until the row has something new to say.
-ERROR, CONFLICT, NOT_SYNCED, NOTE = "error", "conflict", "not_synced", "note"
-_PREFIX = {ERROR: "Error: ", CONFLICT: "Conflict: ", NOT_SYNCED: "Not synced: ", NOTE: "Note: "}
-_CONDITION_PREFIXES = (_PREFIX[ERROR], _PREFIX[CONFLICT], _PREFIX[NOT_SYNCED])
-_SEP = " | "
-
-
-class _Missing:
-    """No base value known for a cell (first sync, new row or new column)."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Any = _Missing()
-
-
-@dataclass(frozen=True)
-class RecordUpdate:
-    """Apply sheet edits to the record ``key`` (through the services, actor ``sheet:<name>``).
-
-    ``changes`` maps field -> typed value; ``expected`` maps the same fields to the portal
-    values the merge saw, so the service layer can refuse a stale update.
-    """
-
-    key: str
-    row: int
-    changes: dict[str, Any]
-    expected: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class RecordCreate:
-    """Create a record from a blank-key row. ``token`` is stable across retries of the same
-    row content, so a job that stores it on the record can avoid creating it twice."""
-
-    row: int
-    values: dict[str, Any]
-    token: str
-
-
-@dataclass(frozen=True)
-class Conflict:
-    """Both sides changed a cell to different values under the ``flag`` policy.
-
-    Neither side is changed; a Supervisor resolves it (see :func:`resolve_conflict`).
-    """
-
-    key: str
-    header: str
-    base: Any
-    sheet: Any
-    portal: Any
-    row: int
-    field: str
-
-
-@dataclass(frozen=True)
-class RowIssue:
-    """A message for a row's status cell."""
-
-    row: int
-    key: str | None
-    kind: str
-    message: str
-
-    @property
-    def text(self) -> str:
-        return _PREFIX[self.kind] + self.message
-
-
-@dataclass(frozen=True)
-class UpdateResult:
-    """What the service layer did with a :class:`RecordUpdate`.
-
-    ``error`` is ``None`` when applied. ``values`` (optional, header -> value) is the record
-    after the update; when given, values the service adjusted are written back at once.
-    """
-
-    key: str
-    error: str | None = None
-    values: Mapping[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class CreateResult:
-    """What the service layer did with a :class:`RecordCreate` (``key`` of the new record)."""
-
-    row: int
-    key: str | None = None
-    error: str | None = None
-    values: Mapping[str, Any] | None = None
-
-
-@dataclass
-class SyncResult:
-    """Everything to write (one batch, sorted by row then column) and the base to store."""
-
-    writes: list[CellWrite]
-    base: Base
-    issues: list[RowIssue]
-
-
-@dataclass(frozen=True)
-class _Col:
-    """A mapped column as found in this sheet (0-based index)."""
-
-    header: str
-    field: str
-    type: str
-    owner: str
-    idx: int
-
-    #: raw types whose ``==`` with a canonical value of this type means "same value"
-    fast: frozenset[type] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "fast", _FAST[self.type])
-
-
-_FAST: dict[str, frozenset[type]] = {
-    "text": frozenset({str}),
-    "int": frozenset({int, float}),
-    "decimal": frozenset({Decimal, int, float}),
-    "date": frozenset({date}),
-    "datetime": frozenset({datetime}),
-    "bool": frozenset({bool}),
-}
-
-
-@dataclass
-class SyncPlan:
-    """The outcome of :func:`plan_sync`. Public lists are in sheet order (deterministic)."""
-
-    spec: TrackerSpec
-    writes: list[CellWrite] = field(default_factory=list)
-    updates: list[RecordUpdate] = field(default_factory=list)
-    creates: list[RecordCreate] = field(default_factory=list)
-    conflicts: list[Conflict] = field(default_factory=list)
-    issues: list[RowIssue] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    fatal: str | None = None
-    rows_read: int = 0
-    # state for finalize()
-    _base: Base = field(default_factory=dict, repr=False)
-    _pending: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
-    _create_cells: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
-    _status_now: dict[int, str] = field(default_factory=dict, repr=False)
-    _row_keys: dict[int, str | None] = field(default_factory=dict, repr=False)
-    _cols: dict[str, _Col] = field(default_factory=dict, repr=False)
-    _key_col: int | None = field(default=None, repr=False)
-    _status_col: int | None = field(default=None, repr=False)
-
-    def key_write(self, row: int, key: str) -> CellWrite:
-        """The cell write that puts a newly created record's key into its row."""
-        if self._key_col is None:
-            raise ValueError("the sheet has no key column")
-        return CellWrite(row, self._key_col + 1, key)
-
-    @property
-    def is_noop(self) -> bool:
-        """No cell writes, record updates or creates planned (status writes come later)."""
-        return not (self.writes or self.updates or self.creates)
-
-    def counts(self) -> dict[str, int]:
-        """Counters for the sync-run record."""
-        return {
-            "rows_read": self.rows_read,
-            "writes": len(self.writes),
-            "updates": len(self.updates),
-            "creates": len(self.creates),
-            "conflicts": len(self.conflicts),
-            "errors": sum(1 for i in self.issues if i.kind == ERROR),
-        }
-
-
-def normalize_key(raw: object) -> str | None:
-    """A key cell as text (``1001`` and ``1001.0`` -> ``"1001"``); ``None`` when blank."""
-    try:
-        return normalize("text", raw)
-    except ValueParseError:
-        return str(raw)
+__all__ = [
+    "CONFLICT",
+    "ERROR",
+    "MISSING",
+    "NOTE",
+    "NOT_SYNCED",
+    "Base",
+    "Conflict",
+    "CreateResult",
+    "RecordCreate",
+    "RecordUpdate",
+    "RowIssue",
+    "SyncPlan",
+    "SyncResult",
+    "UpdateResult",
+    "finalize",
+    "normalize_key",
+    "plan_sync",
+    "resolve_conflict",
+]
 
 
 def _blank(v: object) -> bool:
@@ -277,11 +125,11 @@ def plan_sync(
     else:
         how = "not found" if not status_pos else "used twice"
         plan.warnings.append(f"status column {spec.status_header!r} {how}; messages not written")
-    cols: list[_Col] = []
+    cols: list[SheetColumn] = []
     for c in spec.columns:
         pos = positions.get(header_id(c.header), [])
         if len(pos) == 1:
-            cols.append(_Col(c.header, c.field, c.type, c.owner, pos[0]))
+            cols.append(SheetColumn(c.header, c.field, c.type, c.owner, pos[0]))
         else:
             how = "not found" if not pos else "used twice"
             plan.warnings.append(f"column {c.header!r} {how} in the header row; not synced")
@@ -378,7 +226,7 @@ def _portal_values(
     plan: SyncPlan,
     key: str,
     prow: Mapping[str, Any],
-    cols: Iterable[_Col | Column],
+    cols: Iterable[SheetColumn | Column],
     issues: list[RowIssue],
     row: int,
 ) -> dict[str, Any]:
@@ -398,7 +246,9 @@ def _plan_blank_sheet(plan: SyncPlan, base: Mapping[str, Any], portal: Mapping[s
         plan.writes.append(CellWrite(1, j + 1, h))
     plan._key_col = 0
     plan._status_col = len(spec.columns) + 1
-    cols = [_Col(c.header, c.field, c.type, c.owner, j + 1) for j, c in enumerate(spec.columns)]
+    cols = [
+        SheetColumn(c.header, c.field, c.type, c.owner, j + 1) for j, c in enumerate(spec.columns)
+    ]
     plan._cols = {c.header: c for c in cols}
     new_base: Base = {}
     for r, (key, prow) in enumerate(portal.items(), start=2):
@@ -417,7 +267,7 @@ def _plan_create(
     plan: SyncPlan,
     i: int,
     row: Sequence[CellValue],
-    cols: list[_Col],
+    cols: list[SheetColumn],
     issues: list[RowIssue],
     seen_tokens: dict[str, int],
 ) -> None:
@@ -464,7 +314,7 @@ def _merge_row(
     row: Sequence[CellValue],
     brow: Mapping[str, Any] | None,
     prow: Mapping[str, Any],
-    cols: list[_Col],
+    cols: list[SheetColumn],
     new_base: Base,
     issues: list[RowIssue],
 ) -> None:
@@ -614,109 +464,6 @@ def _merge_row(
         plan._pending[key] = pending
 
 
-def finalize(plan: SyncPlan, results: Iterable[UpdateResult | CreateResult] = ()) -> SyncResult:
-    """Combine the plan with what the services did: all cell writes and the next base.
-
-    Updates and creates without a result count as not applied (the base does not advance,
-    so the next sync tries them again). Always call this, even with no results: it also
-    produces the status-cell writes.
-    """
-    spec = plan.spec
-    base: Base = dict(plan._base)
-    writes: dict[tuple[int, int], CellValue] = {(w.row, w.col): w.value for w in plan.writes}
-    issues = list(plan.issues)
-    upd = {u.key: u for u in plan.updates}
-    crt = {c.row: c for c in plan.creates}
-    for res in results:
-        if isinstance(res, UpdateResult):
-            u = upd.pop(res.key, None)
-            if u is None:
-                continue
-            if res.error:
-                issues.append(RowIssue(u.row, u.key, ERROR, f"not applied: {res.error}"))
-                continue
-            row = dict(base.get(u.key) or {})
-            for h, v in plan._pending[u.key].items():
-                col = plan._cols[h]
-                if res.values is not None and col.owner == "both" and h in res.values:
-                    try:
-                        got = normalize(col.type, res.values[h])
-                    except ValueParseError:
-                        got = v
-                    if got != v:
-                        writes[(u.row, col.idx + 1)] = got
-                        v = got
-                row[h] = v
-            base[u.key] = row
-        elif isinstance(res, CreateResult):
-            c = crt.pop(res.row, None)
-            if c is None:
-                continue
-            if res.error or not res.key:
-                issues.append(RowIssue(c.row, None, ERROR, f"not created: {res.error or '?'}"))
-                continue
-            key = normalize_key(res.key) or res.key
-            writes[(c.row, plan._key_col + 1)] = key  # type: ignore[operator]
-            row = dict(plan._create_cells[c.row])
-            if res.values is not None:
-                for h, col in plan._cols.items():
-                    if col.owner == "sheet" or h not in res.values:
-                        continue
-                    try:
-                        got = normalize(col.type, res.values[h])
-                    except ValueParseError:
-                        continue
-                    if row.get(h, MISSING) != got:
-                        writes[(c.row, col.idx + 1)] = got
-                    row[h] = got
-            base[key] = row
-            issues.append(RowIssue(c.row, key, NOTE, f"added as {spec.kind} record {key}"))
-    if plan._status_col is not None:
-        _status_writes(plan, issues, writes)
-    issues.sort(key=lambda x: x.row)
-    out = [CellWrite(r, c, v) for (r, c), v in sorted(writes.items())]
-    return SyncResult(out, base, issues)
-
-
-def _status_writes(
-    plan: SyncPlan, issues: list[RowIssue], writes: dict[tuple[int, int], CellValue]
-) -> None:
-    col = plan._status_col + 1  # type: ignore[operator]
-    by_row: dict[int, list[str]] = {}
-    for issue in issues:
-        texts = by_row.setdefault(issue.row, [])
-        if issue.text not in texts:
-            texts.append(issue.text)
-    for r in sorted(set(by_row) | set(plan._status_now)):
-        now = plan._status_now.get(r)
-        texts = by_row.get(r)
-        if texts:
-            # conditions first, then notes; earlier notes stay until new notes replace them
-            conditions = [t for t in texts if t.startswith(_CONDITION_PREFIXES)]
-            notes = [t for t in texts if not t.startswith(_CONDITION_PREFIXES)]
-            old = _old_notes(now) if now is not None else None
-            if old and all(note in old for note in notes):
-                # nothing new to say: keep the notes the cell already shows (a repeat sync
-                # that only re-finds a note it reported before must not rewrite the cell)
-                notes = [old]
-            want: str | None = _SEP.join(conditions + notes)
-        elif now is not None and any(p in now for p in _CONDITION_PREFIXES):
-            want = None  # a condition that is gone
-        else:
-            want = now  # nothing new: keep notes (and anything a user typed)
-        if want != now and (r, col) not in writes:
-            writes[(r, col)] = want
-
-
-def _old_notes(text: str) -> str | None:
-    """The notes part of a status cell this engine wrote (notes always come last)."""
-    note = _PREFIX[NOTE]
-    if text.startswith(note):
-        return text
-    i = text.find(_SEP + note)
-    return text[i + len(_SEP) :] if i >= 0 else None
-
-
 def resolve_conflict(base: Mapping[str, Mapping[str, Any]], conflict: Conflict) -> Base:
     """The base to store once a Supervisor resolved ``conflict``.
 
@@ -728,19 +475,3 @@ def resolve_conflict(base: Mapping[str, Mapping[str, Any]], conflict: Conflict) 
     out: Base = dict(base)  # type: ignore[arg-type]
     out[conflict.key] = {**base.get(conflict.key, {}), conflict.header: conflict.sheet}
     return out
-
-
-def base_to_json(spec: TrackerSpec, base: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """JSON-safe form of a base snapshot (Decimal and dates as ISO text)."""
-    types = {c.header: c.type for c in spec.columns}
-    return {
-        k: {h: encode(types[h], v) for h, v in row.items() if h in types} for k, row in base.items()
-    }
-
-
-def base_from_json(spec: TrackerSpec, data: Mapping[str, Mapping[str, Any]]) -> Base:
-    """Inverse of :func:`base_to_json` (unknown headers are dropped)."""
-    types = {c.header: c.type for c in spec.columns}
-    return {
-        k: {h: decode(types[h], v) for h, v in row.items() if h in types} for k, row in data.items()
-    }

@@ -14,10 +14,10 @@ from portal.extensions import db
 from portal.models import SalesOrder, SyncRun, Tracker
 from portal.services import orders, trackers
 from portal.services.base import Actor
+from portal.sync.adapters import new_workbook_rows, workbook_choices
 from sheets.backends.xlsx import XlsxBackend
 from sheets.backends.xlsx_init import write_new_tracker
 from sheets.engine import normalize_key
-from sheets.kinds import new_workbook_rows, workbook_choices
 from tests.factories import SETUP, make_catalog
 
 ADMIN = Actor.system("system:test-admin")

@@ -14,8 +14,7 @@ import pytest
 import requests
 from gspread.exceptions import APIError, SpreadsheetNotFound
 
-from sheets.emulator import a1
-from sheets.emulator.server import Config, EmulatorServer
+from sheets.emulator import Config, EmulatorServer, a1
 from sheets.emulator.testing import DEFAULT_EMAIL, gspread_client, start_emulator
 
 ROOT = Path(__file__).resolve().parents[1]

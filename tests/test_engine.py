@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from sheets.base_codec import base_from_json, base_to_json
 from sheets.engine import (
     MISSING,
     Conflict,
@@ -18,8 +19,6 @@ from sheets.engine import (
     RecordUpdate,
     SyncPlan,
     UpdateResult,
-    base_from_json,
-    base_to_json,
     finalize,
     normalize_key,
     plan_sync,

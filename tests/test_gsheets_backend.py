@@ -29,7 +29,7 @@ from sheets.backends.gsheets import (
     encode_cell,
 )
 from sheets.backends.gsheets_init import init_google_tracker
-from sheets.emulator.server import Config, Emulator
+from sheets.emulator import Config, Emulator
 from sheets.emulator.testing import (
     gspread_client,
     start_emulator,
@@ -64,14 +64,8 @@ class Emu:
         return self.admin("GET", f"spreadsheets/{key}")["sheets"][0]["values"]
 
     def counters(self) -> dict[str, int]:
-        """Request counters, once settled: the emulator counts a request after replying."""
-        seen = self.admin("GET", "requests")["counters"]
-        while True:
-            time.sleep(0.03)
-            now = self.admin("GET", "requests")["counters"]
-            if now == seen:
-                return now
-            seen = now
+        """Request counters (the emulator answers once every earlier request is counted)."""
+        return self.admin("GET", "requests")["counters"]
 
     def reset_counters(self) -> None:
         self.admin("DELETE", "requests")
@@ -225,9 +219,10 @@ def test_metadata_is_cached_per_spreadsheet_and_tab(emu: Emu, gc: gspread.Client
     counters = emu.counters()
     assert counters["metadata_read"] == 1
     assert counters["batch_update"] == 2 and counters["values_write"] == 2
-    expired = MetadataCache(ttl=0.0)
+    now = [0.0]
+    expired = MetadataCache(ttl=1.0, clock=lambda: now[0])
     expired.put(key, "Orders", cache.get(key, "Orders"))  # type: ignore[arg-type]
-    time.sleep(0.01)
+    now[0] = 1.5
     assert expired.get(key, "Orders") is None
 
 

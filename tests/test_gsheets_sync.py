@@ -9,7 +9,6 @@ sync after a sync writes nothing.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
@@ -21,7 +20,7 @@ import requests
 
 from sheets.backends.gsheets import GSheetsBackend, MetadataCache, RetryPolicy, SheetsQuotaError
 from sheets.backends.gsheets_init import init_google_tracker
-from sheets.emulator.server import Config
+from sheets.emulator import Config
 from sheets.emulator.testing import gspread_client, start_emulator, write_service_account_file
 from sheets.engine import Base, SyncResult, UpdateResult, finalize, plan_sync
 from sheets.trackers import TrackerSpec
@@ -56,14 +55,8 @@ class Emu:
         return next(s for s in sheets if s["title"] == "Orders")["values"]
 
     def writes(self) -> int:
-        """values_write requests so far, once settled (counted after the reply is sent)."""
-        seen = -1
-        while True:
-            now = self.admin("GET", "requests")["counters"].get("values_write", 0)
-            if now == seen:
-                return now
-            seen = now
-            time.sleep(0.03)
+        """values_write requests so far (the emulator answers once earlier ones are counted)."""
+        return self.admin("GET", "requests")["counters"].get("values_write", 0)
 
     def person(self, key: str, action: str, **body: Any) -> Any:
         return self.admin("POST", f"spreadsheets/{key}/{action}", {"sheet": "Orders", **body})
@@ -231,7 +224,7 @@ def test_tracker_job_end_to_end_on_google_sheets(
 
     from jobs.sync import sync_tracker
     from portal.services import orders, trackers
-    from sheets.kinds import new_workbook_rows, workbook_choices
+    from portal.sync.adapters import new_workbook_rows, workbook_choices
     from tests.factories import SETUP
     from tests.sync_helpers import ADMIN, COLUMNS, last_run, make_orders, order
 

@@ -23,7 +23,7 @@ from portal.models import (
     Tracker,
 )
 from portal.services import orders, trackers
-from sheets import kinds
+from portal.sync import adapters
 from sheets.backends.xlsx import XlsxBackend
 from tests.conftest import wipe_business_tables
 from tests.factories import SETUP
@@ -101,7 +101,7 @@ def _before(original):
 
 STEPS = {
     "after_read": (sync_job, "_read", _after),
-    "mid_apply": (kinds, "apply_update", _mid_apply),
+    "mid_apply": (adapters, "apply_update", _mid_apply),
     "after_db_apply": (sync_job, "_apply", _after),
     "after_sheet_write": (sync_job, "_write", _after),
     "before_commit": (sync_job, "_commit", _before),

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from portal.services import orders
 from tests.conftest import REPO
 from tests.factories import SETUP
 from tests.sync_helpers import append_row, edit, make_orders, make_tracker, order, sheet
+from tests.sync_slow_worker import STEP_REACHED
 
 LOCK_SECONDS = "2"
 
@@ -29,18 +31,50 @@ def _empty_sync_queue(test_env) -> None:
     queue.get_queue("sync").empty()
 
 
-def _worker(step: str, seconds: float) -> subprocess.Popen:
+def _worker(step: str) -> subprocess.Popen:
+    """A burst worker whose first sync stops after ``step`` until it gets a line on stdin."""
     env = dict(os.environ, ORDERBRIDGE_SYNC_LOCK_SECONDS=LOCK_SECONDS)
-    args = [sys.executable, "-m", "tests.sync_slow_worker", step, str(seconds)]
+    args = [sys.executable, "-m", "tests.sync_slow_worker", step]
     args += ["worker", "--burst", "--no-scheduler", "--queue", "sync"]
     return subprocess.Popen(
         args,
         cwd=REPO,
         env=env,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def _reached(worker: subprocess.Popen, timeout: float = 60) -> None:
+    """Wait until ``worker`` holds its sync at the step (it says so on stdout)."""
+    reached = threading.Event()
+
+    def read() -> None:
+        for line in worker.stdout:  # type: ignore[union-attr]
+            if line.startswith(STEP_REACHED):
+                reached.set()
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    assert reached.wait(timeout), "the worker never reached the step"
+
+
+def _wait_until_lock_expires(tracker_id: int, timeout: float = 10) -> None:
+    """Wait for the expiry of the tracker's lock (a Redis keyspace event), not a clock."""
+    conn = queue.connection()
+    conn.config_set("notify-keyspace-events", "Ex")
+    events = conn.pubsub()
+    events.psubscribe("__keyevent@*__:expired")
+    try:
+        deadline = time.monotonic() + timeout
+        while is_running(tracker_id):
+            left = deadline - time.monotonic()
+            assert left > 0, "the dead worker's lock never expired"
+            events.get_message(timeout=left)
+    finally:
+        events.close()
 
 
 def _runs(tracker_id: int) -> list[SyncRun]:
@@ -58,15 +92,14 @@ def test_two_syncs_of_one_tracker_never_run_at_once(clean_db, tmp_path) -> None:
     edit(path, numbers[0], {"Customer PO": "FROM-SHEET"})
     for _ in range(2):
         queue.get_queue("sync").enqueue(sync_tracker, tracker.id)
-    holder = _worker("read", 8)  # holds the tracker's lock for 8 s in its first sync
-    deadline = time.monotonic() + 60
-    while not any(r.status == SyncRunStatus.RUNNING.value for r in _runs(tracker.id)):
-        assert time.monotonic() < deadline and holder.poll() is None
-        time.sleep(0.1)
-    second = _worker("read", 0)  # takes the other job while the first one runs
-    for worker in (second, holder):
-        output, _ = worker.communicate(timeout=90)
-        assert worker.returncode == 0, output
+    holder = _worker("read")  # holds the tracker's lock in its first sync until told to go
+    _reached(holder)
+    assert any(r.status == SyncRunStatus.RUNNING.value for r in _runs(tracker.id))
+    second = _worker("none")  # takes the other job while the first one runs
+    output, _ = second.communicate(timeout=90)
+    assert second.returncode == 0, output
+    output, _ = holder.communicate(input="go\n", timeout=90)
+    assert holder.returncode == 0, output
     runs = _runs(tracker.id)[1:]
     done = [r for r in runs if r.status == SyncRunStatus.SUCCEEDED.value]
     skipped = [r for r in runs if r.status == SyncRunStatus.SKIPPED.value]
@@ -90,11 +123,9 @@ def test_worker_killed_mid_sync_then_rerun_ends_consistent(clean_db, tmp_path) -
     orders.orders.update(order(numbers[1]), {"notes": "from the portal"}, SETUP)
     before = path.read_bytes()
     queue.get_queue("sync").enqueue(sync_tracker, tracker.id)
-    worker = _worker("apply", 60)  # records applied, then it hangs before the sheet write
-    deadline = time.monotonic() + 60
-    while order(numbers[0]).customer_po != "FROM-SHEET" or len(_orders()) != 3:
-        assert time.monotonic() < deadline and worker.poll() is None, worker.stdout.read()
-        time.sleep(0.1)
+    worker = _worker("apply")  # records applied, then it holds before the sheet write
+    _reached(worker)
+    assert order(numbers[0]).customer_po == "FROM-SHEET" and len(_orders()) == 3
     db.session.rollback()
     horses = _children(worker.pid)  # RQ's work horse runs in a session of its own
     assert horses, "the work horse is not running"
@@ -102,10 +133,7 @@ def test_worker_killed_mid_sync_then_rerun_ends_consistent(clean_db, tmp_path) -
         os.kill(pid, signal.SIGKILL)
     worker.wait(timeout=10)
     assert path.read_bytes() == before  # killed before the write
-    deadline = time.monotonic() + 10
-    while is_running(tracker.id):  # the dead worker's lock expires
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    _wait_until_lock_expires(tracker.id)  # the dead worker's lock expires
 
     outcome = sync_tracker(tracker.id)
     assert outcome["applied"] == 0 and outcome["created"] == 0  # both were done before the kill

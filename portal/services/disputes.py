@@ -317,3 +317,42 @@ def ageing(today: date | None = None) -> Ageing:
             result.overdue.append(dispute)
     result.buckets = [(label, counts[label], amounts[label]) for label in labels]
     return result
+
+
+def set_status(
+    dispute: Dispute,
+    target: str,
+    actor: Actor,
+    *,
+    root_cause: str | None = None,
+    corrective_action: str | None = None,
+    reason: str | None = None,
+) -> Dispute:
+    """Move ``dispute`` to ``target`` (investigating, resolved or rejected) by its status alone.
+
+    ``root_cause`` / ``corrective_action``: ``None`` keeps the dispute's, ``""`` clears it. They
+    are set only when the status becomes resolved or rejected: changing them while ``target``
+    is the current status is refused. A rejection's reason is the corrective action, else
+    ``reason``.
+    """
+    cause = dispute.root_cause if root_cause is None else (root_cause or None)
+    action = dispute.corrective_action if corrective_action is None else (corrective_action or None)
+    if target == dispute.status:
+        if (cause, action) != (dispute.root_cause, dispute.corrective_action):
+            raise ValidationFailed(
+                {"root_cause": ["is set when the status becomes resolved or rejected"]}
+            )
+        return dispute
+    if target == DisputeStatus.INVESTIGATING.value:
+        return investigate(dispute, actor)
+    if target == DisputeStatus.RESOLVED.value:
+        return resolve(dispute, actor, root_cause=cause or "", corrective_action=action or "")
+    if target == DisputeStatus.REJECTED.value:
+        return reject(dispute, actor, reason=action or reason or "", root_cause=cause)
+    raise ValidationFailed({"status": ["can become investigating, resolved or rejected"]})
+
+
+def is_overdue(status: str, due_date: date, today: date) -> bool:
+    """Whether a dispute in ``status`` due on ``due_date`` is overdue on ``today``."""
+    still_open = status in (DisputeStatus.OPEN.value, DisputeStatus.INVESTIGATING.value)
+    return still_open and due_date < today

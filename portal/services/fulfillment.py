@@ -588,3 +588,9 @@ def needs_attention(today: date | None = None, horizon_days: int = 2) -> list[At
     for order in backordered:
         found.setdefault(order.id, Attention(order, "backordered"))
     return sorted(found.values(), key=lambda item: item.order.id)
+
+
+def arrives_late(eta: date | None, delivered_date: date | None, promised_date: date | None) -> bool:
+    """Whether a shipment arrives (delivered, else its ETA) after the order's promised date."""
+    arrival = delivered_date or eta
+    return promised_date is not None and arrival is not None and arrival > promised_date

@@ -1,7 +1,8 @@
 """Trackers and the records of their syncs: runs, base snapshots, conflicts, create tokens.
 
-``trackers`` creates and edits tracker definitions (Admin). :func:`resolve` is the
-Supervisor's answer to a flagged conflict. The remaining functions are the sync job's
+``trackers`` creates and edits tracker definitions (Admin), checked against the record kinds
+the sync glue registers (:func:`register_kind`). :func:`resolve` is the Supervisor's answer to
+a flagged conflict. The remaining functions are the sync job's
 bookkeeping (``jobs/sync.py``): they are the only code that writes sync runs, snapshots,
 conflicts and create tokens. See docs/sync-jobs.md for the commit points.
 """
@@ -10,10 +11,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -42,13 +41,50 @@ from portal.services.base import (
     ValidationFailed,
     unit_of_work,
 )
+from sheets.base_codec import base_from_json, base_to_json
 from sheets.engine import Base, Conflict, resolve_conflict
-from sheets.trackers import CONFLICT_POLICIES, RECORD_KINDS, TrackerSpec
-from sheets.values import ValueParseError, display, normalize
+from sheets.trackers import CONFLICT_POLICIES, RECORD_KINDS, Column, TrackerSpec
+from sheets.values import ValueParseError, decode, display, encode, normalize
 
 TRACKER_VIEW = "Tracker"
 CONFLICT_VIEW = "SyncConflict"
 RESOLVE_CHOICES = ("sheet", "portal", "value")
+
+
+class KindField(Protocol):
+    """A field of a record kind: its column type, and whether a sheet may edit or set it."""
+
+    type: str
+    editable: bool
+    creatable: bool
+
+
+class RecordKind(Protocol):
+    """What trackers need of a record kind (the sync glue, ``portal/sync``, implements it)."""
+
+    name: str
+    key_field: str
+    key_header: str
+    fields: Mapping[str, KindField]
+    filters: Mapping[str, str]
+    can_create: bool
+    preset: tuple[Column, ...]
+
+    def current(self, key: str, filter: str | None, wanted: Iterable[str]) -> dict[str, Any]:
+        """The record ``key``: field -> value."""
+        ...
+
+    def update(self, key: str, changes: Mapping[str, Any], actor: Actor, tracker_name: str) -> None:
+        """Apply ``changes`` (field -> value) to the record ``key`` through its service."""
+        ...
+
+
+_KINDS: dict[str, RecordKind] = {}
+
+
+def register_kind(kind: RecordKind) -> None:
+    """Let trackers hold records of ``kind`` (the app registers the glue's kinds at start)."""
+    _KINDS[kind.name] = kind
 
 
 class TrackerService(RecordService[Tracker]):
@@ -77,10 +113,8 @@ class TrackerService(RecordService[Tracker]):
 
     def create(self, data: Mapping[str, Any], actor: Actor) -> Tracker:
         """Create a tracker; key header/field and columns default to the kind's preset."""
-        from sheets.kinds import KINDS
-
         data = {k: v for k, v in data.items() if v is not None}
-        kind = KINDS.get(str(data.get("kind")))
+        kind = _KINDS.get(str(data.get("kind")))
         if kind is not None:
             data.setdefault("key_header", kind.key_header)
             data.setdefault("key_field", kind.key_field)
@@ -98,13 +132,11 @@ class TrackerService(RecordService[Tracker]):
         }
 
     def validate(self, sess: Session, record: Tracker, changed: set[str]) -> dict[str, list[str]]:
-        from sheets.kinds import KINDS
-
         errors: dict[str, list[str]] = {}
         if record.kind not in RECORD_KINDS:
             errors["kind"] = [f"must be one of {', '.join(RECORD_KINDS)}"]
-        elif record.kind not in KINDS:
-            errors["kind"] = [f"is not supported yet (supported: {', '.join(KINDS)})"]
+        elif record.kind not in _KINDS:
+            errors["kind"] = [f"is not supported yet (supported: {', '.join(_KINDS)})"]
         if record.backend not in BACKENDS:
             errors["backend"] = [f"must be one of {', '.join(BACKENDS)}"]
         if record.conflict_policy not in CONFLICT_POLICIES:
@@ -122,7 +154,7 @@ class TrackerService(RecordService[Tracker]):
         except (ValueError, TypeError) as exc:
             errors.setdefault("columns", []).append(str(exc))
             return errors
-        kind = KINDS.get(record.kind)
+        kind = _KINDS.get(record.kind)
         if kind is None:
             return errors
         if record.key_field != kind.key_field:
@@ -163,48 +195,6 @@ def by_name(name: str) -> Tracker:
 
 # -- base snapshot ---------------------------------------------------------------------------
 
-_DECODE = {
-    "decimal": Decimal,
-    "date": date.fromisoformat,
-    "datetime": datetime.fromisoformat,
-}
-
-
-def _decode_rows(spec: TrackerSpec, data: Mapping[str, Mapping[str, Any]]) -> Base:
-    """``engine.base_from_json``, fast for 50,000-row bases (stored values are canonical)."""
-    types = {c.header: c.type for c in spec.columns}
-    out: Base = {}
-    for key, row in data.items():
-        new: dict[str, Any] = {}
-        for h, v in row.items():
-            t = types.get(h)
-            if t is None:
-                continue
-            conv = _DECODE.get(t)
-            new[h] = v if v is None or conv is None else conv(v)
-        out[key] = new
-    return out
-
-
-def _encode_rows(spec: TrackerSpec, base: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """``engine.base_to_json``, fast: text, int and bool values are stored as they are."""
-    types = {c.header: c.type for c in spec.columns}
-    out: dict[str, Any] = {}
-    for key, row in base.items():
-        new: dict[str, Any] = {}
-        for h, v in row.items():
-            t = types.get(h)
-            if t is None:
-                continue
-            if v is None or t in ("text", "int", "bool"):
-                new[h] = v
-            elif t == "decimal":
-                new[h] = format(v, "f")
-            else:
-                new[h] = v.isoformat()
-        out[key] = new
-    return out
-
 
 def _dumps(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
@@ -229,7 +219,8 @@ _decoded_bases: dict[int, tuple[tuple[Any, TrackerSpec], Base]] = {}
 
 def load_base(tracker_id: int, spec: TrackerSpec) -> tuple[Base, list[int]]:
     """The effective base (the stored base overlaid with the base patches, oldest first),
-    and the ids of the patches it contains."""
+    and the ids of the patches it contains. Reads in the caller's transaction, which it
+    leaves as it is (the caller decides when its transaction ends)."""
     stamp = db.session.execute(
         select(TrackerSnapshot.updated_at).where(TrackerSnapshot.tracker_id == tracker_id)
     ).scalar_one_or_none()
@@ -240,7 +231,7 @@ def load_base(tracker_id: int, spec: TrackerSpec) -> tuple[Base, list[int]]:
         text = db.session.execute(
             select(TrackerSnapshot.base).where(TrackerSnapshot.tracker_id == tracker_id)
         ).scalar_one_or_none()
-        stored = _decode_rows(spec, json.loads(text or "{}"))
+        stored = base_from_json(spec, json.loads(text or "{}"))
         if stamp is not None:
             _decoded_bases[tracker_id] = ((stamp, spec), stored)
         base = dict(stored)
@@ -251,9 +242,8 @@ def load_base(tracker_id: int, spec: TrackerSpec) -> tuple[Base, list[int]]:
         .order_by(TrackerBasePatch.id)
     ):
         ids.append(patch_id)
-        row = _decode_rows(spec, {key: json.loads(cells)})[key]
+        row = base_from_json(spec, {key: json.loads(cells)})[key]
         base[key] = {**base.get(key, {}), **row}
-    db.session.rollback()  # ends the read transaction
     return base, ids
 
 
@@ -263,7 +253,7 @@ def patch_base(tracker_id: int, spec: TrackerSpec, key: str, cells: Mapping[str,
     patch = TrackerBasePatch(
         tracker_id=tracker_id,
         key=key,
-        cells=_dumps(_encode_rows(spec, {key: cells})[key]),
+        cells=_dumps(base_to_json(spec, {key: cells})[key]),
         created_at=utcnow(),
     )
     db.session.add(patch)
@@ -409,7 +399,7 @@ def _store_base(
     ).scalar_one()
     if removed or kept + len(diff) > FOLD_AFTER:
         snap = _snapshot(tracker_id)
-        snap.base = _dumps(_encode_rows(spec, base))
+        snap.base = _dumps(base_to_json(spec, base))
         snap.updated_at = utcnow()
         # Keyed by the new stamp: if this transaction rolls back, the stamp never matches.
         _decoded_bases[tracker_id] = ((snap.updated_at, spec), dict(base))
@@ -419,7 +409,7 @@ def _store_base(
             )
         return
     now = utcnow()
-    encoded = _encode_rows(spec, diff)
+    encoded = base_to_json(spec, diff)
     sess.add_all(
         TrackerBasePatch(tracker_id=tracker_id, key=key, cells=_dumps(cells), created_at=now)
         for key, cells in encoded.items()
@@ -427,8 +417,6 @@ def _store_base(
 
 
 def _json_value(type_: str, value: Any) -> str:
-    from sheets.values import encode
-
     return json.dumps(encode(type_, value))
 
 
@@ -500,7 +488,7 @@ def conflict_values(conflict: SyncConflict) -> dict[str, Any]:
     spec = conflict.tracker.spec()
     type_ = spec.column(conflict.header).type
     return {
-        name: normalize(type_, json.loads(getattr(conflict, f"{name}_value")))
+        name: decode(type_, json.loads(getattr(conflict, f"{name}_value")))
         for name in ("base", "sheet", "portal")
     }
 
@@ -512,8 +500,6 @@ def resolve(conflict: SyncConflict, choice: str, actor: Actor, value: Any = None
     cell's base becomes the sheet value the Supervisor saw (``engine.resolve_conflict``), so
     the next sync writes the chosen value into the cell.
     """
-    from sheets.kinds import get_kind
-
     if not actor.can("can_resolve", CONFLICT_VIEW):
         raise PermissionDenied(f"{actor.name} may not resolve sync conflicts")
     if choice not in RESOLVE_CHOICES:
@@ -531,7 +517,9 @@ def resolve(conflict: SyncConflict, choice: str, actor: Actor, value: Any = None
             raise ValidationFailed({"value": [str(exc)]}) from None
     else:
         chosen = seen[choice]
-    kind = get_kind(tracker.kind)
+    kind = _KINDS.get(tracker.kind)
+    if kind is None:
+        raise ValueError(f"trackers of {tracker.kind.replace('_', ' ')} are not supported yet")
     with unit_of_work():
         now = kind.current(conflict.key, None, [column.field])
         if normalize(column.type, now.get(column.field)) != chosen:
@@ -574,6 +562,7 @@ def resolve(conflict: SyncConflict, choice: str, actor: Actor, value: Any = None
 __all__ = [
     "CONFLICT_VIEW",
     "TRACKER_VIEW",
+    "RecordKind",
     "TrackerService",
     "add_create_token",
     "by_name",
@@ -583,6 +572,7 @@ __all__ = [
     "finish_sync",
     "load_base",
     "patch_base",
+    "register_kind",
     "resolve",
     "skip_run",
     "start_run",

@@ -1,12 +1,14 @@
 """Sheet backends: :func:`open_backend` picks the one a tracker names.
 
 ``xlsx`` (a local .xlsx file: calamine read, in-place XML patch), ``gsheets`` (Google Sheets
-through gspread, or the local emulator with ``SHEETS_API_URL``) and ``xlwings``.
+through gspread, or the local emulator with ``api_url``) and ``xlwings``. The caller passes
+the settings in (:class:`BackendSettings`); nothing here reads configuration.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Protocol
 
 from sheets.grid import SheetBackend
@@ -20,38 +22,54 @@ class BackendTarget(Protocol):
     tab: str
 
 
+@dataclass(frozen=True)
+class BackendSettings:
+    """Settings of the backends: the Google service-account key file, the Sheets API base URL
+    (an emulator; Google's when blank), the retry budget of Google API calls (``None``: the
+    :class:`~sheets.backends.gsheets.RetryPolicy` default) and the xlwings license key."""
+
+    credentials_file: str | None = None
+    api_url: str | None = None
+    retry_max_attempts: int | None = None
+    retry_max_seconds: float | None = None
+    retry_base_delay: float | None = None
+    xlwings_license_key: str | None = None
+
+
 class BackendUnavailable(RuntimeError):
     """The tracker's backend cannot run here; the message says why and what to use."""
 
 
-def _setting(name: str) -> str:
-    from flask import current_app, has_app_context
-
-    if has_app_context() and current_app.config.get(name):
-        return str(current_app.config[name])
-    return os.environ.get(name, "")
-
-
-def open_backend(tracker: BackendTarget) -> SheetBackend:
+def open_backend(tracker: BackendTarget, settings: BackendSettings) -> SheetBackend:
     """The backend reading and writing ``tracker``'s tab."""
     if tracker.backend == "xlsx":
         from sheets.backends.xlsx import XlsxBackend
 
         return XlsxBackend(os.path.expanduser(tracker.location), tracker.tab)
     if tracker.backend == "gsheets":
-        from sheets.backends.gsheets import GSheetsBackend
+        from sheets.backends.gsheets import GSheetsBackend, RetryPolicy
 
+        budget = {
+            "max_attempts": settings.retry_max_attempts,
+            "max_seconds": settings.retry_max_seconds,
+            "base_delay": settings.retry_base_delay,
+        }
         return GSheetsBackend(
             tracker.location,
             tracker.tab,
-            credentials_file=_setting("GOOGLE_SERVICE_ACCOUNT_FILE") or None,
-            api_url=_setting("SHEETS_API_URL") or None,
+            credentials_file=settings.credentials_file or None,
+            api_url=settings.api_url or None,
+            retry=RetryPolicy(**{k: v for k, v in budget.items() if v is not None}),
         )
     if tracker.backend == "xlwings":
+        key = (
+            "; XLWINGS_LICENSE_KEY is set, but"
+            if settings.xlwings_license_key
+            else " together with XLWINGS_LICENSE_KEY;"
+        )
         raise BackendUnavailable(
             "the xlwings backend needs Microsoft Excel (a Windows or macOS worker), or a live "
-            "workbook posted by the xlwings client (xw.Book(json=...)) together with "
-            "XLWINGS_LICENSE_KEY; neither is available here. On Linux use the xlsx backend "
-            "(the default) for .xlsx files."
+            f"workbook posted by the xlwings client (xw.Book(json=...)){key} neither is "
+            "available here. On Linux use the xlsx backend (the default) for .xlsx files."
         )
     raise BackendUnavailable(f"unknown backend {tracker.backend!r} (xlsx, gsheets or xlwings)")

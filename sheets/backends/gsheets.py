@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import random
 import threading
 import time
@@ -85,20 +84,6 @@ class RetryPolicy:
     max_delay: float = 32.0
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
-
-    @classmethod
-    def from_env(cls) -> RetryPolicy:
-        """The defaults, with ``SHEETS_RETRY_MAX_ATTEMPTS`` / ``SHEETS_RETRY_MAX_SECONDS`` and
-        ``SHEETS_RETRY_BASE_DELAY`` from the environment when set."""
-        overrides: dict[str, Any] = {}
-        for name, attr, kind in (
-            ("SHEETS_RETRY_MAX_ATTEMPTS", "max_attempts", int),
-            ("SHEETS_RETRY_MAX_SECONDS", "max_seconds", float),
-            ("SHEETS_RETRY_BASE_DELAY", "base_delay", float),
-        ):
-            if os.environ.get(name):
-                overrides[attr] = kind(os.environ[name])
-        return cls(**overrides)
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt ``attempt`` (0-based)."""
@@ -323,7 +308,7 @@ class GSheetsBackend:
         self.tab = tab
         self.client = client
         self.http: HTTPClient = client.http_client
-        self.retry = retry or RetryPolicy.from_env()
+        self.retry = retry or RetryPolicy()
         self.cache = metadata_cache if metadata_cache is not None else METADATA_CACHE
 
     def __repr__(self) -> str:

@@ -4,6 +4,7 @@ Start it with ``python -m sheets.emulator --port 8089`` or in-process with
 :func:`sheets.emulator.testing.start_emulator`; see docs/sheets-emulator.md.
 """
 
-from .server import Config, Emulator, EmulatorServer
+from .server import EmulatorServer
+from .state import Config, Emulator
 
 __all__ = ["Config", "Emulator", "EmulatorServer"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .server import Config, Emulator, EmulatorServer
+from .server import EmulatorServer
+from .state import Config, Emulator
 
 
 def main(argv: list[str] | None = None) -> None:

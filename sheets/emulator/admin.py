@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import a1, store
-from .store import ApiError, Spreadsheet
-from .values import parse_user_entered
-
-if TYPE_CHECKING:
-    from .server import Emulator
+from .a1 import col_to_index, parse_cells
+from .state import Emulator
+from .store import ApiError, Sheet, Spreadsheet, delete_lines, insert_lines, sort_rows
+from .values import parse_raw, parse_user_entered
+from .values_api import protected_against, read_values
 
 
 def seed(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
@@ -35,7 +34,7 @@ def seed(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
             grid = sheet.props["gridProperties"]
             grid["rowCount"] = max(grid["rowCount"], len(values))
             grid["columnCount"] = max(grid["columnCount"], max(map(len, values), default=0))
-            parse = store.parse_raw if spec.get("raw") else parse_user_entered
+            parse = parse_raw if spec.get("raw") else parse_user_entered
             for r, row in enumerate(values):
                 for c, value in enumerate(row):
                     if value is not None:
@@ -55,7 +54,7 @@ def _grid_props(spec: dict[str, Any]) -> dict[str, Any]:
     return {"gridProperties": grid} if grid else {}
 
 
-def _admin_sheet(ss: Spreadsheet, body: dict[str, Any]) -> store.Sheet:
+def _admin_sheet(ss: Spreadsheet, body: dict[str, Any]) -> Sheet:
     title = body.get("sheet")
     sheet = ss.sheet_by_title(title) if title else ss.sheets[0]
     if sheet is None:
@@ -75,7 +74,7 @@ def snapshot(ss: Spreadsheet, render_option: str) -> dict[str, Any]:
                 "sheetId": s.id,
                 "rowCount": s.row_count,
                 "columnCount": s.col_count,
-                "values": store.read_values(
+                "values": read_values(
                     s, (0, 0, s.row_count, s.col_count), render_option, "SERIAL_NUMBER"
                 ),
             }
@@ -91,9 +90,9 @@ def _person_type(ss: Spreadsheet, body: dict[str, Any]) -> dict[str, Any]:
     user = body.get("user", "person@example.com")
     applied, rejected = [], []
     for name, value in (body.get("cells") or {}).items():
-        bounds = a1.parse_cells(name)
+        bounds = parse_cells(name)
         r, c = bounds.row0, bounds.col0
-        if store.protected_against(ss, sheet, user, r, c):
+        if protected_against(ss, sheet, user, r, c):
             rejected.append({"cell": name, "reason": "protected"})
             continue
         cell = parse_user_entered(value) if value is not None else None
@@ -109,7 +108,7 @@ def _person_type(ss: Spreadsheet, body: dict[str, Any]) -> dict[str, Any]:
     return {"applied": applied, "rejected": rejected}
 
 
-def _validation_failure(sheet: store.Sheet, r: int, c: int, cell: Any) -> str | None:
+def _validation_failure(sheet: Sheet, r: int, c: int, cell: Any) -> str | None:
     for v in sheet.validations:
         rng, rule = v["range"], v["rule"]
         inside = (
@@ -126,7 +125,7 @@ def _validation_failure(sheet: store.Sheet, r: int, c: int, cell: Any) -> str | 
 
 
 def _column_index(value: Any) -> int:
-    return a1.col_to_index(value) if isinstance(value, str) else int(value)
+    return col_to_index(value) if isinstance(value, str) else int(value)
 
 
 def _person_sort(ss: Spreadsheet, body: dict[str, Any]) -> dict[str, Any]:
@@ -136,7 +135,7 @@ def _person_sort(ss: Spreadsheet, body: dict[str, Any]) -> dict[str, Any]:
     header = int(body.get("header_rows", 1))
     col = _column_index(body.get("column", "A"))
     order = "DESCENDING" if body.get("descending") else "ASCENDING"
-    store.sort_rows(
+    sort_rows(
         sheet,
         (header, 0, max(nrows, header), max(ncols, col + 1)),
         [{"dimensionIndex": col, "sortOrder": order}],
@@ -150,7 +149,7 @@ def _person_insert_rows(ss: Spreadsheet, body: dict[str, Any]) -> dict[str, Any]
     before = int(body["before"]) - 1
     values = body.get("values") or []
     count = int(body.get("count", max(len(values), 1)))
-    store.insert_lines(sheet, "ROWS", before, count)
+    insert_lines(sheet, "ROWS", before, count)
     for i, row in enumerate(values):
         for j, value in enumerate(row):
             if value is not None:
@@ -165,7 +164,7 @@ def _person_delete_rows(ss: Spreadsheet, body: dict[str, Any]) -> dict[str, Any]
     count = int(body.get("count", 1))
     if start < 0 or start + count > sheet.row_count or count >= sheet.row_count:
         raise ApiError(400, "rows out of range")
-    store.delete_lines(sheet, "ROWS", start, start + count)
+    delete_lines(sheet, "ROWS", start, start + count)
     return {"deleted": count}
 
 
@@ -177,7 +176,7 @@ def _person_duplicate_row(ss: Spreadsheet, body: dict[str, Any]) -> dict[str, An
     nrows, _ = sheet.data_extent()
     to = int(body["to"]) - 1 if body.get("to") else nrows
     if to < nrows:
-        store.insert_lines(sheet, "ROWS", to, 1)
+        insert_lines(sheet, "ROWS", to, 1)
     grid = sheet.props["gridProperties"]
     grid["rowCount"] = max(grid["rowCount"], to + 1)
     for c, cell in enumerate(cells):

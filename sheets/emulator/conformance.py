@@ -25,8 +25,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from .server import Config
-from .store import SUPPORTED_REQUESTS
+from .batch import SUPPORTED_REQUESTS
+from .state import Config
 from .testing import start_emulator
 
 # ../shared/conformance/gspread-cassettes relative to the repository root

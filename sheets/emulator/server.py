@@ -16,20 +16,27 @@ import json
 import re
 import secrets
 import socket
-import threading
 import time
-from collections import Counter, deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import admin, store
-from .store import ApiError, Spreadsheet
+from .admin import PERSON_ACTIONS, seed, snapshot
+from .batch import batch_update
+from .metadata import apply_fields, metadata, parse_fields
+from .state import READ_KINDS, Emulator, quota_error
+from .store import ApiError, Spreadsheet, clip, resolve
+from .values_api import (
+    append_values,
+    check_values,
+    clear_values,
+    updated_data,
+    value_range,
+    write_values,
+)
 
 SPREADSHEET_MIME = "application/vnd.google-apps.spreadsheet"
-READ_KINDS = ("metadata_read", "values_read")
-WRITE_KINDS = ("values_write", "batch_update", "create")
 WRITE_SCOPES = frozenset(
     {
         "https://www.googleapis.com/auth/spreadsheets",
@@ -37,106 +44,9 @@ WRITE_SCOPES = frozenset(
         "https://www.googleapis.com/auth/drive.file",
     }
 )
-LOG_SIZE = 10_000  # request log entries kept (counters are exact)
 _SHEETS_PATH = re.compile(r"^/v4/spreadsheets/([^/:]+)(.*)$")
 _DRIVE_PATH = re.compile(r"^/drive/v3/files(?:/([^/]+))?(/.*)?$")
 _ADMIN_SS = re.compile(r"^/_admin/spreadsheets/([^/]+)(?:/([a-z_]+))?$")
-
-
-@dataclass
-class Config:
-    """Behaviour knobs, changeable at runtime through ``POST /_admin/config``."""
-
-    quota_reads: int = 60
-    quota_writes: int = 60
-    quota_window_s: float = 60.0
-    auth_required: bool = True
-    default_user: str = "anonymous@emulator.local"
-
-
-class Emulator:
-    """All emulator state behind one lock."""
-
-    def __init__(self, config: Config | None = None) -> None:
-        self.lock = threading.RLock()
-        self.config = config or Config()
-        self.spreadsheets: dict[str, Spreadsheet] = {}
-        self.tokens: dict[str, dict[str, Any]] = {}
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget spreadsheets, quotas, faults and the request log (tokens stay valid)."""
-        with self.lock:
-            self.spreadsheets.clear()
-            self.quota: dict[tuple[str, str], deque[float]] = {}
-            self.faults: list[dict[str, Any]] = []
-            self.counters: Counter[str] = Counter()
-            self.log: deque[dict[str, Any]] = deque(maxlen=LOG_SIZE)
-
-    # --- helpers used by the handler and by tests --------------------------------------
-
-    def create_spreadsheet(
-        self, title: str, owner: str, sid: str | None = None, first_sheet: dict | None = None
-    ) -> Spreadsheet:
-        """A new spreadsheet with one sheet (id 0, 1000 x 26 unless first_sheet says)."""
-        with self.lock:
-            ss = Spreadsheet(sid or store.new_id(), title, owner)
-            ss.add_sheet(first_sheet or {"title": "Sheet1"}, sheet_id=0)
-            self.spreadsheets[ss.id] = ss
-            return ss
-
-    def take_fault(self, kind: str) -> dict[str, Any] | None:
-        """Consume one pending injected fault matching this request kind, if any."""
-        with self.lock:
-            for fault in self.faults:
-                if fault.get("kind") in (None, kind) and fault["remaining"] > 0:
-                    fault["remaining"] -= 1
-                    if fault["remaining"] == 0:
-                        self.faults.remove(fault)
-                    return dict(fault)
-        return None
-
-    def charge_quota(self, user: str, kind: str) -> None:
-        """Count one request against the per-user per-minute quota, 429 when it is used up."""
-        if kind in READ_KINDS:
-            bucket, limit, label = "read", self.config.quota_reads, "Read"
-        elif kind in WRITE_KINDS:
-            bucket, limit, label = "write", self.config.quota_writes, "Write"
-        else:
-            return
-        now = time.monotonic()
-        with self.lock:
-            stamps = self.quota.setdefault((user, bucket), deque())
-            while stamps and now - stamps[0] >= self.config.quota_window_s:
-                stamps.popleft()
-            if len(stamps) >= limit:
-                raise quota_error(label, limit)
-            stamps.append(now)
-
-
-def quota_error(label: str, limit: int) -> ApiError:
-    """Google's 429 for an exhausted per-minute-per-user quota."""
-    metric = f"{label.lower()}_requests"
-    return ApiError(
-        429,
-        f"Quota exceeded for quota metric '{label} requests' and limit '{label} requests per "
-        "minute per user' of service 'sheets.googleapis.com' for consumer "
-        "'project_number:000000000000'.",
-        [
-            {
-                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                "reason": "RATE_LIMIT_EXCEEDED",
-                "domain": "googleapis.com",
-                "metadata": {
-                    "quota_metric": f"sheets.googleapis.com/{metric}",
-                    "quota_limit": f"{label}RequestsPerMinutePerUser",
-                    "quota_limit_value": str(limit),
-                    "service": "sheets.googleapis.com",
-                    "consumer": "projects/000000000000",
-                },
-            }
-        ],
-    )
 
 
 class DriveError(ApiError):
@@ -235,6 +145,7 @@ class Handler(BaseHTTPRequestHandler):
         kind = classify(method, path)
         entry = {"method": method, "path": path, "query": parts.query, "kind": kind}
         status = 500
+        self.emu.begin_request()
         try:
             fault = self.emu.take_fault(kind)
             if fault:
@@ -269,11 +180,9 @@ class Handler(BaseHTTPRequestHandler):
             status = 500
             self._send(500, ApiError(500, f"emulator internal error: {exc!r}").body())
         finally:
-            with self.emu.lock:
-                entry["status"] = status
-                entry["time"] = time.time()
-                self.emu.counters[kind] += 1
-                self.emu.log.append(entry)
+            entry["status"] = status
+            entry["time"] = time.time()
+            self.emu.end_request(entry)
 
     def _answer(self, fn: Any) -> None:
         try:
@@ -363,27 +272,27 @@ class Handler(BaseHTTPRequestHandler):
             if rest == "" and method == "GET":
                 merged: dict[str, Any] = dict(params)
                 merged["ranges"] = query.get("ranges", [])
-                return store.metadata(ss, merged)
+                return metadata(ss, merged)
             if rest == ":batchUpdate" and method == "POST":
-                return store.batch_update(ss, body, user)
+                return batch_update(ss, body, user)
             if rest == "/values:batchGet" and method == "GET":
                 return self.batch_get(ss, params, query.get("ranges", []))
             if rest == "/values:batchUpdate" and method == "POST":
                 return self.values_batch_update(ss, body, user)
             if rest == "/values:batchClear" and method == "POST":
                 ranges = body.get("ranges") or []
-                cleared = [store.clear_values(ss, r) for r in ranges]
+                cleared = [clear_values(ss, r) for r in ranges]
                 return {"spreadsheetId": ss.id, "clearedRanges": cleared}
             if rest.startswith("/values/"):
                 target = rest[len("/values/") :]
                 if target.endswith(":append") and method == "POST":
-                    return store.append_values(ss, unquote(target[:-7]), body, params, user)
+                    return append_values(ss, unquote(target[:-7]), body, params, user)
                 if target.endswith(":clear") and method == "POST":
-                    cleared = store.clear_values(ss, unquote(target[:-6]))
+                    cleared = clear_values(ss, unquote(target[:-6]))
                     return {"spreadsheetId": ss.id, "clearedRange": cleared}
                 if method == "GET":
-                    sheet, bounds = store.resolve(ss, unquote(target))
-                    return store.value_range(sheet, store.clip(sheet, bounds), params)
+                    sheet, bounds = resolve(ss, unquote(target))
+                    return value_range(sheet, clip(sheet, bounds), params)
                 if method == "PUT":
                     return self.values_update(ss, unquote(target), body, params, user)
         raise ApiError(404, f"emulator: unsupported Sheets call {method} {path}")
@@ -396,24 +305,24 @@ class Handler(BaseHTTPRequestHandler):
             ss = self.emu.create_spreadsheet(title, user, first_sheet={"title": "Sheet1", **first})
             for extra in sheets[1:]:
                 ss.add_sheet(extra.get("properties"))
-            return store.metadata(ss, {})
+            return metadata(ss, {})
 
     def values_update(
         self, ss: Spreadsheet, range_text: str, body: dict, params: dict, user: str
     ) -> dict[str, Any]:
         body_range = body.get("range")
         if body_range and body_range != range_text:
-            sheet_a, bounds_a = store.resolve(ss, body_range)
-            sheet_b, bounds_b = store.resolve(ss, range_text)
+            sheet_a, bounds_a = resolve(ss, body_range)
+            sheet_b, bounds_b = resolve(ss, range_text)
             if (sheet_a, bounds_a) != (sheet_b, bounds_b):
                 raise ApiError(
                     400,
                     f"Requested range [{body_range}] must match the range in the URL "
                     f"[{range_text}]",
                 )
-        values = store.check_values(body.get("values"))
-        sheet, bounds = store.resolve(ss, range_text)
-        result = store.write_values(
+        values = check_values(body.get("values"))
+        sheet, bounds = resolve(ss, range_text)
+        result = write_values(
             ss,
             sheet,
             bounds,
@@ -423,7 +332,7 @@ class Handler(BaseHTTPRequestHandler):
             user,
             range_text,
         )
-        data = store.updated_data(sheet, result, params)
+        data = updated_data(sheet, result, params)
         if data is not None:
             result["updatedData"] = data
         return result
@@ -431,8 +340,8 @@ class Handler(BaseHTTPRequestHandler):
     def batch_get(self, ss: Spreadsheet, params: dict, ranges: list[str]) -> dict[str, Any]:
         out = []
         for text in ranges:
-            sheet, bounds = store.resolve(ss, text)
-            out.append(store.value_range(sheet, store.clip(sheet, bounds), params))
+            sheet, bounds = resolve(ss, text)
+            out.append(value_range(sheet, clip(sheet, bounds), params))
         return {"spreadsheetId": ss.id, "valueRanges": out}
 
     def values_batch_update(self, ss: Spreadsheet, body: dict, user: str) -> dict[str, Any]:
@@ -442,9 +351,9 @@ class Handler(BaseHTTPRequestHandler):
         touched: set[tuple[int, str, int]] = set()
         try:
             for i, vr in enumerate(body.get("data") or []):
-                values = store.check_values(vr.get("values"), f"data[{i}].values")
-                sheet, bounds = store.resolve(ss, vr.get("range", ""))
-                result = store.write_values(
+                values = check_values(vr.get("values"), f"data[{i}].values")
+                sheet, bounds = resolve(ss, vr.get("range", ""))
+                result = write_values(
                     ss,
                     sheet,
                     bounds,
@@ -455,7 +364,7 @@ class Handler(BaseHTTPRequestHandler):
                     vr.get("range", ""),
                     touched,
                 )
-                data = store.updated_data(sheet, result, body)
+                data = updated_data(sheet, result, body)
                 if data is not None:
                     result["updatedData"] = data
                 responses.append(result)
@@ -528,7 +437,7 @@ class Handler(BaseHTTPRequestHandler):
         }
         if not fields:
             return {k: full[k] for k in ("kind", "id", "name", "mimeType")}
-        return store.apply_fields(full, store.parse_fields(fields))
+        return apply_fields(full, parse_fields(fields))
 
     def drive_list(self, params: dict, user: str) -> dict[str, Any]:
         matches = [
@@ -546,7 +455,7 @@ class Handler(BaseHTTPRequestHandler):
                 "incompleteSearch": False,
                 "files": [{k: f[k] for k in ("kind", "id", "name", "mimeType")} for f in files],
             }
-        return store.apply_fields(full, store.parse_fields(fields))
+        return apply_fields(full, parse_fields(fields))
 
     # --- admin -------------------------------------------------------------------------
 
@@ -580,6 +489,7 @@ class Handler(BaseHTTPRequestHandler):
                     emu.faults.clear()
                 return {"faults": list(emu.faults)}
         if path == "/_admin/requests":
+            emu.wait_idle()  # requests answered before this one are counted
             with emu.lock:
                 if method == "DELETE":
                     emu.counters.clear()
@@ -588,7 +498,7 @@ class Handler(BaseHTTPRequestHandler):
                 return {"counters": dict(emu.counters), "log": list(emu.log)}
         if path == "/_admin/spreadsheets":
             if method == "POST":
-                return admin.seed(emu, body)
+                return seed(emu, body)
             with emu.lock:
                 return {
                     "spreadsheets": [
@@ -604,9 +514,9 @@ class Handler(BaseHTTPRequestHandler):
                     raise ApiError(404, "Requested entity was not found.")
                 action = m.group(2)
                 if action is None and method == "GET":
-                    return admin.snapshot(ss, params.get("render", "UNFORMATTED_VALUE"))
-                if method == "POST" and action in admin.PERSON_ACTIONS:
-                    result = admin.PERSON_ACTIONS[action](ss, body)
+                    return snapshot(ss, params.get("render", "UNFORMATTED_VALUE"))
+                if method == "POST" and action in PERSON_ACTIONS:
+                    result = PERSON_ACTIONS[action](ss, body)
                     ss.touch()
                     return result
         raise ApiError(404, f"emulator: no admin route for {method} {path}")

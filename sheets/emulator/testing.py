@@ -24,7 +24,8 @@ from google.oauth2.service_account import Credentials
 from gspread.http_client import HTTPClient
 from requests.adapters import HTTPAdapter
 
-from .server import Config, Emulator, EmulatorServer
+from .server import EmulatorServer
+from .state import Config, Emulator
 
 GOOGLE_HOSTS = ("https://sheets.googleapis.com", "https://www.googleapis.com")
 DEFAULT_EMAIL = "orderbridge-test@orderbridge-emulator.iam.gserviceaccount.com"

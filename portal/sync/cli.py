@@ -57,7 +57,7 @@ def add(name: str, kind: str, **options: object) -> None:
     """Define a tracker NAME binding a tab to a kind of record."""
     from portal.services import trackers
     from portal.services.base import Actor, ServiceError
-    from sheets.kinds import KINDS
+    from portal.sync.kinds import KINDS
 
     if options.pop("preset") and options.get("columns"):
         _fail("give --columns or --preset, not both")
@@ -133,8 +133,8 @@ def show(name: str) -> None:
 @with_appcontext
 def init(name: str, force: bool) -> None:
     """Write a new .xlsx tracker workbook from the current records."""
+    from portal.sync.adapters import new_workbook_rows, workbook_choices
     from sheets.backends.xlsx_init import write_new_tracker
-    from sheets.kinds import new_workbook_rows, workbook_choices
 
     t = _tracker(name)
     if t.backend != "xlsx":

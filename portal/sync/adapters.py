@@ -1,0 +1,115 @@
+"""The glue between the sync engine and the record kinds: rows in, service calls out.
+
+:func:`portal_rows` is the portal side of the merge; :func:`apply_update` and
+:func:`apply_create` apply the engine's plan through the kinds (service errors become row
+errors and never raise). Every write uses the actor ``sheet:<tracker>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from operator import itemgetter
+from typing import Any
+
+from portal.services.base import ConflictError, ServiceError, unit_of_work
+from portal.sync.base import Row, sheet_actor
+from portal.sync.kinds import get_kind
+from sheets.engine import CreateResult, RecordCreate, RecordUpdate, UpdateResult
+from sheets.trackers import TrackerSpec
+from sheets.values import ValueParseError, normalize, to_cell
+
+
+def _header_row(spec: TrackerSpec, record: Row) -> Row:
+    return {c.header: record.get(c.field) for c in spec.columns}
+
+
+def portal_rows(spec: TrackerSpec, filter: str | None) -> dict[str, Row]:
+    """The portal side of the merge: key -> header -> typed value, every header present."""
+    kind = get_kind(spec.kind)
+    records = kind.records(filter, [c.field for c in spec.columns])
+    headers = [c.header for c in spec.columns]
+    getter = itemgetter(*(c.field for c in spec.columns))
+    if len(headers) == 1:
+        return {key: {headers[0]: getter(rec)} for key, rec in records.items()}
+    return {key: dict(zip(headers, getter(rec), strict=True)) for key, rec in records.items()}
+
+
+def new_workbook_rows(spec: TrackerSpec, filter: str | None) -> list[list[Any]]:
+    """Rows for a new tracker workbook (key, mapped columns, empty status), sorted by key."""
+    rows = portal_rows(spec, filter)
+    return [
+        [key, *(to_cell(c.type, rows[key][c.header]) for c in spec.columns), None]
+        for key in sorted(rows)
+    ]
+
+
+def workbook_choices(spec: TrackerSpec) -> dict[str, tuple[str, ...]]:
+    """header -> dropdown values for a new tracker workbook."""
+    choices = get_kind(spec.kind).choices
+    return {c.header: choices[c.field] for c in spec.columns if c.field in choices}
+
+
+def _stale_fields(spec: TrackerSpec, now: Row, expected: Mapping[str, Any]) -> list[str]:
+    types = {c.field: c.type for c in spec.columns}
+    stale = []
+    for name, value in expected.items():
+        try:
+            if normalize(types[name], now.get(name)) != value:
+                stale.append(name)
+        except ValueParseError:
+            stale.append(name)
+    return stale
+
+
+def apply_update(
+    spec: TrackerSpec,
+    filter: str | None,
+    update: RecordUpdate,
+    also: Callable[[], None] | None = None,
+) -> UpdateResult:
+    """Apply a sheet edit through the services in one unit of work (with ``also``, if given).
+
+    Refuses an update whose record changed in the portal since the merge read it (the next
+    sync merges again). A service error becomes ``UpdateResult.error``; nothing raises.
+    """
+    kind = get_kind(spec.kind)
+    wanted = [c.field for c in spec.columns]
+    try:
+        with unit_of_work():
+            now = kind.current(update.key, filter, wanted)
+            stale = _stale_fields(spec, now, update.expected)
+            if stale:
+                raise ConflictError(
+                    f"{', '.join(stale)} changed in the portal during this sync; merged again "
+                    "on the next sync"
+                )
+            kind.update(update.key, update.changes, sheet_actor(spec.name), spec.name)
+            if also is not None:
+                also()
+    except ServiceError as error:
+        return UpdateResult(update.key, error=error.message)
+    after = kind.records(filter, wanted, keys=[update.key]).get(update.key)
+    return UpdateResult(update.key, values=None if after is None else _header_row(spec, after))
+
+
+def record_values(spec: TrackerSpec, key: str) -> Row | None:
+    """header -> value of the record ``key`` (whatever the filter), for created rows."""
+    rec = get_kind(spec.kind).records(None, [c.field for c in spec.columns], keys=[key]).get(key)
+    return None if rec is None else _header_row(spec, rec)
+
+
+def apply_create(
+    spec: TrackerSpec, create: RecordCreate, also: Callable[[str], None] | None = None
+) -> CreateResult:
+    """Create a record from a blank-key row; ``also(key)`` runs in the same unit of work."""
+    kind = get_kind(spec.kind)
+    try:
+        if not kind.can_create:
+            raise ServiceError(f"a tracker cannot add {kind.name.replace('_', ' ')}")
+        with unit_of_work():
+            key = kind.create(create.values, sheet_actor(spec.name))
+            if also is not None:
+                also(key)
+    except ServiceError as error:
+        return CreateResult(create.row, error=error.message)
+    return CreateResult(create.row, key=key, values=record_values(spec, key))

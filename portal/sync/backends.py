@@ -1,0 +1,39 @@
+"""Open a tracker's sheet backend with the settings of the running app (config, then env)."""
+
+from __future__ import annotations
+
+import os
+
+from flask import current_app, has_app_context
+
+from sheets.backends import BackendSettings, BackendTarget, open_backend
+from sheets.grid import SheetBackend
+
+
+def _setting(name: str) -> str:
+    if has_app_context() and current_app.config.get(name):
+        return str(current_app.config[name])
+    return os.environ.get(name, "")
+
+
+def _number(name: str, kind: type[int] | type[float]) -> int | float | None:
+    text = _setting(name)
+    return kind(text) if text else None
+
+
+def backend_settings() -> BackendSettings:
+    """The backends' settings: GOOGLE_SERVICE_ACCOUNT_FILE, SHEETS_API_URL,
+    SHEETS_RETRY_MAX_ATTEMPTS / _MAX_SECONDS / _BASE_DELAY and XLWINGS_LICENSE_KEY."""
+    return BackendSettings(
+        credentials_file=_setting("GOOGLE_SERVICE_ACCOUNT_FILE") or None,
+        api_url=_setting("SHEETS_API_URL") or None,
+        retry_max_attempts=_number("SHEETS_RETRY_MAX_ATTEMPTS", int),  # type: ignore[arg-type]
+        retry_max_seconds=_number("SHEETS_RETRY_MAX_SECONDS", float),
+        retry_base_delay=_number("SHEETS_RETRY_BASE_DELAY", float),
+        xlwings_license_key=_setting("XLWINGS_LICENSE_KEY") or None,
+    )
+
+
+def open_tracker_backend(tracker: BackendTarget) -> SheetBackend:
+    """The backend reading and writing ``tracker``'s tab, configured from the app."""
+    return open_backend(tracker, backend_settings())

@@ -1,0 +1,158 @@
+"""What every record kind shares: its fields, the chunked record loop and the sheet actor.
+
+A :class:`Kind` lists its records as plain dicts (one SQL query, no ORM objects: trackers hold
+50,000 rows) through :func:`rows_by_key`, the one loop that reads all records or only some keys
+in chunks, and applies sheet edits through the record's service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, select
+
+from portal.extensions import db
+from portal.models import Invoice, OrderStatus
+from portal.services.base import Actor, NotFound, ServiceError, ValidationFailed
+from sheets.trackers import Column
+
+Row = dict[str, Any]
+Narrow = Callable[[Select, list[str]], Select]
+CHUNK = 500  # keys per IN (...) query
+CLOSED_ORDER_STATUSES = (
+    OrderStatus.DELIVERED.value,
+    OrderStatus.INVOICED.value,
+    OrderStatus.CLOSED.value,
+    OrderStatus.CANCELLED.value,
+)
+
+
+@dataclass(frozen=True)
+class Field:
+    """A field a tracker column may map: its type, and what the sheet may do with it."""
+
+    name: str
+    type: str = "text"
+    editable: bool = False
+    creatable: bool = False
+
+
+def sheet_actor(tracker_name: str) -> Actor:
+    """The audit actor of writes made on behalf of a tracker."""
+    return Actor.system(f"sheet:{tracker_name}")
+
+
+def select_chunks(
+    query: Select, keys: Iterable[str] | None, narrow: Narrow
+) -> Iterator[tuple[frozenset[str] | None, Sequence[Any]]]:
+    """The rows of ``query``: all of them (``keys`` None), or those ``narrow(query, chunk)``
+    selects for each chunk of ``keys``, each with the chunk's keys (None: all wanted)."""
+    if keys is None:
+        for values in db.session.execute(query):
+            yield None, values
+        return
+    key_list = list(keys)
+    for i in range(0, len(key_list), CHUNK):
+        chunk = key_list[i : i + CHUNK]
+        wanted = frozenset(chunk)
+        for values in db.session.execute(narrow(query, chunk)):
+            yield wanted, values
+
+
+def rows_by_key(
+    query: Select,
+    names: list[str],
+    key_field: str,
+    keys: Iterable[str] | None,
+    narrow: Narrow,
+    finish: Callable[[Row], None] | None = None,
+) -> dict[str, Row]:
+    """key -> row (``names`` -> the query's columns, completed by ``finish``) for the records
+    of ``query``, or only for ``keys``."""
+    out: dict[str, Row] = {}
+    for wanted, values in select_chunks(query, keys, narrow):
+        row = dict(zip(names, values, strict=True))
+        if finish is not None:
+            finish(row)
+        key = row[key_field]
+        if wanted is None or key in wanted:
+            out[key] = row
+    return out
+
+
+class Kind:
+    """One kind of record a tracker can hold. Subclasses fill in the class attributes and
+    :meth:`query`; ``columns`` maps each selected name to its SQL column."""
+
+    name: str
+    key_field: str
+    key_header: str
+    fields: dict[str, Field]
+    filters: dict[str, str] = {}
+    can_create: bool = False
+    preset: tuple[Column, ...] = ()
+    choices: dict[str, tuple[str, ...]] = {}  # field -> allowed values (dropdowns in new books)
+    columns: dict[str, Any] = {}
+
+    def query(self, filter: str | None) -> Select:
+        """The records inside ``filter`` (a select of :attr:`columns`)."""
+        raise NotImplementedError
+
+    def narrow(self, query: Select, keys: list[str]) -> Select:
+        """``query`` cut down to (at least) the records ``keys``."""
+        return query.where(self.columns[self.key_field].in_(keys))
+
+    def finish(self, row: Row) -> None:
+        """Complete a selected row with computed fields (and the key, if composed)."""
+
+    def records(
+        self, filter: str | None, wanted: Iterable[str], keys: Iterable[str] | None = None
+    ) -> dict[str, Row]:
+        """key -> field -> value for the records in ``filter`` (only ``keys`` if given)."""
+        return rows_by_key(
+            self.query(filter), list(self.columns), self.key_field, keys, self.narrow, self.finish
+        )
+
+    def update(self, key: str, changes: Mapping[str, Any], actor: Actor, tracker_name: str) -> None:
+        """Apply ``changes`` (field -> value) to the record ``key``; raises ServiceError."""
+        raise NotImplementedError
+
+    def create(self, values: Mapping[str, Any], actor: Actor) -> str:
+        """Create a record from ``values`` (field -> value); its key. Raises ServiceError."""
+        raise ServiceError(f"a tracker cannot add {self.name.replace('_', ' ')}")
+
+    def check_fields(self, names: Iterable[str], how: str) -> None:
+        """Refuse fields a sheet may not set (``how``: ``editable`` or ``creatable``)."""
+        bad = {
+            n: [f"is not {'editable' if how == 'editable' else 'settable'} from a tracker"]
+            for n in names
+            if n not in self.fields or not getattr(self.fields[n], how)
+        }
+        if bad:
+            raise ValidationFailed(bad)
+
+    def current(self, key: str, filter: str | None, wanted: Iterable[str]) -> Row:
+        """The record ``key`` as :meth:`records` lists it; NotFound outside the tracker."""
+        row = self.records(filter, wanted, keys=[key]).get(key)
+        if row is None:
+            raise NotFound(f"{self.name.replace('_', ' ')} record {key} is not in this tracker")
+        return row
+
+
+def fields_of(*fields: Field) -> dict[str, Field]:
+    """name -> field, in order."""
+    return {f.name: f for f in fields}
+
+
+def invoice_by_number(number: Any) -> Invoice:
+    """The invoice a new row names; ValidationFailed if blank or unknown."""
+    invoice = (
+        db.session.execute(select(Invoice).where(Invoice.number == number)).scalar_one_or_none()
+        if number
+        else None
+    )
+    if invoice is None:
+        raise ValidationFailed({"invoice": [f"{number or 'blank'}: no such invoice"]})
+    return invoice

@@ -1,0 +1,83 @@
+"""Credit memos in a tracker: read-only in the sheet (a Supervisor approves them in the
+portal); a blank-key row requests a credit by amount against an invoice."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Select, select
+
+from portal.models import CREDIT_REASONS, CreditMemo, CreditMemoStatus, Customer, Invoice
+from portal.services import finance
+from portal.services.base import Actor, ConflictError
+from portal.sync.base import Field, Kind, fields_of, invoice_by_number
+from sheets.trackers import Column
+
+
+class CreditMemosKind(Kind):
+    name = "credit_memos"
+    key_field = "number"
+    key_header = "Credit memo"
+    fields = fields_of(
+        Field("invoice", creatable=True),
+        Field("customer"),
+        Field("reason_code", creatable=True),
+        Field("reason_text", creatable=True),
+        Field("amount", "decimal", creatable=True),
+        Field("status"),
+        Field("requested_by"),
+        Field("decided_by"),
+        Field("decided_at", "datetime"),
+    )
+    filters = {"pending": "credit memos waiting for approval"}
+    can_create = True
+    choices = {"reason_code": tuple(CREDIT_REASONS)}
+    preset = (
+        Column("Invoice", "invoice", "text", "both"),
+        Column("Customer", "customer", "text", "portal"),
+        Column("Reason", "reason_code", "text", "both"),
+        Column("Note", "reason_text", "text", "both"),
+        Column("Amount", "amount", "decimal", "both"),
+        Column("Status", "status", "text", "portal"),
+        Column("Requested by", "requested_by", "text", "portal"),
+        Column("Decided by", "decided_by", "text", "portal"),
+    )
+    columns = {
+        "number": CreditMemo.number,
+        "invoice": Invoice.number,
+        "customer": Customer.code,
+        "reason_code": CreditMemo.reason_code,
+        "reason_text": CreditMemo.reason_text,
+        "amount": CreditMemo.amount,
+        "status": CreditMemo.status,
+        "requested_by": CreditMemo.requested_by,
+        "decided_by": CreditMemo.decided_by,
+        "decided_at": CreditMemo.decided_at,
+    }
+
+    def query(self, filter: str | None) -> Select:
+        query = (
+            select(*self.columns.values())
+            .join(Invoice, CreditMemo.invoice_id == Invoice.id)
+            .join(Customer, Invoice.customer_id == Customer.id)
+        )
+        if filter == "pending":
+            query = query.where(CreditMemo.status == CreditMemoStatus.REQUESTED.value)
+        return query
+
+    def update(self, key: str, changes: Mapping[str, Any], actor: Actor, tracker_name: str) -> None:
+        raise ConflictError(
+            f"credit memo {key} is approved or rejected in the portal; the sheet can't change it"
+        )
+
+    def create(self, values: Mapping[str, Any], actor: Actor) -> str:
+        self.check_fields(values, "creatable")
+        memo = finance.request_credit(
+            invoice_by_number(values.get("invoice")),
+            actor,
+            reason_code=values.get("reason_code") or "",
+            amount=values.get("amount"),
+            reason_text=values.get("reason_text"),
+        )
+        return memo.number

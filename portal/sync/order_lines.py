@@ -1,0 +1,134 @@
+"""Order lines in a tracker (key ``ORDER/LINE``): quantities and prices edited in the sheet,
+a blank-key row adds a line to an order."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Select, not_, select
+
+from portal.extensions import db
+from portal.models import OrderLine, Product, SalesOrder
+from portal.services import orders
+from portal.services.base import Actor, NotFound, ValidationFailed
+from portal.sync.base import CLOSED_ORDER_STATUSES, Field, Kind, Row, fields_of
+from portal.sync.orders import order_by_number
+from sheets.trackers import Column
+
+CENT = Decimal("0.01")
+
+
+def split_line_key(key: str) -> tuple[str, int]:
+    """``SO000123/1`` -> (``SO000123``, 1); NotFound for anything else."""
+    number, sep, line_no = key.rpartition("/")
+    if not sep or not line_no.isdigit():
+        raise NotFound(f"{key!r} is not a line key (ORDER/LINE, e.g. SO000123/1)")
+    return number, int(line_no)
+
+
+class OrderLinesKind(Kind):
+    name = "order_lines"
+    key_field = "line_key"
+    key_header = "Line"
+    fields = fields_of(
+        Field("order", creatable=True),
+        Field("line_no", "int"),
+        Field("sku", creatable=True),
+        Field("product"),
+        Field("quantity", "int", editable=True, creatable=True),
+        Field("unit_price", "decimal", editable=True, creatable=True),
+        Field("list_price", "decimal"),
+        Field("discount_pct", "decimal", editable=True, creatable=True),
+        Field("qty_allocated", "int"),
+        Field("qty_backordered", "int"),
+        Field("qty_shipped", "int"),
+        Field("qty_delivered", "int"),
+        Field("amount", "decimal"),
+        Field("order_status"),
+    )
+    filters = {"open": "lines of orders not yet delivered, invoiced, closed or cancelled"}
+    can_create = True
+    preset = (
+        Column("Order No", "order", "text", "portal"),
+        Column("SKU", "sku", "text", "portal"),
+        Column("Product", "product", "text", "portal"),
+        Column("Qty", "quantity", "int", "both"),
+        Column("Unit price", "unit_price", "decimal", "both"),
+        Column("Discount %", "discount_pct", "decimal", "both"),
+        Column("Allocated", "qty_allocated", "int", "portal"),
+        Column("Backordered", "qty_backordered", "int", "portal"),
+        Column("Shipped", "qty_shipped", "int", "portal"),
+        Column("Order status", "order_status", "text", "portal"),
+    )
+    columns = {
+        "id": OrderLine.id,
+        "order": SalesOrder.number,
+        "line_no": OrderLine.line_no,
+        "sku": Product.sku,
+        "product": Product.name,
+        "quantity": OrderLine.quantity,
+        "unit_price": OrderLine.unit_price,
+        "list_price": OrderLine.list_price,
+        "discount_pct": OrderLine.discount_pct,
+        "qty_allocated": OrderLine.qty_allocated,
+        "qty_backordered": OrderLine.qty_backordered,
+        "qty_shipped": OrderLine.qty_shipped,
+        "qty_delivered": OrderLine.qty_delivered,
+        "qty_cancelled": OrderLine.qty_cancelled,
+        "order_status": SalesOrder.status,
+    }
+
+    def query(self, filter: str | None) -> Select:
+        query = (
+            select(*self.columns.values())
+            .join(SalesOrder, OrderLine.order_id == SalesOrder.id)
+            .join(Product, OrderLine.product_id == Product.id)
+        )
+        if filter == "open":
+            query = query.where(not_(SalesOrder.status.in_(CLOSED_ORDER_STATUSES)))
+        return query
+
+    def narrow(self, query: Select, keys: list[str]) -> Select:
+        return query.where(SalesOrder.number.in_({split_line_key(k)[0] for k in keys}))
+
+    def finish(self, row: Row) -> None:
+        row["line_key"] = f"{row['order']}/{row['line_no']}"
+        open_qty = row["quantity"] - row["qty_cancelled"]
+        row["amount"] = (Decimal(open_qty) * Decimal(row["unit_price"])).quantize(CENT)
+
+    def _line(self, key: str) -> OrderLine:
+        number, line_no = split_line_key(key)
+        line = db.session.execute(
+            select(OrderLine)
+            .join(SalesOrder, OrderLine.order_id == SalesOrder.id)
+            .where(SalesOrder.number == number, OrderLine.line_no == line_no)
+        ).scalar_one_or_none()
+        if line is None:
+            raise NotFound(f"order line {key} does not exist")
+        return line
+
+    def update(self, key: str, changes: Mapping[str, Any], actor: Actor, tracker_name: str) -> None:
+        self.check_fields(changes, "editable")
+        orders.order_lines.update(self._line(key), dict(changes), actor)
+
+    def create(self, values: Mapping[str, Any], actor: Actor) -> str:
+        self.check_fields(values, "creatable")
+        data = dict(values)
+        number, sku = data.pop("order", None), data.pop("sku", None)
+        errors = {}
+        if not number:
+            errors["order"] = ["is required (an order number)"]
+        if not sku:
+            errors["sku"] = ["is required"]
+        if errors:
+            raise ValidationFailed(errors)
+        order = order_by_number(str(number))
+        product_id = db.session.execute(
+            select(Product.id).where(Product.sku == str(sku))
+        ).scalar_one_or_none()
+        if product_id is None:
+            raise ValidationFailed({"sku": [f"no product with SKU {sku}"]})
+        line = orders.add_line(order, {**data, "product_id": product_id}, actor)
+        return f"{order.number}/{line.line_no}"
