@@ -777,10 +777,10 @@ class CreditMemosKind(Kind):
         )
 
     def create(self, values, actor):
-        from portal.services import finance
+        from portal.services import credits
 
         self.check_fields(values, "creatable")
-        memo = finance.request_credit(
+        memo = credits.request_credit(
             _invoice(values.get("invoice")),
             actor,
             reason_code=values.get("reason_code") or "",

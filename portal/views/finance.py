@@ -1,7 +1,8 @@
 """Finance views: invoices (printable), payments, credit memos and the approvals queue,
 disputes with their ageing, and the auditor's exports page.
 
-Writes go through ``portal.services.finance`` / ``disputes``. The approvals queue's bulk
+Writes go through ``portal.services.invoices`` / ``payments`` / ``credits`` / ``disputes``;
+action buttons come from ``portal.services.states``. The approvals queue's bulk
 approve/reject re-checks each row in the service (permission, state, segregation of duties,
 approval limit) and reports every refused row with its reason.
 """
@@ -32,12 +33,12 @@ from portal.models import (
     Invoice,
     InvoiceLine,
 )
-from portal.services import disputes, exports, finance
+from portal.services import credits, disputes, exports, invoices, payments, refusals
 from portal.services.base import PermissionDenied, ServiceError
 from portal.views.base import ReadOnlyModelView, RecordHistoryMixin, ServiceModelView
 
 
-def _flash_outcome(verb: str, outcome: finance.BulkOutcome) -> None:
+def _flash_outcome(verb: str, outcome: credits.BulkOutcome) -> None:
     if outcome.done:
         flash(f"{verb}: {', '.join(outcome.done)}", "success")
     for number, reason in outcome.refused:
@@ -53,7 +54,7 @@ class InvoiceLineView(ReadOnlyModelView):
 
 
 class PaymentView(ServiceModelView):
-    service = finance.payments
+    service = payments.payments
     class_permission_name = security.PAYMENTS
     include_route_methods = {"list", "show", "add"}
     list_title = "Payments"
@@ -65,7 +66,7 @@ class PaymentView(ServiceModelView):
 
 
 class CreditMemoView(RecordHistoryMixin, ServiceModelView):
-    service = finance.credit_memos
+    service = credits.credit_memos
     audit_entity = "credit_memo"
     class_permission_name = security.CREDIT_MEMOS
     include_route_methods = {"list", "show", "add", "history"}
@@ -89,7 +90,7 @@ class CreditMemoView(RecordHistoryMixin, ServiceModelView):
 
 
 class InvoiceView(RecordHistoryMixin, ServiceModelView):
-    service = finance.invoices
+    service = invoices.invoices
     audit_entity = "invoice"
     class_permission_name = security.INVOICES
     method_permission_name = {**security.METHOD_PERMISSIONS, "printable": "read"}
@@ -183,7 +184,7 @@ class CreditApprovalView(ReadOnlyModelView):
                 verb = "approve" if name == "approve" else "reject"
                 for pk in request.form.getlist("rowid"):
                     if pk.isdigit() and db.session.get(CreditMemo, int(pk)) is not None:
-                        finance.record_refusal(
+                        refusals.record_refusal(
                             actor,
                             "credit_memo",
                             int(pk),
@@ -194,7 +195,7 @@ class CreditApprovalView(ReadOnlyModelView):
 
     def _decide(self, items: Any, approve: bool):
         rows = items if isinstance(items, list) else [items]
-        outcome = finance.decide_many(
+        outcome = credits.decide_many(
             [row.id for row in rows if row is not None],
             current_actor("web"),
             approve_them=approve,

@@ -34,7 +34,7 @@ from portal.models import (
     Shipment,
     Warehouse,
 )
-from portal.services import changes, finance, fulfillment, lifecycle, orders
+from portal.services import changes, fulfillment, invoices, lifecycle, orders
 from portal.services.base import ServiceError
 from portal.views.base import ReadOnlyModelView, RecordHistoryMixin, ServiceModelView
 
@@ -274,7 +274,7 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
     @has_access
     def invoice(self, pk: int):
         def invoice(order: SalesOrder) -> str:
-            created = finance.invoice_pending(order, current_actor("web"))
+            created = invoices.invoice_pending(order, current_actor("web"))
             return "invoiced: " + ", ".join(str(item) for item in created)
 
         return self._run(pk, invoice)
