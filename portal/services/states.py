@@ -85,9 +85,8 @@ def nothing_shipped(order: SalesOrder, actor: Actor | None = None) -> bool:
 
 
 def voidable(invoice: Invoice, actor: Actor | None = None) -> bool:
-    """Whether nothing was paid or credited on the invoice and no credit is pending."""
-    if invoice.amount_paid or invoice.amount_credited:
-        return False
+    """Whether no credit is pending on the invoice (a draft or an ``issued`` one has nothing
+    paid or credited yet: any payment or credit moves it on)."""
     pending = session().execute(
         select(func.count()).where(
             CreditMemo.invoice_id == invoice.id,
