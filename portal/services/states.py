@@ -2,10 +2,11 @@
 
 Each kind of record has one :class:`Machine`: its transition table (status → the statuses it
 may move to) and its actions (name → the statuses it starts from, the permissions it needs
-and, for a few, a rule on the record). :func:`transition` is the only code that moves a
-record's status (409 otherwise, saying where it can go); :func:`actions` / :func:`can` answer
-which actions a user may take on a record now, and are what pages use to show buttons.
-The services still check their own inputs and permissions; the table decides the state.
+and, for a few, a rule on the record). :func:`transition` moves a record's status (409
+otherwise, saying where it can go; an invoice's balance-derived status is checked with
+:func:`check`). :func:`actions` / :func:`can` answer which actions a user may take on a
+record now: pages show their buttons from them. The services still check their own inputs
+and permissions; the table decides the state.
 """
 
 from __future__ import annotations
