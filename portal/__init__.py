@@ -44,7 +44,10 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     with app.app_context():
         from portal.api import register_apis
+        from portal.services import invoices
         from portal.views import DashboardView, register_views
+
+        invoices.register_guards(db.session)
 
         appbuilder.indexview = DashboardView
         appbuilder.base_template = "orderbridge_base.html"

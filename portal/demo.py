@@ -23,12 +23,14 @@ from portal.services import (
     audit,
     catalog,
     changes,
+    credits,
     disputes,
-    finance,
     fulfillment,
     inventory,
+    invoices,
     lifecycle,
     orders,
+    payments,
 )
 from portal.services.base import Actor
 
@@ -267,11 +269,11 @@ def _advance(order: SalesOrder, rng: random.Random, people: dict[str, Actor]) ->
     for shipment in shipments:
         fulfillment.deliver(shipment, specialist)
         if roll >= 0.58:
-            invoice = finance.invoice_shipment(shipment, specialist)
+            invoice = invoices.invoice_shipment(shipment, specialist)
             if roll >= 0.75:
-                finance.record_payment(invoice, specialist, amount=invoice.balance)
+                payments.record_payment(invoice, specialist, amount=invoice.balance)
             elif roll >= 0.70:
-                memo = finance.request_credit(
+                memo = credits.request_credit(
                     invoice,
                     specialist,
                     reason_code="damaged",
@@ -279,7 +281,7 @@ def _advance(order: SalesOrder, rng: random.Random, people: dict[str, Actor]) ->
                     reason_text="two cartons crushed",
                 )
                 if roll >= 0.72:
-                    finance.approve(memo, supervisor, "photos confirm the damage")
+                    credits.approve(memo, supervisor, "photos confirm the damage")
             elif roll >= 0.66:
                 disputes.open_dispute(
                     invoice,

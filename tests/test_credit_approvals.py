@@ -12,14 +12,14 @@ from flask.testing import FlaskClient
 
 from portal.extensions import db
 from portal.models import AuditEvent, CreditMemo, Invoice
-from portal.services import audit, finance
+from portal.services import audit, credits, payments
 from portal.services.base import ConflictError, PermissionDenied, ServiceError
 from tests.conftest import actor, api_headers, login
 from tests.test_finance import events, issued_invoice
 
 
 def _request(invoice: Invoice, amount: str, who: str = "specialist") -> CreditMemo:
-    return finance.request_credit(
+    return credits.request_credit(
         invoice, actor(who), reason_code="pricing_error", amount=Decimal(amount)
     )
 
@@ -64,19 +64,19 @@ def test_requester_specialist_and_over_limit_supervisor_are_refused_and_audited(
     ]
     for memo, who, reason in cases:
         with pytest.raises(PermissionDenied, match=reason):
-            finance.approve(memo, actor(who))
+            credits.approve(memo, actor(who))
         _unchanged(memo, invoice, Decimal("8550.00"))
         refusal = events("credit_memo", memo.id, "approve_refused")[-1]
         assert refusal.actor == who and reason in refusal.changes
     with pytest.raises(PermissionDenied, match="segregation of duties"):
-        finance.reject(own, actor("supervisor"), "no")
+        credits.reject(own, actor("supervisor"), "no")
     assert events("credit_memo", own.id, "reject_refused")
-    finance.approve(big, actor("admin"))  # Admin has no limit
-    finance.approve(own, actor("supervisor2"))
+    credits.approve(big, actor("admin"))  # Admin has no limit
+    credits.approve(own, actor("supervisor2"))
     db.session.expire_all()
     assert invoice.amount_credited == Decimal("5010.01")
     with pytest.raises(ConflictError, match="already approved"):
-        finance.approve(own, actor("admin"))
+        credits.approve(own, actor("admin"))
     assert events("credit_memo", own.id, "approve_refused")[-1].actor == "admin"
 
 
@@ -166,7 +166,7 @@ def test_auditor_changes_nothing_but_can_export(clean_db) -> None:
     for method, url, body in writes:
         assert client.open(url, method=method, json=body, headers=headers).status_code == 403
     for service_call in (
-        lambda: finance.record_payment(invoice, actor("auditor"), amount="1.00"),
+        lambda: payments.record_payment(invoice, actor("auditor"), amount="1.00"),
         lambda: _request(invoice, "1.00", who="auditor"),
     ):
         with pytest.raises(PermissionDenied):
@@ -194,7 +194,7 @@ def test_two_concurrent_approvals_never_drive_the_balance_negative(clean_db) -> 
             approver = actor(who)
             barrier.wait()
             try:
-                finance.approve(memo, approver)
+                credits.approve(memo, approver)
                 outcomes[who] = "approved"
             except ServiceError as error:
                 outcomes[who] = f"refused: {error.message}"
@@ -221,8 +221,8 @@ def test_audit_trail_shows_who_requested_approved_rejected_and_exported(clean_db
     invoice = issued_invoice((1, 7))
     approved = _request(invoice, "5.00")
     rejected = _request(invoice, "6.00", who="specialist2")
-    finance.approve(approved, actor("supervisor"))
-    finance.reject(rejected, actor("supervisor2"), "duplicate request")
+    credits.approve(approved, actor("supervisor"))
+    credits.reject(rejected, actor("supervisor2"), "duplicate request")
     response = app.test_client().get(
         "/api/v1/invoice/export?format=xlsx", headers=api_headers(app, "auditor")
     )

@@ -11,7 +11,7 @@ from flask import Flask
 
 from portal.extensions import db
 from portal.models import CreditMemo
-from portal.services import audit, disputes, finance
+from portal.services import audit, credits, disputes
 from portal.services.base import ConflictError, ValidationFailed
 from tests.conftest import actor, api_headers, login
 from tests.test_finance import events, issued_invoice
@@ -53,7 +53,7 @@ def test_a_dispute_is_due_by_its_type_and_must_be_investigated_before_resolving(
         Decimal("19.00"),
         clerk.name,
     )
-    finance.approve(memo, actor("supervisor"))
+    credits.approve(memo, actor("supervisor"))
     db.session.expire_all()
     assert invoice.balance == Decimal("123.50")
     with pytest.raises(ConflictError, match="resolved and cannot change"):

@@ -19,7 +19,7 @@ from flask import Flask
 
 from portal.extensions import db
 from portal.models import AuditEvent
-from portal.services import audit, catalog, disputes, exports, finance
+from portal.services import audit, catalog, credits, disputes, exports, invoices, payments
 from tests.conftest import REPO, actor, api_headers
 from tests.factories import SETUP, make_catalog
 from tests.test_finance import issued_invoice, shipped_order
@@ -48,7 +48,7 @@ def test_formula_payloads_stay_text_in_csv_and_xlsx(clean_db, tmp_path) -> None:
     catalog.customers.update(data.customer, {"name": PAYLOADS[0]}, SETUP)
     invoice = issued_invoice((1, 7), data=data)
     for payload in PAYLOADS[1:]:
-        finance.request_credit(
+        credits.request_credit(
             invoice, actor("specialist"), reason_code="other", amount="1.00", reason_text=payload
         )
     rows = _csv(_export(app, "/api/v1/credit_memo/export?format=csv"))
@@ -114,7 +114,7 @@ def test_xlsx_has_typed_cells_frozen_header_filter_and_widths(clean_db, tmp_path
 def test_filters_by_date_and_status_and_refuses_bad_parameters(clean_db) -> None:
     app: Flask = clean_db
     invoice = issued_invoice((1, 7))
-    finance.record_payment(invoice, actor("specialist"), amount="142.50")
+    payments.record_payment(invoice, actor("specialist"), amount="142.50")
     day = TODAY.isoformat()
     assert len(_csv(_export(app, f"/api/v1/invoice/export?from={day}&to={day}"))) == 2
     assert len(_csv(_export(app, "/api/v1/invoice/export?from=2000-01-01&to=2000-12-31"))) == 1
@@ -161,7 +161,7 @@ def test_a_large_export_runs_as_a_job_with_progress_and_a_download_link(clean_db
     data = make_catalog()
     for quantities in ((1, 0), (0, 2), (3, 3)):
         _, shipment = shipped_order(data, quantities)
-        finance.invoice_shipment(shipment, actor("specialist"))
+        invoices.invoice_shipment(shipment, actor("specialist"))
     client = app.test_client()
     headers = api_headers(app, "auditor")
     queued = client.get("/api/v1/invoice/export?format=xlsx&async=1", headers=headers)

@@ -12,7 +12,7 @@ from flask import Flask
 
 from portal.extensions import db
 from portal.models import AuditEvent, Invoice, SalesOrder, Shipment
-from portal.services import audit, finance, fulfillment, lifecycle, orders
+from portal.services import audit, credits, fulfillment, invoices, lifecycle, orders, payments
 from portal.services.base import ConflictError, ValidationFailed
 from tests.conftest import actor, api_headers, login
 from tests.factories import SETUP, Catalog, make_catalog
@@ -59,7 +59,7 @@ def issued_invoice(
     """An issued invoice for a fully shipped order (invoiced by the specialist)."""
     data = data or make_catalog(stock=stock)
     _, shipment = shipped_order(data, quantities)
-    return finance.invoice_shipment(shipment, actor("specialist"))
+    return invoices.invoice_shipment(shipment, actor("specialist"))
 
 
 def events(entity: str, entity_id: int, action: str) -> list[AuditEvent]:
@@ -82,27 +82,27 @@ def test_invoice_from_a_shipment_rounds_tax_half_up_per_line(clean_db, monkeypat
     assert invoice.number == "INV-000001" and invoice.status == "issued"
     assert invoice.issue_date == TODAY
     assert invoice.due_date == TODAY + timedelta(days=30)  # Net 30 from the order's terms
-    assert finance.open_balance_for_customer(invoice.customer_id) == Decimal("152.48")
+    assert invoices.open_balance_for_customer(invoice.customer_id) == Decimal("152.48")
 
 
 def test_partial_payments_settle_the_invoice_and_overpayment_is_refused(clean_db) -> None:
     invoice = issued_invoice((1, 7))  # 142.50, no tax
     clerk = actor("specialist")
-    finance.record_payment(invoice, clerk, amount=Decimal("100.01"), reference="BANK-1")
+    payments.record_payment(invoice, clerk, amount=Decimal("100.01"), reference="BANK-1")
     assert invoice.status == "partially_paid" and invoice.balance == Decimal("42.49")
     with pytest.raises(ValidationFailed, match="more than the open balance"):
-        finance.record_payment(invoice, clerk, amount=Decimal("42.50"))
+        payments.record_payment(invoice, clerk, amount=Decimal("42.50"))
     db.session.expire_all()
     assert invoice.balance == Decimal("42.49") and len(invoice.payments) == 1
     assert events("invoice", invoice.id, "payment_refused")
     with pytest.raises(ValidationFailed, match="whole cents"):
-        finance.record_payment(invoice, clerk, amount=Decimal("1.005"))
+        payments.record_payment(invoice, clerk, amount=Decimal("1.005"))
     with pytest.raises(ValidationFailed):
-        finance.record_payment(invoice, clerk, amount=1.5)  # a float is never money
-    finance.record_payment(invoice, clerk, amount="42.49")
+        payments.record_payment(invoice, clerk, amount=1.5)  # a float is never money
+    payments.record_payment(invoice, clerk, amount="42.49")
     assert invoice.status == "paid" and invoice.balance == Decimal("0.00")
     with pytest.raises(ConflictError, match="paid"):
-        finance.record_payment(invoice, clerk, amount=Decimal("0.01"))
+        payments.record_payment(invoice, clerk, amount=Decimal("0.01"))
 
 
 def test_money_is_exact_across_partial_payments_and_several_credits(clean_db) -> None:
@@ -110,31 +110,31 @@ def test_money_is_exact_across_partial_payments_and_several_credits(clean_db) ->
     assert invoice.total == Decimal("57.00")
     clerk, boss = actor("specialist"), actor("supervisor")
     for amount in ("10.01", "0.10", "7.77"):
-        finance.record_payment(invoice, clerk, amount=Decimal(amount))
+        payments.record_payment(invoice, clerk, amount=Decimal(amount))
     approved = [
-        finance.request_credit(invoice, clerk, reason_code="pricing_error", amount=amount)
+        credits.request_credit(invoice, clerk, reason_code="pricing_error", amount=amount)
         for amount in (Decimal("0.03"), Decimal("5.55"))
     ]
-    rejected = finance.request_credit(invoice, clerk, reason_code="goodwill", amount="1.00")
-    by_line = finance.request_credit(
+    rejected = credits.request_credit(invoice, clerk, reason_code="goodwill", amount="1.00")
+    by_line = credits.request_credit(
         invoice, clerk, reason_code="damaged", lines={invoice.lines[0].id: 1}
     )
     assert by_line.amount == Decimal("9.50")
     for memo in [*approved, by_line]:
-        finance.approve(memo, boss)
-    finance.reject(rejected, boss, "not agreed")
+        credits.approve(memo, boss)
+    credits.reject(rejected, boss, "not agreed")
     db.session.expire_all()
     assert invoice.amount_paid == Decimal("17.88")
     assert invoice.amount_credited == Decimal("15.08")
     assert invoice.balance == Decimal("57.00") - Decimal("17.88") - Decimal("15.08")
     assert invoice.balance == Decimal("24.04") and invoice.status == "partially_paid"
     with pytest.raises(ValidationFailed, match="only 2 units are left"):
-        finance.request_credit(
+        credits.request_credit(
             invoice, clerk, reason_code="damaged", lines={invoice.lines[0].id: 3}
         )
     with pytest.raises(ValidationFailed, match="more than the open balance"):
-        finance.request_credit(invoice, clerk, reason_code="other", amount="24.05")
-    finance.record_payment(invoice, clerk, amount="24.04")
+        credits.request_credit(invoice, clerk, reason_code="other", amount="24.05")
+    payments.record_payment(invoice, clerk, amount="24.04")
     assert invoice.status == "paid" and invoice.balance == 0
 
 
@@ -143,7 +143,7 @@ def test_an_issued_invoice_is_immutable_in_the_service_the_api_and_the_session(
 ) -> None:
     invoice = issued_invoice((1, 7))
     with pytest.raises(ConflictError, match="immutable"):
-        finance.invoices.update(invoice, {"notes": "changed"}, actor("supervisor"))
+        invoices.invoices.update(invoice, {"notes": "changed"}, actor("supervisor"))
     assert events("invoice", invoice.id, "update_refused")
     headers = api_headers(clean_db, "supervisor")
     response = clean_db.test_client().put(
@@ -166,18 +166,18 @@ def test_a_draft_can_change_its_tax_then_is_issued_with_the_next_number(
     _, first = shipped_order(data, (1, 0), None)
     _, second = shipped_order(data, (0, 7), None)
     clerk = actor("specialist")
-    draft = finance.invoice_shipment(first, clerk, issue=False)
+    draft = invoices.invoice_shipment(first, clerk, issue=False)
     assert draft.number is None and draft.status == "draft"
-    finance.invoices.update(draft, {"tax_rate": Decimal("0.2")}, clerk)
+    invoices.invoices.update(draft, {"tax_rate": Decimal("0.2")}, clerk)
     assert draft.tax_amount == Decimal("1.90") and draft.total == Decimal("11.40")
     with pytest.raises(ConflictError, match="already on"):
-        finance.invoice_shipment(first, clerk)  # refused: no number is taken
-    other = finance.invoice_shipment(second, clerk)
-    finance.issue(draft, clerk)
+        invoices.invoice_shipment(first, clerk)  # refused: no number is taken
+    other = invoices.invoice_shipment(second, clerk)
+    invoices.issue(draft, clerk)
     assert (other.number, draft.number) == ("INV-000001", "INV-000002")
-    finance.void(other, clerk, "wrong customer")
+    invoices.void(other, clerk, "wrong customer")
     assert other.status == "void" and other.number == "INV-000001"  # the number stays used
-    again = finance.invoice_shipment(second, clerk)
+    again = invoices.invoice_shipment(second, clerk)
     assert again.number == "INV-000003"
 
 
@@ -189,9 +189,9 @@ def test_order_mode_invoices_the_whole_order_once_shipped_and_then_marks_it_invo
     order, shipment = shipped_order(data, (4, 2), ship=(2, 2))
     clerk = actor("specialist")
     with pytest.raises(ConflictError, match="INVOICE_MODE"):
-        finance.invoice_shipment(shipment, clerk)
+        invoices.invoice_shipment(shipment, clerk)
     with pytest.raises(ConflictError, match="not fully shipped"):
-        finance.invoice_order(order, clerk)
+        invoices.invoice_order(order, clerk)
     main = data.warehouses[0].id
     rest = fulfillment.ship(
         order, SETUP, warehouse_id=main, lines={order.lines[0].id: 2}, carrier="UPS"
@@ -199,7 +199,7 @@ def test_order_mode_invoices_the_whole_order_once_shipped_and_then_marks_it_invo
     fulfillment.deliver(shipment, SETUP)
     fulfillment.deliver(rest, SETUP)
     assert order.status == "delivered"
-    invoice = finance.invoice_order(order, clerk)
+    invoice = invoices.invoice_order(order, clerk)
     assert [line.quantity for line in invoice.lines] == [4, 2]
     assert invoice.total == Decimal("76.00") and invoice.shipment_id is None
     assert order.status == "invoiced"
@@ -211,7 +211,7 @@ def test_shipment_mode_marks_a_delivered_order_invoiced(clean_db) -> None:
     order, shipment = shipped_order(data, (2, 1))
     fulfillment.deliver(shipment, SETUP)
     assert order.status == "delivered"
-    finance.invoice_shipment(shipment, actor("specialist"))
+    invoices.invoice_shipment(shipment, actor("specialist"))
     assert order.status == "invoiced"
 
 

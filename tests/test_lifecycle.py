@@ -25,6 +25,7 @@ from portal.services import (
     lifecycle,
     orders,
     returns,
+    states,
 )
 from portal.services.base import ConflictError, PermissionDenied, ValidationFailed
 from tests.conftest import actor
@@ -182,7 +183,7 @@ def test_quote_converts_to_a_draft(clean_db) -> None:
 
 @pytest.mark.parametrize(
     ("source", "target"),
-    [(s, t) for s, targets in orders.TRANSITIONS.items() for t in targets],
+    [(s, t) for s, targets in states.ORDERS.transitions.items() for t in targets],
 )
 def test_every_legal_transition_is_in_the_table(source: str, target: str) -> None:
     assert target in {status.value for status in OrderStatus}
@@ -192,12 +193,12 @@ def test_every_legal_transition_is_in_the_table(source: str, target: str) -> Non
 def test_illegal_transitions_are_refused_with_409(clean_db) -> None:
     data = make_catalog()
     order = _order(data)
-    legal = orders.TRANSITIONS["draft"]
+    legal = states.ORDERS.transitions["draft"]
     for status in OrderStatus:
         if status.value in legal:
             continue
         with pytest.raises(ConflictError) as caught:
-            orders.transition(order, status.value, SETUP)
+            states.transition(order, status.value, SETUP)
         assert caught.value.status == 409
     assert order.status == "draft"
 
@@ -443,7 +444,7 @@ def test_return_restocks_good_units_and_scraps_the_rest(clean_db) -> None:
 
 
 def test_credit_exposure_counts_open_invoices(clean_db) -> None:
-    from portal.services import finance
+    from portal.services import invoices
 
     data = make_catalog()
     catalog.customers.update(data.customer, {"credit_limit": Decimal("150.00")}, SETUP)
@@ -456,7 +457,7 @@ def test_credit_exposure_counts_open_invoices(clean_db) -> None:
         carrier="DHL",
     )
     fulfillment.deliver(shipment, SETUP)
-    invoice = finance.invoice_shipment(shipment, SETUP)
-    assert finance.open_balance_for_customer(data.customer.id) == invoice.total
+    invoice = invoices.invoice_shipment(shipment, SETUP)
+    assert invoices.open_balance_for_customer(data.customer.id) == invoice.total
     second = _order(data, (10,), customer_po="PO-2")
     assert "exceeds credit limit 150.00" in _fails(second, "credit_exposure")

@@ -23,7 +23,7 @@ from portal.models import (
     StockLevel,
     utcnow,
 )
-from portal.services import audit, catalog, fulfillment, inventory, lifecycle, orders
+from portal.services import audit, catalog, fulfillment, inventory, lifecycle, orders, states
 from portal.services.base import (
     PREASSIGN_IDS_FROM,
     ConflictError,
@@ -128,7 +128,7 @@ def test_confirm_many_decides_as_confirming_one_at_a_time(clean_db) -> None:
         "confirmed",
     ]
     for order in one_at_a_time:
-        orders.transition(order, "cancelled", SETUP, "test")
+        states.transition(order, "cancelled", SETUP, "test")
 
     batch = orders.orders.create_many(entries, SETUP)
     lifecycle.confirm_many(batch, SETUP)

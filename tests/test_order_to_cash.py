@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from portal.extensions import db
 from portal.models import CreditMemo, Notification
-from portal.services import disputes, finance, fulfillment, returns
+from portal.services import credits, disputes, fulfillment, invoices, returns
 from tests.conftest import actor
 from tests.factories import SETUP, make_catalog, shipped_order
 
@@ -18,7 +18,7 @@ def _delivered(data, quantity=10):
 def test_invoicing_every_shipment_then_delivery_makes_the_order_invoiced(clean_db) -> None:
     data = make_catalog()
     order, shipment = _delivered(data)
-    invoice = finance.invoice_shipment(shipment, actor("specialist"))
+    invoice = invoices.invoice_shipment(shipment, actor("specialist"))
     assert order.status == "shipped"
     fulfillment.deliver(shipment, actor("specialist"))
     assert order.status == "invoiced"
@@ -32,11 +32,11 @@ def _events() -> list[str]:
 def test_an_approved_credit_and_a_resolved_dispute_tell_the_customer(clean_db) -> None:
     data = make_catalog()
     _, shipment = _delivered(data)
-    invoice = finance.invoice_shipment(shipment, SETUP)
-    memo = finance.request_credit(
+    invoice = invoices.invoice_shipment(shipment, SETUP)
+    memo = credits.request_credit(
         invoice, actor("specialist"), reason_code="pricing_error", amount=Decimal("5.00")
     )
-    finance.approve(memo, actor("supervisor"))
+    credits.approve(memo, actor("supervisor"))
     assert "credit_approved" in _events()
     dispute = disputes.open_dispute(
         invoice, actor("specialist"), dispute_type="shortage", amount=Decimal("9.50")
@@ -56,7 +56,7 @@ def test_an_approved_credit_and_a_resolved_dispute_tell_the_customer(clean_db) -
 def test_a_received_return_is_credited_against_its_invoice(clean_db) -> None:
     data = make_catalog()
     order, shipment = _delivered(data)
-    invoice = finance.invoice_shipment(shipment, SETUP)
+    invoice = invoices.invoice_shipment(shipment, SETUP)
     main = data.warehouses[0].id
     rma = returns.request_return(
         order,
@@ -71,7 +71,7 @@ def test_a_received_return_is_credited_against_its_invoice(clean_db) -> None:
     memo = db.session.get(CreditMemo, rma.credit_memo_id)
     assert (rma.status, memo.status, memo.invoice_id) == ("credited", "requested", invoice.id)
     assert memo.amount == Decimal("38.00")  # 4 × 9.50
-    finance.approve(memo, actor("supervisor"))
+    credits.approve(memo, actor("supervisor"))
     assert invoice.balance == Decimal("57.00")
     returns.close(rma, SETUP)
     assert rma.status == "closed"

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import InventoryMovement, OrderStatus, SalesOrder, StockLevel
-from portal.services import catalog, inventory, numbering, orders
+from portal.services import catalog, inventory, numbering, orders, states
 from portal.services.base import (
     Actor,
     ConflictError,
@@ -188,18 +188,18 @@ def test_state_machine_allows_legal_and_refuses_illegal_transitions(clean_db) ->
     specialist = actor("specialist")
     order = orders.orders.create({"customer_id": data.customer.id}, specialist)
     with pytest.raises(ConflictError) as caught:
-        orders.transition(order, "shipped", specialist)
+        states.transition(order, "shipped", specialist)
     assert "cannot go from draft to shipped" in caught.value.message
-    orders.transition(order, "on_hold", specialist, "credit check")
+    states.transition(order, "on_hold", specialist, "credit check")
     assert order.hold_reasons == "credit check"
-    orders.transition(order, "confirmed", specialist)
+    states.transition(order, "confirmed", specialist)
     assert (order.status, order.hold_reasons) == ("confirmed", None)
     with pytest.raises(ConflictError):
         orders.orders.update(order, {"customer_po": "late change"}, specialist)
-    orders.transition(order, "cancelled", specialist, "customer cancelled")
+    states.transition(order, "cancelled", specialist, "customer cancelled")
     for status in OrderStatus:
         with pytest.raises(ConflictError):
-            orders.transition(order, status.value, specialist)
+            states.transition(order, status.value, specialist)
 
 
 def test_auditor_cannot_change_orders_through_any_service(clean_db) -> None:
@@ -209,7 +209,7 @@ def test_auditor_cannot_change_orders_through_any_service(clean_db) -> None:
     with pytest.raises(PermissionDenied):
         orders.orders.create({"customer_id": data.customer.id}, auditor)
     with pytest.raises(PermissionDenied):
-        orders.transition(order, "confirmed", auditor)
+        states.transition(order, "confirmed", auditor)
     with pytest.raises(PermissionDenied):
         orders.add_line(order, {"product_id": data.products[0].id, "quantity": 1}, auditor)
     assert order.status == "draft"

@@ -7,7 +7,7 @@ from decimal import Decimal
 from jobs.sync import sync_tracker
 from portal.extensions import db
 from portal.models import AuditEvent, CreditMemo, Dispute
-from portal.services import disputes, finance, trackers
+from portal.services import credits, disputes, invoices, trackers
 from tests.conftest import actor
 from tests.factories import SETUP, make_catalog, shipped_order
 from tests.sync_helpers import ADMIN, append_row, edit, init_workbook, sheet
@@ -15,7 +15,7 @@ from tests.sync_helpers import ADMIN, append_row, edit, init_workbook, sheet
 
 def _issued_invoice():
     _, shipment = shipped_order(make_catalog())
-    return finance.invoice_shipment(shipment, SETUP)
+    return invoices.invoice_shipment(shipment, SETUP)
 
 
 def _tracker(tmp_path, kind: str, name: str):
@@ -62,7 +62,7 @@ def test_disputes_tracker_edits_moves_and_opens_disputes(clean_db, tmp_path) -> 
 
 def test_credit_memo_tracker_requests_credits_but_never_approves(clean_db, tmp_path) -> None:
     invoice = _issued_invoice()
-    memo = finance.request_credit(
+    memo = credits.request_credit(
         invoice, actor("specialist"), reason_code="damaged", amount=Decimal("5.00")
     )
     tracker, path = _tracker(tmp_path, "credit_memos", "credits")

@@ -37,7 +37,7 @@ from portal.actors import current_actor
 from portal.api.base import READ_ONLY_ROUTES, ServiceResourceApi, _valid_id
 from portal.extensions import appbuilder, db
 from portal.models import CreditMemo, Dispute, Invoice, SalesOrder
-from portal.services import disputes, exports, finance
+from portal.services import credits, disputes, exports, invoices, payments, refusals
 from portal.services.base import NotFound, PermissionDenied, ServiceError
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -114,7 +114,7 @@ def _audit_fab_denial(action: str, model: type, entity: str) -> Callable:
                 except PermissionDenied:
                     return response
                 if _valid_id(pk) and db.session.get(model, pk) is not None:
-                    finance.record_refusal(
+                    refusals.record_refusal(
                         actor,
                         entity,
                         pk,
@@ -277,7 +277,7 @@ class FinanceApi(ExportRoutes, ServiceResourceApi):
 
 class InvoiceApi(FinanceApi):
     resource_name = "invoice"
-    service = finance.invoices
+    service = invoices.invoices
     export_kind = "invoice"
     class_permission_name = security.INVOICES
     include_route_methods = READ_ONLY_ROUTES | EXPORT_ROUTES | {"put", "generate", "issue", "void"}
@@ -331,7 +331,7 @@ class InvoiceApi(FinanceApi):
         try:
             body = _body(GenerateSchema())
             order = self._record(SalesOrder, body["order_id"])
-            created = finance.invoice_pending(order, current_actor("api"))
+            created = invoices.invoice_pending(order, current_actor("api"))
         except ValidationError as error:
             return self.response_422(message=error.messages)
         except BadRequest as error:
@@ -357,7 +357,7 @@ class InvoiceApi(FinanceApi):
             200:
               description: The issued invoice
         """
-        return self._act(lambda: finance.issue(self._record(Invoice, pk), current_actor("api")))
+        return self._act(lambda: invoices.issue(self._record(Invoice, pk), current_actor("api")))
 
     @expose("/<int:pk>/void", methods=["POST"])
     @protect()
@@ -373,7 +373,7 @@ class InvoiceApi(FinanceApi):
               description: The voided invoice
         """
         return self._act(
-            lambda: finance.void(
+            lambda: invoices.void(
                 self._record(Invoice, pk), current_actor("api"), _body(ReasonSchema())["reason"]
             )
         )
@@ -381,7 +381,7 @@ class InvoiceApi(FinanceApi):
 
 class PaymentApi(FinanceApi):
     resource_name = "payment"
-    service = finance.payments
+    service = payments.payments
     class_permission_name = security.PAYMENTS
     include_route_methods = READ_ONLY_ROUTES | {"post"}
     list_columns = [
@@ -401,7 +401,7 @@ class PaymentApi(FinanceApi):
 
 class CreditMemoApi(FinanceApi):
     resource_name = "credit_memo"
-    service = finance.credit_memos
+    service = credits.credit_memos
     export_kind = "credit_memo"
     class_permission_name = security.CREDIT_MEMOS
     include_route_methods = READ_ONLY_ROUTES | EXPORT_ROUTES | {"post", "approve", "reject"}
@@ -440,7 +440,7 @@ class CreditMemoApi(FinanceApi):
               description: The approved credit memo
         """
         return self._act(
-            lambda: finance.approve(
+            lambda: credits.approve(
                 self._record(CreditMemo, pk), current_actor("api"), _body(NoteSchema()).get("note")
             )
         )
@@ -460,7 +460,7 @@ class CreditMemoApi(FinanceApi):
               description: The rejected credit memo
         """
         return self._act(
-            lambda: finance.reject(
+            lambda: credits.reject(
                 self._record(CreditMemo, pk), current_actor("api"), _body(ReasonSchema())["reason"]
             )
         )

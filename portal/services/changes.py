@@ -28,16 +28,11 @@ from portal.models import (
     Warehouse,
     utcnow,
 )
-from portal.services import audit, fulfillment, inventory, notifications, orders
+from portal.services import audit, fulfillment, inventory, notifications, orders, states
 from portal.services.audit import plain
 from portal.services.base import Actor, ConflictError, ValidationFailed, check_version, unit_of_work
 
-AMENDABLE = (
-    OrderStatus.CONFIRMED.value,
-    OrderStatus.PARTIALLY_ALLOCATED.value,
-    OrderStatus.ALLOCATED.value,
-    OrderStatus.PARTIALLY_SHIPPED.value,
-)
+AMENDABLE = states.ORDERS.sources("amend")
 AMENDABLE_HEADER = (
     "customer_po",
     "requested_date",
@@ -186,7 +181,7 @@ def cancel_order(
     """Cancel everything not yet shipped; an order with shipments keeps what shipped."""
     orders.orders._require(actor, "can_write")
     _check_reason(reason_code)
-    if any(line.qty_shipped for line in order.lines):
+    if not states.nothing_shipped(order):
         raise ConflictError(
             f"order {order.number} has shipped lines; cancel the open lines instead"
         )
@@ -194,7 +189,7 @@ def cancel_order(
         for line in order.lines:
             _cancel_open_units(line, actor, f"{order.number} cancelled")
         reason = CANCEL_REASONS[reason_code] + (f" — {note.strip()}" if note else "")
-        orders.transition(order, OrderStatus.CANCELLED.value, actor, reason)
+        states.transition(order, OrderStatus.CANCELLED.value, actor, reason)
         notifications.notify(order, "cancelled", actor, lines=[], reason=reason)
     return order
 
@@ -225,7 +220,7 @@ def cancel_line(
         if all(fulfillment.open_quantity(item) == 0 for item in order.lines) and not any(
             item.qty_shipped for item in order.lines
         ):
-            orders.transition(order, OrderStatus.CANCELLED.value, actor, reason)
+            states.transition(order, OrderStatus.CANCELLED.value, actor, reason)
         elif order.status in fulfillment.ALLOCATABLE + fulfillment.SHIPPABLE:
             fulfillment._settle_status(order, actor)
         notifications.notify(order, "cancelled", actor, lines=[line], reason=reason)

@@ -4,7 +4,7 @@ A dispute has a type (pricing, shortage, damaged, late_delivery, duplicate_billi
 amount, an owner and a due date set by its type (:data:`portal.models.DISPUTE_TYPES` days after
 opening). Resolving needs a root-cause code and the corrective action; a resolution may raise
 a credit memo, which is requested by the resolver and then approved like any other. Refused
-attempts are audited (see :func:`portal.services.finance.audited_refusal`).
+attempts are audited (see :func:`portal.services.refusals.audited_refusal`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from portal.models import (
     InvoiceStatus,
     utcnow,
 )
-from portal.services import audit, finance, notifications, numbering
+from portal.services import audit, credits, notifications, numbering, states
 from portal.services.base import (
     Actor,
     ConflictError,
@@ -38,14 +38,11 @@ from portal.services.base import (
     session,
     unit_of_work,
 )
+from portal.services.invoices import invoices
+from portal.services.money import CENT, parse_amount
+from portal.services.refusals import audited_refusal
 
 DISPUTE_VIEW = security.DISPUTES
-TRANSITIONS: dict[str, frozenset[str]] = {
-    DisputeStatus.OPEN.value: frozenset({"investigating", "rejected"}),
-    DisputeStatus.INVESTIGATING.value: frozenset({"resolved", "rejected"}),
-    DisputeStatus.RESOLVED.value: frozenset(),
-    DisputeStatus.REJECTED.value: frozenset(),
-}
 AGEING_BUCKETS = ((0, 7, "0–7 days"), (8, 30, "8–30 days"), (31, 60, "31–60 days"))
 OLDEST_BUCKET = "over 60 days"
 
@@ -59,7 +56,7 @@ def _known_user(username: str) -> bool:
 def _amount(value: Any) -> Decimal:
     if value in (0, "0", Decimal("0")):
         return Decimal("0.00")
-    return finance.parse_amount(value)
+    return parse_amount(value)
 
 
 def open_dispute(
@@ -72,7 +69,7 @@ def open_dispute(
     owner: str | None = None,
 ) -> Dispute:
     """Open a dispute on an issued invoice; due in the days its type allows."""
-    with finance.audited_refusal(actor, "invoice", invoice.id, "open_dispute"):
+    with audited_refusal(actor, "invoice", invoice.id, "open_dispute"):
         require(actor, "can_write", DISPUTE_VIEW, "open disputes")
         errors: dict[str, list[str]] = {}
         if dispute_type not in DISPUTE_TYPES:
@@ -125,38 +122,17 @@ def open_dispute(
 
 
 def _move(dispute: Dispute, actor: Actor, target: str, **fields: Any) -> None:
-    """Change status (the transition table decides) and ``fields``; audit before/after."""
-    allowed = TRANSITIONS.get(dispute.status, frozenset())
-    if target not in allowed:
-        raise ConflictError(
-            f"dispute {dispute} cannot go from {dispute.status} to {target}"
-            + (
-                f"; from {dispute.status} it can go to {', '.join(sorted(allowed))}"
-                if allowed
-                else ""
-            )
-        )
-    before = {"status": dispute.status, **{name: getattr(dispute, name) for name in fields}}
-    dispute.status = target
-    for name, value in fields.items():
-        setattr(dispute, name, value)
+    """Move ``dispute`` to ``target`` with ``fields`` (the state machine decides); a closed
+    dispute records who closed it and when."""
     if target in (DisputeStatus.RESOLVED.value, DisputeStatus.REJECTED.value):
-        dispute.closed_by = actor.name
-        dispute.closed_at = utcnow()
+        fields.update(closed_by=actor.name, closed_at=utcnow())
+    states.transition(dispute, target, actor, fields=fields)
     session().flush()
-    audit.record(
-        actor,
-        "dispute",
-        dispute.id,
-        target if target != "investigating" else "investigate",
-        before=before,
-        after={"status": target, **fields},
-    )
 
 
 def investigate(dispute: Dispute, actor: Actor, owner: str | None = None) -> Dispute:
     """Start investigating an open dispute (optionally handing it to ``owner``)."""
-    with finance.audited_refusal(actor, "dispute", dispute.id, "investigate"):
+    with audited_refusal(actor, "dispute", dispute.id, "investigate"):
         require(actor, "can_write", DISPUTE_VIEW, "work on disputes")
         fields: dict[str, Any] = {}
         if owner:
@@ -178,7 +154,7 @@ def resolve(
     credit_amount: Any = None,
 ) -> Dispute:
     """Resolve a dispute under investigation; optionally request a credit memo for it."""
-    with finance.audited_refusal(actor, "dispute", dispute.id, "resolve"):
+    with audited_refusal(actor, "dispute", dispute.id, "resolve"):
         require(actor, "can_write", DISPUTE_VIEW, "resolve disputes")
         errors: dict[str, list[str]] = {}
         if root_cause not in ROOT_CAUSES:
@@ -197,7 +173,7 @@ def resolve(
                 resolution_note=(note or "").strip() or None,
             )
             if credit_amount not in (None, "", 0):
-                finance.request_credit(
+                credits.request_credit(
                     dispute.invoice,
                     actor,
                     reason_code="dispute",
@@ -213,7 +189,7 @@ def reject(
     dispute: Dispute, actor: Actor, *, reason: str, root_cause: str | None = None
 ) -> Dispute:
     """Reject an open or investigated dispute, with the reason (and a root cause if known)."""
-    with finance.audited_refusal(actor, "dispute", dispute.id, "reject"):
+    with audited_refusal(actor, "dispute", dispute.id, "reject"):
         require(actor, "can_write", DISPUTE_VIEW, "reject disputes")
         errors: dict[str, list[str]] = {}
         if not (reason or "").strip():
@@ -249,7 +225,7 @@ class DisputeService(RecordService[Dispute]):
         if not data.get("invoice_id"):
             raise ValidationFailed({"invoice_id": ["is required"]})
         return open_dispute(
-            finance.invoices.get(data["invoice_id"]),
+            invoices.get(data["invoice_id"]),
             actor,
             dispute_type=data.get("dispute_type") or "",
             amount=data.get("amount", 0),
@@ -264,7 +240,7 @@ class DisputeService(RecordService[Dispute]):
         actor: Actor,
         expected_version: int | None = None,
     ) -> Dispute:
-        with finance.audited_refusal(actor, "dispute", record.id, "update"):
+        with audited_refusal(actor, "dispute", record.id, "update"):
             self._require(actor, "can_write")
             if record.is_closed:
                 raise ConflictError(f"dispute {record} is {record.status} and cannot change")
@@ -275,7 +251,7 @@ class DisputeService(RecordService[Dispute]):
         if "owner" in changed and record.owner and not _known_user(record.owner):
             errors["owner"] = [f"{record.owner} is not a user"]
         if "amount" in changed and record.amount is not None:
-            if record.amount < 0 or record.amount != record.amount.quantize(finance.CENT):
+            if record.amount < 0 or record.amount != record.amount.quantize(CENT):
                 errors["amount"] = ["must be 0 or more, in whole cents"]
             elif record.amount > record.invoice.total:
                 errors["amount"] = [f"is more than the invoice total ({record.invoice.total})"]

@@ -61,8 +61,10 @@ DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 
 @dataclass(frozen=True)
 class Column:
-    """One exported column: header, cell type (text, int, money, date, datetime), width."""
+    """One exported column: the row field it shows, header, cell type (text, int, money,
+    date, datetime) and width."""
 
+    field: str
     header: str
     kind: str = "text"
     width: int = 14
@@ -97,7 +99,7 @@ class ExportKind:
     date_column: Any
     is_datetime: bool
     status_column: Any
-    rows: Callable[[list[Any]], Iterable[tuple]]
+    rows: Callable[[list[Any]], Iterable[dict[str, Any]]]
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -110,25 +112,25 @@ def _utc(value: datetime | None) -> datetime | None:
 def _invoice_query() -> Select:
     return (
         select(
-            Invoice.number,
-            Invoice.status,
-            Customer.code,
-            Customer.name,
-            SalesOrder.number,
-            Shipment.number,
-            Invoice.issue_date,
-            Invoice.due_date,
-            Invoice.currency,
-            Invoice.subtotal,
-            Invoice.tax_rate,
-            Invoice.tax_amount,
-            Invoice.total,
-            Invoice.amount_paid,
-            Invoice.amount_credited,
-            Invoice.issued_by,
-            Invoice.issued_at,
-            Invoice.voided_by,
-            Invoice.void_reason,
+            Invoice.number.label("invoice"),
+            Invoice.status.label("status"),
+            Customer.code.label("customer_code"),
+            Customer.name.label("customer"),
+            SalesOrder.number.label("order"),
+            Shipment.number.label("shipment"),
+            Invoice.issue_date.label("issue_date"),
+            Invoice.due_date.label("due_date"),
+            Invoice.currency.label("currency"),
+            Invoice.subtotal.label("subtotal"),
+            Invoice.tax_rate.label("tax_rate"),
+            Invoice.tax_amount.label("tax"),
+            Invoice.total.label("total"),
+            Invoice.amount_paid.label("paid"),
+            Invoice.amount_credited.label("credited"),
+            Invoice.issued_by.label("issued_by"),
+            Invoice.issued_at.label("issued_at"),
+            Invoice.voided_by.label("voided_by"),
+            Invoice.void_reason.label("void_reason"),
         )
         .join(Customer, Invoice.customer_id == Customer.id)
         .join(SalesOrder, Invoice.order_id == SalesOrder.id)
@@ -137,35 +139,35 @@ def _invoice_query() -> Select:
     )
 
 
-def _invoice_rows(batch: list[Any]) -> Iterable[tuple]:
+def _invoice_rows(batch: list[Any]) -> Iterable[dict[str, Any]]:
     for row in batch:
-        values = list(row)
-        values.insert(15, values[12] - values[13] - values[14])  # balance, exact in Decimal
-        values[17] = _utc(values[17])
-        yield tuple(values)
+        values = dict(row._mapping)
+        values["balance"] = values["total"] - values["paid"] - values["credited"]  # exact
+        values["issued_at"] = _utc(values["issued_at"])
+        yield values
 
 
 INVOICE_COLUMNS = (
-    Column("Invoice", width=14),
-    Column("Status", width=14),
-    Column("Customer code", width=14),
-    Column("Customer", width=28),
-    Column("Order", width=12),
-    Column("Shipment", width=12),
-    Column("Issue date", "date", 12),
-    Column("Due date", "date", 12),
-    Column("Currency", width=9),
-    Column("Subtotal", "money", 14),
-    Column("Tax rate", "rate", 9),
-    Column("Tax", "money", 12),
-    Column("Total", "money", 14),
-    Column("Paid", "money", 14),
-    Column("Credited", "money", 14),
-    Column("Balance", "money", 14),
-    Column("Issued by", width=14),
-    Column("Issued at (UTC)", "datetime", 20),
-    Column("Voided by", width=14),
-    Column("Void reason", width=30),
+    Column("invoice", "Invoice", width=14),
+    Column("status", "Status", width=14),
+    Column("customer_code", "Customer code", width=14),
+    Column("customer", "Customer", width=28),
+    Column("order", "Order", width=12),
+    Column("shipment", "Shipment", width=12),
+    Column("issue_date", "Issue date", "date", 12),
+    Column("due_date", "Due date", "date", 12),
+    Column("currency", "Currency", width=9),
+    Column("subtotal", "Subtotal", "money", 14),
+    Column("tax_rate", "Tax rate", "rate", 9),
+    Column("tax", "Tax", "money", 12),
+    Column("total", "Total", "money", 14),
+    Column("paid", "Paid", "money", 14),
+    Column("credited", "Credited", "money", 14),
+    Column("balance", "Balance", "money", 14),
+    Column("issued_by", "Issued by", width=14),
+    Column("issued_at", "Issued at (UTC)", "datetime", 20),
+    Column("voided_by", "Voided by", width=14),
+    Column("void_reason", "Void reason", width=30),
 )
 
 
@@ -175,19 +177,19 @@ INVOICE_COLUMNS = (
 def _credit_query() -> Select:
     return (
         select(
-            CreditMemo.number,
-            CreditMemo.status,
-            Invoice.number,
-            Customer.code,
-            CreditMemo.reason_code,
-            CreditMemo.reason_text,
-            CreditMemo.amount,
-            CreditMemo.requested_by,
-            CreditMemo.requested_at,
-            CreditMemo.decided_by,
-            CreditMemo.decided_at,
-            CreditMemo.decision_note,
-            Dispute.number,
+            CreditMemo.number.label("credit_memo"),
+            CreditMemo.status.label("status"),
+            Invoice.number.label("invoice"),
+            Customer.code.label("customer_code"),
+            CreditMemo.reason_code.label("reason"),
+            CreditMemo.reason_text.label("reason_text"),
+            CreditMemo.amount.label("amount"),
+            CreditMemo.requested_by.label("requested_by"),
+            CreditMemo.requested_at.label("requested_at"),
+            CreditMemo.decided_by.label("decided_by"),
+            CreditMemo.decided_at.label("decided_at"),
+            CreditMemo.decision_note.label("decision_note"),
+            Dispute.number.label("dispute"),
         )
         .join(Invoice, CreditMemo.invoice_id == Invoice.id)
         .join(Customer, Invoice.customer_id == Customer.id)
@@ -196,33 +198,32 @@ def _credit_query() -> Select:
     )
 
 
-def _credit_rows(batch: list[Any]) -> Iterable[tuple]:
+def _credit_rows(batch: list[Any]) -> Iterable[dict[str, Any]]:
     for row in batch:
-        values = list(row)
-        status = values[1]
-        decided_by = values[9]
-        values[8] = _utc(values[8])
-        values[10] = _utc(values[10])
-        approver = decided_by if status == CreditMemoStatus.APPROVED.value else None
-        rejecter = decided_by if status == CreditMemoStatus.REJECTED.value else None
-        yield (*values[:9], approver, rejecter, *values[10:])
+        values = dict(row._mapping)
+        status, decided_by = values["status"], values["decided_by"]
+        values["requested_at"] = _utc(values["requested_at"])
+        values["decided_at"] = _utc(values["decided_at"])
+        values["approved_by"] = decided_by if status == CreditMemoStatus.APPROVED.value else None
+        values["rejected_by"] = decided_by if status == CreditMemoStatus.REJECTED.value else None
+        yield values
 
 
 CREDIT_COLUMNS = (
-    Column("Credit memo", width=14),
-    Column("Status", width=11),
-    Column("Invoice", width=14),
-    Column("Customer code", width=14),
-    Column("Reason", width=16),
-    Column("Reason text", width=30),
-    Column("Amount", "money", 14),
-    Column("Requested by", width=14),
-    Column("Requested at (UTC)", "datetime", 20),
-    Column("Approved by", width=14),
-    Column("Rejected by", width=14),
-    Column("Decided at (UTC)", "datetime", 20),
-    Column("Decision note", width=30),
-    Column("Dispute", width=12),
+    Column("credit_memo", "Credit memo", width=14),
+    Column("status", "Status", width=11),
+    Column("invoice", "Invoice", width=14),
+    Column("customer_code", "Customer code", width=14),
+    Column("reason", "Reason", width=16),
+    Column("reason_text", "Reason text", width=30),
+    Column("amount", "Amount", "money", 14),
+    Column("requested_by", "Requested by", width=14),
+    Column("requested_at", "Requested at (UTC)", "datetime", 20),
+    Column("approved_by", "Approved by", width=14),
+    Column("rejected_by", "Rejected by", width=14),
+    Column("decided_at", "Decided at (UTC)", "datetime", 20),
+    Column("decision_note", "Decision note", width=30),
+    Column("dispute", "Dispute", width=12),
 )
 
 
@@ -232,22 +233,22 @@ CREDIT_COLUMNS = (
 def _dispute_query() -> Select:
     return (
         select(
-            Dispute.id,
-            Dispute.number,
-            Dispute.status,
-            Invoice.number,
-            Customer.code,
-            Dispute.dispute_type,
-            Dispute.amount,
-            Dispute.owner,
-            Dispute.opened_by,
-            Dispute.opened_at,
-            Dispute.due_date,
-            Dispute.root_cause,
-            Dispute.corrective_action,
-            Dispute.resolution_note,
-            Dispute.closed_by,
-            Dispute.closed_at,
+            Dispute.id.label("id"),
+            Dispute.number.label("dispute"),
+            Dispute.status.label("status"),
+            Invoice.number.label("invoice"),
+            Customer.code.label("customer_code"),
+            Dispute.dispute_type.label("type"),
+            Dispute.amount.label("amount"),
+            Dispute.owner.label("owner"),
+            Dispute.opened_by.label("opened_by"),
+            Dispute.opened_at.label("opened_at"),
+            Dispute.due_date.label("due_date"),
+            Dispute.root_cause.label("root_cause"),
+            Dispute.corrective_action.label("corrective_action"),
+            Dispute.resolution_note.label("resolution_note"),
+            Dispute.closed_by.label("closed_by"),
+            Dispute.closed_at.label("closed_at"),
         )
         .join(Invoice, Dispute.invoice_id == Invoice.id)
         .join(Customer, Invoice.customer_id == Customer.id)
@@ -269,36 +270,37 @@ def _history(entity: str, ids: list[int]) -> dict[str, list[str]]:
     return history
 
 
-def _dispute_rows(batch: list[Any]) -> Iterable[tuple]:
-    history = _history("dispute", [row[0] for row in batch])
+def _dispute_rows(batch: list[Any]) -> Iterable[dict[str, Any]]:
+    history = _history("dispute", [row.id for row in batch])
     today = datetime.now(UTC).date()
     for row in batch:
-        values = list(row[1:])
-        closed = values[1] in (DisputeStatus.RESOLVED.value, DisputeStatus.REJECTED.value)
-        overdue = "yes" if not closed and values[9] < today else "no"
-        values[8] = _utc(values[8])
-        values[14] = _utc(values[14])
-        yield (*values, overdue, "\n".join(history.get(str(row[0]), [])))
+        values = dict(row._mapping)
+        closed = values["status"] in (DisputeStatus.RESOLVED.value, DisputeStatus.REJECTED.value)
+        values["overdue"] = "yes" if not closed and values["due_date"] < today else "no"
+        values["opened_at"] = _utc(values["opened_at"])
+        values["closed_at"] = _utc(values["closed_at"])
+        values["history"] = "\n".join(history.get(str(values["id"]), []))
+        yield values
 
 
 DISPUTE_COLUMNS = (
-    Column("Dispute", width=12),
-    Column("Status", width=13),
-    Column("Invoice", width=14),
-    Column("Customer code", width=14),
-    Column("Type", width=16),
-    Column("Amount", "money", 14),
-    Column("Owner", width=14),
-    Column("Opened by", width=14),
-    Column("Opened at (UTC)", "datetime", 20),
-    Column("Due date", "date", 12),
-    Column("Root cause", width=16),
-    Column("Corrective action", width=30),
-    Column("Resolution note", width=30),
-    Column("Closed by", width=14),
-    Column("Closed at (UTC)", "datetime", 20),
-    Column("Overdue", width=9),
-    Column("History", width=50),
+    Column("dispute", "Dispute", width=12),
+    Column("status", "Status", width=13),
+    Column("invoice", "Invoice", width=14),
+    Column("customer_code", "Customer code", width=14),
+    Column("type", "Type", width=16),
+    Column("amount", "Amount", "money", 14),
+    Column("owner", "Owner", width=14),
+    Column("opened_by", "Opened by", width=14),
+    Column("opened_at", "Opened at (UTC)", "datetime", 20),
+    Column("due_date", "Due date", "date", 12),
+    Column("root_cause", "Root cause", width=16),
+    Column("corrective_action", "Corrective action", width=30),
+    Column("resolution_note", "Resolution note", width=30),
+    Column("closed_by", "Closed by", width=14),
+    Column("closed_at", "Closed at (UTC)", "datetime", 20),
+    Column("overdue", "Overdue", width=9),
+    Column("history", "History", width=50),
 )
 
 
@@ -307,37 +309,37 @@ DISPUTE_COLUMNS = (
 
 def _audit_query() -> Select:
     return select(
-        AuditEvent.id,
-        AuditEvent.occurred_at,
-        AuditEvent.actor,
-        AuditEvent.source,
-        AuditEvent.entity,
-        AuditEvent.entity_id,
-        AuditEvent.action,
-        AuditEvent.changes,
-        AuditEvent.prev_hash,
-        AuditEvent.hash,
+        AuditEvent.id.label("event"),
+        AuditEvent.occurred_at.label("occurred_at"),
+        AuditEvent.actor.label("actor"),
+        AuditEvent.source.label("source"),
+        AuditEvent.entity.label("entity"),
+        AuditEvent.entity_id.label("entity_id"),
+        AuditEvent.action.label("action"),
+        AuditEvent.changes.label("changes"),
+        AuditEvent.prev_hash.label("previous_hash"),
+        AuditEvent.hash.label("hash"),
     ).order_by(AuditEvent.id)
 
 
-def _audit_rows(batch: list[Any]) -> Iterable[tuple]:
+def _audit_rows(batch: list[Any]) -> Iterable[dict[str, Any]]:
     for row in batch:
-        values = list(row)
-        values[1] = _utc(values[1])
-        yield tuple(values)
+        values = dict(row._mapping)
+        values["occurred_at"] = _utc(values["occurred_at"])
+        yield values
 
 
 AUDIT_COLUMNS = (
-    Column("Event", "int", 9),
-    Column("Occurred at (UTC)", "datetime", 20),
-    Column("Actor", width=16),
-    Column("Source", width=12),
-    Column("Entity", width=14),
-    Column("Entity id", width=10),
-    Column("Action", width=16),
-    Column("Changes", width=60),
-    Column("Previous hash", width=20),
-    Column("Hash", width=20),
+    Column("event", "Event", "int", 9),
+    Column("occurred_at", "Occurred at (UTC)", "datetime", 20),
+    Column("actor", "Actor", width=16),
+    Column("source", "Source", width=12),
+    Column("entity", "Entity", width=14),
+    Column("entity_id", "Entity id", width=10),
+    Column("action", "Action", width=16),
+    Column("changes", "Changes", width=60),
+    Column("previous_hash", "Previous hash", width=20),
+    Column("hash", "Hash", width=20),
 )
 
 KINDS: dict[str, ExportKind] = {
@@ -451,11 +453,13 @@ def count(kind: ExportKind, filters: Filters) -> int:
 
 
 def rows(kind: ExportKind, filters: Filters) -> Iterator[tuple]:
-    """The export's rows in order, read in batches from a server-side cursor."""
+    """The export's rows in order (values in column order), read in batches from a
+    server-side cursor."""
     query = _filtered(kind, kind.query(), filters).execution_options(yield_per=BATCH)
     result = session().execute(query)
     for batch in result.partitions():
-        yield from kind.rows(batch)
+        for values in kind.rows(batch):
+            yield tuple(values[column.field] for column in kind.columns)
 
 
 def authorise(kind: ExportKind, actor: Actor) -> None:

@@ -32,7 +32,7 @@ from portal.models import (
     Warehouse,
     utcnow,
 )
-from portal.services import audit, finance, inventory, notifications, numbering, orders
+from portal.services import audit, inventory, invoices, notifications, numbering, orders, states
 from portal.services.base import (
     Actor,
     ConflictError,
@@ -47,16 +47,8 @@ from portal.services.base import (
 
 SHIPMENT_VIEW = "Shipment"
 
-ALLOCATABLE = (
-    OrderStatus.CONFIRMED.value,
-    OrderStatus.PARTIALLY_ALLOCATED.value,
-    OrderStatus.PARTIALLY_SHIPPED.value,
-)
-SHIPPABLE = (
-    OrderStatus.PARTIALLY_ALLOCATED.value,
-    OrderStatus.ALLOCATED.value,
-    OrderStatus.PARTIALLY_SHIPPED.value,
-)
+ALLOCATABLE = states.ORDERS.sources("allocate")
+SHIPPABLE = states.ORDERS.sources("ship")
 
 
 def open_quantity(line: OrderLine) -> int:
@@ -253,7 +245,7 @@ def _settle_status(order: SalesOrder, actor: Actor) -> None:
     else:
         target = OrderStatus.CONFIRMED.value
     if target != order.status:
-        orders.transition(order, target, actor)
+        states.transition(order, target, actor)
 
 
 def allocate(order: SalesOrder, actor: Actor, today: date | None = None) -> SalesOrder:
@@ -478,8 +470,8 @@ def deliver(shipment: Shipment, actor: Actor, delivered_date: date | None = None
         everything_shipped = order.status == OrderStatus.SHIPPED.value
         all_arrived = all(line.qty_delivered == line.qty_shipped for line in order.lines)
         if everything_shipped and all_arrived:
-            orders.transition(order, OrderStatus.DELIVERED.value, actor)
-            finance.mark_invoiced_if_complete(order, actor)
+            states.transition(order, OrderStatus.DELIVERED.value, actor)
+            invoices.mark_invoiced_if_complete(order, actor)
         notifications.notify(order, "delivered", actor, shipment=shipment)
     return shipment
 

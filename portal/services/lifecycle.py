@@ -25,7 +25,7 @@ from portal.models import (
     SalesOrder,
     utcnow,
 )
-from portal.services import audit, finance, notifications, orders, pricing
+from portal.services import audit, invoices, money, notifications, orders, pricing, states
 from portal.services.base import (
     Actor,
     ConflictError,
@@ -102,14 +102,14 @@ class CustomerFacts:
         sums = db.session.execute(
             select(
                 Customer,
-                finance.open_balance_query(Customer.id).scalar_subquery(),
+                invoices.open_balance_query(Customer.id).scalar_subquery(),
                 _open_exposure_query(Customer.id).scalar_subquery(),
             )
             .where(Customer.id.in_({order.customer_id for order in batch}))
             .options(selectinload(Customer.contacts))  # the confirmations' recipients
         ).all()
         self.customers = [row[0] for row in sums]  # held, so each loads once per batch
-        self.balance = {row[0].id: finance.money(Decimal(row[1])) for row in sums}
+        self.balance = {row[0].id: money.money(Decimal(row[1])) for row in sums}
         self.open_value = {row[0].id: Decimal(row[2]) for row in sums}
         pairs = {(order.customer_id, order.customer_po) for order in batch if order.customer_po}
         self.same_po: dict[tuple[int, str], list[tuple[int, str]]] = {}
@@ -312,7 +312,7 @@ def confirm_many(
     """
     orders.orders._require(actor, "can_write")
     for order in batch:
-        if order.status not in (OrderStatus.DRAFT.value, OrderStatus.ON_HOLD.value):
+        if order.status not in states.ORDERS.sources("confirm"):
             raise ConflictError(
                 f"order {order.number} is {order.status}; only drafts are confirmed"
             )
@@ -329,12 +329,12 @@ def confirm_many(
             if failed:
                 reasons = "; ".join(f"{r.name}: {r.detail}" for r in failed)
                 if order.status != OrderStatus.ON_HOLD.value:
-                    orders.transition(order, OrderStatus.ON_HOLD.value, actor, reasons)
+                    states.transition(order, OrderStatus.ON_HOLD.value, actor, reasons)
                 else:
                     order.hold_reasons = reasons
                 continue
             _promise(order, today)
-            orders.transition(order, OrderStatus.CONFIRMED.value, actor)
+            states.transition(order, OrderStatus.CONFIRMED.value, actor)
             if message := notifications.notify(order, "confirmed", actor):
                 queued.append(message)
             customers.confirmed(order)
@@ -354,14 +354,14 @@ def release_hold(order: SalesOrder, actor: Actor, reason: str) -> SalesOrder:
     """A Supervisor confirms a held order despite its failed checks, saying why."""
     if not actor.can("can_release", orders.ORDER_VIEW):
         raise PermissionDenied(f"{actor.name} may not release order holds")
-    if order.status != OrderStatus.ON_HOLD.value:
+    if order.status not in states.ORDERS.sources("release"):
         raise ConflictError(f"order {order.number} is {order.status}, not on hold")
     if not (reason or "").strip():
         raise ValidationFailed({"reason": ["say why the hold is released"]})
     with unit_of_work():
         held_for = order.hold_reasons
         _promise(order, utcnow().date())
-        orders.transition(order, OrderStatus.CONFIRMED.value, actor, f"hold released: {reason}")
+        states.transition(order, OrderStatus.CONFIRMED.value, actor, f"hold released: {reason}")
         audit.record(
             actor,
             "sales_order",
@@ -398,6 +398,6 @@ def approve_price_override(line: OrderLine, actor: Actor, reason: str) -> OrderL
 
 def convert_quote(order: SalesOrder, actor: Actor) -> SalesOrder:
     """Turn an accepted quote into a draft order (checks run when it is confirmed)."""
-    if order.status != OrderStatus.QUOTE.value:
+    if order.status not in states.ORDERS.sources("convert"):
         raise ConflictError(f"order {order.number} is {order.status}, not a quote")
-    return orders.transition(order, OrderStatus.DRAFT.value, actor, "quote accepted")
+    return states.transition(order, OrderStatus.DRAFT.value, actor, "quote accepted")

@@ -308,63 +308,6 @@ class OrderLineService(RecordService[OrderLine]):
 order_lines = OrderLineService()
 
 
-# Legal status changes; the lifecycle services add their checks on top of this table.
-TRANSITIONS: dict[str, frozenset[str]] = {
-    OrderStatus.QUOTE.value: frozenset({"draft", "cancelled"}),
-    OrderStatus.DRAFT.value: frozenset({"on_hold", "confirmed", "cancelled"}),
-    OrderStatus.ON_HOLD.value: frozenset({"draft", "confirmed", "cancelled"}),
-    OrderStatus.CONFIRMED.value: frozenset(
-        {"partially_allocated", "allocated", "on_hold", "cancelled"}
-    ),
-    OrderStatus.PARTIALLY_ALLOCATED.value: frozenset(
-        {"confirmed", "allocated", "partially_shipped", "shipped", "cancelled"}
-    ),
-    OrderStatus.ALLOCATED.value: frozenset(
-        {"confirmed", "partially_allocated", "partially_shipped", "shipped", "cancelled"}
-    ),
-    OrderStatus.PARTIALLY_SHIPPED.value: frozenset({"shipped"}),
-    OrderStatus.SHIPPED.value: frozenset({"delivered"}),
-    OrderStatus.DELIVERED.value: frozenset({"invoiced"}),
-    OrderStatus.INVOICED.value: frozenset({"closed"}),
-    OrderStatus.CLOSED.value: frozenset(),
-    OrderStatus.CANCELLED.value: frozenset(),
-}
-
-
 def save_statuses(changed_orders: Sequence[SalesOrder]) -> None:
     """Write the status changes of many orders with one statement (see ``save_versioned``)."""
     save_versioned(db.session, changed_orders, ("status", "hold_reasons", "promised_date"))
-
-
-def transition(
-    order: SalesOrder, new_status: str, actor: Actor, reason: str | None = None
-) -> SalesOrder:
-    """Move ``order`` to ``new_status`` if the state machine allows it (else 409)."""
-    orders._require(actor, "can_write")
-    allowed = TRANSITIONS.get(order.status, frozenset())
-    if new_status not in allowed:
-        raise ConflictError(
-            f"order {order.number} cannot go from {order.status} to {new_status}"
-            + (
-                f"; from {order.status} it can go to {', '.join(sorted(allowed))}"
-                if allowed
-                else ""
-            )
-        )
-    with unit_of_work():
-        old = order.status
-        order.status = new_status
-        if new_status == OrderStatus.ON_HOLD.value:
-            order.hold_reasons = reason
-        elif old == OrderStatus.ON_HOLD.value:
-            order.hold_reasons = None
-        audit.record(
-            actor,
-            "sales_order",
-            order.id,
-            "status",
-            before={"status": old},
-            after={"status": new_status},
-            detail={"reason": reason} if reason else None,
-        )
-    return order

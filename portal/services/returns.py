@@ -22,7 +22,7 @@ from portal.models import (
     ReturnStatus,
     SalesOrder,
 )
-from portal.services import audit, finance, inventory, numbering, orders
+from portal.services import audit, credits, inventory, numbering, orders, states
 from portal.services.base import (
     Actor,
     ConflictError,
@@ -30,6 +30,7 @@ from portal.services.base import (
     require,
     unit_of_work,
 )
+from portal.services.money import OPEN_STATUSES
 
 RETURN_VIEW = "ReturnAuthorization"
 
@@ -103,38 +104,17 @@ def request_return(
     return rma
 
 
-def _move(rma: ReturnAuthorization, actor: Actor, allowed: tuple[str, ...], target: str) -> None:
-    if rma.status not in allowed:
-        raise ConflictError(f"{rma.number} is {rma.status}; it can't become {target}")
-    before = rma.status
-    rma.status = target
-    db.session.flush()
-    audit.record(
-        actor,
-        "return_authorization",
-        rma.id,
-        "status",
-        before={"status": before},
-        after={"status": target},
-    )
-
-
 def authorize(rma: ReturnAuthorization, actor: Actor) -> ReturnAuthorization:
     require(actor, "can_write", RETURN_VIEW, "authorize returns")
     with unit_of_work():
-        _move(rma, actor, (ReturnStatus.REQUESTED.value,), ReturnStatus.AUTHORIZED.value)
+        states.transition(rma, ReturnStatus.AUTHORIZED.value, actor)
     return rma
 
 
 def reject(rma: ReturnAuthorization, actor: Actor) -> ReturnAuthorization:
     require(actor, "can_write", RETURN_VIEW, "reject returns")
     with unit_of_work():
-        _move(
-            rma,
-            actor,
-            (ReturnStatus.REQUESTED.value, ReturnStatus.AUTHORIZED.value),
-            ReturnStatus.REJECTED.value,
-        )
+        states.transition(rma, ReturnStatus.REJECTED.value, actor)
     return rma
 
 
@@ -143,8 +123,7 @@ def receive(
 ) -> ReturnAuthorization:
     """Book the goods that came back: ``{return_line_id: (quantity, "restock"|"scrap")}``."""
     require(actor, "can_write", RETURN_VIEW, "receive returns")
-    if rma.status != ReturnStatus.AUTHORIZED.value:
-        raise ConflictError(f"{rma.number} is {rma.status}; only authorized returns are received")
+    states.check(rma, ReturnStatus.RECEIVED.value)
     by_id = {line.id: line for line in rma.lines}
     errors: list[str] = []
     for line_id, (quantity, condition) in received.items():
@@ -170,7 +149,7 @@ def receive(
                 inventory.move(
                     level, MovementKind.RETURN, actor, on_hand_delta=quantity, reference=rma.number
                 )
-        _move(rma, actor, (ReturnStatus.AUTHORIZED.value,), ReturnStatus.RECEIVED.value)
+        states.transition(rma, ReturnStatus.RECEIVED.value, actor)
     return rma
 
 
@@ -180,8 +159,7 @@ def credit(rma: ReturnAuthorization, actor: Actor) -> ReturnAuthorization:
     The credit follows the normal approval by a Supervisor; the RMA links to it.
     """
     require(actor, "can_write", RETURN_VIEW, "credit returns")
-    if rma.status != ReturnStatus.RECEIVED.value:
-        raise ConflictError(f"{rma.number} is {rma.status}; only received returns are credited")
+    states.check(rma, ReturnStatus.CREDITED.value)
     wanted = {line.order_line_id: line.received_quantity for line in rma.lines}
     invoice_lines = (
         db.session.execute(
@@ -189,7 +167,7 @@ def credit(rma: ReturnAuthorization, actor: Actor) -> ReturnAuthorization:
             .join(Invoice, InvoiceLine.invoice_id == Invoice.id)
             .where(
                 InvoiceLine.order_line_id.in_(wanted),
-                Invoice.status.in_(finance.OPEN_STATUSES),
+                Invoice.status.in_(OPEN_STATUSES),
             )
             .order_by(Invoice.id)
         )
@@ -206,7 +184,7 @@ def credit(rma: ReturnAuthorization, actor: Actor) -> ReturnAuthorization:
             lines[item.id] = take
             wanted[item.order_line_id] -= take
     with unit_of_work():
-        memo = finance.request_credit(
+        memo = credits.request_credit(
             invoice,
             actor,
             reason_code="returned_goods",
@@ -214,7 +192,7 @@ def credit(rma: ReturnAuthorization, actor: Actor) -> ReturnAuthorization:
             reason_text=f"{rma.number}: {rma.reason}",
         )
         rma.credit_memo_id = memo.id
-        _move(rma, actor, (ReturnStatus.RECEIVED.value,), ReturnStatus.CREDITED.value)
+        states.transition(rma, ReturnStatus.CREDITED.value, actor)
     return rma
 
 
@@ -222,10 +200,5 @@ def close(rma: ReturnAuthorization, actor: Actor) -> ReturnAuthorization:
     """Close a received (or credited) return."""
     require(actor, "can_write", RETURN_VIEW, "close returns")
     with unit_of_work():
-        _move(
-            rma,
-            actor,
-            (ReturnStatus.RECEIVED.value, ReturnStatus.CREDITED.value),
-            ReturnStatus.CLOSED.value,
-        )
+        states.transition(rma, ReturnStatus.CLOSED.value, actor)
     return rma

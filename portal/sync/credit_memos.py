@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Select, select
 
 from portal.models import CREDIT_REASONS, CreditMemo, CreditMemoStatus, Customer, Invoice
-from portal.services import finance
+from portal.services import credits
 from portal.services.base import Actor, ConflictError
 from portal.sync.base import Field, Kind, fields_of, invoice_by_number
 from sheets.trackers import Column
@@ -73,7 +73,7 @@ class CreditMemosKind(Kind):
 
     def create(self, values: Mapping[str, Any], actor: Actor) -> str:
         self.check_fields(values, "creatable")
-        memo = finance.request_credit(
+        memo = credits.request_credit(
             invoice_by_number(values.get("invoice")),
             actor,
             reason_code=values.get("reason_code") or "",

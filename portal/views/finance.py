@@ -1,16 +1,18 @@
 """Finance views: invoices (printable), payments, credit memos and the approvals queue,
 disputes with their ageing, and the auditor's exports page.
 
-Writes go through ``portal.services.finance`` / ``disputes``. The approvals queue's bulk
+Writes go through ``portal.services.invoices`` / ``payments`` / ``credits`` / ``disputes``;
+action buttons come from ``portal.services.states``. The approvals queue's bulk
 approve/reject re-checks each row in the service (permission, state, segregation of duties,
 approval limit) and reports every refused row with its reason.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.actions import action
 from flask_appbuilder.models.sqla.filters import FilterEqual
@@ -32,16 +34,29 @@ from portal.models import (
     Invoice,
     InvoiceLine,
 )
-from portal.services import disputes, exports, finance
+from portal.services import credits, disputes, exports, invoices, payments, refusals, states
 from portal.services.base import PermissionDenied, ServiceError
 from portal.views.base import ReadOnlyModelView, RecordHistoryMixin, ServiceModelView
 
 
-def _flash_outcome(verb: str, outcome: finance.BulkOutcome) -> None:
+def _flash_outcome(verb: str, outcome: credits.BulkOutcome) -> None:
     if outcome.done:
         flash(f"{verb}: {', '.join(outcome.done)}", "success")
     for number, reason in outcome.refused:
         flash(f"{number} not {verb.lower()}: {reason}", "danger")
+
+
+def _act(model: type, pk: int, endpoint: str, call: Callable[[Any], str]):
+    """Run one record action and flash its outcome (or the refusal), back on the record page."""
+    record = db.session.get(model, pk)
+    if record is None:
+        abort(404)
+    try:
+        flash(call(record), "success")
+    except ServiceError as error:
+        db.session.rollback()
+        flash(error.message, "danger")
+    return redirect(url_for(endpoint, pk=pk))
 
 
 class InvoiceLineView(ReadOnlyModelView):
@@ -53,7 +68,7 @@ class InvoiceLineView(ReadOnlyModelView):
 
 
 class PaymentView(ServiceModelView):
-    service = finance.payments
+    service = payments.payments
     class_permission_name = security.PAYMENTS
     include_route_methods = {"list", "show", "add"}
     list_title = "Payments"
@@ -65,11 +80,17 @@ class PaymentView(ServiceModelView):
 
 
 class CreditMemoView(RecordHistoryMixin, ServiceModelView):
-    service = finance.credit_memos
+    service = credits.credit_memos
     audit_entity = "credit_memo"
     class_permission_name = security.CREDIT_MEMOS
-    include_route_methods = {"list", "show", "add", "history"}
+    method_permission_name = {
+        **security.METHOD_PERMISSIONS,
+        "approve": "approve",
+        "reject": "approve",
+    }
+    include_route_methods = {"list", "show", "add", "history", "approve", "reject"}
     list_title = "Credit memos"
+    show_template = "finance/credit_memo_show.html"
     list_columns = [
         "number",
         "invoice",
@@ -87,13 +108,36 @@ class CreditMemoView(RecordHistoryMixin, ServiceModelView):
     base_order = ("id", "desc")
     description_columns = {"reason_code": ", ".join(CREDIT_REASONS)}
 
+    @expose("/approve/<int:pk>", methods=["POST"])
+    @has_access
+    def approve(self, pk: int):
+        def approve(memo: CreditMemo) -> str:
+            credits.approve(memo, current_actor("web"), request.form.get("note") or None)
+            return f"{memo} approved"
+
+        return _act(CreditMemo, pk, "CreditMemoView.show", approve)
+
+    @expose("/reject/<int:pk>", methods=["POST"])
+    @has_access
+    def reject(self, pk: int):
+        def reject(memo: CreditMemo) -> str:
+            credits.reject(memo, current_actor("web"), request.form.get("note", ""))
+            return f"{memo} rejected"
+
+        return _act(CreditMemo, pk, "CreditMemoView.show", reject)
+
 
 class InvoiceView(RecordHistoryMixin, ServiceModelView):
-    service = finance.invoices
+    service = invoices.invoices
     audit_entity = "invoice"
     class_permission_name = security.INVOICES
-    method_permission_name = {**security.METHOD_PERMISSIONS, "printable": "read"}
-    include_route_methods = {"list", "show", "edit", "history", "printable"}
+    method_permission_name = {
+        **security.METHOD_PERMISSIONS,
+        "printable": "read",
+        "issue": "write",
+        "void": "write",
+    }
+    include_route_methods = {"list", "show", "edit", "history", "printable", "issue", "void"}
     list_title = "Invoices"
     show_template = "finance/invoice_show.html"
     list_columns = [
@@ -146,6 +190,24 @@ class InvoiceView(RecordHistoryMixin, ServiceModelView):
             abort(404)
         return self.render_template("finance/invoice_print.html", invoice=invoice)
 
+    @expose("/issue/<int:pk>", methods=["POST"])
+    @has_access
+    def issue(self, pk: int):
+        def issue(invoice: Invoice) -> str:
+            invoices.issue(invoice, current_actor("web"))
+            return f"invoice {invoice} issued"
+
+        return _act(Invoice, pk, "InvoiceView.show", issue)
+
+    @expose("/void/<int:pk>", methods=["POST"])
+    @has_access
+    def void(self, pk: int):
+        def void(invoice: Invoice) -> str:
+            invoices.void(invoice, current_actor("web"), request.form.get("reason", ""))
+            return f"invoice {invoice} voided"
+
+        return _act(Invoice, pk, "InvoiceView.show", void)
+
 
 class CreditApprovalView(ReadOnlyModelView):
     """Supervisors' queue of requested credits, with bulk approve and reject."""
@@ -183,7 +245,7 @@ class CreditApprovalView(ReadOnlyModelView):
                 verb = "approve" if name == "approve" else "reject"
                 for pk in request.form.getlist("rowid"):
                     if pk.isdigit() and db.session.get(CreditMemo, int(pk)) is not None:
-                        finance.record_refusal(
+                        refusals.record_refusal(
                             actor,
                             "credit_memo",
                             int(pk),
@@ -194,7 +256,7 @@ class CreditApprovalView(ReadOnlyModelView):
 
     def _decide(self, items: Any, approve: bool):
         rows = items if isinstance(items, list) else [items]
-        outcome = finance.decide_many(
+        outcome = credits.decide_many(
             [row.id for row in rows if row is not None],
             current_actor("web"),
             approve_them=approve,
@@ -219,9 +281,19 @@ class DisputeView(RecordHistoryMixin, ServiceModelView):
     method_permission_name = {
         **security.METHOD_PERMISSIONS,
         "decide": "write",
+        "investigate": "write",
         "investigate_selected": "write",
     }
-    include_route_methods = {"list", "show", "add", "edit", "history", "decide", "action_post"}
+    include_route_methods = {
+        "list",
+        "show",
+        "add",
+        "edit",
+        "history",
+        "decide",
+        "investigate",
+        "action_post",
+    }
     list_title = "Disputes"
     show_template = "finance/dispute_show.html"
     list_columns = [
@@ -269,6 +341,15 @@ class DisputeView(RecordHistoryMixin, ServiceModelView):
                 flash(f"{item} is under investigation", "success")
         return redirect(url_for("DisputeView.list"))
 
+    @expose("/investigate/<int:pk>", methods=["POST"])
+    @has_access
+    def investigate(self, pk: int):
+        def investigate(dispute: Dispute) -> str:
+            disputes.investigate(dispute, current_actor("web"))
+            return f"{dispute} is under investigation"
+
+        return _act(Dispute, pk, "DisputeView.show", investigate)
+
     @expose("/decide/<int:pk>", methods=["GET", "POST"])
     @has_access
     def decide(self, pk: int):
@@ -302,7 +383,10 @@ class DisputeView(RecordHistoryMixin, ServiceModelView):
                 flash(f"{dispute} is {dispute.status}", "success")
                 return redirect(url_for("DisputeView.show", pk=pk))
         return self.render_template(
-            "finance/dispute_decide.html", dispute=dispute, root_causes=ROOT_CAUSES
+            "finance/dispute_decide.html",
+            dispute=dispute,
+            root_causes=ROOT_CAUSES,
+            decisions=states.actions(dispute, current_actor("web")),
         )
 
 
@@ -347,3 +431,11 @@ def register_finance_views() -> None:
     ab.add_view(DisputeAgeingView, "Dispute ageing", icon="fa-clock-o", category="Finance")
     ab.add_view(ExportView, "Exports", icon="fa-download", category="Audit")
     ab.add_view_no_menu(InvoiceLineView)
+
+    @current_app.context_processor
+    def _finance_helpers() -> dict[str, Any]:
+        return {
+            "load_invoice": lambda pk: db.session.get(Invoice, pk),
+            "load_credit_memo": lambda pk: db.session.get(CreditMemo, pk),
+            "load_dispute": lambda pk: db.session.get(Dispute, pk),
+        }

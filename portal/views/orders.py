@@ -23,6 +23,7 @@ from portal.extensions import appbuilder, db
 from portal.models import (
     CANCEL_REASONS,
     DELAY_REASONS,
+    RETURN_CONDITIONS,
     Allocation,
     AuditEvent,
     Backorder,
@@ -34,7 +35,7 @@ from portal.models import (
     Shipment,
     Warehouse,
 )
-from portal.services import changes, finance, fulfillment, lifecycle, orders
+from portal.services import changes, fulfillment, invoices, lifecycle, orders, returns, states
 from portal.services.base import ServiceError
 from portal.views.base import ReadOnlyModelView, RecordHistoryMixin, ServiceModelView
 
@@ -274,7 +275,7 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
     @has_access
     def invoice(self, pk: int):
         def invoice(order: SalesOrder) -> str:
-            created = finance.invoice_pending(order, current_actor("web"))
+            created = invoices.invoice_pending(order, current_actor("web"))
             return "invoiced: " + ", ".join(str(item) for item in created)
 
         return self._run(pk, invoice)
@@ -406,10 +407,24 @@ class BackorderView(ReadOnlyModelView):
     base_order = ("id", "desc")
 
 
+RETURN_ACTIONS = {
+    "authorize": "write",
+    "reject": "write",
+    "receive": "write",
+    "credit": "write",
+    "close": "write",
+}
+
+
 class ReturnView(ReadOnlyModelView):
+    """Returns, with the actions their state allows on the record page."""
+
     datamodel = SQLAInterface(ReturnAuthorization)
     class_permission_name = security.RETURNS
+    method_permission_name = {**security.METHOD_PERMISSIONS, **RETURN_ACTIONS}
+    include_route_methods = {"list", "show", *RETURN_ACTIONS}
     list_title = "Returns"
+    show_template = "return_show.html"
     list_columns = [
         "number",
         "order",
@@ -423,6 +438,73 @@ class ReturnView(ReadOnlyModelView):
     search_columns = ["number", "order", "status"]
     base_order = ("id", "desc")
 
+    def _run(self, pk: int, call: Callable[[ReturnAuthorization], str]):
+        rma = db.session.get(ReturnAuthorization, pk)
+        if rma is None:
+            abort(404)
+        try:
+            flash(call(rma), "success")
+        except ServiceError as error:
+            db.session.rollback()
+            flash(error.message, "danger")
+        except ValueError as error:
+            db.session.rollback()
+            flash(f"Invalid input: {error}", "danger")
+        return redirect(url_for("ReturnView.show", pk=pk))
+
+    @expose("/authorize/<int:pk>", methods=["POST"])
+    @has_access
+    def authorize(self, pk: int):
+        def authorize(rma: ReturnAuthorization) -> str:
+            returns.authorize(rma, current_actor("web"))
+            return f"{rma.number} authorized"
+
+        return self._run(pk, authorize)
+
+    @expose("/reject/<int:pk>", methods=["POST"])
+    @has_access
+    def reject(self, pk: int):
+        def reject(rma: ReturnAuthorization) -> str:
+            returns.reject(rma, current_actor("web"))
+            return f"{rma.number} rejected"
+
+        return self._run(pk, reject)
+
+    @expose("/receive/<int:pk>", methods=["POST"])
+    @has_access
+    def receive(self, pk: int):
+        def receive(rma: ReturnAuthorization) -> str:
+            received = {
+                line.id: (
+                    int(request.form[f"qty_{line.id}"]),
+                    request.form.get(f"condition_{line.id}", ""),
+                )
+                for line in rma.lines
+                if request.form.get(f"qty_{line.id}", "").strip() not in ("", "0")
+            }
+            returns.receive(rma, current_actor("web"), received)
+            return f"{rma.number} received"
+
+        return self._run(pk, receive)
+
+    @expose("/credit/<int:pk>", methods=["POST"])
+    @has_access
+    def credit(self, pk: int):
+        def credit(rma: ReturnAuthorization) -> str:
+            returns.credit(rma, current_actor("web"))
+            return f"{rma.number} credited; its credit memo awaits approval"
+
+        return self._run(pk, credit)
+
+    @expose("/close/<int:pk>", methods=["POST"])
+    @has_access
+    def close(self, pk: int):
+        def close(rma: ReturnAuthorization) -> str:
+            returns.close(rma, current_actor("web"))
+            return f"{rma.number} closed"
+
+        return self._run(pk, close)
+
 
 class NotificationView(ReadOnlyModelView):
     datamodel = SQLAInterface(Notification)
@@ -434,28 +516,9 @@ class NotificationView(ReadOnlyModelView):
     base_order = ("id", "desc")
 
 
-def order_actions(order: SalesOrder) -> dict[str, Any]:
-    """What the record page offers the signed-in user for ``order`` (services still decide)."""
-    status = order.status
-    may = appbuilder.sm.has_access
-    return {
-        "confirm": status in (OrderStatus.DRAFT.value, OrderStatus.ON_HOLD.value),
-        "convert": status == OrderStatus.QUOTE.value,
-        "release": status == OrderStatus.ON_HOLD.value and may("can_release", security.ORDERS),
-        "invoice": status
-        in (
-            OrderStatus.PARTIALLY_SHIPPED.value,
-            OrderStatus.SHIPPED.value,
-            OrderStatus.DELIVERED.value,
-        )
-        and may("can_write", security.ORDERS),
-        "allocate": status in fulfillment.ALLOCATABLE,
-        "ship": status in fulfillment.SHIPPABLE,
-        "amend": status in changes.AMENDABLE,
-        "cancel": status not in (OrderStatus.CANCELLED.value, OrderStatus.CLOSED.value)
-        and not any(line.qty_shipped for line in order.lines),
-        "cancel_reasons": CANCEL_REASONS,
-    }
+def record_actions(record: Any) -> set[str]:
+    """The actions the signed-in user may take on ``record`` now (from the state machine)."""
+    return set(states.actions(record, current_actor("web")))
 
 
 def register_order_views() -> None:
@@ -475,6 +538,9 @@ def register_order_views() -> None:
     @current_app.context_processor
     def _order_helpers() -> dict[str, Any]:
         return {
-            "order_actions": order_actions,
+            "record_actions": record_actions,
+            "cancel_reasons": CANCEL_REASONS,
+            "return_conditions": RETURN_CONDITIONS,
             "load_order": lambda pk: db.session.get(SalesOrder, pk),
+            "load_return": lambda pk: db.session.get(ReturnAuthorization, pk),
         }
