@@ -52,6 +52,9 @@ def create_app(overrides: dict | None = None) -> Flask:
         register_views()
         register_apis()
 
+    from portal import websecurity
+
+    websecurity.init_app(app)  # CSRF on cookie-authenticated API calls, security headers
     from portal.cli import register_commands
 
     register_commands(app)
