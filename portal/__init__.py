@@ -52,8 +52,9 @@ def create_app(overrides: dict | None = None) -> Flask:
         register_views()
         register_apis()
 
-    from portal import websecurity
+    from portal import auth, websecurity
 
+    auth.init_app(app)  # password policy, login lockout, revocable sessions and tokens
     websecurity.init_app(app)  # CSRF on cookie-authenticated API calls, security headers
     from portal.cli import register_commands
 

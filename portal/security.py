@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any
 
 from flask import g, has_request_context
 from flask_appbuilder import AppBuilder
 from flask_appbuilder.security.manager import BaseSecurityManager
 from flask_appbuilder.security.sqla.manager import SecurityManager
+
+from portal import auth
 
 ADMIN_ROLE = "Admin"
 SPECIALIST = "Specialist"
@@ -108,6 +111,24 @@ class OrderbridgeSecurityManager(SecurityManager):
     """
 
     userstatschartview = None
+    resetmypasswordview = auth.ResetMyPasswordView  # asks for the current password
+
+    def auth_user_db(self, username: str, password: str) -> Any:
+        """FAB's check, plus the failure count and lockout of ``portal.auth``."""
+        user = super().auth_user_db(username, password)
+        if user is None and has_request_context():
+            auth.login_failed(self, username)
+        return user
+
+    def add_user(self, *args: Any, **kwargs: Any) -> Any:
+        """FAB's ``add_user``; a plain password must meet the policy (CLI included)."""
+        if kwargs.get("password") or len(args) > 5:
+            auth.check_password_policy(kwargs.get("password") or args[5])
+        return super().add_user(*args, **kwargs)
+
+    def reset_password(self, userid: Any, password: str) -> None:
+        auth.check_password_policy(password)
+        super().reset_password(userid, password)
 
     def _has_view_access(self, user: object, permission_name: str, view_name: str) -> bool:
         if not has_request_context():
