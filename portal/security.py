@@ -122,8 +122,9 @@ class OrderbridgeSecurityManager(SecurityManager):
 
     def add_user(self, *args: Any, **kwargs: Any) -> Any:
         """FAB's ``add_user``; a plain password must meet the policy (CLI included)."""
-        if kwargs.get("password") or len(args) > 5:
-            auth.check_password_policy(kwargs.get("password") or args[5])
+        password = kwargs["password"] if "password" in kwargs else (args[5:6] or [""])[0]
+        if password:  # no password: FAB sets a random one (users of other auth backends)
+            auth.check_password_policy(password)
         return super().add_user(*args, **kwargs)
 
     def reset_password(self, userid: Any, password: str) -> None:
