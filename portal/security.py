@@ -18,7 +18,7 @@ from flask_appbuilder import AppBuilder
 from flask_appbuilder.security.manager import BaseSecurityManager
 from flask_appbuilder.security.sqla.manager import SecurityManager
 
-from portal import auth
+from portal.auth import ResetMyPasswordView, check_password_policy, login_failed
 
 ADMIN_ROLE = "Admin"
 SPECIALIST = "Specialist"
@@ -111,24 +111,24 @@ class OrderbridgeSecurityManager(SecurityManager):
     """
 
     userstatschartview = None
-    resetmypasswordview = auth.ResetMyPasswordView  # asks for the current password
+    resetmypasswordview = ResetMyPasswordView  # asks for the current password
 
     def auth_user_db(self, username: str, password: str) -> Any:
         """FAB's check, plus the failure count and lockout of ``portal.auth``."""
         user = super().auth_user_db(username, password)
         if user is None and has_request_context():
-            auth.login_failed(self, username)
+            login_failed(self, username)
         return user
 
     def add_user(self, *args: Any, **kwargs: Any) -> Any:
         """FAB's ``add_user``; a plain password must meet the policy (CLI included)."""
         password = kwargs["password"] if "password" in kwargs else (args[5:6] or [""])[0]
         if password:  # no password: FAB sets a random one (users of other auth backends)
-            auth.check_password_policy(password)
+            check_password_policy(password)
         return super().add_user(*args, **kwargs)
 
     def reset_password(self, userid: Any, password: str) -> None:
-        auth.check_password_policy(password)
+        check_password_policy(password)
         super().reset_password(userid, password)
 
     def _has_view_access(self, user: object, permission_name: str, view_name: str) -> bool:
