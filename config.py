@@ -107,6 +107,17 @@ def build_settings(overrides: dict | None = None) -> dict:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", mode == "production"),
+        # Sign-in hardening (portal/auth.py, portal/websecurity.py; docs/security.md).
+        "LOGIN_MAX_FAILURES": int(os.environ.get("LOGIN_MAX_FAILURES", "5")),
+        "LOGIN_LOCKOUT_SECONDS": int(os.environ.get("LOGIN_LOCKOUT_SECONDS", "900")),
+        "LOGIN_IP_FAILURE_LIMIT": os.environ.get("LOGIN_IP_FAILURE_LIMIT", "20 per 15 minutes"),
+        "LOGIN_USER_FAILURE_LIMIT": os.environ.get("LOGIN_USER_FAILURE_LIMIT", "10 per 15 minutes"),
+        "LOGIN_LIMIT_STORAGE_URI": os.environ.get("LOGIN_LIMIT_STORAGE_URI")
+        or os.environ.get("REDIS_URL")
+        or "memory://",
+        "PASSWORD_MIN_LENGTH": int(os.environ.get("PASSWORD_MIN_LENGTH", "12")),
+        "PROXY_FIX_X_FOR": int(os.environ.get("PROXY_FIX_X_FOR", "0")),
+        "HSTS_SECONDS": int(os.environ.get("HSTS_SECONDS", "31536000")),
         "MAIL_SERVER": os.environ.get("MAIL_SERVER", "localhost"),
         "MAIL_PORT": int(os.environ.get("MAIL_PORT", "25")),
         "MAIL_USE_TLS": _bool("MAIL_USE_TLS", False),

@@ -55,6 +55,10 @@ def create_app(overrides: dict | None = None) -> Flask:
         register_views()
         register_apis()
 
+    from portal import auth, websecurity
+
+    auth.init_app(app)  # password policy, login lockout, revocable sessions and tokens
+    websecurity.init_app(app)  # CSRF on cookie-authenticated API calls, security headers
     from portal.cli import register_commands
     from portal.sync import register_kinds
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
+from portal.auth import demo_passwords_allowed
 from portal.extensions import appbuilder, db
 from portal.models import (
     Allocation,
@@ -71,6 +72,15 @@ def ensure_users(password: str) -> list[str]:
     """Create the four demo users (or reset their password); returns what was done."""
     sm = appbuilder.sm
     done = []
+    # Demo passwords are set here, not by people: a weak one (``demo``) is allowed in demo
+    # and test mode only; in production the password policy applies (portal/auth.py).
+    with demo_passwords_allowed():
+        _ensure_users(sm, password, done)
+    db.session.commit()
+    return done
+
+
+def _ensure_users(sm, password: str, done: list[str]) -> None:
     for username, role_name in DEMO_USERS.items():
         role = sm.find_role(role_name)
         user = sm.find_user(username=username)
@@ -89,8 +99,6 @@ def ensure_users(password: str) -> list[str]:
             sm.reset_password(user.id, password)
             audit.record(SEED_ACTOR, "user", username, "reset_password")
             done.append(f"reset password of {username}")
-    db.session.commit()
-    return done
 
 
 def seed_demo_data(order_count: int = 300, seed: int = 7) -> bool:

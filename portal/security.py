@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any
 
 from flask import g, has_request_context
 from flask_appbuilder import AppBuilder
 from flask_appbuilder.security.manager import BaseSecurityManager
 from flask_appbuilder.security.sqla.manager import SecurityManager
+
+from portal.auth import ResetMyPasswordView, check_password_policy, login_failed
 
 ADMIN_ROLE = "Admin"
 SPECIALIST = "Specialist"
@@ -108,6 +111,25 @@ class OrderbridgeSecurityManager(SecurityManager):
     """
 
     userstatschartview = None
+    resetmypasswordview = ResetMyPasswordView  # asks for the current password
+
+    def auth_user_db(self, username: str, password: str) -> Any:
+        """FAB's check, plus the failure count and lockout of ``portal.auth``."""
+        user = super().auth_user_db(username, password)
+        if user is None and has_request_context():
+            login_failed(self, username)
+        return user
+
+    def add_user(self, *args: Any, **kwargs: Any) -> Any:
+        """FAB's ``add_user``; a plain password must meet the policy (CLI included)."""
+        password = kwargs["password"] if "password" in kwargs else (args[5:6] or [""])[0]
+        if password:  # no password: FAB sets a random one (users of other auth backends)
+            check_password_policy(password)
+        return super().add_user(*args, **kwargs)
+
+    def reset_password(self, userid: Any, password: str) -> None:
+        check_password_policy(password)
+        super().reset_password(userid, password)
 
     def _has_view_access(self, user: object, permission_name: str, view_name: str) -> bool:
         if not has_request_context():

@@ -32,7 +32,7 @@ TEST_USERS = {
     "auditor": "Auditor",
     "admin": "Admin",
 }
-KEEP_TABLES = {"alembic_version"}
+KEEP_TABLES = {"alembic_version", "user_auth_state"}  # users (ab_*) and their auth state stay
 
 # CI runs the property tests with a fixed seed so a landing never depends on luck; locally
 # each run explores new examples (and replays earlier failures from .hypothesis/).
