@@ -289,10 +289,21 @@ def verify(batch_size: int = 5000, *, checkpoints: bool = True) -> VerifyResult:
         held, bad = audit_checkpoint.check(end_id, walk.legacy)
         if bad is not None:
             return VerifyResult(
-                False, walk.checked, bad.event_id, bad.text, walk.legacy, held, bad.line
+                False,
+                walk.checked,
+                bad.event_id,
+                bad.text,
+                legacy=walk.legacy,
+                checkpoints=held,
+                bad_checkpoint=bad.line,
             )
     return VerifyResult(
-        True, walk.checked, None, None, walk.legacy, held, None, end_id, walk.expected_prev
+        True,
+        walk.checked,
+        legacy=walk.legacy,
+        checkpoints=held,
+        last_id=end_id,
+        last_hash=walk.expected_prev,
     )
 
 
