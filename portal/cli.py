@@ -46,10 +46,32 @@ def audit_verify() -> None:
 
     result = audit.verify()
     if result.ok:
-        click.echo(f"audit chain intact: {result.checked} events verified")
+        click.echo(
+            f"audit chain intact: {result.checked} events verified ({result.legacy} legacy "
+            f"unkeyed), {result.checkpoints} checkpoints hold"
+        )
         return
-    click.echo(f"audit chain BROKEN at event {result.bad_event_id}: {result.problem}", err=True)
+    where = f"checkpoint line {result.bad_checkpoint}" if result.bad_checkpoint else "event"
+    if not result.bad_checkpoint:
+        where = f"event {result.bad_event_id}"
+    click.echo(f"audit chain BROKEN at {where}: {result.problem}", err=True)
     sys.exit(1)
+
+
+@audit_group.command("checkpoint")
+@with_appcontext
+def audit_checkpoint() -> None:
+    """Verify the chain and append a signed checkpoint of its head (AUDIT_CHECKPOINT_FILE)."""
+    from jobs.maintenance import checkpoint_audit_chain
+
+    outcome = checkpoint_audit_chain()
+    if not outcome["ok"]:
+        click.echo(f"no checkpoint: the audit chain is BROKEN: {outcome['problem']}", err=True)
+        sys.exit(1)
+    click.echo(f"checkpoint appended to {outcome['file']}: {outcome['line']}")
+    if outcome.get("mail_error"):
+        click.echo(f"mailing it failed: {outcome['mail_error']}", err=True)
+        sys.exit(1)
 
 
 @click.command("seed-demo")

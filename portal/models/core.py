@@ -417,6 +417,8 @@ class AuditEvent(Model):
     changes: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
     prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    # The id of the HMAC key of ``hash`` (AUDIT_HMAC_KEYS); null on legacy unkeyed SHA-256 events.
+    key_id: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (Index("ix_audit_event_entity", "entity", "entity_id"),)
 

@@ -4,13 +4,18 @@ Every service write appends one event in the same transaction as the change. Eac
 stores the hash of the previous one, and a single head row stores the last event's id and
 hash, so altering, removing or truncating events breaks the chain and :func:`verify` names the
 first bad event.
+
+An event's hash is an HMAC-SHA256 with a key kept outside the database (``audit_keys``), so
+whoever can write the tables cannot recompute a valid chain; events written before keyed
+hashing (``key_id`` null) keep their plain SHA-256 as legacy events. Signed checkpoints of
+the head, appended to a file outside the database (``audit_checkpoint``), catch removing the
+latest events together with rewinding the head row.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -23,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from portal.extensions import db
 from portal.models import AuditChainHead, AuditEvent, utcnow
+from portal.services import audit_checkpoint, audit_keys
 from portal.services.base import Actor
 
 GENESIS_HASH = "0" * 64
@@ -60,25 +66,28 @@ class PendingEvent:
     id: int | None = None
     prev_hash: str | None = None
     hash: str | None = None
+    key_id: str | None = None
 
 
 def event_hash(event: AuditEvent | PendingEvent) -> str:
-    """SHA-256 over the event's canonical content and the previous event's hash."""
-    payload = json.dumps(
-        {
-            "prev": event.prev_hash,
-            "at": event.occurred_at.isoformat(timespec="microseconds"),
-            "actor": event.actor,
-            "source": event.source,
-            "entity": event.entity,
-            "entity_id": event.entity_id,
-            "action": event.action,
-            "changes": event.changes,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
+    """HMAC-SHA256, with the key named by ``key_id``, over the event's canonical content
+    (key id included) and the previous event's hash; plain SHA-256 without the key id for a
+    legacy event (``key_id`` None). Raises ``audit_keys.UnknownKeyError`` for an unknown key.
+    """
+    content = {
+        "prev": event.prev_hash,
+        "at": event.occurred_at.isoformat(timespec="microseconds"),
+        "actor": event.actor,
+        "source": event.source,
+        "entity": event.entity,
+        "entity_id": event.entity_id,
+        "action": event.action,
+        "changes": event.changes,
+    }
+    if event.key_id is not None:
+        content["key"] = event.key_id
+    payload = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return audit_keys.digest(event.key_id, payload.encode())
 
 
 def record(
@@ -152,10 +161,12 @@ def _chain_pending(sess: Session) -> None:
     else:
         last_id, previous = head
     columns = [column.key for column in AuditEvent.__table__.columns]
+    key_id = audit_keys.current_id()
     rows = []
     for offset, item in enumerate(pending, start=1):
         item.id = last_id + offset
         item.prev_hash = previous
+        item.key_id = key_id
         item.hash = previous = event_hash(item)
         rows.append({name: getattr(item, name) for name in columns})
     sess.execute(insert(AuditEvent.__table__), rows)
@@ -173,21 +184,66 @@ def _drop_pending(sess: Session) -> None:
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """The outcome of a chain verification: ``ok``, how many events, the first problem."""
+    """The outcome of a chain verification: ``ok``, how many events, the first problem.
+
+    ``legacy`` counts the unkeyed events written before keyed hashing, ``checkpoints`` the
+    checkpoints that held; ``bad_checkpoint`` is the failing checkpoint's line in the file.
+    ``last_id`` and ``last_hash`` are the verified chain's end.
+    """
 
     ok: bool
     checked: int
     bad_event_id: int | None = None
     problem: str | None = None
+    legacy: int = 0
+    checkpoints: int = 0
+    bad_checkpoint: int | None = None
+    last_id: int = 0
+    last_hash: str = GENESIS_HASH
 
 
-def verify(batch_size: int = 5000) -> VerifyResult:
-    """Recompute the whole chain; report the first altered, removed or reordered event."""
-    sess = db.session
-    expected_prev = GENESIS_HASH
-    checked = 0
-    last_id = 0
+@dataclass(slots=True)
+class _Walk:
+    """The state of a walk along the chain in id order."""
+
+    expected_prev: str = GENESIS_HASH
     previous_id: int | None = None
+    checked: int = 0
+    legacy: int = 0
+    keyed: bool = False
+
+    def step(self, event: AuditEvent) -> str | None:
+        """Check ``event`` as the chain's next one: what is wrong with it, else None."""
+        if event.prev_hash != self.expected_prev:
+            where = f"after event {self.previous_id}" if self.previous_id else "at the start"
+            return (
+                f"event {event.id} does not follow the chain: an event {where} was "
+                "removed or altered"
+            )
+        if event.key_id is None and self.keyed:
+            return (
+                f"event {event.id} has no key id after keyed events: it was rewritten with an "
+                "unkeyed hash"
+            )
+        try:
+            expected = event_hash(event)
+        except audit_keys.UnknownKeyError as error:
+            return f"event {event.id} names a {error}"
+        if not audit_keys.same(expected, event.hash):
+            how = f"HMAC with key {event.key_id!r}" if event.key_id else "legacy unkeyed hash"
+            return f"event {event.id} was altered (hash mismatch: {how})"
+        self.expected_prev = event.hash
+        self.previous_id = event.id
+        self.checked += 1
+        self.legacy += event.key_id is None
+        self.keyed = self.keyed or event.key_id is not None
+        return None
+
+
+def _events(batch_size: int) -> Iterator[AuditEvent]:
+    """Every event in id order, loaded a batch at a time and released after it."""
+    sess = db.session
+    last_id = 0
     while True:
         events = (
             sess.execute(
@@ -200,38 +256,69 @@ def verify(batch_size: int = 5000) -> VerifyResult:
             .all()
         )
         if not events:
-            break
-        for event in events:
-            if event.prev_hash != expected_prev:
-                where = f"after event {previous_id}" if previous_id else "at the start"
-                return VerifyResult(
-                    False,
-                    checked,
-                    event.id,
-                    f"event {event.id} does not follow the chain: an event {where} was "
-                    "removed or altered",
-                )
-            if event_hash(event) != event.hash:
-                return VerifyResult(
-                    False, checked, event.id, f"event {event.id} was altered (hash mismatch)"
-                )
-            expected_prev = event.hash
-            previous_id = event.id
-            checked += 1
+            return
+        yield from events
         last_id = events[-1].id
         for event in events:
             sess.expunge(event)
-    head = sess.get(AuditChainHead, 1)
+
+
+def verify(batch_size: int = 5000, *, checkpoints: bool = True) -> VerifyResult:
+    """Recompute the whole chain with the audit keys, then hold it against the checkpoints;
+    report the first altered, removed or reordered event, or the first failing checkpoint.
+    """
+    walk = _Walk()
+    for event in _events(batch_size):
+        problem = walk.step(event)
+        if problem is not None:
+            return VerifyResult(False, walk.checked, event.id, problem, walk.legacy)
+    end_id = walk.previous_id or 0
+    head = db.session.get(AuditChainHead, 1)
     head_id, head_hash = (head.last_event_id, head.last_hash) if head else (0, GENESIS_HASH)
-    if head_id != (previous_id or 0) or head_hash != expected_prev:
+    if head_id != end_id or head_hash != walk.expected_prev:
         return VerifyResult(
             False,
-            checked,
+            walk.checked,
             head_id or None,
-            f"the chain ends at event {previous_id or 0} but its head names event {head_id}: "
+            f"the chain ends at event {end_id} but its head names event {head_id}: "
             "the latest events were removed",
+            walk.legacy,
         )
-    return VerifyResult(True, checked)
+    held = 0
+    if checkpoints:
+        held, bad = audit_checkpoint.check(end_id, walk.legacy)
+        if bad is not None:
+            return VerifyResult(
+                False,
+                walk.checked,
+                bad.event_id,
+                bad.text,
+                legacy=walk.legacy,
+                checkpoints=held,
+                bad_checkpoint=bad.line,
+            )
+    return VerifyResult(
+        True,
+        walk.checked,
+        legacy=walk.legacy,
+        checkpoints=held,
+        last_id=end_id,
+        last_hash=walk.expected_prev,
+    )
+
+
+def checkpoint() -> tuple[VerifyResult, audit_checkpoint.Checkpoint | None]:
+    """Verify the chain, then append a signed checkpoint of its end to the checkpoint file.
+
+    A broken chain gets no checkpoint (the result says why), so a checkpoint only ever
+    vouches for a chain that verified.
+    """
+    result = verify()
+    if not result.ok:
+        return result, None
+    point = audit_checkpoint.sign(result.last_id, result.last_hash, result.checked, result.legacy)
+    audit_checkpoint.append(point)
+    return result, point
 
 
 def history(entity: str, entity_id: Any) -> list[AuditEvent]:

@@ -83,12 +83,17 @@ def _backoff(attempts: int) -> timedelta:
 
 
 def _send(message: Notification) -> None:
+    send_mail(message.recipients, message.subject, message.body)
+
+
+def send_mail(recipients: str, subject: str, body: str) -> None:
+    """Send one plain-text message over the configured SMTP server (the MAIL_* settings)."""
     config = current_app.config
     email = EmailMessage()
     email["From"] = config["MAIL_DEFAULT_SENDER"]
-    email["To"] = message.recipients
-    email["Subject"] = message.subject
-    email.set_content(message.body)
+    email["To"] = recipients
+    email["Subject"] = subject
+    email.set_content(body)
     with smtplib.SMTP(config["MAIL_SERVER"], config["MAIL_PORT"], timeout=20) as smtp:
         if config.get("MAIL_USE_TLS"):
             smtp.starttls()

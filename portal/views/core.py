@@ -164,7 +164,11 @@ class AuditEventView(ReadOnlyModelView):
     def verify(self):
         result = audit.verify()
         if result.ok:
-            flash(f"Audit chain intact: {result.checked} events verified.", "success")
+            flash(
+                f"Audit chain intact: {result.checked} events verified ({result.legacy} legacy "
+                f"unkeyed), {result.checkpoints} checkpoints hold.",
+                "success",
+            )
         else:
             flash(f"Audit chain broken: {result.problem}", "danger")
         return redirect(url_for("AuditEventView.list"))
