@@ -33,7 +33,7 @@ from flask import current_app
 from sqlalchemy import Select, event, func, inspect, select, update
 from sqlalchemy.orm import Session
 
-from portal import security
+import portal.security as security
 from portal.models import (
     CREDIT_REASONS,
     PAYMENT_METHODS,
