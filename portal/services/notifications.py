@@ -18,8 +18,8 @@ from sqlalchemy import or_, select
 
 from portal.extensions import db
 from portal.models import Notification, NotificationStatus, SalesOrder, utcnow
-from portal.services import audit
-from portal.services.base import Actor, ConflictError, after_commit, unit_of_work
+from portal.services import audit, events
+from portal.services.base import Actor, ConflictError, unit_of_work
 
 EVENTS = (
     "confirmed",
@@ -68,14 +68,8 @@ def notify(order: SalesOrder, event: str, actor: Actor, **context: Any) -> Notif
     )
     db.session.add(message)
     audit.record(actor, "notification", message, "queue", detail={"event": event})
-    after_commit(_queue_send, key="send_notifications")
+    events.announce(events.NOTIFICATION_QUEUED)
     return message
-
-
-def _queue_send() -> None:
-    from jobs.notify import enqueue_send
-
-    enqueue_send()
 
 
 def _backoff(attempts: int) -> timedelta:
