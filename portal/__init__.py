@@ -30,7 +30,11 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
 
 
 def create_app(overrides: dict | None = None) -> Flask:
-    """Build the app: settings, database, CSRF (before AppBuilder), views, APIs, job handlers, CLI."""
+    """Build the app: settings, database, CSRF (before AppBuilder), views, APIs, job handlers.
+
+    The ``orderbridge`` command group (``portal.cli``) builds its app with this function; the
+    app itself knows nothing of the CLI.
+    """
     from portal.extensions import appbuilder, csrf, db, migrate
 
     settings = config.build_settings(overrides)
@@ -53,10 +57,8 @@ def create_app(overrides: dict | None = None) -> Flask:
         register_apis()
 
     from jobs.handlers import register as register_job_handlers
-    from portal.cli import register_commands
 
     register_job_handlers()
-    register_commands(app)
     _register_error_handlers(app)
     return app
 

@@ -1,9 +1,9 @@
 """The ``orderbridge`` command group: Flask's CLI bound to ``create_app`` plus our commands.
 
-``orderbridge run``, ``orderbridge db upgrade`` (Flask-Migrate) and FAB's ``orderbridge fab``
-come with it; this module adds ``roles sync``, ``seed-demo``, ``audit verify``, ``worker``,
-``enqueue``, ``scheduler``, ``sheets …`` and ``demo`` (web, worker, scheduler and embedded
-Redis in one command).
+``orderbridge run`` comes with Flask, ``orderbridge db upgrade`` with Flask-Migrate and
+``orderbridge fab`` with FAB; this module adds ``roles sync``, ``seed-demo``, ``audit verify``,
+``worker``, ``enqueue``, ``scheduler``, ``sheets …`` and ``demo`` (web, worker, scheduler and
+embedded Redis in one command).
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
+from flask_migrate.cli import db as db_group
 
+from config import ConfigError
+from portal import create_app
 from sheets.cli import sheets as sheets_group
 
 roles_group = click.Group("roles", help="Roles and permissions declared in portal/security.py.")
@@ -163,20 +166,40 @@ def scheduler(every: float) -> None:
         run_forever(every)
 
 
-def register_commands(app: Flask) -> None:
-    """Attach Orderbridge's commands to ``app.cli``."""
-    for command in (roles_group, audit_group, seed_demo, worker, enqueue_job, demo, scheduler):
-        app.cli.add_command(command)
-    app.cli.add_command(sheets_group)
-
-
 def _create_app() -> Flask:
-    from portal import create_app
+    """Build the app for a command that needs it; a settings problem is one line, no traceback."""
+    try:
+        return create_app()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
 
-    return create_app()
+
+class OrderbridgeGroup(FlaskGroup):
+    """Flask's command group, listing its commands without building the app.
+
+    Every Orderbridge command is added to the group itself (not to ``app.cli``), so
+    ``orderbridge --help`` and each command's ``--help`` work in any environment — no
+    ``SECRET_KEY`` needed; only running a command builds the app.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands()  # `fab`, `limiter` (entry points), as FlaskGroup does
+        return sorted(self.commands)
 
 
-cli = FlaskGroup(create_app=_create_app, help="Orderbridge order-management portal.")
+cli = OrderbridgeGroup(create_app=_create_app, help="Orderbridge order-management portal.")
+for _command in (
+    db_group,
+    roles_group,
+    audit_group,
+    seed_demo,
+    worker,
+    enqueue_job,
+    demo,
+    scheduler,
+    sheets_group,
+):
+    cli.add_command(_command)
 
 
 def main() -> None:
