@@ -109,23 +109,23 @@ def send_due(now: datetime | None = None, limit: int = 100) -> dict[str, int]:
     )
     counts = {"sent": 0, "retry": 0, "failed": 0}
     for message in due:
-        message.attempts += 1
-        try:
-            _send(message)
-        except (OSError, smtplib.SMTPException) as error:
-            message.last_error = f"{type(error).__name__}: {error}"[:500]
-            if message.attempts >= MAX_ATTEMPTS:
-                message.status = NotificationStatus.FAILED.value
-                counts["failed"] += 1
+        with unit_of_work():  # each message's outcome is saved as soon as it is known
+            message.attempts += 1
+            try:
+                _send(message)
+            except (OSError, smtplib.SMTPException) as error:
+                message.last_error = f"{type(error).__name__}: {error}"[:500]
+                if message.attempts >= MAX_ATTEMPTS:
+                    message.status = NotificationStatus.FAILED.value
+                    counts["failed"] += 1
+                else:
+                    message.next_attempt_at = now + _backoff(message.attempts)
+                    counts["retry"] += 1
             else:
-                message.next_attempt_at = now + _backoff(message.attempts)
-                counts["retry"] += 1
-        else:
-            message.status = NotificationStatus.SENT.value
-            message.sent_at = utcnow()
-            message.last_error = None
-            counts["sent"] += 1
-        db.session.commit()
+                message.status = NotificationStatus.SENT.value
+                message.sent_at = utcnow()
+                message.last_error = None
+                counts["sent"] += 1
     return counts
 
 
