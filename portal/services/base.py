@@ -128,6 +128,17 @@ def session() -> Session:
     return db.session
 
 
+def _rollback(sess: Session) -> None:
+    """Roll back, forgetting the after-commit callbacks and audit events that waited.
+
+    SQLAlchemy fires ``after_rollback`` only if the transaction had begun on the database; a
+    unit of work that failed before its first statement must not leave them to the next commit.
+    """
+    sess.rollback()
+    sess.info.pop("after_commit", None)
+    sess.info.pop(audit.PENDING, None)
+
+
 @contextmanager
 def unit_of_work() -> Iterator[Session]:
     """Commit once at the outermost level; roll back everything on any error.
@@ -143,23 +154,23 @@ def unit_of_work() -> Iterator[Session]:
         if depth == 0:
             sess.commit()
     except StaleDataError as exc:
-        sess.rollback()
+        _rollback(sess)
         raise ConflictError(
             "This record was changed by someone else while you were editing it; "
             "reload it and apply your change again."
         ) from exc
     except IntegrityError as exc:
-        sess.rollback()
+        _rollback(sess)
         raise ConflictError(f"The change conflicts with existing data: {exc.orig}") from exc
     except OperationalError as exc:
-        sess.rollback()
+        _rollback(sess)
         if "locked" not in str(exc.orig).lower():
             raise
         # SQLite refuses a write from a transaction whose snapshot another writer made stale.
         raise ConflictError("Another change was being saved at the same time; try again.") from exc
     except BaseException:
         if depth == 0:
-            sess.rollback()
+            _rollback(sess)
         raise
     finally:
         sess.info["uow_depth"] = depth
