@@ -30,7 +30,7 @@ from portal.services import (
     lifecycle,
     orders,
 )
-from portal.services.base import Actor
+from portal.services.base import Actor, unit_of_work
 
 DEMO_USERS = {
     "specialist": SPECIALIST,
@@ -69,25 +69,25 @@ def ensure_users(password: str) -> list[str]:
     """Create the four demo users (or reset their password); returns what was done."""
     sm = appbuilder.sm
     done = []
-    for username, role_name in DEMO_USERS.items():
-        role = sm.find_role(role_name)
-        user = sm.find_user(username=username)
-        if user is None:
-            sm.add_user(
-                username=username,
-                first_name=username.capitalize(),
-                last_name="Demo",
-                email=f"{username}@orderbridge.local",
-                role=role,
-                password=password,
-            )
-            audit.record(SEED_ACTOR, "user", username, "create", after={"role": role_name})
-            done.append(f"created {username} ({role_name})")
-        else:
-            sm.reset_password(user.id, password)
-            audit.record(SEED_ACTOR, "user", username, "reset_password")
-            done.append(f"reset password of {username}")
-    db.session.commit()
+    with unit_of_work():
+        for username, role_name in DEMO_USERS.items():
+            role = sm.find_role(role_name)
+            user = sm.find_user(username=username)
+            if user is None:
+                sm.add_user(
+                    username=username,
+                    first_name=username.capitalize(),
+                    last_name="Demo",
+                    email=f"{username}@orderbridge.local",
+                    role=role,
+                    password=password,
+                )
+                audit.record(SEED_ACTOR, "user", username, "create", after={"role": role_name})
+                done.append(f"created {username} ({role_name})")
+            else:
+                sm.reset_password(user.id, password)
+                audit.record(SEED_ACTOR, "user", username, "reset_password")
+                done.append(f"reset password of {username}")
     return done
 
 
@@ -217,6 +217,8 @@ def seed_demo_data(order_count: int = 300, seed: int = 7) -> bool:
             SEED_ACTOR,
         )
         _advance(order, rng, people)
+    with unit_of_work():
+        audit.record(SEED_ACTOR, "demo", None, "seed", detail={"orders": order_count, "seed": seed})
     return True
 
 
