@@ -41,11 +41,18 @@ if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
 
 
-def shared_path(*parts: str) -> Path:
-    """A file under ../shared, or skip the test with the reason when it is absent."""
+def shared_path(*parts: str | Path) -> Path:
+    """A file or folder under ../shared (or an absolute path there) that a test needs.
+
+    Absent, the test is skipped with the reason — except when ``CI`` is set: CI must provide
+    ../shared, so there the test fails instead of passing silently as skipped.
+    """
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"{path} is not here: ../shared (real workbooks, cassettes) is absent")
+        reason = f"{path} is not here: ../shared (real workbooks, cassettes) is absent"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}, and CI must provide it", pytrace=False)
+        pytest.skip(reason)
     return path
 
 
