@@ -176,6 +176,12 @@ def build_settings(overrides: dict | None = None) -> dict:
         "INVOICE_MODE": os.environ.get("INVOICE_MODE", "shipment"),
         "TAX_RATE": os.environ.get("TAX_RATE", "0"),
         "EXPORT_SYNC_MAX_ROWS": int(os.environ.get("EXPORT_SYNC_MAX_ROWS", "50000")),
+        # An Idempotency-Key claimed by a request that never finished may be claimed again
+        # after this long; a finished request's answer is replayed for the retention period.
+        "IDEMPOTENCY_CLAIM_SECONDS": int(os.environ.get("IDEMPOTENCY_CLAIM_SECONDS", "60")),
+        "IDEMPOTENCY_RETENTION_SECONDS": int(
+            os.environ.get("IDEMPOTENCY_RETENTION_SECONDS", "86400")
+        ),
         "CREDIT_APPROVAL_USER_LIMITS": _user_limits(
             os.environ.get("CREDIT_APPROVAL_USER_LIMITS", "")
         ),

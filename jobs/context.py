@@ -1,4 +1,8 @@
-"""Running job functions inside the Flask app (built once per worker process)."""
+"""Running job functions inside the Flask app (built once per worker process).
+
+This module does not build the app: the worker's entry point (``orderbridge worker``, or
+:class:`jobs.worker.AppWorker` under a plain ``rq worker``) builds it and calls :func:`set_app`.
+"""
 
 from __future__ import annotations
 
@@ -16,20 +20,19 @@ _app: Flask | None = None
 
 
 def get_app() -> Flask:
-    """The current app, or this process's single app built by ``create_app()``."""
-    global _app
+    """The current app, or the one this process's entry point handed to :func:`set_app`."""
     if has_app_context():
         return current_app._get_current_object()  # type: ignore[attr-defined]
     if _app is None:
-        from portal import create_app
-
-        set_app(create_app())
-    assert _app is not None
+        raise RuntimeError(
+            "no app for this job: run workers with `orderbridge worker` or "
+            "`rq worker -w jobs.worker.AppWorker`, which build the app and call set_app()"
+        )
     return _app
 
 
 def set_app(app: Flask) -> None:
-    """Use ``app`` for jobs run in this process (the worker command sets its own).
+    """Use ``app`` for jobs run in this process (set by the worker's entry point).
 
     The app lives as long as the process, so everything built so far is frozen out of the
     garbage collector's reach: jobs that create many records (a batch of orders, a sync)

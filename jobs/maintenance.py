@@ -1,4 +1,5 @@
-"""Maintenance jobs: verifying the audit chain and checkpointing its head on a schedule."""
+"""Maintenance jobs: verifying the audit chain, checkpointing its head, forgetting expired
+idempotency keys."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from flask import current_app
 from rq import get_current_job
 
 from jobs.context import app_job
-from portal.services import audit, jobs, notifications
+from portal.services import audit, idempotency, jobs, notifications
 
 
 @app_job
@@ -51,3 +52,9 @@ def checkpoint_audit_chain() -> dict:
                 error = outcome["mail_error"] = f"{type(mail_error).__name__}: {mail_error}"
     jobs.finish_run(run, outcome, error)
     return outcome
+
+
+@app_job
+def purge_idempotency_keys() -> int:
+    """Delete expired Idempotency-Keys (stale claims, answers past their retention)."""
+    return idempotency.purge_expired()

@@ -61,6 +61,7 @@ PERIODIC: dict[str, tuple[int, str, str]] = {
     "fill_backorders": (600, "default", "jobs.fulfillment:fill_all_backorders"),
     "verify_audit_chain": (86_400, "default", "jobs.maintenance:verify_audit_chain"),
     "checkpoint_audit_chain": (86_400, "default", "jobs.maintenance:checkpoint_audit_chain"),
+    "purge_idempotency_keys": (3600, "default", "jobs.maintenance:purge_idempotency_keys"),
 }
 
 

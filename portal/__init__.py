@@ -30,7 +30,11 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
 
 
 def create_app(overrides: dict | None = None) -> Flask:
-    """Build the app: settings, database, CSRF (before AppBuilder), views, APIs, CLI."""
+    """Build the app: settings, database, CSRF (before AppBuilder), views, APIs, job handlers.
+
+    The ``orderbridge`` command group (``portal.cli``) builds its app with this function; the
+    app itself knows nothing of the CLI.
+    """
     from portal.extensions import appbuilder, csrf, db, migrate
 
     settings = config.build_settings(overrides)
@@ -55,15 +59,14 @@ def create_app(overrides: dict | None = None) -> Flask:
         register_views()
         register_apis()
 
+    from jobs.handlers import register as register_job_handlers
     from portal import auth, websecurity
+    from portal.sync import register_kinds
 
     auth.init_app(app)  # password policy, login lockout, revocable sessions and tokens
     websecurity.init_app(app)  # CSRF on cookie-authenticated API calls, security headers
-    from portal.cli import register_commands
-    from portal.sync import register_kinds
-
     register_kinds()
-    register_commands(app)
+    register_job_handlers()
     _register_error_handlers(app)
     return app
 

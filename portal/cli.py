@@ -1,9 +1,9 @@
 """The ``orderbridge`` command group: Flask's CLI bound to ``create_app`` plus our commands.
 
-``orderbridge run``, ``orderbridge db upgrade`` (Flask-Migrate) and FAB's ``orderbridge fab``
-come with it; this module adds ``roles sync``, ``seed-demo``, ``audit verify``, ``worker``,
-``enqueue``, ``scheduler``, ``sheets …`` and ``demo`` (web, worker, scheduler and embedded
-Redis in one command).
+``orderbridge run`` comes with Flask, ``orderbridge db upgrade`` with Flask-Migrate and
+``orderbridge fab`` with FAB; this module adds ``roles sync``, ``seed-demo``, ``audit verify``,
+``worker``, ``enqueue``, ``scheduler``, ``sheets …`` and ``demo`` (web, worker, scheduler and
+embedded Redis in one command).
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
+from flask_migrate.cli import db as db_group
 
+from config import ConfigError
+from portal import create_app
 from portal.sync.cli import sheets as sheets_group
 
 roles_group = click.Group("roles", help="Roles and permissions declared in portal/security.py.")
@@ -74,16 +77,31 @@ def audit_checkpoint() -> None:
         sys.exit(1)
 
 
+def _refuse_in_production(command: str) -> None:
+    """Stop ``command`` with one clear line when the app runs in production mode."""
+    if current_app.config["ORDERBRIDGE_MODE"] == "production":
+        raise click.ClickException(
+            f"`orderbridge {command}` refuses to run in production mode: it creates the demo "
+            "users with a known password and resets the password of existing users of those "
+            "names. Use ORDERBRIDGE_MODE=demo (or test) on a database of its own."
+        )
+
+
 @click.command("seed-demo")
 @click.option("--password", help="Password of the demo users (else $DEMO_PASSWORD, else random).")
 @click.option("--orders", "order_count", default=300, show_default=True, help="Orders to create.")
 @with_appcontext
 def seed_demo(password: str | None, order_count: int) -> None:
-    """Load the demo data set and the users specialist, supervisor, auditor and admin."""
+    """Load the demo data set and the users specialist, supervisor, auditor and admin.
+
+    Refused in production mode: it creates users with a known password and resets the
+    password of existing users of those names.
+    """
     from portal.demo import demo_summary, ensure_users, seed_demo_data
     from portal.extensions import appbuilder
     from portal.security import sync_roles
 
+    _refuse_in_production("seed-demo")
     sync_roles(appbuilder)
     generated = False
     if not password:
@@ -139,6 +157,7 @@ def demo(port: int, host: str, password: str | None) -> None:
     """Migrate, seed and run web + worker + scheduler + embedded Redis; Ctrl-C stops all."""
     from jobs.queue import start_embedded_server, stop_embedded_server
 
+    _refuse_in_production("demo")
     env = dict(os.environ, ORDERBRIDGE_MODE=current_app.config["ORDERBRIDGE_MODE"])
     password = password or os.environ.get("DEMO_PASSWORD") or "demo"
     if not env.get("REDIS_URL"):
@@ -185,20 +204,64 @@ def scheduler(every: float) -> None:
         run_forever(every)
 
 
-def register_commands(app: Flask) -> None:
-    """Attach Orderbridge's commands to ``app.cli``."""
-    for command in (roles_group, audit_group, seed_demo, worker, enqueue_job, demo, scheduler):
-        app.cli.add_command(command)
-    app.cli.add_command(sheets_group)
-
-
 def _create_app() -> Flask:
-    from portal import create_app
+    """Build the app for a command that needs it; a settings problem is one line, no traceback."""
+    try:
+        return create_app()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
 
-    return create_app()
+
+class OrderbridgeGroup(FlaskGroup):
+    """Flask's command group, listing its commands without building the app.
+
+    Every Orderbridge command is added to the group itself (not to ``app.cli``), so
+    ``orderbridge --help`` and each command's ``--help`` work in any environment — no
+    ``SECRET_KEY`` needed; only running a command builds the app.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands()  # `fab`, `limiter` (entry points), as FlaskGroup does
+        return sorted(self.commands)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None and "--help" in rest:
+            _show_help(ctx, name or "", command, rest)
+        return name, command, rest
 
 
-cli = FlaskGroup(create_app=_create_app, help="Orderbridge order-management portal.")
+def _show_help(ctx: click.Context, name: str, command: click.Command, args: list[str]) -> None:
+    """Print the help of the (sub)command that ``args`` name, and exit.
+
+    Click runs a group's callback before its subcommand sees ``--help``, and Flask-Migrate's
+    ``db`` group builds the app in its callback; walking down to the subcommand here first
+    keeps ``orderbridge db upgrade --help`` free of the app (and of ``SECRET_KEY``).
+    """
+    while isinstance(command, click.Group) and args and not args[0].startswith("-"):
+        ctx = click.Context(command, info_name=name, parent=ctx)
+        sub = command.get_command(ctx, args[0])
+        if sub is None:
+            return  # an unknown subcommand: the normal path reports it
+        name, command, args = args[0], sub, args[1:]
+    command.make_context(name, args, parent=ctx)  # prints the help and exits
+
+
+cli = OrderbridgeGroup(create_app=_create_app, help="Orderbridge order-management portal.")
+for _command in (
+    db_group,
+    roles_group,
+    audit_group,
+    seed_demo,
+    worker,
+    enqueue_job,
+    demo,
+    scheduler,
+    sheets_group,
+):
+    cli.add_command(_command)
 
 
 def main() -> None:

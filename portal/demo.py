@@ -33,7 +33,7 @@ from portal.services import (
     orders,
     payments,
 )
-from portal.services.base import Actor
+from portal.services.base import Actor, unit_of_work
 
 DEMO_USERS = {
     "specialist": SPECIALIST,
@@ -74,9 +74,8 @@ def ensure_users(password: str) -> list[str]:
     done = []
     # Demo passwords are set here, not by people: a weak one (``demo``) is allowed in demo
     # and test mode only; in production the password policy applies (portal/auth.py).
-    with demo_passwords_allowed():
+    with demo_passwords_allowed(), unit_of_work():
         _ensure_users(sm, password, done)
-    db.session.commit()
     return done
 
 
@@ -227,6 +226,8 @@ def seed_demo_data(order_count: int = 300, seed: int = 7) -> bool:
             SEED_ACTOR,
         )
         _advance(order, rng, people)
+    with unit_of_work():
+        audit.record(SEED_ACTOR, "demo", None, "seed", detail={"orders": order_count, "seed": seed})
     return True
 
 

@@ -19,12 +19,15 @@ from flask_appbuilder.security.manager import BaseSecurityManager
 from flask_appbuilder.security.sqla.manager import SecurityManager
 
 from portal.auth import ResetMyPasswordView, check_password_policy, login_failed
+from portal.services import audit
+from portal.services.base import Actor, unit_of_work
 
 ADMIN_ROLE = "Admin"
 SPECIALIST = "Specialist"
 SUPERVISOR = "Supervisor"
 AUDITOR = "Auditor"
 ROLES = (SPECIALIST, SUPERVISOR, AUDITOR, ADMIN_ROLE)
+ROLES_ACTOR = Actor.system("system:roles-sync")
 
 # View methods → permission verbs, shared by ModelViews and ModelRestApis.
 READ_METHODS = {
@@ -199,29 +202,41 @@ def _menu_grants(appbuilder: AppBuilder, permissions: frozenset[tuple[str, str]]
     return granted
 
 
-def sync_roles(appbuilder: AppBuilder) -> dict[str, tuple[int, int]]:
+def sync_roles(appbuilder: AppBuilder, actor: Actor = ROLES_ACTOR) -> dict[str, tuple[int, int]]:
     """Create or update each declared role to hold exactly its permissions (idempotent).
 
-    Returns role → (permissions added, permissions removed).
+    Returns role → (permissions added, permissions removed). A sync that changed a role writes
+    one audit event naming, per role, the permissions it gained and lost.
     """
     sm = appbuilder.sm
     report: dict[str, tuple[int, int]] = {}
+    changed: dict[str, dict[str, Any]] = {}
     # FAB's own setup: Admin and Public roles, then every view's permissions (Admin gets all).
     BaseSecurityManager.create_db(sm)
     appbuilder.add_permissions(update_perms=True)
     for role_name, permissions in ROLE_PERMISSIONS.items():
-        role = sm.find_role(role_name) or sm.add_role(role_name)
+        role = sm.find_role(role_name)
+        if role is None:
+            role = sm.add_role(role_name)
+            changed[role_name] = {"created": True}
         wanted = set(permissions) | {
             ("menu_access", menu) for menu in _menu_grants(appbuilder, permissions)
         }
         current = {(pv.permission.name, pv.view_menu.name): pv for pv in role.permissions}
-        added = removed = 0
-        for perm, view in sorted(wanted - set(current)):
+        added = sorted(wanted - set(current))
+        removed = sorted(set(current) - wanted)
+        for perm, view in added:
             pv = sm.add_permission_view_menu(perm, view)
             sm.add_permission_role(role, pv)
-            added += 1
-        for key in sorted(set(current) - wanted):
+        for key in removed:
             sm.del_permission_role(role, current[key])
-            removed += 1
-        report[role_name] = (added, removed)
+        report[role_name] = (len(added), len(removed))
+        if added or removed:
+            changed.setdefault(role_name, {}).update(
+                added=[f"{perm} on {view}" for perm, view in added],
+                removed=[f"{perm} on {view}" for perm, view in removed],
+            )
+    if changed:
+        with unit_of_work():
+            audit.record(actor, "role", None, "sync", detail=changed)
     return report

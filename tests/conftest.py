@@ -13,10 +13,11 @@ import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
+from flask.testing import FlaskClient, FlaskCliRunner
 from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 
@@ -41,11 +42,18 @@ if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
 
 
-def shared_path(*parts: str) -> Path:
-    """A file under ../shared, or skip the test with the reason when it is absent."""
+def shared_path(*parts: str | Path) -> Path:
+    """A file or folder under ../shared (or an absolute path there) that a test needs.
+
+    Absent, the test is skipped with the reason — except when ``CI`` is set: CI must provide
+    ../shared, so there the test fails instead of passing silently as skipped.
+    """
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"{path} is not here: ../shared (real workbooks, cassettes) is absent")
+        reason = f"{path} is not here: ../shared (real workbooks, cassettes) is absent"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}, and CI must provide it", pytrace=False)
+        pytest.skip(reason)
     return path
 
 
@@ -113,6 +121,19 @@ class IsolatedClient(FlaskClient):
             return super().open(*args, **kwargs)
 
 
+class OrderbridgeCliRunner(FlaskCliRunner):
+    """``app.test_cli_runner()`` runs the ``orderbridge`` group against the test app.
+
+    The commands live on the group in ``portal.cli``, not on ``app.cli`` (the app knows
+    nothing of the CLI), so the runner's default command is that group.
+    """
+
+    def invoke(self, cli: Any = None, args: Any = None, **kwargs: Any) -> Any:
+        from portal.cli import cli as orderbridge
+
+        return super().invoke(cli or orderbridge, args, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def app(test_env: dict[str, str]) -> Iterator[Flask]:
     """The app, built once per process; schema from migrations; roles and users seeded."""
@@ -125,6 +146,7 @@ def app(test_env: dict[str, str]) -> Iterator[Flask]:
     flask_app = create_app({"WTF_CSRF_ENABLED": False})
     flask_app.testing = True
     flask_app.test_client_class = IsolatedClient
+    flask_app.test_cli_runner_class = OrderbridgeCliRunner
     with flask_app.app_context():
         upgrade()
         sync_roles(appbuilder)

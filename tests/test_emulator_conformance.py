@@ -5,10 +5,9 @@ Run the report by hand with ``python -m sheets.emulator.conformance [-v]``.
 
 from __future__ import annotations
 
-import pytest
-
 from sheets.emulator.conformance import DEFAULT_DIR as CASSETTES
 from sheets.emulator.conformance import run
+from tests.conftest import shared_path
 
 # measured 2026-11: 1758/1758 in-scope interactions match; both floors fail the suite when a
 # change breaks a recorded behaviour or silently narrows what counts as in scope
@@ -17,9 +16,7 @@ REQUIRED_IN_SCOPE = 1758
 
 
 def test_recorded_google_traffic_matches() -> None:
-    if not CASSETTES.is_dir():
-        pytest.skip(f"conformance cassettes not available: {CASSETTES} is absent")
-    results = run(CASSETTES)
+    results = run(shared_path(CASSETTES))
     matched = sum(r.matched for r in results)
     in_scope = sum(r.in_scope for r in results)
     mismatches = [m for r in results for m in r.mismatches]

@@ -20,15 +20,13 @@ from python_calamine import CalamineWorkbook
 
 from sheets.backends.xlsx import XlsxBackend
 from sheets.grid import CellWrite
+from tests.conftest import shared_path
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 
 
 def _copy(tmp_path: Path, relative: str) -> Path:
-    source = SHARED / relative
-    if not source.exists():
-        pytest.skip(f"real workbook {source} is not available (../shared/data absent)")
+    source = shared_path("data", relative)
     return Path(shutil.copy(source, tmp_path / source.name))
 
 

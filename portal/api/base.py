@@ -17,7 +17,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy.exc import DataError, StatementError
 from werkzeug.exceptions import BadRequest
 
-from portal import security
+import portal.security as security
 from portal.actors import current_actor
 from portal.crud import new_values, pending_changes
 from portal.extensions import db

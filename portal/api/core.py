@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 
-from portal import security
+import portal.security as security
 from portal.api.base import ResourceApi, ServiceResourceApi
 from portal.extensions import appbuilder
 from portal.models import AuditEvent, StockLevel

@@ -32,7 +32,7 @@ from flask_appbuilder.security.decorators import permission_name
 from marshmallow import Schema, ValidationError, fields, validate
 from werkzeug.exceptions import BadRequest
 
-from portal import security
+import portal.security as security
 from portal.actors import current_actor
 from portal.api.base import READ_ONLY_ROUTES, ServiceResourceApi, _valid_id
 from portal.extensions import appbuilder, db

@@ -21,7 +21,7 @@ from flask_appbuilder.security.decorators import permission_name
 from marshmallow import Schema, ValidationError, fields, validate
 from werkzeug.exceptions import BadRequest
 
-from portal import security
+import portal.security as security
 from portal.actors import current_actor
 from portal.api.base import MAX_INT, READ_ONLY_ROUTES, ResourceApi, ServiceResourceApi
 from portal.crud import new_values

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from portal.extensions import db
 from portal.models import AuditChainHead, AuditEvent, utcnow
 from portal.services import audit_checkpoint, audit_keys
-from portal.services.base import Actor
+from portal.services.actor import Actor
 
 GENESIS_HASH = "0" * 64
 

@@ -1,11 +1,10 @@
-"""Actors, service errors, the unit of work and the generic record service."""
+"""Service errors, the unit of work and the generic record service (and the :class:`Actor`)."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 from flask_appbuilder.models.sqla import Model
@@ -18,39 +17,8 @@ from sqlalchemy.orm.attributes import get_history, set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from portal.extensions import db
-
-SYSTEM_PREFIXES = ("job:", "sheet:", "system")
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who performs a write, and through which channel.
-
-    ``name`` is a username or a system actor (``job:<name>``, ``sheet:<tracker>``); ``source``
-    is the channel (``web``, ``api``, ``cli``, ``job:<name>``, ``sheet:<tracker>``).
-    ``permissions`` holds FAB ``(permission, view_menu)`` pairs of a human actor's roles.
-    """
-
-    name: str
-    source: str
-    user_id: int | None = None
-    permissions: frozenset[tuple[str, str]] = field(default_factory=frozenset)
-    is_admin: bool = False
-
-    @classmethod
-    def system(cls, name: str) -> Actor:
-        """A named system actor such as ``job:fill_backorders`` or ``sheet:open-orders``."""
-        if not name.startswith(SYSTEM_PREFIXES):
-            raise ValueError(f"system actor names start with job:, sheet: or system: {name!r}")
-        return cls(name=name, source=name)
-
-    @property
-    def is_system(self) -> bool:
-        return self.user_id is None and self.name.startswith(SYSTEM_PREFIXES)
-
-    def can(self, permission: str, view_menu: str) -> bool:
-        """Whether this actor holds ``permission`` on ``view_menu`` (system actors always do)."""
-        return self.is_system or self.is_admin or (permission, view_menu) in self.permissions
+from portal.services import audit
+from portal.services.actor import Actor
 
 
 class ServiceError(Exception):
@@ -160,6 +128,17 @@ def session() -> Session:
     return db.session
 
 
+def _rollback(sess: Session) -> None:
+    """Roll back, forgetting the after-commit callbacks and audit events that waited.
+
+    SQLAlchemy fires ``after_rollback`` only if the transaction had begun on the database; a
+    unit of work that failed before its first statement must not leave them to the next commit.
+    """
+    sess.rollback()
+    sess.info.pop("after_commit", None)
+    sess.info.pop(audit.PENDING, None)
+
+
 @contextmanager
 def unit_of_work() -> Iterator[Session]:
     """Commit once at the outermost level; roll back everything on any error.
@@ -175,23 +154,23 @@ def unit_of_work() -> Iterator[Session]:
         if depth == 0:
             sess.commit()
     except StaleDataError as exc:
-        sess.rollback()
+        _rollback(sess)
         raise ConflictError(
             "This record was changed by someone else while you were editing it; "
             "reload it and apply your change again."
         ) from exc
     except IntegrityError as exc:
-        sess.rollback()
+        _rollback(sess)
         raise ConflictError(f"The change conflicts with existing data: {exc.orig}") from exc
     except OperationalError as exc:
-        sess.rollback()
+        _rollback(sess)
         if "locked" not in str(exc.orig).lower():
             raise
         # SQLite refuses a write from a transaction whose snapshot another writer made stale.
         raise ConflictError("Another change was being saved at the same time; try again.") from exc
     except BaseException:
         if depth == 0:
-            sess.rollback()
+            _rollback(sess)
         raise
     finally:
         sess.info["uow_depth"] = depth
@@ -356,8 +335,6 @@ class RecordService(Generic[M]):
                 setattr(record, name, value)
             self._validate_all(sess, record, set(data), is_new=True)
             sess.add(record)
-            from portal.services import audit
-
             audit.record(
                 actor,
                 self.entity,
@@ -392,8 +369,6 @@ class RecordService(Generic[M]):
                 return record
             self._validate_all(sess, record, set(after), is_new=False)
             sess.flush()
-            from portal.services import audit
-
             audit.record(actor, self.entity, record.id, "update", before=before, after=after)
         return record
 

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal import security
+import portal.security as security
 from portal.models import (
     DISPUTE_TYPES,
     ROOT_CAUSES,

@@ -29,7 +29,7 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from sqlalchemy import Select, func, select
 
-from portal import security
+import portal.security as security
 from portal.models import (
     AuditEvent,
     CreditMemo,

@@ -13,13 +13,12 @@ from sqlalchemy import func, insert, select
 
 from portal.extensions import db
 from portal.models import InventoryMovement, MovementKind, StockLevel, utcnow
-from portal.services import audit
+from portal.services import audit, events
 from portal.services.base import (
     Actor,
     NotFound,
     PermissionDenied,
     ValidationFailed,
-    after_commit,
     save_versioned,
     unit_of_work,
 )
@@ -136,10 +135,11 @@ def receive(
             after={"on_hand": level.on_hand},
             detail={"reference": reference, "quantity": quantity},
         )
-        if _has_open_backorders(product_id):
-            from jobs.fulfillment import enqueue_fill
-
-            after_commit(lambda: enqueue_fill(product_id), key=f"fill:{product_id}")
+        events.announce(
+            events.STOCK_RECEIVED,
+            product_id=product_id,
+            open_backorders=_has_open_backorders(product_id),
+        )
     return level
 
 

@@ -21,7 +21,7 @@ from flask import current_app
 from sqlalchemy import Select, event, func, inspect, select
 from sqlalchemy.orm import Session
 
-from portal import security
+import portal.security as security
 from portal.models import (
     Invoice,
     InvoiceLine,

@@ -18,8 +18,8 @@ from sqlalchemy import or_, select
 
 from portal.extensions import db
 from portal.models import Notification, NotificationStatus, SalesOrder, utcnow
-from portal.services import audit
-from portal.services.base import Actor, ConflictError, after_commit, unit_of_work
+from portal.services import audit, events
+from portal.services.base import Actor, ConflictError, unit_of_work
 
 EVENTS = (
     "confirmed",
@@ -68,14 +68,8 @@ def notify(order: SalesOrder, event: str, actor: Actor, **context: Any) -> Notif
     )
     db.session.add(message)
     audit.record(actor, "notification", message, "queue", detail={"event": event})
-    after_commit(_queue_send, key="send_notifications")
+    events.announce(events.NOTIFICATION_QUEUED)
     return message
-
-
-def _queue_send() -> None:
-    from jobs.notify import enqueue_send
-
-    enqueue_send()
 
 
 def _backoff(attempts: int) -> timedelta:
@@ -120,23 +114,23 @@ def send_due(now: datetime | None = None, limit: int = 100) -> dict[str, int]:
     )
     counts = {"sent": 0, "retry": 0, "failed": 0}
     for message in due:
-        message.attempts += 1
-        try:
-            _send(message)
-        except (OSError, smtplib.SMTPException) as error:
-            message.last_error = f"{type(error).__name__}: {error}"[:500]
-            if message.attempts >= MAX_ATTEMPTS:
-                message.status = NotificationStatus.FAILED.value
-                counts["failed"] += 1
+        with unit_of_work():  # each message's outcome is saved as soon as it is known
+            message.attempts += 1
+            try:
+                _send(message)
+            except (OSError, smtplib.SMTPException) as error:
+                message.last_error = f"{type(error).__name__}: {error}"[:500]
+                if message.attempts >= MAX_ATTEMPTS:
+                    message.status = NotificationStatus.FAILED.value
+                    counts["failed"] += 1
+                else:
+                    message.next_attempt_at = now + _backoff(message.attempts)
+                    counts["retry"] += 1
             else:
-                message.next_attempt_at = now + _backoff(message.attempts)
-                counts["retry"] += 1
-        else:
-            message.status = NotificationStatus.SENT.value
-            message.sent_at = utcnow()
-            message.last_error = None
-            counts["sent"] += 1
-        db.session.commit()
+                message.status = NotificationStatus.SENT.value
+                message.sent_at = utcnow()
+                message.last_error = None
+                counts["sent"] += 1
     return counts
 
 

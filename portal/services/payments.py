@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from portal import security
+import portal.security as security
 from portal.models import PAYMENT_METHODS, Invoice, Payment, utcnow
 from portal.services import audit
 from portal.services.base import (

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from portal import security
+import portal.security as security
 from portal.models import (
     CreditMemo,
     CreditMemoStatus,

@@ -9,7 +9,7 @@ from flask import abort
 from flask_appbuilder import ModelView, expose, has_access
 from wtforms import HiddenField
 
-from portal import security
+import portal.security as security
 from portal.actors import current_actor
 from portal.crud import ServiceInterface, ServiceRefused, pending_changes
 from portal.services import audit

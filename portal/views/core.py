@@ -12,7 +12,7 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from portal import security
+import portal.security as security
 from portal.extensions import appbuilder, db
 from portal.models import (
     AuditEvent,

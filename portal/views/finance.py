@@ -20,7 +20,7 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_login import current_user
 from markupsafe import escape
 
-from portal import security
+import portal.security as security
 from portal.actors import current_actor
 from portal.extensions import appbuilder, db
 from portal.models import (

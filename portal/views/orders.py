@@ -17,7 +17,7 @@ from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 
-from portal import security
+import portal.security as security
 from portal.actors import current_actor
 from portal.extensions import appbuilder, db
 from portal.models import (

@@ -12,7 +12,7 @@ from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import expose, has_access
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 
-from portal import security
+import portal.security as security
 from portal.actors import current_actor
 from portal.extensions import appbuilder, db
 from portal.models import ConflictStatus, SyncConflict, SyncRun, Tracker

@@ -1,0 +1,23 @@
+"""Background work started by what the services announce (``portal.services.events``).
+
+:func:`register` runs at start-up in every process that writes (``create_app`` calls it), so
+a receipt queues its backorder fill and a new outbox message its sending, after the commit.
+"""
+
+from __future__ import annotations
+
+from jobs.fulfillment import enqueue_fill
+from jobs.notify import enqueue_send
+from portal.services import events
+
+
+def fill_after_receipt(product_id: int, open_backorders: bool) -> None:
+    """Queue a backorder fill for the received product when it has open backorders."""
+    if open_backorders:
+        enqueue_fill(product_id)
+
+
+def register() -> None:
+    """Subscribe the handlers (idempotent)."""
+    events.subscribe(events.STOCK_RECEIVED, fill_after_receipt)
+    events.subscribe(events.NOTIFICATION_QUEUED, enqueue_send)

@@ -1,0 +1,28 @@
+"""The ../shared helper: skip locally when absent, fail under CI."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import shared_path
+
+
+def test_an_absent_shared_file_skips_the_test_locally(monkeypatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="is absent"):
+        shared_path("data", "no-such-workbook.xlsx")
+
+
+def test_an_absent_shared_file_fails_the_test_under_ci(monkeypatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must provide it"):
+        shared_path("data", "no-such-workbook.xlsx")
+
+
+def test_a_present_shared_file_is_returned(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setattr("tests.conftest.SHARED", tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "book.xlsx").write_bytes(b"x")
+    assert shared_path("data", "book.xlsx") == tmp_path / "data" / "book.xlsx"
+    assert shared_path(tmp_path / "data") == tmp_path / "data"  # absolute paths as they are
