@@ -14,7 +14,6 @@ limit (with its setting name), the part and the value. See docs/xlsx-backend.md.
 
 from __future__ import annotations
 
-import re
 import struct
 import zipfile
 import zlib
@@ -25,7 +24,6 @@ from xml.parsers import expat
 
 _LOCAL = struct.Struct("<4s5H3L2H")
 _CHUNK = 1 << 16
-_REF = re.compile(r"([A-Z]{1,3})(\d+)")
 MiB = 1 << 20
 
 
@@ -65,9 +63,13 @@ class WorkbookTooLarge(ValueError):
     def __init__(self, limit: str, part: str, value: float, maximum: float) -> None:
         self.limit, self.part, self.value, self.maximum = limit, part, value, maximum
         super().__init__(
-            f"{part}: {limit.replace('_', ' ')} is {value:,.6g}, over the limit {maximum:,.6g} "
-            f"({SETTINGS[limit]})"
+            f"{part}: {limit.replace('_', ' ')} exceeded: {_num(value)} > {_num(maximum)} "
+            f"(setting {SETTINGS[limit]})"
         )
+
+
+def _num(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:,.1f}"
 
 
 def _over(limit: str, part: str, value: float, maximum: float) -> None:
@@ -216,7 +218,11 @@ class Extent:
 
 
 class _SheetScan:
-    """expat handlers computing an :class:`Extent`; every check fails as early as it can."""
+    """expat handlers computing an :class:`Extent`; every check fails as early as it can.
+
+    Hot path (one call per element and text node): local names are cached, refs are split
+    with str methods, limits are compared inline and only formatted on a breach.
+    """
 
     def __init__(self, part: str, shared: array, limits: XlsxLimits) -> None:
         self.part, self.shared, self.limits = part, shared, limits
@@ -226,34 +232,49 @@ class _SheetScan:
         self.text = self.phonetic = 0
         self.collecting = self.has_value = False
         self.digits: list[str] = []
+        self.names: dict[str, str] = {}
+        self.max_rows, self.max_columns = limits.max_rows, limits.max_columns
+        self.max_chars = limits.max_cell_chars
+
+    def _local(self, name: str) -> str:
+        local = self.names.get(name)
+        if local is None:
+            local = self.names[name] = _local_name(name)
+        return local
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
-        local = _local_name(name)
+        local = self._local(name)
         if local == "c":
             self.kind, self.text, self.has_value = attrs.get("t"), 0, False
             self.digits = []
-            ref = _REF.fullmatch(attrs.get("r", ""))
-            if ref:
-                self.col, self.row = column_number(ref.group(1)), int(ref.group(2))
+            ref = attrs.get("r")
+            letters = ref.rstrip("0123456789") if ref else ""
+            if letters and 0 < len(letters) < len(ref) <= 20 and letters.isupper():  # type: ignore[arg-type]
+                self.col, self.row = column_number(letters), int(ref[len(letters) :])  # type: ignore[index]
             else:
                 self.col += 1
-            _over("max_columns", self.part, self.col, self.limits.max_columns)
-            _over("max_rows", self.part, self.row, self.limits.max_rows)
+            if self.col > self.max_columns or self.row > self.max_rows:
+                self._breach()
         elif local == "row":
             r = attrs.get("r")
             self.row, self.col = (int(r) if r and r.isdigit() else self.row + 1), 0
-            _over("max_rows", self.part, self.row, self.limits.max_rows)
-        elif local in ("v", "t"):
+            if self.row > self.max_rows:
+                _over("max_rows", self.part, self.row, self.max_rows)
+        elif local == "v" or local == "t":
             self.collecting = True
         elif local == "rPh":
             self.phonetic += 1
 
+    def _breach(self) -> None:
+        _over("max_columns", self.part, self.col, self.max_columns)
+        _over("max_rows", self.part, self.row, self.max_rows)
+
     def end(self, name: str) -> None:
-        local = _local_name(name)
+        local = self._local(name)
         if local == "c":
             if self.has_value:
                 self._value()
-        elif local in ("v", "t"):
+        elif local == "v" or local == "t":
             self.collecting = False
         elif local == "rPh":
             self.phonetic -= 1
@@ -262,7 +283,8 @@ class _SheetScan:
         if self.collecting and not self.phonetic:
             self.text += len(data)
             self.has_value = True
-            _over("max_cell_chars", self._where(), self.text, self.limits.max_cell_chars)
+            if self.text > self.max_chars:
+                _over("max_cell_chars", self._where(), self.text, self.max_chars)
             if self.kind == "s":
                 self.digits.append(data)
 
@@ -275,13 +297,19 @@ class _SheetScan:
 
     def _value(self) -> None:
         extent = self.extent
-        extent.rows, extent.columns = max(extent.rows, self.row), max(extent.columns, self.col)
+        if self.row > extent.rows:
+            extent.rows = self.row
+        if self.col > extent.columns:
+            extent.columns = self.col
         extent.cells += 1
-        if self.kind == "s":
+        kind = self.kind
+        if kind is None or kind == "n":
+            return
+        if kind == "s":
             index = "".join(self.digits).strip()
             if index.isdigit() and int(index) < len(self.shared):
                 extent.text_chars += self.shared[int(index)]
-        elif self.kind in ("inlineStr", "str"):
+        elif kind in ("inlineStr", "str", "e", "d"):
             extent.text_chars += self.text
 
 
