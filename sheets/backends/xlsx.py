@@ -19,11 +19,21 @@ import os
 import re
 import tempfile
 import zipfile
+from array import array
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from python_calamine import CalamineWorkbook, WorksheetNotFound
 
+from sheets.backends.xlsx_limits import (
+    WorkbookTooLarge,
+    XlsxLimits,
+    check_file_size,
+    check_package,
+    inflate,
+    scan_shared_strings,
+    scan_tab,
+)
 from sheets.backends.xlsx_package import SheetParts, resolve_parts, rewrite
 from sheets.backends.xlsx_sheet import Encoded, encode_value, patch_sheet
 from sheets.backends.xlsx_styles import StyleBook
@@ -38,11 +48,12 @@ def _fingerprint(data: bytes, st: os.stat_result) -> str:
     return f"sha256:{hashlib.sha256(data).hexdigest()}:{st.st_size}:{st.st_mtime_ns}"
 
 
-def _load(path: Path) -> tuple[bytes, str]:
+def _load(path: Path, limits: XlsxLimits) -> tuple[bytes, str]:
     """The file's bytes and their fingerprint, consistent even if a save lands mid-read."""
     for _ in range(5):
         with open(path, "rb") as fh:
             before = os.fstat(fh.fileno())
+            check_file_size(before.st_size, str(path), limits)
             data = fh.read()
             after = os.fstat(fh.fileno())
         same = (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns)
@@ -86,6 +97,34 @@ def _drop_calc_entries(xml: bytes, sheet_id: int, refs: set[str]) -> bytes:
     return b"".join(out)
 
 
+def check_read(data: bytes, tab: str, limits: XlsxLimits) -> None:
+    """Raise WorkbookTooLarge unless reading ``tab`` of the package ``data`` fits ``limits``.
+
+    Central directory first (nothing inflated), then the parts calamine reads are streamed in
+    bounded chunks: sharedStrings and the worksheet through expat, the others drained to prove
+    they inflate to no more than they declare. Other worksheets are not opened.
+    """
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        check_package(zf, limits)
+        parts = resolve_parts(zf, tab)
+        folder = parts.sheet.rpartition("/")[0] + "/"
+        for info in zf.infolist():
+            name = info.filename
+            other_sheet = name.startswith(folder) and name.count("/") == folder.count("/")
+            scanned = name in (parts.sheet, parts.shared_strings)
+            if name.endswith((".xml", ".rels")) and not other_sheet and not scanned:
+                for _ in inflate(data, info):
+                    pass
+        shared = (
+            scan_shared_strings(
+                inflate(data, zf.getinfo(parts.shared_strings)), parts.shared_strings, limits
+            )
+            if parts.shared_strings
+            else array("q")
+        )
+        scan_tab(inflate(data, zf.getinfo(parts.sheet)), shared, parts.sheet, limits, len(data))
+
+
 def patch_package(data: bytes, tab: str, cells: dict[tuple[int, int], CellValue]) -> bytes:
     """The package ``data`` with ``{(row, col): value}`` written into ``tab``."""
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
@@ -117,18 +156,26 @@ def patch_package(data: bytes, tab: str, cells: dict[tuple[int, int], CellValue]
 class XlsxBackend:
     """One tab of an .xlsx workbook on the local filesystem."""
 
-    def __init__(self, path: Path | str, tab: str) -> None:
+    def __init__(self, path: Path | str, tab: str, *, limits: XlsxLimits | None = None) -> None:
         self.path = Path(path)
         self.tab = tab
+        self.limits = limits or XlsxLimits()
 
     def read(self) -> SheetSnapshot:
-        data, fingerprint = _load(self.path)
+        """All cells from A1; WorkbookTooLarge (a ValueError) if the read breaks a limit."""
+        data, fingerprint = _load(self.path, self.limits)
+        check_read(data, self.tab, self.limits)
         try:
-            sheet = CalamineWorkbook.from_filelike(io.BytesIO(data)).get_sheet_by_name(self.tab)
+            book = CalamineWorkbook.from_filelike(io.BytesIO(data))
+            sheet = book.get_sheet_by_name(self.tab)
         except WorksheetNotFound as exc:
             raise KeyError(f"no worksheet named {self.tab!r} in {self.path}") from exc
+        del data  # calamine holds its own copy
+        # iter_rows, not to_python: one Python copy of the cells instead of two
+        # (it pads rows from row 1 but starts columns at the range's first one)
+        lead: list[CellValue] = [None] * (sheet.start[1] if sheet.start else 0)
         rows: list[list[CellValue]] = [
-            [None if v == "" else v for v in row] for row in sheet.to_python(skip_empty_area=False)
+            [*lead, *(None if v == "" else v for v in row)] for row in sheet.iter_rows()
         ]
         return SheetSnapshot(rows, fingerprint, {"path": str(self.path), "tab": self.tab})
 
@@ -140,11 +187,18 @@ class XlsxBackend:
         for w in writes:
             if w.row < 1 or w.col < 1 or w.row > 1_048_576 or w.col > 16_384:
                 raise ValueError(f"cell ({w.row}, {w.col}) is outside a worksheet")
+            where = f"{self.tab} cell ({w.row}, {w.col})"
+            if w.row > self.limits.max_rows:
+                raise WorkbookTooLarge("max_rows", where, w.row, self.limits.max_rows)
+            if w.col > self.limits.max_columns:
+                raise WorkbookTooLarge("max_columns", where, w.col, self.limits.max_columns)
             cells[w.row, w.col] = w.value
         target = Path(os.path.realpath(self.path))
-        data, fingerprint = _load(target)
+        data, fingerprint = _load(target, self.limits)
         if expected.fingerprint is None or fingerprint != expected.fingerprint:
             raise SheetChangedError(f"{target} changed since it was read")
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            check_package(zf, self.limits)  # before inflating anything
         new = patch_package(data, self.tab, cells)
         fd, tmp = tempfile.mkstemp(prefix=".~" + target.name, suffix=".tmp", dir=target.parent)
         try:
@@ -154,7 +208,7 @@ class XlsxBackend:
                 os.fchmod(fh.fileno(), os.stat(target).st_mode & 0o7777)
                 os.fsync(fh.fileno())
             with _directory_lock(target.parent):
-                if _load(target)[1] != expected.fingerprint:
+                if _load(target, self.limits)[1] != expected.fingerprint:
                     raise SheetChangedError(f"{target} was saved by someone else meanwhile")
                 os.replace(tmp, target)
                 dir_fd = os.open(target.parent, os.O_RDONLY)

@@ -34,6 +34,7 @@ class SheetParts:
     styles: str | None
     calc_chain: str | None
     date1904: bool
+    shared_strings: str | None = None
 
 
 def _local(tag: str) -> str:
@@ -91,6 +92,7 @@ def resolve_parts(zf: zipfile.ZipFile, tab: str) -> SheetParts:
         styles=by_kind.get("styles"),
         calc_chain=by_kind.get("calcChain"),
         date1904=date1904,
+        shared_strings=by_kind.get("sharedStrings"),
     )
 
 
