@@ -91,34 +91,83 @@ def plan_sync(
     """Three-way merge of ``sheet_rows`` (row 0 = header) and ``portal_rows`` against ``base``."""
     plan = SyncPlan(spec)
     header_row = list(sheet_rows[0]) if sheet_rows else []
+    portal = _portal_by_key(portal_rows)
+
+    if all(_blank(h) for h in header_row):
+        if any(not _blank(v) for row in sheet_rows for v in row):
+            return _give_up(plan, base, "the header row is empty but the tab holds data")
+        _plan_blank_sheet(plan, base, portal)
+        return plan
+
+    # --- columns, by header text ---------------------------------------------------------
+    positions = _header_positions(header_row)
+    key_pos = positions.get(header_id(spec.key_header), [])
+    if len(key_pos) != 1:
+        how = "not found in" if not key_pos else "used twice in"
+        return _give_up(plan, base, f"key column {spec.key_header!r} {how} the header row")
+    plan._key_col = key_idx = key_pos[0]
+    cols = _map_columns(plan, positions)
+
+    # --- rows, by key ----------------------------------------------------------------------
+    rows_by_key, blank_key_rows, last_used = _scan_rows(plan, sheet_rows, key_idx, cols)
+    new_base: Base = {}
+    issues: list[RowIssue] = []
+    for key, idxs in rows_by_key.items():
+        if key in base:
+            new_base[key] = base[key]  # type: ignore[assignment]  # replaced if it changes
+        _plan_keyed_row(plan, key, idxs, sheet_rows, base, portal, cols, new_base, issues)
+
+    # --- blank keys: create requests -----------------------------------------------------
+    seen_tokens: dict[str, int] = {}
+    for i in blank_key_rows:
+        _plan_create(plan, i, sheet_rows[i], cols, issues, seen_tokens)
+
+    # --- portal records missing from the sheet: append at the bottom ----------------------
+    next_row = last_used + 2  # 1-based row after the last used one
+    for key, prow in portal.items():
+        if key in rows_by_key:
+            continue
+        _write_record(plan, key, prow, key_idx, cols, issues, next_row, base, new_base)
+        next_row += 1
+
+    # base rows of keys in neither the sheet nor the portal are dropped
+    plan._base = new_base
+    issues.sort(key=lambda x: x.row)
+    plan.issues = issues
+    return plan
+
+
+def _portal_by_key(portal_rows: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """The portal rows by normalised key (rows whose key normalises to nothing are dropped)."""
     portal = {}
     for k, row in portal_rows.items():
         nk = k if type(k) is str and k and not k[0].isspace() and not k[-1].isspace() else None
         nk = nk or normalize_key(k)
         if nk is not None:
             portal[nk] = row
+    return portal
 
-    if all(_blank(h) for h in header_row):
-        if any(not _blank(v) for row in sheet_rows for v in row):
-            plan.fatal = "the header row is empty but the tab holds data; nothing synced"
-            plan._base = {k: dict(v) for k, v in base.items()}
-        else:
-            _plan_blank_sheet(plan, base, portal)
-        return plan
 
-    # --- columns, by header text ---------------------------------------------------------
+def _give_up(plan: SyncPlan, base: Mapping[str, Mapping[str, Any]], reason: str) -> SyncPlan:
+    """A plan that syncs nothing and keeps the base as it is."""
+    plan.fatal = f"{reason}; nothing synced"
+    plan._base = {k: dict(v) for k, v in base.items()}
+    return plan
+
+
+def _header_positions(header_row: Sequence[CellValue]) -> dict[str, list[int]]:
+    """Header id -> the 0-based columns holding it (more than one: used twice)."""
     positions: dict[str, list[int]] = {}
     for i, h in enumerate(header_row):
         hid = header_id(h)
         if hid:
             positions.setdefault(hid, []).append(i)
-    key_pos = positions.get(header_id(spec.key_header), [])
-    if len(key_pos) != 1:
-        how = "not found in" if not key_pos else "used twice in"
-        plan.fatal = f"key column {spec.key_header!r} {how} the header row; nothing synced"
-        plan._base = {k: dict(v) for k, v in base.items()}
-        return plan
-    plan._key_col = key_idx = key_pos[0]
+    return positions
+
+
+def _map_columns(plan: SyncPlan, positions: Mapping[str, list[int]]) -> list[SheetColumn]:
+    """Locate the status column and the spec's columns; warn about missing or doubled ones."""
+    spec = plan.spec
     status_pos = positions.get(header_id(spec.status_header), [])
     if len(status_pos) == 1:
         plan._status_col = status_pos[0]
@@ -134,10 +183,19 @@ def plan_sync(
             how = "not found" if not pos else "used twice"
             plan.warnings.append(f"column {c.header!r} {how} in the header row; not synced")
     plan._cols = {c.header: c for c in cols}
+    return cols
+
+
+def _scan_rows(
+    plan: SyncPlan, sheet_rows: Sequence[Sequence[CellValue]], key_idx: int, cols: list[SheetColumn]
+) -> tuple[dict[str, list[int]], list[int], int]:
+    """Group the data rows by key: (rows by key, blank-key rows with data, last used row).
+
+    Rows are 0-based indexes into ``sheet_rows``; records the status text and key of each
+    used row in ``plan``.
+    """
     status_idx = plan._status_col
     data_idx = [c.idx for c in cols]
-
-    # --- rows, by key ----------------------------------------------------------------------
     rows_by_key: dict[str, list[int]] = {}
     blank_key_rows: list[int] = []
     last_used = 0  # 0-based index of the last row holding anything
@@ -161,65 +219,69 @@ def plan_sync(
             blank_key_rows.append(i)
             plan._row_keys[i + 1] = None
     plan.rows_read = len(plan._row_keys)
+    return rows_by_key, blank_key_rows, last_used
 
-    new_base: Base = {}
-    issues: list[RowIssue] = []
-    for key, idxs in rows_by_key.items():
-        if key in base:
-            new_base[key] = base[key]  # type: ignore[assignment]  # replaced if it changes
-        if len(idxs) > 1:
-            rows = ", ".join(str(i + 1) for i in idxs)
-            for i in idxs:
-                issues.append(
-                    RowIssue(
-                        i + 1,
-                        key,
-                        ERROR,
-                        f"key {key} is in rows {rows}: neither row is synced until one is removed",
-                    )
-                )
-            continue
-        i = idxs[0]
-        prow = portal.get(key)
-        if prow is None:
+
+def _plan_keyed_row(
+    plan: SyncPlan,
+    key: str,
+    idxs: list[int],
+    sheet_rows: Sequence[Sequence[CellValue]],
+    base: Mapping[str, Mapping[str, Any]],
+    portal: Mapping[str, Mapping[str, Any]],
+    cols: list[SheetColumn],
+    new_base: Base,
+    issues: list[RowIssue],
+) -> None:
+    """A key found in the sheet: report a doubled key or an unknown record, else merge."""
+    if len(idxs) > 1:
+        rows = ", ".join(str(i + 1) for i in idxs)
+        for i in idxs:
             issues.append(
                 RowIssue(
                     i + 1,
                     key,
-                    NOT_SYNCED,
-                    f"no {spec.kind} record {key} in this tracker "
-                    "(unknown key, or it left the tracker's filter)",
+                    ERROR,
+                    f"key {key} is in rows {rows}: neither row is synced until one is removed",
                 )
             )
-            continue
-        _merge_row(plan, key, i, sheet_rows[i], base.get(key), prow, cols, new_base, issues)
+        return
+    i = idxs[0]
+    prow = portal.get(key)
+    if prow is None:
+        issues.append(
+            RowIssue(
+                i + 1,
+                key,
+                NOT_SYNCED,
+                f"no {plan.spec.kind} record {key} in this tracker "
+                "(unknown key, or it left the tracker's filter)",
+            )
+        )
+        return
+    _merge_row(plan, key, i, sheet_rows[i], base.get(key), prow, cols, new_base, issues)
 
-    # --- blank keys: create requests -----------------------------------------------------
-    seen_tokens: dict[str, int] = {}
-    for i in blank_key_rows:
-        _plan_create(plan, i, sheet_rows[i], cols, issues, seen_tokens)
 
-    # --- portal records missing from the sheet: append at the bottom ----------------------
-    next_row = last_used + 2  # 1-based row after the last used one
-    width_cols = [(c, c.idx + 1) for c in cols]
-    for key, prow in portal.items():
-        if key in rows_by_key:
-            continue
-        brow = _portal_values(plan, key, prow, cols, issues, next_row)
-        plan.writes.append(CellWrite(next_row, key_idx + 1, key))
-        for c, col1 in width_cols:
-            v = brow.get(c.header)
-            if v is not None:
-                plan.writes.append(CellWrite(next_row, col1, v))
-        old = base.get(key)
-        new_base[key] = {**old, **brow} if old else brow
-        next_row += 1
-
-    # base rows of keys in neither the sheet nor the portal are dropped
-    plan._base = new_base
-    issues.sort(key=lambda x: x.row)
-    plan.issues = issues
-    return plan
+def _write_record(
+    plan: SyncPlan,
+    key: str,
+    prow: Mapping[str, Any],
+    key_idx: int,
+    cols: list[SheetColumn],
+    issues: list[RowIssue],
+    r: int,
+    base: Mapping[str, Mapping[str, Any]],
+    new_base: Base,
+) -> None:
+    """Write the portal record ``key`` into the empty sheet row ``r`` (1-based)."""
+    brow = _portal_values(plan, key, prow, cols, issues, r)
+    plan.writes.append(CellWrite(r, key_idx + 1, key))
+    for c in cols:
+        v = brow.get(c.header)
+        if v is not None:
+            plan.writes.append(CellWrite(r, c.idx + 1, v))
+    old = base.get(key)
+    new_base[key] = {**old, **brow} if old else brow
 
 
 def _portal_values(
@@ -252,14 +314,7 @@ def _plan_blank_sheet(plan: SyncPlan, base: Mapping[str, Any], portal: Mapping[s
     plan._cols = {c.header: c for c in cols}
     new_base: Base = {}
     for r, (key, prow) in enumerate(portal.items(), start=2):
-        brow = _portal_values(plan, key, prow, cols, plan.issues, r)
-        plan.writes.append(CellWrite(r, 1, key))
-        for c in cols:
-            v = brow.get(c.header)
-            if v is not None:
-                plan.writes.append(CellWrite(r, c.idx + 1, v))
-        old = base.get(key)
-        new_base[key] = {**old, **brow} if old else brow
+        _write_record(plan, key, prow, 0, cols, plan.issues, r, base, new_base)
     plan._base = new_base
 
 
