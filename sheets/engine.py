@@ -362,6 +362,13 @@ def _plan_create(
     plan._create_cells[r] = cells
 
 
+# What the merge does with one cell that changed on at least one side.
+_SKIP = 0  # nothing (an error or a conflict was reported)
+_AGREE = 1  # both sides hold the same new value: the base advances
+_TAKE_PORTAL = 2  # write the portal value into the cell
+_TAKE_SHEET = 3  # apply the sheet value to the record
+
+
 def _merge_row(
     plan: SyncPlan,
     key: str,
@@ -373,14 +380,14 @@ def _merge_row(
     new_base: Base,
     issues: list[RowIssue],
 ) -> None:
-    """Per-cell three-way merge of one uniquely keyed row. Hot path: keep it lean."""
+    """Per-cell three-way merge of one uniquely keyed row. Hot path: keep it lean.
+
+    Normalising both sides stays inline (most cells are unchanged); a cell that changed goes
+    to :func:`_merge_cell`.
+    """
     r = i + 1
     n = len(row)
-    policy = plan.spec.conflict_policy
-    advanced: dict[str, Any] | None = None  # base cells that advance unconditionally
-    changes: dict[str, Any] | None = None  # field -> sheet value, applied by the services
-    expected: dict[str, Any] = {}
-    pending: dict[str, Any] = {}  # header -> value, advances only if the update applies
+    merged: _RowMerge | None = None  # only rows with a changed cell need one
     for c in cols:
         h = c.header
         fast = c.fast
@@ -412,111 +419,145 @@ def _merge_row(
                 continue
         if s is b and p is b:
             continue  # the common case: nothing changed
-        if isinstance(s, ValueParseError):
-            if c.owner == "portal":
-                plan.writes.append(CellWrite(r, c.idx + 1, p))
-                issues.append(
-                    RowIssue(r, key, NOTE, f"{h} is kept by the portal; sheet edit reverted")
-                )
-                if advanced is None:
-                    advanced = {}
-                advanced[h] = p
-            else:
-                issues.append(RowIssue(r, key, ERROR, f"{h}: {s}"))
-            continue
-        if s == p:
-            if s != b:
-                if advanced is None:
-                    advanced = {}
-                advanced[h] = s
-            continue
-        # s != p from here on
-        has_base = b is not MISSING
-        s_changed = not has_base or s != b
-        p_changed = not has_base or p != b
-        if not has_base:
-            # no common ancestor: fill blanks from the other side, else a conflict
-            if s is None:
-                s_changed = False
-            elif p is None:
-                p_changed = False
-        if c.owner == "portal":
-            take_portal = True
-            if s_changed and (has_base or s is not None):
-                issues.append(
-                    RowIssue(
-                        r,
-                        key,
-                        NOTE,
-                        f"{h} is kept by the portal; sheet edit {display(s)} reverted",
-                    )
-                )
-        elif c.owner == "sheet":
-            if not has_base and s is None:
-                take_portal = True  # first sight of this cell: fill it in
-            else:
-                take_portal = False
-                if p_changed and has_base:
-                    issues.append(
-                        RowIssue(
-                            r,
-                            key,
-                            NOTE,
-                            f"{h} is kept in the sheet; portal change {display(p)} reverted",
-                        )
-                    )
-        elif not s_changed:
-            take_portal = True
-        elif not p_changed:
-            take_portal = False
-        elif policy == "portal_wins":
-            take_portal = True
-            issues.append(
-                RowIssue(
-                    r,
-                    key,
-                    NOTE,
-                    f"{h} changed on both sides; portal value kept (sheet had {display(s)})",
-                )
-            )
-        elif policy == "sheet_wins":
-            take_portal = False
-            issues.append(
-                RowIssue(
-                    r,
-                    key,
-                    NOTE,
-                    f"{h} changed on both sides; sheet value applied (portal had {display(p)})",
-                )
-            )
-        else:
-            plan.conflicts.append(Conflict(key, h, None if b is MISSING else b, s, p, r, c.field))
-            issues.append(
-                RowIssue(
-                    r,
-                    key,
-                    CONFLICT,
-                    f"{h} changed on both sides (sheet {display(s)}, portal {display(p)}); "
-                    "waiting for a supervisor",
-                )
-            )
-            continue
-        if take_portal:
+        if merged is None:
+            merged = _RowMerge()
+        merged.add(plan, r, c, _merge_cell(plan, key, r, c, b, s, p, issues), s, p)
+    if merged is not None:
+        merged.finish(plan, key, r, brow, new_base)
+
+
+class _RowMerge:
+    """What the merge of one row decided so far, cell by cell."""
+
+    __slots__ = ("advanced", "changes", "expected", "pending")
+
+    def __init__(self) -> None:
+        self.advanced: dict[str, Any] = {}  # base cells that advance unconditionally
+        self.changes: dict[str, Any] = {}  # field -> sheet value, applied by the services
+        self.expected: dict[str, Any] = {}  # field -> the portal value the merge saw
+        self.pending: dict[str, Any] = {}  # header -> value, advances only if the update applies
+
+    def add(self, plan: SyncPlan, r: int, c: SheetColumn, action: int, s: Any, p: Any) -> None:
+        if action == _TAKE_PORTAL:
             plan.writes.append(CellWrite(r, c.idx + 1, p))
-            if advanced is None:
-                advanced = {}
-            advanced[h] = p
-        else:
-            if changes is None:
-                changes = {}
-            changes[c.field] = s
-            expected[c.field] = p
-            pending[h] = s
-    if advanced:
-        new_base[key] = {**brow, **advanced} if brow else advanced
-    if changes:
-        plan.updates.append(RecordUpdate(key, r, changes, expected))
-        plan._pending[key] = pending
+            self.advanced[c.header] = p
+        elif action == _TAKE_SHEET:
+            self.changes[c.field] = s
+            self.expected[c.field] = p
+            self.pending[c.header] = s
+        elif action == _AGREE:
+            self.advanced[c.header] = s
+
+    def finish(
+        self, plan: SyncPlan, key: str, r: int, brow: Mapping[str, Any] | None, new_base: Base
+    ) -> None:
+        if self.advanced:
+            new_base[key] = {**brow, **self.advanced} if brow else self.advanced
+        if self.changes:
+            plan.updates.append(RecordUpdate(key, r, self.changes, self.expected))
+            plan._pending[key] = self.pending
+
+
+def _merge_cell(
+    plan: SyncPlan,
+    key: str,
+    r: int,
+    c: SheetColumn,
+    b: Any,
+    s: Any,
+    p: Any,
+    issues: list[RowIssue],
+) -> int:
+    """The action for a cell with base ``b``, sheet value ``s`` and portal value ``p`` (at
+    least one of them differs from ``b``); reports what the row's status must say."""
+    h = c.header
+    if isinstance(s, ValueParseError):
+        if c.owner == "portal":
+            issues.append(RowIssue(r, key, NOTE, f"{h} is kept by the portal; sheet edit reverted"))
+            return _TAKE_PORTAL
+        issues.append(RowIssue(r, key, ERROR, f"{h}: {s}"))
+        return _SKIP
+    if s == p:
+        return _AGREE if s != b else _SKIP
+    # s != p from here on
+    has_base = b is not MISSING
+    s_changed = not has_base or s != b
+    p_changed = not has_base or p != b
+    if not has_base:
+        # no common ancestor: fill blanks from the other side, else a conflict
+        if s is None:
+            s_changed = False
+        elif p is None:
+            p_changed = False
+    if c.owner == "portal":
+        if s_changed and (has_base or s is not None):
+            issues.append(
+                RowIssue(
+                    r, key, NOTE, f"{h} is kept by the portal; sheet edit {display(s)} reverted"
+                )
+            )
+        return _TAKE_PORTAL
+    if c.owner == "sheet":
+        if not has_base and s is None:
+            return _TAKE_PORTAL  # first sight of this cell: fill it in
+        if p_changed and has_base:
+            issues.append(
+                RowIssue(
+                    r, key, NOTE, f"{h} is kept in the sheet; portal change {display(p)} reverted"
+                )
+            )
+        return _TAKE_SHEET
+    if not s_changed:
+        return _TAKE_PORTAL
+    if not p_changed:
+        return _TAKE_SHEET
+    return _both_changed(plan, key, r, c, b, s, p, issues)
+
+
+def _both_changed(
+    plan: SyncPlan,
+    key: str,
+    r: int,
+    c: SheetColumn,
+    b: Any,
+    s: Any,
+    p: Any,
+    issues: list[RowIssue],
+) -> int:
+    """A cell both sides changed to different values: the tracker's conflict policy decides."""
+    h = c.header
+    policy = plan.spec.conflict_policy
+    if policy == "portal_wins":
+        issues.append(
+            RowIssue(
+                r,
+                key,
+                NOTE,
+                f"{h} changed on both sides; portal value kept (sheet had {display(s)})",
+            )
+        )
+        return _TAKE_PORTAL
+    if policy == "sheet_wins":
+        issues.append(
+            RowIssue(
+                r,
+                key,
+                NOTE,
+                f"{h} changed on both sides; sheet value applied (portal had {display(p)})",
+            )
+        )
+        return _TAKE_SHEET
+    plan.conflicts.append(Conflict(key, h, None if b is MISSING else b, s, p, r, c.field))
+    issues.append(
+        RowIssue(
+            r,
+            key,
+            CONFLICT,
+            f"{h} changed on both sides (sheet {display(s)}, portal {display(p)}); "
+            "waiting for a supervisor",
+        )
+    )
+    return _SKIP
 
 
 def resolve_conflict(base: Mapping[str, Mapping[str, Any]], conflict: Conflict) -> Base:
