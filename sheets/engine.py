@@ -91,34 +91,83 @@ def plan_sync(
     """Three-way merge of ``sheet_rows`` (row 0 = header) and ``portal_rows`` against ``base``."""
     plan = SyncPlan(spec)
     header_row = list(sheet_rows[0]) if sheet_rows else []
+    portal = _portal_by_key(portal_rows)
+
+    if all(_blank(h) for h in header_row):
+        if any(not _blank(v) for row in sheet_rows for v in row):
+            return _give_up(plan, base, "the header row is empty but the tab holds data")
+        _plan_blank_sheet(plan, base, portal)
+        return plan
+
+    # --- columns, by header text ---------------------------------------------------------
+    positions = _header_positions(header_row)
+    key_pos = positions.get(header_id(spec.key_header), [])
+    if len(key_pos) != 1:
+        how = "not found in" if not key_pos else "used twice in"
+        return _give_up(plan, base, f"key column {spec.key_header!r} {how} the header row")
+    plan._key_col = key_idx = key_pos[0]
+    cols = _map_columns(plan, positions)
+
+    # --- rows, by key ----------------------------------------------------------------------
+    rows_by_key, blank_key_rows, last_used = _scan_rows(plan, sheet_rows, key_idx, cols)
+    new_base: Base = {}
+    issues: list[RowIssue] = []
+    for key, idxs in rows_by_key.items():
+        if key in base:
+            new_base[key] = base[key]  # type: ignore[assignment]  # replaced if it changes
+        _plan_keyed_row(plan, key, idxs, sheet_rows, base, portal, cols, new_base, issues)
+
+    # --- blank keys: create requests -----------------------------------------------------
+    seen_tokens: dict[str, int] = {}
+    for i in blank_key_rows:
+        _plan_create(plan, i, sheet_rows[i], cols, issues, seen_tokens)
+
+    # --- portal records missing from the sheet: append at the bottom ----------------------
+    next_row = last_used + 2  # 1-based row after the last used one
+    for key, prow in portal.items():
+        if key in rows_by_key:
+            continue
+        _write_record(plan, key, prow, key_idx, cols, issues, next_row, base, new_base)
+        next_row += 1
+
+    # base rows of keys in neither the sheet nor the portal are dropped
+    plan._base = new_base
+    issues.sort(key=lambda x: x.row)
+    plan.issues = issues
+    return plan
+
+
+def _portal_by_key(portal_rows: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """The portal rows by normalised key (rows whose key normalises to nothing are dropped)."""
     portal = {}
     for k, row in portal_rows.items():
         nk = k if type(k) is str and k and not k[0].isspace() and not k[-1].isspace() else None
         nk = nk or normalize_key(k)
         if nk is not None:
             portal[nk] = row
+    return portal
 
-    if all(_blank(h) for h in header_row):
-        if any(not _blank(v) for row in sheet_rows for v in row):
-            plan.fatal = "the header row is empty but the tab holds data; nothing synced"
-            plan._base = {k: dict(v) for k, v in base.items()}
-        else:
-            _plan_blank_sheet(plan, base, portal)
-        return plan
 
-    # --- columns, by header text ---------------------------------------------------------
+def _give_up(plan: SyncPlan, base: Mapping[str, Mapping[str, Any]], reason: str) -> SyncPlan:
+    """A plan that syncs nothing and keeps the base as it is."""
+    plan.fatal = f"{reason}; nothing synced"
+    plan._base = {k: dict(v) for k, v in base.items()}
+    return plan
+
+
+def _header_positions(header_row: Sequence[CellValue]) -> dict[str, list[int]]:
+    """Header id -> the 0-based columns holding it (more than one: used twice)."""
     positions: dict[str, list[int]] = {}
     for i, h in enumerate(header_row):
         hid = header_id(h)
         if hid:
             positions.setdefault(hid, []).append(i)
-    key_pos = positions.get(header_id(spec.key_header), [])
-    if len(key_pos) != 1:
-        how = "not found in" if not key_pos else "used twice in"
-        plan.fatal = f"key column {spec.key_header!r} {how} the header row; nothing synced"
-        plan._base = {k: dict(v) for k, v in base.items()}
-        return plan
-    plan._key_col = key_idx = key_pos[0]
+    return positions
+
+
+def _map_columns(plan: SyncPlan, positions: Mapping[str, list[int]]) -> list[SheetColumn]:
+    """Locate the status column and the spec's columns; warn about missing or doubled ones."""
+    spec = plan.spec
     status_pos = positions.get(header_id(spec.status_header), [])
     if len(status_pos) == 1:
         plan._status_col = status_pos[0]
@@ -134,10 +183,19 @@ def plan_sync(
             how = "not found" if not pos else "used twice"
             plan.warnings.append(f"column {c.header!r} {how} in the header row; not synced")
     plan._cols = {c.header: c for c in cols}
+    return cols
+
+
+def _scan_rows(
+    plan: SyncPlan, sheet_rows: Sequence[Sequence[CellValue]], key_idx: int, cols: list[SheetColumn]
+) -> tuple[dict[str, list[int]], list[int], int]:
+    """Group the data rows by key: (rows by key, blank-key rows with data, last used row).
+
+    Rows are 0-based indexes into ``sheet_rows``; records the status text and key of each
+    used row in ``plan``.
+    """
     status_idx = plan._status_col
     data_idx = [c.idx for c in cols]
-
-    # --- rows, by key ----------------------------------------------------------------------
     rows_by_key: dict[str, list[int]] = {}
     blank_key_rows: list[int] = []
     last_used = 0  # 0-based index of the last row holding anything
@@ -161,65 +219,69 @@ def plan_sync(
             blank_key_rows.append(i)
             plan._row_keys[i + 1] = None
     plan.rows_read = len(plan._row_keys)
+    return rows_by_key, blank_key_rows, last_used
 
-    new_base: Base = {}
-    issues: list[RowIssue] = []
-    for key, idxs in rows_by_key.items():
-        if key in base:
-            new_base[key] = base[key]  # type: ignore[assignment]  # replaced if it changes
-        if len(idxs) > 1:
-            rows = ", ".join(str(i + 1) for i in idxs)
-            for i in idxs:
-                issues.append(
-                    RowIssue(
-                        i + 1,
-                        key,
-                        ERROR,
-                        f"key {key} is in rows {rows}: neither row is synced until one is removed",
-                    )
-                )
-            continue
-        i = idxs[0]
-        prow = portal.get(key)
-        if prow is None:
+
+def _plan_keyed_row(
+    plan: SyncPlan,
+    key: str,
+    idxs: list[int],
+    sheet_rows: Sequence[Sequence[CellValue]],
+    base: Mapping[str, Mapping[str, Any]],
+    portal: Mapping[str, Mapping[str, Any]],
+    cols: list[SheetColumn],
+    new_base: Base,
+    issues: list[RowIssue],
+) -> None:
+    """A key found in the sheet: report a doubled key or an unknown record, else merge."""
+    if len(idxs) > 1:
+        rows = ", ".join(str(i + 1) for i in idxs)
+        for i in idxs:
             issues.append(
                 RowIssue(
                     i + 1,
                     key,
-                    NOT_SYNCED,
-                    f"no {spec.kind} record {key} in this tracker "
-                    "(unknown key, or it left the tracker's filter)",
+                    ERROR,
+                    f"key {key} is in rows {rows}: neither row is synced until one is removed",
                 )
             )
-            continue
-        _merge_row(plan, key, i, sheet_rows[i], base.get(key), prow, cols, new_base, issues)
+        return
+    i = idxs[0]
+    prow = portal.get(key)
+    if prow is None:
+        issues.append(
+            RowIssue(
+                i + 1,
+                key,
+                NOT_SYNCED,
+                f"no {plan.spec.kind} record {key} in this tracker "
+                "(unknown key, or it left the tracker's filter)",
+            )
+        )
+        return
+    _merge_row(plan, key, i, sheet_rows[i], base.get(key), prow, cols, new_base, issues)
 
-    # --- blank keys: create requests -----------------------------------------------------
-    seen_tokens: dict[str, int] = {}
-    for i in blank_key_rows:
-        _plan_create(plan, i, sheet_rows[i], cols, issues, seen_tokens)
 
-    # --- portal records missing from the sheet: append at the bottom ----------------------
-    next_row = last_used + 2  # 1-based row after the last used one
-    width_cols = [(c, c.idx + 1) for c in cols]
-    for key, prow in portal.items():
-        if key in rows_by_key:
-            continue
-        brow = _portal_values(plan, key, prow, cols, issues, next_row)
-        plan.writes.append(CellWrite(next_row, key_idx + 1, key))
-        for c, col1 in width_cols:
-            v = brow.get(c.header)
-            if v is not None:
-                plan.writes.append(CellWrite(next_row, col1, v))
-        old = base.get(key)
-        new_base[key] = {**old, **brow} if old else brow
-        next_row += 1
-
-    # base rows of keys in neither the sheet nor the portal are dropped
-    plan._base = new_base
-    issues.sort(key=lambda x: x.row)
-    plan.issues = issues
-    return plan
+def _write_record(
+    plan: SyncPlan,
+    key: str,
+    prow: Mapping[str, Any],
+    key_idx: int,
+    cols: list[SheetColumn],
+    issues: list[RowIssue],
+    r: int,
+    base: Mapping[str, Mapping[str, Any]],
+    new_base: Base,
+) -> None:
+    """Write the portal record ``key`` into the empty sheet row ``r`` (1-based)."""
+    brow = _portal_values(plan, key, prow, cols, issues, r)
+    plan.writes.append(CellWrite(r, key_idx + 1, key))
+    for c in cols:
+        v = brow.get(c.header)
+        if v is not None:
+            plan.writes.append(CellWrite(r, c.idx + 1, v))
+    old = base.get(key)
+    new_base[key] = {**old, **brow} if old else brow
 
 
 def _portal_values(
@@ -252,14 +314,7 @@ def _plan_blank_sheet(plan: SyncPlan, base: Mapping[str, Any], portal: Mapping[s
     plan._cols = {c.header: c for c in cols}
     new_base: Base = {}
     for r, (key, prow) in enumerate(portal.items(), start=2):
-        brow = _portal_values(plan, key, prow, cols, plan.issues, r)
-        plan.writes.append(CellWrite(r, 1, key))
-        for c in cols:
-            v = brow.get(c.header)
-            if v is not None:
-                plan.writes.append(CellWrite(r, c.idx + 1, v))
-        old = base.get(key)
-        new_base[key] = {**old, **brow} if old else brow
+        _write_record(plan, key, prow, 0, cols, plan.issues, r, base, new_base)
     plan._base = new_base
 
 
@@ -307,6 +362,13 @@ def _plan_create(
     plan._create_cells[r] = cells
 
 
+# What the merge does with one cell that changed on at least one side.
+_SKIP = 0  # nothing (an error or a conflict was reported)
+_AGREE = 1  # both sides hold the same new value: the base advances
+_TAKE_PORTAL = 2  # write the portal value into the cell
+_TAKE_SHEET = 3  # apply the sheet value to the record
+
+
 def _merge_row(
     plan: SyncPlan,
     key: str,
@@ -318,14 +380,14 @@ def _merge_row(
     new_base: Base,
     issues: list[RowIssue],
 ) -> None:
-    """Per-cell three-way merge of one uniquely keyed row. Hot path: keep it lean."""
+    """Per-cell three-way merge of one uniquely keyed row. Hot path: keep it lean.
+
+    Normalising both sides stays inline (most cells are unchanged); a cell that changed goes
+    to :func:`_merge_cell`.
+    """
     r = i + 1
     n = len(row)
-    policy = plan.spec.conflict_policy
-    advanced: dict[str, Any] | None = None  # base cells that advance unconditionally
-    changes: dict[str, Any] | None = None  # field -> sheet value, applied by the services
-    expected: dict[str, Any] = {}
-    pending: dict[str, Any] = {}  # header -> value, advances only if the update applies
+    merged: _RowMerge | None = None  # only rows with a changed cell need one
     for c in cols:
         h = c.header
         fast = c.fast
@@ -357,111 +419,145 @@ def _merge_row(
                 continue
         if s is b and p is b:
             continue  # the common case: nothing changed
-        if isinstance(s, ValueParseError):
-            if c.owner == "portal":
-                plan.writes.append(CellWrite(r, c.idx + 1, p))
-                issues.append(
-                    RowIssue(r, key, NOTE, f"{h} is kept by the portal; sheet edit reverted")
-                )
-                if advanced is None:
-                    advanced = {}
-                advanced[h] = p
-            else:
-                issues.append(RowIssue(r, key, ERROR, f"{h}: {s}"))
-            continue
-        if s == p:
-            if s != b:
-                if advanced is None:
-                    advanced = {}
-                advanced[h] = s
-            continue
-        # s != p from here on
-        has_base = b is not MISSING
-        s_changed = not has_base or s != b
-        p_changed = not has_base or p != b
-        if not has_base:
-            # no common ancestor: fill blanks from the other side, else a conflict
-            if s is None:
-                s_changed = False
-            elif p is None:
-                p_changed = False
-        if c.owner == "portal":
-            take_portal = True
-            if s_changed and (has_base or s is not None):
-                issues.append(
-                    RowIssue(
-                        r,
-                        key,
-                        NOTE,
-                        f"{h} is kept by the portal; sheet edit {display(s)} reverted",
-                    )
-                )
-        elif c.owner == "sheet":
-            if not has_base and s is None:
-                take_portal = True  # first sight of this cell: fill it in
-            else:
-                take_portal = False
-                if p_changed and has_base:
-                    issues.append(
-                        RowIssue(
-                            r,
-                            key,
-                            NOTE,
-                            f"{h} is kept in the sheet; portal change {display(p)} reverted",
-                        )
-                    )
-        elif not s_changed:
-            take_portal = True
-        elif not p_changed:
-            take_portal = False
-        elif policy == "portal_wins":
-            take_portal = True
-            issues.append(
-                RowIssue(
-                    r,
-                    key,
-                    NOTE,
-                    f"{h} changed on both sides; portal value kept (sheet had {display(s)})",
-                )
-            )
-        elif policy == "sheet_wins":
-            take_portal = False
-            issues.append(
-                RowIssue(
-                    r,
-                    key,
-                    NOTE,
-                    f"{h} changed on both sides; sheet value applied (portal had {display(p)})",
-                )
-            )
-        else:
-            plan.conflicts.append(Conflict(key, h, None if b is MISSING else b, s, p, r, c.field))
-            issues.append(
-                RowIssue(
-                    r,
-                    key,
-                    CONFLICT,
-                    f"{h} changed on both sides (sheet {display(s)}, portal {display(p)}); "
-                    "waiting for a supervisor",
-                )
-            )
-            continue
-        if take_portal:
+        if merged is None:
+            merged = _RowMerge()
+        merged.add(plan, r, c, _merge_cell(plan, key, r, c, b, s, p, issues), s, p)
+    if merged is not None:
+        merged.finish(plan, key, r, brow, new_base)
+
+
+class _RowMerge:
+    """What the merge of one row decided so far, cell by cell."""
+
+    __slots__ = ("advanced", "changes", "expected", "pending")
+
+    def __init__(self) -> None:
+        self.advanced: dict[str, Any] = {}  # base cells that advance unconditionally
+        self.changes: dict[str, Any] = {}  # field -> sheet value, applied by the services
+        self.expected: dict[str, Any] = {}  # field -> the portal value the merge saw
+        self.pending: dict[str, Any] = {}  # header -> value, advances only if the update applies
+
+    def add(self, plan: SyncPlan, r: int, c: SheetColumn, action: int, s: Any, p: Any) -> None:
+        if action == _TAKE_PORTAL:
             plan.writes.append(CellWrite(r, c.idx + 1, p))
-            if advanced is None:
-                advanced = {}
-            advanced[h] = p
-        else:
-            if changes is None:
-                changes = {}
-            changes[c.field] = s
-            expected[c.field] = p
-            pending[h] = s
-    if advanced:
-        new_base[key] = {**brow, **advanced} if brow else advanced
-    if changes:
-        plan.updates.append(RecordUpdate(key, r, changes, expected))
-        plan._pending[key] = pending
+            self.advanced[c.header] = p
+        elif action == _TAKE_SHEET:
+            self.changes[c.field] = s
+            self.expected[c.field] = p
+            self.pending[c.header] = s
+        elif action == _AGREE:
+            self.advanced[c.header] = s
+
+    def finish(
+        self, plan: SyncPlan, key: str, r: int, brow: Mapping[str, Any] | None, new_base: Base
+    ) -> None:
+        if self.advanced:
+            new_base[key] = {**brow, **self.advanced} if brow else self.advanced
+        if self.changes:
+            plan.updates.append(RecordUpdate(key, r, self.changes, self.expected))
+            plan._pending[key] = self.pending
+
+
+def _merge_cell(
+    plan: SyncPlan,
+    key: str,
+    r: int,
+    c: SheetColumn,
+    b: Any,
+    s: Any,
+    p: Any,
+    issues: list[RowIssue],
+) -> int:
+    """The action for a cell with base ``b``, sheet value ``s`` and portal value ``p`` (at
+    least one of them differs from ``b``); reports what the row's status must say."""
+    h = c.header
+    if isinstance(s, ValueParseError):
+        if c.owner == "portal":
+            issues.append(RowIssue(r, key, NOTE, f"{h} is kept by the portal; sheet edit reverted"))
+            return _TAKE_PORTAL
+        issues.append(RowIssue(r, key, ERROR, f"{h}: {s}"))
+        return _SKIP
+    if s == p:
+        return _AGREE if s != b else _SKIP
+    # s != p from here on
+    has_base = b is not MISSING
+    s_changed = not has_base or s != b
+    p_changed = not has_base or p != b
+    if not has_base:
+        # no common ancestor: fill blanks from the other side, else a conflict
+        if s is None:
+            s_changed = False
+        elif p is None:
+            p_changed = False
+    if c.owner == "portal":
+        if s_changed and (has_base or s is not None):
+            issues.append(
+                RowIssue(
+                    r, key, NOTE, f"{h} is kept by the portal; sheet edit {display(s)} reverted"
+                )
+            )
+        return _TAKE_PORTAL
+    if c.owner == "sheet":
+        if not has_base and s is None:
+            return _TAKE_PORTAL  # first sight of this cell: fill it in
+        if p_changed and has_base:
+            issues.append(
+                RowIssue(
+                    r, key, NOTE, f"{h} is kept in the sheet; portal change {display(p)} reverted"
+                )
+            )
+        return _TAKE_SHEET
+    if not s_changed:
+        return _TAKE_PORTAL
+    if not p_changed:
+        return _TAKE_SHEET
+    return _both_changed(plan, key, r, c, b, s, p, issues)
+
+
+def _both_changed(
+    plan: SyncPlan,
+    key: str,
+    r: int,
+    c: SheetColumn,
+    b: Any,
+    s: Any,
+    p: Any,
+    issues: list[RowIssue],
+) -> int:
+    """A cell both sides changed to different values: the tracker's conflict policy decides."""
+    h = c.header
+    policy = plan.spec.conflict_policy
+    if policy == "portal_wins":
+        issues.append(
+            RowIssue(
+                r,
+                key,
+                NOTE,
+                f"{h} changed on both sides; portal value kept (sheet had {display(s)})",
+            )
+        )
+        return _TAKE_PORTAL
+    if policy == "sheet_wins":
+        issues.append(
+            RowIssue(
+                r,
+                key,
+                NOTE,
+                f"{h} changed on both sides; sheet value applied (portal had {display(p)})",
+            )
+        )
+        return _TAKE_SHEET
+    plan.conflicts.append(Conflict(key, h, None if b is MISSING else b, s, p, r, c.field))
+    issues.append(
+        RowIssue(
+            r,
+            key,
+            CONFLICT,
+            f"{h} changed on both sides (sheet {display(s)}, portal {display(p)}); "
+            "waiting for a supervisor",
+        )
+    )
+    return _SKIP
 
 
 def resolve_conflict(base: Mapping[str, Mapping[str, Any]], conflict: Conflict) -> Base:

@@ -14,6 +14,8 @@ from sheets.plan import (
     STATUS_SEPARATOR,
     Base,
     CreateResult,
+    RecordCreate,
+    RecordUpdate,
     RowIssue,
     SyncPlan,
     SyncResult,
@@ -30,7 +32,6 @@ def finalize(plan: SyncPlan, results: Iterable[UpdateResult | CreateResult] = ()
     so the next sync tries them again). Always call this, even with no results: it also
     produces the status-cell writes.
     """
-    spec = plan.spec
     base: Base = dict(plan._base)
     writes: dict[tuple[int, int], CellValue] = {(w.row, w.col): w.value for w in plan.writes}
     issues = list(plan.issues)
@@ -39,52 +40,74 @@ def finalize(plan: SyncPlan, results: Iterable[UpdateResult | CreateResult] = ()
     for res in results:
         if isinstance(res, UpdateResult):
             u = upd.pop(res.key, None)
-            if u is None:
-                continue
-            if res.error:
-                issues.append(RowIssue(u.row, u.key, ERROR, f"not applied: {res.error}"))
-                continue
-            row = dict(base.get(u.key) or {})
-            for h, v in plan._pending[u.key].items():
-                col = plan._cols[h]
-                if res.values is not None and col.owner == "both" and h in res.values:
-                    try:
-                        got = normalize(col.type, res.values[h])
-                    except ValueParseError:
-                        got = v
-                    if got != v:
-                        writes[(u.row, col.idx + 1)] = got
-                        v = got
-                row[h] = v
-            base[u.key] = row
+            if u is not None:
+                _apply_update(plan, u, res, base, writes, issues)
         elif isinstance(res, CreateResult):
             c = crt.pop(res.row, None)
-            if c is None:
-                continue
-            if res.error or not res.key:
-                issues.append(RowIssue(c.row, None, ERROR, f"not created: {res.error or '?'}"))
-                continue
-            key = normalize_key(res.key) or res.key
-            writes[(c.row, plan._key_col + 1)] = key  # type: ignore[operator]
-            row = dict(plan._create_cells[c.row])
-            if res.values is not None:
-                for h, col in plan._cols.items():
-                    if col.owner == "sheet" or h not in res.values:
-                        continue
-                    try:
-                        got = normalize(col.type, res.values[h])
-                    except ValueParseError:
-                        continue
-                    if row.get(h, MISSING) != got:
-                        writes[(c.row, col.idx + 1)] = got
-                    row[h] = got
-            base[key] = row
-            issues.append(RowIssue(c.row, key, NOTE, f"added as {spec.kind} record {key}"))
+            if c is not None:
+                _apply_create(plan, c, res, base, writes, issues)
     if plan._status_col is not None:
         _status_writes(plan, issues, writes)
     issues.sort(key=lambda x: x.row)
     out = [CellWrite(r, c, v) for (r, c), v in sorted(writes.items())]
     return SyncResult(out, base, issues)
+
+
+def _apply_update(
+    plan: SyncPlan,
+    u: RecordUpdate,
+    res: UpdateResult,
+    base: Base,
+    writes: dict[tuple[int, int], CellValue],
+    issues: list[RowIssue],
+) -> None:
+    """The base advances by the applied sheet values (or what the services made of them)."""
+    if res.error:
+        issues.append(RowIssue(u.row, u.key, ERROR, f"not applied: {res.error}"))
+        return
+    row = dict(base.get(u.key) or {})
+    for h, v in plan._pending[u.key].items():
+        col = plan._cols[h]
+        if res.values is not None and col.owner == "both" and h in res.values:
+            try:
+                got = normalize(col.type, res.values[h])
+            except ValueParseError:
+                got = v
+            if got != v:
+                writes[(u.row, col.idx + 1)] = got
+                v = got
+        row[h] = v
+    base[u.key] = row
+
+
+def _apply_create(
+    plan: SyncPlan,
+    c: RecordCreate,
+    res: CreateResult,
+    base: Base,
+    writes: dict[tuple[int, int], CellValue],
+    issues: list[RowIssue],
+) -> None:
+    """A created record: its key (and the values the portal set) go into the row."""
+    if res.error or not res.key:
+        issues.append(RowIssue(c.row, None, ERROR, f"not created: {res.error or '?'}"))
+        return
+    key = normalize_key(res.key) or res.key
+    writes[(c.row, plan._key_col + 1)] = key  # type: ignore[operator]
+    row = dict(plan._create_cells[c.row])
+    if res.values is not None:
+        for h, col in plan._cols.items():
+            if col.owner == "sheet" or h not in res.values:
+                continue
+            try:
+                got = normalize(col.type, res.values[h])
+            except ValueParseError:
+                continue
+            if row.get(h, MISSING) != got:
+                writes[(c.row, col.idx + 1)] = got
+            row[h] = got
+    base[key] = row
+    issues.append(RowIssue(c.row, key, NOTE, f"added as {plan.spec.kind} record {key}"))
 
 
 def _status_writes(

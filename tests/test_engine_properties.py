@@ -239,6 +239,201 @@ def is_condition(status: Any) -> bool:
 # -- the properties ------------------------------------------------------------------------------
 
 
+@dataclass
+class Synced:
+    """The sheet after the sync, read by header and by the untouched "Extra" tag."""
+
+    rows: list[list[Any]]
+    last_used: int  # 0-based index of the last used row before the sync
+    col: dict[str, int] = field(init=False)
+    by_tag: dict[Any, list[Any]] = field(init=False)
+    appended: list[list[Any]] = field(init=False)
+    appended_keys: list[Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        header = self.rows[0]
+        self.col = {h: header.index(h) for h in ALL_HEADERS}
+        self.by_tag = {self.get(r, "Extra"): r for r in self.rows[1:] if self.get(r, "Extra")}
+        self.appended = self.rows[self.last_used + 1 :]
+        self.appended_keys = [self.get(r, "Key") for r in self.appended]
+
+    def get(self, row: list[Any], h: str) -> Any:
+        i = self.col[h]
+        return row[i] if i < len(row) else None
+
+    def appended_row(self, k: str) -> list[Any]:
+        assert self.appended_keys.count(k) == 1
+        return self.appended[self.appended_keys.index(k)]
+
+
+@dataclass
+class CellRule:
+    """What the rules say about one cell: the sheet value, and whether the portal gets it."""
+
+    cell: Any
+    push: bool = False
+    error: bool = False
+    conflict: bool = False
+
+
+def expected_cell(policy: str, h: str, b: Any, s: Any, p: Any) -> CellRule:
+    """The oracle for one cell with base ``b``, sheet value ``s`` and portal value ``p``."""
+    owner = OWNER[h]
+    if s == "INVALID":
+        return CellRule(p) if owner == "portal" else CellRule("INVALID", error=True)
+    if owner == "portal":
+        return CellRule(p)
+    if owner == "sheet":
+        return CellRule(s, push=s != p)
+    if s == p:
+        return CellRule(s)  # unchanged, or both changed to the same value
+    if s != b and p != b:
+        if policy == "flag":
+            return CellRule(s, conflict=True)
+        if policy == "portal_wins":
+            return CellRule(p)
+        return CellRule(s, push=True)
+    if s != b:
+        return CellRule(s, push=True)
+    return CellRule(p)
+
+
+def check_gone_record(sc: Scenario, k: str, world: World, out: Synced) -> None:
+    """A record that left the tracker's filter: its rows say so and keep what they held."""
+    if k not in sc.deleted:
+        for tag in (f"x-{k}", f"x-{k}-dup"):
+            if tag in out.by_tag:
+                row = out.by_tag[tag]
+                assert is_condition(out.get(row, "Status"))
+                assert all(out.get(row, h) == sc.before[tag].get(h) for h in MAPPED)
+    assert k not in world.portal
+
+
+def check_duplicated_record(
+    sc: Scenario, k: str, p_now: dict[str, Any], world: World, out: Synced
+) -> None:
+    """A key pasted twice: both rows say so and neither is applied."""
+    for tag in (f"x-{k}", f"x-{k}-dup"):
+        row = out.by_tag[tag]
+        assert str(out.get(row, "Status")).startswith(f"Error: key {k} is in rows")
+        assert all(out.get(row, h) == sc.before[tag].get(h) for h in MAPPED)
+    assert world.portal[k] == p_now  # neither row applied
+    assert k not in out.appended_keys
+
+
+def check_merged_record(
+    sc: Scenario,
+    k: str,
+    p_now: dict[str, Any],
+    world: World,
+    out: Synced,
+    failed_updates: set[str],
+) -> set[tuple[str, str]]:
+    """A record in one sheet row: every cell as the rules say; the conflicts expected."""
+    brow = sc.base[k]
+    row = out.by_tag[f"x-{k}"]
+    rules = {
+        h: expected_cell(sc.policy, h, brow[h], sc.sheet_edits.get((k, h), brow[h]), p_now[h])
+        for h in MAPPED
+    }
+    push = {h: rule.cell for h, rule in rules.items() if rule.push}
+    error = any(rule.error for rule in rules.values())
+    conflict = any(rule.conflict for rule in rules.values())
+    expect_portal = dict(p_now)
+    rejected = bool(push) and rejects({FIELD[h]: v for h, v in push.items()}) is not None
+    if push and not rejected:
+        expect_portal.update(push)
+    assert (k in failed_updates) == rejected
+    # no edit lost: the sheet holds either the merged value or what the user typed
+    for h, rule in rules.items():
+        got = out.get(row, h)
+        if rule.cell == "INVALID":
+            assert got == sc.before[f"x-{k}"][h]
+        else:
+            assert norm(h, got) == rule.cell, (k, h)
+    assert world.portal[k] == expect_portal, k
+    status = out.get(row, "Status")
+    if error or rejected:
+        assert "Error:" in status
+    if conflict:
+        assert "Conflict:" in status
+    if not (error or rejected or conflict):
+        assert not is_condition(status)
+    return {(k, h) for h, rule in rules.items() if rule.conflict}
+
+
+def check_records(
+    sc: Scenario, world: World, out: Synced, failed_updates: set[str]
+) -> set[tuple[str, str]]:
+    """Every original record, by the rules, position-free; the conflicts expected."""
+    expect_conflicts: set[tuple[str, str]] = set()
+    for k, brow in sc.base.items():
+        if k in sc.removed:
+            check_gone_record(sc, k, world, out)
+            continue
+        p_now = {h: sc.portal_edits.get((k, h), brow[h]) for h in MAPPED}
+        if k in sc.deleted:
+            # the row comes back at the bottom with the portal's values; nothing is deleted
+            row = out.appended_row(k)
+            assert {h: norm(h, out.get(row, h)) for h in MAPPED} == p_now
+            assert world.portal[k] == p_now
+        elif k in sc.dups:
+            check_duplicated_record(sc, k, p_now, world, out)
+        else:
+            expect_conflicts |= check_merged_record(sc, k, p_now, world, out, failed_updates)
+    return expect_conflicts
+
+
+def check_new_rows(sc: Scenario, world: World, out: Synced) -> list[Any]:
+    """New portal records are appended once; blank-key rows create once. The created keys."""
+    for k, rec in sc.new_records.items():
+        row = out.appended_row(k)
+        assert {h: norm(h, out.get(row, h)) for h in MAPPED} == rec
+    created_keys = []
+    for i, nr in enumerate(sc.new_rows):
+        row = out.by_tag[f"new-{i}"]
+        has_data = any(norm(h, raw) is not None for h, (v, raw) in nr.items() if v != "INVALID")
+        has_data = has_data or any(v == "INVALID" for v, _ in nr.values())
+        bad = any(v == "INVALID" and OWNER[h] != "portal" for h, (v, _) in nr.items())
+        values = {FIELD[h]: v for h, (v, _) in nr.items() if OWNER[h] != "portal"}
+        if not has_data:
+            assert out.get(row, "Key") is None and out.get(row, "Status") is None
+        elif bad or rejects(values):
+            assert out.get(row, "Key") is None
+            assert str(out.get(row, "Status")).startswith("Error:")
+        else:
+            key = out.get(row, "Key")
+            created_keys.append(key)
+            assert world.portal[key] == {**{HEADER_OF[f]: v for f, v in values.items()},
+                                         "Price": DEFAULT_PRICE}  # fmt: skip
+            assert norm("Price", out.get(row, "Price")) == DEFAULT_PRICE
+    assert len(created_keys) == len(set(created_keys)) == world.created
+    return created_keys
+
+
+def record_events(
+    sc: Scenario,
+    plan: SyncPlan,
+    out: Synced,
+    expect_conflicts: set[tuple[str, str]],
+    failed_updates: set[str],
+    failed_creates: set[int],
+    created_keys: list[Any],
+) -> None:
+    for name, happened in (
+        ("conflict", bool(expect_conflicts)),
+        ("failed update", bool(failed_updates)),
+        ("applied update", any(k not in failed_updates for k in (u.key for u in plan.updates))),
+        ("created", bool(created_keys)),
+        ("failed create", bool(failed_creates)),
+        ("duplicate", bool(sc.dups)),
+        ("deleted row", bool(sc.deleted - sc.removed)),
+        ("left filter", bool(sc.removed)),
+        ("portal write", any(w.row <= out.last_used + 1 for w in plan.writes)),
+    ):
+        event(f"{name}: {happened}")
+
+
 @settings(SETTINGS, max_examples=400)
 @given(scenarios())
 def test_one_sync_matches_the_oracle_and_a_second_sync_is_a_noop(sc: Scenario) -> None:
@@ -250,160 +445,29 @@ def test_one_sync_matches_the_oracle_and_a_second_sync_is_a_noop(sc: Scenario) -
     note(f"scenario: {sc!r}")
     plan, _, failed_updates, failed_creates = world.sync()
 
-    header = world.rows[0]
-    col = {h: header.index(h) for h in ALL_HEADERS}
-
-    def get(row: list[Any], h: str) -> Any:
-        i = col[h]
-        return row[i] if i < len(row) else None
-
-    by_tag = {get(r, "Extra"): r for r in world.rows[1:] if get(r, "Extra")}
     # records missing from the sheet land below the last used row (blank rows may be reused)
     last_used = max([0, *(i for i, r in enumerate(sc.rows) if any(v not in (None, "") for v in r))])
-    appended = world.rows[last_used + 1 :]
-    assert all(get(r, "Extra") is None for r in appended)
+    out = Synced(world.rows, last_used)
+    assert all(out.get(r, "Extra") is None for r in out.appended)
     assert len(world.rows) >= n_before
-    appended_keys = [get(r, "Key") for r in appended]
 
-    # -- expected per original record, by the rules, position-free ---------------------------
-    expect_conflicts: set[tuple[str, str]] = set()
-    for k, brow in sc.base.items():
-        if k in sc.removed:
-            if k not in sc.deleted:
-                for tag in (f"x-{k}", f"x-{k}-dup"):
-                    if tag in by_tag:
-                        assert is_condition(get(by_tag[tag], "Status"))
-                        assert all(get(by_tag[tag], h) == sc.before[tag].get(h) for h in MAPPED)
-            assert k not in world.portal
-            continue
-        p_now = {h: sc.portal_edits.get((k, h), brow[h]) for h in MAPPED}
-        if k in sc.deleted:
-            # the row comes back at the bottom with the portal's values; nothing is deleted
-            assert appended_keys.count(k) == 1
-            row = appended[appended_keys.index(k)]
-            assert {h: norm(h, get(row, h)) for h in MAPPED} == p_now
-            assert world.portal[k] == p_now
-            continue
-        if k in sc.dups:
-            for tag in (f"x-{k}", f"x-{k}-dup"):
-                row = by_tag[tag]
-                assert str(get(row, "Status")).startswith(f"Error: key {k} is in rows")
-                assert all(get(row, h) == sc.before[tag].get(h) for h in MAPPED)
-            assert world.portal[k] == p_now  # neither row applied
-            assert k not in appended_keys
-            continue
-        row = by_tag[f"x-{k}"]
-        expect_cell: dict[str, Any] = {}
-        expect_portal = dict(p_now)
-        push: dict[str, Any] = {}  # header -> sheet value the services must receive
-        error = False
-        conflict = False
-        for h in MAPPED:
-            b, p = brow[h], p_now[h]
-            s = sc.sheet_edits.get((k, h), b)
-            owner = OWNER[h]
-            if s == "INVALID":
-                if owner == "portal":
-                    expect_cell[h] = p
-                else:
-                    error = True
-                    expect_cell[h] = "INVALID"
-                continue
-            if owner == "portal":
-                expect_cell[h] = p
-            elif owner == "sheet":
-                expect_cell[h] = s
-                if s != p:
-                    push[h] = s
-            elif s == p:
-                expect_cell[h] = s  # unchanged, or both changed to the same value
-            elif s != b and p != b:
-                if sc.policy == "flag":
-                    expect_conflicts.add((k, h))
-                    conflict = True
-                    expect_cell[h] = s
-                elif sc.policy == "portal_wins":
-                    expect_cell[h] = p
-                else:
-                    expect_cell[h] = s
-                    push[h] = s
-            elif s != b:
-                expect_cell[h] = s
-                push[h] = s
-            else:
-                expect_cell[h] = p
-        rejected = bool(push) and rejects({FIELD[h]: v for h, v in push.items()}) is not None
-        if push and not rejected:
-            expect_portal.update(push)
-        assert (k in failed_updates) == rejected
-        # no edit lost: the sheet holds either the merged value or what the user typed
-        for h in MAPPED:
-            got = get(row, h)
-            if expect_cell[h] == "INVALID":
-                assert got == sc.before[f"x-{k}"][h]
-            else:
-                assert norm(h, got) == expect_cell[h], (k, h)
-        assert world.portal[k] == expect_portal, k
-        status = get(row, "Status")
-        if error or rejected:
-            assert "Error:" in status
-        if conflict:
-            assert "Conflict:" in status
-        if not (error or rejected or conflict):
-            assert not is_condition(status)
-
+    expect_conflicts = check_records(sc, world, out, failed_updates)
     if sc.policy == "flag":
         assert {(c.key, c.header) for c in plan.conflicts} == expect_conflicts
     else:
         assert plan.conflicts == []
-
-    # -- new portal records are appended once; blank-key rows create once -------------------
-    for k, rec in sc.new_records.items():
-        assert appended_keys.count(k) == 1
-        row = appended[appended_keys.index(k)]
-        assert {h: norm(h, get(row, h)) for h in MAPPED} == rec
-    created_keys = []
-    for i, nr in enumerate(sc.new_rows):
-        row = by_tag[f"new-{i}"]
-        has_data = any(norm(h, raw) is not None for h, (v, raw) in nr.items() if v != "INVALID")
-        has_data = has_data or any(v == "INVALID" for v, _ in nr.values())
-        bad = any(v == "INVALID" and OWNER[h] != "portal" for h, (v, _) in nr.items())
-        values = {FIELD[h]: v for h, (v, _) in nr.items() if OWNER[h] != "portal"}
-        if not has_data:
-            assert get(row, "Key") is None and get(row, "Status") is None
-        elif bad or rejects(values):
-            assert get(row, "Key") is None
-            assert str(get(row, "Status")).startswith("Error:")
-        else:
-            key = get(row, "Key")
-            created_keys.append(key)
-            assert world.portal[key] == {**{HEADER_OF[f]: v for f, v in values.items()},
-                                         "Price": DEFAULT_PRICE}  # fmt: skip
-            assert norm("Price", get(row, "Price")) == DEFAULT_PRICE
-    assert len(created_keys) == len(set(created_keys)) == world.created
+    created_keys = check_new_rows(sc, world, out)
 
     # no record duplicated: one sheet row per record, except the pasted duplicates
-    keys_in_sheet = [k for r in world.rows[1:] if (k := norm("Name", get(r, "Key")))]
+    keys_in_sheet = [k for r in world.rows[1:] if (k := norm("Name", out.get(r, "Key")))]
     for k in world.portal:
         assert keys_in_sheet.count(k) == (2 if k in sc.dups else 1), k
     assert len(world.portal) == (
         len(sc.base) - len(sc.removed) + len(sc.new_records) + len(created_keys)
     )
     # unknown column untouched
-    assert sorted(filter(None, (get(r, "Extra") for r in world.rows[1:]))) == sorted(sc.before)
-
-    for name, happened in (
-        ("conflict", bool(expect_conflicts)),
-        ("failed update", bool(failed_updates)),
-        ("applied update", any(k not in failed_updates for k in (u.key for u in plan.updates))),
-        ("created", bool(created_keys)),
-        ("failed create", bool(failed_creates)),
-        ("duplicate", bool(sc.dups)),
-        ("deleted row", bool(sc.deleted - sc.removed)),
-        ("left filter", bool(sc.removed)),
-        ("portal write", any(w.row <= last_used + 1 for w in plan.writes)),
-    ):
-        event(f"{name}: {happened}")
+    assert sorted(filter(None, (out.get(r, "Extra") for r in world.rows[1:]))) == sorted(sc.before)
+    record_events(sc, plan, out, expect_conflicts, failed_updates, failed_creates, created_keys)
 
     # -- a second sync right after writes nothing and only retries what failed ------------
     snapshot = [list(r) for r in world.rows]

@@ -80,6 +80,70 @@ def _close_backorder(line: OrderLine, status: str) -> None:
     line.qty_backordered = 0
 
 
+def _amend_errors(
+    order: SalesOrder,
+    reason: str,
+    header: Mapping[str, Any],
+    quantities: Mapping[int, int],
+    by_id: Mapping[int, OrderLine],
+) -> dict[str, list[str]]:
+    """What is wrong with an amendment: the reason, the header fields, the line quantities."""
+    errors: dict[str, list[str]] = {}
+    if not (reason or "").strip():
+        errors["reason"] = ["say why the order is amended"]
+    for name in sorted(set(header) - set(AMENDABLE_HEADER)):
+        errors[name] = ["can't be amended"]
+    if header.get("incoterm") is not None and header["incoterm"] not in INCOTERMS:
+        errors["incoterm"] = [f"must be one of {', '.join(INCOTERMS)}"]
+    for line_id, quantity in quantities.items():
+        problem = _quantity_error(order, by_id.get(line_id), line_id, quantity)
+        if problem is not None:
+            errors.setdefault("quantities", []).append(problem)
+    return errors
+
+
+def _quantity_error(
+    order: SalesOrder, line: OrderLine | None, line_id: int, quantity: Any
+) -> str | None:
+    """Why ``quantity`` can't be the new quantity of line ``line_id``; None if it can."""
+    if line is None:
+        return f"line {line_id} is not on {order.number}"
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 0:
+        return f"line {line.line_no}: whole number ≥ 0"
+    if quantity < line.qty_shipped + line.qty_cancelled:
+        return f"line {line.line_no}: {line.qty_shipped} already shipped, can't go to {quantity}"
+    if quantity % line.product.pack_size:
+        return f"line {line.line_no}: not a multiple of the pack size {line.product.pack_size}"
+    return None
+
+
+def _apply_amendment(
+    order: SalesOrder,
+    actor: Actor,
+    header: Mapping[str, Any],
+    quantities: Mapping[int, int],
+    by_id: Mapping[int, OrderLine],
+) -> dict[str, Any]:
+    """Set the (valid) header fields and quantities; the diff of what actually changed."""
+    diff: dict[str, Any] = {}
+    for name, value in header.items():
+        if getattr(order, name) != value:
+            diff[name] = {"from": plain(getattr(order, name)), "to": plain(value)}
+            setattr(order, name, value)
+    for line_id, quantity in quantities.items():
+        line = by_id[line_id]
+        if line.quantity == quantity:
+            continue
+        diff[f"line {line.line_no} quantity"] = {"from": line.quantity, "to": quantity}
+        line.quantity = quantity
+        surplus = line.qty_allocated - fulfillment.open_quantity(line)
+        if surplus > 0:
+            _release(line, surplus, actor, f"{order.number} rev {order.revision + 1}")
+        if line.qty_backordered:
+            fulfillment._sync_backorder(line, utcnow().date())
+    return diff
+
+
 def amend(
     order: SalesOrder,
     actor: Actor,
@@ -96,47 +160,12 @@ def amend(
         raise ConflictError(f"order {order.number} is {order.status}; it can't be amended")
     header = dict(header or {})
     quantities = dict(quantities or {})
-    errors: dict[str, list[str]] = {}
-    if not (reason or "").strip():
-        errors["reason"] = ["say why the order is amended"]
-    for name in sorted(set(header) - set(AMENDABLE_HEADER)):
-        errors[name] = ["can't be amended"]
-    if header.get("incoterm") is not None and header["incoterm"] not in INCOTERMS:
-        errors["incoterm"] = [f"must be one of {', '.join(INCOTERMS)}"]
     by_id = {line.id: line for line in order.lines}
-    for line_id, quantity in quantities.items():
-        line = by_id.get(line_id)
-        if line is None:
-            errors.setdefault("quantities", []).append(f"line {line_id} is not on {order.number}")
-        elif not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 0:
-            errors.setdefault("quantities", []).append(f"line {line.line_no}: whole number ≥ 0")
-        elif quantity < line.qty_shipped + line.qty_cancelled:
-            errors.setdefault("quantities", []).append(
-                f"line {line.line_no}: {line.qty_shipped} already shipped, can't go to {quantity}"
-            )
-        elif quantity % line.product.pack_size:
-            errors.setdefault("quantities", []).append(
-                f"line {line.line_no}: not a multiple of the pack size {line.product.pack_size}"
-            )
+    errors = _amend_errors(order, reason, header, quantities, by_id)
     if errors:
         raise ValidationFailed(errors)
     with unit_of_work():
-        diff: dict[str, Any] = {}
-        for name, value in header.items():
-            if getattr(order, name) != value:
-                diff[name] = {"from": plain(getattr(order, name)), "to": plain(value)}
-                setattr(order, name, value)
-        for line_id, quantity in quantities.items():
-            line = by_id[line_id]
-            if line.quantity == quantity:
-                continue
-            diff[f"line {line.line_no} quantity"] = {"from": line.quantity, "to": quantity}
-            line.quantity = quantity
-            surplus = line.qty_allocated - fulfillment.open_quantity(line)
-            if surplus > 0:
-                _release(line, surplus, actor, f"{order.number} rev {order.revision + 1}")
-            if line.qty_backordered:
-                fulfillment._sync_backorder(line, utcnow().date())
+        diff = _apply_amendment(order, actor, header, quantities, by_id)
         if not diff:
             raise ValidationFailed({"reason": ["the amendment changes nothing"]})
         order.revision += 1

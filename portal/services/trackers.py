@@ -132,55 +132,62 @@ class TrackerService(RecordService[Tracker]):
         }
 
     def validate(self, sess: Session, record: Tracker, changed: set[str]) -> dict[str, list[str]]:
-        errors: dict[str, list[str]] = {}
-        if record.kind not in RECORD_KINDS:
-            errors["kind"] = [f"must be one of {', '.join(RECORD_KINDS)}"]
-        elif record.kind not in _KINDS:
-            errors["kind"] = [f"is not supported yet (supported: {', '.join(_KINDS)})"]
-        if record.backend not in BACKENDS:
-            errors["backend"] = [f"must be one of {', '.join(BACKENDS)}"]
-        if record.conflict_policy not in CONFLICT_POLICIES:
-            errors["conflict_policy"] = [f"must be one of {', '.join(CONFLICT_POLICIES)}"]
-        if record.interval_seconds is not None and record.interval_seconds < 0:
-            errors["interval_seconds"] = ["must be 0 (manual) or more"]
-        if record.backend == "xlsx" and record.location:
-            path = Path(record.location).expanduser()
-            if path.suffix.lower() not in (".xlsx", ".xlsm"):
-                errors["location"] = ["must be an .xlsx or .xlsm file"]
-            elif not path.parent.is_dir():
-                errors["location"] = [f"directory {path.parent} does not exist"]
+        errors = _setting_errors(record)
         try:
             spec = record.spec()
         except (ValueError, TypeError) as exc:
             errors.setdefault("columns", []).append(str(exc))
             return errors
         kind = _KINDS.get(record.kind)
-        if kind is None:
-            return errors
-        if record.key_field != kind.key_field:
-            errors["key_field"] = [f"the key of {kind.name} trackers is {kind.key_field}"]
-        for col in spec.columns:
-            known = kind.fields.get(col.field)
-            if known is None:
-                errors.setdefault("columns", []).append(
-                    f"{col.header}: {kind.name} have no field {col.field!r} "
-                    f"(fields: {', '.join(kind.fields)})"
-                )
-            elif known.type != col.type:
-                errors.setdefault("columns", []).append(
-                    f"{col.header}: {col.field} is of type {known.type}, not {col.type}"
-                )
-            elif col.owner != "portal" and not (known.editable or known.creatable):
-                errors.setdefault("columns", []).append(
-                    f"{col.header}: {col.field} cannot be set from a sheet; "
-                    "make the column owned by the portal"
-                )
-        if record.filter and record.filter not in kind.filters:
-            choices = ", ".join(kind.filters) or "none"
-            errors["filter"] = [f"unknown filter for {kind.name} (filters: {choices})"]
-        if record.may_create and not kind.can_create:
-            errors["may_create"] = [f"a tracker cannot add {kind.name.replace('_', ' ')}"]
+        if kind is not None:
+            _kind_errors(record, spec, kind, errors)
         return errors
+
+
+def _setting_errors(record: Tracker) -> dict[str, list[str]]:
+    """Errors in the tracker's own settings: kind, backend, policy, interval, location."""
+    errors: dict[str, list[str]] = {}
+    if record.kind not in RECORD_KINDS:
+        errors["kind"] = [f"must be one of {', '.join(RECORD_KINDS)}"]
+    elif record.kind not in _KINDS:
+        errors["kind"] = [f"is not supported yet (supported: {', '.join(_KINDS)})"]
+    if record.backend not in BACKENDS:
+        errors["backend"] = [f"must be one of {', '.join(BACKENDS)}"]
+    if record.conflict_policy not in CONFLICT_POLICIES:
+        errors["conflict_policy"] = [f"must be one of {', '.join(CONFLICT_POLICIES)}"]
+    if record.interval_seconds is not None and record.interval_seconds < 0:
+        errors["interval_seconds"] = ["must be 0 (manual) or more"]
+    if record.backend == "xlsx" and record.location:
+        path = Path(record.location).expanduser()
+        if path.suffix.lower() not in (".xlsx", ".xlsm"):
+            errors["location"] = ["must be an .xlsx or .xlsm file"]
+        elif not path.parent.is_dir():
+            errors["location"] = [f"directory {path.parent} does not exist"]
+    return errors
+
+
+def _kind_errors(
+    record: Tracker, spec: TrackerSpec, kind: RecordKind, errors: dict[str, list[str]]
+) -> None:
+    """Errors against the record kind: its key, its fields and types, filters, creating."""
+    if record.key_field != kind.key_field:
+        errors["key_field"] = [f"the key of {kind.name} trackers is {kind.key_field}"]
+    for col in spec.columns:
+        known = kind.fields.get(col.field)
+        if known is None:
+            problem = f"{kind.name} have no field {col.field!r} (fields: {', '.join(kind.fields)})"
+        elif known.type != col.type:
+            problem = f"{col.field} is of type {known.type}, not {col.type}"
+        elif col.owner != "portal" and not (known.editable or known.creatable):
+            problem = f"{col.field} cannot be set from a sheet; make the column owned by the portal"
+        else:
+            continue
+        errors.setdefault("columns", []).append(f"{col.header}: {problem}")
+    if record.filter and record.filter not in kind.filters:
+        choices = ", ".join(kind.filters) or "none"
+        errors["filter"] = [f"unknown filter for {kind.name} (filters: {choices})"]
+    if record.may_create and not kind.can_create:
+        errors["may_create"] = [f"a tracker cannot add {kind.name.replace('_', ' ')}"]
 
 
 trackers = TrackerService()

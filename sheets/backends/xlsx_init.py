@@ -18,6 +18,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Font, PatternFill, Protection
 from openpyxl.utils import get_column_letter, quote_sheetname
 from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.worksheet import Worksheet
 
 from sheets.grid import CellValue
 
@@ -64,6 +65,20 @@ def write_new_tracker(
     for cell in ws[1]:
         cell.font, cell.fill = _HEADER_FONT, _HEADER_FILL
     key_col = headers.index(key_header) + 1
+    _append_rows(ws, headers, rows, key_col)
+    last_row = max(ws.max_row, 2)
+    _size_columns(ws, headers, rows, key_col, widths or {})
+    ws.freeze_panes = "A2"
+    ws.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{last_row}"
+    _add_list_validations(wb, ws, headers, status_choices, status_header)
+    _protect(ws)
+    _save_atomically(wb, Path(path))
+
+
+def _append_rows(
+    ws: Worksheet, headers: list[str], rows: Sequence[Sequence[CellValue]], key_col: int
+) -> None:
+    """The data rows: every cell but the key unlocked, dates and money formatted."""
     for values in rows:
         if len(values) != len(headers):
             raise ValueError(f"row {values!r} does not have {len(headers)} values")
@@ -73,20 +88,37 @@ def write_new_tracker(
                 cell.protection = _UNLOCKED
             if (fmt := _number_format(value)) is not None:
                 cell.number_format = fmt
-    last_row = max(ws.max_row, 2)
+
+
+def _size_columns(
+    ws: Worksheet,
+    headers: list[str],
+    rows: Sequence[Sequence[CellValue]],
+    key_col: int,
+    widths: Mapping[str, float],
+) -> None:
+    """Column widths, and the column style that keeps rows added later editable."""
     # Rows added later by users: everything but the key column stays editable (column style).
     for col, header in enumerate(headers, start=1):
         letter = get_column_letter(col)
         dim = ws.column_dimensions[letter]
         if col != key_col:
             dim.protection = _UNLOCKED
-        width = (widths or {}).get(header)
+        width = widths.get(header)
         if width is None:
             longest = max([len(str(header))] + [len(str(r[col - 1] or "")) for r in rows[:500]])
             width = min(max(longest + 2, 10), 60)
         dim.width = width
-    ws.freeze_panes = "A2"
-    ws.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{last_row}"
+
+
+def _add_list_validations(
+    wb: Workbook,
+    ws: Worksheet,
+    headers: list[str],
+    status_choices: Mapping[str, Sequence[str]],
+    status_header: str,
+) -> None:
+    """A dropdown list per column in ``status_choices``."""
     lists_used = 0
     for header, choices in status_choices.items():
         letter = get_column_letter(headers.index(header) + 1)
@@ -107,6 +139,10 @@ def write_new_tracker(
         dv.errorStyle = "warning" if header == status_header else "stop"
         dv.add(f"{letter}2:{letter}1048576")
         ws.add_data_validation(dv)
+
+
+def _protect(ws: Worksheet) -> None:
+    """Protect the sheet (locking the key column) but allow sorting, filtering and the rest."""
     prot = ws.protection
     prot.sheet = True
     for flag in (
@@ -121,7 +157,9 @@ def write_new_tracker(
         "insertHyperlinks",
     ):
         setattr(prot, flag, False)  # False = the action is allowed while protected
-    target = Path(path)
+
+
+def _save_atomically(wb: Workbook, target: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".~" + target.name, suffix=".tmp", dir=target.parent or ".")
     os.close(fd)
     try:

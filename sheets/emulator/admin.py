@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
+from urllib.parse import unquote
 
 from .a1 import col_to_index, parse_cells
 from .state import Emulator
@@ -191,3 +195,95 @@ PERSON_ACTIONS = {
     "delete_rows": _person_delete_rows,
     "duplicate_row": _person_duplicate_row,
 }
+
+
+# --- the /_admin routes ----------------------------------------------------------------------
+
+_ADMIN_SS = re.compile(r"^/_admin/spreadsheets/([^/]+)(?:/([a-z_]+))?$")
+
+
+def _reset(emu: Emulator, method: str, body: dict[str, Any]) -> dict[str, Any]:
+    emu.reset()
+    return {"ok": True}
+
+
+def _config(emu: Emulator, method: str, body: dict[str, Any]) -> dict[str, Any]:
+    with emu.lock:
+        for key, value in body.items():
+            if not hasattr(emu.config, key):
+                raise ApiError(400, f"unknown config key {key!r}")
+            setattr(emu.config, key, value)
+        if body:
+            emu.quota.clear()
+        return asdict(emu.config)
+
+
+def _faults(emu: Emulator, method: str, body: dict[str, Any]) -> dict[str, Any]:
+    with emu.lock:
+        if method == "POST":
+            fault = {
+                "remaining": int(body.get("count", 1)),
+                "status": body.get("status"),
+                "delay_ms": int(body.get("delay_ms", 0)),
+                "kind": body.get("kind"),
+                "message": body.get("message"),
+            }
+            emu.faults.append(fault)
+        elif method == "DELETE":
+            emu.faults.clear()
+        return {"faults": list(emu.faults)}
+
+
+def _requests(emu: Emulator, method: str, body: dict[str, Any]) -> dict[str, Any]:
+    emu.wait_idle()  # requests answered before this one are counted
+    with emu.lock:
+        if method == "DELETE":
+            emu.counters.clear()
+            emu.log.clear()
+            emu.quota.clear()
+        return {"counters": dict(emu.counters), "log": list(emu.log)}
+
+
+def _spreadsheets(emu: Emulator, method: str, body: dict[str, Any]) -> dict[str, Any]:
+    if method == "POST":
+        return seed(emu, body)
+    with emu.lock:
+        return {
+            "spreadsheets": [
+                {"spreadsheetId": s.id, "title": s.properties["title"], "owner": s.owner}
+                for s in emu.spreadsheets.values()
+            ]
+        }
+
+
+_Route = Callable[[Emulator, str, dict[str, Any]], Any]
+
+#: path -> (the methods it answers, None: any; handler)
+ADMIN_ROUTES: dict[str, tuple[tuple[str, ...] | None, _Route]] = {
+    "/_admin/reset": (("POST",), _reset),
+    "/_admin/config": (None, _config),
+    "/_admin/faults": (None, _faults),
+    "/_admin/requests": (None, _requests),
+    "/_admin/spreadsheets": (None, _spreadsheets),
+}
+
+
+def admin(emu: Emulator, method: str, path: str, params: dict, body: dict[str, Any]) -> Any:
+    """Answer an ``/_admin/...`` request (see docs/sheets-emulator.md)."""
+    route = ADMIN_ROUTES.get(path)
+    if route is not None and (route[0] is None or method in route[0]):
+        return route[1](emu, method, body)
+    m = _ADMIN_SS.match(path)
+    if m:
+        with emu.lock:
+            ss = emu.spreadsheets.get(unquote(m.group(1)))
+            if ss is None:
+                raise ApiError(404, "Requested entity was not found.")
+            action = m.group(2)
+            if action is None and method == "GET":
+                return snapshot(ss, params.get("render", "UNFORMATTED_VALUE"))
+            if method == "POST" and action in PERSON_ACTIONS:
+                result = PERSON_ACTIONS[action](ss, body)
+                ss.touch()
+                return result
+    raise ApiError(404, f"emulator: no admin route for {method} {path}")

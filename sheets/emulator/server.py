@@ -17,12 +17,11 @@ import re
 import secrets
 import socket
 import time
-from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .admin import PERSON_ACTIONS, seed, snapshot
+from .admin import admin as admin_route
 from .batch import batch_update
 from .metadata import apply_fields, metadata, parse_fields
 from .state import READ_KINDS, Emulator, quota_error
@@ -46,7 +45,6 @@ WRITE_SCOPES = frozenset(
 )
 _SHEETS_PATH = re.compile(r"^/v4/spreadsheets/([^/:]+)(.*)$")
 _DRIVE_PATH = re.compile(r"^/drive/v3/files(?:/([^/]+))?(/.*)?$")
-_ADMIN_SS = re.compile(r"^/_admin/spreadsheets/([^/]+)(?:/([a-z_]+))?$")
 
 
 class DriveError(ApiError):
@@ -461,65 +459,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def admin(self, method: str, path: str, params: dict, raw: bytes) -> Any:
         body = self._json_body(raw) if raw else {}
-        emu = self.emu
-        if path == "/_admin/reset" and method == "POST":
-            emu.reset()
-            return {"ok": True}
-        if path == "/_admin/config":
-            with emu.lock:
-                for key, value in body.items():
-                    if not hasattr(emu.config, key):
-                        raise ApiError(400, f"unknown config key {key!r}")
-                    setattr(emu.config, key, value)
-                if body:
-                    emu.quota.clear()
-                return asdict(emu.config)
-        if path == "/_admin/faults":
-            with emu.lock:
-                if method == "POST":
-                    fault = {
-                        "remaining": int(body.get("count", 1)),
-                        "status": body.get("status"),
-                        "delay_ms": int(body.get("delay_ms", 0)),
-                        "kind": body.get("kind"),
-                        "message": body.get("message"),
-                    }
-                    emu.faults.append(fault)
-                elif method == "DELETE":
-                    emu.faults.clear()
-                return {"faults": list(emu.faults)}
-        if path == "/_admin/requests":
-            emu.wait_idle()  # requests answered before this one are counted
-            with emu.lock:
-                if method == "DELETE":
-                    emu.counters.clear()
-                    emu.log.clear()
-                    emu.quota.clear()
-                return {"counters": dict(emu.counters), "log": list(emu.log)}
-        if path == "/_admin/spreadsheets":
-            if method == "POST":
-                return seed(emu, body)
-            with emu.lock:
-                return {
-                    "spreadsheets": [
-                        {"spreadsheetId": s.id, "title": s.properties["title"], "owner": s.owner}
-                        for s in emu.spreadsheets.values()
-                    ]
-                }
-        m = _ADMIN_SS.match(path)
-        if m:
-            with emu.lock:
-                ss = emu.spreadsheets.get(unquote(m.group(1)))
-                if ss is None:
-                    raise ApiError(404, "Requested entity was not found.")
-                action = m.group(2)
-                if action is None and method == "GET":
-                    return snapshot(ss, params.get("render", "UNFORMATTED_VALUE"))
-                if method == "POST" and action in PERSON_ACTIONS:
-                    result = PERSON_ACTIONS[action](ss, body)
-                    ss.touch()
-                    return result
-        raise ApiError(404, f"emulator: no admin route for {method} {path}")
+        return admin_route(self.emu, method, path, params, body)
 
 
 def classify(method: str, path: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from .a1 import (
@@ -157,34 +158,67 @@ def write_values(
     if row0 >= sheet.row_count or col0 >= sheet.col_count:
         clip(sheet, bounds)
     if not bounds.single:
-        limit_rows = bounds.row1 if bounds.row1 is not None else None
-        limit_cols = bounds.col1 if bounds.col1 is not None else None
-        if limit_rows is not None and row0 + nrows > limit_rows:
-            raise ApiError(
-                400,
-                f"Requested writing within range [{range_text}], but tried writing to row "
-                f"[{row0 + nrows}]",
-            )
-        if limit_cols is not None and col0 + ncols > limit_cols:
-            raise ApiError(
-                400,
-                f"Requested writing within range [{range_text}], but tried writing to column "
-                f"[{index_to_col(col0 + ncols - 1)}]",
-            )
+        _check_inside(bounds, nrows, ncols, range_text)
     if nrows == 0 or ncols == 0:
         return {"spreadsheetId": ss.id}
-    for i, row in enumerate(values):
-        for j, v in enumerate(row):
-            if not isinstance(v, SCALARS):
-                raise ApiError(400, f"Invalid values[{i}][{j}]: {json.dumps(v)}")
+    _check_scalars(values)
     _check_protection(ss, sheet, user, row0, col0, values)
     grid = sheet.props["gridProperties"]
     grid["rowCount"] = max(grid["rowCount"], row0 + nrows)
     grid["columnCount"] = max(grid["columnCount"], col0 + ncols)
     parse = parse_raw if input_option == "RAW" else parse_user_entered
+    touched_rows, touched_cols, cells = _store(sheet, row0, col0, values, parse)
+    ss.touch()
+    result = {
+        "spreadsheetId": ss.id,
+        "updatedRange": format_range(sheet.title, row0, col0, row0 + nrows, col0 + ncols),
+        "updatedRows": len(touched_rows),
+        "updatedColumns": len(touched_cols),
+        "updatedCells": cells,
+    }
+    if touched is not None:
+        touched.update((sheet.id, "row", r) for r in touched_rows)
+        touched.update((sheet.id, "col", c) for c in touched_cols)
+    return result
+
+
+def _check_inside(bounds: Bounds, nrows: int, ncols: int, range_text: str) -> None:
+    """400 when ``nrows`` x ``ncols`` values overflow the (non single-cell) range."""
+    row0, col0 = bounds.row0, bounds.col0
+    limit_rows = bounds.row1 if bounds.row1 is not None else None
+    limit_cols = bounds.col1 if bounds.col1 is not None else None
+    if limit_rows is not None and row0 + nrows > limit_rows:
+        raise ApiError(
+            400,
+            f"Requested writing within range [{range_text}], but tried writing to row "
+            f"[{row0 + nrows}]",
+        )
+    if limit_cols is not None and col0 + ncols > limit_cols:
+        raise ApiError(
+            400,
+            f"Requested writing within range [{range_text}], but tried writing to column "
+            f"[{index_to_col(col0 + ncols - 1)}]",
+        )
+
+
+def _check_scalars(values: list[list[Any]]) -> None:
+    """400 for a value that is not a JSON scalar."""
+    for i, row in enumerate(values):
+        for j, v in enumerate(row):
+            if not isinstance(v, SCALARS):
+                raise ApiError(400, f"Invalid values[{i}][{j}]: {json.dumps(v)}")
+
+
+def _store(
+    sheet: Sheet, row0: int, col0: int, values: list[list[Any]], parse: Callable[[Any], Any]
+) -> tuple[set[int], set[int], int]:
+    """Parse and store ``values`` at (row0, col0); null leaves a cell alone.
+
+    Returns the rows and columns written to and the number of cells written.
+    """
     rows = sheet.rows
-    if len(rows) < row0 + nrows:
-        rows.extend([] for _ in range(row0 + nrows - len(rows)))
+    if len(rows) < row0 + len(values):
+        rows.extend([] for _ in range(row0 + len(values) - len(rows)))
     touched_rows: set[int] = set()
     touched_cols: set[int] = set()
     full_width = 0  # rows without nulls write columns col0 .. col0 + full_width
@@ -210,18 +244,7 @@ def write_values(
                 touched_cols.add(col0 + j)
                 cells += 1
     touched_cols.update(range(col0, col0 + full_width))
-    ss.touch()
-    result = {
-        "spreadsheetId": ss.id,
-        "updatedRange": format_range(sheet.title, row0, col0, row0 + nrows, col0 + ncols),
-        "updatedRows": len(touched_rows),
-        "updatedColumns": len(touched_cols),
-        "updatedCells": cells,
-    }
-    if touched is not None:
-        touched.update((sheet.id, "row", r) for r in touched_rows)
-        touched.update((sheet.id, "col", c) for c in touched_cols)
-    return result
+    return touched_rows, touched_cols, cells
 
 
 def updated_data(
