@@ -1,8 +1,10 @@
-"""Base classes of the REST resources: shared permissions, strict schemas, service writes.
+"""Base classes of the REST resources: shared permissions, strict schemas, the action pipeline.
 
-Payloads are type-checked by the resource's marshmallow schema (field-level 422), then handed
-to the record's service like every other write; service errors map to their HTTP status
-(403, 404, 409, 422) with a message and field errors, never a 500.
+Every write (POST, PUT and each action route) runs through :func:`portal.actions.perform`:
+the record by id (404), the JSON body (:func:`json_body`, 400), the marshmallow schema (422
+per field), then the record's service; service errors map to their HTTP status (403, 404,
+409, 422) with a message and field errors, never a 500. Permission denials are audited: by
+the pipeline when a service refuses, by :meth:`ResourceApi.response_403` when FAB does.
 """
 
 from __future__ import annotations
@@ -10,28 +12,41 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from flask import request
+from flask import Response, request
 from flask_appbuilder.api import ModelRestApi
 from flask_appbuilder.models.sqla.interface import SQLAInterface
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, fields, validate
 from sqlalchemy.exc import DataError, StatementError
 from werkzeug.exceptions import BadRequest
 
 import portal.security as security
+from portal.actions import MAX_INT, Action, perform, record_denial, valid_id
 from portal.actors import current_actor
 from portal.crud import new_values, pending_changes
 from portal.extensions import db
-from portal.services.base import RecordService, ServiceError
+from portal.services.base import Actor, PermissionDenied, RecordService, ServiceError
 
 READ_ONLY_ROUTES = {"get", "get_list", "info"}
-MAX_INT = 2**31 - 1  # SQL INTEGER: ids and quantities
+# The audited name of a route's action, where it differs from the route method's name.
+ACTION_NAMES = {"post": "create", "put": "update", "reject_dispute": "reject"}
 
 
-def _valid_id(pk: Any) -> bool:
+def json_body(required: bool = False) -> dict[str, Any]:
+    """The request's JSON object; 400 if it is not JSON, malformed, or not an object.
+
+    An empty body is ``{}`` unless ``required``.
+    """
+    if not required and not request.get_data():
+        return {}
+    if not request.is_json:
+        raise BadRequest("Request is not JSON (send Content-Type: application/json)")
     try:
-        return 1 <= int(pk) <= MAX_INT
-    except (TypeError, ValueError):
-        return False
+        body = request.get_json()
+    except BadRequest as error:
+        raise BadRequest("Request body is not valid JSON") from error
+    if not isinstance(body, dict):
+        raise BadRequest("Request body must be a JSON object")
+    return body
 
 
 def _harden(schema: Schema, model: type) -> None:
@@ -75,7 +90,7 @@ class ResourceApi(ModelRestApi):
                 _harden(schema, self.datamodel.obj)
 
     def get_headless(self, pk: Any, **kwargs: Any):
-        if not _valid_id(pk):
+        if not valid_id(pk):
             return self.response_404()
         return super().get_headless(pk, **kwargs)
 
@@ -89,8 +104,55 @@ class ResourceApi(ModelRestApi):
             )
         return super().response_500(message)
 
-    def service_error(self, error: ServiceError):
+    def response_403(self) -> Response:
+        """FAB refused the route for want of permission: audit a refused write, then 403."""
+        if request.method != "GET":
+            self._audit_denial()
+        return super().response_403()
+
+    def _audit_denial(self) -> None:
+        try:
+            actor: Actor = current_actor("api")
+        except PermissionDenied:
+            return
+        method = (request.endpoint or "").rpartition(".")[2]
+        action = ACTION_NAMES.get(method, method)
+        model = self.datamodel.obj
+        pk = (request.view_args or {}).get("pk")
+        if pk is not None and (not valid_id(pk) or db.session.get(model, int(pk)) is None):
+            return  # nothing to refuse on a record that does not exist
+        error = PermissionDenied(f"{actor.name} may not {action} {model.__tablename__} records")
+        record_denial(actor, model.__tablename__, pk, action, error)
+
+    def service_error(self, error: ServiceError) -> Response:
+        """A service's refusal outside an action (nothing of it stays in the session)."""
+        db.session.rollback()
         return self.response(error.status, **error.to_dict())
+
+    def run_action(
+        self, action: Action, pk: Any = None, body: dict[str, Any] | None = None
+    ) -> Response:
+        """Run ``action`` through the pipeline on record ``pk`` with the request's JSON body
+        (or ``body``, already read); the record or records it returns, dumped."""
+        outcome = perform(
+            action,
+            pk,
+            (lambda: body) if body is not None else (lambda: json_body(action.body_required)),
+            "api",
+        )
+        if not outcome.ok:
+            return self.response(outcome.status, **outcome.error)
+        result = outcome.result
+        if isinstance(result, list):
+            return self.response(
+                outcome.status,
+                ids=[item.id for item in result],
+                result=[self.show_model_schema.dump(item) for item in result],
+            )
+        extra = {"id": result.id} if outcome.status == 201 else {}
+        return self.response(
+            outcome.status, result=self.show_model_schema.dump(result, many=False), **extra
+        )
 
 
 class ServiceResourceApi(ResourceApi):
@@ -103,46 +165,24 @@ class ServiceResourceApi(ResourceApi):
         self.datamodel = SQLAInterface(self.service.model, db.session)
         super().__init__()
 
-    def _json_body(self) -> dict[str, Any]:
-        if not request.is_json:
-            raise BadRequest("Request is not JSON (send Content-Type: application/json)")
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            raise BadRequest("Request body must be a JSON object")
-        return body
+    def post_headless(self) -> Response:
+        return self.run_action(self._create_action())
 
-    def post_headless(self):
-        try:
-            body = self._json_body()
-            item = self.add_model_schema.load(body)
-        except BadRequest as error:
-            return self.response_400(message=error.description)
-        except ValidationError as error:
-            return self.response_422(message=error.messages)
-        try:
-            record = self.service.create(new_values(item), current_actor("api"))
-        except ServiceError as error:
-            return self.service_error(error)
-        return self.response(
-            201, result=self.show_model_schema.dump(record, many=False), id=record.id
+    def _create_action(self) -> Action:
+        return Action(
+            "create", self.service.model, self._create, schema=None, status=201, body_required=True
         )
 
-    def put_headless(self, pk: Any):
-        record = self.datamodel.get(pk, self._base_filters) if _valid_id(pk) else None
-        if record is None:
-            return self.response_404()
-        try:
-            body = self._merge_update_item(record, self._json_body())
-            self.edit_model_schema.load(body, instance=record)
-        except BadRequest as error:
-            db.session.rollback()
-            return self.response_400(message=error.description)
-        except ValidationError as error:
-            db.session.rollback()
-            return self.response_422(message=error.messages)
+    def _create(self, _: None, actor: Actor, body: dict[str, Any]) -> Any:
+        return self.service.create(new_values(self.add_model_schema.load(body)), actor)
+
+    def put_headless(self, pk: Any) -> Response:
+        return self.run_action(
+            Action("update", self.service.model, self._update, schema=None, body_required=True),
+            pk,
+        )
+
+    def _update(self, record: Any, actor: Actor, body: dict[str, Any]) -> Any:
+        self.edit_model_schema.load(self._merge_update_item(record, body), instance=record)
         changes, expected_version = pending_changes(record)
-        try:
-            self.service.update(record, changes, current_actor("api"), expected_version)
-        except ServiceError as error:
-            return self.service_error(error)
-        return self.response(200, result=self.show_model_schema.dump(record, many=False))
+        return self.service.update(record, changes, actor, expected_version)

@@ -1,6 +1,6 @@
 """Finance REST resources: ``invoice``, ``payment``, ``credit_memo``, ``dispute`` and exports.
 
-Actions (all through ``portal.services.finance`` / ``disputes``):
+Actions (all through ``portal.services.invoices`` / ``credits`` / ``disputes``):
 
 * ``POST /api/v1/invoice/generate`` ``{"order_id": n}`` — invoice what the order still needs,
   following ``INVOICE_MODE`` (each uninvoiced shipment, or the whole order); ``POST
@@ -15,30 +15,36 @@ Actions (all through ``portal.services.finance`` / ``disputes``):
   and whose ``/export/<job_id>/file`` downloads the result.
 
 Permissions: ``can_write`` for actions, ``can_approve`` on ``CreditMemo`` to decide credits,
-``can_export`` to export. A refused approval or rejection is audited, also when FAB itself
-refuses it for want of the permission.
+``can_export`` to export. Every action runs through the action pipeline
+(:mod:`portal.actions`); a refused one is audited, also when FAB itself refuses it for want of
+the permission.
 """
 
 from __future__ import annotations
 
-import functools
 import tempfile
-from collections.abc import Callable
 from typing import Any
 
-from flask import Response, current_app, g, request, send_file, stream_with_context
+from flask import Response, current_app, request, send_file, stream_with_context
 from flask_appbuilder.api import BaseApi, expose, protect, safe
 from flask_appbuilder.security.decorators import permission_name
-from marshmallow import Schema, ValidationError, fields, validate
-from werkzeug.exceptions import BadRequest
 
 import portal.security as security
+from portal.actions import Action, load
 from portal.actors import current_actor
-from portal.api.base import READ_ONLY_ROUTES, ServiceResourceApi, _valid_id
-from portal.extensions import appbuilder, db
+from portal.api.base import READ_ONLY_ROUTES, ServiceResourceApi
+from portal.api.schemas import (
+    DisputeRejectSchema,
+    GenerateSchema,
+    InvestigateSchema,
+    NoteSchema,
+    ReasonSchema,
+    ResolveSchema,
+)
+from portal.extensions import appbuilder
 from portal.models import CreditMemo, Dispute, Invoice, SalesOrder
-from portal.services import credits, disputes, exports, invoices, payments, refusals
-from portal.services.base import NotFound, PermissionDenied, ServiceError
+from portal.services import credits, disputes, exports, invoices, payments
+from portal.services.base import Actor, ServiceError
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 EXPORT_ROUTES = {"export", "export_status", "export_file"}
@@ -58,74 +64,31 @@ FINANCE_METHOD_PERMISSIONS = {
 }
 
 
-class _Strict(Schema):
-    """Action bodies: unknown fields are refused."""
+def _generate(_: None, actor: Actor, body: dict[str, Any]) -> list[Invoice]:
+    return invoices.invoice_pending(load(SalesOrder, body["order_id"]), actor)
 
 
-class NoteSchema(_Strict):
-    note = fields.String(allow_none=True, validate=validate.Length(max=400))
-
-
-class ReasonSchema(_Strict):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=400))
-
-
-class GenerateSchema(_Strict):
-    order_id = fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
-
-
-class InvestigateSchema(_Strict):
-    owner = fields.String(allow_none=True, validate=validate.Length(max=120))
-
-
-class ResolveSchema(_Strict):
-    root_cause = fields.String(required=True)
-    corrective_action = fields.String(required=True)
-    note = fields.String(allow_none=True)
-    credit_amount = fields.Decimal(allow_none=True, places=2)
-
-
-class DisputeRejectSchema(_Strict):
-    reason = fields.String(required=True, validate=validate.Length(min=1))
-    root_cause = fields.String(allow_none=True)
-
-
-def _body(schema: Schema) -> dict[str, Any]:
-    """The request's JSON body loaded by ``schema`` (an empty body is ``{}``)."""
-    if not request.get_data():
-        return schema.load({})
-    payload = request.get_json(silent=True)
-    if not isinstance(payload, dict):
-        raise BadRequest("Request body must be a JSON object")
-    return schema.load(payload)
-
-
-def _audit_fab_denial(action: str, model: type, entity: str) -> Callable:
-    """Audit an ``action`` FAB refused (403, no permission) on an existing record."""
-
-    def decorator(func: Callable) -> Callable:
-        @functools.wraps(func)
-        def wrapper(self: Any, pk: int, *args: Any, **kwargs: Any):
-            g.pop("service_refused", None)
-            response = func(self, pk, *args, **kwargs)
-            if response.status_code == 403 and not g.get("service_refused"):
-                try:
-                    actor = current_actor("api")
-                except PermissionDenied:
-                    return response
-                if _valid_id(pk) and db.session.get(model, pk) is not None:
-                    refusals.record_refusal(
-                        actor,
-                        entity,
-                        pk,
-                        action,
-                        PermissionDenied(f"{actor.name} may not {action} {entity} records"),
-                    )
-            return response
-
-        return wrapper
-
-    return decorator
+GENERATE = Action("generate", Invoice, _generate, GenerateSchema, status=201)
+ISSUE = Action("issue", Invoice, lambda invoice, actor, _: invoices.issue(invoice, actor))
+VOID = Action("void", Invoice, lambda i, a, body: invoices.void(i, a, body["reason"]), ReasonSchema)
+APPROVE = Action(
+    "approve", CreditMemo, lambda m, a, body: credits.approve(m, a, body.get("note")), NoteSchema
+)
+REJECT_CREDIT = Action(
+    "reject", CreditMemo, lambda m, a, body: credits.reject(m, a, body["reason"]), ReasonSchema
+)
+INVESTIGATE = Action(
+    "investigate",
+    Dispute,
+    lambda d, a, body: disputes.investigate(d, a, body.get("owner")),
+    InvestigateSchema,
+)
+RESOLVE = Action(
+    "resolve", Dispute, lambda d, a, body: disputes.resolve(d, a, **body), ResolveSchema
+)
+REJECT_DISPUTE = Action(
+    "reject", Dispute, lambda d, a, body: disputes.reject(d, a, **body), DisputeRejectSchema
+)
 
 
 class ExportRoutes:
@@ -252,28 +215,6 @@ class FinanceApi(ExportRoutes, ServiceResourceApi):
         for name in self.optional_on_add:
             self.add_model_schema.load_fields[name].required = False
 
-    def service_error(self, error: ServiceError):
-        g.service_refused = True
-        return super().service_error(error)
-
-    def _record(self, model: type, pk: int) -> Any:
-        record = db.session.get(model, pk) if _valid_id(pk) else None
-        if record is None:
-            raise NotFound(f"{model.__tablename__} {pk} does not exist")
-        return record
-
-    def _act(self, func: Callable[[], Any]):
-        """Run a service action; its result as 200, service errors as their status."""
-        try:
-            record = func()
-        except ValidationError as error:
-            return self.response_422(message=error.messages)
-        except BadRequest as error:
-            return self.response_400(message=error.description)
-        except ServiceError as error:
-            return self.service_error(error)
-        return self.response(200, result=self.show_model_schema.dump(record, many=False))
-
 
 class InvoiceApi(FinanceApi):
     resource_name = "invoice"
@@ -328,21 +269,7 @@ class InvoiceApi(FinanceApi):
             201:
               description: The invoices created
         """
-        try:
-            body = _body(GenerateSchema())
-            order = self._record(SalesOrder, body["order_id"])
-            created = invoices.invoice_pending(order, current_actor("api"))
-        except ValidationError as error:
-            return self.response_422(message=error.messages)
-        except BadRequest as error:
-            return self.response_400(message=error.description)
-        except ServiceError as error:
-            return self.service_error(error)
-        return self.response(
-            201,
-            ids=[invoice.id for invoice in created],
-            result=[self.show_model_schema.dump(invoice) for invoice in created],
-        )
+        return self.run_action(GENERATE)
 
     @expose("/<int:pk>/issue", methods=["POST"])
     @protect()
@@ -357,7 +284,7 @@ class InvoiceApi(FinanceApi):
             200:
               description: The issued invoice
         """
-        return self._act(lambda: invoices.issue(self._record(Invoice, pk), current_actor("api")))
+        return self.run_action(ISSUE, pk)
 
     @expose("/<int:pk>/void", methods=["POST"])
     @protect()
@@ -372,11 +299,7 @@ class InvoiceApi(FinanceApi):
             200:
               description: The voided invoice
         """
-        return self._act(
-            lambda: invoices.void(
-                self._record(Invoice, pk), current_actor("api"), _body(ReasonSchema())["reason"]
-            )
-        )
+        return self.run_action(VOID, pk)
 
 
 class PaymentApi(FinanceApi):
@@ -426,7 +349,6 @@ class CreditMemoApi(FinanceApi):
     order_columns = ["id", "number", "status", "amount", "requested_at"]
 
     @expose("/<int:pk>/approve", methods=["POST"])
-    @_audit_fab_denial("approve", CreditMemo, "credit_memo")
     @protect()
     @safe
     @permission_name("approve")
@@ -439,14 +361,9 @@ class CreditMemoApi(FinanceApi):
             200:
               description: The approved credit memo
         """
-        return self._act(
-            lambda: credits.approve(
-                self._record(CreditMemo, pk), current_actor("api"), _body(NoteSchema()).get("note")
-            )
-        )
+        return self.run_action(APPROVE, pk)
 
     @expose("/<int:pk>/reject", methods=["POST"])
-    @_audit_fab_denial("reject", CreditMemo, "credit_memo")
     @protect()
     @safe
     @permission_name("approve")
@@ -459,11 +376,7 @@ class CreditMemoApi(FinanceApi):
             200:
               description: The rejected credit memo
         """
-        return self._act(
-            lambda: credits.reject(
-                self._record(CreditMemo, pk), current_actor("api"), _body(ReasonSchema())["reason"]
-            )
-        )
+        return self.run_action(REJECT_CREDIT, pk)
 
 
 class DisputeApi(FinanceApi):
@@ -518,13 +431,7 @@ class DisputeApi(FinanceApi):
             200:
               description: The dispute
         """
-        return self._act(
-            lambda: disputes.investigate(
-                self._record(Dispute, pk),
-                current_actor("api"),
-                _body(InvestigateSchema()).get("owner"),
-            )
-        )
+        return self.run_action(INVESTIGATE, pk)
 
     @expose("/<int:pk>/resolve", methods=["POST"])
     @protect()
@@ -539,12 +446,7 @@ class DisputeApi(FinanceApi):
             200:
               description: The dispute
         """
-
-        def run() -> Dispute:
-            body = _body(ResolveSchema())
-            return disputes.resolve(self._record(Dispute, pk), current_actor("api"), **body)
-
-        return self._act(run)
+        return self.run_action(RESOLVE, pk)
 
     @expose("/<int:pk>/reject", methods=["POST"])
     @protect()
@@ -559,12 +461,7 @@ class DisputeApi(FinanceApi):
             200:
               description: The dispute
         """
-
-        def run() -> Dispute:
-            body = _body(DisputeRejectSchema())
-            return disputes.reject(self._record(Dispute, pk), current_actor("api"), **body)
-
-        return self._act(run)
+        return self.run_action(REJECT_DISPUTE, pk)
 
 
 class AuditEventExportApi(ExportRoutes, BaseApi):

@@ -3,7 +3,8 @@
 Money is ``Numeric`` (``Decimal``), timestamps are UTC-aware. An invoice keeps running totals of
 what was paid and credited; its balance is ``total − amount_paid − amount_credited`` and a
 check constraint keeps it between 0 and the total, so no code path can drive it negative.
-Records change only through ``portal.services.finance`` and ``portal.services.disputes``.
+Records change only through ``portal.services.invoices``, ``payments``, ``credits`` and
+``portal.services.disputes``.
 """
 
 from __future__ import annotations

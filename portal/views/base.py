@@ -1,19 +1,50 @@
-"""Base classes of the portal's views: service-backed CRUD, read-only lists, record history."""
+"""Base classes of the portal's views: service-backed CRUD, read-only lists, record history,
+and :func:`run_form_action`, the HTML forms' entry into the action pipeline."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
-from flask import abort
+from flask import abort, flash, request
 from flask_appbuilder import ModelView, expose, has_access
 from wtforms import HiddenField
 
 import portal.security as security
+from portal.actions import Action, perform
 from portal.actors import current_actor
 from portal.crud import ServiceInterface, ServiceRefused, pending_changes
 from portal.services import audit
 from portal.services.base import RecordService, ServiceError
+
+
+def form_body() -> dict[str, str]:
+    """The submitted form's fields; a blank field counts as not given."""
+    return {
+        name: value.strip()
+        for name, value in request.form.items()
+        if name != "csrf_token" and value.strip()
+    }
+
+
+def run_form_action(
+    action: Action, pk: Any, success: Callable[[Any], str]
+) -> tuple[bool, str, Any]:
+    """Run ``action`` on record ``pk`` with the submitted form, through the action pipeline.
+
+    The pipeline is the REST API's (404, 422 per field, the service's refusal with the session
+    rolled back, denials audited); here the outcome is flashed: ``success(result)`` or the
+    reason. Returns ``(ok, message, result)``; on a refusal the caller keeps the input by
+    rendering the form again with ``request.form``.
+    """
+    outcome = perform(action, pk, form_body, "web")
+    if outcome.ok:
+        message = success(outcome.result)
+        flash(message, "success")
+        return True, message, outcome.result
+    flash(outcome.message, "danger")
+    return False, outcome.message, None
 
 
 class ServiceModelView(ModelView):

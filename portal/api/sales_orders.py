@@ -1,0 +1,332 @@
+"""``sales_order``: create with lines (honouring ``Idempotency-Key``) and the lifecycle actions
+``confirm``, ``allocate``, ``cancel``, ``amend``, ``release``, ``convert``, ``approve_price``.
+
+Each action is one service call run through the action pipeline (:mod:`portal.actions`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from flask import Response, request
+from flask_appbuilder.api import expose, protect, safe
+from flask_appbuilder.security.decorators import permission_name
+from marshmallow import ValidationError
+from werkzeug.exceptions import BadRequest
+
+import portal.security as security
+from portal.actions import Action
+from portal.actors import current_actor
+from portal.api.base import READ_ONLY_ROUTES, ServiceResourceApi, json_body
+from portal.api.schemas import (
+    AmendInput,
+    CancelInput,
+    OrderLineInput,
+    PriceOverrideInput,
+    ReasonInput,
+)
+from portal.crud import new_values
+from portal.models import OrderLine, SalesOrder
+from portal.services import changes, fulfillment, idempotency, lifecycle, orders
+from portal.services.base import Actor, ServiceError
+
+ORDER_ACTIONS = {
+    "confirm": "write",
+    "allocate": "write",
+    "cancel": "write",
+    "amend": "write",
+    "convert": "write",
+    "release": "release",
+    "approve_price": "override_price",
+}
+
+
+def _line(order: SalesOrder, line_id: int) -> OrderLine:
+    """The order's line ``line_id`` (the pipeline has checked it is the order's)."""
+    return next(line for line in order.lines if line.id == line_id)
+
+
+def _cancel(order: SalesOrder, actor: Actor, body: dict[str, Any]) -> SalesOrder:
+    if body.get("line_id"):
+        line = _line(order, body["line_id"])
+        changes.cancel_line(line, actor, body["reason_code"], body.get("note"))
+        return order
+    return changes.cancel_order(order, actor, body["reason_code"], body.get("note"))
+
+
+def _amend(order: SalesOrder, actor: Actor, body: dict[str, Any]) -> SalesOrder:
+    changes.amend(
+        order,
+        actor,
+        reason=body["reason"],
+        header=body.get("header"),
+        quantities={int(k): v for k, v in body.get("quantities", {}).items()},
+        expected_version=body.get("version"),
+    )
+    return order
+
+
+def _approve_price(order: SalesOrder, actor: Actor, body: dict[str, Any]) -> SalesOrder:
+    lifecycle.approve_price_override(_line(order, body["line_id"]), actor, body["reason"])
+    return order
+
+
+CONFIRM = Action("confirm", SalesOrder, lambda o, a, b: lifecycle.confirm(o, a))
+ALLOCATE = Action("allocate", SalesOrder, lambda o, a, b: fulfillment.allocate(o, a))
+CANCEL = Action(
+    "cancel",
+    SalesOrder,
+    _cancel,
+    CancelInput,
+    line_ids=lambda body: [body["line_id"]] if body.get("line_id") else [],
+)
+AMEND = Action(
+    "amend",
+    SalesOrder,
+    _amend,
+    AmendInput,
+    line_ids=lambda body: [int(key) for key in body.get("quantities", {})],
+)
+RELEASE = Action(
+    "release", SalesOrder, lambda o, a, b: lifecycle.release_hold(o, a, b["reason"]), ReasonInput
+)
+CONVERT = Action("convert", SalesOrder, lambda o, a, b: lifecycle.convert_quote(o, a))
+APPROVE_PRICE = Action(
+    "approve_price",
+    SalesOrder,
+    _approve_price,
+    PriceOverrideInput,
+    line_ids=lambda body: [body["line_id"]],
+)
+
+
+class SalesOrderApi(ServiceResourceApi):
+    resource_name = "sales_order"
+    service = orders.orders
+    class_permission_name = security.ORDERS
+    method_permission_name = {**security.METHOD_PERMISSIONS, **ORDER_ACTIONS}
+    include_route_methods = READ_ONLY_ROUTES | {"post", "put", *ORDER_ACTIONS}
+    list_columns = [
+        "id",
+        "number",
+        "customer_id",
+        "customer_po",
+        "order_date",
+        "requested_date",
+        "promised_date",
+        "ship_to_id",
+        "payment_term_id",
+        "incoterm",
+        "currency",
+        "status",
+        "hold_reasons",
+        "revision",
+        "version",
+    ]
+    show_columns = [*list_columns, "notes", "created_at", "updated_at"]
+    add_columns = [
+        "customer_id",
+        "customer_po",
+        "requested_date",
+        "ship_to_id",
+        "payment_term_id",
+        "incoterm",
+        "notes",
+    ]
+    edit_columns = [
+        "customer_po",
+        "requested_date",
+        "promised_date",
+        "ship_to_id",
+        "payment_term_id",
+        "incoterm",
+        "notes",
+        "version",
+    ]
+    order_columns = ["id", "number", "order_date", "requested_date", "status"]
+
+    def post_headless(self) -> Response:
+        """Create an order with its ``lines``; a repeated ``Idempotency-Key`` replays."""
+        try:
+            body = json_body(required=True)
+        except BadRequest as error:
+            return self.response_400(message=error.description)
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if not key:
+            return self.run_action(self._create_action(), body=body)
+        if len(key) > 100:
+            return self.response_400(message="Idempotency-Key is longer than 100 characters")
+        actor = current_actor("api")
+        fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        try:
+            claim = idempotency.claim(key, actor.user_id, "sales_order.post", fingerprint)
+        except ServiceError as error:
+            return self.service_error(error)
+        if claim.replay is not None:
+            status, payload = claim.replay
+            return self.response(status, **payload)
+        response = self.run_action(self._create_action(), body=body)
+        if response.status_code < 300:
+            idempotency.complete(claim, response.status_code, response.get_json())
+        else:
+            idempotency.release(claim)
+        return response
+
+    def _create(self, _: None, actor: Actor, body: dict[str, Any]) -> SalesOrder:
+        body = dict(body)
+        raw_lines = body.pop("lines", [])
+        if not isinstance(raw_lines, list):
+            raise ValidationError({"lines": ["must be a list"]})
+        lines = OrderLineInput(many=True).load(raw_lines)
+        item = self.add_model_schema.load(body)
+        return orders.orders.create_with_lines(new_values(item), lines, actor)
+
+    @expose("/<int:pk>/confirm", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("confirm")
+    def confirm(self, pk: int):
+        """Run the validation checklist: confirmed, or on hold with the reasons.
+        ---
+        post:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          responses:
+            200: {description: The order, confirmed or on hold}
+            404: {$ref: '#/components/responses/404'}
+            409: {description: Not a draft}
+        """
+        return self.run_action(CONFIRM, pk)
+
+    @expose("/<int:pk>/allocate", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("allocate")
+    def allocate(self, pk: int):
+        """Allocate stock in warehouse priority order; the rest is backordered.
+        ---
+        post:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          responses:
+            200: {description: The order with its new status}
+            409: {description: The order is not confirmed}
+        """
+        return self.run_action(ALLOCATE, pk)
+
+    @expose("/<int:pk>/cancel", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("cancel")
+    def cancel(self, pk: int):
+        """Cancel the order (or one line with ``line_id``), releasing allocations.
+        ---
+        post:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          requestBody:
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [reason_code]
+                  properties:
+                    reason_code: {type: string}
+                    note: {type: string}
+                    line_id: {type: integer}
+          responses:
+            200: {description: The order}
+            409: {description: Already shipped or cancelled}
+            422: {$ref: '#/components/responses/422'}
+        """
+        return self.run_action(CANCEL, pk)
+
+    @expose("/<int:pk>/amend", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("amend")
+    def amend(self, pk: int):
+        """Amend a confirmed order as a new revision (reason required).
+        ---
+        post:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          requestBody:
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [reason]
+                  properties:
+                    reason: {type: string}
+                    version: {type: integer}
+                    header: {type: object}
+                    quantities:
+                      type: object
+                      additionalProperties: {type: integer}
+          responses:
+            200: {description: The amended order}
+            409: {description: Stale version or not amendable}
+            422: {$ref: '#/components/responses/422'}
+        """
+        return self.run_action(AMEND, pk)
+
+    @expose("/<int:pk>/release", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("release")
+    def release(self, pk: int):
+        """Supervisor: release a hold, confirming the order (reason required).
+        ---
+        post:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          requestBody:
+            content:
+              application/json:
+                schema: {type: object, required: [reason], properties: {reason: {type: string}}}
+          responses:
+            200: {description: The confirmed order}
+            409: {description: Not on hold}
+        """
+        return self.run_action(RELEASE, pk)
+
+    @expose("/<int:pk>/convert", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("convert")
+    def convert(self, pk: int):
+        """Turn a quote into a draft order.
+        ---
+        post:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          responses:
+            200: {description: The draft order}
+            409: {description: Not a quote}
+        """
+        return self.run_action(CONVERT, pk)
+
+    @expose("/<int:pk>/approve_price", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("approve_price")
+    def approve_price(self, pk: int):
+        """Supervisor: accept a line's price that differs from the price list.
+        ---
+        post:
+          parameters:
+          - {in: path, name: pk, required: true, schema: {type: integer}}
+          requestBody:
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [line_id, reason]
+                  properties: {line_id: {type: integer}, reason: {type: string}}
+          responses:
+            200: {description: The order}
+        """
+        return self.run_action(APPROVE_PRICE, pk)
