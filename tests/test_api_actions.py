@@ -1,4 +1,4 @@
-"""The action pipeline (portal/actions.py) behind every REST write and the HTML forms.
+"""The action pipeline (portal/actions/) behind every REST write and the HTML forms.
 
 For a representative action of each resource: a body that is not a JSON object is 400, an
 unknown or out-of-range id 404, a line of another record 404, a bad field 422 naming it, an
@@ -17,7 +17,7 @@ from flask import Flask, g, get_flashed_messages
 from sqlalchemy import select
 
 from portal.actions import Action, perform
-from portal.api.sales_orders import CANCEL
+from portal.actions.sales_orders import CANCEL
 from portal.extensions import appbuilder, db
 from portal.models import (
     AuditEvent,
