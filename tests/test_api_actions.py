@@ -331,21 +331,20 @@ def test_the_html_forms_run_the_same_pipeline(world: World) -> None:
     try:
         with app.test_request_context(method="POST", data={"reason_code": "whim", "note": ""}):
             _as("specialist")
-            ok, message, result = run_form_action(CANCEL, order_id, lambda o: "cancelled")
-            assert (ok, result) == (False, None)
-            assert "reason_code" in message
-            assert get_flashed_messages(with_categories=True) == [("danger", message)]
+            outcome = run_form_action(CANCEL, order_id, lambda o: "cancelled")
+            assert (outcome.ok, outcome.status, outcome.result) == (False, 422, None)
+            assert "reason_code" in outcome.message
+            assert get_flashed_messages(with_categories=True) == [("danger", outcome.message)]
         with app.test_request_context(method="POST", data={"reason_code": "other"}):
             _as("auditor")  # the service refuses it: audited by the pipeline
-            ok, message, _ = run_form_action(CANCEL, order_id, lambda o: "cancelled")
-            assert not ok and "may not" in message
+            outcome = run_form_action(CANCEL, order_id, lambda o: "cancelled")
+            assert outcome.status == 403 and "may not" in outcome.message
             assert [e.actor for e in _refusals("sales_order", order_id, "cancel")] == ["auditor"]
         with app.test_request_context(method="POST", data={"reason_code": "other", "note": " "}):
             _as("specialist")
-            ok, message, result = run_form_action(
-                CANCEL, order_id, lambda order: f"{order.number} cancelled"
-            )
-            assert ok and message == f"{result.number} cancelled" and result.status == "cancelled"
+            outcome = run_form_action(CANCEL, order_id, lambda order: f"{order.number} cancelled")
+            assert outcome.ok and outcome.result.status == "cancelled"
+            message = f"{outcome.result.number} cancelled"
             assert get_flashed_messages(with_categories=True) == [("success", message)]
     finally:
         g.pop("user", None)

@@ -79,6 +79,11 @@ class Outcome:
         return self.error is None
 
     @property
+    def category(self) -> str:
+        """The flash category of the outcome."""
+        return "success" if self.ok else "danger"
+
+    @property
     def message(self) -> str:
         """The error as one line of text (for a flash message); empty on success."""
         if self.error is None:
