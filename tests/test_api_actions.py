@@ -1,4 +1,4 @@
-"""The action pipeline (portal/actions.py) behind every REST write and the HTML forms.
+"""The action pipeline (portal/actions/) behind every REST write and the HTML forms.
 
 For a representative action of each resource: a body that is not a JSON object is 400, an
 unknown or out-of-range id 404, a line of another record 404, a bad field 422 naming it, an
@@ -17,7 +17,7 @@ from flask import Flask, g, get_flashed_messages
 from sqlalchemy import select
 
 from portal.actions import Action, perform
-from portal.api.sales_orders import CANCEL
+from portal.actions.sales_orders import CANCEL
 from portal.extensions import appbuilder, db
 from portal.models import (
     AuditEvent,
@@ -331,21 +331,20 @@ def test_the_html_forms_run_the_same_pipeline(world: World) -> None:
     try:
         with app.test_request_context(method="POST", data={"reason_code": "whim", "note": ""}):
             _as("specialist")
-            ok, message, result = run_form_action(CANCEL, order_id, lambda o: "cancelled")
-            assert (ok, result) == (False, None)
-            assert "reason_code" in message
-            assert get_flashed_messages(with_categories=True) == [("danger", message)]
+            outcome = run_form_action(CANCEL, order_id, lambda o: "cancelled")
+            assert (outcome.ok, outcome.status, outcome.result) == (False, 422, None)
+            assert "reason_code" in outcome.message
+            assert get_flashed_messages(with_categories=True) == [("danger", outcome.message)]
         with app.test_request_context(method="POST", data={"reason_code": "other"}):
             _as("auditor")  # the service refuses it: audited by the pipeline
-            ok, message, _ = run_form_action(CANCEL, order_id, lambda o: "cancelled")
-            assert not ok and "may not" in message
+            outcome = run_form_action(CANCEL, order_id, lambda o: "cancelled")
+            assert outcome.status == 403 and "may not" in outcome.message
             assert [e.actor for e in _refusals("sales_order", order_id, "cancel")] == ["auditor"]
         with app.test_request_context(method="POST", data={"reason_code": "other", "note": " "}):
             _as("specialist")
-            ok, message, result = run_form_action(
-                CANCEL, order_id, lambda order: f"{order.number} cancelled"
-            )
-            assert ok and message == f"{result.number} cancelled" and result.status == "cancelled"
+            outcome = run_form_action(CANCEL, order_id, lambda order: f"{order.number} cancelled")
+            assert outcome.ok and outcome.result.status == "cancelled"
+            message = f"{outcome.result.number} cancelled"
             assert get_flashed_messages(with_categories=True) == [("success", message)]
     finally:
         g.pop("user", None)

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DataError, StatementError
 from werkzeug.exceptions import BadRequest
 
 import portal.security as security
-from portal.actions import MAX_INT, Action, perform, record_denial, valid_id
+from portal.actions import MAX_INT, Action, perform, record_route_denial, valid_id
 from portal.actors import current_actor
 from portal.crud import new_values, pending_changes
 from portal.extensions import db
@@ -116,13 +116,8 @@ class ResourceApi(ModelRestApi):
         except PermissionDenied:
             return
         method = (request.endpoint or "").rpartition(".")[2]
-        action = ACTION_NAMES.get(method, method)
-        model = self.datamodel.obj
         pk = (request.view_args or {}).get("pk")
-        if pk is not None and (not valid_id(pk) or db.session.get(model, int(pk)) is None):
-            return  # nothing to refuse on a record that does not exist
-        error = PermissionDenied(f"{actor.name} may not {action} {model.__tablename__} records")
-        record_denial(actor, model.__tablename__, pk, action, error)
+        record_route_denial(actor, self.datamodel.obj, pk, ACTION_NAMES.get(method, method))
 
     def service_error(self, error: ServiceError) -> Response:
         """A service's refusal outside an action (nothing of it stays in the session)."""

@@ -23,28 +23,27 @@ the permission.
 from __future__ import annotations
 
 import tempfile
-from typing import Any
 
 from flask import Response, current_app, request, send_file, stream_with_context
 from flask_appbuilder.api import BaseApi, expose, protect, safe
 from flask_appbuilder.security.decorators import permission_name
 
 import portal.security as security
-from portal.actions import Action, load
+from portal.actions.finance import (
+    APPROVE,
+    GENERATE,
+    INVESTIGATE,
+    ISSUE,
+    REJECT_CREDIT,
+    REJECT_DISPUTE,
+    RESOLVE,
+    VOID,
+)
 from portal.actors import current_actor
 from portal.api.base import READ_ONLY_ROUTES, ServiceResourceApi
-from portal.api.schemas import (
-    DisputeRejectSchema,
-    GenerateSchema,
-    InvestigateSchema,
-    NoteSchema,
-    ReasonSchema,
-    ResolveSchema,
-)
 from portal.extensions import appbuilder
-from portal.models import CreditMemo, Dispute, Invoice, SalesOrder
 from portal.services import credits, disputes, exports, invoices, payments
-from portal.services.base import Actor, ServiceError
+from portal.services.base import ServiceError
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 EXPORT_ROUTES = {"export", "export_status", "export_file"}
@@ -62,33 +61,6 @@ FINANCE_METHOD_PERMISSIONS = {
     "resolve": "write",
     "reject_dispute": "write",
 }
-
-
-def _generate(_: None, actor: Actor, body: dict[str, Any]) -> list[Invoice]:
-    return invoices.invoice_pending(load(SalesOrder, body["order_id"]), actor)
-
-
-GENERATE = Action("generate", Invoice, _generate, GenerateSchema, status=201)
-ISSUE = Action("issue", Invoice, lambda invoice, actor, _: invoices.issue(invoice, actor))
-VOID = Action("void", Invoice, lambda i, a, body: invoices.void(i, a, body["reason"]), ReasonSchema)
-APPROVE = Action(
-    "approve", CreditMemo, lambda m, a, body: credits.approve(m, a, body.get("note")), NoteSchema
-)
-REJECT_CREDIT = Action(
-    "reject", CreditMemo, lambda m, a, body: credits.reject(m, a, body["reason"]), ReasonSchema
-)
-INVESTIGATE = Action(
-    "investigate",
-    Dispute,
-    lambda d, a, body: disputes.investigate(d, a, body.get("owner")),
-    InvestigateSchema,
-)
-RESOLVE = Action(
-    "resolve", Dispute, lambda d, a, body: disputes.resolve(d, a, **body), ResolveSchema
-)
-REJECT_DISPUTE = Action(
-    "reject", Dispute, lambda d, a, body: disputes.reject(d, a, **body), DisputeRejectSchema
-)
 
 
 class ExportRoutes:

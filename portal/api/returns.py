@@ -4,64 +4,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from flask import Response
 from flask_appbuilder.api import expose, protect, safe
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.decorators import permission_name
-from marshmallow import ValidationError
 
 import portal.security as security
-from portal.actions import Action
+from portal.actions.returns import AUTHORIZE, CLOSE, CREDIT, RECEIVE, REJECT, REQUEST
+from portal.actions.schemas import ReturnInput
 from portal.api.base import ResourceApi
-from portal.api.schemas import ReceiveInput, ReturnInput
-from portal.extensions import db
-from portal.models import ReturnAuthorization, SalesOrder
-from portal.services import returns
-from portal.services.base import Actor
+from portal.models import ReturnAuthorization
 
 RETURN_ACTIONS = {name: "write" for name in ("authorize", "receive", "credit", "close", "reject")}
-
-
-def _request(_: None, actor: Actor, body: dict[str, Any]) -> ReturnAuthorization:
-    order = db.session.get(SalesOrder, body["order_id"])
-    if order is None:
-        raise ValidationError({"order_id": [f"{body['order_id']} does not exist"]})
-    return returns.request_return(
-        order,
-        actor,
-        lines={line["order_line_id"]: line["quantity"] for line in body["lines"]},
-        reason=body["reason"],
-        warehouse_id=body["warehouse_id"],
-    )
-
-
-def _receive(rma: ReturnAuthorization, actor: Actor, body: dict[str, Any]) -> ReturnAuthorization:
-    received = {
-        line["return_line_id"]: (line["quantity"], line["condition"]) for line in body["lines"]
-    }
-    return returns.receive(rma, actor, received)
-
-
-def _step(name: str, call: Callable[[ReturnAuthorization, Actor], Any]) -> Action:
-    """An action that takes no body: ``call(rma, actor)``."""
-    return Action(name, ReturnAuthorization, lambda rma, actor, _: call(rma, actor))
-
-
-REQUEST = Action("create", ReturnAuthorization, _request, ReturnInput, status=201)
-AUTHORIZE = _step("authorize", returns.authorize)
-REJECT = _step("reject", returns.reject)
-CREDIT = _step("credit", returns.credit)
-CLOSE = _step("close", returns.close)
-RECEIVE = Action(
-    "receive",
-    ReturnAuthorization,
-    _receive,
-    ReceiveInput,
-    line_ids=lambda body: [line["return_line_id"] for line in body["lines"]],
-)
 
 
 class ReturnAuthorizationApi(ResourceApi):

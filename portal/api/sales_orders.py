@@ -1,7 +1,8 @@
 """``sales_order``: create with lines (honouring ``Idempotency-Key``) and the lifecycle actions
 ``confirm``, ``allocate``, ``cancel``, ``amend``, ``release``, ``convert``, ``approve_price``.
 
-Each action is one service call run through the action pipeline (:mod:`portal.actions`).
+Each action is one service call run through the action pipeline; the actions are
+:mod:`portal.actions.sales_orders`'s.
 """
 
 from __future__ import annotations
@@ -17,19 +18,21 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import BadRequest
 
 import portal.security as security
-from portal.actions import Action
+from portal.actions.sales_orders import (
+    ALLOCATE,
+    AMEND,
+    APPROVE_PRICE,
+    CANCEL,
+    CONFIRM,
+    CONVERT,
+    RELEASE,
+)
+from portal.actions.schemas import OrderLineInput
 from portal.actors import current_actor
 from portal.api.base import READ_ONLY_ROUTES, ServiceResourceApi, json_body
-from portal.api.schemas import (
-    AmendInput,
-    CancelInput,
-    OrderLineInput,
-    PriceOverrideInput,
-    ReasonInput,
-)
 from portal.crud import new_values
-from portal.models import OrderLine, SalesOrder
-from portal.services import changes, fulfillment, idempotency, lifecycle, orders
+from portal.models import SalesOrder
+from portal.services import idempotency, orders
 from portal.services.base import Actor, ServiceError
 
 ORDER_ACTIONS = {
@@ -41,65 +44,6 @@ ORDER_ACTIONS = {
     "release": "release",
     "approve_price": "override_price",
 }
-
-
-def _line(order: SalesOrder, line_id: int) -> OrderLine:
-    """The order's line ``line_id`` (the pipeline has checked it is the order's)."""
-    return next(line for line in order.lines if line.id == line_id)
-
-
-def _cancel(order: SalesOrder, actor: Actor, body: dict[str, Any]) -> SalesOrder:
-    if body.get("line_id"):
-        line = _line(order, body["line_id"])
-        changes.cancel_line(line, actor, body["reason_code"], body.get("note"))
-        return order
-    return changes.cancel_order(order, actor, body["reason_code"], body.get("note"))
-
-
-def _amend(order: SalesOrder, actor: Actor, body: dict[str, Any]) -> SalesOrder:
-    changes.amend(
-        order,
-        actor,
-        reason=body["reason"],
-        header=body.get("header"),
-        quantities={int(k): v for k, v in body.get("quantities", {}).items()},
-        expected_version=body.get("version"),
-    )
-    return order
-
-
-def _approve_price(order: SalesOrder, actor: Actor, body: dict[str, Any]) -> SalesOrder:
-    lifecycle.approve_price_override(_line(order, body["line_id"]), actor, body["reason"])
-    return order
-
-
-CONFIRM = Action("confirm", SalesOrder, lambda o, a, b: lifecycle.confirm(o, a))
-ALLOCATE = Action("allocate", SalesOrder, lambda o, a, b: fulfillment.allocate(o, a))
-CANCEL = Action(
-    "cancel",
-    SalesOrder,
-    _cancel,
-    CancelInput,
-    line_ids=lambda body: [body["line_id"]] if body.get("line_id") else [],
-)
-AMEND = Action(
-    "amend",
-    SalesOrder,
-    _amend,
-    AmendInput,
-    line_ids=lambda body: [int(key) for key in body.get("quantities", {})],
-)
-RELEASE = Action(
-    "release", SalesOrder, lambda o, a, b: lifecycle.release_hold(o, a, b["reason"]), ReasonInput
-)
-CONVERT = Action("convert", SalesOrder, lambda o, a, b: lifecycle.convert_quote(o, a))
-APPROVE_PRICE = Action(
-    "approve_price",
-    SalesOrder,
-    _approve_price,
-    PriceOverrideInput,
-    line_ids=lambda body: [body["line_id"]],
-)
 
 
 class SalesOrderApi(ServiceResourceApi):

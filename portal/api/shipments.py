@@ -11,48 +11,12 @@ from flask import Response
 from flask_appbuilder.api import expose, protect, safe
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.decorators import permission_name
-from marshmallow import ValidationError
 
 import portal.security as security
-from portal.actions import Action
+from portal.actions.schemas import ShipmentInput, ShipmentUpdateInput
+from portal.actions.shipments import DELIVER, SHIP, UPDATE
 from portal.api.base import ResourceApi
-from portal.api.schemas import DeliverInput, ShipmentInput, ShipmentUpdateInput
-from portal.extensions import db
-from portal.models import SalesOrder, Shipment
-from portal.services import fulfillment
-from portal.services.base import Actor
-
-
-def _ship(_: None, actor: Actor, body: dict[str, Any]) -> Shipment:
-    order = db.session.get(SalesOrder, body["order_id"])
-    if order is None:
-        raise ValidationError({"order_id": [f"{body['order_id']} does not exist"]})
-    return fulfillment.ship(
-        order,
-        actor,
-        warehouse_id=body["warehouse_id"],
-        lines={line["order_line_id"]: line["quantity"] for line in body["lines"]},
-        carrier=body["carrier"],
-        tracking_number=body.get("tracking_number"),
-        ship_date=body.get("ship_date"),
-        eta=body.get("eta"),
-        delay_reason=body.get("delay_reason"),
-    )
-
-
-def _update(shipment: Shipment, actor: Actor, body: dict[str, Any]) -> Shipment:
-    version = body.pop("version", None)
-    return fulfillment.update_shipment(shipment, body, actor, version)
-
-
-SHIP = Action("create", Shipment, _ship, ShipmentInput, status=201)
-UPDATE = Action("update", Shipment, _update, ShipmentUpdateInput)
-DELIVER = Action(
-    "deliver",
-    Shipment,
-    lambda s, a, b: fulfillment.deliver(s, a, b.get("delivered_date")),
-    DeliverInput,
-)
+from portal.models import Shipment
 
 
 class ShipmentApi(ResourceApi):

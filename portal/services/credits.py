@@ -10,7 +10,6 @@ are audited (:mod:`portal.services.refusals`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -34,7 +33,6 @@ from portal.services.base import (
     ConflictError,
     PermissionDenied,
     RecordService,
-    ServiceError,
     ValidationFailed,
     require,
     session,
@@ -258,34 +256,6 @@ def approve(memo: CreditMemo, actor: Actor, note: str | None = None) -> CreditMe
 def reject(memo: CreditMemo, actor: Actor, reason: str) -> CreditMemo:
     """Reject a requested credit with a reason (same role and segregation rules)."""
     return _decide(memo, actor, False, reason)
-
-
-@dataclass
-class BulkOutcome:
-    """Result of a bulk decision: the memos done and the refused ones with the reason."""
-
-    done: list[str] = field(default_factory=list)
-    refused: list[tuple[str, str]] = field(default_factory=list)
-
-
-def decide_many(
-    memo_ids: list[int], actor: Actor, *, approve_them: bool, note: str | None = None
-) -> BulkOutcome:
-    """Approve or reject several memos, each checked and committed (or refused) on its own."""
-    outcome = BulkOutcome()
-    for memo_id in memo_ids:
-        memo = session().get(CreditMemo, memo_id)
-        if memo is None:
-            outcome.refused.append((f"#{memo_id}", "does not exist"))
-            continue
-        number = memo.number
-        try:
-            _decide(memo, actor, approve_them, note)
-        except ServiceError as error:
-            outcome.refused.append((number, error.message))
-        else:
-            outcome.done.append(number)
-    return outcome
 
 
 class CreditMemoService(RecordService[CreditMemo]):

@@ -1,22 +1,25 @@
 """Base classes of the portal's views: service-backed CRUD, read-only lists, record history,
-and :func:`run_form_action`, the HTML forms' entry into the action pipeline."""
+and the HTML forms' entry into the action pipeline: :func:`run_form_action` (and
+:func:`record_action` for a record page's buttons), :func:`has_access_audited` for the routes."""
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import abort, flash, request
+from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import ModelView, expose, has_access
+from werkzeug.exceptions import Forbidden
 from wtforms import HiddenField
 
 import portal.security as security
-from portal.actions import Action, perform
+from portal.actions import Action, Outcome, load, perform, record_route_denial
 from portal.actors import current_actor
 from portal.crud import ServiceInterface, ServiceRefused, pending_changes
 from portal.services import audit
-from portal.services.base import RecordService, ServiceError
+from portal.services.base import NotFound, PermissionDenied, RecordService, ServiceError
 
 
 def form_body() -> dict[str, str]:
@@ -29,22 +32,63 @@ def form_body() -> dict[str, str]:
 
 
 def run_form_action(
-    action: Action, pk: Any, success: Callable[[Any], str]
-) -> tuple[bool, str, Any]:
-    """Run ``action`` on record ``pk`` with the submitted form, through the action pipeline.
+    action: Action,
+    pk: Any,
+    success: Callable[[Any], str],
+    read: Callable[[], Mapping[str, Any]] = form_body,
+) -> Outcome:
+    """Run ``action`` on record ``pk`` with the submitted form (or ``read()``), through the
+    action pipeline, and flash the outcome: ``success(result)`` or the reason.
 
-    The pipeline is the REST API's (404, 422 per field, the service's refusal with the session
-    rolled back, denials audited); here the outcome is flashed: ``success(result)`` or the
-    reason. Returns ``(ok, message, result)``; on a refusal the caller keeps the input by
-    rendering the form again with ``request.form``.
+    The pipeline is the REST API's (422 per field, a line not on the record 404, the service's
+    refusal with the session rolled back, denials audited). A record that does not exist is
+    the 404 page.
     """
-    outcome = perform(action, pk, form_body, "web")
-    if outcome.ok:
-        message = success(outcome.result)
-        flash(message, "success")
-        return True, message, outcome.result
-    flash(outcome.message, "danger")
-    return False, outcome.message, None
+    if pk is not None:
+        try:
+            load(action.model, pk)
+        except NotFound:
+            abort(404)
+    outcome = perform(action, pk, read, "web")
+    flash(success(outcome.result) if outcome.ok else outcome.message, outcome.category)
+    return outcome
+
+
+def record_action(action: Action, pk: Any, success: Callable[[Any], str], endpoint: str):
+    """Run ``action`` from a button on the record's page; back to that page either way."""
+    run_form_action(action, pk, success)
+    return redirect(url_for(endpoint, pk=pk))
+
+
+def keeps_input(outcome: Outcome) -> bool:
+    """Whether a form page is shown again with its input: the input itself was refused (the
+    other refusals send the user back to the record, which has changed or is not theirs)."""
+    return outcome.status in (400, 422)
+
+
+def has_access_audited(method: Callable[..., Any]) -> Callable[..., Any]:
+    """FAB's ``has_access``; a POST it refuses (403) is audited as a refused action on the
+    record, once, as the pipeline audits a service's refusal."""
+    guarded = has_access(method)
+
+    @functools.wraps(guarded)
+    def route(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return guarded(self, *args, **kwargs)
+        except Forbidden:
+            if request.method == "POST":
+                _audit_refused_route(self.datamodel.obj, kwargs.get("pk"), method.__name__)
+            raise
+
+    return route
+
+
+def _audit_refused_route(model: type, pk: Any, action: str) -> None:
+    try:
+        actor = current_actor("web")
+    except PermissionDenied:
+        return
+    record_route_denial(actor, model, pk, action)
 
 
 class ServiceModelView(ModelView):

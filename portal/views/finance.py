@@ -1,15 +1,15 @@
 """Finance views: invoices (printable), payments, credit memos and the approvals queue,
 disputes with their ageing, and the auditor's exports page.
 
-Writes go through ``portal.services.invoices`` / ``payments`` / ``credits`` / ``disputes``;
-action buttons come from ``portal.services.states``. The approvals queue's bulk
-approve/reject re-checks each row in the service (permission, state, segregation of duties,
-approval limit) and reports every refused row with its reason.
+Record actions run the actions of ``portal.actions.finance`` through the pipeline the REST
+API uses; action buttons come from ``portal.services.states``. The approvals queue's bulk
+approve/reject runs each row through the pipeline on its own (the service re-checks
+permission, state, segregation of duties, approval limit) and reports every refused row with
+its reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from flask import abort, current_app, flash, redirect, request, url_for
@@ -18,9 +18,19 @@ from flask_appbuilder.actions import action
 from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_login import current_user
-from markupsafe import escape
 
 import portal.security as security
+from portal.actions import perform, record_route_denial
+from portal.actions.finance import (
+    APPROVE,
+    INVESTIGATE,
+    ISSUE,
+    REJECT_CREDIT,
+    REJECT_CREDIT_FORM,
+    REJECT_DISPUTE_FORM,
+    RESOLVE,
+    VOID,
+)
 from portal.actors import current_actor
 from portal.extensions import appbuilder, db
 from portal.models import (
@@ -34,29 +44,25 @@ from portal.models import (
     Invoice,
     InvoiceLine,
 )
-from portal.services import credits, disputes, exports, invoices, payments, refusals, states
-from portal.services.base import PermissionDenied, ServiceError
-from portal.views.base import ReadOnlyModelView, RecordHistoryMixin, ServiceModelView
+from portal.services import credits, disputes, exports, invoices, payments, states
+from portal.views.base import (
+    ReadOnlyModelView,
+    RecordHistoryMixin,
+    ServiceModelView,
+    form_body,
+    has_access_audited,
+    keeps_input,
+    record_action,
+    run_form_action,
+)
+
+INVOICE = "InvoiceView.show"
+DISPUTE = "DisputeView.show"
 
 
-def _flash_outcome(verb: str, outcome: credits.BulkOutcome) -> None:
-    if outcome.done:
-        flash(f"{verb}: {', '.join(outcome.done)}", "success")
-    for number, reason in outcome.refused:
-        flash(f"{number} not {verb.lower()}: {reason}", "danger")
-
-
-def _act(model: type, pk: int, endpoint: str, call: Callable[[Any], str]):
-    """Run one record action and flash its outcome (or the refusal), back on the record page."""
-    record = db.session.get(model, pk)
-    if record is None:
-        abort(404)
-    try:
-        flash(call(record), "success")
-    except ServiceError as error:
-        db.session.rollback()
-        flash(error.message, "danger")
-    return redirect(url_for(endpoint, pk=pk))
+def _rows(items: Any) -> list[Any]:
+    """The records a FAB bulk action was given (one record, or a list)."""
+    return [row for row in (items if isinstance(items, list) else [items]) if row is not None]
 
 
 class InvoiceLineView(ReadOnlyModelView):
@@ -109,22 +115,16 @@ class CreditMemoView(RecordHistoryMixin, ServiceModelView):
     description_columns = {"reason_code": ", ".join(CREDIT_REASONS)}
 
     @expose("/approve/<int:pk>", methods=["POST"])
-    @has_access
+    @has_access_audited
     def approve(self, pk: int):
-        def approve(memo: CreditMemo) -> str:
-            credits.approve(memo, current_actor("web"), request.form.get("note") or None)
-            return f"{memo} approved"
-
-        return _act(CreditMemo, pk, "CreditMemoView.show", approve)
+        return record_action(APPROVE, pk, lambda memo: f"{memo} approved", "CreditMemoView.show")
 
     @expose("/reject/<int:pk>", methods=["POST"])
-    @has_access
+    @has_access_audited
     def reject(self, pk: int):
-        def reject(memo: CreditMemo) -> str:
-            credits.reject(memo, current_actor("web"), request.form.get("note", ""))
-            return f"{memo} rejected"
-
-        return _act(CreditMemo, pk, "CreditMemoView.show", reject)
+        return record_action(
+            REJECT_CREDIT_FORM, pk, lambda memo: f"{memo} rejected", "CreditMemoView.show"
+        )
 
 
 class InvoiceView(RecordHistoryMixin, ServiceModelView):
@@ -191,22 +191,14 @@ class InvoiceView(RecordHistoryMixin, ServiceModelView):
         return self.render_template("finance/invoice_print.html", invoice=invoice)
 
     @expose("/issue/<int:pk>", methods=["POST"])
-    @has_access
+    @has_access_audited
     def issue(self, pk: int):
-        def issue(invoice: Invoice) -> str:
-            invoices.issue(invoice, current_actor("web"))
-            return f"invoice {invoice} issued"
-
-        return _act(Invoice, pk, "InvoiceView.show", issue)
+        return record_action(ISSUE, pk, lambda invoice: f"invoice {invoice} issued", INVOICE)
 
     @expose("/void/<int:pk>", methods=["POST"])
-    @has_access
+    @has_access_audited
     def void(self, pk: int):
-        def void(invoice: Invoice) -> str:
-            invoices.void(invoice, current_actor("web"), request.form.get("reason", ""))
-            return f"invoice {invoice} voided"
-
-        return _act(Invoice, pk, "InvoiceView.show", void)
+        return record_action(VOID, pk, lambda invoice: f"invoice {invoice} voided", INVOICE)
 
 
 class CreditApprovalView(ReadOnlyModelView):
@@ -244,25 +236,22 @@ class CreditApprovalView(ReadOnlyModelView):
                 actor = current_actor("web")
                 verb = "approve" if name == "approve" else "reject"
                 for pk in request.form.getlist("rowid"):
-                    if pk.isdigit() and db.session.get(CreditMemo, int(pk)) is not None:
-                        refusals.record_refusal(
-                            actor,
-                            "credit_memo",
-                            int(pk),
-                            verb,
-                            PermissionDenied(f"{actor.name} may not {verb} credit memos"),
-                        )
+                    record_route_denial(actor, CreditMemo, pk, verb)
         return super().action_post()
 
     def _decide(self, items: Any, approve: bool):
-        rows = items if isinstance(items, list) else [items]
-        outcome = credits.decide_many(
-            [row.id for row in rows if row is not None],
-            current_actor("web"),
-            approve_them=approve,
-            note=None if approve else "Rejected from the approvals queue",
-        )
-        _flash_outcome("Approved" if approve else "Rejected", outcome)
+        """Each row through the pipeline on its own: done, or refused with the reason."""
+        action, verb = (APPROVE, "Approved") if approve else (REJECT_CREDIT, "Rejected")
+        body = {} if approve else {"reason": "Rejected from the approvals queue"}
+        done: list[str] = []
+        for memo_id, number in [(row.id, row.number) for row in _rows(items)]:
+            outcome = perform(action, memo_id, lambda: body, "web")
+            if outcome.ok:
+                done.append(number)
+            else:
+                flash(f"{number} not {verb.lower()}: {outcome.message}", "danger")
+        if done:
+            flash(f"{verb}: {', '.join(done)}", "success")
         return redirect(url_for(f"{type(self).__name__}.list"))
 
     @action("approve", "Approve", "Approve the selected credits?", "fa-check")
@@ -331,63 +320,49 @@ class DisputeView(RecordHistoryMixin, ServiceModelView):
 
     @action("investigate", "Investigate", None, "fa-search")
     def investigate_selected(self, items: Any):
-        actor = current_actor("web")
-        for item in items if isinstance(items, list) else [items]:
-            try:
-                disputes.investigate(item, actor)
-            except ServiceError as error:
-                flash(f"{item}: {error.message}", "danger")
+        for dispute_id, number in [(row.id, row.number) for row in _rows(items)]:
+            outcome = perform(INVESTIGATE, dispute_id, dict, "web")
+            if outcome.ok:
+                flash(f"{number} is under investigation", "success")
             else:
-                flash(f"{item} is under investigation", "success")
+                flash(f"{number}: {outcome.message}", "danger")
         return redirect(url_for("DisputeView.list"))
 
     @expose("/investigate/<int:pk>", methods=["POST"])
-    @has_access
+    @has_access_audited
     def investigate(self, pk: int):
-        def investigate(dispute: Dispute) -> str:
-            disputes.investigate(dispute, current_actor("web"))
-            return f"{dispute} is under investigation"
-
-        return _act(Dispute, pk, "DisputeView.show", investigate)
+        return record_action(
+            INVESTIGATE, pk, lambda dispute: f"{dispute} is under investigation", DISPUTE
+        )
 
     @expose("/decide/<int:pk>", methods=["GET", "POST"])
-    @has_access
+    @has_access_audited
     def decide(self, pk: int):
-        """Resolve (root cause, corrective action, optional credit) or reject a dispute."""
+        """Resolve (root cause, corrective action, optional credit) or reject a dispute; a
+        refused input is shown again as typed, any other outcome goes back to the dispute."""
+        status = 200
+        if request.method == "POST":
+            body = form_body()
+            reject = body.pop("decision", "resolve") == "reject"
+            outcome = run_form_action(
+                REJECT_DISPUTE_FORM if reject else RESOLVE,
+                pk,
+                lambda dispute: f"{dispute} is {dispute.status}",
+                read=lambda: body,
+            )
+            if not keeps_input(outcome):
+                return redirect(url_for(DISPUTE, pk=pk))
+            status = outcome.status
         dispute = db.session.get(Dispute, pk)
         if dispute is None:
             abort(404)
-        if request.method == "POST":
-            form = request.form
-            actor = current_actor("web")
-            try:
-                if form.get("decision") == "reject":
-                    disputes.reject(
-                        dispute,
-                        actor,
-                        reason=form.get("note", ""),
-                        root_cause=form.get("root_cause") or None,
-                    )
-                else:
-                    disputes.resolve(
-                        dispute,
-                        actor,
-                        root_cause=form.get("root_cause", ""),
-                        corrective_action=form.get("corrective_action", ""),
-                        note=form.get("note"),
-                        credit_amount=form.get("credit_amount") or None,
-                    )
-            except ServiceError as error:
-                flash(str(escape(error.message)), "danger")
-            else:
-                flash(f"{dispute} is {dispute.status}", "success")
-                return redirect(url_for("DisputeView.show", pk=pk))
         return self.render_template(
             "finance/dispute_decide.html",
             dispute=dispute,
             root_causes=ROOT_CAUSES,
             decisions=states.actions(dispute, current_actor("web")),
-        )
+            typed=request.form,
+        ), status
 
 
 class DisputeAgeingView(BaseView):

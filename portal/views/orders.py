@@ -1,23 +1,33 @@
 """Order views: the order list and record page with its lifecycle actions and timeline,
 lines, shipments, backorders, returns, notifications, and the "needs attention" list.
 
-Every action posts to a route of its own (so FAB checks its permission), calls one service
-function and flashes the outcome; a refused action changes nothing and says why.
+Every action posts to a route of its own (so FAB checks its permission, and a refusal is
+audited) and runs one action of ``portal.actions`` through the pipeline the REST API uses;
+the outcome is flashed, and a refused action changes nothing and says why.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from datetime import date
 from typing import Any
 
-from flask import abort, current_app, flash, redirect, request, url_for
+from flask import abort, current_app, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 
 import portal.security as security
+from portal.actions.returns import AUTHORIZE, CLOSE, CREDIT, RECEIVE_FORM, REJECT
+from portal.actions.sales_orders import (
+    ALLOCATE,
+    AMEND_FORM,
+    CANCEL,
+    CONFIRM,
+    CONVERT,
+    INVOICE,
+    RELEASE,
+)
+from portal.actions.shipments import SHIP_ORDER
 from portal.actors import current_actor
 from portal.extensions import appbuilder, db
 from portal.models import (
@@ -35,9 +45,16 @@ from portal.models import (
     Shipment,
     Warehouse,
 )
-from portal.services import changes, fulfillment, invoices, lifecycle, orders, returns, states
-from portal.services.base import ServiceError
-from portal.views.base import ReadOnlyModelView, RecordHistoryMixin, ServiceModelView
+from portal.services import fulfillment, orders, states
+from portal.views.base import (
+    ReadOnlyModelView,
+    RecordHistoryMixin,
+    ServiceModelView,
+    has_access_audited,
+    keeps_input,
+    record_action,
+    run_form_action,
+)
 
 ORDER_ACTIONS = {
     "confirm": "write",
@@ -89,8 +106,20 @@ class OrderLineView(ServiceModelView):
     search_columns = ["order", "product", "quantity"]
 
 
-def _date(value: str | None) -> date | None:
-    return date.fromisoformat(value) if value else None
+SHOW = "SalesOrderView.show"
+
+
+def _confirmed(order: SalesOrder) -> str:
+    if order.status == OrderStatus.ON_HOLD.value:
+        return f"{order.number} is on hold: {order.hold_reasons}"
+    return f"{order.number} confirmed, promised for {order.promised_date}"
+
+
+def _allocated(order: SalesOrder) -> str:
+    backordered = sum(line.qty_backordered for line in order.lines)
+    return f"{order.number} is {order.status.replace('_', ' ')}" + (
+        f"; {backordered} units on backorder" if backordered else ""
+    )
 
 
 class SalesOrderView(RecordHistoryMixin, ServiceModelView):
@@ -163,152 +192,90 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
             abort(404)
         return order
 
-    def _run(self, pk: int, call: Callable[[SalesOrder], str]):
-        order = self._order(pk)
-        try:
-            flash(call(order), "success")
-        except ServiceError as error:
-            db.session.rollback()
-            flash(error.message, "danger")
-        except ValueError as error:
-            db.session.rollback()
-            flash(f"Invalid input: {error}", "danger")
-        return redirect(url_for("SalesOrderView.show", pk=pk))
-
     @expose("/confirm/<int:pk>", methods=["POST"])
-    @has_access
+    @has_access_audited
     def confirm(self, pk: int):
-        def confirm(order: SalesOrder) -> str:
-            lifecycle.confirm(order, current_actor("web"))
-            if order.status == OrderStatus.ON_HOLD.value:
-                return f"{order.number} is on hold: {order.hold_reasons}"
-            return f"{order.number} confirmed, promised for {order.promised_date}"
-
-        return self._run(pk, confirm)
+        return record_action(CONFIRM, pk, _confirmed, SHOW)
 
     @expose("/allocate/<int:pk>", methods=["POST"])
-    @has_access
+    @has_access_audited
     def allocate(self, pk: int):
-        def allocate(order: SalesOrder) -> str:
-            fulfillment.allocate(order, current_actor("web"))
-            backordered = sum(line.qty_backordered for line in order.lines)
-            return f"{order.number} is {order.status.replace('_', ' ')}" + (
-                f"; {backordered} units on backorder" if backordered else ""
-            )
-
-        return self._run(pk, allocate)
+        return record_action(ALLOCATE, pk, _allocated, SHOW)
 
     @expose("/convert/<int:pk>", methods=["POST"])
-    @has_access
+    @has_access_audited
     def convert(self, pk: int):
-        def convert(order: SalesOrder) -> str:
-            lifecycle.convert_quote(order, current_actor("web"))
-            return f"quote {order.number} is now a draft order"
-
-        return self._run(pk, convert)
+        return record_action(
+            CONVERT, pk, lambda order: f"quote {order.number} is now a draft order", SHOW
+        )
 
     @expose("/release/<int:pk>", methods=["POST"])
-    @has_access
+    @has_access_audited
     def release(self, pk: int):
-        def release(order: SalesOrder) -> str:
-            lifecycle.release_hold(order, current_actor("web"), request.form.get("reason", ""))
-            return f"hold released; {order.number} confirmed"
-
-        return self._run(pk, release)
+        return record_action(
+            RELEASE, pk, lambda order: f"hold released; {order.number} confirmed", SHOW
+        )
 
     @expose("/cancel/<int:pk>", methods=["POST"])
-    @has_access
+    @has_access_audited
     def cancel(self, pk: int):
-        def cancel(order: SalesOrder) -> str:
-            changes.cancel_order(
-                order,
-                current_actor("web"),
-                request.form.get("reason_code", ""),
-                request.form.get("note") or None,
-            )
-            return f"{order.number} cancelled"
-
-        return self._run(pk, cancel)
-
-    @expose("/ship/<int:pk>", methods=["GET", "POST"])
-    @has_access
-    def ship(self, pk: int):
-        order = self._order(pk)
-        if request.method == "GET":
-            allocations = (
-                db.session.query(Allocation)
-                .join(OrderLine)
-                .filter(OrderLine.order_id == order.id, Allocation.quantity > 0)
-                .all()
-            )
-            by_warehouse: dict[Warehouse, dict[int, int]] = {}
-            for row in allocations:
-                by_warehouse.setdefault(row.warehouse, {})[row.order_line_id] = row.quantity
-            return self.render_template(
-                "order_ship.html",
-                order=order,
-                by_warehouse=sorted(by_warehouse.items(), key=lambda item: item[0].priority),
-                delay_reasons=DELAY_REASONS,
-            )
-
-        def ship(order: SalesOrder) -> str:
-            lines = {
-                line.id: int(request.form[f"qty_{line.id}"])
-                for line in order.lines
-                if request.form.get(f"qty_{line.id}", "").strip() not in ("", "0")
-            }
-            shipment = fulfillment.ship(
-                order,
-                current_actor("web"),
-                warehouse_id=int(request.form.get("warehouse_id", 0)),
-                lines=lines,
-                carrier=request.form.get("carrier", ""),
-                tracking_number=request.form.get("tracking_number"),
-                eta=_date(request.form.get("eta")),
-                delay_reason=request.form.get("delay_reason") or None,
-            )
-            return f"shipment {shipment.number} created"
-
-        return self._run(pk, ship)
+        return record_action(CANCEL, pk, lambda order: f"{order.number} cancelled", SHOW)
 
     @expose("/invoice/<int:pk>", methods=["POST"])
-    @has_access
+    @has_access_audited
     def invoice(self, pk: int):
-        def invoice(order: SalesOrder) -> str:
-            created = invoices.invoice_pending(order, current_actor("web"))
-            return "invoiced: " + ", ".join(str(item) for item in created)
+        return record_action(
+            INVOICE, pk, lambda created: "invoiced: " + ", ".join(map(str, created)), SHOW
+        )
 
-        return self._run(pk, invoice)
+    @expose("/ship/<int:pk>", methods=["GET", "POST"])
+    @has_access_audited
+    def ship(self, pk: int):
+        """The ship form (one per warehouse holding the order's stock); a refused input is
+        shown again as typed, any other outcome goes back to the order."""
+        status = 200
+        if request.method == "POST":
+            outcome = run_form_action(
+                SHIP_ORDER, pk, lambda shipment: f"shipment {shipment.number} created"
+            )
+            if not keeps_input(outcome):
+                return redirect(url_for(SHOW, pk=pk))
+            status = outcome.status
+        order = self._order(pk)
+        allocations = (
+            db.session.query(Allocation)
+            .join(OrderLine)
+            .filter(OrderLine.order_id == order.id, Allocation.quantity > 0)
+            .all()
+        )
+        by_warehouse: dict[Warehouse, dict[int, int]] = {}
+        for row in allocations:
+            by_warehouse.setdefault(row.warehouse, {})[row.order_line_id] = row.quantity
+        return self.render_template(
+            "order_ship.html",
+            order=order,
+            by_warehouse=sorted(by_warehouse.items(), key=lambda item: item[0].priority),
+            delay_reasons=DELAY_REASONS,
+            typed=request.form,
+        ), status
 
     @expose("/amend/<int:pk>", methods=["GET", "POST"])
-    @has_access
+    @has_access_audited
     def amend(self, pk: int):
-        order = self._order(pk)
-        if request.method == "GET":
-            return self.render_template("order_amend.html", order=order)
-
-        def amend(order: SalesOrder) -> str:
-            header: dict[str, Any] = {}
-            for name in ("requested_date", "promised_date"):
-                value = _date(request.form.get(name))
-                if value is not None:
-                    header[name] = value
-            quantities = {
-                line.id: int(request.form[f"qty_{line.id}"])
-                for line in order.lines
-                if request.form.get(f"qty_{line.id}", "").strip()
-            }
-            revision = changes.amend(
-                order,
-                current_actor("web"),
-                reason=request.form.get("reason", ""),
-                header=header,
-                quantities=quantities,
-                expected_version=int(request.form.get("version") or 0) or None,
+        """The amendment form; a refused input is shown again as typed, any other outcome
+        goes back to the order."""
+        status = 200
+        if request.method == "POST":
+            outcome = run_form_action(
+                AMEND_FORM,
+                pk,
+                lambda order: f"{order.number} amended (revision {order.revision})",
             )
-            return f"{order.number} amended (revision {revision.revision})"
-
-        return self._run(pk, amend)
+            if not keeps_input(outcome):
+                return redirect(url_for(SHOW, pk=pk))
+            status = outcome.status
+        order = self._order(pk)
+        return self.render_template("order_amend.html", order=order, typed=request.form), status
 
     @expose("/timeline/<int:pk>")
     @has_access
@@ -407,6 +374,7 @@ class BackorderView(ReadOnlyModelView):
     base_order = ("id", "desc")
 
 
+RETURN = "ReturnView.show"
 RETURN_ACTIONS = {
     "authorize": "write",
     "reject": "write",
@@ -438,72 +406,35 @@ class ReturnView(ReadOnlyModelView):
     search_columns = ["number", "order", "status"]
     base_order = ("id", "desc")
 
-    def _run(self, pk: int, call: Callable[[ReturnAuthorization], str]):
-        rma = db.session.get(ReturnAuthorization, pk)
-        if rma is None:
-            abort(404)
-        try:
-            flash(call(rma), "success")
-        except ServiceError as error:
-            db.session.rollback()
-            flash(error.message, "danger")
-        except ValueError as error:
-            db.session.rollback()
-            flash(f"Invalid input: {error}", "danger")
-        return redirect(url_for("ReturnView.show", pk=pk))
-
     @expose("/authorize/<int:pk>", methods=["POST"])
-    @has_access
+    @has_access_audited
     def authorize(self, pk: int):
-        def authorize(rma: ReturnAuthorization) -> str:
-            returns.authorize(rma, current_actor("web"))
-            return f"{rma.number} authorized"
-
-        return self._run(pk, authorize)
+        return record_action(AUTHORIZE, pk, lambda rma: f"{rma.number} authorized", RETURN)
 
     @expose("/reject/<int:pk>", methods=["POST"])
-    @has_access
+    @has_access_audited
     def reject(self, pk: int):
-        def reject(rma: ReturnAuthorization) -> str:
-            returns.reject(rma, current_actor("web"))
-            return f"{rma.number} rejected"
-
-        return self._run(pk, reject)
+        return record_action(REJECT, pk, lambda rma: f"{rma.number} rejected", RETURN)
 
     @expose("/receive/<int:pk>", methods=["POST"])
-    @has_access
+    @has_access_audited
     def receive(self, pk: int):
-        def receive(rma: ReturnAuthorization) -> str:
-            received = {
-                line.id: (
-                    int(request.form[f"qty_{line.id}"]),
-                    request.form.get(f"condition_{line.id}", ""),
-                )
-                for line in rma.lines
-                if request.form.get(f"qty_{line.id}", "").strip() not in ("", "0")
-            }
-            returns.receive(rma, current_actor("web"), received)
-            return f"{rma.number} received"
-
-        return self._run(pk, receive)
+        return record_action(RECEIVE_FORM, pk, lambda rma: f"{rma.number} received", RETURN)
 
     @expose("/credit/<int:pk>", methods=["POST"])
-    @has_access
+    @has_access_audited
     def credit(self, pk: int):
-        def credit(rma: ReturnAuthorization) -> str:
-            returns.credit(rma, current_actor("web"))
-            return f"{rma.number} credited; its credit memo awaits approval"
-
-        return self._run(pk, credit)
+        return record_action(
+            CREDIT,
+            pk,
+            lambda rma: f"{rma.number} credited; its credit memo awaits approval",
+            RETURN,
+        )
 
     @expose("/close/<int:pk>", methods=["POST"])
-    @has_access
+    @has_access_audited
     def close(self, pk: int):
-        def close(rma: ReturnAuthorization) -> str:
-            returns.close(rma, current_actor("web"))
-            return f"{rma.number} closed"
-
-        return self._run(pk, close)
+        return record_action(CLOSE, pk, lambda rma: f"{rma.number} closed", RETURN)
 
 
 class NotificationView(ReadOnlyModelView):

@@ -1,5 +1,10 @@
 """One pipeline for actions on records, shared by the REST API and the HTML forms.
 
+The actions themselves are tables in this package, one module per record kind
+(:mod:`.sales_orders`, :mod:`.shipments`, :mod:`.returns`, :mod:`.finance`), with the JSON
+bodies' schemas in :mod:`.schemas` and the forms' in :mod:`.forms`; ``portal.api`` and
+``portal.views`` both run them.
+
 :func:`perform` runs an :class:`Action` the same way whatever the transport:
 
 1. the record by id, or 404 (unknown, not a whole number, or out of SQL INTEGER range);
@@ -12,7 +17,7 @@
 Any failure rolls the session back, so nothing half-done stays in it and the next request
 starts clean. A permission denial is audited (``<action>_refused``) here, once: a refusal
 the service already audited itself is not audited twice. FAB's own 403s (no permission on
-the route) are audited through :func:`record_denial` by the transport.
+the route) are audited through :func:`record_route_denial` by the transport.
 """
 
 from __future__ import annotations
@@ -74,6 +79,11 @@ class Outcome:
         return self.error is None
 
     @property
+    def category(self) -> str:
+        """The flash category of the outcome."""
+        return "success" if self.ok else "danger"
+
+    @property
     def message(self) -> str:
         """The error as one line of text (for a flash message); empty on success."""
         if self.error is None:
@@ -110,11 +120,15 @@ def load(model: type, pk: Any) -> Any:
     return record
 
 
-def _check_lines(record: Any, line_ids: Iterable[int]) -> None:
+# What a record's lines are "on", in the message about a line that is not one of them.
+_NOUNS = {"sales_order": "order", "return_authorization": "return"}
+
+
+def _check_lines(record: Any, entity: str, line_ids: Iterable[int]) -> None:
     own = {line.id for line in record.lines}
     for line_id in line_ids:
         if line_id not in own:
-            raise NotFound(f"line {line_id} is not on {record.number}")
+            raise NotFound(f"line {line_id} is not on this {_NOUNS.get(entity, entity)}")
 
 
 def record_denial(
@@ -122,6 +136,16 @@ def record_denial(
 ) -> None:
     """Audit a refused ``action`` as ``<action>_refused`` (in a transaction of its own)."""
     refusals.record_refusal(actor, entity, entity_id, action, error)
+
+
+def record_route_denial(actor: Actor, model: type, pk: Any, action: str) -> None:
+    """FAB refused the route of ``action`` on record ``pk`` for want of the permission: audit
+    it as the pipeline audits a service's refusal (nothing to refuse on a missing record)."""
+    if pk is not None and (not valid_id(pk) or db.session.get(model, int(pk)) is None):
+        return
+    entity = model.__tablename__
+    error = PermissionDenied(f"{actor.name} may not {action} {entity} records")
+    record_denial(actor, entity, pk, action, error)
 
 
 @event.listens_for(Session, "before_commit", insert=True)
@@ -143,7 +167,7 @@ def perform(action: Action, pk: Any, read: Callable[[], Mapping[str, Any]], sour
         raw = read()
         body = action.schema().load(raw) if action.schema is not None else dict(raw)
         if action.line_ids is not None:
-            _check_lines(record, action.line_ids(body))
+            _check_lines(record, action.entity, action.line_ids(body))
         actor = current_actor(source)
         result = action.call(record, actor, body)
     except BadRequest as error:
