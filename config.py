@@ -37,6 +37,20 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+def _xlsx_limits() -> dict[str, int | float]:
+    """XLSX_* settings, defaulting to :class:`sheets.backends.xlsx_limits.XlsxLimits`."""
+    from dataclasses import fields
+
+    from sheets.backends.xlsx_limits import SETTINGS, XlsxLimits
+
+    defaults = XlsxLimits()
+    out: dict[str, int | float] = {}
+    for field in fields(XlsxLimits):
+        name, default = SETTINGS[field.name], getattr(defaults, field.name)
+        out[name] = type(default)(os.environ.get(name, "") or default)
+    return out
+
+
 def _user_limits(raw: str) -> dict[str, str]:
     """``alice=2500,bob=10000`` → per-user credit approval limits (amounts as text)."""
     limits = {}
@@ -188,6 +202,8 @@ def build_settings(overrides: dict | None = None) -> dict:
         "GOOGLE_SERVICE_ACCOUNT_FILE": os.environ.get("GOOGLE_SERVICE_ACCOUNT_FILE", ""),
         "SHEETS_API_URL": os.environ.get("SHEETS_API_URL", ""),
         "XLWINGS_LICENSE_KEY": os.environ.get("XLWINGS_LICENSE_KEY", ""),
+        # Bounded .xlsx reads (XLSX_MAX_FILE_BYTES ... XLSX_READ_MEMORY_MB; docs/xlsx-backend.md).
+        **_xlsx_limits(),
         "AUDIT_HMAC_KEYS": _audit_keys(mode, secret_key),
         "AUDIT_CHECKPOINT_FILE": os.environ.get("AUDIT_CHECKPOINT_FILE")
         or str(instance / "audit-checkpoints.log"),

@@ -37,6 +37,7 @@ from portal.models import Tracker
 from portal.services import trackers
 from portal.sync import adapters
 from portal.sync.backends import open_tracker_backend
+from sheets.backends.xlsx_limits import WorkbookTooLarge
 from sheets.engine import (
     ERROR,
     Base,
@@ -198,7 +199,11 @@ def sync_tracker(tracker_id: int) -> dict[str, Any]:
 
 
 def run_sync(tracker_id: int, job_id: str) -> dict[str, Any]:
-    """One run (the caller holds the tracker's lock): attempts until the write lands."""
+    """One run (the caller holds the tracker's lock): attempts until the write lands.
+
+    A workbook breaking an XLSX_* limit ends the run as failed with the limit's one-line
+    message, without raising (so the job is not retried); other errors raise (RQ retries).
+    """
     tracker = db.session.get(Tracker, tracker_id)
     if tracker is None:
         raise LookupError(f"tracker {tracker_id} does not exist")
@@ -218,6 +223,11 @@ def run_sync(tracker_id: int, job_id: str) -> dict[str, Any]:
                 time.sleep(0.2 * attempt)
         counts.attempts = MAX_ATTEMPTS
         return _attempt(tracker, spec, backend, run_id, counts, started)
+    except WorkbookTooLarge as exc:
+        # permanent, not retried: the same workbook breaks the same limit (nothing written)
+        db.session.rollback()
+        trackers.fail_run(run_id, str(exc), counts.as_dict(), time.monotonic() - started)
+        return {"status": "failed", "error": str(exc), **counts.as_dict()}
     except Exception as exc:
         db.session.rollback()
         trackers.fail_run(

@@ -14,6 +14,7 @@ from portal.models import (
     AuditEvent,
     ConflictStatus,
     SyncConflict,
+    SyncRun,
     SyncRunStatus,
     TrackerBasePatch,
     TrackerSnapshot,
@@ -226,6 +227,33 @@ def test_missing_key_column_fails_the_run_and_writes_nothing(setup) -> None:
     assert path.read_bytes() == content
     run = last_run(tracker.id)
     assert run.status == "failed" and "key column" in run.error
+
+
+def test_workbook_over_a_limit_fails_the_run_once_with_its_message(setup, monkeypatch) -> None:
+    """A zip bomb at the tracker's path and a small XLSX_MAX_PART_BYTES: the run fails with
+    the one-line message, the job returns (no exception, so no RQ retry), the file is intact."""
+    import hashlib
+    import zipfile
+
+    from tests import xlsx_hostile
+
+    tracker, path, _ = setup
+    xlsx_hostile.workbook(path, xlsx_hostile.sheet([(b"<row/>" * 1000, 400)]))  # 2.4 MB inflated
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    monkeypatch.setitem(current_app.config, "XLSX_MAX_PART_BYTES", 1_000_000)
+    outcome = sync_tracker(tracker.id)
+    with zipfile.ZipFile(path) as zf:
+        size = zf.getinfo("xl/worksheets/sheet1.xml").file_size
+    message = (
+        f"xl/worksheets/sheet1.xml: max part bytes exceeded: {size:,} > 1,000,000 "
+        "(setting XLSX_MAX_PART_BYTES)"
+    )
+    assert outcome["status"] == "failed" and outcome["error"] == message
+    run = last_run(tracker.id)
+    assert run.status == SyncRunStatus.FAILED.value and run.error == message
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    runs = db.session.query(SyncRun).filter_by(tracker_id=tracker.id).count()
+    assert runs == 2  # the first sync and this one: no retried attempts
 
 
 def test_tracker_definitions_are_validated(clean_db, tmp_path) -> None:

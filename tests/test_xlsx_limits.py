@@ -244,3 +244,89 @@ def test_write_refuses_a_package_over_the_limits(small: Path) -> None:
     with pytest.raises(WorkbookTooLarge):
         tight.write([CellWrite(2, 2, 1)], snap)
     assert digest(small) == before
+
+
+# (e) the fast scan: upper bounds of the expat scan, at any chunk boundary ------------------
+
+_LONG = b'<c r="C2" t="inlineStr"><is><t>' + b"q" * 300 + b"</t></is></c>"
+_RICH = b"<is><r><t>" + b"a" * 150 + b"</t></r><r><t>" + b"b" * 150 + b"</t></r></is></c></row>"
+_CORNER = b'<row r="1048576"><c r="XFD1048576"><v>2</v></c></row>'
+_NO_R = b'<c t="inlineStr"><is><t>hh</t></is></c>' * 30
+_ROW7 = b'</row><row r="7"><c r="C7"><v>1</v></c><c/><c><v>2</v></c></row><row><c/></row>'
+_BODIES = {
+    "long run": h.sheet([(b'<row r="2"><c r="B2"><v>1</v></c>' + _LONG + b"</row>", 1)]),
+    "rich runs": h.sheet([(b'<row r="2"><c r="A2" t="inlineStr">' + _RICH, 1)]),
+    "max ref": h.sheet([(b'<row r="1"><c r="A1"><v>1</v></c></row>' + _CORNER, 1)]),
+    "no r": h.sheet([(b"<row>" + _NO_R + _ROW7, 1)]),
+    "tracker": h.sheet(h.tracker_rows(40)),
+}
+
+
+def _chunks(xml: bytes, size: int):
+    return lambda: (xml[i : i + size] for i in range(0, len(xml), size))
+
+
+def _outcome(fn):
+    try:
+        return fn()
+    except WorkbookTooLarge as exc:
+        return exc.limit
+
+
+_LIMITS = {
+    "default": XlsxLimits(),
+    "chars": XlsxLimits(max_cell_chars=299),
+    "extent": XlsxLimits(max_rows=1000, max_columns=20),
+    "memory": XlsxLimits(read_memory_mb=1),
+    "columns": XlsxLimits(max_columns=31),
+    "roomy": XlsxLimits(read_memory_mb=10**7),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_BODIES))
+@pytest.mark.parametrize("limits", _LIMITS.values(), ids=_LIMITS.keys())
+def test_fast_scan_bounds_expat_at_every_chunk_size(name: str, limits: XlsxLimits) -> None:
+    """Refs, text runs and rows straddle chunk and segment boundaries at every offset; the
+    fast scan either vouches with bounds at least expat's, or defers to expat (None)."""
+    from array import array
+
+    from sheets.backends.xlsx_limits import scan_tab
+    from sheets.backends.xlsx_scan import fast_tab
+
+    xml = b"".join(piece * times for piece, times in _BODIES[name])
+    exact = _outcome(lambda: scan_tab(iter([xml]), array("q"), "s", limits, 1000))
+    # where the fast scan must vouch (a plain sheet within every limit)
+    vouches = not isinstance(exact, str) and name != "rich runs"
+    for chunk in (1, 3, 7, 64, 333, 1 << 20):
+        for segment in (1, 50, 4096):
+            fast = fast_tab(_chunks(xml, chunk), array("q"), limits, 1000, segment)
+            assert (fast is not None) == vouches, (name, chunk, segment)
+            if fast is None:
+                continue
+            assert not isinstance(exact, str), (name, chunk, segment, exact)
+            assert fast.rows >= exact.rows and fast.columns >= exact.columns
+            assert fast.cells >= exact.cells and fast.text_chars >= exact.text_chars
+
+
+def test_check_read_refuses_the_same_at_small_segments(tmp_path: Path) -> None:
+    """The whole read at tiny segments: the same refusal as the expat scan alone."""
+    from array import array
+    from functools import partial
+
+    from sheets.backends.xlsx import check_read
+    from sheets.backends.xlsx_limits import scan_tab
+
+    for name, body in _BODIES.items():
+        data = h.workbook(tmp_path / "f.xlsx", body).read_bytes()
+        xml = b"".join(piece * times for piece, times in body)
+        part = "xl/worksheets/sheet1.xml"
+        for limits in (XlsxLimits(), XlsxLimits(max_cell_chars=299, max_columns=20)):
+            exact = _outcome(partial(scan_tab, iter([xml]), array("q"), part, limits, len(data)))
+            expected = str(exact) if isinstance(exact, str) else "ok"
+            for segment in (1, 200, 1 << 20):
+                try:
+                    check_read(data, "Orders", limits, segment)
+                    got = "ok"
+                except WorkbookTooLarge as exc:
+                    got = exc.limit
+                assert got == expected, (name, limits, segment)

@@ -7,6 +7,7 @@ import os
 from flask import current_app, has_app_context
 
 from sheets.backends import BackendSettings, BackendTarget, open_backend
+from sheets.backends.xlsx_limits import SETTINGS, XlsxLimits
 from sheets.grid import SheetBackend
 
 
@@ -21,9 +22,23 @@ def _number(name: str, kind: type[int] | type[float]) -> int | float | None:
     return kind(text) if text else None
 
 
+def xlsx_limits() -> XlsxLimits:
+    """The XLSX_* settings (config, then env; unset ones keep the XlsxLimits default)."""
+    defaults = XlsxLimits()
+    values = {}
+    for field, name in SETTINGS.items():
+        default = getattr(defaults, field)
+        if has_app_context() and current_app.config.get(name) is not None:
+            values[field] = type(default)(current_app.config[name])
+        elif os.environ.get(name):
+            values[field] = type(default)(os.environ[name])
+    return XlsxLimits(**values)
+
+
 def backend_settings() -> BackendSettings:
     """The backends' settings: GOOGLE_SERVICE_ACCOUNT_FILE, SHEETS_API_URL,
-    SHEETS_RETRY_MAX_ATTEMPTS / _MAX_SECONDS / _BASE_DELAY and XLWINGS_LICENSE_KEY."""
+    SHEETS_RETRY_MAX_ATTEMPTS / _MAX_SECONDS / _BASE_DELAY, XLWINGS_LICENSE_KEY and the
+    XLSX_* read limits."""
     return BackendSettings(
         credentials_file=_setting("GOOGLE_SERVICE_ACCOUNT_FILE") or None,
         api_url=_setting("SHEETS_API_URL") or None,
@@ -31,6 +46,7 @@ def backend_settings() -> BackendSettings:
         retry_max_seconds=_number("SHEETS_RETRY_MAX_SECONDS", float),
         retry_base_delay=_number("SHEETS_RETRY_BASE_DELAY", float),
         xlwings_license_key=_setting("XLWINGS_LICENSE_KEY") or None,
+        xlsx_limits=xlsx_limits(),
     )
 
 

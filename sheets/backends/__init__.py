@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Protocol
 
+from sheets.backends.xlsx_limits import XlsxLimits
 from sheets.grid import SheetBackend
 
 
@@ -26,7 +27,8 @@ class BackendTarget(Protocol):
 class BackendSettings:
     """Settings of the backends: the Google service-account key file, the Sheets API base URL
     (an emulator; Google's when blank), the retry budget of Google API calls (``None``: the
-    :class:`~sheets.backends.gsheets.RetryPolicy` default) and the xlwings license key."""
+    :class:`~sheets.backends.gsheets.RetryPolicy` default), the xlwings license key and the
+    bounds of an .xlsx read (``None``: the :class:`XlsxLimits` defaults)."""
 
     credentials_file: str | None = None
     api_url: str | None = None
@@ -34,6 +36,7 @@ class BackendSettings:
     retry_max_seconds: float | None = None
     retry_base_delay: float | None = None
     xlwings_license_key: str | None = None
+    xlsx_limits: XlsxLimits | None = None
 
 
 class BackendUnavailable(RuntimeError):
@@ -45,7 +48,9 @@ def open_backend(tracker: BackendTarget, settings: BackendSettings) -> SheetBack
     if tracker.backend == "xlsx":
         from sheets.backends.xlsx import XlsxBackend
 
-        return XlsxBackend(os.path.expanduser(tracker.location), tracker.tab)
+        return XlsxBackend(
+            os.path.expanduser(tracker.location), tracker.tab, limits=settings.xlsx_limits
+        )
     if tracker.backend == "gsheets":
         from sheets.backends.gsheets import GSheetsBackend, RetryPolicy
 

@@ -35,6 +35,7 @@ from sheets.backends.xlsx_limits import (
     scan_tab,
 )
 from sheets.backends.xlsx_package import SheetParts, resolve_parts, rewrite
+from sheets.backends.xlsx_scan import SEGMENT, fast_shared_strings, fast_tab
 from sheets.backends.xlsx_sheet import Encoded, encode_value, patch_sheet
 from sheets.backends.xlsx_styles import StyleBook
 from sheets.grid import CellValue, CellWrite, SheetChangedError, SheetSnapshot
@@ -97,12 +98,14 @@ def _drop_calc_entries(xml: bytes, sheet_id: int, refs: set[str]) -> bytes:
     return b"".join(out)
 
 
-def check_read(data: bytes, tab: str, limits: XlsxLimits) -> None:
+def check_read(data: bytes, tab: str, limits: XlsxLimits, segment_bytes: int = SEGMENT) -> None:
     """Raise WorkbookTooLarge unless reading ``tab`` of the package ``data`` fits ``limits``.
 
     Central directory first (nothing inflated), then the parts calamine reads are streamed in
-    bounded chunks: sharedStrings and the worksheet through expat, the others drained to prove
-    they inflate to no more than they declare. Other worksheets are not opened.
+    bounded chunks: sharedStrings and the worksheet through the fast scan (upper bounds, see
+    ``xlsx_scan``), or through expat when a bound does not fit or the XML is unusual (expat
+    then decides and words any refusal); the others are drained to prove they inflate to no
+    more than they declare. Other worksheets are not opened.
     """
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         check_package(zf, limits)
@@ -115,14 +118,20 @@ def check_read(data: bytes, tab: str, limits: XlsxLimits) -> None:
             if name.endswith((".xml", ".rels")) and not other_sheet and not scanned:
                 for _ in inflate(data, info):
                     pass
-        shared = (
-            scan_shared_strings(
-                inflate(data, zf.getinfo(parts.shared_strings)), parts.shared_strings, limits
-            )
-            if parts.shared_strings
-            else array("q")
-        )
-        scan_tab(inflate(data, zf.getinfo(parts.sheet)), shared, parts.sheet, limits, len(data))
+        sheet, sst = zf.getinfo(parts.sheet), parts.shared_strings
+
+        def sheet_xml() -> Iterator[bytes]:
+            return inflate(data, sheet)
+
+        def sst_xml() -> Iterator[bytes]:
+            return inflate(data, zf.getinfo(sst))  # type: ignore[arg-type]
+
+        shared = fast_shared_strings(sst_xml, limits, segment_bytes) if sst else array("q")
+        fast = shared is not None and fast_tab(sheet_xml, shared, limits, len(data), segment_bytes)
+        if fast:
+            return
+        exact = scan_shared_strings(sst_xml(), sst, limits) if sst else array("q")
+        scan_tab(sheet_xml(), exact, parts.sheet, limits, len(data))
 
 
 def patch_package(data: bytes, tab: str, cells: dict[tuple[int, int], CellValue]) -> bytes:
