@@ -112,9 +112,7 @@ def test_a_sync_killed_mid_run_is_retried_and_completes(clean_db, env, tmp_path)
     assert sync_tracker(tracker.id)["written"] == 0  # sheet and portal agree
 
 
-def test_an_export_killed_mid_file_is_retried_and_its_file_arrives(
-    clean_db, env, tmp_path
-) -> None:
+def test_an_export_killed_mid_file_is_retried_and_its_file_arrives(clean_db, env, tmp_path) -> None:
     app = clean_db
     make_orders(3)
     client = app.test_client()
