@@ -27,6 +27,7 @@ from redis import Redis
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
+from rq.results import Result
 from rq.utils import parse_composite_key
 
 from jobs import sync
@@ -91,6 +92,7 @@ def _run_again(conn: Redis, job: Job, queue_name: str) -> bool:
             FailedJobRegistry(queue_name, connection=conn).add(
                 job, ttl=job.failure_ttl, exc_string=ABANDONED, pipeline=pipe
             )
+            Result.create_failure(job, job.failure_ttl, exc_string=ABANDONED, pipeline=pipe)
         pipe.execute()
     if left > 0 and job.func_name == sync.FUNC_NAME:
         sync.mark_queued(job.args[0], job.id)

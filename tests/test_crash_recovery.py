@@ -9,14 +9,17 @@ import io
 import os
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from rq.job import Job
+from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
 
 from jobs import queue
+from jobs.maintenance import verify_audit_chain
 from jobs.recovery import sweep
-from jobs.sync import enqueue_sync, is_running, sync_tracker
+from jobs.sync import enqueue_sync, is_running, rerun_key, sync_tracker
 from portal.extensions import db
 from portal.models import AuditEvent, JobRun, SalesOrder, SyncRun, SyncRunStatus
 from portal.services import orders
@@ -149,3 +152,43 @@ def test_an_export_killed_mid_file_is_retried_and_its_file_arrives(clean_db, env
     runs = db.session.query(JobRun).filter_by(job_id=job_id).order_by(JobRun.id).all()
     assert [r.status for r in runs] == ["interrupted", "finished"]
     db.session.rollback()
+
+
+def _started_long_ago(job: Job, queue_name: str) -> None:
+    """Make ``job`` look like one a dead worker started: started, heartbeat a minute old."""
+    conn = queue.connection()
+    job.set_status(JobStatus.STARTED)
+    job.heartbeat(datetime.now(UTC) - timedelta(minutes=1), 0)
+    registry = StartedJobRegistry(queue_name, connection=conn)
+    conn.zadd(registry.key, {f"{job.id}:dead-execution": time.time() + 3600})
+    queue.get_queue(queue_name).remove(job.id)  # a started job is off its queue
+
+
+def test_a_dead_job_with_no_retries_left_fails_and_a_live_one_is_left_alone(env) -> None:
+    dead = queue.get_queue("default").enqueue(verify_audit_chain)
+    _started_long_ago(dead, "default")
+    live = queue.get_queue("default").enqueue(verify_audit_chain)
+    _started_long_ago(live, "default")
+    live.heartbeat(datetime.now(UTC), 0)  # its worker is alive
+    assert sweep() == []
+    assert _job(dead.id).get_status() == "failed"
+    assert "AbandonedJobError" in _job(dead.id).latest_result().exc_string
+    assert _job(live.id).get_status() == "started"
+    queue.connection().delete(StartedJobRegistry("default", connection=queue.connection()).key)
+
+
+def test_a_rerun_asked_of_a_dead_sync_is_queued_once_its_lock_is_gone(env) -> None:
+    conn = queue.connection()
+    conn.set(rerun_key(987), 1)
+    conn.set("orderbridge:sync:lock:987", "dead-worker", px=300)
+    sweep()
+    assert conn.exists(rerun_key(987)) and queue.get_queue("sync").count == 0  # still locked
+    deadline = time.monotonic() + 10
+    while is_running(987):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    sweep()
+    assert not conn.exists(rerun_key(987))
+    assert [j.args for j in queue.get_queue("sync").jobs] == [(987,)]
+    queue.get_queue("sync").empty()
+    conn.delete("orderbridge:sync:queued:987")
