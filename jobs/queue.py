@@ -23,9 +23,20 @@ from rq import Queue
 import config
 
 QUEUE_NAMES = ("default", "sync", "notify", "reports")
+ABANDONED_AFTER_BEATS = 3  # missed heartbeats after which a started job's worker is deemed dead
 
 _embedded_server: Any = None
 _connections: dict[str, Redis] = {}
+
+
+def heartbeat_seconds() -> int:
+    """How often a worker renews the heartbeat of the job it runs (RQ's job monitoring interval).
+
+    ``JOB_HEARTBEAT_SECONDS`` (default 10), the same value for workers and the scheduler: a
+    started job whose heartbeat is :data:`ABANDONED_AFTER_BEATS` times that old has lost its
+    worker, and the scheduler's sweep (:mod:`jobs.recovery`) runs it again.
+    """
+    return max(1, int(os.environ.get("JOB_HEARTBEAT_SECONDS", "10")))
 
 
 def _instance_dir() -> Path:

@@ -5,6 +5,11 @@ and enqueues :func:`run_export`; the job writes the file under ``<instance>/expo
 reports progress in the job's ``meta`` (``done``, ``rows``, ``progress`` in percent). Only the
 user who asked (or an Admin) may see the job or download its file. With workers on several
 machines the instance folder must be shared storage.
+
+An export whose worker died, or that raised, runs again from scratch (:data:`RETRY`; a dead
+worker's job is put back by the scheduler's sweep, :mod:`jobs.recovery`), overwriting its
+temporary file; meanwhile its status reads ``retrying``, and the file arrives without the user
+asking again.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
-from rq import get_current_job
+from rq import Retry, get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
@@ -26,6 +31,7 @@ from portal.services.base import Actor, NotFound
 RESULT_TTL = 24 * 3600
 JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # RQ's ids (UUID hex); nothing else is looked up
 JOB_TIMEOUT = 3600
+RETRY = Retry(max=2, interval=[5, 30])  # a crash or an error: the export starts over
 
 
 def export_dir() -> Path:
@@ -56,6 +62,7 @@ def enqueue_export(
             },
             "result_ttl": RESULT_TTL,
             "job_timeout": JOB_TIMEOUT,
+            "retry": RETRY,
         },
     )
     exports.record_export(actor, kind, fmt, filters, rows, mode="job", job_id=job.id)
@@ -67,7 +74,11 @@ def run_export(kind_name: str, fmt: str, filters: dict[str, str | None]) -> dict
     """Write one export file, updating the job's progress every 1,000 rows."""
     current = get_current_job()
     job_id = current.id if current else "inline"
-    run = jobs.start_run(job_id, f"export:{kind_name}")
+    attempt = 1
+    if current is not None:  # count the attempt first: a retry's status reads "retrying"
+        attempt = current.meta["attempts"] = current.meta.get("attempts", 0) + 1
+        current.save_meta()
+    run = jobs.start_run(job_id, f"export:{kind_name}", again=attempt > 1)
     kind, fmt, parsed = exports.parse_request(
         kind_name, fmt, filters.get("from"), filters.get("to"), filters.get("status")
     )
@@ -79,6 +90,8 @@ def run_export(kind_name: str, fmt: str, filters: dict[str, str | None]) -> dict
                 done=done, rows=total, progress=100 if not total else min(100, done * 100 // total)
             )
             current.save_meta()
+
+    progress(0)  # a retry starts over
 
     target = export_dir() / f"{job_id}.{fmt}"
     partial = target.with_suffix(f".{fmt}.part")
@@ -122,6 +135,8 @@ def status(job: Job) -> dict[str, Any]:
     meta = job.get_meta()
     state = job.get_status()
     state = getattr(state, "value", state)
+    if state in ("queued", "scheduled") and (meta.get("attempts") or meta.get("recovered")):
+        state = "retrying"  # it ran before (its worker died, or it failed) and will run again
     body: dict[str, Any] = {
         "job_id": job.id,
         "status": state,

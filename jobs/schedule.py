@@ -1,10 +1,12 @@
 """The scheduler: tracker syncs on their intervals, plus the periodic maintenance jobs.
 
 :func:`tick` is one pass; ``orderbridge scheduler`` (or ``orderbridge sheets schedule --loop``)
-ticks every ``--every`` seconds. A tracker is due when ``interval_seconds`` > 0 and its last
-sync run (of any outcome) started at least that long ago; a tracker whose sync is queued or
-running is never enqueued again. Each periodic job (:data:`PERIODIC`) is enqueued at most once
-per its interval across all scheduler processes: a Redis ``SET NX EX`` key claims the slot.
+ticks every ``--every`` seconds (default 15), each time after :func:`jobs.recovery.sweep`,
+which puts the jobs of dead workers back on their queues. A tracker is due when
+``interval_seconds`` > 0 and its last sync run (of any outcome) started at least that long
+ago; a tracker whose sync is queued or running is never enqueued again. Each periodic job
+(:data:`PERIODIC`) is enqueued at most once per its interval across all scheduler processes:
+a Redis ``SET NX EX`` key claims the slot.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from jobs.context import app_job
+from jobs.recovery import sweep
 from jobs.sync import enqueue_sync, is_running
 from portal.extensions import db
 from portal.models import SyncRun, Tracker, utcnow
@@ -80,9 +83,13 @@ def run_periodic() -> list[str]:
     return enqueued
 
 
-def run_forever(every: float = 30.0) -> None:
-    """Tick every ``every`` seconds until interrupted."""
+EVERY = 15.0  # seconds between ticks: a dead worker's job runs again within this of its lock
+
+
+def run_forever(every: float = EVERY) -> None:
+    """Sweep for abandoned jobs and tick every ``every`` seconds until interrupted."""
     while True:
+        sweep()
         tick()
         run_periodic()
         time.sleep(every)

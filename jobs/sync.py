@@ -57,6 +57,7 @@ MAX_ATTEMPTS = 4  # reads-and-merges per run when the sheet changes under us
 RETRY = Retry(max=3, interval=[10, 60, 300])  # whole-job retries (transient errors)
 JOB_TIMEOUT = 1800
 _PREFIX = "orderbridge:sync"
+FUNC_NAME = "jobs.sync.sync_tracker"  # the job's RQ name, for jobs.recovery
 
 
 def lock_seconds() -> int:
@@ -67,8 +68,13 @@ def lock_seconds() -> int:
     return max(1, int(os.environ.get("ORDERBRIDGE_SYNC_LOCK_SECONDS", "60")))
 
 
-def _key(kind: str, tracker_id: int) -> str:
+def _key(kind: str, tracker_id: int | str) -> str:
     return f"{_PREFIX}:{kind}:{tracker_id}"
+
+
+def rerun_key(tracker_id: int | str) -> str:
+    """The flag that asks a running sync to sync once more (a pattern with ``"*"``)."""
+    return _key("rerun", tracker_id)
 
 
 # -- queueing ---------------------------------------------------------------------------------
@@ -104,6 +110,11 @@ def enqueue_sync(tracker_id: int) -> Job | None:
             return None
         conn.delete(marker)  # the marked job is gone, started or finished
     return None
+
+
+def mark_queued(tracker_id: int, job_id: str) -> None:
+    """Record ``job_id`` as the tracker's queued sync (a requeued job), unless one is."""
+    connection().set(_key("queued", tracker_id), job_id, nx=True, ex=JOB_TIMEOUT)
 
 
 def request_sync(tracker_id: int) -> str:

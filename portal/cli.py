@@ -128,12 +128,15 @@ def worker(queues: tuple[str, ...], burst: bool, no_scheduler: bool) -> None:
     from rq import Worker
 
     from jobs.context import set_app
-    from jobs.queue import QUEUE_NAMES, connection, redis_url
+    from jobs.queue import QUEUE_NAMES, connection, heartbeat_seconds, redis_url
 
     set_app(current_app._get_current_object())  # type: ignore[attr-defined]
     names = list(queues) or list(QUEUE_NAMES)
     click.echo(f"worker listening on {', '.join(names)} at {redis_url()}")
-    Worker(names, connection=connection()).work(burst=burst, with_scheduler=not no_scheduler)
+    # The job's heartbeat every JOB_HEARTBEAT_SECONDS tells the scheduler's sweep it is alive.
+    Worker(names, connection=connection(), job_monitoring_interval=heartbeat_seconds()).work(
+        burst=burst, with_scheduler=not no_scheduler
+    )
 
 
 @click.command("enqueue")
@@ -193,7 +196,7 @@ def demo(port: int, host: str, password: str | None) -> None:
 
 
 @click.command("scheduler")
-@click.option("--every", default=30.0, show_default=True, help="Seconds between ticks.")
+@click.option("--every", default=15.0, show_default=True, help="Seconds between ticks.")
 @with_appcontext
 def scheduler(every: float) -> None:
     """Run the scheduler: tracker syncs and periodic jobs (mail, backorders, audit check)."""

@@ -5,13 +5,24 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sqlalchemy import update
+
 from portal.models import JobRun, utcnow
 from portal.services.base import unit_of_work
 
 
-def start_run(job_id: str, name: str) -> JobRun:
-    """Record that job ``name`` started (committed at once so the portal sees it)."""
+def start_run(job_id: str, name: str, again: bool = False) -> JobRun:
+    """Record that job ``name`` started (committed at once so the portal sees it).
+
+    ``again``: the job runs once more; an earlier run of it still ``started`` was cut off (its
+    worker died) and is marked ``interrupted``."""
     with unit_of_work() as sess:
+        if again:
+            sess.execute(
+                update(JobRun)
+                .where(JobRun.job_id == job_id, JobRun.status == "started")
+                .values(status="interrupted", finished_at=utcnow(), error="its worker died")
+            )
         run = JobRun(job_id=job_id, name=name, status="started", started_at=utcnow())
         sess.add(run)
     return run

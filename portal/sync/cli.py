@@ -176,7 +176,7 @@ def sync(name: str, queued: bool) -> None:
 
 @sheets.command("schedule")
 @click.option("--loop", is_flag=True, help="Keep ticking (the scheduler process).")
-@click.option("--every", default=30.0, show_default=True, help="Seconds between ticks.")
+@click.option("--every", default=15.0, show_default=True, help="Seconds between ticks.")
 @with_appcontext
 def schedule(loop: bool, every: float) -> None:
     """Enqueue every enabled tracker whose interval has elapsed."""
