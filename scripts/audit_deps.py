@@ -68,9 +68,10 @@ def pip_audit(ignored: dict[str, str]) -> list[dict[str, Any]]:
     for vuln_id in ignored:
         args += ["--ignore-vuln", vuln_id]
     done = subprocess.run(args, capture_output=True, text=True, check=False)
-    if done.returncode not in (0, 1):  # 1: vulnerabilities found
-        raise SystemExit(f"pip-audit failed ({done.returncode}):\n{done.stderr}")
-    return json.loads(done.stdout)["dependencies"]
+    try:  # exit 1 with a report: vulnerabilities found
+        return json.loads(done.stdout)["dependencies"]
+    except (ValueError, KeyError):
+        raise SystemExit(f"pip-audit failed ({done.returncode}):\n{done.stderr}") from None
 
 
 def latest_release_vulns(name: str, version: str) -> list[dict[str, Any]] | None:
