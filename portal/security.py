@@ -19,7 +19,7 @@ from flask_appbuilder.security.manager import BaseSecurityManager
 from flask_appbuilder.security.sqla.manager import SecurityManager
 
 from portal.auth import ResetMyPasswordView, check_password_policy, login_failed
-from portal.services import audit
+from portal.services import audit, email_addresses
 from portal.services.base import Actor, unit_of_work
 
 ADMIN_ROLE = "Admin"
@@ -124,7 +124,12 @@ class OrderbridgeSecurityManager(SecurityManager):
         return user
 
     def add_user(self, *args: Any, **kwargs: Any) -> Any:
-        """FAB's ``add_user``; a plain password must meet the policy (CLI included)."""
+        """FAB's ``add_user``; a plain password must meet the policy (CLI included) and the
+        e-mail address the portal's address rule (``ValueError`` naming the field)."""
+        email = kwargs["email"] if "email" in kwargs else (args[3:4] or [None])[0]
+        problem = email_addresses.address_problem(email)
+        if problem is not None:
+            raise ValueError(f"email {problem}")
         password = kwargs["password"] if "password" in kwargs else (args[5:6] or [""])[0]
         if password:  # no password: FAB sets a random one (users of other auth backends)
             check_password_policy(password)
