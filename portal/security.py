@@ -74,6 +74,10 @@ SUPERVISOR_WRITES = (*SPECIALIST_WRITES, CUSTOMERS, PRODUCTS, WAREHOUSES, STOCK,
 # Order actions only a Supervisor (or Admin) takes.
 SUPERVISOR_ORDER_ACTIONS = {("can_release", ORDERS), ("can_override_price", ORDERS)}
 
+# Actions only Admin takes (Admin is FAB's admin role and holds every permission; no other
+# role may be declared with these): requeue a failed notification, fixing its recipient.
+ADMIN_ACTIONS = frozenset({("can_requeue", NOTIFICATIONS)})
+
 # Finance: everyone reads; Specialists and Supervisors write (invoice, record payments,
 # request credits, open and update disputes); Supervisors approve credits within their limit;
 # Supervisors and Auditors export (Admin holds everything and approves without a limit).
