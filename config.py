@@ -120,6 +120,43 @@ def _bool(name: str, default: bool) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+# Address settings and how many of them each holds (checked at startup, see _check_mail).
+ADDRESS_SETTINGS = {
+    "ORDERS_TEAM_EMAIL": "list",
+    "AUDIT_CHECKPOINT_MAIL_TO": "list",
+    "MAIL_DEFAULT_SENDER": "sender",
+}
+
+
+def _check_mail(settings: dict) -> None:
+    """Refuse bad mail settings in one error naming each: an address with a line break would
+    inject headers into, or stop, every message sent."""
+    from portal.services import email_addresses as addresses
+
+    check = {"list": addresses.list_problem, "sender": addresses.sender_problem}
+    problems = [
+        f"{name} {problem}"
+        for name, kind in ADDRESS_SETTINGS.items()
+        if settings.get(name) and (problem := check[kind](settings[name])) is not None
+    ]
+    attempts = settings.get("NOTIFY_MAX_ATTEMPTS")
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
+        problems.append(
+            f"NOTIFY_MAX_ATTEMPTS must be a whole number of at least 1, not {attempts!r}"
+        )
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def _int(name: str, default: int) -> int | str:
+    """An integer setting; a value that is not one is kept as text for the check to name."""
+    raw = os.environ.get(name, "").strip()
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        return raw
+
+
 def build_settings(overrides: dict | None = None) -> dict:
     """Return the Flask config mapping for the current environment (plus ``overrides``)."""
     overrides = dict(overrides or {})
@@ -187,6 +224,9 @@ def build_settings(overrides: dict | None = None) -> dict:
         "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD", ""),
         "MAIL_DEFAULT_SENDER": os.environ.get("MAIL_DEFAULT_SENDER", "orders@orderbridge.local"),
         "ORDERS_TEAM_EMAIL": os.environ.get("ORDERS_TEAM_EMAIL", ""),
+        # The outbox: a message failing for a temporary reason is retried with exponential
+        # backoff this many times in all, then marked failed (an Admin can requeue it).
+        "NOTIFY_MAX_ATTEMPTS": _int("NOTIFY_MAX_ATTEMPTS", 8),
         "INVOICE_MODE": os.environ.get("INVOICE_MODE", "shipment"),
         "TAX_RATE": os.environ.get("TAX_RATE", "0"),
         "EXPORT_SYNC_MAX_ROWS": int(os.environ.get("EXPORT_SYNC_MAX_ROWS", "50000")),
@@ -213,4 +253,5 @@ def build_settings(overrides: dict | None = None) -> dict:
         "IMG_UPLOAD_FOLDER": str(instance / "uploads"),
     }
     settings.update(overrides)
+    _check_mail(settings)
     return settings

@@ -19,7 +19,7 @@ from flask_appbuilder.security.manager import BaseSecurityManager
 from flask_appbuilder.security.sqla.manager import SecurityManager
 
 from portal.auth import ResetMyPasswordView, check_password_policy, login_failed
-from portal.services import audit
+from portal.services import audit, email_addresses
 from portal.services.base import Actor, unit_of_work
 
 ADMIN_ROLE = "Admin"
@@ -74,6 +74,10 @@ SUPERVISOR_WRITES = (*SPECIALIST_WRITES, CUSTOMERS, PRODUCTS, WAREHOUSES, STOCK,
 # Order actions only a Supervisor (or Admin) takes.
 SUPERVISOR_ORDER_ACTIONS = {("can_release", ORDERS), ("can_override_price", ORDERS)}
 
+# Actions only Admin takes (Admin is FAB's admin role and holds every permission; no other
+# role may be declared with these): requeue a failed notification, fixing its recipient.
+ADMIN_ACTIONS = frozenset({("can_requeue", NOTIFICATIONS)})
+
 # Finance: everyone reads; Specialists and Supervisors write (invoice, record payments,
 # request credits, open and update disputes); Supervisors approve credits within their limit;
 # Supervisors and Auditors export (Admin holds everything and approves without a limit).
@@ -124,7 +128,12 @@ class OrderbridgeSecurityManager(SecurityManager):
         return user
 
     def add_user(self, *args: Any, **kwargs: Any) -> Any:
-        """FAB's ``add_user``; a plain password must meet the policy (CLI included)."""
+        """FAB's ``add_user``; a plain password must meet the policy (CLI included) and the
+        e-mail address the portal's address rule (``ValueError`` naming the field)."""
+        email = kwargs["email"] if "email" in kwargs else (args[3:4] or [None])[0]
+        problem = email_addresses.address_problem(email)
+        if problem is not None:
+            raise ValueError(f"email {problem}")
         password = kwargs["password"] if "password" in kwargs else (args[5:6] or [""])[0]
         if password:  # no password: FAB sets a random one (users of other auth backends)
             check_password_policy(password)

@@ -1,4 +1,5 @@
-"""Core REST resources: customers, products, warehouses, stock levels, audit events."""
+"""Core REST resources: customers and their contacts, products, warehouses, stock levels,
+audit events."""
 
 from __future__ import annotations
 
@@ -31,6 +32,16 @@ class CustomerApi(ServiceResourceApi):
     show_columns = [*list_columns, "phone", "created_at"]
     add_columns = [c for c in show_columns if c not in ("id", "version", "created_at")]
     edit_columns = [*add_columns, "version"]
+
+
+class CustomerContactApi(ServiceResourceApi):
+    resource_name = "customer_contact"
+    service = catalog.customer_contacts
+    class_permission_name = security.CUSTOMERS
+    list_columns = ["id", "customer_id", "name", "email", "phone", "role", "receives_notifications"]
+    show_columns = list_columns
+    add_columns = list_columns[1:]
+    edit_columns = list_columns[2:]
 
 
 class ProductApi(ServiceResourceApi):
@@ -106,6 +117,7 @@ def register_core_apis() -> None:
     """Add the core resources: master data, stock, audit events."""
     for api in (
         CustomerApi,
+        CustomerContactApi,
         ProductApi,
         WarehouseApi,
         StockLevelApi,

@@ -1,4 +1,4 @@
-"""The state machines of orders, disputes, returns, invoices and credit memos.
+"""The state machines of orders, disputes, returns, invoices, credit memos and notifications.
 
 Each kind of record has one :class:`Machine`: its transition table (status → the statuses it
 may move to) and its actions (name → the statuses it starts from, the permissions it needs
@@ -25,6 +25,8 @@ from portal.models import (
     DisputeStatus,
     Invoice,
     InvoiceStatus,
+    Notification,
+    NotificationStatus,
     OrderStatus,
     ReturnAuthorization,
     ReturnStatus,
@@ -246,12 +248,29 @@ CREDIT_MEMOS = Machine(
     audit_actions={_C.APPROVED: "approve", _C.REJECTED: "reject"},
 )
 
+_N = NotificationStatus
+# The send job (a system actor) marks messages sent or failed; people only requeue a failed one.
+REQUEUE = ("can_requeue", security.NOTIFICATIONS)
+NOTIFICATIONS = Machine(
+    label="notification",
+    entity="notification",
+    permission=REQUEUE,
+    transitions={
+        _N.QUEUED: frozenset({_N.SENT, _N.FAILED}),
+        _N.SENT: frozenset(),
+        _N.FAILED: frozenset({_N.QUEUED}),
+    },
+    actions={"requeue": Action((_N.FAILED,), (REQUEUE,))},
+    audit_actions={_N.FAILED: "fail", _N.QUEUED: "requeue", _N.SENT: "send"},
+)
+
 MACHINES: dict[type, Machine] = {
     SalesOrder: ORDERS,
     Dispute: DISPUTES,
     ReturnAuthorization: RETURNS,
     Invoice: INVOICES,
     CreditMemo: CREDIT_MEMOS,
+    Notification: NOTIFICATIONS,
 }
 
 

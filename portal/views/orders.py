@@ -1,5 +1,6 @@
 """Order views: the order list and record page with its lifecycle actions and timeline,
-lines, shipments, backorders, returns, notifications, and the "needs attention" list.
+lines, shipments, backorders, returns, and the "needs attention" list (the outbox's page is
+in ``views/notifications.py``).
 
 Every action posts to a route of its own (so FAB checks its permission, and a refusal is
 audited) and runs one action of ``portal.actions`` through the pipeline the REST API uses;
@@ -437,16 +438,6 @@ class ReturnView(ReadOnlyModelView):
         return record_action(CLOSE, pk, lambda rma: f"{rma.number} closed", RETURN)
 
 
-class NotificationView(ReadOnlyModelView):
-    datamodel = SQLAInterface(Notification)
-    class_permission_name = security.NOTIFICATIONS
-    list_title = "Notifications"
-    list_columns = ["order", "event", "recipients", "status", "attempts", "created_at", "sent_at"]
-    show_columns = [*list_columns, "subject", "body", "last_error"]
-    search_columns = ["event", "status", "order"]
-    base_order = ("id", "desc")
-
-
 def record_actions(record: Any) -> set[str]:
     """The actions the signed-in user may take on ``record`` now (from the state machine)."""
     return set(states.actions(record, current_actor("web")))
@@ -464,7 +455,6 @@ def register_order_views() -> None:
     ab.add_view(ShipmentView, "Shipments", icon="fa-truck", category="Orders")
     ab.add_view(BackorderView, "Backorders", icon="fa-hourglass-half", category="Orders")
     ab.add_view(ReturnView, "Returns", icon="fa-undo", category="Orders")
-    ab.add_view(NotificationView, "Notifications", icon="fa-envelope", category="Orders")
 
     @current_app.context_processor
     def _order_helpers() -> dict[str, Any]:
