@@ -29,7 +29,7 @@ from portal.api.schemas import (
 )
 from portal.crud import new_values
 from portal.models import OrderLine, SalesOrder
-from portal.services import changes, fulfillment, idempotency, lifecycle, orders
+from portal.services import changes, fulfillment, idempotency, lifecycle, limits, orders
 from portal.services.base import Actor, ServiceError
 
 ORDER_ACTIONS = {
@@ -179,6 +179,7 @@ class SalesOrderApi(ServiceResourceApi):
         raw_lines = body.pop("lines", [])
         if not isinstance(raw_lines, list):
             raise ValidationError({"lines": ["must be a list"]})
+        limits.check_line_count(len(raw_lines))  # before any per-line work
         lines = OrderLineInput(many=True).load(raw_lines)
         item = self.add_model_schema.load(body)
         return orders.orders.create_with_lines(new_values(item), lines, actor)

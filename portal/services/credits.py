@@ -28,7 +28,7 @@ from portal.models import (
     InvoiceLine,
     utcnow,
 )
-from portal.services import audit, notifications, numbering, states
+from portal.services import audit, limits, notifications, numbering, states
 from portal.services.base import (
     Actor,
     ConflictError,
@@ -271,7 +271,10 @@ class BulkOutcome:
 def decide_many(
     memo_ids: list[int], actor: Actor, *, approve_them: bool, note: str | None = None
 ) -> BulkOutcome:
-    """Approve or reject several memos, each checked and committed (or refused) on its own."""
+    """Approve or reject several memos, each checked and committed (or refused) on its own.
+
+    At most ``MAX_BULK_ITEMS`` memos at once (422 otherwise, before any is decided)."""
+    limits.check_bulk(len(memo_ids), "memo_ids")
     outcome = BulkOutcome()
     for memo_id in memo_ids:
         memo = session().get(CreditMemo, memo_id)
