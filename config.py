@@ -148,13 +148,28 @@ def _check_mail(settings: dict) -> None:
         raise ConfigError("; ".join(problems))
 
 
-def _int(name: str, default: int) -> int | str:
-    """An integer setting; a value that is not one is kept as text for the check to name."""
+def _int(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()
     try:
-        return int(raw) if raw else default
+        value = int(raw) if raw else default
     except ValueError:
-        return raw
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{name} must be a whole number above 0, not {raw!r}")
+    return value
+
+
+def _rate(name: str, default: str) -> str:
+    """A ``limits`` rate such as ``120/minute`` (empty: no limit)."""
+    raw = os.environ.get(name, default).strip()
+    if raw:
+        from limits import parse
+
+        try:
+            parse(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a rate such as 120/minute, not {raw!r}") from None
+    return raw
 
 
 def build_settings(overrides: dict | None = None) -> dict:
@@ -215,6 +230,16 @@ def build_settings(overrides: dict | None = None) -> dict:
         or os.environ.get("REDIS_URL")
         or "memory://",
         "PASSWORD_MIN_LENGTH": int(os.environ.get("PASSWORD_MIN_LENGTH", "12")),
+        # Bounded requests (portal/requestlimits.py, portal/services/limits.py; docs/security.md
+        # "Limits"): body size, lines per order, records per bulk call, writes per minute.
+        "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 2 * 1024 * 1024),
+        "MAX_LINES_PER_ORDER": _int("MAX_LINES_PER_ORDER", 500),
+        "MAX_BULK_ITEMS": _int("MAX_BULK_ITEMS", 1000),
+        "WRITE_RATE_LIMIT": _rate("WRITE_RATE_LIMIT", "120/minute"),
+        "WRITE_IP_RATE_LIMIT": _rate("WRITE_IP_RATE_LIMIT", "600/minute"),
+        "WRITE_LIMIT_STORAGE_URI": os.environ.get("WRITE_LIMIT_STORAGE_URI")
+        or os.environ.get("REDIS_URL")
+        or "memory://",
         "PROXY_FIX_X_FOR": int(os.environ.get("PROXY_FIX_X_FOR", "0")),
         "HSTS_SECONDS": int(os.environ.get("HSTS_SECONDS", "31536000")),
         "MAIL_SERVER": os.environ.get("MAIL_SERVER", "localhost"),

@@ -60,10 +60,11 @@ def create_app(overrides: dict | None = None) -> Flask:
         register_apis()
 
     from jobs.handlers import register as register_job_handlers
-    from portal import auth, websecurity
+    from portal import auth, requestlimits, websecurity
     from portal.sync import register_kinds
 
     auth.init_app(app)  # password policy, login lockout, revocable sessions and tokens
+    requestlimits.init_app(app)  # body size, bulk actions, write rates (after sign-in limits)
     websecurity.init_app(app)  # CSRF on cookie-authenticated API calls, security headers
     register_kinds()
     register_job_handlers()

@@ -143,7 +143,11 @@ def app(test_env: dict[str, str]) -> Iterator[Flask]:
     from portal.extensions import appbuilder, db
     from portal.security import sync_roles
 
-    flask_app = create_app({"WTF_CSRF_ENABLED": False})
+    # Writes are not rate-limited for the suite as a whole (one user makes hundreds a minute);
+    # tests/test_request_limits.py switches the limits on where it tests them.
+    flask_app = create_app(
+        {"WTF_CSRF_ENABLED": False, "WRITE_RATE_LIMIT": "", "WRITE_IP_RATE_LIMIT": ""}
+    )
     flask_app.testing = True
     flask_app.test_client_class = IsolatedClient
     flask_app.test_cli_runner_class = OrderbridgeCliRunner

@@ -95,7 +95,7 @@ def test_partial_payments_settle_the_invoice_and_overpayment_is_refused(clean_db
     db.session.expire_all()
     assert invoice.balance == Decimal("42.49") and len(invoice.payments) == 1
     assert events("invoice", invoice.id, "payment_refused")
-    with pytest.raises(ValidationFailed, match="whole cents"):
+    with pytest.raises(ValidationFailed, match="at most 2 decimal places"):
         payments.record_payment(invoice, clerk, amount=Decimal("1.005"))
     with pytest.raises(ValidationFailed):
         payments.record_payment(invoice, clerk, amount=1.5)  # a float is never money

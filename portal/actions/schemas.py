@@ -1,7 +1,8 @@
 """Input schemas of the REST actions: each body is loaded (and type-checked) by one of these.
 
-Integers and ids are strict whole numbers in SQL INTEGER range; a field that fails names
-itself in the 422's message.
+Integers and ids are strict whole numbers in SQL INTEGER range; decimals are loaded exactly as
+sent (never rounded: the services refuse an amount with too many decimal places); a field
+that fails names itself in the 422's message.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ class ResolveSchema(_Strict):
     root_cause = fields.String(required=True)
     corrective_action = fields.String(required=True)
     note = fields.String(allow_none=True)
-    credit_amount = fields.Decimal(allow_none=True, places=2)
+    credit_amount = fields.Decimal(allow_none=True)  # unrounded: the service checks its places
 
 
 class DisputeRejectSchema(_Strict):

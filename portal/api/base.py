@@ -17,13 +17,14 @@ from flask_appbuilder.api import ModelRestApi
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from marshmallow import Schema, fields, validate
 from sqlalchemy.exc import DataError, StatementError
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 import portal.security as security
 from portal.actions import MAX_INT, Action, perform, record_route_denial, valid_id
 from portal.actors import current_actor
 from portal.crud import new_values, pending_changes
 from portal.extensions import db
+from portal.requestlimits import too_large
 from portal.services.base import Actor, PermissionDenied, RecordService, ServiceError
 
 READ_ONLY_ROUTES = {"get", "get_list", "info"}
@@ -50,10 +51,13 @@ def json_body(required: bool = False) -> dict[str, Any]:
 
 
 def _harden(schema: Schema, model: type) -> None:
-    """Make FAB's generated schema strict: whole-number ids and integers, in range.
+    """Make FAB's generated schema strict: whole-number ids and integers, in range, and
+    decimals exactly as sent.
 
-    marshmallow-sqlalchemy leaves foreign-key columns as untyped ``Inferred`` fields and
-    truncates 2.5 to 2 for integers; both would reach the service as garbage.
+    marshmallow-sqlalchemy leaves foreign-key columns as untyped ``Inferred`` fields,
+    truncates 2.5 to 2 for integers and rounds a ``Numeric(14, 2)`` value to two places
+    (0.125 became 0.12, 0.004 became 0.00); the service refuses what has too many places
+    (``bounds.places_problem``), so the schema must hand it the value unrounded.
     """
     columns = model.__table__.columns
     for name, field in list(schema.load_fields.items()):
@@ -69,9 +73,13 @@ def _harden(schema: Schema, model: type) -> None:
                 allow_none=column.nullable,
                 validate=validate.Range(min=-MAX_INT, max=MAX_INT),
             )
-            replacement._bind_to_schema(name, schema)
-            schema.load_fields[name] = replacement
-            schema.fields[name] = replacement
+        elif isinstance(field, fields.Decimal) and field.places is not None:
+            replacement = fields.Decimal(required=field.required, allow_none=column.nullable)
+        else:
+            continue
+        replacement._bind_to_schema(name, schema)
+        schema.load_fields[name] = replacement
+        schema.fields[name] = replacement
 
 
 class ResourceApi(ModelRestApi):
@@ -97,6 +105,8 @@ class ResourceApi(ModelRestApi):
     def response_500(self, message: str | None = None):
         """FAB's ``@safe`` turns any exception into a 500; a bad value in a query is a 400."""
         error = sys.exc_info()[1]
+        if isinstance(error, RequestEntityTooLarge):  # a chunked body over MAX_CONTENT_LENGTH
+            return too_large()
         if isinstance(error, OverflowError | DataError | StatementError):
             db.session.rollback()
             return self.response_400(

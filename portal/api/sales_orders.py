@@ -32,7 +32,7 @@ from portal.actors import current_actor
 from portal.api.base import READ_ONLY_ROUTES, ServiceResourceApi, json_body
 from portal.crud import new_values
 from portal.models import SalesOrder
-from portal.services import idempotency, orders
+from portal.services import idempotency, limits, orders
 from portal.services.base import Actor, ServiceError
 
 ORDER_ACTIONS = {
@@ -123,6 +123,7 @@ class SalesOrderApi(ServiceResourceApi):
         raw_lines = body.pop("lines", [])
         if not isinstance(raw_lines, list):
             raise ValidationError({"lines": ["must be a list"]})
+        limits.check_line_count(len(raw_lines))  # before any per-line work
         lines = OrderLineInput(many=True).load(raw_lines)
         item = self.add_model_schema.load(body)
         return orders.orders.create_with_lines(new_values(item), lines, actor)

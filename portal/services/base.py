@@ -19,6 +19,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from portal.extensions import db
 from portal.services import audit
 from portal.services.actor import Actor
+from portal.services.bounds import entered_value_problem
 
 
 class ServiceError(Exception):
@@ -422,7 +423,7 @@ def _referenced_row_exists(sess: Session, target: Column, value: Any) -> bool:
 def table_errors(
     sess: Session, record: Any, changed: set[str], is_new: bool
 ) -> dict[str, list[str]]:
-    """Required, length and uniqueness checks derived from the model's table."""
+    """Required, length, uniqueness and entered-value checks derived from the model's table."""
     errors: dict[str, list[str]] = {}
     table = type(record).__table__
     for column in table.columns:
@@ -444,6 +445,9 @@ def table_errors(
         if isinstance(value, str) and length and len(value) > length:
             errors.setdefault(name, []).append(f"is longer than {length} characters")
         if value is not None and (is_new or name in changed):
+            problem = entered_value_problem(column, value)
+            if problem is not None:
+                errors.setdefault(name, []).append(problem)
             for foreign_key in column.foreign_keys:
                 if not _referenced_row_exists(sess, foreign_key.column, value):
                     errors.setdefault(name, []).append(f"{value!s} does not exist")

@@ -30,7 +30,14 @@ from portal.models import (
 )
 from portal.services import audit, fulfillment, inventory, notifications, orders, states
 from portal.services.audit import plain
-from portal.services.base import Actor, ConflictError, ValidationFailed, check_version, unit_of_work
+from portal.services.base import (
+    Actor,
+    ConflictError,
+    ValidationFailed,
+    check_version,
+    unit_of_work,
+)
+from portal.services.bounds import entered_value_problem
 
 AMENDABLE = states.ORDERS.sources("amend")
 AMENDABLE_HEADER = (
@@ -93,6 +100,10 @@ def _amend_errors(
         errors["reason"] = ["say why the order is amended"]
     for name in sorted(set(header) - set(AMENDABLE_HEADER)):
         errors[name] = ["can't be amended"]
+    for name in sorted(set(header) & set(AMENDABLE_HEADER)):
+        problem = entered_value_problem(SalesOrder.__table__.c[name], header[name])
+        if problem is not None:
+            errors[name] = [problem]
     if header.get("incoterm") is not None and header["incoterm"] not in INCOTERMS:
         errors["incoterm"] = [f"must be one of {', '.join(INCOTERMS)}"]
     for line_id, quantity in quantities.items():

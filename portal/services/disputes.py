@@ -28,7 +28,7 @@ from portal.models import (
     InvoiceStatus,
     utcnow,
 )
-from portal.services import audit, credits, notifications, numbering, states
+from portal.services import audit, credits, limits, notifications, numbering, states
 from portal.services.base import (
     Actor,
     ConflictError,
@@ -39,7 +39,7 @@ from portal.services.base import (
     unit_of_work,
 )
 from portal.services.invoices import invoices
-from portal.services.money import CENT, parse_amount
+from portal.services.money import parse_amount
 from portal.services.refusals import audited_refusal
 
 DISPUTE_VIEW = security.DISPUTES
@@ -84,6 +84,7 @@ def open_dispute(
             value = Decimal("0")
         if value > invoice.total:
             errors["amount"] = [f"is more than the invoice total ({invoice.total})"]
+        errors.update(limits.text_errors(description=description))
         if errors:
             raise ValidationFailed(errors)
         if invoice.status in (InvoiceStatus.DRAFT.value, InvoiceStatus.VOID.value):
@@ -161,6 +162,7 @@ def resolve(
             errors["root_cause"] = [f"must be one of {', '.join(ROOT_CAUSES)}"]
         if not (corrective_action or "").strip():
             errors["corrective_action"] = ["is required to resolve a dispute"]
+        errors.update(limits.text_errors(corrective_action=corrective_action, note=note))
         if errors:
             raise ValidationFailed(errors)
         with unit_of_work():
@@ -196,6 +198,7 @@ def reject(
             errors["reason"] = ["is required to reject a dispute"]
         if root_cause is not None and root_cause not in ROOT_CAUSES:
             errors["root_cause"] = [f"must be one of {', '.join(ROOT_CAUSES)}"]
+        errors.update(limits.text_errors(reason=reason))
         if errors:
             raise ValidationFailed(errors)
         with unit_of_work():
@@ -251,8 +254,8 @@ class DisputeService(RecordService[Dispute]):
         if "owner" in changed and record.owner and not _known_user(record.owner):
             errors["owner"] = [f"{record.owner} is not a user"]
         if "amount" in changed and record.amount is not None:
-            if record.amount < 0 or record.amount != record.amount.quantize(CENT):
-                errors["amount"] = ["must be 0 or more, in whole cents"]
+            if record.amount < 0:  # its decimal places: table_errors (bounds.places_problem)
+                errors["amount"] = ["must be 0 or more"]
             elif record.amount > record.invoice.total:
                 errors["amount"] = [f"is more than the invoice total ({record.invoice.total})"]
         return errors

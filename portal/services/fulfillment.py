@@ -44,6 +44,7 @@ from portal.services.base import (
     unit_of_work,
     upsert,
 )
+from portal.services.limits import check_dates, date_errors
 
 SHIPMENT_VIEW = "Shipment"
 
@@ -364,6 +365,7 @@ def ship(
     ship_date = ship_date or utcnow().date()
     if eta is not None and eta < ship_date:
         errors["eta"] = ["is before the ship date"]
+    errors.update(date_errors(ship_date=ship_date, eta=eta))
     late = eta is not None and order.promised_date is not None and eta > order.promised_date
     if late and delay_reason not in DELAY_REASONS:
         errors["delay_reason"] = [
@@ -451,6 +453,7 @@ def deliver(shipment: Shipment, actor: Actor, delivered_date: date | None = None
     if shipment.status == ShipmentStatus.DELIVERED.value:
         raise ConflictError(f"shipment {shipment.number} is already delivered")
     delivered_date = delivered_date or utcnow().date()
+    check_dates(delivered_date=delivered_date)
     if delivered_date < shipment.ship_date:
         raise ValidationFailed({"delivered_date": ["is before the ship date"]})
     order = shipment.order

@@ -1,5 +1,10 @@
 """Money and invoice balances, shared by invoices, payments and credit memos.
 
+* an amount someone enters has at most two decimal places (the currency's minor unit) and is
+  refused otherwise, never rounded: ``bounds.places_problem`` is that rule, used by
+  :func:`parse_amount` and by the table-derived checks of every ``Numeric`` column a service
+  writes (``base.table_errors``: 2 places for money, 4 for unit prices); the API schemas hand
+  the services the exact value, unrounded;
 * amounts are ``Decimal``; each invoice line is ``quantity × unit price`` rounded to cents with
   ``ROUND_HALF_UP``, its tax is ``line amount × tax rate`` rounded the same way, and the
   invoice's subtotal, tax and total are exact sums of the rounded lines (so lines always add
@@ -19,6 +24,7 @@ from sqlalchemy import select, update
 from portal.models import Invoice, InvoiceStatus
 from portal.services import states
 from portal.services.base import NotFound, ValidationFailed, session
+from portal.services.bounds import places_problem
 
 CENT = Decimal("0.01")
 OPEN_STATUSES = (InvoiceStatus.ISSUED.value, InvoiceStatus.PARTIALLY_PAID.value)
@@ -41,8 +47,8 @@ def parse_amount(value: Any, name: str = "amount") -> Decimal:
         raise ValidationFailed({name: ["must be more than 0"]})
     if amount >= Decimal("1e12"):
         raise ValidationFailed({name: ["is too large"]})
-    if amount != amount.quantize(CENT):
-        raise ValidationFailed({name: ["must be in whole cents"]})
+    if problem := places_problem(amount):
+        raise ValidationFailed({name: [problem]})
     return amount.quantize(CENT)
 
 

@@ -24,7 +24,7 @@ from portal.models import (
     SalesOrder,
     utcnow,
 )
-from portal.services import audit, numbering, pricing
+from portal.services import audit, limits, numbering, pricing
 from portal.services.base import (
     Actor,
     ConflictError,
@@ -35,6 +35,7 @@ from portal.services.base import (
     save_versioned,
     unit_of_work,
 )
+from portal.services.bounds import entered_value_problem
 
 EDITABLE_STATUSES = {OrderStatus.QUOTE.value, OrderStatus.DRAFT.value, OrderStatus.ON_HOLD.value}
 ORDER_VIEW = "SalesOrder"
@@ -93,6 +94,9 @@ class OrderService(RecordService[SalesOrder]):
         self._require(actor, "can_write")
         if not entries:
             return []
+        for index, (_, lines) in enumerate(entries):  # before any per-line work
+            field = "lines" if len(entries) == 1 else f"orders[{index}].lines"
+            limits.check_line_count(len(lines), field)
         with unit_of_work() as sess:
             numbers = numbering.next_numbers("sales_order", len(entries))
             products = _products([line for _, lines in entries for line in lines])
@@ -197,6 +201,10 @@ def _line_errors(data: Mapping[str, Any], product: Product | None) -> dict[str, 
     discount = data.get("discount_pct") or Decimal("0")
     if not isinstance(discount, Decimal) or not Decimal("0") <= discount <= Decimal("100"):
         errors["discount_pct"] = ["must be a percentage between 0 and 100"]
+    for name in ("unit_price", "discount_pct"):
+        problem = entered_value_problem(OrderLine.__table__.c[name], data.get(name))
+        if problem is not None and name not in errors:
+            errors[name] = [problem]
     return errors
 
 
@@ -228,6 +236,7 @@ def add_lines(
     orders._require(actor, "can_write")
     if order.status not in EDITABLE_STATUSES:
         raise ConflictError(f"order {order.number} is {order.status}; lines can't be added")
+    limits.check_line_count(len(order.lines) + len(lines))
     if products is None:
         products = _products(lines)
     errors: dict[str, list[str]] = {}

@@ -12,7 +12,7 @@ from typing import Any
 
 import portal.security as security
 from portal.models import PAYMENT_METHODS, Invoice, Payment, utcnow
-from portal.services import audit
+from portal.services import audit, limits
 from portal.services.base import (
     Actor,
     ConflictError,
@@ -42,6 +42,7 @@ def record_payment(
     with audited_refusal(actor, "invoice", invoice_id, "payment"):
         require(actor, "can_write", PAYMENT_VIEW, "record payments")
         value = parse_amount(amount)
+        limits.check_dates(received_on=received_on)
         if method not in PAYMENT_METHODS:
             raise ValidationFailed({"method": [f"must be one of {', '.join(PAYMENT_METHODS)}"]})
         with unit_of_work() as sess:
