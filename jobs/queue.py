@@ -9,6 +9,7 @@ one server: the first process to need it starts it, the others find it there.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import signal
 from collections.abc import Callable, Mapping
@@ -22,8 +23,12 @@ from rq import Queue
 
 import config
 
+log = logging.getLogger(__name__)
+
 QUEUE_NAMES = ("default", "sync", "notify", "reports")
 ABANDONED_AFTER_BEATS = 3  # missed heartbeats after which a started job's worker is deemed dead
+# What a user is told when Redis cannot be reached (the detail goes to the log).
+QUEUE_UNAVAILABLE = "The job queue is unavailable; try again in a few minutes."
 
 _embedded_server: Any = None
 _connections: dict[str, Redis] = {}
@@ -151,4 +156,5 @@ def queue_stats() -> dict[str, Any]:
             "workers": len(Worker.all(connection=conn)),
         }
     except Exception as error:
-        return {"error": f"Redis is not reachable: {error}"}
+        log.warning("queue stats: Redis is not reachable: %s", error)
+        return {"error": QUEUE_UNAVAILABLE}

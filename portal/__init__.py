@@ -60,12 +60,13 @@ def create_app(overrides: dict | None = None) -> Flask:
         register_apis()
 
     from jobs.handlers import register as register_job_handlers
-    from portal import auth, requestlimits, websecurity
+    from portal import auth, inputguard, requestlimits, websecurity
     from portal.sync import register_kinds
 
     auth.init_app(app)  # password policy, login lockout, revocable sessions and tokens
     requestlimits.init_app(app)  # body size, bulk actions, write rates (after sign-in limits)
     websecurity.init_app(app)  # CSRF on cookie-authenticated API calls, security headers
+    inputguard.init_app(app)  # malformed input is a 4xx naming the field, before anything else
     register_kinds()
     register_job_handlers()
     _register_error_handlers(app)
@@ -73,7 +74,15 @@ def create_app(overrides: dict | None = None) -> Flask:
 
 
 def _register_error_handlers(app: Flask) -> None:
-    """JSON errors for API clients; service errors raised from views become their status."""
+    """JSON errors for API clients; service errors raised from views become their status.
+
+    Nothing of an unexpected exception's text reaches the client (it is logged): Redis down is
+    a 503 "try again", anything else on ``/api`` a JSON 500.
+    """
+    from redis.exceptions import RedisError
+    from werkzeug.exceptions import HTTPException, ServiceUnavailable
+
+    from jobs.queue import QUEUE_UNAVAILABLE
     from portal.services.base import ServiceError
 
     @app.errorhandler(ServiceError)
@@ -83,6 +92,22 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(FileNotFoundError)
     def missing_file(error: FileNotFoundError):
         return jsonify(message="File not found"), 404
+
+    @app.errorhandler(RedisError)
+    def queue_unavailable(error: RedisError):
+        log.warning("job queue unavailable on %s: %s", request.path, error)
+        if request.path.startswith("/api/"):
+            return jsonify(message=QUEUE_UNAVAILABLE), 503
+        return ServiceUnavailable(QUEUE_UNAVAILABLE)
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        if isinstance(error, HTTPException):
+            return error
+        if not request.path.startswith("/api/"):
+            raise error  # Flask's own handling: logged, its 500 page
+        log.exception("unexpected error on %s", request.path)
+        return jsonify(message="Internal error; it has been logged"), 500
 
     @app.errorhandler(404)
     def not_found(error: Exception):

@@ -9,23 +9,30 @@ the pipeline when a service refuses, by :meth:`ResourceApi.response_403` when FA
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
+import jsonschema
 from flask import Response, request
 from flask_appbuilder.api import ModelRestApi
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from marshmallow import Schema, fields, validate
-from sqlalchemy.exc import DataError, StatementError
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 import portal.security as security
+from jobs.queue import QUEUE_UNAVAILABLE
 from portal.actions import MAX_INT, Action, perform, record_route_denial, valid_id
 from portal.actors import current_actor
 from portal.crud import new_values, pending_changes
 from portal.extensions import db
+from portal.inputguard import filter_value_problem
 from portal.requestlimits import too_large
 from portal.services.base import Actor, PermissionDenied, RecordService, ServiceError
+
+log = logging.getLogger(__name__)
 
 READ_ONLY_ROUTES = {"get", "get_list", "info"}
 # The audited name of a route's action, where it differs from the route method's name.
@@ -82,6 +89,20 @@ def _harden(schema: Schema, model: type) -> None:
         schema.fields[name] = replacement
 
 
+def list_arg_problems(model: type, args: dict[str, Any]) -> dict[str, str]:
+    """What is wrong with a list request's rison ``page`` and ``filters``, by parameter."""
+    problems: dict[str, str] = {}
+    page = args.get("page", 0)
+    if isinstance(page, bool) or not isinstance(page, int) or not 0 <= page <= MAX_INT:
+        problems["page"] = f"must be a whole number from 0 to {MAX_INT}"
+    for item in args.get("filters") or ():
+        if isinstance(item, dict) and "col" in item and "value" in item:
+            problem = filter_value_problem(model, str(item["col"]), item["value"])
+            if problem:
+                problems[f"filters.{item['col']}"] = problem
+    return problems
+
+
 class ResourceApi(ModelRestApi):
     """Common settings of every resource: shared permissions, no deletes, JSON errors."""
 
@@ -102,17 +123,41 @@ class ResourceApi(ModelRestApi):
             return self.response_404()
         return super().get_headless(pk, **kwargs)
 
+    def get_list_headless(self, **kwargs: Any) -> Response:
+        """The list, after refusing page numbers and filter values no query can take.
+
+        ``page`` must be a whole number from 0 to 2**31-1 (400 otherwise); ``page_size``
+        outside 1..``max_page_size`` is clamped to ``max_page_size`` (FAB's rule); a filter
+        value must suit its column (:func:`portal.inputguard.filter_value_problem`).
+        """
+        problems = list_arg_problems(self.datamodel.obj, kwargs.get("rison") or {})
+        if problems:
+            message = "; ".join(f"{name}: {problem}" for name, problem in problems.items())
+            return self.response(400, message=message, errors=problems)
+        return super().get_list_headless(**kwargs)
+
+    def response_400(self, message: str | None = None) -> Response:
+        """FAB's 400s; a rison argument that breaks its schema names the parameter."""
+        error = sys.exc_info()[1]
+        if isinstance(error, jsonschema.ValidationError):
+            where = ".".join(str(part) for part in error.absolute_path)
+            message = f"q: {where + ': ' if where else ''}{error.message}"
+        return super().response_400(message=message)
+
     def response_500(self, message: str | None = None):
-        """FAB's ``@safe`` turns any exception into a 500; a bad value in a query is a 400."""
+        """FAB's ``@safe`` turns any exception into a 500. None of its text reaches the client
+        (it is logged): a database's refusal of a value is a 400, the job queue down a 503."""
         error = sys.exc_info()[1]
         if isinstance(error, RequestEntityTooLarge):  # a chunked body over MAX_CONTENT_LENGTH
             return too_large()
-        if isinstance(error, OverflowError | DataError | StatementError):
+        if isinstance(error, RedisError):
+            log.warning("job queue unavailable: %s", error)
+            return self.response(503, message=QUEUE_UNAVAILABLE)
+        if isinstance(error, OverflowError | SQLAlchemyError):
             db.session.rollback()
-            return self.response_400(
-                message=f"A value is out of range or of the wrong type: {error}"
-            )
-        return super().response_500(message)
+            log.warning("database refused a value of %s: %s", request.path, error)
+            return self.response_400(message="A value is out of range or of the wrong type")
+        return super().response_500("Internal error; it has been logged")
 
     def response_403(self) -> Response:
         """FAB refused the route for want of permission: audit a refused write, then 403."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar, Generic, TypeVar
@@ -17,9 +18,11 @@ from sqlalchemy.orm.attributes import get_history, set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from portal.extensions import db
-from portal.services import audit
+from portal.services import audit, integrity
 from portal.services.actor import Actor
 from portal.services.bounds import entered_value_problem
+
+log = logging.getLogger(__name__)
 
 
 class ServiceError(Exception):
@@ -162,7 +165,8 @@ def unit_of_work() -> Iterator[Session]:
         ) from exc
     except IntegrityError as exc:
         _rollback(sess)
-        raise ConflictError(f"The change conflicts with existing data: {exc.orig}") from exc
+        log.warning("the database refused a change: %s", exc.orig)
+        raise ConflictError(*integrity.describe(exc)) from exc
     except OperationalError as exc:
         _rollback(sess)
         if "locked" not in str(exc.orig).lower():

@@ -7,12 +7,15 @@ queues the tracker's sync job; resolving a conflict calls ``trackers.resolve``.
 from __future__ import annotations
 
 import json
+import logging
 
 from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import expose, has_access
 from flask_appbuilder.models.sqla.interface import SQLAInterface
+from redis.exceptions import RedisError
 
 import portal.security as security
+from jobs.queue import QUEUE_UNAVAILABLE
 from portal.actors import current_actor
 from portal.extensions import appbuilder, db
 from portal.models import ConflictStatus, SyncConflict, SyncRun, Tracker
@@ -20,6 +23,8 @@ from portal.services import trackers
 from portal.services.base import ServiceError
 from portal.views.base import ReadOnlyModelView, ServiceModelView
 from sheets.values import display
+
+log = logging.getLogger(__name__)
 
 TRACKER_FIELDS = list(trackers.trackers.creatable)
 
@@ -81,8 +86,9 @@ class TrackerView(ServiceModelView):
 
         try:
             flash(f"{tracker.name}: {request_sync(tracker.id)}.", "success")
-        except Exception as error:  # Redis down: say so instead of a 500
-            flash(f"Could not queue the sync: {error}", "danger")
+        except RedisError as error:  # Redis down: say so instead of a 500 (nothing was queued)
+            log.warning("Sync now: %s", error)
+            flash(f"Could not queue the sync: {QUEUE_UNAVAILABLE}", "danger")
         return redirect(url_for("TrackerView.show", pk=pk))
 
 
