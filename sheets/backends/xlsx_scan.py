@@ -79,8 +79,10 @@ def _beyond(col: int, row: int) -> re.Pattern[bytes]:
     """Cell starts whose ``r`` is not canonical or lies right of ``col`` / below ``row``."""
     cols = _greater(_letters(col), "ABCDEFGHIJKLMNOPQRSTUVWXYZ") if col else "[A-Z]"
     rows = _greater(str(row), "0123456789") if row else "[1-9]"
+    # possessive (never backtracks; the same matches: a letter is no digit, a digit no quote,
+    # and no row alternative starts with 0): ~30 % less per cell, the scan's largest cost
     return re.compile(
-        rf'<c r="(?:(?![A-Z]{{1,3}}\d{{1,7}}")|(?:{cols})\d|[A-Z]{{1,3}}0*(?:{rows})")'.encode()
+        rf'<c r="(?:(?![A-Z]{{1,3}}+\d{{1,7}}+")|(?:{cols})\d|[A-Z]{{1,3}}+0*+(?:{rows})")'.encode()
     )
 
 
