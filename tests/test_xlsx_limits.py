@@ -1,7 +1,7 @@
 """Bounded workbook reads: zip bombs, huge cells, lying sizes, big trackers, every boundary.
 
 The hostile files are built here (tests/xlsx_hostile.py, streamed, nothing committed). Reads
-whose memory matters run in a subprocess that reports its own peak RSS (ru_maxrss).
+whose memory matters run in a subprocess that reports its own peak RSS (VmHWM).
 """
 
 from __future__ import annotations
