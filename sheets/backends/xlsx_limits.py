@@ -205,16 +205,18 @@ class Extent:
         (56 bytes + 8 per slot), a float or str object per value (str: 56 + its characters).
         The package bytes are held twice (ours and calamine's copy); shared strings once more.
         """
-        rectangle = self.rows * self.columns
-        strings = sum(shared) + 64 * len(shared)
+        return fixed_bytes(shared, file_bytes) + self.grid_bytes()
+
+    def grid_bytes(self) -> int:
+        """The part of the estimate that grows with the scan (never shrinks as cells come)."""
         return (
-            2 * file_bytes
-            + strings
-            + rectangle * 40
-            + self.rows * 64
-            + self.cells * 64
-            + 3 * self.text_chars
+            self.rows * self.columns * 40 + self.rows * 64 + self.cells * 64 + 3 * self.text_chars
         )
+
+
+def fixed_bytes(shared: array, file_bytes: int) -> int:
+    """The part of the estimate known before the worksheet is scanned."""
+    return 2 * file_bytes + sum(shared) + 64 * len(shared)
 
 
 class _SheetScan:
@@ -320,12 +322,20 @@ def scan_tab(
     limits: XlsxLimits,
     file_bytes: int,
 ) -> Extent:
-    """Stream the worksheet once; raise unless its read fits every limit."""
+    """Stream the worksheet once; raise unless its read fits every limit.
+
+    The memory estimate is checked after every chunk too: a tab far over ``read_memory_mb``
+    is refused once the part scanned so far is over it (the message then gives that part's
+    estimate), not after the whole tab.
+    """
     scan = _SheetScan(part, shared, limits)
     parser = _parser()
     parser.StartElementHandler, parser.EndElementHandler = scan.start, scan.end
     parser.CharacterDataHandler = scan.chars
-    _feed(parser, sheet)
-    estimate = scan.extent.estimate_bytes(shared, file_bytes)
-    _over("read_memory_mb", part, round(estimate / MiB), limits.read_memory_mb)
-    return scan.extent
+    fixed, extent, most = fixed_bytes(shared, file_bytes), scan.extent, limits.read_memory_mb
+    for chunk in sheet:  # the estimate only grows: refuse as soon as it is over
+        parser.Parse(chunk, False)
+        _over("read_memory_mb", part, round((fixed + extent.grid_bytes()) / MiB), most)
+    parser.Parse(b"", True)
+    _over("read_memory_mb", part, round((fixed + extent.grid_bytes()) / MiB), most)
+    return extent
