@@ -51,9 +51,10 @@ def suffix_problem(path: Path | str) -> str | None:
     return f"{path} must be an .xlsx or .xlsm file (an Excel Workbook)"
 
 
-def _zip_problem(path: Path, data: bytes) -> str | None:
+def _zip_problem(path: Path, source: io.BytesIO | Path) -> str | None:
+    """Reads the central directory only (no member is inflated but a small ``mimetype``)."""
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        with zipfile.ZipFile(source) as zf:
             names = {name.lower() for name in zf.namelist()}
             mimetype = zf.read("mimetype")[:80] if "mimetype" in names else b""
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
@@ -79,8 +80,11 @@ def _looks_like_text(head: bytes) -> bool:
     return True
 
 
-def content_problem(path: Path | str, data: bytes) -> str | None:
-    """Why the bytes ``data`` of ``path`` are not an .xlsx/.xlsm workbook; None if they are."""
+def content_problem(path: Path | str, data: bytes, *, whole: Path | None = None) -> str | None:
+    """Why the bytes ``data`` of ``path`` are not an .xlsx/.xlsm workbook; None if they are.
+
+    With ``whole``, ``data`` is only the file's start and the zip is read from that file.
+    """
     path = Path(path)
     if not data:
         return f"{path} is empty (0 bytes), not a workbook"
@@ -93,7 +97,7 @@ def content_problem(path: Path | str, data: bytes) -> str | None:
         )
         return _advice(path, what)
     if data.startswith(_ZIP):
-        return _zip_problem(path, data)
+        return _zip_problem(path, whole if whole is not None else io.BytesIO(data))
     head = data[:4096]
     if _looks_like_text(head):
         lower = head.lstrip().lower()
@@ -110,11 +114,20 @@ def check_workbook_bytes(path: Path | str, data: bytes) -> None:
         raise NotAWorkbook(problem)
 
 
-def check_workbook_file(path: Path | str) -> None:
-    """Raise NotAWorkbook unless the existing file ``path`` is an .xlsx/.xlsm package."""
+def file_problem(path: Path | str) -> str | None:
+    """Why the existing file ``path`` is not an .xlsx/.xlsm workbook (its head and its zip
+    directory are read, not the whole file); None if it is one."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
     except OSError as exc:
-        raise NotAWorkbook(f"{path} cannot be read: {exc.strerror or exc}") from exc
-    check_workbook_bytes(path, data)
+        return f"{path} cannot be read: {exc.strerror or exc}"
+    return content_problem(path, head, whole=path)
+
+
+def check_workbook_file(path: Path | str) -> None:
+    """Raise NotAWorkbook unless the existing file ``path`` is an .xlsx/.xlsm package."""
+    problem = file_problem(path)
+    if problem is not None:
+        raise NotAWorkbook(problem)
