@@ -89,13 +89,12 @@ def content_problem(path: Path | str, data: bytes, *, whole: Path | None = None)
     if not data:
         return f"{path} is empty (0 bytes), not a workbook"
     if data.startswith(OLE2):
-        what = (
-            "an Excel 97-2003 workbook (.xls)"
-            if path.suffix.lower() not in XLSX_SUFFIXES
-            else "an Excel 97-2003 (.xls) file or a password-protected workbook, not an .xlsx"
-            " package (remove the password, or save it as .xlsx)"
+        if path.suffix.lower() not in XLSX_SUFFIXES:
+            return _advice(path, "an Excel 97-2003 workbook (.xls)")
+        return (
+            f"{path} is an Excel 97-2003 (.xls) or a password-protected workbook under an "
+            f"{path.suffix} name, not an .xlsx package; remove any password, {_SAVE_AS}, {_IMPORT}"
         )
-        return _advice(path, what)
     if data.startswith(_ZIP):
         return _zip_problem(path, whole if whole is not None else io.BytesIO(data))
     head = data[:4096]
