@@ -37,6 +37,7 @@ from portal.models import Tracker
 from portal.services import trackers
 from portal.sync import adapters
 from portal.sync.backends import open_tracker_backend
+from sheets.backends.xlsx_files import NotAWorkbook
 from sheets.backends.xlsx_limits import WorkbookTooLarge
 from sheets.engine import (
     ERROR,
@@ -212,8 +213,9 @@ def sync_tracker(tracker_id: int) -> dict[str, Any]:
 def run_sync(tracker_id: int, job_id: str) -> dict[str, Any]:
     """One run (the caller holds the tracker's lock): attempts until the write lands.
 
-    A workbook breaking an XLSX_* limit ends the run as failed with the limit's one-line
-    message, without raising (so the job is not retried); other errors raise (RQ retries).
+    A workbook breaking an XLSX_* limit, or a file that is not an .xlsx package, ends the run
+    as failed with the one-line message, without raising (so the job is not retried); other
+    errors raise (RQ retries).
     """
     tracker = db.session.get(Tracker, tracker_id)
     if tracker is None:
@@ -234,8 +236,9 @@ def run_sync(tracker_id: int, job_id: str) -> dict[str, Any]:
                 time.sleep(0.2 * attempt)
         counts.attempts = MAX_ATTEMPTS
         return _attempt(tracker, spec, backend, run_id, counts, started)
-    except WorkbookTooLarge as exc:
-        # permanent, not retried: the same workbook breaks the same limit (nothing written)
+    except (WorkbookTooLarge, NotAWorkbook) as exc:
+        # permanent, not retried: the same workbook breaks the same limit, or is still not an
+        # .xlsx package (nothing written); the message is one line naming the file
         db.session.rollback()
         trackers.fail_run(run_id, str(exc), counts.as_dict(), time.monotonic() - started)
         return {"status": "failed", "error": str(exc), **counts.as_dict()}

@@ -41,6 +41,7 @@ from portal.services.base import (
     ValidationFailed,
     unit_of_work,
 )
+from sheets.backends.xlsx_files import file_problem, suffix_problem
 from sheets.base_codec import base_from_json, base_to_json
 from sheets.engine import Base, Conflict, resolve_conflict
 from sheets.trackers import CONFLICT_POLICIES, RECORD_KINDS, Column, TrackerSpec
@@ -132,7 +133,7 @@ class TrackerService(RecordService[Tracker]):
         }
 
     def validate(self, sess: Session, record: Tracker, changed: set[str]) -> dict[str, list[str]]:
-        errors = _setting_errors(record)
+        errors = _setting_errors(record, look_inside="location" in changed)
         try:
             spec = record.spec()
         except (ValueError, TypeError) as exc:
@@ -144,8 +145,12 @@ class TrackerService(RecordService[Tracker]):
         return errors
 
 
-def _setting_errors(record: Tracker) -> dict[str, list[str]]:
-    """Errors in the tracker's own settings: kind, backend, policy, interval, location."""
+def _setting_errors(record: Tracker, look_inside: bool = True) -> dict[str, list[str]]:
+    """Errors in the tracker's own settings: kind, backend, policy, interval, location.
+
+    An existing .xlsx location is opened (``look_inside``, when it is set or changed) to
+    refuse a file that is not a workbook (an .xls or a CSV renamed .xlsx, a truncated zip).
+    """
     errors: dict[str, list[str]] = {}
     if record.kind not in RECORD_KINDS:
         errors["kind"] = [f"must be one of {', '.join(RECORD_KINDS)}"]
@@ -159,8 +164,11 @@ def _setting_errors(record: Tracker) -> dict[str, list[str]]:
         errors["interval_seconds"] = ["must be 0 (manual) or more"]
     if record.backend == "xlsx" and record.location:
         path = Path(record.location).expanduser()
-        if path.suffix.lower() not in (".xlsx", ".xlsm"):
-            errors["location"] = ["must be an .xlsx or .xlsm file"]
+        problem = suffix_problem(path)
+        if problem is None and look_inside and path.is_file():
+            problem = file_problem(path)
+        if problem is not None:
+            errors["location"] = [problem]
         elif not path.parent.is_dir():
             errors["location"] = [f"directory {path.parent} does not exist"]
     return errors

@@ -129,31 +129,50 @@ def show(name: str) -> None:
 
 @sheets.command("init")
 @click.argument("name")
-@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Rewrite the tracker's tab if the workbook has it (its other sheets are kept).",
+)
 @with_appcontext
 def init(name: str, force: bool) -> None:
-    """Write a new .xlsx tracker workbook from the current records."""
+    """Write the tracker's tab from the current records: a new .xlsx workbook, or a tab added
+    to (with --force: refreshed in) an existing one, whose other sheets stay as they are."""
     from portal.sync.adapters import new_workbook_rows, workbook_choices
-    from sheets.backends.xlsx_init import write_new_tracker
+    from sheets.backends.xlsx_files import check_workbook_file, suffix_problem
+    from sheets.backends.xlsx_init import TabExists, write_tracker
+    from sheets.grid import SheetChangedError
 
     t = _tracker(name)
     if t.backend != "xlsx":
         _fail(f"{name} is a {t.backend} tracker; init writes .xlsx workbooks")
     path = Path(t.location).expanduser()
-    if path.exists() and not force:
-        _fail(f"{path} exists; use --force to overwrite it")
     spec = t.spec()
-    rows = new_workbook_rows(spec, t.filter)
-    write_new_tracker(
-        path,
-        t.tab,
-        spec.headers,
-        rows,
-        key_header=spec.key_header,
-        status_header=spec.status_header,
-        status_choices=workbook_choices(spec),
-    )
-    click.echo(f"wrote {path} [{t.tab}] with {len(rows)} rows")
+    try:
+        if (problem := suffix_problem(path)) is not None:
+            raise ValueError(problem)
+        if path.exists():
+            check_workbook_file(path)
+        rows = new_workbook_rows(spec, t.filter)
+        outcome = write_tracker(
+            path,
+            t.tab,
+            spec.headers,
+            rows,
+            key_header=spec.key_header,
+            status_header=spec.status_header,
+            status_choices=workbook_choices(spec),
+            replace=force,
+        )
+    except TabExists:
+        _fail(
+            f"{path} already has a tab {t.tab!r}; use --force to rewrite that tab "
+            "(the workbook's other sheets are kept)"
+        )
+    except (ValueError, KeyError, SheetChangedError, OSError) as error:
+        _fail(str(error).strip("'\""))
+    done = {"created": "wrote", "added": "added the tab to", "replaced": "refreshed the tab in"}
+    click.echo(f"{done[outcome]} {path} [{t.tab}] with {len(rows)} rows")
 
 
 @sheets.command("sync")
@@ -171,7 +190,7 @@ def sync(name: str, queued: bool) -> None:
     outcome = sync_tracker(t.id)
     click.echo(json.dumps(outcome, default=str))
     if outcome.get("status") == "failed":
-        sys.exit(1)
+        _fail(str(outcome.get("error")))
 
 
 @sheets.command("schedule")

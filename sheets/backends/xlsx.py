@@ -25,6 +25,7 @@ from pathlib import Path
 
 from python_calamine import CalamineWorkbook, WorksheetNotFound
 
+from sheets.backends.xlsx_files import check_workbook_bytes
 from sheets.backends.xlsx_limits import (
     WorkbookTooLarge,
     XlsxLimits,
@@ -173,6 +174,7 @@ class XlsxBackend:
     def read(self) -> SheetSnapshot:
         """All cells from A1; WorkbookTooLarge (a ValueError) if the read breaks a limit."""
         data, fingerprint = _load(self.path, self.limits)
+        check_workbook_bytes(self.path, data)  # NotAWorkbook: one line saying what it is
         check_read(data, self.tab, self.limits)
         try:
             book = CalamineWorkbook.from_filelike(io.BytesIO(data))

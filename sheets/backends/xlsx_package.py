@@ -142,14 +142,38 @@ def _deflate(content: bytes) -> bytes:
     return comp.compress(content) + comp.flush()
 
 
-def rewrite(data: bytes, replacements: Mapping[str, bytes]) -> bytes:
-    """A copy of the package ``data`` with the named members' contents replaced."""
+def _new_record(name: str, like: bytes | None) -> bytes:
+    """A central directory record for a new deflated member (times taken from ``like``)."""
+    when = _CDIR.unpack_from(like)[5:7] if like else (0, 33)  # else 1980-01-01 00:00
+    raw = name.encode("utf-8")
+    flags = 0x800 if not raw.isascii() else 0
+    fields = (b"PK\x01\x02", 20, 20, flags, 8, *when, 0, 0, 0, len(raw), 0, 0, 0, 0, 0, 0)
+    return _CDIR.pack(*fields) + raw
+
+
+def rewrite(
+    data: bytes,
+    replacements: Mapping[str, bytes],
+    additions: Mapping[str, bytes] | None = None,
+    removals: frozenset[str] = frozenset(),
+) -> bytes:
+    """A copy of the package ``data`` with the named members' contents replaced.
+
+    ``additions`` are new members (deflated, after the existing ones); ``removals`` are
+    members left out. Every other member is copied as raw bytes.
+    """
     entries = _entries(data)
     if entries is None:
-        return _rewrite_with_zipfile(data, replacements)
+        return _rewrite_with_zipfile(data, replacements, additions or {}, removals)
+    like = entries[0].record if entries else None
+    for name, content in (additions or {}).items():
+        entries.append(_Entry(name, _new_record(name, like), (0, 0), 8, 0))
+        replacements = {**replacements, name: content}
     out = io.BytesIO()
     directory = []
     for entry in entries:
+        if entry.name in removals:
+            continue
         offset = out.tell()
         content = replacements.get(entry.name)
         if content is None:
@@ -199,11 +223,20 @@ def rewrite(data: bytes, replacements: Mapping[str, bytes]) -> bytes:
     return out.getvalue()
 
 
-def _rewrite_with_zipfile(data: bytes, replacements: Mapping[str, bytes]) -> bytes:
+def _rewrite_with_zipfile(
+    data: bytes,
+    replacements: Mapping[str, bytes],
+    additions: Mapping[str, bytes],
+    removals: frozenset[str],
+) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w") as dst:
         dst.comment = src.comment
         for info in src.infolist():
+            if info.filename in removals:
+                continue
             content = replacements.get(info.filename)
             dst.writestr(info, src.read(info) if content is None else content)
+        for name, content in additions.items():
+            dst.writestr(name, content, zipfile.ZIP_DEFLATED)
     return out.getvalue()
