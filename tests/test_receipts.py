@@ -150,8 +150,7 @@ def test_a_receipt_fills_the_oldest_waiting_backorder_after_commit_with_a_real_w
     run_worker_burst()
     db.session.expire_all()
     by_order = {
-        backorder.order_line.order_id: backorder.status
-        for backorder in db.session.query(Backorder)
+        backorder.order_line.order_id: backorder.status for backorder in db.session.query(Backorder)
     }
     assert by_order == {first.id: "filled", second.id: "open"}
     assert first.lines[0].qty_allocated == 10
