@@ -24,6 +24,7 @@ from flask_migrate.cli import db as db_group
 
 from config import ConfigError
 from portal import create_app
+from portal.stock_cli import stock as stock_group
 from portal.sync.cli import sheets as sheets_group
 
 roles_group = click.Group("roles", help="Roles and permissions declared in portal/security.py.")
@@ -263,6 +264,7 @@ for _command in (
     demo,
     scheduler,
     sheets_group,
+    stock_group,
 ):
     cli.add_command(_command)
 

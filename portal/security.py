@@ -55,6 +55,7 @@ SHIPMENTS = "Shipment"
 BACKORDERS = "Backorder"
 RETURNS = "ReturnAuthorization"
 NOTIFICATIONS = "Notification"
+RECEIPTS = "StockReceipt"  # goods receipts (portal.services.receipts.RECEIPT_VIEW)
 
 BUSINESS_RECORDS = (
     ORDERS,
@@ -68,8 +69,9 @@ BUSINESS_RECORDS = (
     BACKORDERS,
     RETURNS,
     NOTIFICATIONS,
+    RECEIPTS,
 )
-SPECIALIST_WRITES = (ORDERS, ORDER_LINES, SHIPMENTS, RETURNS)
+SPECIALIST_WRITES = (ORDERS, ORDER_LINES, SHIPMENTS, RETURNS, RECEIPTS)
 SUPERVISOR_WRITES = (*SPECIALIST_WRITES, CUSTOMERS, PRODUCTS, WAREHOUSES, STOCK, MASTER_DATA)
 # Order actions only a Supervisor (or Admin) takes.
 SUPERVISOR_ORDER_ACTIONS = {("can_release", ORDERS), ("can_override_price", ORDERS)}
@@ -198,14 +200,15 @@ def role_allows(role: str, permission: str, view_menu: str) -> bool:
 
 
 def _menu_grants(appbuilder: AppBuilder, permissions: frozenset[tuple[str, str]]) -> set[str]:
-    """Menu entries to show a role: items whose view it may read, and their categories."""
-    readable = {view for perm, view in permissions if perm == "can_read"}
+    """Menu entries to show a role: items whose view it may read (or hold the view's
+    ``menu_permission``, e.g. ``can_write`` for a form page), and their categories."""
     granted: set[str] = set()
     for category in appbuilder.menu.get_list():
         children = [category, *category.childs] if category.childs else [category]
         for item in children:
             view = getattr(item, "baseview", None)
-            if getattr(view, "class_permission_name", None) in readable:
+            needed = getattr(view, "menu_permission", "can_read")
+            if (needed, getattr(view, "class_permission_name", None)) in permissions:
                 granted.add(item.name)
                 granted.add(category.name)
     return granted

@@ -6,6 +6,7 @@ from portal.api.core import register_core_apis
 from portal.api.finance import register_finance_apis
 from portal.api.notifications import NotificationApi
 from portal.api.order_lines import OrderLineApi
+from portal.api.receipts import StockReceiptApi
 from portal.api.returns import ReturnAuthorizationApi
 from portal.api.sales_orders import SalesOrderApi
 from portal.api.shipments import ShipmentApi
@@ -25,5 +26,6 @@ def register_apis() -> None:
         BackorderApi,
         ReturnAuthorizationApi,
         NotificationApi,
+        StockReceiptApi,
     ):
         appbuilder.add_api(api)

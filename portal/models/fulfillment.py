@@ -22,6 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.models.core import (
     OrderLine,
+    Product,
     SalesOrder,
     UTCDateTime,
     Versioned,
@@ -133,6 +134,42 @@ class Backorder(Versioned, Model):
 
     def __repr__(self) -> str:
         return f"BO {self.order_line} × {self.quantity}"
+
+
+class StockReceipt(Model):
+    """A goods receipt: ``quantity`` units (in the product's unit) arrived in a warehouse.
+
+    Written once by ``inventory.record_receipt``, which books the same quantity as a receipt
+    movement of the inventory ledger (its reference is the receipt's number).
+    """
+
+    __tablename__ = "stock_receipt"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(20), unique=True, nullable=False)
+    product_id: Mapped[int] = mapped_column(ForeignKey("product.id"), nullable=False)
+    warehouse_id: Mapped[int] = mapped_column(ForeignKey("warehouse.id"), nullable=False)
+    quantity: Mapped[int] = mapped_column(Integer, nullable=False)
+    reference: Mapped[str | None] = mapped_column(String(80))
+    note: Mapped[str | None] = mapped_column(String(400))
+    received_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, nullable=False, default=utcnow, index=True
+    )
+    received_by: Mapped[str] = mapped_column(String(120), nullable=False)
+    product: Mapped[Product] = relationship()
+    warehouse: Mapped[Warehouse] = relationship()
+
+    __table_args__ = (
+        Index("ix_stock_receipt_product", "product_id"),
+        CheckConstraint("quantity > 0", name="ck_stock_receipt_quantity"),
+    )
+
+    @property
+    def unit(self) -> str:
+        """The product's unit of measure, which ``quantity`` counts."""
+        return self.product.unit
+
+    def __repr__(self) -> str:
+        return self.number
 
 
 class Shipment(Versioned, Model):
@@ -301,4 +338,5 @@ __all__ = [
     "Shipment",
     "ShipmentLine",
     "ShipmentStatus",
+    "StockReceipt",
 ]

@@ -116,30 +116,44 @@ def move(
 def receive(
     product_id: int, warehouse_id: int, quantity: int, actor: Actor, reference: str | None = None
 ) -> StockLevel:
-    """Book a goods receipt of ``quantity`` units."""
+    """Book a goods receipt of ``quantity`` units (the ledger only; a receipt record is
+    ``receipts.record_receipt``, which books through :func:`book_receipt` too)."""
     if not actor.can("can_write", STOCK_VIEW):
         raise PermissionDenied(f"{actor.name} may not receive stock")
-    if not isinstance(quantity, int) or quantity <= 0:
+    if not whole_positive(quantity):
         raise ValidationFailed({"quantity": ["must be a whole number above 0"]})
     with unit_of_work():
-        level = stock_level(product_id, warehouse_id, lock=True)
-        before = level.on_hand
-        move(level, MovementKind.RECEIPT, actor, on_hand_delta=quantity, reference=reference)
-        db.session.flush()
-        audit.record(
-            actor,
-            "stock_level",
-            level.id,
-            "receive",
-            before={"on_hand": before},
-            after={"on_hand": level.on_hand},
-            detail={"reference": reference, "quantity": quantity},
-        )
-        events.announce(
-            events.STOCK_RECEIVED,
-            product_id=product_id,
-            open_backorders=_has_open_backorders(product_id),
-        )
+        return book_receipt(product_id, warehouse_id, quantity, actor, reference)
+
+
+def whole_positive(quantity: object) -> bool:
+    """Whether ``quantity`` is a whole number above 0 (``True`` is not a quantity)."""
+    return isinstance(quantity, int) and not isinstance(quantity, bool) and quantity > 0
+
+
+def book_receipt(
+    product_id: int, warehouse_id: int, quantity: int, actor: Actor, reference: str | None
+) -> StockLevel:
+    """Inside the caller's unit of work (whose permission check it relies on): the receipt
+    movement, its audit event, and ``stock_received`` so waiting backorders get filled."""
+    level = stock_level(product_id, warehouse_id, lock=True)
+    before = level.on_hand
+    move(level, MovementKind.RECEIPT, actor, on_hand_delta=quantity, reference=reference)
+    db.session.flush()
+    audit.record(
+        actor,
+        "stock_level",
+        level.id,
+        "receive",
+        before={"on_hand": before},
+        after={"on_hand": level.on_hand},
+        detail={"reference": reference, "quantity": quantity},
+    )
+    events.announce(
+        events.STOCK_RECEIVED,
+        product_id=product_id,
+        open_backorders=_has_open_backorders(product_id),
+    )
     return level
 
 

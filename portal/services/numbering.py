@@ -23,6 +23,7 @@ PREFIXES = {
     "credit_memo": "CM-",
     "dispute": "DSP-",
     "rma": "RMA-",
+    "stock_receipt": "GR-",
 }
 GAP_FREE = frozenset({"invoice", "credit_memo"})
 WIDTH = 6

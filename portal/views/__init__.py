@@ -4,6 +4,7 @@ from portal.views.core import DashboardView, register_core_views
 from portal.views.finance import register_finance_views
 from portal.views.notifications import register_notification_views
 from portal.views.orders import register_order_views
+from portal.views.receipts import register_receipt_views
 from portal.views.sync import register_sync_views
 
 __all__ = ["DashboardView", "register_views"]
@@ -14,5 +15,6 @@ def register_views() -> None:
     register_order_views()
     register_notification_views()
     register_core_views()
+    register_receipt_views()
     register_finance_views()
     register_sync_views()
