@@ -187,6 +187,9 @@ def build_settings(overrides: dict | None = None) -> dict:
         "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD", ""),
         "MAIL_DEFAULT_SENDER": os.environ.get("MAIL_DEFAULT_SENDER", "orders@orderbridge.local"),
         "ORDERS_TEAM_EMAIL": os.environ.get("ORDERS_TEAM_EMAIL", ""),
+        # The demo's mail sink and its Mailbox page (portal/mailbox.py): demo mode only.
+        "MAILBOX_ENABLED": mode == "demo",
+        "MAILBOX_DIR": str(instance / "mailbox"),
         "INVOICE_MODE": os.environ.get("INVOICE_MODE", "shipment"),
         "TAX_RATE": os.environ.get("TAX_RATE", "0"),
         "EXPORT_SYNC_MAX_ROWS": int(os.environ.get("EXPORT_SYNC_MAX_ROWS", "50000")),

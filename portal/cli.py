@@ -156,6 +156,7 @@ def enqueue_job(job: str) -> None:
 def demo(port: int, host: str, password: str | None) -> None:
     """Migrate, seed and run web + worker + scheduler + embedded Redis; Ctrl-C stops all."""
     from jobs.queue import start_embedded_server, stop_embedded_server
+    from portal.mailbox import start_sink
 
     _refuse_in_production("demo")
     env = dict(os.environ, ORDERBRIDGE_MODE=current_app.config["ORDERBRIDGE_MODE"])
@@ -166,7 +167,12 @@ def demo(port: int, host: str, password: str | None) -> None:
     exe = [sys.executable, "-m", "portal.cli"]
     subprocess.run([*exe, "db", "upgrade"], env=env, check=True)
     subprocess.run([*exe, "seed-demo", "--password", password], env=env, check=True)
-    children = [
+    children = []
+    if not env.get("MAIL_SERVER"):  # the demo's mail goes to its own sink (the Mailbox page)
+        sink, mail_port = start_sink(Path(current_app.config["MAILBOX_DIR"]))
+        env.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=str(mail_port))
+        children.append(sink)
+    children += [
         subprocess.Popen([*exe, "worker"], env=env),
         subprocess.Popen([*exe, "scheduler"], env=env),
         subprocess.Popen([*exe, "run", "--host", host, "--port", str(port)], env=env),
