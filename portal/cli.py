@@ -90,8 +90,9 @@ def _refuse_in_production(command: str) -> None:
 @click.command("seed-demo")
 @click.option("--password", help="Password of the demo users (else $DEMO_PASSWORD, else random).")
 @click.option("--orders", "order_count", default=300, show_default=True, help="Orders to create.")
+@click.option("--seed", default=7, show_default=True, help="Same seed, same data.")
 @with_appcontext
-def seed_demo(password: str | None, order_count: int) -> None:
+def seed_demo(password: str | None, order_count: int, seed: int) -> None:
     """Load the demo data set and the users specialist, supervisor, auditor and admin.
 
     Refused in production mode: it creates users with a known password and resets the
@@ -112,7 +113,7 @@ def seed_demo(password: str | None, order_count: int) -> None:
         click.echo(line)
     if generated:
         click.echo(f"demo password (generated): {password}")
-    if seed_demo_data(order_count):
+    if seed_demo_data(order_count, seed):
         click.echo("demo data loaded: " + ", ".join(f"{k} {v}" for k, v in demo_summary().items()))
     else:
         click.echo("demo data already present; left as it is")
