@@ -7,6 +7,8 @@ import hashlib
 from collections import Counter
 from datetime import timedelta
 
+import pytest
+
 from portal.demo import seed_demo_data
 from portal.extensions import db
 from portal.models import (
@@ -21,8 +23,10 @@ from portal.models import (
     Shipment,
     utcnow,
 )
-from portal.services import audit, disputes, fulfillment
+from portal.services import audit, credits, disputes, fulfillment, invoices
+from portal.services.base import ValidationFailed
 from tests.conftest import TEST_PASSWORD, wipe_business_tables
+from tests.factories import SETUP, make_catalog, shipped_order
 
 
 def test_the_demo_has_twelve_weeks_of_history_in_every_state(clean_db) -> None:
@@ -119,3 +123,39 @@ def test_the_same_seed_gives_the_same_data(clean_db, app) -> None:
     assert seed_demo_data(order_count=30, seed=4)
     assert _digest() != first
     assert audit.verify().ok
+
+
+def test_business_dates_given_to_the_services_cannot_contradict_the_history(clean_db) -> None:
+    today = utcnow().date()
+    _, shipment = shipped_order(make_catalog(), 4)
+    with pytest.raises(ValidationFailed, match="issue_date"):
+        invoices.invoice_shipment(shipment, SETUP, on=today + timedelta(days=1))
+    invoice = invoices.invoice_shipment(shipment, SETUP, on=today - timedelta(days=40))
+    assert (invoice.issue_date, invoice.due_date) == (
+        today - timedelta(days=40),
+        today - timedelta(days=10),
+    )
+    assert invoice.is_overdue
+    with pytest.raises(ValidationFailed, match="opened_at"):
+        disputes.open_dispute(
+            invoice,
+            SETUP,
+            dispute_type="pricing",
+            amount="1.00",
+            owner="specialist",
+            opened_at=utcnow() - timedelta(days=41),
+        )
+    opened = disputes.open_dispute(
+        invoice,
+        SETUP,
+        dispute_type="pricing",
+        amount="1.00",
+        owner="specialist",
+        opened_at=utcnow() - timedelta(days=30),
+    )
+    assert opened.due_date == today - timedelta(days=20)
+    assert opened in disputes.ageing(today).overdue
+    with pytest.raises(ValidationFailed, match="requested_at"):
+        credits.request_credit(
+            invoice, SETUP, reason_code="goodwill", amount="1.00", at=utcnow() + timedelta(hours=1)
+        )
