@@ -252,6 +252,9 @@ def build_settings(overrides: dict | None = None) -> dict:
         # The outbox: a message failing for a temporary reason is retried with exponential
         # backoff this many times in all, then marked failed (an Admin can requeue it).
         "NOTIFY_MAX_ATTEMPTS": _int("NOTIFY_MAX_ATTEMPTS", 8),
+        # The demo's mail sink and its Mailbox page (portal/mailbox.py): demo mode only.
+        "MAILBOX_ENABLED": mode == "demo",
+        "MAILBOX_DIR": str(instance / "mailbox"),
         "INVOICE_MODE": os.environ.get("INVOICE_MODE", "shipment"),
         "TAX_RATE": os.environ.get("TAX_RATE", "0"),
         "EXPORT_SYNC_MAX_ROWS": int(os.environ.get("EXPORT_SYNC_MAX_ROWS", "50000")),

@@ -91,8 +91,9 @@ def _refuse_in_production(command: str) -> None:
 @click.command("seed-demo")
 @click.option("--password", help="Password of the demo users (else $DEMO_PASSWORD, else random).")
 @click.option("--orders", "order_count", default=300, show_default=True, help="Orders to create.")
+@click.option("--seed", default=7, show_default=True, help="Same seed, same data.")
 @with_appcontext
-def seed_demo(password: str | None, order_count: int) -> None:
+def seed_demo(password: str | None, order_count: int, seed: int) -> None:
     """Load the demo data set and the users specialist, supervisor, auditor and admin.
 
     Refused in production mode: it creates users with a known password and resets the
@@ -113,7 +114,7 @@ def seed_demo(password: str | None, order_count: int) -> None:
         click.echo(line)
     if generated:
         click.echo(f"demo password (generated): {password}")
-    if seed_demo_data(order_count):
+    if seed_demo_data(order_count, seed):
         click.echo("demo data loaded: " + ", ".join(f"{k} {v}" for k, v in demo_summary().items()))
     else:
         click.echo("demo data already present; left as it is")
@@ -160,6 +161,7 @@ def enqueue_job(job: str) -> None:
 def demo(port: int, host: str, password: str | None) -> None:
     """Migrate, seed and run web + worker + scheduler + embedded Redis; Ctrl-C stops all."""
     from jobs.queue import start_embedded_server, stop_embedded_server
+    from portal.mailbox import start_sink
 
     _refuse_in_production("demo")
     env = dict(os.environ, ORDERBRIDGE_MODE=current_app.config["ORDERBRIDGE_MODE"])
@@ -170,7 +172,12 @@ def demo(port: int, host: str, password: str | None) -> None:
     exe = [sys.executable, "-m", "portal.cli"]
     subprocess.run([*exe, "db", "upgrade"], env=env, check=True)
     subprocess.run([*exe, "seed-demo", "--password", password], env=env, check=True)
-    children = [
+    children = []
+    if not env.get("MAIL_SERVER"):  # the demo's mail goes to its own sink (the Mailbox page)
+        sink, mail_port = start_sink(Path(current_app.config["MAILBOX_DIR"]))
+        env.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=str(mail_port))
+        children.append(sink)
+    children += [
         subprocess.Popen([*exe, "worker"], env=env),
         subprocess.Popen([*exe, "scheduler"], env=env),
         subprocess.Popen([*exe, "run", "--host", host, "--port", str(port)], env=env),

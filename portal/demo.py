@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import func, select
 
 from portal.auth import demo_passwords_allowed
+from portal.demo_history import History, order_days
 from portal.extensions import appbuilder, db
 from portal.models import (
-    Allocation,
     Customer,
-    OrderLine,
     Product,
     SalesOrder,
     Warehouse,
@@ -23,15 +22,7 @@ from portal.security import ADMIN_ROLE, AUDITOR, SPECIALIST, SUPERVISOR
 from portal.services import (
     audit,
     catalog,
-    changes,
-    credits,
-    disputes,
-    fulfillment,
     inventory,
-    invoices,
-    lifecycle,
-    orders,
-    payments,
 )
 from portal.services.base import Actor, unit_of_work
 
@@ -63,7 +54,6 @@ CITIES = [
     ("Chicago", "60601", "US"),
     ("Toronto", "M5H 2N2", "CA"),
 ]
-CARRIERS = ["DHL", "UPS", "DB Schenker", "Kuehne+Nagel", "FedEx"]
 COMPANY_WORDS = ["Atlas", "Beacon", "Cobalt", "Delta", "Evergreen", "Falcon", "Granite", "Harbor"]
 COMPANY_KINDS = ["Supply", "Industrial", "Logistics", "Maintenance", "Engineering"]
 
@@ -100,8 +90,9 @@ def _ensure_users(sm, password: str, done: list[str]) -> None:
             done.append(f"reset password of {username}")
 
 
-def seed_demo_data(order_count: int = 300, seed: int = 7) -> bool:
-    """Load master data, stock and orders; returns False if demo data was already there."""
+def seed_demo_data(order_count: int = 300, seed: int = 7, today: date | None = None) -> bool:
+    """Load master data, stock and twelve weeks of orders up to ``today`` (default: today);
+    returns False if demo data was already there. The same ``seed`` gives the same data."""
     if db.session.execute(select(Customer.id).limit(1)).first() is not None:
         return False
     rng = random.Random(seed)
@@ -156,13 +147,15 @@ def seed_demo_data(order_count: int = 300, seed: int = 7) -> bool:
                     },
                     SEED_ACTOR,
                 )
+    # Three products the supplier cannot deliver: their orders wait on backorder all along.
+    scarce = {product.id for product in rng.sample(products, 3)}
     for product in products:
         for warehouse in warehouses:
-            if rng.random() < 0.8:
+            if rng.random() < 0.8 and product.id not in scarce:
                 inventory.receive(
                     product.id,
                     warehouse.id,
-                    product.pack_size * rng.randint(5, 400),
+                    product.pack_size * rng.randint(2, max(3, order_count)),
                     SEED_ACTOR,
                     reference="opening balance",
                 )
@@ -204,28 +197,9 @@ def seed_demo_data(order_count: int = 300, seed: int = 7) -> bool:
             SEED_ACTOR,
         )
         customers.append(customer)
-    today = utcnow().date()
-    people = _people()
-    for index in range(order_count):
-        customer = rng.choice(customers)
-        order_date = today - timedelta(days=rng.randint(0, 120))
-        order = orders.orders.create_with_lines(
-            {
-                "customer_id": customer.id,
-                "customer_po": f"PO-{rng.randint(10000, 99999)}-{index}",
-                "order_date": order_date,
-                "requested_date": today + timedelta(days=rng.randint(15, 45)),
-                "ship_to_id": customer.addresses[0].id,
-                "incoterm": rng.choice(["EXW", "FCA", "DAP", "DDP"]),
-                "status": "quote" if index % 17 == 0 else "draft",
-            },
-            [
-                {"product_id": product.id, "quantity": product.pack_size * rng.randint(1, 30)}
-                for product in rng.sample(products, rng.randint(1, 5))
-            ],
-            SEED_ACTOR,
-        )
-        _advance(order, rng, people)
+    history = History(rng, _people(), customers, products, today or utcnow().date())
+    history.scarce = scarce
+    history.play(order_days(rng, order_count, history.today))
     with unit_of_work():
         audit.record(SEED_ACTOR, "demo", None, "seed", detail={"orders": order_count, "seed": seed})
     return True
@@ -238,67 +212,6 @@ def _people() -> dict[str, Actor]:
         name: actor_for_user(appbuilder.sm.find_user(username=name), "cli")
         for name in ("specialist", "supervisor")
     }
-
-
-def _advance(order: SalesOrder, rng: random.Random, people: dict[str, Actor]) -> None:
-    """Walk a demo order through the lifecycle as far as a die roll says, as people would."""
-    specialist, supervisor = people["specialist"], people["supervisor"]
-    roll = rng.random()
-    if order.status == "quote" or roll < 0.18:
-        return
-    lifecycle.confirm(order, specialist)
-    if order.status != "confirmed" or roll < 0.25:
-        return
-    if roll < 0.29:
-        changes.cancel_order(order, specialist, "customer_request", "changed supplier")
-        return
-    fulfillment.allocate(order, specialist)
-    if order.status not in fulfillment.SHIPPABLE or roll < 0.40:
-        return
-    shipments = []
-    for allocation in (
-        db.session.query(Allocation)
-        .join(OrderLine)
-        .filter(OrderLine.order_id == order.id, Allocation.quantity > 0)
-    ):
-        lines = {allocation.order_line_id: allocation.quantity}
-        shipments.append(
-            fulfillment.ship(
-                order,
-                specialist,
-                warehouse_id=allocation.warehouse_id,
-                lines=lines,
-                carrier=rng.choice(CARRIERS),
-                tracking_number=f"1Z{rng.randint(10**9, 10**10)}",
-                eta=utcnow().date() + timedelta(days=rng.randint(1, 5)),
-            )
-        )
-    if roll < 0.50:
-        return
-    for shipment in shipments:
-        fulfillment.deliver(shipment, specialist)
-        if roll >= 0.58:
-            invoice = invoices.invoice_shipment(shipment, specialist)
-            if roll >= 0.75:
-                payments.record_payment(invoice, specialist, amount=invoice.balance)
-            elif roll >= 0.70:
-                memo = credits.request_credit(
-                    invoice,
-                    specialist,
-                    reason_code="damaged",
-                    amount=(invoice.balance / 10).quantize(Decimal("0.01")),
-                    reason_text="two cartons crushed",
-                )
-                if roll >= 0.72:
-                    credits.approve(memo, supervisor, "photos confirm the damage")
-            elif roll >= 0.66:
-                disputes.open_dispute(
-                    invoice,
-                    specialist,
-                    dispute_type=rng.choice(["pricing", "shortage", "late_delivery"]),
-                    amount=(invoice.balance / 5).quantize(Decimal("0.01")),
-                    description="customer disputes part of the invoice",
-                )
 
 
 def demo_summary() -> dict[str, int]:

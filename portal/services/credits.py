@@ -10,6 +10,7 @@ are audited (:mod:`portal.services.refusals`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -97,8 +98,12 @@ def request_credit(
     lines: Mapping[int, int] | None = None,
     reason_text: str | None = None,
     dispute: Dispute | None = None,
+    at: datetime | None = None,
 ) -> CreditMemo:
     """Request a credit against an issued invoice, by amount or by invoice lines.
+
+    ``at`` (default now) is when it was requested, for a request recorded afterwards (an
+    import, the demo's history); not in the future.
 
     The amount (or the lines' value with their tax) may not exceed the invoice's open balance.
     The memo waits for a Supervisor who is not the requester (see :func:`approve`).
@@ -111,6 +116,8 @@ def request_credit(
             errors["reason_code"] = [f"must be one of {', '.join(CREDIT_REASONS)}"]
         if (amount is None) == (not lines):
             errors["amount"] = ["give either an amount or lines to credit, not both"]
+        if at is not None and at > utcnow():
+            errors["requested_at"] = ["is in the future"]
         if errors:
             raise ValidationFailed(errors)
         with unit_of_work() as sess:
@@ -138,7 +145,7 @@ def request_credit(
                 reason_text=(reason_text or "").strip()[:400] or None,
                 amount=value,
                 requested_by=actor.name,
-                requested_at=utcnow(),
+                requested_at=at or utcnow(),
             )
             for line, quantity, line_amount in credit_lines:
                 memo.lines.append(
@@ -185,7 +192,9 @@ def approval_limit(actor: Actor) -> Decimal | None:
     return max(limits, default=Decimal("0.00"))
 
 
-def _decide(memo: CreditMemo, actor: Actor, approve: bool, note: str | None) -> CreditMemo:
+def _decide(
+    memo: CreditMemo, actor: Actor, approve: bool, note: str | None, at: datetime | None = None
+) -> CreditMemo:
     memo_id = memo.id
     action = "approve" if approve else "reject"
     with audited_refusal(actor, "credit_memo", memo_id, action):
@@ -222,7 +231,11 @@ def _decide(memo: CreditMemo, actor: Actor, approve: bool, note: str | None) -> 
                 memo,
                 decided.value,
                 actor,
-                fields={"decided_by": actor.name, "decided_at": utcnow(), "decision_note": note},
+                fields={
+                    "decided_by": actor.name,
+                    "decided_at": _decided_at(memo, at),
+                    "decision_note": note,
+                },
                 detail={"amount": memo.amount, "invoice": invoice.number},
             )
             sess.flush()
@@ -244,18 +257,29 @@ def _decide(memo: CreditMemo, actor: Actor, approve: bool, note: str | None) -> 
     return memo
 
 
-def approve(memo: CreditMemo, actor: Actor, note: str | None = None) -> CreditMemo:
+def _decided_at(memo: CreditMemo, at: datetime | None) -> datetime:
+    """When the decision was taken: ``at`` (a decision recorded afterwards) or now."""
+    if at is None:
+        return utcnow()
+    if at < memo.requested_at or at > utcnow():
+        raise ValidationFailed({"decided_at": ["must be between the request and now"]})
+    return at
+
+
+def approve(
+    memo: CreditMemo, actor: Actor, note: str | None = None, at: datetime | None = None
+) -> CreditMemo:
     """Approve a requested credit and apply it to the invoice balance.
 
     Refused unless ``actor`` holds ``can_approve`` on credit memos, did not request it, has an
     approval limit covering the amount, and the locked invoice's balance still covers it.
     """
-    return _decide(memo, actor, True, note)
+    return _decide(memo, actor, True, note, at)
 
 
-def reject(memo: CreditMemo, actor: Actor, reason: str) -> CreditMemo:
+def reject(memo: CreditMemo, actor: Actor, reason: str, at: datetime | None = None) -> CreditMemo:
     """Reject a requested credit with a reason (same role and segregation rules)."""
-    return _decide(memo, actor, False, reason)
+    return _decide(memo, actor, False, reason, at)
 
 
 class CreditMemoService(RecordService[CreditMemo]):

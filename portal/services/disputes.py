@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -67,8 +67,13 @@ def open_dispute(
     amount: Any,
     description: str | None = None,
     owner: str | None = None,
+    opened_at: datetime | None = None,
 ) -> Dispute:
-    """Open a dispute on an issued invoice; due in the days its type allows."""
+    """Open a dispute on an issued invoice; due in the days its type allows.
+
+    ``opened_at`` (default now) records a dispute the customer raised earlier (an import, the
+    demo's history); it may not be before the invoice's issue date nor in the future.
+    """
     with audited_refusal(actor, "invoice", invoice.id, "open_dispute"):
         require(actor, "can_write", DISPUTE_VIEW, "open disputes")
         errors: dict[str, list[str]] = {}
@@ -85,12 +90,13 @@ def open_dispute(
         if value > invoice.total:
             errors["amount"] = [f"is more than the invoice total ({invoice.total})"]
         errors.update(limits.text_errors(description=description))
+        errors.update(_opened_at_errors(invoice, opened_at))
         if errors:
             raise ValidationFailed(errors)
         if invoice.status in (InvoiceStatus.DRAFT.value, InvoiceStatus.VOID.value):
             raise ConflictError(f"invoice {invoice} is {invoice.status}; it cannot be disputed")
         with unit_of_work() as sess:
-            opened = utcnow()
+            opened = opened_at or utcnow()
             dispute = Dispute(
                 number=numbering.next_number("dispute"),
                 invoice_id=invoice.id,
@@ -122,11 +128,26 @@ def open_dispute(
     return dispute
 
 
-def _move(dispute: Dispute, actor: Actor, target: str, **fields: Any) -> None:
+def _opened_at_errors(invoice: Invoice, opened_at: datetime | None) -> dict[str, list[str]]:
+    if opened_at is None:
+        return {}
+    if opened_at > utcnow():
+        return {"opened_at": ["is in the future"]}
+    if invoice.issue_date is not None and opened_at.date() < invoice.issue_date:
+        return {"opened_at": [f"is before the invoice's issue date {invoice.issue_date}"]}
+    return {}
+
+
+def _move(
+    dispute: Dispute, actor: Actor, target: str, at: datetime | None = None, **fields: Any
+) -> None:
     """Move ``dispute`` to ``target`` with ``fields`` (the state machine decides); a closed
-    dispute records who closed it and when."""
+    dispute records who closed it and when (``at``, default now; not before it opened)."""
     if target in (DisputeStatus.RESOLVED.value, DisputeStatus.REJECTED.value):
-        fields.update(closed_by=actor.name, closed_at=utcnow())
+        closed = at or utcnow()
+        if closed < dispute.opened_at or closed > utcnow():
+            raise ValidationFailed({"closed_at": ["must be between its opening and now"]})
+        fields.update(closed_by=actor.name, closed_at=closed)
     states.transition(dispute, target, actor, fields=fields)
     session().flush()
 
@@ -153,8 +174,11 @@ def resolve(
     corrective_action: str,
     note: str | None = None,
     credit_amount: Any = None,
+    at: datetime | None = None,
 ) -> Dispute:
-    """Resolve a dispute under investigation; optionally request a credit memo for it."""
+    """Resolve a dispute under investigation; optionally request a credit memo for it.
+
+    ``at`` (default now) is when it was resolved, for a resolution recorded afterwards."""
     with audited_refusal(actor, "dispute", dispute.id, "resolve"):
         require(actor, "can_write", DISPUTE_VIEW, "resolve disputes")
         errors: dict[str, list[str]] = {}
@@ -170,6 +194,7 @@ def resolve(
                 dispute,
                 actor,
                 DisputeStatus.RESOLVED.value,
+                at,
                 root_cause=root_cause,
                 corrective_action=corrective_action.strip(),
                 resolution_note=(note or "").strip() or None,
@@ -182,15 +207,22 @@ def resolve(
                     amount=credit_amount,
                     reason_text=f"{dispute.number} ({dispute.dispute_type}): {note or ''}".strip(),
                     dispute=dispute,
+                    at=at,
                 )
             notifications.notify(dispute.invoice.order, "dispute_resolved", actor, dispute=dispute)
     return dispute
 
 
 def reject(
-    dispute: Dispute, actor: Actor, *, reason: str, root_cause: str | None = None
+    dispute: Dispute,
+    actor: Actor,
+    *,
+    reason: str,
+    root_cause: str | None = None,
+    at: datetime | None = None,
 ) -> Dispute:
-    """Reject an open or investigated dispute, with the reason (and a root cause if known)."""
+    """Reject an open or investigated dispute, with the reason (and a root cause if known);
+    ``at`` as in :func:`resolve`."""
     with audited_refusal(actor, "dispute", dispute.id, "reject"):
         require(actor, "can_write", DISPUTE_VIEW, "reject disputes")
         errors: dict[str, list[str]] = {}
@@ -206,6 +238,7 @@ def reject(
                 dispute,
                 actor,
                 DisputeStatus.REJECTED.value,
+                at,
                 resolution_note=reason.strip(),
                 root_cause=root_cause,
             )

@@ -13,7 +13,7 @@ invoice per order once nothing is left to ship) and ``TAX_RATE`` (a fraction, ``
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -217,7 +217,9 @@ def _total(invoice: Invoice) -> None:
     invoice.total = invoice.subtotal + invoice.tax_amount
 
 
-def _issue(invoice: Invoice, actor: Actor) -> None:
+def _issue(invoice: Invoice, actor: Actor, on: date | None = None) -> None:
+    """Issue ``invoice`` dated ``on`` (default today; a date already past is how an import or
+    the demo's history records an invoice issued then; a future date is refused)."""
     states.check(invoice, InvoiceStatus.ISSUED.value)
     term = session().get(PaymentTerm, invoice.payment_term_id) if invoice.payment_term_id else None
     if term is None:
@@ -227,14 +229,17 @@ def _issue(invoice: Invoice, actor: Actor) -> None:
     if not invoice.lines:
         raise ValidationFailed({"lines": ["an invoice needs at least one line"]})
     today = utcnow().date()
+    if on is not None and on > today:
+        raise ValidationFailed({"issue_date": [f"{on} is in the future"]})
+    issue_date = on or today
     states.transition(
         invoice,
         InvoiceStatus.ISSUED.value,
         actor,
         fields={
             "number": numbering.next_number("invoice"),
-            "issue_date": today,
-            "due_date": today + timedelta(days=term.days),
+            "issue_date": issue_date,
+            "due_date": issue_date + timedelta(days=term.days),
             "issued_by": actor.name,
             "issued_at": utcnow(),
         },
@@ -244,8 +249,11 @@ def _issue(invoice: Invoice, actor: Actor) -> None:
     session().flush()
 
 
-def invoice_shipment(shipment: Shipment, actor: Actor, *, issue: bool = True) -> Invoice:
-    """Invoice the shipped quantities of one shipment (``INVOICE_MODE=shipment``)."""
+def invoice_shipment(
+    shipment: Shipment, actor: Actor, *, issue: bool = True, on: date | None = None
+) -> Invoice:
+    """Invoice the shipped quantities of one shipment (``INVOICE_MODE=shipment``), issued
+    ``on`` that date (default today)."""
     with audited_refusal(actor, "shipment", shipment.id, "invoice"):
         require(actor, "can_write", INVOICE_VIEW, "create invoices")
         if invoice_mode() != "shipment":
@@ -258,13 +266,16 @@ def invoice_shipment(shipment: Shipment, actor: Actor, *, issue: bool = True) ->
             items = [(item.order_line, item.quantity, item.id) for item in shipment.lines]
             invoice = _build(order, items, actor, shipment)
             if issue:
-                _issue(invoice, actor)
+                _issue(invoice, actor, on)
             mark_invoiced_if_complete(order, actor)
     return invoice
 
 
-def invoice_order(order: SalesOrder, actor: Actor, *, issue: bool = True) -> Invoice:
-    """Invoice a whole order once nothing is left to ship (``INVOICE_MODE=order``)."""
+def invoice_order(
+    order: SalesOrder, actor: Actor, *, issue: bool = True, on: date | None = None
+) -> Invoice:
+    """Invoice a whole order once nothing is left to ship (``INVOICE_MODE=order``), issued
+    ``on`` that date (default today)."""
     with audited_refusal(actor, "sales_order", order.id, "invoice"):
         require(actor, "can_write", INVOICE_VIEW, "create invoices")
         if invoice_mode() != "order":
@@ -289,7 +300,7 @@ def invoice_order(order: SalesOrder, actor: Actor, *, issue: bool = True) -> Inv
                 raise ConflictError(f"order {order.number} has nothing shipped to invoice")
             invoice = _build(order, items, actor, None)
             if issue:
-                _issue(invoice, actor)
+                _issue(invoice, actor, on)
             mark_invoiced_if_complete(order, actor)
     return invoice
 
@@ -317,12 +328,13 @@ def mark_invoiced_if_complete(order: SalesOrder, actor: Actor) -> bool:
     return True
 
 
-def issue(invoice: Invoice, actor: Actor) -> Invoice:
-    """Issue a draft: number, issue and due date (from the payment terms); then immutable."""
+def issue(invoice: Invoice, actor: Actor, on: date | None = None) -> Invoice:
+    """Issue a draft: number, issue date (``on``, default today) and due date (from the
+    payment terms); then immutable."""
     with audited_refusal(actor, "invoice", invoice.id, "issue"):
         require(actor, "can_write", INVOICE_VIEW, "issue invoices")
         with unit_of_work():
-            _issue(lock_invoice(invoice.id), actor)
+            _issue(lock_invoice(invoice.id), actor, on)
     return invoice
 
 

@@ -8,6 +8,7 @@ memo for the received units against the invoice that billed them.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -21,6 +22,7 @@ from portal.models import (
     ReturnLine,
     ReturnStatus,
     SalesOrder,
+    utcnow,
 )
 from portal.services import audit, credits, inventory, numbering, orders, states
 from portal.services.base import (
@@ -57,14 +59,17 @@ def request_return(
     lines: Mapping[int, int],
     reason: str,
     warehouse_id: int,
+    at: datetime | None = None,
 ) -> ReturnAuthorization:
-    """Open an RMA for shipped units of the order's lines."""
+    """Open an RMA for shipped units of the order's lines (requested ``at``, default now)."""
     require(actor, "can_write", RETURN_VIEW, "request returns")
     errors: dict[str, list[str]] = {}
     if not (reason or "").strip():
         errors["reason"] = ["is required"]
     if not lines:
         errors["lines"] = ["give at least one line and quantity"]
+    if at is not None and at > utcnow():
+        errors["created_at"] = ["is in the future"]
     by_id = {line.id: line for line in order.lines}
     problems = orders.line_quantity_errors(
         order,
@@ -84,6 +89,7 @@ def request_return(
             status=ReturnStatus.REQUESTED.value,
             reason=reason.strip(),
             requested_by=actor.name,
+            created_at=at or utcnow(),
         )
         db.session.add(rma)
         for line_id, quantity in lines.items():
@@ -153,7 +159,9 @@ def receive(
     return rma
 
 
-def credit(rma: ReturnAuthorization, actor: Actor) -> ReturnAuthorization:
+def credit(
+    rma: ReturnAuthorization, actor: Actor, at: datetime | None = None
+) -> ReturnAuthorization:
     """Request the credit memo for the received units against the invoices that billed them.
 
     The credit follows the normal approval by a Supervisor; the RMA links to it.
@@ -190,6 +198,7 @@ def credit(rma: ReturnAuthorization, actor: Actor) -> ReturnAuthorization:
             reason_code="returned_goods",
             lines=lines,
             reason_text=f"{rma.number}: {rma.reason}",
+            at=at,
         )
         rma.credit_memo_id = memo.id
         states.transition(rma, ReturnStatus.CREDITED.value, actor)

@@ -1,5 +1,7 @@
 """Flask-AppBuilder views, one module per area; :func:`register_views` adds them all."""
 
+from flask import current_app
+
 from portal.views.core import DashboardView, register_core_views
 from portal.views.finance import register_finance_views
 from portal.views.notifications import register_notification_views
@@ -18,3 +20,7 @@ def register_views() -> None:
     register_receipt_views()
     register_finance_views()
     register_sync_views()
+    if current_app.config.get("MAILBOX_ENABLED"):
+        from portal.views.mailbox import register_mailbox_view
+
+        register_mailbox_view()
