@@ -121,7 +121,7 @@ def portal_server(
     }
     env.pop("FLASK_DEBUG", None)
     cli = _orderbridge()
-    for step in (["db", "upgrade"], ["seed-demo", "--password", E2E_PASSWORD, "--orders", "40"]):
+    for step in (["db", "upgrade"], ["seed-demo", "--password", E2E_PASSWORD, "--orders", "80"]):
         done = subprocess.run(
             [*cli, *step], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
         )
