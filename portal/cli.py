@@ -35,10 +35,9 @@ audit_group = click.Group("audit", help="The hash-chained audit trail.")
 def roles_sync() -> None:
     """Create or update the declared roles so they hold exactly their permissions."""
     from portal.extensions import appbuilder
-    from portal.security import sync_roles
+    from portal.security import sync_roles, sync_summary
 
-    for role, (added, removed) in sync_roles(appbuilder).items():
-        click.echo(f"{role}: {added} permissions added, {removed} removed")
+    click.echo(sync_summary(sync_roles(appbuilder)))
 
 
 @audit_group.command("verify")
