@@ -101,9 +101,19 @@ def _ensure_users(sm, password: str, done: list[str]) -> None:
 
 
 def seed_demo_data(order_count: int = 300, seed: int = 7) -> bool:
-    """Load master data, stock and orders; returns False if demo data was already there."""
+    """Load master data, stock and orders; returns False if demo data was already there.
+
+    The whole data set is one transaction (every service call joins this unit of work): one
+    commit, the audit chain linked once, each announcement delivered once, all or nothing.
+    """
     if db.session.execute(select(Customer.id).limit(1)).first() is not None:
         return False
+    with unit_of_work():
+        _seed(order_count, seed)
+    return True
+
+
+def _seed(order_count: int, seed: int) -> None:
     rng = random.Random(seed)
     terms = [
         catalog.payment_terms.create({"code": code, "name": name, "days": days}, SEED_ACTOR)
@@ -206,10 +216,11 @@ def seed_demo_data(order_count: int = 300, seed: int = 7) -> bool:
         customers.append(customer)
     today = utcnow().date()
     people = _people()
+    entries = []
     for index in range(order_count):
         customer = rng.choice(customers)
         order_date = today - timedelta(days=rng.randint(0, 120))
-        order = orders.orders.create_with_lines(
+        entry = (
             {
                 "customer_id": customer.id,
                 "customer_po": f"PO-{rng.randint(10000, 99999)}-{index}",
@@ -223,12 +234,10 @@ def seed_demo_data(order_count: int = 300, seed: int = 7) -> bool:
                 {"product_id": product.id, "quantity": product.pack_size * rng.randint(1, 30)}
                 for product in rng.sample(products, rng.randint(1, 5))
             ],
-            SEED_ACTOR,
         )
-        _advance(order, rng, people)
-    with unit_of_work():
-        audit.record(SEED_ACTOR, "demo", None, "seed", detail={"orders": order_count, "seed": seed})
-    return True
+        entries.append(entry)
+    _advance(orders.orders.create_many(entries, SEED_ACTOR), rng, people)
+    audit.record(SEED_ACTOR, "demo", None, "seed", detail={"orders": order_count, "seed": seed})
 
 
 def _people() -> dict[str, Actor]:
@@ -240,21 +249,33 @@ def _people() -> dict[str, Actor]:
     }
 
 
-def _advance(order: SalesOrder, rng: random.Random, people: dict[str, Actor]) -> None:
-    """Walk a demo order through the lifecycle as far as a die roll says, as people would."""
+def _advance(batch: list[SalesOrder], rng: random.Random, people: dict[str, Actor]) -> None:
+    """Walk the demo orders through the lifecycle as far as a die roll each says.
+
+    Confirming and allocating use the batch services (each order decided as if entered one
+    at a time, in this order); shipping and billing go order by order, as people would.
+    """
+    specialist = people["specialist"]
+    rolled = [(order, rng.random()) for order in batch]
+    rolled = [(order, roll) for order, roll in rolled if order.status != "quote" and roll >= 0.18]
+    lifecycle.confirm_many([order for order, _ in rolled], specialist)
+    rolled = [(order, roll) for order, roll in rolled if order.status == "confirmed"]
+    rolled = [(order, roll) for order, roll in rolled if roll >= 0.25]
+    for order, roll in rolled:
+        if roll < 0.29:
+            changes.cancel_order(order, specialist, "customer_request", "changed supplier")
+    rolled = [(order, roll) for order, roll in rolled if roll >= 0.29]
+    fulfillment.allocate_many([order for order, _ in rolled], specialist)
+    for order, roll in rolled:
+        if order.status in fulfillment.SHIPPABLE and roll >= 0.40:
+            _ship_and_bill(order, roll, rng, people)
+
+
+def _ship_and_bill(
+    order: SalesOrder, roll: float, rng: random.Random, people: dict[str, Actor]
+) -> None:
+    """Ship what was allocated; deliver, invoice, pay, credit or dispute as the roll says."""
     specialist, supervisor = people["specialist"], people["supervisor"]
-    roll = rng.random()
-    if order.status == "quote" or roll < 0.18:
-        return
-    lifecycle.confirm(order, specialist)
-    if order.status != "confirmed" or roll < 0.25:
-        return
-    if roll < 0.29:
-        changes.cancel_order(order, specialist, "customer_request", "changed supplier")
-        return
-    fulfillment.allocate(order, specialist)
-    if order.status not in fulfillment.SHIPPABLE or roll < 0.40:
-        return
     shipments = []
     for allocation in (
         db.session.query(Allocation)
