@@ -9,22 +9,23 @@ embedded Redis in one command).
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
-from flask_migrate.cli import db as db_group
 
 from config import ConfigError
-from portal import create_app
-from portal.sync.cli import sheets as sheets_group
 
 roles_group = click.Group("roles", help="Roles and permissions declared in portal/security.py.")
 audit_group = click.Group("audit", help="The hash-chained audit trail.")
@@ -205,23 +206,79 @@ def scheduler(every: float) -> None:
 
 def _create_app() -> Flask:
     """Build the app for a command that needs it; a settings problem is one line, no traceback."""
+    from portal import create_app
+
     try:
         return create_app()
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
 
 
+# Commands whose modules are imported only when the command runs (or shows its own help):
+# name → ("module:attribute", the short help `orderbridge --help` lists).
+LAZY_COMMANDS = {
+    "db": ("flask_migrate.cli:db", "Perform database migrations."),
+    "sheets": ("portal.sync.cli:sheets", "Spreadsheet trackers and their two-way sync."),
+}
+PLUGIN_HELP = {  # the short help of Flask plugins' commands (entry points), read without them
+    "fab": "FAB flask group commands",
+    "limiter": "Flask-Limiter maintenance & utility commands",
+}
+
+
 class OrderbridgeGroup(FlaskGroup):
-    """Flask's command group, listing its commands without building the app.
+    """Flask's command group, listing its commands without building the app or importing them.
 
     Every Orderbridge command is added to the group itself (not to ``app.cli``), so
     ``orderbridge --help`` and each command's ``--help`` work in any environment — no
-    ``SECRET_KEY`` needed; only running a command builds the app.
+    ``SECRET_KEY`` needed; only running a command builds the app. Heavy command modules
+    (:data:`LAZY_COMMANDS`, and plugin commands such as ``fab``) are imported when the command
+    is looked up, so listing the commands imports neither Flask-AppBuilder nor the models.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lazy: dict[str, tuple[Callable[[], click.Command], str]] = {
+            name: (functools.partial(_import_target, target), short)
+            for name, (target, short) in LAZY_COMMANDS.items()
+        }
+
+    def _load_plugin_commands(self) -> None:
+        """Note the plugins' commands (entry points) without importing them, as names."""
+        if self._loaded_plugin_commands:
+            return
+        from importlib.metadata import entry_points
+
+        for entry in entry_points(group="flask.commands"):
+            if entry.name not in self.commands:
+                self._lazy.setdefault(entry.name, (entry.load, PLUGIN_HELP.get(entry.name, "")))
+        self._loaded_plugin_commands = True
+
     def list_commands(self, ctx: click.Context) -> list[str]:
-        self._load_plugin_commands()  # `fab`, `limiter` (entry points), as FlaskGroup does
-        return sorted(self.commands)
+        self._load_plugin_commands()
+        return sorted({*self.commands, *self._lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        self._load_plugin_commands()
+        if name in self._lazy and name not in self.commands:
+            self.add_command(self._lazy[name][0](), name)
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of ``--help``; commands not imported yet show their known help."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            command = self.commands.get(name)
+            if command is None:
+                rows.append((name, self._lazy[name][1]))
+            elif not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
@@ -230,6 +287,11 @@ class OrderbridgeGroup(FlaskGroup):
         if command is not None and "--help" in rest:
             _show_help(ctx, name or "", command, rest)
         return name, command, rest
+
+
+def _import_target(target: str) -> click.Command:
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 def _show_help(ctx: click.Context, name: str, command: click.Command, args: list[str]) -> None:
@@ -250,7 +312,6 @@ def _show_help(ctx: click.Context, name: str, command: click.Command, args: list
 
 cli = OrderbridgeGroup(create_app=_create_app, help="Orderbridge order-management portal.")
 for _command in (
-    db_group,
     roles_group,
     audit_group,
     seed_demo,
@@ -258,7 +319,6 @@ for _command in (
     enqueue_job,
     demo,
     scheduler,
-    sheets_group,
 ):
     cli.add_command(_command)
 
