@@ -9,7 +9,8 @@ per its interval across all scheduler processes: a Redis ``SET NX EX`` key claim
 
 from __future__ import annotations
 
-import time
+import signal
+import threading
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
@@ -80,9 +81,22 @@ def run_periodic() -> list[str]:
     return enqueued
 
 
-def run_forever(every: float = 30.0) -> None:
-    """Tick every ``every`` seconds until interrupted."""
-    while True:
+def run_forever(every: float = 30.0, stop: threading.Event | None = None) -> None:
+    """Tick every ``every`` seconds until ``stop`` is set (setting it ends the wait at once)."""
+    stop = stop or threading.Event()
+    while not stop.is_set():
         tick()
         run_periodic()
-        time.sleep(every)
+        stop.wait(every)
+
+
+def stop_on_signals() -> threading.Event:
+    """An event that SIGTERM or SIGINT sets: the loop then stops before its next tick.
+
+    Call it in the main thread (signal handlers live there); the handler only sets the event,
+    so a tick in progress finishes and the process exits within a tick, never a full interval.
+    """
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop

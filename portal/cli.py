@@ -8,7 +8,6 @@ embedded Redis in one command).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib
 import os
@@ -197,11 +196,10 @@ def demo(port: int, host: str, password: str | None) -> None:
 @with_appcontext
 def scheduler(every: float) -> None:
     """Run the scheduler: tracker syncs and periodic jobs (mail, backorders, audit check)."""
-    from jobs.schedule import run_forever
+    from jobs.schedule import run_forever, stop_on_signals
 
     click.echo(f"scheduler ticking every {every:g} s")
-    with contextlib.suppress(KeyboardInterrupt):
-        run_forever(every)
+    run_forever(every, stop_on_signals())
 
 
 def _create_app() -> Flask:
