@@ -302,10 +302,8 @@ def sync_roles(appbuilder: AppBuilder, actor: Actor = ROLES_ACTOR) -> dict[str, 
 
 
 def sync_summary(report: dict[str, tuple[int, int]]) -> str:
-    """One line for a :func:`sync_roles` report: ``roles: 3 permissions added, 0 removed``."""
+    """A :func:`sync_roles` report in one line: ``3 permissions added, 0 removed``."""
     added = sum(count for count, _ in report.values())
     removed = sum(count for _, count in report.values())
     detail = ", ".join(f"{role} +{a} -{r}" for role, (a, r) in report.items() if a or r)
-    return f"roles: {added} permissions added, {removed} removed" + (
-        f" ({detail})" if detail else ""
-    )
+    return f"{added} permissions added, {removed} removed" + (f" ({detail})" if detail else "")
