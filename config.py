@@ -12,8 +12,6 @@ import os
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from flask_appbuilder.security.manager import AUTH_DB
-
 BASE_DIR = Path(__file__).resolve().parent
 
 
@@ -174,6 +172,8 @@ def _rate(name: str, default: str) -> str:
 
 def build_settings(overrides: dict | None = None) -> dict:
     """Return the Flask config mapping for the current environment (plus ``overrides``)."""
+    from flask_appbuilder.const import AUTH_DB  # here, not at import: `orderbridge --help` is fast
+
     overrides = dict(overrides or {})
     mode = overrides.pop("ORDERBRIDGE_MODE", None) or os.environ.get(
         "ORDERBRIDGE_MODE", "production"

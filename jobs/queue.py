@@ -32,6 +32,7 @@ QUEUE_UNAVAILABLE = "The job queue is unavailable; try again in a few minutes."
 
 _embedded_server: Any = None
 _connections: dict[str, Redis] = {}
+_embedded_urls: dict[Path, str] = {}  # instance dir → the embedded server's URL, found once
 
 
 def heartbeat_seconds() -> int:
@@ -99,11 +100,22 @@ def stop_embedded_server() -> None:
         with suppress(Exception):
             _embedded_server.stop()
         _embedded_server = None
+    _embedded_urls.clear()
 
 
 def redis_url() -> str:
-    """``REDIS_URL`` if set, else the embedded server's URL (starting it when needed)."""
-    return _configured_url() or start_embedded_server(_instance_dir())
+    """``REDIS_URL`` if set, else the embedded server's URL (starting it when needed).
+
+    The embedded server is looked up (lock, URL file, ping) once per process and instance
+    folder, not on every enqueue.
+    """
+    configured = _configured_url()
+    if configured:
+        return configured
+    home = _instance_dir()
+    if home not in _embedded_urls:
+        _embedded_urls[home] = start_embedded_server(home)
+    return _embedded_urls[home]
 
 
 def connection() -> Redis:

@@ -11,7 +11,8 @@ a Redis ``SET NX EX`` key claims the slot.
 
 from __future__ import annotations
 
-import time
+import signal
+import threading
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
@@ -86,10 +87,24 @@ def run_periodic() -> list[str]:
 EVERY = 15.0  # seconds between ticks: a dead worker's job runs again within this of its lock
 
 
-def run_forever(every: float = EVERY) -> None:
-    """Sweep for abandoned jobs and tick every ``every`` seconds until interrupted."""
-    while True:
+def run_forever(every: float = EVERY, stop: threading.Event | None = None) -> None:
+    """Sweep for abandoned jobs and tick every ``every`` seconds until ``stop`` is set (setting
+    it ends the wait at once)."""
+    stop = stop or threading.Event()
+    while not stop.is_set():
         sweep()
         tick()
         run_periodic()
-        time.sleep(every)
+        stop.wait(every)
+
+
+def stop_on_signals() -> threading.Event:
+    """An event that SIGTERM or SIGINT sets: the loop then stops before its next tick.
+
+    Call it in the main thread (signal handlers live there); the handler only sets the event,
+    so a tick in progress finishes and the process exits within a tick, never a full interval.
+    """
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop

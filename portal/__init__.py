@@ -7,15 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, jsonify, request
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
 import config
 
 log = logging.getLogger(__name__)
 
 
-@event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     """Enforce foreign keys and wait on locks instead of failing, on SQLite only."""
     if type(dbapi_connection).__module__.startswith("sqlite3"):
@@ -35,8 +32,15 @@ def create_app(overrides: dict | None = None) -> Flask:
     The ``orderbridge`` command group (``portal.cli``) builds its app with this function; the
     app itself knows nothing of the CLI.
     """
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
     from portal.extensions import appbuilder, csrf, db, migrate
 
+    # Registered here rather than at import, so `import portal` (every `orderbridge` command,
+    # even `--help`) does not load SQLAlchemy.
+    if not event.contains(Engine, "connect", _sqlite_pragmas):
+        event.listen(Engine, "connect", _sqlite_pragmas)
     settings = config.build_settings(overrides)
     Path(settings["INSTANCE_DIR"]).mkdir(parents=True, exist_ok=True)
     app = Flask(__name__, instance_path=settings["INSTANCE_DIR"])

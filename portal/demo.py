@@ -92,9 +92,17 @@ def _ensure_users(sm, password: str, done: list[str]) -> None:
 
 def seed_demo_data(order_count: int = 300, seed: int = 7, today: date | None = None) -> bool:
     """Load master data, stock and twelve weeks of orders up to ``today`` (default: today);
-    returns False if demo data was already there. The same ``seed`` gives the same data."""
+    returns False if demo data was already there. The same ``seed`` gives the same data.
+
+    Each step commits as the service a person would use commits it (see ``demo_history``).
+    """
     if db.session.execute(select(Customer.id).limit(1)).first() is not None:
         return False
+    _seed(order_count, seed, today)
+    return True
+
+
+def _seed(order_count: int, seed: int, today: date | None) -> None:
     rng = random.Random(seed)
     terms = [
         catalog.payment_terms.create({"code": code, "name": name, "days": days}, SEED_ACTOR)
@@ -202,7 +210,6 @@ def seed_demo_data(order_count: int = 300, seed: int = 7, today: date | None = N
     history.play(order_days(rng, order_count, history.today))
     with unit_of_work():
         audit.record(SEED_ACTOR, "demo", None, "seed", detail={"orders": order_count, "seed": seed})
-    return True
 
 
 def _people() -> dict[str, Actor]:

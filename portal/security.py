@@ -15,8 +15,8 @@ from typing import Any
 
 from flask import g, has_request_context
 from flask_appbuilder import AppBuilder
-from flask_appbuilder.security.manager import BaseSecurityManager
 from flask_appbuilder.security.sqla.manager import SecurityManager
+from sqlalchemy.orm import joinedload
 
 from portal.auth import ResetMyPasswordView, check_password_policy, login_failed
 from portal.services import audit, email_addresses
@@ -214,41 +214,108 @@ def _menu_grants(appbuilder: AppBuilder, permissions: frozenset[tuple[str, str]]
     return granted
 
 
+def declared_permission_views(appbuilder: AppBuilder) -> set[tuple[str, str]]:
+    """Every ``(permission, view)`` the registered views, APIs and menu entries use.
+
+    What FAB's ``add_permissions`` creates, with the verbs of the views and APIs that share a
+    ``class_permission_name`` merged: FAB adds them view by view and then tries to delete the
+    verbs the next view of the same name lacks (refused, with a warning, as roles hold them).
+    """
+    pairs = {
+        (permission, view.class_permission_name)
+        for view in appbuilder.baseviews
+        for permission in getattr(view, "base_permissions", None) or ()
+    }
+    for category in appbuilder.menu.get_list():
+        for item in (category, *category.childs):
+            if item.name != "-":
+                pairs.add(("menu_access", item.name))
+    return pairs
+
+
+def _permission_views(sm: SecurityManager, wanted: set[tuple[str, str]]) -> dict[tuple, Any]:
+    """The permission-view rows of ``wanted``, creating the missing ones (no commit)."""
+    sess = sm.session
+    rows = {
+        (pv.permission.name, pv.view_menu.name): pv
+        for pv in sess.query(sm.permissionview_model).options(
+            joinedload(sm.permissionview_model.permission),
+            joinedload(sm.permissionview_model.view_menu),
+        )
+        if pv.permission is not None and pv.view_menu is not None
+    }
+    missing = wanted - set(rows)
+    if missing:
+        permissions = {row.name: row for row in sess.query(sm.permission_model)}
+        views = {row.name: row for row in sess.query(sm.viewmenu_model)}
+        for perm, view in sorted(missing):
+            if perm not in permissions:
+                permissions[perm] = sm.permission_model(name=perm)
+            if view not in views:
+                views[view] = sm.viewmenu_model(name=view)
+            pv = sm.permissionview_model()
+            pv.permission, pv.view_menu = permissions[perm], views[view]
+            sess.add(pv)
+            rows[(perm, view)] = pv
+    return rows
+
+
+def _role(sm: SecurityManager, name: str) -> tuple[Any, bool]:
+    """The role called ``name``, created (not committed) if missing; and whether it was."""
+    role = sm.session.query(sm.role_model).filter_by(name=name).one_or_none()
+    if role is not None:
+        return role, False
+    role = sm.role_model()
+    role.name = name
+    sm.session.add(role)
+    return role, True
+
+
 def sync_roles(appbuilder: AppBuilder, actor: Actor = ROLES_ACTOR) -> dict[str, tuple[int, int]]:
     """Create or update each declared role to hold exactly its permissions (idempotent).
 
-    Returns role → (permissions added, permissions removed). A sync that changed a role writes
-    one audit event naming, per role, the permissions it gained and lost.
+    Admin holds every permission the app declares, Public none (FAB's built-in roles); each
+    role of :data:`ROLE_PERMISSIONS` holds its pairs plus the menu entries it may read. All of
+    it is one transaction. Returns role → (permissions added, permissions removed); a sync
+    that changed a role writes one audit event naming, per role, what it gained and lost.
     """
     sm = appbuilder.sm
-    report: dict[str, tuple[int, int]] = {}
-    changed: dict[str, dict[str, Any]] = {}
-    # FAB's own setup: Admin and Public roles, then every view's permissions (Admin gets all).
-    BaseSecurityManager.create_db(sm)
-    appbuilder.add_permissions(update_perms=True)
+    declared = declared_permission_views(appbuilder)
+    plans = {sm.auth_role_admin: declared}
     for role_name, permissions in ROLE_PERMISSIONS.items():
-        role = sm.find_role(role_name)
-        if role is None:
-            role = sm.add_role(role_name)
-            changed[role_name] = {"created": True}
-        wanted = set(permissions) | {
+        plans[role_name] = set(permissions) | {
             ("menu_access", menu) for menu in _menu_grants(appbuilder, permissions)
         }
-        current = {(pv.permission.name, pv.view_menu.name): pv for pv in role.permissions}
-        added = sorted(wanted - set(current))
-        removed = sorted(set(current) - wanted)
-        for perm, view in added:
-            pv = sm.add_permission_view_menu(perm, view)
-            sm.add_permission_role(role, pv)
-        for key in removed:
-            sm.del_permission_role(role, current[key])
-        report[role_name] = (len(added), len(removed))
-        if added or removed:
-            changed.setdefault(role_name, {}).update(
-                added=[f"{perm} on {view}" for perm, view in added],
-                removed=[f"{perm} on {view}" for perm, view in removed],
-            )
-    if changed:
-        with unit_of_work():
+    report: dict[str, tuple[int, int]] = {}
+    changed: dict[str, dict[str, Any]] = {}
+    with unit_of_work():
+        rows = _permission_views(sm, declared.union(*plans.values()))
+        _role(sm, sm.auth_role_public)
+        for role_name, wanted in plans.items():
+            role, created = _role(sm, role_name)
+            current = {(pv.permission.name, pv.view_menu.name): pv for pv in role.permissions}
+            added = sorted(wanted - set(current))
+            # Admin keeps whatever it holds; the declared roles hold exactly their pairs.
+            removed = [] if role_name == sm.auth_role_admin else sorted(set(current) - wanted)
+            role.permissions.extend(rows[key] for key in added)
+            for key in removed:
+                role.permissions.remove(current[key])
+            report[role_name] = (len(added), len(removed))
+            if created or added or removed:
+                changed[role_name] = {"created": True} if created else {}
+            if added or removed:
+                changed[role_name].update(
+                    added=[f"{perm} on {view}" for perm, view in added],
+                    removed=[f"{perm} on {view}" for perm, view in removed],
+                )
+        if changed:
             audit.record(actor, "role", None, "sync", detail=changed)
     return report
+
+
+def sync_summary(report: dict[str, tuple[int, int]]) -> str:
+    """A :func:`sync_roles` report in one line: ``3 permissions added, 0 removed``."""
+    added = sum(count for count, _ in report.values())
+    removed = sum(count for _, count in report.values())
+    detail = ", ".join(f"{role} +{a} -{r}" for role, (a, r) in report.items() if a or r)
+    return f"{added} permissions added, {removed} removed" + (f" ({detail})" if detail else "")

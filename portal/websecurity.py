@@ -15,9 +15,10 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 
-from flask import Flask, current_app, g, jsonify, request, session
+from flask import Flask, current_app, g, has_request_context, jsonify, request, session
 from flask_wtf.csrf import ValidationError, validate_csrf
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -95,8 +96,25 @@ def set_security_headers(response):
     return response
 
 
+class NoNextIsNoBadRedirect(logging.Filter):
+    """Drop FAB's "Invalid redirect detected" when the sign-in had no ``next`` page at all.
+
+    FAB's login form posts back to its own URL, and ``/login/`` opened without ``?next=``
+    (the navbar's sign-in link, a bookmark) makes FAB check an empty redirect target, warn,
+    and go to the index page, as it should. A ``next`` that fails the check is still logged.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.getMessage().startswith("Invalid redirect detected"):
+            return True
+        return not has_request_context() or bool(request.args.get("next"))
+
+
 def init_app(app: Flask) -> None:
     """Register the hooks (any time before the first request)."""
+    redirects = logging.getLogger("flask_appbuilder.utils.base")
+    if not any(isinstance(f, NoNextIsNoBadRedirect) for f in redirects.filters):
+        redirects.addFilter(NoNextIsNoBadRedirect())
     if app.config.get("PROXY_FIX_X_FOR"):
         hops = app.config["PROXY_FIX_X_FOR"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)

@@ -212,3 +212,17 @@ def test_a_row_changed_meanwhile_refuses_the_whole_allocation(clean_db) -> None:
     assert db.session.get(OrderLine, line.id).version == version + 1
     assert _count(Allocation) == 0
     assert inventory.ledger_discrepancies() == []
+
+
+def test_a_batch_for_a_customer_with_a_price_list_keeps_its_orders_pending(clean_db) -> None:
+    """Looking up a customer's prices while the batch is built must not insert the orders
+    built so far: on PostgreSQL a batch takes its ids in advance (``assign_ids``), and an
+    order inserted early had its primary key rewritten (a foreign-key violation)."""
+    data = make_catalog()
+    price_list = catalog.price_lists.create({"name": "Trade", "currency": "USD"}, SETUP)
+    catalog.customers.update(data.customer, {"price_list_id": price_list.id}, SETUP)
+    size = PREASSIGN_IDS_FROM + 5
+    created = orders.orders.create_many([_entry(data, (n + 1,)) for n in range(size)], SETUP)
+    db.session.expire_all()
+    assert len({order.id for order in created}) == size
+    assert _count(OrderLine) == size

@@ -23,10 +23,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
 from sqlalchemy import Select, func, select
 
 import portal.security as security
@@ -531,11 +527,14 @@ class _XlsxCells:
     """Typed cells for one write-only sheet; styles are shared through openpyxl's tables."""
 
     def __init__(self, sheet: Any):
-        self.sheet = sheet
+        from openpyxl.cell import WriteOnlyCell  # openpyxl loads with an export, not at start-up
+        from openpyxl.styles import Font
 
-    def header(self, text: str) -> WriteOnlyCell:
-        cell = WriteOnlyCell(self.sheet, value=text)
-        cell.font = Font(bold=True)
+        self.sheet, self._cell, self._bold = sheet, WriteOnlyCell, Font(bold=True)
+
+    def header(self, text: str) -> Any:
+        cell = self._cell(self.sheet, value=text)
+        cell.font = self._bold
         return cell
 
     def value(self, value: Any, column: Column) -> Any:
@@ -543,21 +542,21 @@ class _XlsxCells:
             return None
         if isinstance(value, str):
             if value.startswith(DANGEROUS_PREFIXES):
-                cell = WriteOnlyCell(self.sheet, value=value)
+                cell = self._cell(self.sheet, value=value)
                 cell.data_type = "s"  # text, never a formula
                 cell.quotePrefix = True  # and Excel keeps it text when edited
                 return cell
             return value
         if column.kind == "money":
-            cell = WriteOnlyCell(self.sheet, value=value)
+            cell = self._cell(self.sheet, value=value)
             cell.number_format = MONEY_FORMAT
             return cell
         if isinstance(value, datetime):
-            cell = WriteOnlyCell(self.sheet, value=value.replace(tzinfo=None))
+            cell = self._cell(self.sheet, value=value.replace(tzinfo=None))
             cell.number_format = DATETIME_FORMAT
             return cell
         if isinstance(value, date):
-            cell = WriteOnlyCell(self.sheet, value=value)
+            cell = self._cell(self.sheet, value=value)
             cell.number_format = DATE_FORMAT
             return cell
         return value
@@ -570,10 +569,12 @@ def write_xlsx(
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Write the export to ``target`` with a write-only workbook; returns the row count."""
+    from openpyxl import Workbook, utils
+
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(kind.title)
     for index, column in enumerate(kind.columns, start=1):
-        sheet.column_dimensions[get_column_letter(index)].width = column.width
+        sheet.column_dimensions[utils.get_column_letter(index)].width = column.width
     sheet.freeze_panes = "A2"
     cells = _XlsxCells(sheet)
     sheet.append([cells.header(column.header) for column in kind.columns])
@@ -583,7 +584,7 @@ def write_xlsx(
         done += 1
         if progress and done % 1000 == 0:
             progress(done)
-    last = get_column_letter(len(kind.columns))
+    last = utils.get_column_letter(len(kind.columns))
     sheet.auto_filter.ref = f"A1:{last}{done + 1}"
     workbook.save(target)
     if progress:

@@ -103,23 +103,27 @@ class OrderService(RecordService[SalesOrder]):
             preload(sess, Customer, (data.get("customer_id") for data, _ in entries))
             preload(sess, CustomerAddress, (data.get("ship_to_id") for data, _ in entries))
             created = []
-            for index, ((data, lines), number) in enumerate(zip(entries, numbers, strict=True)):
-                try:
-                    data = dict(data)
-                    status = data.get("status") or OrderStatus.DRAFT.value
-                    if status not in (OrderStatus.DRAFT.value, OrderStatus.QUOTE.value):
-                        raise ValidationFailed({"status": ["a new order starts as draft or quote"]})
-                    data["status"] = status
-                    order = self.build(data, actor, number=number)
-                    if lines:
-                        add_lines(order, lines, actor, products=products)
-                except ValidationFailed as error:
-                    if len(entries) == 1:
-                        raise
-                    raise ValidationFailed(
-                        {f"orders[{index}].{k}": v for k, v in error.field_errors.items()}
-                    ) from error
-                created.append(order)
+            # No autoflush while building: a query on the way (a customer's prices) would
+            # insert the orders built so far, and ``assign_ids`` needs them still pending.
+            with sess.no_autoflush:
+                for index, ((data, lines), number) in enumerate(zip(entries, numbers, strict=True)):
+                    try:
+                        data = dict(data)
+                        status = data.get("status") or OrderStatus.DRAFT.value
+                        if status not in (OrderStatus.DRAFT.value, OrderStatus.QUOTE.value):
+                            refusal = {"status": ["a new order starts as draft or quote"]}
+                            raise ValidationFailed(refusal)
+                        data["status"] = status
+                        order = self.build(data, actor, number=number)
+                        if lines:
+                            add_lines(order, lines, actor, products=products)
+                    except ValidationFailed as error:
+                        if len(entries) == 1:
+                            raise
+                        raise ValidationFailed(
+                            {f"orders[{index}].{k}": v for k, v in error.field_errors.items()}
+                        ) from error
+                    created.append(order)
             assign_ids(sess, created)
             assign_ids(sess, [line for order in created for line in order.lines])
             sess.flush()

@@ -199,9 +199,10 @@ def sync(name: str, queued: bool) -> None:
 @with_appcontext
 def schedule(loop: bool, every: float) -> None:
     """Enqueue every enabled tracker whose interval has elapsed."""
-    from jobs.schedule import run_forever, tick
+    from jobs.schedule import run_forever, stop_on_signals, tick
 
     if loop:
-        run_forever(every)
+        run_forever(every, stop_on_signals())
+        return
     enqueued = tick()
     click.echo(f"enqueued {len(enqueued)} tracker sync(s)")
