@@ -211,7 +211,8 @@ def run_demo(app: Flask, host: str, port: int, password: str, order_count: int) 
     from jobs.queue import start_embedded_server
 
     began = time.perf_counter()
-    signal.signal(signal.SIGTERM, _interrupt)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored
+        signal.signal(signum, _interrupt)
     env = dict(os.environ, ORDERBRIDGE_MODE=app.config["ORDERBRIDGE_MODE"], PYTHONUNBUFFERED="1")
     embedded = not env.get("REDIS_URL")
     children: list[Child] = []

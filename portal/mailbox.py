@@ -100,7 +100,13 @@ def start_sink(folder: Path, timeout: float = 15.0) -> tuple[subprocess.Popen, i
     """Start the sink as a child process; returns it and its port once it listens."""
     port_file = folder / PORT_FILE
     port_file.unlink(missing_ok=True)
-    child = subprocess.Popen([sys.executable, "-m", "portal.mailbox", "--dir", str(folder)])
+    # Its own session: a terminal's Ctrl-C reaches the demo, which stops the sink with the
+    # others, rather than the sink quitting first and looking like a crash.
+    child = subprocess.Popen(
+        [sys.executable, "-m", "portal.mailbox", "--dir", str(folder)],
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         text = port_file.read_text().strip() if port_file.exists() else ""
