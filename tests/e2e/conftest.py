@@ -8,6 +8,7 @@ browser: it launches ``/usr/bin/chromium``.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
@@ -18,6 +19,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -121,7 +123,7 @@ def portal_server(
     }
     env.pop("FLASK_DEBUG", None)
     cli = _orderbridge()
-    for step in (["db", "upgrade"], ["seed-demo", "--password", E2E_PASSWORD, "--orders", "80"]):
+    for step in (["db", "upgrade"], ["seed-demo", "--password", E2E_PASSWORD, "--orders", "40"]):
         done = subprocess.run(
             [*cli, *step], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
         )
@@ -215,16 +217,64 @@ def page_as(new_page: Callable[[], object]) -> Callable[[str], object]:
     return login
 
 
+DRAFTS = 6  # fresh draft orders the flows share out
+
+
+def _post_json(url: str, body: dict, token: str | None = None) -> dict:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers=headers, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
 @pytest.fixture(scope="session")
 def draft_orders(portal_server: PortalServer) -> list[tuple[int, str]]:
-    """(id, number) of the seeded orders still in draft, oldest first: tests share them out."""
+    """(id, number) of draft orders entered for the flows over the REST API as the specialist
+    (customers with the most credit, the best-stocked product, requested well beyond any lead
+    time), newest first: tests share them out. The demo's own drafts are history, often with
+    requested dates already past."""
     engine = create_engine(portal_server.database_url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(
-                text("SELECT id, number FROM sales_order WHERE status = 'draft' ORDER BY id")
+            customers = conn.execute(
+                text(
+                    "SELECT c.id, min(a.id) AS address_id FROM customer c"
+                    " JOIN customer_address a ON a.customer_id = c.id"
+                    " WHERE c.active AND NOT c.credit_hold"
+                    " GROUP BY c.id, c.credit_limit ORDER BY c.credit_limit DESC, c.id LIMIT 3"
+                )
             ).all()
+            product = conn.execute(
+                text(
+                    "SELECT p.id, p.pack_size FROM product p"
+                    " JOIN stock_level s ON s.product_id = p.id WHERE p.active"
+                    " GROUP BY p.id, p.pack_size"
+                    " ORDER BY sum(s.on_hand - s.allocated) DESC, p.id LIMIT 1"
+                )
+            ).one()
     finally:
         engine.dispose()
-    assert len(rows) >= 4, f"the demo data has too few draft orders for the e2e flows: {rows}"
-    return [(row.id, row.number) for row in rows]
+    base = portal_server.base_url
+    token = _post_json(
+        f"{base}/api/v1/security/login",
+        {"username": "specialist", "password": E2E_PASSWORD, "provider": "db", "refresh": False},
+    )["access_token"]
+    requested = (date.today() + timedelta(days=120)).isoformat()
+    made = []
+    for index in range(DRAFTS):
+        customer = customers[index % len(customers)]
+        body = {
+            "customer_id": customer.id,
+            "customer_po": f"E2E-{secrets.token_hex(4).upper()}",
+            "requested_date": requested,
+            "ship_to_id": customer.address_id,
+            "incoterm": "DAP",
+            "lines": [{"product_id": product.id, "quantity": product.pack_size}],
+        }
+        created = _post_json(f"{base}/api/v1/sales_order/", body, token)
+        made.append((created["id"], created["result"]["number"]))
+    return made[::-1]
