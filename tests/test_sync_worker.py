@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
-import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -17,10 +13,9 @@ from jobs.sync import is_running, sync_tracker
 from portal.extensions import db
 from portal.models import SyncRun, SyncRunStatus
 from portal.services import orders
-from tests.conftest import REPO
+from tests import sync_slow_worker as slow
 from tests.factories import SETUP
 from tests.sync_helpers import append_row, edit, make_orders, make_tracker, order, sheet
-from tests.sync_slow_worker import STEP_REACHED
 
 LOCK_SECONDS = "2"
 
@@ -32,33 +27,8 @@ def _empty_sync_queue(test_env) -> None:
 
 
 def _worker(step: str) -> subprocess.Popen:
-    """A burst worker whose first sync stops after ``step`` until it gets a line on stdin."""
-    env = dict(os.environ, ORDERBRIDGE_SYNC_LOCK_SECONDS=LOCK_SECONDS)
-    args = [sys.executable, "-m", "tests.sync_slow_worker", step]
-    args += ["worker", "--burst", "--no-scheduler", "--queue", "sync"]
-    return subprocess.Popen(
-        args,
-        cwd=REPO,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def _reached(worker: subprocess.Popen, timeout: float = 60) -> None:
-    """Wait until ``worker`` holds its sync at the step (it says so on stdout)."""
-    reached = threading.Event()
-
-    def read() -> None:
-        for line in worker.stdout:  # type: ignore[union-attr]
-            if line.startswith(STEP_REACHED):
-                reached.set()
-                return
-
-    threading.Thread(target=read, daemon=True).start()
-    assert reached.wait(timeout), "the worker never reached the step"
+    """A burst sync worker whose first sync stops after ``step`` until it gets a line."""
+    return slow.start(step, "sync", dict(os.environ, ORDERBRIDGE_SYNC_LOCK_SECONDS=LOCK_SECONDS))
 
 
 def _wait_until_lock_expires(tracker_id: int, timeout: float = 10) -> None:
@@ -93,7 +63,7 @@ def test_two_syncs_of_one_tracker_never_run_at_once(clean_db, tmp_path) -> None:
     for _ in range(2):
         queue.get_queue("sync").enqueue(sync_tracker, tracker.id)
     holder = _worker("read")  # holds the tracker's lock in its first sync until told to go
-    _reached(holder)
+    slow.wait_reached(holder)
     assert any(r.status == SyncRunStatus.RUNNING.value for r in _runs(tracker.id))
     second = _worker("none")  # takes the other job while the first one runs
     output, _ = second.communicate(timeout=90)
@@ -124,14 +94,10 @@ def test_worker_killed_mid_sync_then_rerun_ends_consistent(clean_db, tmp_path) -
     before = path.read_bytes()
     queue.get_queue("sync").enqueue(sync_tracker, tracker.id)
     worker = _worker("apply")  # records applied, then it holds before the sheet write
-    _reached(worker)
+    slow.wait_reached(worker)
     assert order(numbers[0]).customer_po == "FROM-SHEET" and len(_orders()) == 3
     db.session.rollback()
-    horses = _children(worker.pid)  # RQ's work horse runs in a session of its own
-    assert horses, "the work horse is not running"
-    for pid in [worker.pid, *horses]:
-        os.kill(pid, signal.SIGKILL)
-    worker.wait(timeout=10)
+    slow.kill(worker)  # and its work horse, which RQ runs in a session of its own
     assert path.read_bytes() == before  # killed before the write
     _wait_until_lock_expires(tracker.id)  # the dead worker's lock expires
 
@@ -147,11 +113,6 @@ def test_worker_killed_mid_sync_then_rerun_ends_consistent(clean_db, tmp_path) -
     assert runs[-2].status == SyncRunStatus.INTERRUPTED.value
     assert runs[-1].status == SyncRunStatus.SUCCEEDED.value
     assert sync_tracker(tracker.id)["written"] == 0
-
-
-def _children(pid: int) -> list[int]:
-    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    return [int(p) for p in text.split()]
 
 
 def _orders() -> list:
