@@ -57,9 +57,20 @@ def shared_path(*parts: str | Path) -> Path:
     return path
 
 
+TEST_REDIS_DB = os.environ.get("ORDERBRIDGE_TEST_REDIS_DB", "13")
+
+
 def _with_test_db(url: str) -> str:
-    """Point a Redis URL at database 13, the suite's own."""
-    return re.sub(r"(/\d+)?$", "/13", url.rstrip("/"), count=1)
+    """Point a Redis URL at the suite's own database (``ORDERBRIDGE_TEST_REDIS_DB``, 13),
+    which it empties: never the database ``REDIS_URL`` names for data."""
+    named = re.search(r"/(\d+)$", url.rstrip("/"))
+    if not TEST_REDIS_DB.isdigit() or (named and named.group(1) == TEST_REDIS_DB):
+        pytest.exit(
+            f"ORDERBRIDGE_TEST_REDIS_DB={TEST_REDIS_DB!r} must be a database number other than "
+            f"the one REDIS_URL names ({url}): the tests empty it",
+            returncode=2,
+        )
+    return re.sub(r"(/\d+)?$", f"/{TEST_REDIS_DB}", url.rstrip("/"), count=1)
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,11 @@
-"""The ../shared helper: skip locally when absent, fail under CI."""
+"""The suite's own set-up: ../shared skips locally when absent and fails under CI; Redis
+tests use a database of their own."""
 
 from __future__ import annotations
 
 import pytest
 
+from tests import conftest
 from tests.conftest import shared_path
 
 
@@ -26,3 +28,10 @@ def test_a_present_shared_file_is_returned(tmp_path, monkeypatch) -> None:
     (tmp_path / "data" / "book.xlsx").write_bytes(b"x")
     assert shared_path("data", "book.xlsx") == tmp_path / "data" / "book.xlsx"
     assert shared_path(tmp_path / "data") == tmp_path / "data"  # absolute paths as they are
+
+
+def test_the_suite_uses_its_own_redis_database_never_the_named_one() -> None:
+    assert conftest._with_test_db("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/13"
+    assert conftest._with_test_db("redis://cache:6379") == "redis://cache:6379/13"
+    with pytest.raises(pytest.exit.Exception, match="other than the one REDIS_URL names"):
+        conftest._with_test_db("redis://127.0.0.1:6379/13")
