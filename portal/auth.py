@@ -176,8 +176,10 @@ def _bump(sess: Session, user_id: int) -> None:
 
 def revoke_sessions_and_tokens(user: Any) -> None:
     """Invalidate every session and token of ``user`` now (committed)."""
-    _bump(db.session, user.id)
-    db.session.commit()
+    from portal.services.base import unit_of_work
+
+    with unit_of_work() as sess:
+        _bump(sess, user.id)
 
 
 @event.listens_for(Session, "before_flush")
@@ -309,25 +311,25 @@ def login_failed(sm: Any, username: str) -> None:
     if user is None or not limit or (user.fail_login_count or 0) < limit:
         return
     from portal.services import audit
-    from portal.services.base import Actor
+    from portal.services.base import Actor, unit_of_work
 
-    seconds = current_app.config["LOGIN_LOCKOUT_SECONDS"]
-    state = _state_for(db.session, user.id)
-    state.locked_until = utcnow() + timedelta(seconds=seconds)
-    failures = user.fail_login_count
-    user.fail_login_count = 0  # the next lockout needs as many failures again
-    audit.record(
-        Actor.system(AUTH_ACTOR_NAME),
-        "user",
-        user.username,
-        "locked_out",
-        detail={
-            "failures": failures,
-            "locked_until": state.locked_until,
-            "address": request.remote_addr,
-        },
-    )
-    db.session.commit()
+    with unit_of_work():
+        seconds = current_app.config["LOGIN_LOCKOUT_SECONDS"]
+        state = _state_for(db.session, user.id)
+        state.locked_until = utcnow() + timedelta(seconds=seconds)
+        failures = user.fail_login_count
+        user.fail_login_count = 0  # the next lockout needs as many failures again
+        audit.record(
+            Actor.system(AUTH_ACTOR_NAME),
+            "user",
+            user.username,
+            "locked_out",
+            detail={
+                "failures": failures,
+                "locked_until": state.locked_until,
+                "address": request.remote_addr,
+            },
+        )
     g.login_refusal = Refusal(seconds)
 
 
