@@ -333,6 +333,10 @@ class SalesOrder(Versioned, Model):
     )
     hold_reasons: Mapped[str | None] = mapped_column(Text)
     notes: Mapped[str | None] = mapped_column(Text)
+    # the team's own order id (from an attached tracker or an import), unique when set
+    external_ref: Mapped[str | None] = mapped_column(String(60))
+    # where the order came from: "portal", "api", "tracker:<name>", "import:<file>"
+    source: Mapped[str | None] = mapped_column(String(120))
     revision: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
@@ -349,6 +353,7 @@ class SalesOrder(Versioned, Model):
     __table_args__ = (
         Index("ix_sales_order_customer_po", "customer_id", "customer_po"),
         Index("ix_sales_order_order_date", "order_date"),
+        Index("ix_sales_order_external_ref", "external_ref", unique=True),
     )
 
     @property
@@ -379,12 +384,15 @@ class OrderLine(Versioned, Model):
     qty_returned: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     price_override_by: Mapped[str | None] = mapped_column(String(120))
     price_override_reason: Mapped[str | None] = mapped_column(String(200))
+    # the team's own line id (e.g. a Row ID of their tracker), unique when set
+    external_ref: Mapped[str | None] = mapped_column(String(60))
     order: Mapped[SalesOrder] = relationship(back_populates="lines")
     product: Mapped[Product] = relationship()
 
     __table_args__ = (
         UniqueConstraint("order_id", "line_no", name="uq_order_line_no"),
         Index("ix_order_line_product", "product_id"),
+        Index("ix_order_line_external_ref", "external_ref", unique=True),
         CheckConstraint("quantity > 0", name="ck_order_line_quantity"),
         CheckConstraint("unit_price >= 0", name="ck_order_line_unit_price"),
         CheckConstraint(
