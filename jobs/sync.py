@@ -21,8 +21,8 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Set
+from dataclasses import dataclass, replace
 from typing import Any
 
 from redis.exceptions import LockError
@@ -34,8 +34,8 @@ from jobs.context import app_job
 from jobs.queue import connection, get_queue
 from portal.extensions import db
 from portal.models import Tracker
-from portal.services import sync_runs, trackers
-from portal.services.base import unit_of_work
+from portal.services import sync_review, sync_runs, trackers
+from portal.services.base import Actor, unit_of_work
 from portal.sync import adapters
 from portal.sync.backends import open_tracker_backend
 from sheets.backends.xlsx_files import NotAWorkbook
@@ -52,7 +52,7 @@ from sheets.engine import (
     plan_sync,
 )
 from sheets.grid import CellWrite, SheetBackend, SheetChangedError, SheetSnapshot
-from sheets.outcomes import result_outcomes
+from sheets.outcomes import DELETED, result_outcomes
 from sheets.trackers import TrackerSpec, header_id
 
 QUEUE = "sync"
@@ -262,9 +262,10 @@ def _attempt(
 ) -> dict[str, Any]:
     snapshot = _read(backend)
     base, patches = trackers.load_base(tracker.id, spec)
+    hidden = _hidden(tracker, spec, snapshot)
     db.session.rollback()  # end the read transaction: the merge holds no database snapshot
     tokens = trackers.create_tokens(tracker.id)
-    plan, claimed = _plan(spec, tracker.filter, base, snapshot, tokens)
+    plan, claimed = _plan(spec, tracker.filter, base, snapshot, tokens, hidden)
     counts.rows_read = plan.rows_read
     if plan.fatal:
         trackers.finish_sync(
@@ -303,17 +304,31 @@ def _sheet_keys(spec: TrackerSpec, rows: list[list[Any]]) -> set[str]:
     return {k for k in keys if k is not None}
 
 
+def _hidden(tracker: Tracker, spec: TrackerSpec, snapshot: SheetSnapshot) -> set[str]:
+    """Records whose row was deleted from the sheet: kept out of it (not appended again).
+    A key typed back into the sheet ends its deletion."""
+    hidden = sync_review.hidden_keys(tracker.id)
+    back = hidden & _sheet_keys(spec, snapshot.rows) if hidden else set()
+    if back:
+        sync_review.restore_typed_back(tracker.id, back, Actor.system(spec.actor))
+    return hidden - back
+
+
 def _plan(
     spec: TrackerSpec,
     filter: str | None,
     base: Base,
     snapshot: SheetSnapshot,
     tokens: dict[str, str],
+    hidden: Set[str] = frozenset(),
 ) -> tuple[SyncPlan, dict[str, str]]:
     """Step 2: merge. Records created by an earlier, interrupted sync whose key is not in the
     sheet yet are kept out of the portal side while their blank row is still there (the row
-    gets the existing key instead of a second record, see :func:`_apply`)."""
+    gets the existing key instead of a second record, see :func:`_apply`); so are records
+    whose row was deleted (``hidden``)."""
     portal = adapters.portal_rows(spec, filter)
+    if hidden:
+        portal = {k: v for k, v in portal.items() if k not in hidden}
     in_sheet = _sheet_keys(spec, snapshot.rows) if tokens else set()
     waiting = {t: k for t, k in tokens.items() if k not in in_sheet}
     if not waiting:
@@ -397,8 +412,13 @@ def _commit(
     counts: Counts,
     started: float,
 ) -> None:
-    """Step 5: base, conflicts, create tokens, the run's counts and its row outcomes in one
-    transaction."""
+    """Step 5: deleted rows (the tracker's policy, one transaction each), then base,
+    conflicts, create tokens, the run's counts and its row outcomes in one transaction."""
+    said = sync_review.record_deletions(tracker, run_id, plan.deleted, Actor.system(spec.actor))
+    outcomes = [
+        replace(o, message=said[o.key]) if o.outcome == DELETED and o.key in said else o
+        for o in result_outcomes(plan, result)
+    ]
     with unit_of_work():
         trackers.finish_sync(
             tracker,
@@ -411,4 +431,4 @@ def _commit(
             counts=counts.as_dict(),
             duration=time.monotonic() - started,
         )
-        sync_runs.record_rows(run_id, result_outcomes(plan, result))
+        sync_runs.record_rows(run_id, outcomes)

@@ -96,7 +96,11 @@ APPROVAL_LIMITS: dict[str, Decimal] = {SUPERVISOR: Decimal("5000.00")}
 TRACKERS = "Tracker"
 SYNC_RUNS = "SyncRun"
 SYNC_CONFLICTS = "SyncConflict"
-SYNC_RECORDS = (SYNC_RUNS, SYNC_CONFLICTS)
+SYNC_DELETED = "SyncDeletedRow"  # rows deleted from a tracker; Supervisors decide (resolve)
+SYNC_RECORDS = (SYNC_RUNS, SYNC_CONFLICTS, SYNC_DELETED)
+# "My trackers": the trackers a user owns or that are shared with them (Admins: all) —
+# sync now, download and upload the workbook, run history (services.tracker_work.WORK_VIEW).
+TRACKER_WORK = "TrackerWork"
 
 # What every signed-in user may do regardless of role (FAB's own self-service pages).
 SELF_SERVICE = frozenset(
@@ -170,6 +174,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
         | _grant("read", (*BUSINESS_RECORDS, *FINANCE_RECORDS))
         | _grant("write", (*SPECIALIST_WRITES, *FINANCE_RECORDS))
         | _grant("read", SYNC_RECORDS)
+        | _grant("work", (TRACKER_WORK,))
     ),
     SUPERVISOR: frozenset(
         SELF_SERVICE
@@ -180,7 +185,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
         | _grant("approve", (CREDIT_MEMOS,))
         | _grant("export", EXPORTABLE)
         | _grant("read", SYNC_RECORDS)
-        | _grant("resolve", (SYNC_CONFLICTS,))
+        | _grant("resolve", (SYNC_CONFLICTS, SYNC_DELETED))
+        | _grant("work", (TRACKER_WORK,))
     ),
     AUDITOR: frozenset(
         SELF_SERVICE

@@ -122,10 +122,14 @@ def plan_sync(
     for i in blank_key_rows:
         _plan_create(plan, i, sheet_rows[i], cols, issues, seen_tokens)
 
-    # --- portal records missing from the sheet: append at the bottom ----------------------
+    # --- portal records missing from the sheet: append at the bottom, unless their row was
+    # synced before (in the base): then the row was deleted, and that is reported instead
     next_row = last_used + 2  # 1-based row after the last used one
     for key, prow in portal.items():
         if key in rows_by_key:
+            continue
+        if key in base:
+            plan.deleted.append(key)
             continue
         _write_record(plan, key, prow, key_idx, cols, issues, next_row, base, new_base)
         next_row += 1

@@ -145,6 +145,10 @@ def _outcomes(plan: SyncPlan, issues: Iterable, *, dry: bool) -> list[RowOutcome
         )
         for c in plan.conflicts
     )
+    out.extend(
+        RowOutcome(0, key, DELETED, "row deleted from the sheet; not added again")
+        for key in plan.deleted
+    )
     out.sort(key=lambda o: (o.row, o.outcome != CONFLICTED))
     return out
 

@@ -169,6 +169,9 @@ class SyncPlan:
     conflicts: list[Conflict] = field(default_factory=list)
     issues: list[RowIssue] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: keys of records whose row was synced before and is gone from the sheet (not appended
+    #: again; what a deletion means is the tracker's ``deleted_row_policy``, applied by the glue)
+    deleted: list[str] = field(default_factory=list)
     fatal: str | None = None
     rows_read: int = 0
     # state for finalize()

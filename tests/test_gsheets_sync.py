@@ -111,11 +111,18 @@ def new_tracker(gc: gspread.Client, portal: dict[str, dict[str, Any]]) -> GSheet
 
 
 def sync(
-    backend: GSheetsBackend, base: Base, portal: dict[str, dict[str, Any]]
+    backend: GSheetsBackend,
+    base: Base,
+    portal: dict[str, dict[str, Any]],
+    deleted: set[str] | None = None,
 ) -> tuple[Base, SyncResult]:
-    """One sync as the job runs it; applying an update = copying it into ``portal``."""
+    """One sync as the job runs it; applying an update = copying it into ``portal``. Records
+    whose row was deleted join ``deleted`` and are kept out of the sheet, as the job does."""
     snapshot = backend.read()
-    plan = plan_sync(SPEC, base, snapshot.rows, portal)
+    gone = deleted if deleted is not None else set()
+    visible = {k: v for k, v in portal.items() if k not in gone}
+    plan = plan_sync(SPEC, base, snapshot.rows, visible)
+    gone.update(plan.deleted)
     assert plan.fatal is None
     results = []
     for u in plan.updates:
@@ -154,30 +161,30 @@ def test_people_sort_insert_delete_and_paste_between_syncs(emu: Emu, gc: gspread
     so3 = next(i for i, r in enumerate(emu.values(key)) if r and r[0] == "SO-3") + 1
     emu.person(key, "duplicate_row", row=so3)
 
-    base, result = sync(backend, base, portal)
+    gone: set[str] = set()
+    base, result = sync(backend, base, portal, gone)
     assert portal["SO-2"]["Qty"] == 20  # the person's edit reached the portal
     sheet = rows_by_key(emu.values(key))
     assert sheet["SO-4"][0][3] == 99.99  # written into SO-4's row, wherever it moved
     assert sheet["SO-6"][0][4] == (date(2025, 1, 31) - date(1899, 12, 30)).days
-    assert sheet["SO-5"] == [["SO-5", "Initech", 5, 5.25, 45417, False]]  # deleted: back
-    assert emu.values(key)[-1][0] == "SO-5"  # appended below the data
+    assert "SO-5" not in sheet and gone == {"SO-5"}  # deleted: reported, not appended again
     assert len(sheet["SO-3"]) == 2 and all(
         r[6].startswith("Error: key SO-3 is in rows") for r in sheet["SO-3"]
     )
     assert all(len(r) == 6 for k, rs in sheet.items() if k != "SO-3" for r in rs)  # no status
 
     writes = emu.writes()
-    base, result = sync(backend, base, portal)
+    base, result = sync(backend, base, portal, gone)
     assert result.writes == [] and emu.writes() == writes  # nothing changed: nothing written
 
     # the person removes the pasted copy: the error clears, then quiet again
     second = [i for i, r in enumerate(emu.values(key)) if r and r[0] == "SO-3"][1] + 1
     emu.person(key, "delete_rows", row=second)
-    base, result = sync(backend, base, portal)
+    base, result = sync(backend, base, portal, gone)
     assert len(result.writes) == 1 and result.writes[0].value is None
     assert rows_by_key(emu.values(key))["SO-3"] == [["SO-3", "ACME", 3, 3.25, 45415, False]]
     writes = emu.writes()
-    sync(backend, base, portal)
+    sync(backend, base, portal, gone)
     assert emu.writes() == writes
 
 

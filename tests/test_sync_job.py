@@ -19,7 +19,7 @@ from portal.models import (
     TrackerBasePatch,
     TrackerSnapshot,
 )
-from portal.services import orders, trackers
+from portal.services import orders, sync_review, trackers
 from portal.services.base import PermissionDenied, ValidationFailed
 from sheets.backends.xlsx import XlsxBackend
 from tests.conftest import actor, login
@@ -127,10 +127,10 @@ def test_flagged_conflict_is_resolved_by_a_supervisor_and_written_back(setup) ->
     assert db.session.query(SyncConflict).count() == 1  # still one, still open
 
     with pytest.raises(PermissionDenied):
-        trackers.resolve(conflict, "sheet", actor("specialist"))
+        sync_review.resolve(conflict, "sheet", actor("specialist"))
     with pytest.raises(ValidationFailed):
-        trackers.resolve(conflict, "nonsense", actor("supervisor"))
-    trackers.resolve(conflict, "value", actor("supervisor"), value="agreed text")
+        sync_review.resolve(conflict, "nonsense", actor("supervisor"))
+    sync_review.resolve(conflict, "value", actor("supervisor"), value="agreed text")
     assert order(numbers[2]).notes == "agreed text"
     db.session.expire_all()
     assert conflict.status == ConflictStatus.RESOLVED.value and conflict.resolved_by == "supervisor"
@@ -196,14 +196,13 @@ def test_blank_key_row_is_an_error_when_the_tracker_may_not_create(clean_db, tmp
     assert "does not add records" in sheet(path)["#3"]["Sync status"]
 
 
-def test_deleted_row_comes_back(setup) -> None:
+def test_deleted_row_is_recorded_and_not_appended_again(setup) -> None:
     tracker, path, numbers = setup
     delete_row(path, numbers[1])
-    assert numbers[1] not in sheet(path)
     sync_tracker(tracker.id)
-    back = sheet(path)[numbers[1]]
-    assert back["Customer PO"] == "PO-2" and back["Notes"] == "note 2"
-    assert order(numbers[1]).customer_po == "PO-2"
+    sync_tracker(tracker.id)
+    assert numbers[1] not in sheet(path)
+    assert order(numbers[1]).customer_po == "PO-2" and order(numbers[1]).status == "draft"
 
 
 def test_second_sync_is_a_no_op_and_leaves_the_file_alone(setup) -> None:

@@ -33,6 +33,8 @@ from portal.models.core import UTCDateTime, Versioned, utcnow
 from sheets.trackers import CONFLICT_POLICIES, RECORD_KINDS, Column, TrackerSpec
 
 BACKENDS = ("xlsx", "gsheets", "xlwings")
+#: what a row deleted from the sheet means: keep the record, cancel it, or ask a Supervisor
+DELETED_ROW_POLICIES = ("ignore", "cancel", "ask")
 
 
 class SyncRunStatus(enum.StrEnum):
@@ -41,6 +43,15 @@ class SyncRunStatus(enum.StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     INTERRUPTED = "interrupted"
+
+
+class DeletedRowStatus(enum.StrEnum):
+    IGNORED = "ignored"  # policy ignore: the record is kept as it is
+    CANCELLED = "cancelled"  # the record was cancelled (policy cancel, or a Supervisor)
+    REVIEW = "review"  # policy ask: waiting for a Supervisor
+    KEPT = "kept"  # a Supervisor kept the record
+    RESTORED = "restored"  # a Supervisor (or the user, typing the key again) put the row back
+    FAILED = "failed"  # policy cancel, but the record could not be cancelled (``message``)
 
 
 class ConflictStatus(enum.StrEnum):
@@ -78,9 +89,18 @@ class Tracker(Versioned, Model):
     filter: Mapped[str | None] = mapped_column(String(20))
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    deleted_row_policy: Mapped[str] = mapped_column(
+        String(8), nullable=False, default="ignore", server_default="ignore"
+    )
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"))
+    owner: Mapped[Any] = relationship("User", foreign_keys=[owner_id])
 
     __table_args__ = (
         CheckConstraint(f"kind IN ({_sql_in(RECORD_KINDS)})", name="ck_tracker_kind"),
+        CheckConstraint(
+            f"deleted_row_policy IN ({_sql_in(DELETED_ROW_POLICIES)})",
+            name="ck_tracker_deleted_row_policy",
+        ),
         CheckConstraint(f"backend IN ({_sql_in(BACKENDS)})", name="ck_tracker_backend"),
         CheckConstraint(
             f"conflict_policy IN ({_sql_in(CONFLICT_POLICIES)})", name="ck_tracker_policy"
@@ -133,6 +153,43 @@ def columns_json(columns: list[Column] | tuple[Column, ...]) -> str:
     return json.dumps(
         [{"header": c.header, "field": c.field, "type": c.type, "owner": c.owner} for c in columns]
     )
+
+
+class TrackerShare(Model):
+    """A tracker shared with a user besides its owner (they see it, sync it, edit its copy)."""
+
+    __tablename__ = "tracker_share"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tracker_id: Mapped[int] = mapped_column(ForeignKey("tracker.id"), nullable=False)
+    user_id: Mapped[int] = mapped_column(ForeignKey("ab_user.id"), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("tracker_id", "user_id", name="uq_tracker_share"),)
+
+
+class SyncDeletedRow(Model):
+    """A record whose row was deleted from its tracker, and what became of it.
+
+    While one exists (in any status but ``restored``) the sync keeps the record out of the
+    sheet; under the ``ask`` policy it is the review item a Supervisor decides.
+    """
+
+    __tablename__ = "sync_deleted_row"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tracker_id: Mapped[int] = mapped_column(ForeignKey("tracker.id"), nullable=False)
+    key: Mapped[str] = mapped_column(String(80), nullable=False)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_run.id"))
+    status: Mapped[str] = mapped_column(String(10), nullable=False, index=True)
+    message: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(120))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    tracker: Mapped[Tracker] = relationship()
+
+    __table_args__ = (Index("ix_sync_deleted_row_tracker_key", "tracker_id", "key"),)
+
+    def __repr__(self) -> str:
+        return f"{self.tracker} {self.key}"
 
 
 class TrackerSnapshot(Model):
@@ -269,14 +326,18 @@ class SyncCreateToken(Model):
 
 __all__ = [
     "BACKENDS",
+    "DELETED_ROW_POLICIES",
     "ConflictStatus",
+    "DeletedRowStatus",
     "SyncConflict",
     "SyncCreateToken",
+    "SyncDeletedRow",
     "SyncRun",
     "SyncRunRow",
     "SyncRunStatus",
     "Tracker",
     "TrackerBasePatch",
+    "TrackerShare",
     "TrackerSnapshot",
     "columns_json",
     "parse_columns",

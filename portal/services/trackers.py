@@ -1,8 +1,8 @@
 """Trackers and the records of their syncs: runs, base snapshots, conflicts, create tokens.
 
 ``trackers`` creates and edits tracker definitions (Admin), checked against the record kinds
-the sync glue registers (:func:`register_kind`). :func:`resolve` is the Supervisor's answer to
-a flagged conflict. The remaining functions are the sync job's
+the sync glue registers (:func:`register_kind`). What a Supervisor decides (flagged conflicts,
+deleted rows) is in ``sync_review``. The remaining functions are the sync job's
 bookkeeping (``jobs/sync.py``): they are the only code that writes sync runs, snapshots,
 conflicts and create tokens. See docs/sync-jobs.md for the commit points.
 """
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from portal.extensions import db
 from portal.models import (
     BACKENDS,
+    DELETED_ROW_POLICIES,
     ConflictStatus,
     SyncConflict,
     SyncCreateToken,
@@ -34,22 +35,18 @@ from portal.models import (
 from portal.services import audit
 from portal.services.base import (
     Actor,
-    ConflictError,
     NotFound,
-    PermissionDenied,
     RecordService,
-    ValidationFailed,
     unit_of_work,
 )
 from sheets.backends.xlsx_files import file_problem, suffix_problem
 from sheets.base_codec import base_from_json, base_to_json
-from sheets.engine import Base, Conflict, resolve_conflict
+from sheets.engine import Base, Conflict
 from sheets.trackers import CONFLICT_POLICIES, RECORD_KINDS, Column, TrackerSpec
-from sheets.values import ValueParseError, decode, display, encode, normalize
+from sheets.values import encode
 
 TRACKER_VIEW = "Tracker"
 CONFLICT_VIEW = "SyncConflict"
-RESOLVE_CHOICES = ("sheet", "portal", "value")
 
 
 class KindField(Protocol):
@@ -79,6 +76,12 @@ class RecordKind(Protocol):
         """Apply ``changes`` (field -> value) to the record ``key`` through its service."""
         ...
 
+    can_cancel: bool
+
+    def cancel(self, key: str, actor: Actor, tracker_name: str) -> None:
+        """Cancel the record ``key`` (its row was deleted from a tracker) through its service."""
+        ...
+
 
 _KINDS: dict[str, RecordKind] = {}
 
@@ -86,6 +89,14 @@ _KINDS: dict[str, RecordKind] = {}
 def register_kind(kind: RecordKind) -> None:
     """Let trackers hold records of ``kind`` (the app registers the glue's kinds at start)."""
     _KINDS[kind.name] = kind
+
+
+def kind_of(tracker: Tracker) -> RecordKind:
+    """The record kind of ``tracker``; ``ValueError`` for kinds not supported yet."""
+    kind = _KINDS.get(tracker.kind)
+    if kind is None:
+        raise ValueError(f"trackers of {tracker.kind.replace('_', ' ')} are not supported yet")
+    return kind
 
 
 class TrackerService(RecordService[Tracker]):
@@ -109,12 +120,14 @@ class TrackerService(RecordService[Tracker]):
         "may_create",
         "filter",
         "enabled",
+        "deleted_row_policy",
+        "owner_id",
     )
     editable = tuple(f for f in creatable if f not in ("name", "kind"))
 
     def create(self, data: Mapping[str, Any], actor: Actor) -> Tracker:
         """Create a tracker; key header/field and columns default to the kind's preset."""
-        data = {k: v for k, v in data.items() if v is not None}
+        data = {k: v for k, v in data.items() if v is not None and v != ""}  # blank: default
         kind = _KINDS.get(str(data.get("kind")))
         if kind is not None:
             data.setdefault("key_header", kind.key_header)
@@ -130,6 +143,7 @@ class TrackerService(RecordService[Tracker]):
             "interval_seconds": 0,
             "may_create": False,
             "enabled": True,
+            "deleted_row_policy": "ignore",
         }
 
     def validate(self, sess: Session, record: Tracker, changed: set[str]) -> dict[str, list[str]]:
@@ -160,6 +174,8 @@ def _setting_errors(record: Tracker, look_inside: bool = True) -> dict[str, list
         errors["backend"] = [f"must be one of {', '.join(BACKENDS)}"]
     if record.conflict_policy not in CONFLICT_POLICIES:
         errors["conflict_policy"] = [f"must be one of {', '.join(CONFLICT_POLICIES)}"]
+    if record.deleted_row_policy not in DELETED_ROW_POLICIES:
+        errors["deleted_row_policy"] = [f"must be one of {', '.join(DELETED_ROW_POLICIES)}"]
     if record.interval_seconds is not None and record.interval_seconds < 0:
         errors["interval_seconds"] = ["must be 0 (manual) or more"]
     if record.backend == "xlsx" and record.location:
@@ -196,6 +212,9 @@ def _kind_errors(
         errors["filter"] = [f"unknown filter for {kind.name} (filters: {choices})"]
     if record.may_create and not kind.can_create:
         errors["may_create"] = [f"a tracker cannot add {kind.name.replace('_', ' ')}"]
+    if record.deleted_row_policy == "cancel" and not kind.can_cancel:
+        what = kind.name.replace("_", " ")
+        errors["deleted_row_policy"] = [f"{what} cannot be cancelled; choose ignore or ask"]
 
 
 trackers = TrackerService()
@@ -431,7 +450,7 @@ def _store_base(
     )
 
 
-def _json_value(type_: str, value: Any) -> str:
+def json_value(type_: str, value: Any) -> str:
     return json.dumps(encode(type_, value))
 
 
@@ -452,9 +471,9 @@ def _record_conflicts(tracker: Tracker, spec: TrackerSpec, conflicts: Iterable[C
     for conflict in conflicts:
         type_ = spec.column(conflict.header).type
         values = {
-            "base_value": _json_value(type_, conflict.base),
-            "sheet_value": _json_value(type_, conflict.sheet),
-            "portal_value": _json_value(type_, conflict.portal),
+            "base_value": json_value(type_, conflict.base),
+            "sheet_value": json_value(type_, conflict.sheet),
+            "portal_value": json_value(type_, conflict.portal),
         }
         ident = (conflict.key, conflict.header)
         seen.add(ident)
@@ -495,85 +514,6 @@ def _record_conflicts(tracker: Tracker, spec: TrackerSpec, conflicts: Iterable[C
             row.resolved_at = now
 
 
-# -- resolving conflicts ---------------------------------------------------------------------
-
-
-def conflict_values(conflict: SyncConflict) -> dict[str, Any]:
-    """The conflict's base, sheet and portal values, typed."""
-    spec = conflict.tracker.spec()
-    type_ = spec.column(conflict.header).type
-    return {
-        name: decode(type_, json.loads(getattr(conflict, f"{name}_value")))
-        for name in ("base", "sheet", "portal")
-    }
-
-
-def resolve(conflict: SyncConflict, choice: str, actor: Actor, value: Any = None) -> SyncConflict:
-    """Resolve a flagged conflict with the sheet's value, the portal's, or a typed ``value``.
-
-    The chosen value is applied to the record through its service (as ``actor``), and the
-    cell's base becomes the sheet value the Supervisor saw (``engine.resolve_conflict``), so
-    the next sync writes the chosen value into the cell.
-    """
-    if not actor.can("can_resolve", CONFLICT_VIEW):
-        raise PermissionDenied(f"{actor.name} may not resolve sync conflicts")
-    if choice not in RESOLVE_CHOICES:
-        raise ValidationFailed({"choice": [f"must be one of {', '.join(RESOLVE_CHOICES)}"]})
-    if conflict.status != ConflictStatus.OPEN.value:
-        raise ConflictError(f"this conflict is already {conflict.status}")
-    tracker = conflict.tracker
-    spec = tracker.spec()
-    column = spec.column(conflict.header)
-    seen = conflict_values(conflict)
-    if choice == "value":
-        try:
-            chosen = normalize(column.type, value)
-        except ValueParseError as exc:
-            raise ValidationFailed({"value": [str(exc)]}) from None
-    else:
-        chosen = seen[choice]
-    kind = _KINDS.get(tracker.kind)
-    if kind is None:
-        raise ValueError(f"trackers of {tracker.kind.replace('_', ' ')} are not supported yet")
-    with unit_of_work():
-        now = kind.current(conflict.key, None, [column.field])
-        if normalize(column.type, now.get(column.field)) != chosen:
-            kind.update(conflict.key, {column.field: chosen}, actor, tracker.name)
-        agreed = resolve_conflict(
-            {},
-            Conflict(
-                conflict.key,
-                conflict.header,
-                seen["base"],
-                seen["sheet"],
-                seen["portal"],
-                0,
-                column.field,
-            ),
-        )
-        patch_base(tracker.id, spec, conflict.key, agreed[conflict.key])
-        conflict.status = ConflictStatus.RESOLVED.value
-        conflict.resolved_by = actor.name
-        conflict.resolution = _json_value(column.type, chosen)
-        conflict.resolved_at = utcnow()
-        audit.record(
-            actor,
-            "sync_conflict",
-            conflict.id,
-            "resolve",
-            before={"status": ConflictStatus.OPEN.value},
-            after={"status": conflict.status, "value": chosen},
-            detail={
-                "tracker": tracker.name,
-                "key": conflict.key,
-                "header": conflict.header,
-                "choice": choice,
-                "shown": display(chosen),
-            },
-        )
-    return conflict
-
-
 __all__ = [
     "CONFLICT_VIEW",
     "TRACKER_VIEW",
@@ -581,14 +521,14 @@ __all__ = [
     "TrackerService",
     "add_create_token",
     "by_name",
-    "conflict_values",
     "create_tokens",
     "fail_run",
     "finish_sync",
+    "json_value",
+    "kind_of",
     "load_base",
     "patch_base",
     "register_kind",
-    "resolve",
     "skip_run",
     "start_run",
     "trackers",

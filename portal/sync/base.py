@@ -92,6 +92,7 @@ class Kind:
     fields: dict[str, Field]
     filters: dict[str, str] = {}
     can_create: bool = False
+    can_cancel: bool = False  # whether a deleted row may cancel the record
     preset: tuple[Column, ...] = ()
     choices: dict[str, tuple[str, ...]] = {}  # field -> allowed values (dropdowns in new books)
     columns: dict[str, Any] = {}
@@ -122,6 +123,10 @@ class Kind:
     def create(self, values: Mapping[str, Any], actor: Actor) -> str:
         """Create a record from ``values`` (field -> value); its key. Raises ServiceError."""
         raise ServiceError(f"a tracker cannot add {self.name.replace('_', ' ')}")
+
+    def cancel(self, key: str, actor: Actor, tracker_name: str) -> None:
+        """Cancel the record ``key``, whose row was deleted from a tracker; raises ServiceError."""
+        raise ServiceError(f"a tracker cannot cancel {self.name.replace('_', ' ')}")
 
     def check_fields(self, names: Iterable[str], how: str) -> None:
         """Refuse fields a sheet may not set (``how``: ``editable`` or ``creatable``)."""

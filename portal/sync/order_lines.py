@@ -11,6 +11,7 @@ from sqlalchemy import Select, not_, select
 
 from portal.extensions import db
 from portal.models import OrderLine, Product, SalesOrder
+from portal.services import changes as order_changes
 from portal.services import orders
 from portal.services.base import Actor, NotFound, ValidationFailed
 from portal.sync.base import CLOSED_ORDER_STATUSES, Field, Kind, Row, fields_of
@@ -50,6 +51,7 @@ class OrderLinesKind(Kind):
     )
     filters = {"open": "lines of orders not yet delivered, invoiced, closed or cancelled"}
     can_create = True
+    can_cancel = True
     preset = (
         Column("Order No", "order", "text", "portal"),
         Column("SKU", "sku", "text", "portal"),
@@ -112,6 +114,10 @@ class OrderLinesKind(Kind):
     def update(self, key: str, changes: Mapping[str, Any], actor: Actor, tracker_name: str) -> None:
         self.check_fields(changes, "editable")
         orders.order_lines.update(self._line(key), dict(changes), actor)
+
+    def cancel(self, key: str, actor: Actor, tracker_name: str) -> None:
+        note = f"row deleted from tracker {tracker_name}"
+        order_changes.cancel_line(self._line(key), actor, "customer_request", note)
 
     def create(self, values: Mapping[str, Any], actor: Actor) -> str:
         self.check_fields(values, "creatable")

@@ -10,6 +10,7 @@ from sqlalchemy import Select, func, not_, select
 
 from portal.extensions import db
 from portal.models import INCOTERMS, Customer, OrderLine, PaymentTerm, SalesOrder
+from portal.services import changes as order_changes
 from portal.services import orders
 from portal.services.base import Actor, NotFound, ValidationFailed, unit_of_work
 from portal.sync.base import CLOSED_ORDER_STATUSES, Field, Kind, Row, fields_of, select_chunks
@@ -47,6 +48,7 @@ class OrdersKind(Kind):
     )
     filters = {"open": "orders not yet delivered, invoiced, closed or cancelled"}
     can_create = True
+    can_cancel = True
     choices = {"incoterm": INCOTERMS}
     preset = (
         Column("Customer", "customer", "text", "both"),
@@ -123,6 +125,10 @@ class OrdersKind(Kind):
     def update(self, key: str, changes: Mapping[str, Any], actor: Actor, tracker_name: str) -> None:
         self.check_fields(changes, "editable")
         orders.orders.update(order_by_number(key), dict(changes), actor)
+
+    def cancel(self, key: str, actor: Actor, tracker_name: str) -> None:
+        note = f"row deleted from tracker {tracker_name}"
+        order_changes.cancel_order(order_by_number(key), actor, "customer_request", note)
 
     def create(self, values: Mapping[str, Any], actor: Actor) -> str:
         self.check_fields(values, "creatable")

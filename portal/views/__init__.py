@@ -8,6 +8,7 @@ from portal.views.notifications import register_notification_views
 from portal.views.orders import register_order_views
 from portal.views.receipts import register_receipt_views
 from portal.views.sync import register_sync_views
+from portal.views.sync_work import register_work_views
 
 __all__ = ["DashboardView", "register_views"]
 
@@ -19,6 +20,7 @@ def register_views() -> None:
     register_core_views()
     register_receipt_views()
     register_finance_views()
+    register_work_views()
     register_sync_views()
     if current_app.config.get("MAILBOX_ENABLED"):
         from portal.views.mailbox import register_mailbox_view

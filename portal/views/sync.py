@@ -1,32 +1,59 @@
 """Two-way sync views: trackers (Admin), sync runs, and conflicts a Supervisor resolves.
 
 Tracker edits go through ``portal.services.trackers`` like every other write; "Sync now"
-queues the tracker's sync job; resolving a conflict calls ``trackers.resolve``.
+queues the tracker's sync job; resolving a conflict calls ``sync_review.resolve``.
 """
 
 from __future__ import annotations
 
 import json
-import logging
+from typing import Any
 
 from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import expose, has_access
 from flask_appbuilder.models.sqla.interface import SQLAInterface
-from redis.exceptions import RedisError
+from wtforms import BooleanField, SelectField, StringField, TextAreaField
+from wtforms.validators import Optional
 
 import portal.security as security
-from jobs.queue import QUEUE_UNAVAILABLE
+from portal.actions.trackers import DECIDE_DELETED_ROW
 from portal.actors import current_actor
 from portal.extensions import appbuilder, db
-from portal.models import ConflictStatus, SyncConflict, SyncRun, Tracker
-from portal.services import trackers
+from portal.models import (
+    BACKENDS,
+    DELETED_ROW_POLICIES,
+    ConflictStatus,
+    SyncConflict,
+    SyncDeletedRow,
+    SyncRun,
+    Tracker,
+)
+from portal.services import sync_review, trackers
 from portal.services.base import ServiceError
-from portal.views.base import ReadOnlyModelView, ServiceModelView
+from portal.views.base import (
+    ReadOnlyModelView,
+    ServiceModelView,
+    has_access_audited,
+    record_action,
+)
+from portal.views.sync_work import BACKEND_LABELS, KIND_LABELS, queue_sync, when
+from sheets.trackers import CONFLICT_POLICIES, RECORD_KINDS
 from sheets.values import display
 
-log = logging.getLogger(__name__)
-
 TRACKER_FIELDS = list(trackers.trackers.creatable)
+DELETED_ROW_LABELS = {
+    "ignore": "Keep the record",
+    "cancel": "Cancel the record",
+    "ask": "Ask a supervisor",
+}
+DELETED_STATUS_LABELS = {
+    "ignored": "Record kept",
+    "cancelled": "Record cancelled",
+    "review": "Waiting for a supervisor",
+    "kept": "Kept by a supervisor",
+    "restored": "Row put back",
+    "failed": "Could not cancel",
+}
 
 
 class SyncRunView(ReadOnlyModelView):
@@ -51,6 +78,29 @@ class SyncRunView(ReadOnlyModelView):
     label_columns = {"duration_seconds": "Seconds", "rows_read": "Rows read"}
 
 
+def _choices(values: tuple[str, ...], labels: dict[str, str] | None = None) -> list:
+    return [(v, (labels or {}).get(v, v.replace("_", " ").capitalize())) for v in values]
+
+
+def _tracker_form_fields() -> dict[str, Any]:
+    """The tracker form's own fields: the "empty = default" ones optional, the flags plain
+    checkboxes (a non-null boolean would otherwise be a required, i.e. forced, checkbox)."""
+    optional = [Optional()]
+    return {
+        "kind": SelectField("Kind", choices=_choices(RECORD_KINDS, KIND_LABELS)),
+        "backend": SelectField("Backend", choices=_choices(BACKENDS, BACKEND_LABELS)),
+        "key_header": StringField("Key header", validators=optional),
+        "key_field": StringField("Key field", validators=optional),
+        "columns": TextAreaField("Columns", validators=optional),
+        "conflict_policy": SelectField("Conflict policy", choices=_choices(CONFLICT_POLICIES)),
+        "deleted_row_policy": SelectField(
+            "Deleted row", choices=_choices(DELETED_ROW_POLICIES, DELETED_ROW_LABELS)
+        ),
+        "may_create": BooleanField("May create", default=False),
+        "enabled": BooleanField("Enabled", default=True),
+    }
+
+
 class TrackerView(ServiceModelView):
     service = trackers.trackers
     class_permission_name = security.TRACKERS
@@ -59,9 +109,14 @@ class TrackerView(ServiceModelView):
     show_template = "tracker_show.html"
     list_title = "Trackers"
     list_columns = ["name", "kind", "backend", "location", "tab", "interval_seconds", "enabled"]
-    add_columns = TRACKER_FIELDS
-    edit_columns = list(trackers.trackers.editable)
-    show_columns = [*TRACKER_FIELDS, "version", "created_at"]
+    add_columns = [f if f != "owner_id" else "owner" for f in TRACKER_FIELDS]
+    edit_columns = [f if f != "owner_id" else "owner" for f in trackers.trackers.editable]
+    add_form_extra_fields = _tracker_form_fields()
+    edit_form_extra_fields = {
+        **ServiceModelView.edit_form_extra_fields,
+        **{k: v for k, v in _tracker_form_fields().items() if k != "kind"},
+    }
+    show_columns = [*(f for f in TRACKER_FIELDS if f != "owner_id"), "owner", "version"]
     related_views = [SyncRunView]
     description_columns = {
         "kind": "orders, order_lines, stock_levels or shipments",
@@ -73,6 +128,9 @@ class TrackerView(ServiceModelView):
         "conflict_policy": "portal_wins, sheet_wins or flag (a Supervisor resolves)",
         "interval_seconds": "sync every N seconds; 0 = only on demand",
         "filter": "orders, lines, shipments: open; stock levels: active; empty: all records",
+        "deleted_row_policy": "what a row deleted from the sheet means for its record",
+        "owner": "the Specialist whose tracker it is (My trackers)",
+        "may_create": "a row with a blank key adds a record (not for stock levels)",
     }
 
     @expose("/sync/<int:pk>", methods=["POST"])
@@ -82,14 +140,19 @@ class TrackerView(ServiceModelView):
         if tracker is None:
             flash("No such tracker.", "danger")
             return redirect(url_for("TrackerView.list"))
-        from jobs.sync import request_sync
-
-        try:
-            flash(f"{tracker.name}: {request_sync(tracker.id)}.", "success")
-        except RedisError as error:  # Redis down: say so instead of a 500 (nothing was queued)
-            log.warning("Sync now: %s", error)
-            flash(f"Could not queue the sync: {QUEUE_UNAVAILABLE}", "danger")
+        queue_sync(tracker)
         return redirect(url_for("TrackerView.show", pk=pk))
+
+
+def _stored_value(text: str | None) -> str:
+    """A conflict's stored value (JSON) as the sheet would show it."""
+    if text is None:
+        return ""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return "(empty)" if value is None else str(value)
 
 
 class SyncConflictView(ReadOnlyModelView):
@@ -116,6 +179,12 @@ class SyncConflictView(ReadOnlyModelView):
     search_columns = ["tracker", "key", "header", "status"]
     base_order = ("id", "desc")
     label_columns = {"sheet_value": "Sheet", "portal_value": "Portal", "base_value": "Before"}
+    formatters_columns = {
+        "sheet_value": _stored_value,
+        "portal_value": _stored_value,
+        "base_value": _stored_value,
+        "resolution": _stored_value,
+    }
 
     @expose("/resolve/<int:pk>", methods=["GET", "POST"])
     @has_access
@@ -125,7 +194,7 @@ class SyncConflictView(ReadOnlyModelView):
             abort(404)
         if request.method == "POST":
             try:
-                trackers.resolve(
+                sync_review.resolve(
                     conflict,
                     request.form.get("choice", ""),
                     current_actor("web"),
@@ -143,7 +212,7 @@ class SyncConflictView(ReadOnlyModelView):
             return redirect(url_for("SyncConflictView.list"))
         values = {}
         if conflict.status == ConflictStatus.OPEN.value:
-            values = {k: display(v) for k, v in trackers.conflict_values(conflict).items()}
+            values = {k: display(v) for k, v in sync_review.conflict_values(conflict).items()}
         return self.render_template(
             "sync_conflict_resolve.html",
             conflict=conflict,
@@ -152,9 +221,46 @@ class SyncConflictView(ReadOnlyModelView):
         )
 
 
+class SyncDeletedRowView(ReadOnlyModelView):
+    """Rows deleted from trackers; a Supervisor decides the ones waiting for review."""
+
+    datamodel = SQLAInterface(SyncDeletedRow)
+    class_permission_name = security.SYNC_DELETED
+    method_permission_name = {**security.METHOD_PERMISSIONS, "decide": "resolve"}
+    include_route_methods = {"list", "show", "decide"}
+    list_title = "Deleted rows"
+    list_columns = ["tracker", "key", "status", "message", "created_at", "decided_by"]
+    show_columns = [*list_columns, "decided_at"]
+    search_columns = ["tracker", "key", "status"]
+    base_order = ("id", "desc")
+    label_columns = {"key": "Record", "message": "What happened", "created_at": "Deleted at"}
+    formatters_columns = {
+        "status": lambda s: DELETED_STATUS_LABELS.get(s, s),
+        "created_at": when,
+        "decided_by": lambda v: v or "",
+    }
+    show_template = "sync_deleted_row_show.html"
+
+    def render_template(self, template: str, **kwargs: Any) -> Any:
+        if template == self.show_template and "pk" in kwargs:
+            kwargs["item"] = self.datamodel.get(kwargs["pk"])
+        return super().render_template(template, **kwargs)
+
+    @expose("/decide/<int:pk>", methods=["POST"])
+    @has_access_audited
+    def decide(self, pk: int):
+        return record_action(
+            DECIDE_DELETED_ROW,
+            pk,
+            lambda row: f"{row.key}: {row.message}.",
+            "SyncDeletedRowView.show",
+        )
+
+
 def register_sync_views() -> None:
-    """Add the sync views: trackers (Admin), sync runs and conflicts."""
+    """Add the sync views: trackers (Admin), sync runs, conflicts and deleted rows."""
     ab = appbuilder
     ab.add_view(TrackerView, "Trackers", icon="fa-table", category="Sync")
     ab.add_view(SyncRunView, "Sync runs", icon="fa-refresh", category="Sync")
     ab.add_view(SyncConflictView, "Sync conflicts", icon="fa-exclamation-triangle", category="Sync")
+    ab.add_view(SyncDeletedRowView, "Deleted rows", icon="fa-trash", category="Sync")

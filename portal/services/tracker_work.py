@@ -1,0 +1,124 @@
+"""A Specialist's own trackers: who works with which tracker, and the workbook copies.
+
+A user works with the trackers they own (``Tracker.owner_id``) or that are shared with them
+(:class:`TrackerShare`); Admins with all of them. They sync them, download the current
+workbook (Excel trackers) and upload an edited copy, which replaces the server's file
+atomically, and only if the file is still the one they downloaded (a sync may have written
+to it meanwhile); the view then queues a sync, which merges the copy like any sheet edit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Select, exists, or_, select
+
+from portal.extensions import db
+from portal.models import Tracker, TrackerShare, utcnow
+from portal.services import audit
+from portal.services.base import (
+    Actor,
+    ConflictError,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+    unit_of_work,
+)
+from sheets.backends.xlsx_copy import fingerprint, replace_with_copy
+from sheets.backends.xlsx_files import NotAWorkbook
+from sheets.backends.xlsx_limits import WorkbookTooLarge, XlsxLimits
+from sheets.grid import SheetChangedError
+
+WORK_VIEW = "TrackerWork"
+
+
+def visible_query(actor: Actor) -> Select:
+    """The trackers ``actor`` works with (all for an Admin), by name."""
+    query = select(Tracker).order_by(Tracker.name)
+    if actor.is_admin or actor.is_system:
+        return query
+    shared = exists().where(
+        TrackerShare.tracker_id == Tracker.id, TrackerShare.user_id == actor.user_id
+    )
+    return query.where(or_(Tracker.owner_id == actor.user_id, shared))
+
+
+def visible(actor: Actor) -> list[Tracker]:
+    """The trackers ``actor`` works with."""
+    return list(db.session.execute(visible_query(actor)).scalars())
+
+
+def tracker_for(actor: Actor, tracker_id: int) -> Tracker:
+    """The tracker ``tracker_id`` if ``actor`` works with it: NotFound (404) if there is none,
+    PermissionDenied (403) if it is neither theirs nor shared with them."""
+    if not actor.can("can_work", WORK_VIEW):
+        raise PermissionDenied(f"{actor.name} does not work with trackers")
+    tracker = db.session.get(Tracker, tracker_id)
+    if tracker is None:
+        raise NotFound(f"tracker {tracker_id} does not exist")
+    query = visible_query(actor).where(Tracker.id == tracker_id)
+    if db.session.execute(query).first() is None:
+        raise PermissionDenied(f"tracker {tracker.name} is neither yours nor shared with you")
+    return tracker
+
+
+def share(tracker: Tracker, user_id: int, actor: Actor) -> TrackerShare:
+    """Share ``tracker`` with a user (its owner or an Admin may)."""
+    if not (actor.is_admin or actor.is_system or tracker.owner_id == actor.user_id):
+        raise PermissionDenied("only the tracker's owner or an Admin shares it")
+    with unit_of_work() as sess:
+        row = TrackerShare(tracker_id=tracker.id, user_id=user_id, created_at=utcnow())
+        sess.add(row)
+        sess.flush()
+        audit.record(actor, "tracker", tracker.id, "share", after={"user_id": user_id})
+    return row
+
+
+def workbook_path(tracker: Tracker) -> Path:
+    """The server's file of an Excel tracker (ValidationFailed for other backends, NotFound
+    while it does not exist)."""
+    if tracker.backend != "xlsx":
+        where = "open it in Google Sheets" if tracker.backend == "gsheets" else "open it in Excel"
+        raise ValidationFailed({"backend": [f"{tracker.name} has no file to download: {where}"]})
+    path = Path(tracker.location).expanduser()
+    if not path.is_file():
+        raise NotFound(f"{tracker.name}'s workbook has not been written yet (sheets init)")
+    return path
+
+
+def download_fingerprint(tracker: Tracker, limits: XlsxLimits) -> str:
+    """The fingerprint of the workbook being downloaded (an upload names it as its origin)."""
+    return fingerprint(workbook_path(tracker), limits)
+
+
+def store_copy(
+    tracker: Tracker, data: bytes, origin: str | None, actor: Actor, limits: XlsxLimits
+) -> None:
+    """Put an edited copy in place of the tracker's workbook (atomically), if the workbook is
+    still the one downloaded (``origin``, its fingerprint); the caller then queues a sync."""
+    path = workbook_path(tracker)
+    if not origin:
+        raise ValidationFailed({"file": ["download the workbook first, then upload your copy"]})
+    try:
+        replace_with_copy(path, tracker.tab, data, origin, limits)
+    except (NotAWorkbook, WorkbookTooLarge) as error:
+        raise ValidationFailed({"file": [str(error)]}) from None
+    except SheetChangedError:
+        raise ConflictError(
+            f"{tracker.name}'s workbook changed on the server since you downloaded it (a sync "
+            "wrote to it); download it again and make your edits in the new copy"
+        ) from None
+    with unit_of_work():
+        audit.record(actor, "tracker", tracker.id, "upload", after={"bytes": len(data)})
+
+
+__all__ = [
+    "WORK_VIEW",
+    "download_fingerprint",
+    "share",
+    "store_copy",
+    "tracker_for",
+    "visible",
+    "visible_query",
+    "workbook_path",
+]
