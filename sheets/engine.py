@@ -344,17 +344,20 @@ def _plan_create(
     values: dict[str, Any] = {}
     bad = False
     for c in cols:
-        if c.owner == "portal":
-            continue  # the new record's value is written over whatever was typed
         raw = row[c.idx] if c.idx < n else None
         try:
             v = normalize(c.type, raw)
         except ValueParseError as exc:
+            if c.owner == "portal":
+                continue  # the new record's value is written over whatever was typed
             issues.append(RowIssue(r, None, ERROR, f"{c.header}: {exc}"))
             bad = True
             continue
-        cells[c.header] = v
+        if c.owner != "portal":
+            cells[c.header] = v
         if v is not None:
+            # a portal-owned cell typed in a new row names what the record is made from (a
+            # line's order and SKU); the glue passes on only the fields a new record may set
             values[c.field] = v
     if bad:
         return

@@ -62,7 +62,11 @@ class RecordUpdate:
 @dataclass(frozen=True)
 class RecordCreate:
     """Create a record from a blank-key row. ``token`` is stable across retries of the same
-    row content, so a job that stores it on the record can avoid creating it twice."""
+    row content, so a job that stores it on the record can avoid creating it twice.
+
+    ``values`` holds every non-blank typed cell, portal-owned ones too (a new order line
+    names its order and SKU in portal-owned columns); the glue keeps the fields its kind may
+    set on a new record and drops the other portal-owned ones."""
 
     row: int
     values: dict[str, Any]

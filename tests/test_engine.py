@@ -478,10 +478,13 @@ def test_blank_key_row_creates_a_record_and_gets_its_key_written_back() -> None:
     plan = world.plan()
     (create,) = plan.creates
     assert create.row == 3
-    # portal-owned Unit price is not taken from the sheet
+    # a portal-owned cell typed in a new row is passed on (the glue keeps it only where a new
+    # record may set that field, e.g. an order line's order and SKU); the record's value
+    # replaces it in the cell
     assert create.values == {
         "customer": "Hooli",
         "quantity": 3,
+        "unit_price": Decimal("55"),
         "requested_date": date(2025, 6, 1),
         "notes": "rush",
     }
@@ -552,15 +555,15 @@ def test_duplicate_keys_flag_both_rows_and_apply_neither() -> None:
     world.assert_quiet()
 
 
-def test_deleted_row_comes_back_at_the_bottom_and_no_record_is_deleted() -> None:
+def test_deleted_row_is_reported_not_appended_and_no_record_is_deleted() -> None:
     world = started_world()
     del world.sheet[1]
     world.portal["SO-5000"] = record("Newco", 4, "2", date(2025, 7, 1))
     plan, _ = world.sync()
     assert plan.updates == [] and len(world.portal) == 4
-    assert [r[0] for r in world.sheet[1:]] == ["SO-1002", "SO-1003", "SO-1001", "SO-5000"]
-    assert world.cell("SO-1001", "Qty") == 5
-    world.assert_quiet()
+    assert plan.deleted == ["SO-1001"]
+    assert [r[0] for r in world.sheet[1:]] == ["SO-1002", "SO-1003", "SO-5000"]
+    assert "SO-1001" not in world.base
 
 
 def test_row_whose_record_left_the_filter_is_left_alone() -> None:

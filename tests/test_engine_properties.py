@@ -187,9 +187,12 @@ class World:
     portal: dict[str, dict[str, Any]]
     rows: list[list[Any]]
     created: int = 0
+    deleted: set[str] = field(default_factory=set)  # kept out of the sheet, as the job does
 
     def sync(self) -> tuple[SyncPlan, list[CellWrite], set[str], set[int]]:
-        plan = plan_sync(self.spec, self.base, self.rows, self.portal)
+        visible = {k: v for k, v in self.portal.items() if k not in self.deleted}
+        plan = plan_sync(self.spec, self.base, self.rows, visible)
+        self.deleted.update(plan.deleted)
         results: list[UpdateResult | CreateResult] = []
         failed_updates: set[str] = set()
         failed_creates: set[int] = set()
@@ -373,9 +376,8 @@ def check_records(
             continue
         p_now = {h: sc.portal_edits.get((k, h), brow[h]) for h in MAPPED}
         if k in sc.deleted:
-            # the row comes back at the bottom with the portal's values; nothing is deleted
-            row = out.appended_row(k)
-            assert {h: norm(h, out.get(row, h)) for h in MAPPED} == p_now
+            # the deletion is reported, the row is not appended again; nothing is deleted
+            assert k not in out.appended_keys and k in world.deleted
             assert world.portal[k] == p_now
         elif k in sc.dups:
             check_duplicated_record(sc, k, p_now, world, out)
@@ -452,6 +454,7 @@ def test_one_sync_matches_the_oracle_and_a_second_sync_is_a_noop(sc: Scenario) -
     assert len(world.rows) >= n_before
 
     expect_conflicts = check_records(sc, world, out, failed_updates)
+    assert set(plan.deleted) == sc.deleted - sc.removed
     if sc.policy == "flag":
         assert {(c.key, c.header) for c in plan.conflicts} == expect_conflicts
     else:
@@ -461,7 +464,7 @@ def test_one_sync_matches_the_oracle_and_a_second_sync_is_a_noop(sc: Scenario) -
     # no record duplicated: one sheet row per record, except the pasted duplicates
     keys_in_sheet = [k for r in world.rows[1:] if (k := norm("Name", out.get(r, "Key")))]
     for k in world.portal:
-        assert keys_in_sheet.count(k) == (2 if k in sc.dups else 1), k
+        assert keys_in_sheet.count(k) == (2 if k in sc.dups else 0 if k in sc.deleted else 1), k
     assert len(world.portal) == (
         len(sc.base) - len(sc.removed) + len(sc.new_records) + len(created_keys)
     )

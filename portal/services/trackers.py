@@ -295,6 +295,16 @@ def patch_base(tracker_id: int, spec: TrackerSpec, key: str, cells: Mapping[str,
     return patch.id
 
 
+def seed_base(tracker_id: int, spec: TrackerSpec, base: Base) -> None:
+    """Store ``base`` as the tracker's whole base (its tab was just written with exactly these
+    values, e.g. by ``sheets init``); pending base patches are dropped."""
+    with unit_of_work() as sess:
+        snap = _snapshot(tracker_id)
+        snap.base = _dumps(base_to_json(spec, base))
+        snap.updated_at = utcnow()
+        sess.execute(delete(TrackerBasePatch).where(TrackerBasePatch.tracker_id == tracker_id))
+
+
 # -- create tokens ---------------------------------------------------------------------------
 
 
@@ -529,6 +539,7 @@ __all__ = [
     "load_base",
     "patch_base",
     "register_kind",
+    "seed_base",
     "skip_run",
     "start_run",
     "trackers",

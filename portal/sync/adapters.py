@@ -43,6 +43,14 @@ def new_workbook_rows(spec: TrackerSpec, filter: str | None) -> list[list[Any]]:
     ]
 
 
+def workbook_base(spec: TrackerSpec, rows: list[list[Any]]) -> dict[str, Row]:
+    """The base of a tab just written from ``rows`` (:func:`new_workbook_rows`): both sides
+    hold every one of these values, so the first sync merges edits against them."""
+    return {
+        str(row[0]): {c.header: row[i] for i, c in enumerate(spec.columns, start=1)} for row in rows
+    }
+
+
 def workbook_choices(spec: TrackerSpec) -> dict[str, tuple[str, ...]]:
     """header -> dropdown values for a new tracker workbook."""
     choices = get_kind(spec.kind).choices
@@ -106,8 +114,14 @@ def apply_create(
     try:
         if not kind.can_create:
             raise ServiceError(f"a tracker cannot add {kind.name.replace('_', ' ')}")
+        portal_owned = {c.field for c in spec.columns if c.owner == "portal"}
+        values = {
+            f: v
+            for f, v in create.values.items()
+            if f not in portal_owned or (f in kind.fields and kind.fields[f].creatable)
+        }
         with unit_of_work():
-            key = kind.create(create.values, sheet_actor(spec.name))
+            key = kind.create(values, sheet_actor(spec.name))
             if also is not None:
                 also(key)
     except ServiceError as error:

@@ -138,7 +138,8 @@ def show(name: str) -> None:
 def init(name: str, force: bool) -> None:
     """Write the tracker's tab from the current records: a new .xlsx workbook, or a tab added
     to (with --force: refreshed in) an existing one, whose other sheets stay as they are."""
-    from portal.sync.adapters import new_workbook_rows, workbook_choices
+    from portal.services import trackers
+    from portal.sync.adapters import new_workbook_rows, workbook_base, workbook_choices
     from sheets.backends.xlsx_files import check_workbook_file, suffix_problem
     from sheets.backends.xlsx_init import TabExists, write_tracker
     from sheets.grid import SheetChangedError
@@ -171,6 +172,9 @@ def init(name: str, force: bool) -> None:
         )
     except (ValueError, KeyError, SheetChangedError, OSError) as error:
         _fail(str(error).strip("'\""))
+    # the tab now holds exactly these values: they are the base of the first sync, so an
+    # edit made before it is an edit, not a "changed on both sides" conflict
+    trackers.seed_base(t.id, spec, workbook_base(spec, rows))
     done = {"created": "wrote", "added": "added the tab to", "replaced": "refreshed the tab in"}
     click.echo(f"{done[outcome]} {path} [{t.tab}] with {len(rows)} rows")
 
