@@ -36,6 +36,15 @@ def _tracker(name: str) -> Tracker:
         raise  # unreachable: _fail exits
 
 
+def _user_id(username: str) -> int:
+    from portal.extensions import appbuilder
+
+    user = appbuilder.sm.find_user(username=username)
+    if user is None:
+        _fail(f"no user named {username!r}")
+    return user.id
+
+
 @sheets.command("add")
 @click.argument("name")
 @click.option("--kind", type=click.Choice(RECORD_KINDS), required=True)
@@ -52,6 +61,9 @@ def _tracker(name: str) -> Tracker:
 @click.option("--may-create/--no-create", default=False, show_default=True)
 @click.option("--filter", "filter_", help="e.g. open (orders, order lines), active (stock).")
 @click.option("--disabled", is_flag=True, help="Create it disabled (not scheduled).")
+@click.option(
+    "--owner", help="Username of the tracker's owner (it is in their Sync → My trackers)."
+)
 @with_appcontext
 def add(name: str, kind: str, **options: object) -> None:
     """Define a tracker NAME binding a tab to a kind of record."""
@@ -78,6 +90,7 @@ def add(name: str, kind: str, **options: object) -> None:
         "may_create": options["may_create"],
         "filter": options["filter_"],
         "enabled": not options["disabled"],
+        "owner_id": _user_id(str(options["owner"])) if options["owner"] else None,
     }
     try:
         tracker = trackers.trackers.create(data, Actor.system(CLI_ACTOR))
