@@ -14,7 +14,15 @@ from sheets.values import COLUMN_TYPES
 
 OWNERS = ("portal", "sheet", "both")
 CONFLICT_POLICIES = ("portal_wins", "sheet_wins", "flag")
-RECORD_KINDS = ("orders", "order_lines", "stock_levels", "shipments", "disputes", "credit_memos")
+RECORD_KINDS = (
+    "orders",
+    "order_lines",
+    "stock_levels",
+    "stock_receipts",
+    "shipments",
+    "disputes",
+    "credit_memos",
+)
 
 
 def header_id(header: object) -> str:

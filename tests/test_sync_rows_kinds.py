@@ -1,10 +1,12 @@
-"""New rows of order lines and shipments (preset and mapped columns), and the first edit after
+"""New rows of order lines, stock receipts and shipments (preset and mapped columns), and the
+first edit after
 ``sheets init`` on a stock tracker (issue 12: "order: is required; sku: is required" although
 both were filled; a "changed on both sides" conflict although the portal had not changed)."""
 
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 from pathlib import Path
 
 from openpyxl import load_workbook
@@ -12,7 +14,8 @@ from openpyxl import load_workbook
 from jobs.sync import sync_tracker
 from portal.extensions import db
 from portal.models import StockLevel, SyncConflict
-from portal.services import sync_runs, trackers
+from portal.services import fulfillment, lifecycle, orders, sync_runs, trackers
+from tests.factories import SETUP, make_catalog
 from tests.sync_helpers import ADMIN, init_workbook, last_run, make_orders, order
 
 LINE_TAB = "Lines"
@@ -120,3 +123,86 @@ def test_first_edit_after_sheets_init_on_a_stock_tracker_is_not_a_conflict(
     db.session.expire_all()
     level = db.session.query(StockLevel).filter(StockLevel.on_hand == 90).one()
     assert level.product.sku == "SKU-1"
+
+
+def _tracker(path: Path, name: str, kind: str, tab: str, columns=None, **extra):
+    data = {"name": name, "kind": kind, "location": str(path), "tab": tab, "may_create": True}
+    if columns is not None:
+        data["columns"] = json.dumps(columns)
+    tracker = trackers.trackers.create({**data, **extra}, ADMIN)
+    init_workbook(tracker)
+    sync_tracker(tracker.id)
+    return tracker
+
+
+def _on_hand(sku: str, code: str) -> int:
+    db.session.expire_all()
+    return next(
+        level.on_hand
+        for level in db.session.query(StockLevel)
+        if level.product.sku == sku and level.warehouse.code == code
+    )
+
+
+def test_receipt_rows_with_preset_and_mapped_columns_receive_stock(clean_db, tmp_path) -> None:
+    make_orders(1)
+    preset = _tracker(tmp_path / "receipts.xlsx", "receipts", "stock_receipts", "Receipts")
+    before = _on_hand("SKU-2", "W2")
+    row = _type_row(
+        tmp_path / "receipts.xlsx",
+        "Receipts",
+        {"SKU": "sku-2", "Warehouse": "W2", "Qty": 15, "Reference": "PO-77"},
+    )
+    bad = _type_row(tmp_path / "receipts.xlsx", "Receipts", {"SKU": "NOPE", "Qty": 1})
+    outcome = sync_tracker(preset.id)
+    assert (outcome["created"], outcome["errors"]) == (1, 1)
+    assert _on_hand("SKU-2", "W2") == before + 15
+    number = _cell(tmp_path / "receipts.xlsx", "Receipts", row, "Receipt")
+    assert str(number).startswith("GR-")
+    refused = sync_runs.run_rows(last_run(preset.id).id, "refused")
+    assert [r.row for r in refused] == [bad]
+    assert "no product with SKU NOPE" in refused[0].message
+    assert "warehouse: is required" in refused[0].message
+
+    columns = [
+        {"header": "Item", "field": "sku", "type": "text", "owner": "portal"},
+        {"header": "Location", "field": "warehouse", "type": "text", "owner": "portal"},
+        {"header": "Units", "field": "quantity", "type": "int", "owner": "portal"},
+    ]
+    mapped = _tracker(
+        tmp_path / "team.xlsx", "team-receipts", "stock_receipts", "In", columns, key_header="GR"
+    )
+    _type_row(tmp_path / "team.xlsx", "In", {"Item": "SKU-3", "Location": "W1", "Units": 4})
+    assert sync_tracker(mapped.id)["created"] == 1
+    assert _on_hand("SKU-3", "W1") == 104
+
+
+def test_shipment_row_ships_what_the_order_has_allocated_there(clean_db, tmp_path) -> None:
+    data = make_catalog()
+    made = orders.orders.create_with_lines(
+        {
+            "customer_id": data.customer.id,
+            "requested_date": date.today() + timedelta(days=30),
+            "ship_to_id": data.customer.addresses[0].id,
+        },
+        [{"product_id": data.products[0].id, "quantity": 3}],
+        SETUP,
+    )
+    lifecycle.confirm(made, SETUP)
+    fulfillment.allocate(made, SETUP)
+    path = tmp_path / "shipments.xlsx"
+    tracker = _tracker(path, "shipments", "shipments", "Shipments")
+    row = _type_row(
+        path,
+        "Shipments",
+        {"Order No": made.number, "Warehouse": "W1", "Carrier": "DHL", "Tracking": "T-1"},
+    )
+    nothing = _type_row(path, "Shipments", {"Order No": made.number, "Warehouse": "W2"})
+    outcome = sync_tracker(tracker.id)
+    assert (outcome["created"], outcome["errors"]) == (1, 1)
+    shipped = order(made.number)
+    assert shipped.lines[0].qty_shipped == 3
+    assert str(_cell(path, "Shipments", row, "Shipment")).startswith("SH")
+    refused = sync_runs.run_rows(last_run(tracker.id).id, "refused")
+    assert [r.row for r in refused] == [nothing]
+    assert f"nothing of order {made.number} is allocated in W2" in refused[0].message

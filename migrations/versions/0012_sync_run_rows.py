@@ -1,5 +1,6 @@
 """sync run rows: every row's outcome in each sync run, the count of unchanged rows; what a
-deleted row means (tracker.deleted_row_policy) and the deleted rows; tracker owner and shares
+deleted row means (tracker.deleted_row_policy) and the deleted rows; tracker owner and
+shares; trackers of stock receipts
 
 Revision ID: 0012
 Revises: 0011
@@ -13,6 +14,14 @@ revision = "0012"
 down_revision = "0011"
 branch_labels = None
 depends_on = None
+
+KINDS_0003 = (
+    "'orders', 'order_lines', 'stock_levels', 'shipments', 'disputes', 'credit_memos'"
+)
+KINDS_0012 = (
+    "'orders', 'order_lines', 'stock_levels', 'stock_receipts', 'shipments', 'disputes', "
+    "'credit_memos'"
+)
 
 
 def upgrade():
@@ -48,6 +57,8 @@ def upgrade():
         batch.create_check_constraint(
             "ck_tracker_deleted_row_policy", "deleted_row_policy IN ('ignore', 'cancel', 'ask')"
         )
+        batch.drop_constraint("ck_tracker_kind", type_="check")
+        batch.create_check_constraint("ck_tracker_kind", f"kind IN ({KINDS_0012})")
     op.create_table(
         "tracker_share",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -87,6 +98,8 @@ def downgrade():
     op.drop_table("tracker_share")
     with op.batch_alter_table("tracker") as batch:
         batch.drop_constraint("ck_tracker_deleted_row_policy", type_="check")
+        batch.drop_constraint("ck_tracker_kind", type_="check")
+        batch.create_check_constraint("ck_tracker_kind", f"kind IN ({KINDS_0003})")
         batch.drop_constraint("fk_tracker_owner_id_ab_user", type_="foreignkey")
         batch.drop_column("owner_id")
         batch.drop_column("deleted_row_policy")

@@ -9,6 +9,7 @@ from portal.sync.order_lines import OrderLinesKind
 from portal.sync.orders import OrdersKind
 from portal.sync.shipments import ShipmentsKind
 from portal.sync.stock_levels import StockLevelsKind
+from portal.sync.stock_receipts import StockReceiptsKind
 
 KINDS: dict[str, Kind] = {
     k.name: k
@@ -16,6 +17,7 @@ KINDS: dict[str, Kind] = {
         OrdersKind(),
         OrderLinesKind(),
         StockLevelsKind(),
+        StockReceiptsKind(),
         ShipmentsKind(),
         DisputesKind(),
         CreditMemosKind(),

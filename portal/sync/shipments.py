@@ -1,5 +1,6 @@
 """Shipments in a tracker: carrier, tracking, ETA, delivery date and delay reason edited in the
-sheet through the fulfillment service."""
+sheet through the fulfillment service; a row naming an order and a warehouse (and a carrier)
+ships what the order has allocated in that warehouse."""
 
 from __future__ import annotations
 
@@ -9,10 +10,20 @@ from typing import Any
 from sqlalchemy import Select, select
 
 from portal.extensions import db
-from portal.models import DELAY_REASONS, SalesOrder, Shipment, ShipmentStatus, Warehouse
+from portal.models import (
+    DELAY_REASONS,
+    Allocation,
+    OrderLine,
+    SalesOrder,
+    Shipment,
+    ShipmentStatus,
+    Warehouse,
+)
 from portal.services import fulfillment
-from portal.services.base import Actor, NotFound
+from portal.services.base import Actor, NotFound, ValidationFailed
 from portal.sync.base import Field, Kind, Row, fields_of
+from portal.sync.orders import order_by_number
+from portal.sync.stock_receipts import warehouse_id_by_code
 from sheets.trackers import Column
 
 
@@ -21,19 +32,20 @@ class ShipmentsKind(Kind):
     key_field = "number"
     key_header = "Shipment"
     fields = fields_of(
-        Field("order"),
-        Field("warehouse"),
-        Field("carrier", editable=True),
-        Field("tracking_number", editable=True),
-        Field("ship_date", "date"),
-        Field("eta", "date", editable=True),
+        Field("order", creatable=True),
+        Field("warehouse", creatable=True),
+        Field("carrier", editable=True, creatable=True),
+        Field("tracking_number", editable=True, creatable=True),
+        Field("ship_date", "date", creatable=True),
+        Field("eta", "date", editable=True, creatable=True),
         Field("delivered_date", "date", editable=True),
         Field("promised_date", "date"),
         Field("status"),
         Field("late", "bool"),
-        Field("delay_reason", editable=True),
+        Field("delay_reason", editable=True, creatable=True),
     )
     filters = {"open": "shipments not yet delivered"}
+    can_create = True
     choices = {"delay_reason": tuple(DELAY_REASONS)}
     preset = (
         Column("Order No", "order", "text", "portal"),
@@ -85,3 +97,35 @@ class ShipmentsKind(Kind):
         if shipment is None:
             raise NotFound(f"shipment {key} does not exist")
         fulfillment.update_shipment(shipment, dict(changes), actor)
+
+    def create(self, values: Mapping[str, Any], actor: Actor) -> str:
+        """A row naming an order and a warehouse ships what the order has allocated there."""
+        self.check_fields(values, "creatable")
+        data = dict(values)
+        number, code = data.pop("order", None), data.pop("warehouse", None)
+        errors: dict[str, list[str]] = {}
+        if not number:
+            errors["order"] = ["is required (an order number)"]
+        warehouse_id = warehouse_id_by_code(code) if code else None
+        if warehouse_id is None:
+            errors["warehouse"] = [f"no warehouse {code}" if code else "is required"]
+        if errors:
+            raise ValidationFailed(errors)
+        order = order_by_number(str(number))
+        lines = dict(
+            db.session.execute(
+                select(Allocation.order_line_id, Allocation.quantity)
+                .join(OrderLine, Allocation.order_line_id == OrderLine.id)
+                .where(
+                    OrderLine.order_id == order.id,
+                    Allocation.warehouse_id == warehouse_id,
+                    Allocation.quantity > 0,
+                )
+            ).all()
+        )
+        if not lines:
+            raise ValidationFailed(
+                {"warehouse": [f"nothing of order {order.number} is allocated in {code}"]}
+            )
+        shipment = fulfillment.ship(order, actor, warehouse_id=warehouse_id, lines=lines, **data)
+        return shipment.number

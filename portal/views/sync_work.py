@@ -35,6 +35,7 @@ KIND_LABELS = {
     "orders": "Orders",
     "order_lines": "Order lines",
     "stock_levels": "Stock levels",
+    "stock_receipts": "Stock receipts",
     "shipments": "Shipments",
     "disputes": "Disputes",
     "credit_memos": "Credit memos",
