@@ -233,6 +233,7 @@ def build_settings(overrides: dict | None = None) -> dict:
         # Bounded requests (portal/requestlimits.py, portal/services/limits.py; docs/security.md
         # "Limits"): body size, lines per order, records per bulk call, writes per minute.
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 2 * 1024 * 1024),
+        "TRACKER_UPLOAD_MAX_BYTES": _int("TRACKER_UPLOAD_MAX_BYTES", 64 * 1024 * 1024),
         "MAX_LINES_PER_ORDER": _int("MAX_LINES_PER_ORDER", 500),
         "MAX_BULK_ITEMS": _int("MAX_BULK_ITEMS", 1000),
         "WRITE_RATE_LIMIT": _rate("WRITE_RATE_LIMIT", "120/minute"),

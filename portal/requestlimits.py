@@ -3,8 +3,8 @@
 * **Body size.** ``MAX_CONTENT_LENGTH`` is Flask's own limit; a request that declares a larger
   body is refused here before anything reads it, and one that turns out larger while being
   read (chunked) is refused by Werkzeug. Either way the answer is 413 naming the limit: JSON
-  on ``/api``, a short page for the browser. No form uploads files today; a route that ever
-  needs more sets its own ``request.max_content_length`` and documents it.
+  on ``/api``, a short page for the browser. A form that uploads a file has a setting of its
+  own (``UPLOAD_ENDPOINTS``: a tracker's workbook, ``TRACKER_UPLOAD_MAX_BYTES``).
 * **Bulk actions.** A list page's bulk action (``…/action_post`` with ``rowid`` values) may
   name at most ``MAX_BULK_ITEMS`` records (422), checked before FAB loads any of them; the
   services check their own bulk calls too (``portal.services.limits``).
@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Sign-in has its own failure limits; a refresh only renews a token.
 UNLIMITED_ENDPOINTS = frozenset({*LOGIN_ENDPOINTS, "SecurityApi.refresh", "static"})
+# Forms that upload a file: endpoint -> the setting of their body limit (instead of
+# MAX_CONTENT_LENGTH). A tracker's edited workbook (Sync → My trackers).
+UPLOAD_ENDPOINTS = {"MyTrackersView.upload": "TRACKER_UPLOAD_MAX_BYTES"}
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title></head>
 <body><h1>{title}</h1><p>{message}</p><p><a href="javascript:history.back()">Back</a></p>
@@ -68,13 +71,13 @@ def _refuse(status: int, title: str, message: str, **headers: str):
     return response
 
 
-def too_large():
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+def too_large(setting: str = "MAX_CONTENT_LENGTH", limit: int | None = None):
+    limit = limit if limit is not None else current_app.config.get("MAX_CONTENT_LENGTH")
     size = describe_size(limit) if limit else "the limit"
     return _refuse(
         413,
         "Request too large",
-        f"The request body is larger than {size} (MAX_CONTENT_LENGTH); send less at once.",
+        f"The request body is larger than {size} ({setting}); send less at once.",
     )
 
 
@@ -169,11 +172,21 @@ def init_app(app: Flask) -> None:
         app.config["WRITE_LIMIT_STORAGE_URI"]
     )
 
+    @app.url_value_preprocessor  # runs before every before_request hook (some read forms)
+    def _upload_limit(endpoint: str | None, values: Any) -> None:
+        """An upload form's own body limit, set before anything reads the form."""
+        setting = UPLOAD_ENDPOINTS.get(endpoint or "")
+        if setting is not None:
+            request.max_content_length = app.config.get(setting)
+
     @app.before_request
     def _bounded_request():
         limit = app.config.get("MAX_CONTENT_LENGTH")
+        upload_setting = UPLOAD_ENDPOINTS.get(request.endpoint or "")
+        if upload_setting is not None:  # a form that uploads a file has a limit of its own
+            limit = app.config.get(upload_setting)
         if limit and (request.content_length or 0) > limit:
-            return too_large()
+            return too_large(upload_setting or "MAX_CONTENT_LENGTH", limit)
         if request.method not in WRITE_METHODS or request.endpoint in UNLIMITED_ENDPOINTS:
             return None
         refused = _check_write_rate()
@@ -185,4 +198,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(error: Any):
+        setting = UPLOAD_ENDPOINTS.get(request.endpoint or "")
+        if setting is not None:
+            return too_large(setting, app.config.get(setting))
         return too_large()

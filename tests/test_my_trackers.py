@@ -147,3 +147,24 @@ def test_add_tracker_form_submits_with_its_defaults(clean_db, tmp_path) -> None:
     made = db.session.query(Tracker).filter_by(name="stock-main").one()
     assert made.may_create is False and made.key_header == "SKU @ warehouse"
     assert made.enabled is True and made.deleted_row_policy == "ignore"
+
+
+def test_upload_has_its_own_body_limit(owned, monkeypatch) -> None:
+    app, made, _ = owned
+    client = login(app, "specialist")
+    url = f"/my-trackers/upload/{made['mine'].id}"
+    big = b"x" * (app.config["MAX_CONTENT_LENGTH"] + 1)  # over the general limit: still let in
+    answer = client.post(
+        url,
+        data={"file": (io.BytesIO(big), "copy.xlsx")},
+        content_type="multipart/form-data",
+        follow_redirects=True,
+    )
+    assert answer.status_code == 200 and "download the workbook first" in answer.text
+    monkeypatch.setitem(app.config, "TRACKER_UPLOAD_MAX_BYTES", 1000)
+    refused = client.post(
+        url,
+        data={"file": (io.BytesIO(b"x" * 2000), "copy.xlsx")},
+        content_type="multipart/form-data",
+    )
+    assert refused.status_code == 413 and "TRACKER_UPLOAD_MAX_BYTES" in refused.text

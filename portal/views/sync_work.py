@@ -186,6 +186,7 @@ class MyTrackersView(BaseView):
             rows=rows,
             wanted=wanted,
             conflicts=_open_conflicts(tracker.id),
+            may_resolve=current_actor("web").can("can_resolve", security.SYNC_CONFLICTS),
             **_labels(),
         )
 
