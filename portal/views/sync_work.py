@@ -158,14 +158,14 @@ class MyTrackersView(BaseView):
         outcome = run_form_action(
             UPLOAD_COPY,
             pk,
-            lambda t: f"{t.name}: your copy is in place; it syncs now.",
+            lambda t: f"{t.name}: your copy is in place.",
             read=body,
         )
         if outcome.ok:
             origins = dict(session.get(ORIGIN) or {})
             origins.pop(str(pk), None)
             session[ORIGIN] = origins
-            queue_sync(outcome.result, quiet=True)
+            queue_sync(outcome.result)
         return redirect(url_for("MyTrackersView.tracker", pk=pk))
 
     @expose("/run/<int:pk>")
@@ -212,7 +212,7 @@ def _open_conflicts(tracker_id: int) -> dict[tuple[str, str], int]:
     return {(key, header): cid for key, header, cid in rows}
 
 
-def queue_sync(tracker: Tracker, quiet: bool = False) -> None:
+def queue_sync(tracker: Tracker) -> None:
     """Queue the tracker's sync (\"Sync now\") and flash what happened."""
     from jobs.sync import request_sync
 
@@ -222,8 +222,7 @@ def queue_sync(tracker: Tracker, quiet: bool = False) -> None:
         log.warning("Sync now: %s", error)
         flash(f"Could not queue the sync: {QUEUE_UNAVAILABLE}", "danger")
         return
-    if not quiet:
-        flash(f"{tracker.name}: {said}.", "success")
+    flash(f"{tracker.name}: {said}.", "success")
 
 
 def register_work_views() -> None:

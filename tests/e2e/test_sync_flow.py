@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
 from playwright.sync_api import expect
+from redis import Redis
+from rq.job import Job
 
 from tests.e2e.conftest import REPO, PortalServer, _orderbridge
 
@@ -30,9 +33,29 @@ def _cli(server: PortalServer, *args: str) -> str:
     return done.stdout
 
 
-def _run_queued_syncs(server: PortalServer) -> None:
-    """What a worker does with the syncs the page queued (returns once the queue is empty)."""
-    _cli(server, "worker", "--queue", "sync", "--burst", "--no-scheduler")
+@pytest.fixture
+def sync_worker(portal_server: PortalServer) -> Iterator[None]:
+    """A worker on the sync queue beside the server, for the syncs the pages queue."""
+    args = ["worker", "--queue", "sync", "--no-scheduler"]
+    worker = subprocess.Popen(
+        [*_orderbridge(), *args],
+        env=portal_server.env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    yield
+    worker.terminate()
+    worker.wait(timeout=30)
+
+
+def _sync_done(server: PortalServer, page) -> None:
+    """Wait for the sync the page's message names (RQ's result stream: no polling)."""
+    said = page.locator(".alert", has_text="sync queued as job").inner_text()
+    job_id = re.search(r"job (sync-\d+-[0-9a-f]+)", said).group(1)
+    conn = Redis.from_url(server.env["REDIS_URL"])
+    result = Job.fetch(job_id, connection=conn).latest_result(timeout=60)
+    assert result is not None and result.type == result.Type.SUCCESSFUL, result
 
 
 def _set_cell(path: Path, row: int, header: str, value: object) -> str:
@@ -46,7 +69,7 @@ def _set_cell(path: Path, row: int, header: str, value: object) -> str:
 
 
 def test_a_specialist_syncs_reads_a_refused_row_and_uploads_a_fixed_copy(
-    page_as, portal_server: PortalServer, tmp_path: Path
+    page_as, portal_server: PortalServer, sync_worker, tmp_path: Path
 ) -> None:
     book = tmp_path / "e2e-orders.xlsx"
     _cli(portal_server, "sheets", "add", "e2e-orders", "--kind", "orders", "--filter", "open",
@@ -59,8 +82,8 @@ def test_a_specialist_syncs_reads_a_refused_row_and_uploads_a_fixed_copy(
     page.get_by_role("link", name="My trackers").click()
     page.get_by_role("link", name="e2e-orders").click()
     page.get_by_role("button", name="Sync now").click()
-    expect(page.locator(".alert")).to_contain_text("sync queued")
-    _run_queued_syncs(portal_server)
+    expect(page.locator(".alert")).to_contain_text("sync queued as job")
+    _sync_done(portal_server, page)
 
     page.reload()
     page.locator("#tracker-runs").get_by_role("link", name="Rows").first.click()
@@ -80,8 +103,8 @@ def test_a_specialist_syncs_reads_a_refused_row_and_uploads_a_fixed_copy(
     assert _set_cell(copy, 2, "Incoterm", "FOB") == key  # fixed in the copy
     page.locator("#file").set_input_files(str(copy))
     page.get_by_role("button", name="Upload and sync").click()
-    expect(page.locator(".alert")).to_contain_text("your copy is in place")
-    _run_queued_syncs(portal_server)
+    expect(page.locator(".alert").first).to_contain_text("your copy is in place")
+    _sync_done(portal_server, page)
 
     page.reload()
     page.locator("#tracker-runs").get_by_role("link", name="Rows").first.click()
