@@ -58,7 +58,10 @@ def test_new_order_line_row_with_the_preset_columns_adds_the_line(clean_db, tmp_
     tracker = _lines_tracker(path)
     init_workbook(tracker)
     sync_tracker(tracker.id)
-    row = _type_row(path, LINE_TAB, {"Order No": number, "SKU": "SKU-2", "Qty": 4})
+    # Product is the portal's and not set from a new row: what was typed there is replaced
+    row = _type_row(
+        path, LINE_TAB, {"Order No": number, "SKU": "SKU-2", "Product": "typed", "Qty": 4}
+    )
     outcome = sync_tracker(tracker.id)
     assert outcome["errors"] == 0, sync_runs.run_rows(last_run(tracker.id).id)[0].message
     assert outcome["created"] == 1

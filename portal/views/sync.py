@@ -118,6 +118,14 @@ class TrackerView(ServiceModelView):
     }
     show_columns = [*(f for f in TRACKER_FIELDS if f != "owner_id"), "owner", "version"]
     related_views = [SyncRunView]
+    formatters_columns = {
+        "kind": lambda v: KIND_LABELS.get(v, v),
+        "backend": lambda v: BACKEND_LABELS.get(v, v),
+        "filter": lambda v: v or "all records",
+        "owner": lambda v: v or "nobody",
+        "deleted_row_policy": lambda v: DELETED_ROW_LABELS.get(v, v),
+        "created_at": when,
+    }
     description_columns = {
         "kind": "orders, order_lines, stock_levels or shipments",
         "backend": "xlsx (a file on the server), gsheets (spreadsheet key) or xlwings",
@@ -233,10 +241,17 @@ class SyncDeletedRowView(ReadOnlyModelView):
     show_columns = [*list_columns, "decided_at"]
     search_columns = ["tracker", "key", "status"]
     base_order = ("id", "desc")
-    label_columns = {"key": "Record", "message": "What happened", "created_at": "Deleted at"}
+    label_columns = {
+        "key": "Record",
+        "message": "What happened",
+        "created_at": "Deleted at",
+        "decided_by": "Decided by",
+        "decided_at": "Decided at",
+    }
     formatters_columns = {
         "status": lambda s: DELETED_STATUS_LABELS.get(s, s),
         "created_at": when,
+        "decided_at": when,
         "decided_by": lambda v: v or "",
     }
     show_template = "sync_deleted_row_show.html"
