@@ -168,3 +168,25 @@ def test_upload_has_its_own_body_limit(owned, monkeypatch) -> None:
         content_type="multipart/form-data",
     )
     assert refused.status_code == 413 and "TRACKER_UPLOAD_MAX_BYTES" in refused.text
+
+
+def test_owner_shares_a_tracker_and_only_the_owner_may(owned) -> None:
+    app, made, _ = owned
+    client = login(app, "specialist")
+    mine, shared = made["mine"].id, made["shared"].id
+    assert 'id="share-tracker"' in client.get(f"/my-trackers/tracker/{mine}").text
+    assert 'id="share-tracker"' not in client.get(f"/my-trackers/tracker/{shared}").text
+    unknown = client.post(
+        f"/my-trackers/share/{mine}", data={"username": "nobody"}, follow_redirects=True
+    )
+    assert "no user named &#39;nobody&#39;" in unknown.text
+    done = client.post(
+        f"/my-trackers/share/{mine}", data={"username": "specialist2"}, follow_redirects=True
+    )
+    assert "mine is shared." in done.text
+    assert "mine" in login(app, "specialist2").get("/my-trackers/").text
+    refused = client.post(
+        f"/my-trackers/share/{shared}", data={"username": "specialist2"}, follow_redirects=True
+    )
+    assert "only the tracker&#39;s owner or an Admin shares it" in refused.text
+    assert "shared" not in login(app, "specialist2").get("/my-trackers/").text

@@ -154,6 +154,7 @@ def test_every_route_has_a_rule_and_the_matrix_covers_all_views(clean_db) -> Non
         "MyTrackersView.index",
         "MyTrackersView.upload",
         "MyTrackersView.run",
+        "MyTrackersView.share",
         "SyncDeletedRowView.decide",
     ):
         assert expected in endpoints

@@ -1,6 +1,7 @@
 """Tracker actions from the "My trackers" pages and the deleted-rows review: upload an edited
-copy of a tracker's workbook (``tracker_work.store_copy``) and a Supervisor's decision on a
-row deleted from a sheet (``sync_review.decide``)."""
+copy of a tracker's workbook (``tracker_work.store_copy``), share a tracker
+(``tracker_work.share_with``) and a Supervisor's decision on a row deleted from a sheet
+(``sync_review.decide``)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,18 @@ class DecideForm(Schema):
     choice = fields.String(required=True, validate=validate.OneOf(list(sync_review.DECISIONS)))
 
 
+class ShareForm(Schema):
+    """The "Share with" form of a tracker's page: a username."""
+
+    username = fields.String(required=True, validate=validate.Length(1, 100))
+
+
+def _share(tracker: Tracker, actor: Actor, body: dict[str, Any]) -> Tracker:
+    tracker = tracker_work.tracker_for(actor, tracker.id)
+    tracker_work.share_with(tracker, body["username"], actor)
+    return tracker
+
+
 def _upload(tracker: Tracker, actor: Actor, body: dict[str, Any]) -> Tracker:
     tracker = tracker_work.tracker_for(actor, tracker.id)
     tracker_work.store_copy(tracker, body["file"], body.get("origin"), actor, xlsx_limits())
@@ -32,4 +45,5 @@ def _decide(row: SyncDeletedRow, actor: Actor, body: dict[str, Any]) -> SyncDele
 
 
 UPLOAD_COPY = Action("upload", Tracker, _upload, schema=None)
+SHARE_TRACKER = Action("share", Tracker, _share, ShareForm)
 DECIDE_DELETED_ROW = Action("decide", SyncDeletedRow, _decide, DecideForm)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import Select, exists, or_, select
 
 from portal.extensions import db
@@ -62,10 +63,34 @@ def tracker_for(actor: Actor, tracker_id: int) -> Tracker:
     return tracker
 
 
+def may_share(tracker: Tracker, actor: Actor) -> bool:
+    """Whether ``actor`` may share ``tracker`` (its owner, an Admin)."""
+    return actor.is_admin or actor.is_system or tracker.owner_id == actor.user_id
+
+
+def share_with(tracker: Tracker, username: str, actor: Actor) -> TrackerShare:
+    """Share ``tracker`` with the user ``username`` (422 naming it if there is none)."""
+    user_id = db.session.execute(
+        select(User.id).where(User.username == username.strip())
+    ).scalar_one_or_none()
+    if user_id is None:
+        raise ValidationFailed({"username": [f"no user named {username.strip()!r}"]})
+    return share(tracker, user_id, actor)
+
+
 def share(tracker: Tracker, user_id: int, actor: Actor) -> TrackerShare:
-    """Share ``tracker`` with a user (its owner or an Admin may)."""
-    if not (actor.is_admin or actor.is_system or tracker.owner_id == actor.user_id):
+    """Share ``tracker`` with a user (its owner or an Admin may; once per user)."""
+    if not may_share(tracker, actor):
         raise PermissionDenied("only the tracker's owner or an Admin shares it")
+    if (
+        tracker.owner_id == user_id
+        or db.session.execute(
+            select(TrackerShare.id).where(
+                TrackerShare.tracker_id == tracker.id, TrackerShare.user_id == user_id
+            )
+        ).first()
+    ):
+        raise ConflictError(f"{tracker.name} is already theirs or shared with them")
     with unit_of_work() as sess:
         row = TrackerShare(tracker_id=tracker.id, user_id=user_id, created_at=utcnow())
         sess.add(row)
@@ -115,7 +140,9 @@ def store_copy(
 __all__ = [
     "WORK_VIEW",
     "download_fingerprint",
+    "may_share",
     "share",
+    "share_with",
     "store_copy",
     "tracker_for",
     "visible",

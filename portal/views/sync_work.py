@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 import portal.security as security
 from jobs.queue import QUEUE_UNAVAILABLE
-from portal.actions.trackers import UPLOAD_COPY
+from portal.actions.trackers import SHARE_TRACKER, UPLOAD_COPY
 from portal.actors import current_actor
 from portal.extensions import appbuilder, db
 from portal.models import ConflictStatus, SyncConflict, SyncRun, Tracker
@@ -79,7 +79,8 @@ class MyTrackersView(BaseView):
     default_view = "index"
     class_permission_name = security.TRACKER_WORK
     method_permission_name = {
-        name: "work" for name in ("index", "tracker", "sync_now", "download", "upload", "run")
+        name: "work"
+        for name in ("index", "tracker", "sync_now", "download", "upload", "run", "share")
     }
     menu_permission = "can_work"  # roles without it do not see the entry
     datamodel = SQLAInterface(Tracker)  # names the record of an audited refusal
@@ -116,8 +117,13 @@ class MyTrackersView(BaseView):
             .order_by(SyncRun.id.desc())
             .limit(RUNS_SHOWN)
         ).scalars()
+        actor = current_actor("web")
         return self.render_template(
-            "my_tracker.html", tracker=tracker, runs=list(runs), **_labels()
+            "my_tracker.html",
+            tracker=tracker,
+            runs=list(runs),
+            may_share=tracker_work.may_share(tracker, actor),
+            **_labels(),
         )
 
     @expose("/sync/<int:pk>", methods=["POST"])
@@ -166,6 +172,13 @@ class MyTrackersView(BaseView):
             origins.pop(str(pk), None)
             session[ORIGIN] = origins
             queue_sync(outcome.result)
+        return redirect(url_for("MyTrackersView.tracker", pk=pk))
+
+    @expose("/share/<int:pk>", methods=["POST"])
+    @has_access_audited
+    def share(self, pk: int):
+        self._tracker(pk)
+        run_form_action(SHARE_TRACKER, pk, lambda t: f"{t.name} is shared.")
         return redirect(url_for("MyTrackersView.tracker", pk=pk))
 
     @expose("/run/<int:pk>")
