@@ -7,7 +7,6 @@ import io
 from pathlib import Path
 
 import pytest
-from openpyxl import load_workbook
 
 from jobs.queue import get_queue
 from jobs.sync import sync_tracker
@@ -16,7 +15,17 @@ from portal.models import Tracker
 from portal.services import orders, sync_runs, tracker_work, trackers
 from tests.conftest import actor, login
 from tests.factories import SETUP
-from tests.sync_helpers import ADMIN, TAB, edit, last_run, make_orders, make_tracker, order, sheet
+from tests.sync_helpers import (
+    ADMIN,
+    append_row,
+    delete_row,
+    edit,
+    last_run,
+    make_orders,
+    make_tracker,
+    order,
+    sheet,
+)
 
 
 def _user_id(name: str) -> int:
@@ -91,33 +100,50 @@ def test_upload_of_an_edited_copy_syncs_with_the_conflict_rules(owned, tmp_path)
     assert "PO-FROM-COPY" not in client.get(f"/my-trackers/run/{run.id}?outcome=refused").text
 
 
-def test_upload_is_refused_when_the_server_copy_changed_or_the_file_is_not_the_workbook(
+def test_upload_after_a_sync_wrote_to_the_workbook_carries_only_the_users_edits(
     owned, tmp_path
 ) -> None:
     app, made, numbers = owned
     tracker = made["mine"]
     client = login(app, "specialist")
-    data = client.get(f"/my-trackers/download/{tracker.id}").data
-    not_a_book = client.post(
-        f"/my-trackers/upload/{tracker.id}",
-        data={"file": (io.BytesIO(b"a,b\n1,2\n"), "copy.xlsx")},
-        content_type="multipart/form-data",
-        follow_redirects=True,
-    )
-    assert "not an .xlsx package" in not_a_book.get_data(as_text=True)
+
+    def upload(content: bytes):
+        return client.post(
+            f"/my-trackers/upload/{tracker.id}",
+            data={"file": (io.BytesIO(content), "copy.xlsx")},
+            content_type="multipart/form-data",
+            follow_redirects=True,
+        ).text
+
+    copy = tmp_path / "copy.xlsx"
+    copy.write_bytes(client.get(f"/my-trackers/download/{tracker.id}").data)
+    assert "not an .xlsx package" in upload(b"a,b\n1,2\n")
     orders.orders.update(order(numbers[2]), {"notes": "portal change"}, SETUP)
-    sync_tracker(tracker.id)  # writes the change into the server's file
-    before = Path(tracker.location).read_bytes()
-    stale = client.post(
-        f"/my-trackers/upload/{tracker.id}",
-        data={"file": (io.BytesIO(data), "copy.xlsx")},
-        content_type="multipart/form-data",
-        follow_redirects=True,
+    sync_tracker(tracker.id)  # writes the change into the server's file after the download
+    edit(copy, numbers[0], {"Customer PO": "PO-MERGED"})
+    append_row(copy, {"Customer": "C1", "Customer PO": "PO-NEW-IN-COPY"})
+    delete_row(copy, numbers[1])
+    said = upload(copy.read_bytes())
+    assert "1 rows edited, 1 added" in said and f"rows you deleted were kept: {numbers[1]}" in said
+    now = sheet(tracker.location)
+    assert now[numbers[2]]["Notes"] == "portal change"  # the stale copy did not undo it
+    assert now[numbers[0]]["Customer PO"] == "PO-MERGED" and numbers[1] in now
+    assert sync_tracker(tracker.id)["created"] == 1
+    assert order(numbers[0]).customer_po == "PO-MERGED"
+    assert order(numbers[2]).notes == "portal change"
+
+    kept = (
+        Path(app.instance_path)
+        / "tracker-downloads"
+        / f"{tracker.id}-{_user_id('specialist')}.xlsx"
     )
-    assert "changed on the server since you downloaded it" in stale.get_data(as_text=True)
+    copy.write_bytes(client.get(f"/my-trackers/download/{tracker.id}").data)
+    kept.unlink()  # the kept copy is gone: the edits cannot be told apart any more
+    orders.orders.update(order(numbers[2]), {"notes": "again"}, SETUP)
+    sync_tracker(tracker.id)
+    before = Path(tracker.location).read_bytes()
+    assert "download it again" in upload(copy.read_bytes())
     assert Path(tracker.location).read_bytes() == before
-    assert sheet(tracker.location)[numbers[2]]["Notes"] == "portal change"
-    assert load_workbook(tracker.location)[TAB] is not None
 
 
 def test_add_tracker_form_submits_with_its_defaults(clean_db, tmp_path) -> None:

@@ -34,10 +34,12 @@ def _share(tracker: Tracker, actor: Actor, body: dict[str, Any]) -> Tracker:
     return tracker
 
 
-def _upload(tracker: Tracker, actor: Actor, body: dict[str, Any]) -> Tracker:
+def _upload(tracker: Tracker, actor: Actor, body: dict[str, Any]) -> tuple[Tracker, str]:
     tracker = tracker_work.tracker_for(actor, tracker.id)
-    tracker_work.store_copy(tracker, body["file"], body.get("origin"), actor, xlsx_limits())
-    return tracker
+    said = tracker_work.store_copy(
+        tracker, body["file"], body.get("origin"), actor, body["kept"], xlsx_limits()
+    )
+    return tracker, said
 
 
 def _decide(row: SyncDeletedRow, actor: Actor, body: dict[str, Any]) -> SyncDeletedRow:

@@ -3,8 +3,10 @@
 A user works with the trackers they own (``Tracker.owner_id``) or that are shared with them
 (:class:`TrackerShare`); Admins with all of them. They sync them, download the current
 workbook (Excel trackers) and upload an edited copy, which replaces the server's file
-atomically, and only if the file is still the one they downloaded (a sync may have written
-to it meanwhile); the view then queues a sync, which merges the copy like any sheet edit.
+atomically if the file is still the one they downloaded; if a sync wrote to it meanwhile,
+the copy's edits (against the downloaded copy, kept per user) are written into its tab
+instead (``sheets.copy_merge``). The view then queues a sync, which merges them like any
+sheet edit.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from portal.services.base import (
     ValidationFailed,
     unit_of_work,
 )
-from sheets.backends.xlsx_copy import fingerprint, replace_with_copy
+from sheets.backends.xlsx import XlsxBackend
+from sheets.backends.xlsx_copy import has_content, read_copy, replace_with_copy, tab_rows
 from sheets.backends.xlsx_files import NotAWorkbook
 from sheets.backends.xlsx_limits import WorkbookTooLarge, XlsxLimits
+from sheets.copy_merge import copy_edits
 from sheets.grid import SheetChangedError
 
 WORK_VIEW = "TrackerWork"
@@ -111,35 +115,77 @@ def workbook_path(tracker: Tracker) -> Path:
     return path
 
 
-def download_fingerprint(tracker: Tracker, limits: XlsxLimits) -> str:
-    """The fingerprint of the workbook being downloaded (an upload names it as its origin)."""
-    return fingerprint(workbook_path(tracker), limits)
+def _kept_copy(kept: Path, tracker: Tracker, actor: Actor) -> Path:
+    return kept / f"{tracker.id}-{actor.user_id}.xlsx"
+
+
+def download(tracker: Tracker, actor: Actor, kept: Path, limits: XlsxLimits) -> tuple[bytes, str]:
+    """The workbook's bytes to hand ``actor`` and their fingerprint (the origin their upload
+    names). The copy is kept under ``kept`` (one per user and tracker), so an upload made
+    after a sync wrote to the file can still tell the user's edits apart."""
+    data, origin = read_copy(workbook_path(tracker), limits)
+    kept.mkdir(parents=True, exist_ok=True)
+    _kept_copy(kept, tracker, actor).write_bytes(data)
+    return data, origin
 
 
 def store_copy(
-    tracker: Tracker, data: bytes, origin: str | None, actor: Actor, limits: XlsxLimits
-) -> None:
-    """Put an edited copy in place of the tracker's workbook (atomically), if the workbook is
-    still the one downloaded (``origin``, its fingerprint); the caller then queues a sync."""
+    tracker: Tracker, data: bytes, origin: str | None, actor: Actor, kept: Path, limits: XlsxLimits
+) -> str:
+    """Put an edited copy in place of the tracker's workbook (atomically) if the workbook is
+    still the one downloaded (``origin``, its fingerprint); if a sync wrote to it meanwhile,
+    write the copy's edits to its tab instead (cells the user changed, rows they added). The
+    caller then queues a sync. What was done, as a sentence."""
     path = workbook_path(tracker)
     if not origin:
         raise ValidationFailed({"file": ["download the workbook first, then upload your copy"]})
     try:
         replace_with_copy(path, tracker.tab, data, origin, limits)
+        said = "your copy is in place"
     except (NotAWorkbook, WorkbookTooLarge) as error:
         raise ValidationFailed({"file": [str(error)]}) from None
     except SheetChangedError:
+        said = _merge_copy(tracker, path, data, _kept_copy(kept, tracker, actor), origin, limits)
+    with unit_of_work():
+        audit.record(actor, "tracker", tracker.id, "upload", after={"bytes": len(data)})
+    return said
+
+
+def _merge_copy(
+    tracker: Tracker, path: Path, data: bytes, kept: Path, origin: str, limits: XlsxLimits
+) -> str:
+    """The workbook changed since the download: carry the copy's edits into its tab."""
+    downloaded = kept.read_bytes() if kept.is_file() else b""
+    if not has_content(downloaded, origin):
         raise ConflictError(
             f"{tracker.name}'s workbook changed on the server since you downloaded it (a sync "
             "wrote to it); download it again and make your edits in the new copy"
-        ) from None
-    with unit_of_work():
-        audit.record(actor, "tracker", tracker.id, "upload", after={"bytes": len(data)})
+        )
+    backend = XlsxBackend(path, tracker.tab, limits=limits)
+    snapshot = backend.read()
+    edits = copy_edits(
+        tracker.key_header,
+        tab_rows(downloaded, tracker.tab, limits),
+        tab_rows(data, tracker.tab, limits),
+        snapshot.rows,
+    )
+    try:
+        backend.write(edits.writes, snapshot)
+    except SheetChangedError:
+        raise ConflictError(f"{tracker.name}'s workbook is being written; upload again") from None
+    said = (
+        f"the workbook changed on the server since your download, so your edits to tab "
+        f"{tracker.tab} were written into it ({edits.edited_rows} rows edited, "
+        f"{edits.added_rows} added; other tabs of your copy were not taken)"
+    )
+    if edits.deleted_keys:
+        said += f"; rows you deleted were kept: {', '.join(edits.deleted_keys[:10])}"
+    return said
 
 
 __all__ = [
     "WORK_VIEW",
-    "download_fingerprint",
+    "download",
     "may_share",
     "share",
     "share_with",

@@ -7,11 +7,13 @@ merges it like any sheet edit); each run lists every row's outcome, filterable b
 
 from __future__ import annotations
 
+import io
 import logging
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from flask import abort, flash, redirect, request, send_file, session, url_for
+from flask import abort, current_app, flash, redirect, request, send_file, session, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from redis.exceptions import RedisError
@@ -137,16 +139,22 @@ class MyTrackersView(BaseView):
     @has_access
     def download(self, pk: int):
         tracker = self._tracker(pk)
+        actor = current_actor("web")
         try:
-            origin = tracker_work.download_fingerprint(tracker, xlsx_limits())
             path = tracker_work.workbook_path(tracker)
+            data, origin = tracker_work.download(tracker, actor, _kept(), xlsx_limits())
         except ServiceError as error:
             flash(error.message, "danger")
             return redirect(url_for("MyTrackersView.tracker", pk=pk))
         origins = dict(session.get(ORIGIN) or {})
         origins[str(tracker.id)] = origin
         session[ORIGIN] = origins
-        return send_file(path, as_attachment=True, download_name=f"{tracker.name}{path.suffix}")
+        return send_file(
+            io.BytesIO(data),
+            as_attachment=True,
+            download_name=f"{tracker.name}{path.suffix}",
+            mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
 
     @expose("/upload/<int:pk>", methods=["POST"])
     @has_access_audited
@@ -159,19 +167,14 @@ class MyTrackersView(BaseView):
 
         def body() -> dict[str, Any]:
             origin = (session.get(ORIGIN) or {}).get(str(pk))
-            return {"file": upload.read(), "origin": origin}
+            return {"file": upload.read(), "origin": origin, "kept": _kept()}
 
-        outcome = run_form_action(
-            UPLOAD_COPY,
-            pk,
-            lambda t: f"{t.name}: your copy is in place.",
-            read=body,
-        )
+        outcome = run_form_action(UPLOAD_COPY, pk, lambda done: f"{done[0].name}: {done[1]}.", body)
         if outcome.ok:
             origins = dict(session.get(ORIGIN) or {})
             origins.pop(str(pk), None)
             session[ORIGIN] = origins
-            queue_sync(outcome.result)
+            queue_sync(outcome.result[0])
         return redirect(url_for("MyTrackersView.tracker", pk=pk))
 
     @expose("/share/<int:pk>", methods=["POST"])
@@ -202,6 +205,11 @@ class MyTrackersView(BaseView):
             may_resolve=current_actor("web").can("can_resolve", security.SYNC_CONFLICTS),
             **_labels(),
         )
+
+
+def _kept() -> Path:
+    """Where downloaded copies are kept (one per user and tracker) for their uploads."""
+    return Path(current_app.instance_path) / "tracker-downloads"
 
 
 def _labels() -> dict[str, Any]:

@@ -3,21 +3,42 @@ edited copy in place of the file, atomically and only if the file did not change
 
 from __future__ import annotations
 
+import hashlib
 import io
+import tempfile
 import zipfile
 from pathlib import Path
 
 from python_calamine import CalamineWorkbook
 
-from sheets.backends.xlsx import _load
+from sheets.backends.xlsx import XlsxBackend, _load
 from sheets.backends.xlsx_files import NotAWorkbook, check_workbook_bytes
 from sheets.backends.xlsx_init import _replace_file
 from sheets.backends.xlsx_limits import XlsxLimits, check_file_size, check_package
+from sheets.grid import CellValue
 
 
 def fingerprint(path: Path | str, limits: XlsxLimits | None = None) -> str:
     """The fingerprint of the workbook as it is now (what a sync's snapshot records)."""
     return _load(Path(path), limits or XlsxLimits())[1]
+
+
+def read_copy(path: Path | str, limits: XlsxLimits | None = None) -> tuple[bytes, str]:
+    """The workbook's bytes (a copy to hand out) and their fingerprint, read consistently."""
+    return _load(Path(path), limits or XlsxLimits())
+
+
+def has_content(data: bytes, fingerprint: str) -> bool:
+    """Whether ``data`` are the bytes the workbook had when it had ``fingerprint``."""
+    return fingerprint.startswith(f"sha256:{hashlib.sha256(data).hexdigest()}:")
+
+
+def tab_rows(data: bytes, tab: str, limits: XlsxLimits | None = None) -> list[list[CellValue]]:
+    """The rows of ``tab`` in the workbook ``data``, read as a sync reads them."""
+    with tempfile.TemporaryDirectory(prefix="ob-copy-") as tmp:
+        path = Path(tmp) / "copy.xlsx"
+        path.write_bytes(data)
+        return [list(r) for r in XlsxBackend(path, tab, limits=limits).read().rows]
 
 
 def replace_with_copy(
