@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from flask import current_app
 
 from jobs.sync import sync_tracker
 from portal.extensions import db
@@ -13,6 +14,7 @@ from portal.services import orders, sync_runs
 from sheets.engine import CreateResult, UpdateResult, finalize, plan_sync
 from sheets.outcomes import count_outcomes, plan_outcomes, result_outcomes
 from sheets.trackers import Column, TrackerSpec
+from tests.conftest import login
 from tests.factories import SETUP
 from tests.sync_helpers import append_row, edit, last_run, make_orders, make_tracker, order
 
@@ -132,6 +134,9 @@ def test_sync_run_stores_each_rows_outcome(synced) -> None:
     created = stored[(6, "created")]
     assert created.key and created.key not in numbers and created.key in created.message
     assert [r.outcome for r in sync_runs.run_rows(run.id, "refused")] == ["refused"]
+    # the run's page (Sync runs) shows which rows and why
+    page = login(current_app, "specialist").get(f"/syncrunview/show/{run.id}").text
+    assert refused.message in page and "sheet text" in page and "portal text" in page
     # a quiet second sync stores no rows, only the count
     sync_tracker(tracker.id)
     quiet = last_run(tracker.id)

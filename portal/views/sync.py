@@ -28,7 +28,7 @@ from portal.models import (
     SyncRun,
     Tracker,
 )
-from portal.services import sync_review, trackers
+from portal.services import sync_review, sync_runs, trackers
 from portal.services.base import ServiceError
 from portal.views.base import (
     ReadOnlyModelView,
@@ -36,7 +36,13 @@ from portal.views.base import (
     has_access_audited,
     record_action,
 )
-from portal.views.sync_work import BACKEND_LABELS, KIND_LABELS, queue_sync, when
+from portal.views.sync_work import (
+    BACKEND_LABELS,
+    KIND_LABELS,
+    OUTCOME_LABELS,
+    queue_sync,
+    when,
+)
 from sheets.trackers import CONFLICT_POLICIES, RECORD_KINDS
 from sheets.values import display
 
@@ -70,12 +76,27 @@ class SyncRunView(ReadOnlyModelView):
         "written",
         "conflicts",
         "errors",
+        "unchanged",
         "duration_seconds",
     ]
     show_columns = [*list_columns, "finished_at", "attempts", "job_id", "error"]
     search_columns = ["tracker", "status", "started_at"]
     base_order = ("id", "desc")
-    label_columns = {"duration_seconds": "Seconds", "rows_read": "Rows read"}
+    label_columns = {
+        "duration_seconds": "Seconds",
+        "rows_read": "Rows read",
+        "applied": "Updated",
+        "written": "Cells written",
+        "errors": "Refused",
+    }
+    show_template = "sync_run_show.html"
+
+    def render_template(self, template: str, **kwargs: Any) -> Any:
+        """The run's page lists every row's outcome (all but the unchanged ones)."""
+        if template == self.show_template and "pk" in kwargs:
+            kwargs["rows"] = sync_runs.run_rows(int(kwargs["pk"]))
+            kwargs["outcome_labels"] = OUTCOME_LABELS
+        return super().render_template(template, **kwargs)
 
 
 def _choices(values: tuple[str, ...], labels: dict[str, str] | None = None) -> list:
