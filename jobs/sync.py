@@ -34,7 +34,8 @@ from jobs.context import app_job
 from jobs.queue import connection, get_queue
 from portal.extensions import db
 from portal.models import Tracker
-from portal.services import trackers
+from portal.services import sync_runs, trackers
+from portal.services.base import unit_of_work
 from portal.sync import adapters
 from portal.sync.backends import open_tracker_backend
 from sheets.backends.xlsx_files import NotAWorkbook
@@ -51,6 +52,7 @@ from sheets.engine import (
     plan_sync,
 )
 from sheets.grid import CellWrite, SheetBackend, SheetChangedError, SheetSnapshot
+from sheets.outcomes import result_outcomes
 from sheets.trackers import TrackerSpec, header_id
 
 QUEUE = "sync"
@@ -395,15 +397,18 @@ def _commit(
     counts: Counts,
     started: float,
 ) -> None:
-    """Step 5: base, conflicts, create tokens and the run's counts in one transaction."""
-    trackers.finish_sync(
-        tracker,
-        spec,
-        run_id,
-        base=result.base,
-        loaded=loaded,
-        patches=patches,
-        conflicts=plan.conflicts,
-        counts=counts.as_dict(),
-        duration=time.monotonic() - started,
-    )
+    """Step 5: base, conflicts, create tokens, the run's counts and its row outcomes in one
+    transaction."""
+    with unit_of_work():
+        trackers.finish_sync(
+            tracker,
+            spec,
+            run_id,
+            base=result.base,
+            loaded=loaded,
+            patches=patches,
+            conflicts=plan.conflicts,
+            counts=counts.as_dict(),
+            duration=time.monotonic() - started,
+        )
+        sync_runs.record_rows(run_id, result_outcomes(plan, result))

@@ -188,6 +188,16 @@ class SyncPlan:
         return CellWrite(row, self._key_col + 1, key)
 
     @property
+    def row_keys(self) -> Mapping[int, str | None]:
+        """Every used data row (1-based) -> its key (``None``: blank key)."""
+        return self._row_keys
+
+    @property
+    def key_column(self) -> int | None:
+        """The key column (0-based), once found."""
+        return self._key_col
+
+    @property
     def is_noop(self) -> bool:
         """No cell writes, record updates or creates planned (status writes come later)."""
         return not (self.writes or self.updates or self.creates)

@@ -185,6 +185,7 @@ class SyncRun(Model):
     written: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     conflicts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     errors: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     duration_seconds: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
@@ -194,6 +195,28 @@ class SyncRun(Model):
 
     def __repr__(self) -> str:
         return f"sync #{self.id} of {self.tracker} ({self.status})"
+
+
+class SyncRunRow(Model):
+    """One row's outcome in one sync run (``sheets.outcomes``): every row but the unchanged
+    ones, which the run only counts. Values are display text (``sheets.values.display``)."""
+
+    __tablename__ = "sync_run_row"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("sync_run.id"), nullable=False)
+    row: Mapped[int] = mapped_column(Integer, nullable=False)
+    key: Mapped[str | None] = mapped_column(String(80))
+    outcome: Mapped[str] = mapped_column(String(12), nullable=False)
+    message: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    header: Mapped[str | None] = mapped_column(String(100))
+    sheet_value: Mapped[str | None] = mapped_column(Text)
+    portal_value: Mapped[str | None] = mapped_column(Text)
+    run: Mapped[SyncRun] = relationship()
+
+    __table_args__ = (Index("ix_sync_run_row_run_outcome", "run_id", "outcome", "row"),)
+
+    def __repr__(self) -> str:
+        return f"row {self.row} of {self.run}: {self.outcome}"
 
 
 class SyncConflict(Model):
@@ -250,6 +273,7 @@ __all__ = [
     "SyncConflict",
     "SyncCreateToken",
     "SyncRun",
+    "SyncRunRow",
     "SyncRunStatus",
     "Tracker",
     "TrackerBasePatch",
