@@ -97,6 +97,8 @@ TRACKERS = "Tracker"
 SYNC_RUNS = "SyncRun"
 SYNC_CONFLICTS = "SyncConflict"
 SYNC_RECORDS = (SYNC_RUNS, SYNC_CONFLICTS)
+# Attaching a workbook a team already has (issue 12): Specialists and Admins.
+ATTACH = "AttachWorkbook"
 
 # What every signed-in user may do regardless of role (FAB's own self-service pages).
 SELF_SERVICE = frozenset(
@@ -170,6 +172,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
         | _grant("read", (*BUSINESS_RECORDS, *FINANCE_RECORDS))
         | _grant("write", (*SPECIALIST_WRITES, *FINANCE_RECORDS))
         | _grant("read", SYNC_RECORDS)
+        | _grant("write", (ATTACH,))
     ),
     SUPERVISOR: frozenset(
         SELF_SERVICE

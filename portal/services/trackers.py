@@ -49,6 +49,7 @@ from sheets.trackers import CONFLICT_POLICIES, RECORD_KINDS, TrackerSpec
 from sheets.values import ValueParseError, decode, display, encode, normalize
 
 TRACKER_VIEW = "Tracker"
+ATTACH_VIEW = "AttachWorkbook"  # who may attach a team's workbook (Specialists, Admins)
 CONFLICT_VIEW = "SyncConflict"
 RESOLVE_CHOICES = ("sheet", "portal", "value")
 
@@ -171,6 +172,16 @@ def _kind_errors(
 
 
 trackers = TrackerService()
+
+
+class AttachedTrackerService(TrackerService):
+    """Trackers on a workbook a team attached (``portal.sync.attach``): the same rules as any
+    tracker, created by whoever may attach a workbook, not only by Admins."""
+
+    permission_view = ATTACH_VIEW
+
+
+attached = AttachedTrackerService()
 
 
 def by_name(name: str) -> Tracker:

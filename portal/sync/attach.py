@@ -323,7 +323,7 @@ def add_status_column(source: Source, proposal: Proposal, header: str) -> None:
 def attach(data: Mapping[str, Any], actor: Actor) -> Tracker:
     """Create the tracker (the tracker service validates it); AttachError with its reasons."""
     try:
-        return trackers.trackers.create(dict(data), actor)
+        return trackers.attached.create(dict(data), actor)
     except ValidationFailed as error:
         raise AttachError(
             "; ".join(f"{k}: {', '.join(v)}" for k, v in error.field_errors.items())
