@@ -18,7 +18,14 @@ from portal.models import Customer, SalesOrder, Tracker
 from portal.services import orders
 from sheets.backends.xlsx import XlsxBackend
 from sheets.grid import CellWrite
-from tests.attach_helpers import db_state, members, seed_customers, sheet_rows, write_mapping
+from tests.attach_helpers import (
+    db_state,
+    members,
+    seed_customers,
+    seed_products,
+    sheet_rows,
+    write_mapping,
+)
 from tests.factories import SETUP
 
 DAY = date.today() - timedelta(days=10)
@@ -158,3 +165,44 @@ def test_bad_input_is_one_line(clean_db, team_book, tmp_path) -> None:
     both = _one_line(_run(runner, *base, "--file", str(team_book), "--url", "x"))
     assert both == "error: give the workbook as --file PATH or --url URL (one of them)"
     assert db_state() == state
+
+
+def test_line_rows_find_customer_and_product_by_name_and_grow_an_order(clean_db, tmp_path) -> None:
+    seed_customers({"ACME": "Acme Ltd"})
+    seed_products({"BOLT-1": "Hex bolt M8"})
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Lines"
+    ws.append(["Line ID", "Order ID", "Date", "Client", "Item", "Qty"])
+    ws.append(["L-1", "O-1", DAY, "acme ltd", "Hex bolt M8", 4])
+    ws.append(["L-2", "O-2", DAY, "Acme Ltd", "Wing nut", 1])
+    path = tmp_path / "lines.xlsx"
+    wb.save(path)
+    runner = clean_db.test_cli_runner()
+    args = ["attach", "lines", "--kind", "order_lines", "--file", str(path), "--may-create"]
+    doc = json.loads(_run(runner, *args, "--json").output)
+    assert {m["header"]: m["field"] for m in doc["mapping"]}["Client"] == "customer_name"
+    assert [(r["key"], r["outcome"], r.get("header")) for r in doc["rows"]] == [
+        ("L-1", "conflict", "Client"),  # found by name, but the sheet spells it differently
+        ("L-1", "created", None),
+        ("L-2", "refused", None),
+    ]
+    assert doc["rows"][2]["message"] == "not created: no product Wing nut"
+    order = db.session.query(SalesOrder).filter_by(external_ref="O-1").one()
+    assert order.customer.code == "ACME" and [ln.product.sku for ln in order.lines] == ["BOLT-1"]
+
+    backend = XlsxBackend(path, "Lines")
+    snap = backend.read()
+    backend.write(
+        [
+            CellWrite(4, c, v)
+            for c, v in enumerate(["L-3", "O-1", DAY, "Acme Ltd", "Hex bolt M8", 2], 1)
+        ],
+        snap,
+    )
+    doc = json.loads(_run(runner, "sync", "lines", "--json").output)
+    got = {r["key"]: r for r in doc["rows"]}
+    assert got["L-3"]["outcome"] == "created"
+    assert got["L-3"]["message"] == f"added as a line of order {order.number}"
+    db.session.expire_all()
+    assert [(ln.external_ref, ln.quantity) for ln in order.lines] == [("L-1", 4), ("L-3", 2)]

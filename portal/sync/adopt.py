@@ -54,13 +54,19 @@ class Adoption:
     def outcomes(self, outcomes: Sequence[RowOutcome]) -> list[RowOutcome]:
         """The run's outcomes with created and refused rows said as such."""
         out = []
+        said = set()
         for o in outcomes:
+            if o.header is None:
+                said.add(o.row)
             if o.row in self.refused and o.header is None:
                 o = replace(o, outcome=REFUSED, message=f"not created: {self.refused[o.row]}")
             elif o.row in self.created and o.header is None and o.outcome != REFUSED:
                 o = replace(o, outcome=CREATED, message=self.created[o.row])
             out.append(o)
-        return out
+        keys = {o.row: o.key for o in outcomes}
+        for r in sorted(set(self.created) - said):  # a new row whose only other news is a conflict
+            out.append(RowOutcome(r, keys.get(r), CREATED, self.created[r]))
+        return sorted(out, key=lambda o: (o.row, o.header is None))  # as sheets.outcomes
 
 
 def sheet_keys(spec: TrackerSpec, rows: Sequence[Sequence[Any]]) -> dict[str, list[int]]:
