@@ -115,6 +115,10 @@ def test_a_table_under_a_title_is_found_and_only_its_rows_sync(clean_db, team_bo
 
     dry = json.loads(_run(runner, "sync", "west", "--dry-run", "--json").output)
     assert dry["dry_run"] is True and dry["counts"] == {"unchanged": 3}
+    asked = _run(runner, "attach", "again", "--kind", "orders", "--file", str(team_book),
+                 "--append-records", "--dry-run", "--json")  # fmt: skip
+    appended = [r for r in json.loads(asked.output)["rows"] if r["outcome"] == "appended"]
+    assert [(r["row"], r["key"]) for r in appended] == [(7, "OTHER-1")]  # only when asked
 
 
 def test_header_row_found_without_a_table(clean_db, team_book) -> None:

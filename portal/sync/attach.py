@@ -204,8 +204,12 @@ def tracker_data(
     key: str | None = None,
     may_create: bool = False,
     status_header: str | None = None,
+    append_records: bool = False,
 ) -> dict[str, Any]:
-    """The tracker definition for a confirmed mapping; AttachError naming what is wrong."""
+    """The tracker definition for a confirmed mapping; AttachError naming what is wrong.
+
+    ``append_records``: portal records missing from the sheet are added to it (only when the
+    user asks: a sheet the team brought keeps just its own rows by default)."""
     choices = {f.name: f for f in field_choices(kind)}
     key_choice = KEY_CHOICES[kind].name
     mapped = {h: f for h, f in mapping.items() if f}
@@ -250,7 +254,7 @@ def tracker_data(
         "conflict_policy": "flag",
         "interval_seconds": 0,
         "may_create": may_create,
-        "append_records": False,
+        "append_records": append_records,
         "header_row": proposal.header_row,
         "enabled": True,
     }

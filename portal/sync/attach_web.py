@@ -40,6 +40,7 @@ class Draft:
     mapping: dict[str, str | None] | None = None
     may_create: bool = False
     status_column: bool = False
+    append_records: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -111,6 +112,7 @@ def tracker_data(draft: Draft, proposal: attach.Proposal) -> dict[str, Any]:
         mapping,
         may_create=draft.may_create,
         status_header=attach.DEFAULT_STATUS if draft.status_column else None,
+        append_records=draft.append_records,
     )
 
 

@@ -84,6 +84,9 @@ def _print_mapping(proposal: Any, kind: str, chosen: dict[str, str | None]) -> N
 @click.option("--mapping", default="auto", show_default=True, help="auto, or a JSON file.")
 @click.option("--may-create", is_flag=True, help="Rows naming no record create one.")
 @click.option("--status-column", help="Add a sync status column with this header.")
+@click.option(
+    "--append-records", is_flag=True, help="Add portal records missing from the sheet to it."
+)
 @click.option("--dry-run", is_flag=True, help="Say what the first sync would do; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @with_appcontext
@@ -107,6 +110,7 @@ def attach_command(name: str, kind: str, **opts: Any) -> None:
             key=opts["key"],
             may_create=opts["may_create"],
             status_header=opts["status_column"],
+            append_records=opts["append_records"],
         )
         if not as_json:
             _print_mapping(proposal, kind, chosen)

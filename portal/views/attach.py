@@ -125,6 +125,7 @@ class AttachView(BaseView):
         draft.header_row = int(row) if row.isdigit() and int(row) > 0 else None
         draft.may_create = form.get("may_create") == "on"
         draft.status_column = form.get("status_column") == "on"
+        draft.append_records = form.get("append_records") == "on"
         if step == "reload" or moved:
             draft.mapping = None  # new headers: suggest again
             return
