@@ -119,6 +119,8 @@ def test_a_table_under_a_title_is_found_and_only_its_rows_sync(clean_db, team_bo
                  "--append-records", "--dry-run", "--json")  # fmt: skip
     appended = [r for r in json.loads(asked.output)["rows"] if r["outcome"] == "appended"]
     assert [(r["row"], r["key"]) for r in appended] == [(7, "OTHER-1")]  # only when asked
+    twice = _run(runner, "attach", "west", "--kind", "orders", "--file", str(team_book))
+    assert _one_line(twice) == "error: name: west is already used"
 
 
 def test_header_row_found_without_a_table(clean_db, team_book) -> None:

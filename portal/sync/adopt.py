@@ -30,7 +30,7 @@ from portal.sync.kinds import kind_for
 from portal.sync.team_keys import TEAM_KINDS, order_by_ref
 from sheets.engine import ERROR, NOT_SYNCED, NOTE, RowIssue, SyncPlan, normalize_key
 from sheets.outcomes import CREATED, REFUSED, RowOutcome
-from sheets.trackers import TrackerSpec, header_id
+from sheets.trackers import Column, TrackerSpec, header_id
 from sheets.values import ValueParseError, normalize
 
 BATCH = 250  # orders per create_many call
@@ -97,20 +97,26 @@ def portal_side(
     return portal_rows(spec, filter, keys=list(sheet_keys(spec, rows)))
 
 
-def _values(spec: TrackerSpec, rows: Sequence[Sequence[Any]], r: int) -> tuple[Row, list[str]]:
-    """field -> typed value of the mapped creatable columns of row ``r``, and what is wrong."""
+def _creatable(spec: TrackerSpec, header: Sequence[Any]) -> list[tuple[Column, int]]:
+    """The mapped columns a new row's record takes, with their position in the sheet."""
     kind = kind_for(spec)
-    where = {header_id(h): i for i, h in enumerate(rows[0])}
-    row = rows[r - 1]
-    values: Row = {}
-    problems = []
+    where = {header_id(h): i for i, h in enumerate(header)}
+    out = []
     for col in spec.columns:
         known = kind.fields.get(col.field)
         i = where.get(header_id(col.header))
-        if known is None or not known.creatable or i is None or i >= len(row):
-            continue
+        if known is not None and known.creatable and i is not None:
+            out.append((col, i))
+    return out
+
+
+def _values(columns: list[tuple[Column, int]], row: Sequence[Any]) -> tuple[Row, list[str]]:
+    """field -> typed value of a new row's creatable columns, and what is wrong with them."""
+    values: Row = {}
+    problems = []
+    for col, i in columns:
         try:
-            values[col.field] = normalize(col.type, row[i])
+            values[col.field] = normalize(col.type, row[i] if i < len(row) else None)
         except ValueParseError as exc:
             problems.append(f"{col.header}: {exc}")
     return values, problems
@@ -298,8 +304,9 @@ def adopt_rows(
         known = {**known, **dict.fromkeys(_taken_lines([k for k in single if k not in known]))}
     keys = {r: k for k, r in single.items() if k not in known}
     new: dict[int, Row] = {}
+    columns = _creatable(spec, rows[0])
     for r in sorted(keys):
-        values, problems = _values(spec, rows, r)
+        values, problems = _values(columns, rows[r - 1])
         if problems:
             adoption.refused[r] = "; ".join(problems)
         else:
