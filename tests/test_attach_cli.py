@@ -102,23 +102,28 @@ def test_a_table_under_a_title_is_found_and_only_its_rows_sync(clean_db, team_bo
     }
 
     backend = XlsxBackend(team_book, "Open orders")
-    backend.write([CellWrite(5, 4, "PO-NEW")], backend.read())  # row 5: the PO of W-101
+    blank_key = [CellWrite(7, c, v) for c, v in enumerate([None, DAY, "ACME", "PO-X"], 1)]
+    backend.write([CellWrite(5, 4, "PO-NEW"), *blank_key], backend.read())  # row 5: W-101's PO
     result = _run(runner, "sync", "west", "--json")
     doc = json.loads(result.output)
     got = {r["row"]: r for r in doc["rows"]}
     assert got[5]["outcome"] == "updated" and got[5]["key"] == "W-101"
     assert got[4]["outcome"] == got[6]["outcome"] == "unchanged"
+    assert got[7]["outcome"] == "refused"  # no order id: the team gives it, never the portal
+    assert got[7]["message"] == (
+        "not created: no order id: type the team's order id in the key column"
+    )
     db.session.expire_all()
     assert (
         db.session.query(SalesOrder).filter_by(external_ref="W-101").one().customer_po == "PO-NEW"
     )
 
     dry = json.loads(_run(runner, "sync", "west", "--dry-run", "--json").output)
-    assert dry["dry_run"] is True and dry["counts"] == {"unchanged": 3}
+    assert dry["dry_run"] is True and dry["counts"] == {"unchanged": 3, "refused": 1}
     asked = _run(runner, "attach", "again", "--kind", "orders", "--file", str(team_book),
                  "--append-records", "--dry-run", "--json")  # fmt: skip
     appended = [r for r in json.loads(asked.output)["rows"] if r["outcome"] == "appended"]
-    assert [(r["row"], r["key"]) for r in appended] == [(7, "OTHER-1")]  # only when asked
+    assert [(r["row"], r["key"]) for r in appended] == [(8, "OTHER-1")]  # only when asked
     twice = _run(runner, "attach", "west", "--kind", "orders", "--file", str(team_book))
     assert _one_line(twice) == "error: name: west is already used"
 

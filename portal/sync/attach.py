@@ -24,7 +24,7 @@ from portal.sync import adopt
 from portal.sync.attach_fields import KEY_CHOICES, field_choices
 from portal.sync.backends import open_tracker_backend
 from portal.sync.kinds import kind_for
-from portal.sync.team_keys import EXTERNAL_REF
+from portal.sync.team_keys import EXTERNAL_REF, NO_KEY
 from sheets.backends.xlsx_files import check_workbook_file, suffix_problem
 from sheets.backends.xlsx_tables import ExcelTable, find_tables
 from sheets.engine import Base, plan_sync
@@ -282,6 +282,8 @@ def plan_rows(
     plan = plan_sync(spec, base or {}, rows, portal)
     if plan.fatal:
         raise AttachError(plan.fatal)
+    if spec.key_field == EXTERNAL_REF:  # a blank key is refused by the sync (team_keys.NO_KEY)
+        adoption.refused.update({c.row: NO_KEY[spec.kind] for c in plan.creates})
     adoption.mark(plan)
     return sheet_rows(adoption.outcomes(plan_outcomes(plan)), header_row)
 

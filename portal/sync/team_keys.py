@@ -23,13 +23,18 @@ from sqlalchemy import Select, not_, select
 from portal.extensions import db
 from portal.models import Customer, OrderLine, Product, SalesOrder
 from portal.services import orders
-from portal.services.base import Actor, NotFound
+from portal.services.base import Actor, NotFound, ServiceError
 from portal.sync.base import CLOSED_ORDER_STATUSES, Field, Kind, Row, fields_of
 from portal.sync.orders import OrdersKind
 from sheets.trackers import Column
 
 CENT = Decimal("0.01")
 EXTERNAL_REF = "external_ref"
+# a row without the team's id: the id is the team's to give, never the portal's
+NO_KEY = {
+    "orders": "no order id: type the team's order id in the key column",
+    "order_lines": "no line id: type the team's line id in the key column",
+}
 
 
 def order_by_ref(ref: str) -> SalesOrder:
@@ -74,6 +79,11 @@ class OrdersByRefKind(OrdersKind):
     def update(self, key: str, changes: Mapping[str, Any], actor: Actor, tracker_name: str) -> None:
         self.check_fields(changes, "editable")
         orders.orders.update(order_by_ref(key), dict(changes), actor)
+
+    def create(self, values: Mapping[str, Any], actor: Actor) -> str:
+        """A row without the team's order id: refused (the id is the team's to give; a new
+        row with one is created by ``portal.sync.adopt``)."""
+        raise ServiceError(NO_KEY["orders"])
 
 
 class LineRowsKind(Kind):
@@ -142,6 +152,10 @@ class LineRowsKind(Kind):
     def finish(self, row: Row) -> None:
         open_qty = row["quantity"] - row["qty_cancelled"]
         row["amount"] = (Decimal(open_qty) * Decimal(row["unit_price"])).quantize(CENT)
+
+    def create(self, values: Mapping[str, Any], actor: Actor) -> str:
+        """A row without the team's line id: refused (see :data:`NO_KEY`)."""
+        raise ServiceError(NO_KEY["order_lines"])
 
     def update(self, key: str, changes: Mapping[str, Any], actor: Actor, tracker_name: str) -> None:
         self.check_fields(changes, "editable")
