@@ -49,6 +49,7 @@ def _book(path: Path) -> Path:
     plain["A1"] = "Exported from the old system"
     plain.append(HEADERS)
     plain.append(["P-1", DAY, "ACME", "PO-9", None])
+    plain.append(["P-1", DAY, "ACME", "PO-10", None])  # a doubled key
     wb.save(path)
     return path
 
@@ -135,10 +136,11 @@ def test_header_row_found_without_a_table(clean_db, team_book) -> None:
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
     assert (doc["header_row"], doc["table"]) == (2, None)
+    doubled = "key P-1 is in rows 3, 4: neither row is synced until one is removed"
     assert doc["rows"] == [
-        {"row": 3, "key": "P-1", "outcome": "unmatched", "message": doc["rows"][0]["message"]}
-    ]
-    assert doc["rows"][0]["message"]  # says why: no record has that key
+        {"row": 3, "key": "P-1", "outcome": "refused", "message": doubled},
+        {"row": 4, "key": "P-1", "outcome": "refused", "message": doubled},
+    ]  # rows named as the sheet numbers them, below its title
     explicit = _run(runner, *args, "--header-row", "1", "--dry-run")
     assert explicit.exit_code == 1
     assert explicit.output.strip().splitlines()[-1] == (

@@ -113,6 +113,7 @@ class Tracker(Versioned, Model):
             status_header=self.status_header,
             conflict_policy=self.conflict_policy,
             may_create=self.may_create,
+            header_row=self.header_row or 1,
         )
 
     def __repr__(self) -> str:
