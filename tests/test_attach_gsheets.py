@@ -65,3 +65,14 @@ def test_a_google_sheet_attached_by_its_address(clean_db, google) -> None:
     ws.update([["G-1", DAY, "ACME", "Rail"]], "A3:D3")  # an unmapped column: not ours
     dry = json.loads(runner.invoke(args=["sheets", "sync", "west", "--dry-run", "--json"]).output)
     assert {r["row"]: r["outcome"] for r in dry["rows"]} == {3: "unchanged", 4: "refused"}
+
+
+def test_an_address_of_no_spreadsheet_is_one_line(clean_db, google) -> None:
+    address = "https://docs.google.com/spreadsheets/d/NoSuchSpreadsheet123/edit"
+    args = ["sheets", "attach", "x", "--kind", "orders", "--url", address]
+    result = clean_db.test_cli_runner().invoke(args=args)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    line = result.output.strip().splitlines()[-1]
+    assert (
+        line == "error: cannot read the sheets of NoSuchSpreadsheet123: Google Sheets answered 404"
+    )

@@ -10,9 +10,10 @@ anything, and :func:`attach` creates the tracker through the tracker service.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,18 @@ DEFAULT_STATUS = "Sync status"
 
 class AttachError(ValueError):
     """The workbook, sheet or mapping cannot be attached; the message says why (one line)."""
+
+
+@contextlib.contextmanager
+def _reading(what: str) -> Iterator[None]:
+    """A workbook or sheet that cannot be read: AttachError with the backend's one line
+    (no such tab or spreadsheet, a workbook over the XLSX_* limits, Google refusing)."""
+    try:
+        yield
+    except AttachError:
+        raise
+    except (KeyError, ValueError, OSError, RuntimeError) as exc:
+        raise AttachError(f"{what}: {str(exc).strip(chr(39) + chr(34))}") from None
 
 
 @dataclass(frozen=True)
@@ -84,17 +97,27 @@ def source_of(file: str | None = None, url: str | None = None) -> Source:
 
 def sheet_names(source: Source) -> list[str]:
     """The workbook's sheets, in order."""
+    with _reading(f"cannot read the sheets of {source.location}"):
+        return _sheet_names(source)
+
+
+def _sheet_names(source: Source) -> list[str]:
     if source.backend == "xlsx":
         from python_calamine import CalamineWorkbook
 
         return list(CalamineWorkbook.from_path(source.location).sheet_names)
+    from gspread.exceptions import APIError
+
     backend: Any = open_tracker_backend(_Target("gsheets", source.location, ""))
-    data = backend.retry.run(
-        f"reading the tabs of spreadsheet {source.location}",
-        lambda: backend.http.fetch_sheet_metadata(
-            source.location, params={"fields": "sheets.properties(title)"}
-        ),
-    )
+    try:
+        data = backend.retry.run(
+            f"reading the tabs of spreadsheet {source.location}",
+            lambda: backend.http.fetch_sheet_metadata(
+                source.location, params={"fields": "sheets.properties(title)"}
+            ),
+        )
+    except APIError as exc:  # 403/404: no such spreadsheet, or not shared with the account
+        raise KeyError(f"Google Sheets answered {exc.response.status_code}") from None
     return [s["properties"]["title"] for s in data.get("sheets", [])]
 
 
@@ -102,15 +125,14 @@ def tables(source: Source) -> list[ExcelTable]:
     """The Excel tables (ListObjects) of an .xlsx source; [] for Google Sheets."""
     if source.backend != "xlsx":
         return []
-    return find_tables(Path(source.location).read_bytes())
+    with _reading(f"cannot read {source.location}"):
+        return find_tables(Path(source.location).read_bytes())
 
 
 def read_rows(source: Source, sheet: str) -> list[list[CellValue]]:
     """Every row of ``sheet`` from row 1 (one read)."""
-    try:
+    with _reading(f"cannot read sheet {sheet!r}"):
         return open_tracker_backend(_Target(source.backend, source.location, sheet)).read().rows
-    except KeyError as exc:
-        raise AttachError(str(exc).strip("'\"")) from None
 
 
 @dataclass
@@ -302,7 +324,8 @@ def dry_run(data: Mapping[str, Any], proposal: Proposal) -> list[RowOutcome]:
 def tracker_dry_run(tracker: Tracker) -> list[RowOutcome]:
     """A sync of an existing tracker, planned (its stored base, the sheet now), not done."""
     spec = tracker.spec()
-    snapshot: SheetSnapshot = open_tracker_backend(tracker).read()
+    with _reading(f"cannot read {tracker.name}'s sheet"):
+        snapshot: SheetSnapshot = open_tracker_backend(tracker).read()
     base, _ = trackers.load_base(tracker.id, spec)
     return plan_rows(
         spec,
@@ -322,8 +345,9 @@ def add_status_column(source: Source, proposal: Proposal, header: str) -> None:
     used = [i for i, h in enumerate(proposal.headers) if h]
     col = (used[-1] + 2) if used else 1
     target = _Target(source.backend, source.location, proposal.sheet)
-    backend = HeaderRowBackend(open_tracker_backend(target), proposal.header_row)
-    backend.write([CellWrite(1, col, header)], backend.read())
+    with _reading(f"cannot add the column {header!r}"):
+        backend = HeaderRowBackend(open_tracker_backend(target), proposal.header_row)
+        backend.write([CellWrite(1, col, header)], backend.read())
 
 
 def attach(data: Mapping[str, Any], actor: Actor) -> Tracker:
