@@ -36,7 +36,7 @@ from portal.extensions import db
 from portal.models import Tracker
 from portal.services import sync_review, sync_runs, trackers
 from portal.services.base import Actor, unit_of_work
-from portal.sync import adapters
+from portal.sync import adapters, adopt
 from portal.sync.backends import open_tracker_backend
 from sheets.backends.xlsx_files import NotAWorkbook
 from sheets.backends.xlsx_limits import WorkbookTooLarge
@@ -52,7 +52,8 @@ from sheets.engine import (
     plan_sync,
 )
 from sheets.grid import CellWrite, SheetBackend, SheetChangedError, SheetSnapshot
-from sheets.outcomes import DELETED, result_outcomes
+from sheets.header_row import sheet_rows
+from sheets.outcomes import DELETED, RowOutcome, result_outcomes
 from sheets.trackers import TrackerSpec, header_id
 
 QUEUE = "sync"
@@ -189,8 +190,9 @@ def _tracker_lock(tracker_id: int) -> Iterator[bool]:
 
 
 @app_job
-def sync_tracker(tracker_id: int) -> dict[str, Any]:
-    """Sync one tracker (an RQ job on the ``sync`` queue, or called inline)."""
+def sync_tracker(tracker_id: int, rows: list[RowOutcome] | None = None) -> dict[str, Any]:
+    """Sync one tracker (an RQ job on the ``sync`` queue, or called inline); ``rows``, if
+    given, receives every row's outcome (numbered as the sheet's rows)."""
     job = get_current_job()
     job_id = job.id if job else f"inline-{uuid.uuid4().hex[:12]}"
     conn = connection()
@@ -206,13 +208,13 @@ def sync_tracker(tracker_id: int) -> dict[str, Any]:
                 "skipped: another sync of this tracker was running (it syncs again when done)",
             )
             return {"status": "skipped", "run_id": run.id}
-        outcome = run_sync(tracker_id, job_id)
+        outcome = run_sync(tracker_id, job_id, rows)
     if conn.delete(_key("rerun", tracker_id)):
         enqueue_sync(tracker_id)
     return outcome
 
 
-def run_sync(tracker_id: int, job_id: str) -> dict[str, Any]:
+def run_sync(tracker_id: int, job_id: str, rows: list[RowOutcome] | None = None) -> dict[str, Any]:
     """One run (the caller holds the tracker's lock): attempts until the write lands.
 
     A workbook breaking an XLSX_* limit, or a file that is not an .xlsx package, ends the run
@@ -232,12 +234,12 @@ def run_sync(tracker_id: int, job_id: str) -> dict[str, Any]:
         for attempt in range(1, MAX_ATTEMPTS):
             counts.attempts = attempt
             try:
-                return _attempt(tracker, spec, backend, run_id, counts, started)
+                return _attempt(tracker, spec, backend, run_id, counts, started, rows)
             except SheetChangedError:
                 db.session.rollback()
                 time.sleep(0.2 * attempt)
         counts.attempts = MAX_ATTEMPTS
-        return _attempt(tracker, spec, backend, run_id, counts, started)
+        return _attempt(tracker, spec, backend, run_id, counts, started, rows)
     except (WorkbookTooLarge, NotAWorkbook) as exc:
         # permanent, not retried: the same workbook breaks the same limit, or is still not an
         # .xlsx package (nothing written); the message is one line naming the file
@@ -259,13 +261,19 @@ def _attempt(
     run_id: int,
     counts: Counts,
     started: float,
+    rows: list[RowOutcome] | None = None,
 ) -> dict[str, Any]:
     snapshot = _read(backend)
     base, patches = trackers.load_base(tracker.id, spec)
     hidden = _hidden(tracker, spec, snapshot)
     db.session.rollback()  # end the read transaction: the merge holds no database snapshot
     tokens = trackers.create_tokens(tracker.id)
-    plan, claimed = _plan(spec, tracker.filter, base, snapshot, tokens, hidden)
+    # rows keyed on the team's own references that name no record yet (docs/sync-attach.md)
+    adoption = adopt.adopt_rows(spec, tracker.filter, snapshot.rows, dry=False)
+    portal = adopt.portal_side(spec, tracker.filter, snapshot.rows, tracker.append_records)
+    plan, claimed = _plan(spec, portal, base, snapshot, tokens, hidden)
+    adoption.mark(plan)
+    counts.created += len(adoption.created)
     counts.rows_read = plan.rows_read
     if plan.fatal:
         trackers.finish_sync(
@@ -284,7 +292,12 @@ def _attempt(
     counts.written = len(result.writes)
     counts.conflicts = len(plan.conflicts)
     counts.errors = sum(1 for issue in result.issues if issue.kind == ERROR)
-    _commit(tracker, spec, run_id, result, plan, base, patches, counts, started)
+    outcomes = sheet_rows(adoption.outcomes(result_outcomes(plan, result)), tracker.header_row)
+    outcomes = _commit(
+        tracker, spec, run_id, result, plan, base, patches, counts, started, outcomes
+    )
+    if rows is not None:
+        rows.extend(outcomes)
     return {"status": "succeeded", **counts.as_dict(), "warnings": plan.warnings}
 
 
@@ -316,7 +329,7 @@ def _hidden(tracker: Tracker, spec: TrackerSpec, snapshot: SheetSnapshot) -> set
 
 def _plan(
     spec: TrackerSpec,
-    filter: str | None,
+    portal: dict[str, dict[str, Any]],
     base: Base,
     snapshot: SheetSnapshot,
     tokens: dict[str, str],
@@ -326,7 +339,6 @@ def _plan(
     sheet yet are kept out of the portal side while their blank row is still there (the row
     gets the existing key instead of a second record, see :func:`_apply`); so are records
     whose row was deleted (``hidden``)."""
-    portal = adapters.portal_rows(spec, filter)
     if hidden:
         portal = {k: v for k, v in portal.items() if k not in hidden}
     in_sheet = _sheet_keys(spec, snapshot.rows) if tokens else set()
@@ -411,13 +423,15 @@ def _commit(
     patches: list[int],
     counts: Counts,
     started: float,
-) -> None:
+    outcomes: list[RowOutcome],
+) -> list[RowOutcome]:
     """Step 5: deleted rows (the tracker's policy, one transaction each), then base,
-    conflicts, create tokens, the run's counts and its row outcomes in one transaction."""
+    conflicts, create tokens, the run's counts and its row outcomes in one transaction.
+    Returns the outcomes as recorded (a deleted row's says what became of its record)."""
     said = sync_review.record_deletions(tracker, run_id, plan.deleted, Actor.system(spec.actor))
     outcomes = [
         replace(o, message=said[o.key]) if o.outcome == DELETED and o.key in said else o
-        for o in result_outcomes(plan, result)
+        for o in outcomes
     ]
     with unit_of_work():
         trackers.finish_sync(
@@ -432,3 +446,4 @@ def _commit(
             duration=time.monotonic() - started,
         )
         sync_runs.record_rows(run_id, outcomes)
+    return outcomes

@@ -101,6 +101,8 @@ SYNC_RECORDS = (SYNC_RUNS, SYNC_CONFLICTS, SYNC_DELETED)
 # "My trackers": the trackers a user owns or that are shared with them (Admins: all) —
 # sync now, download and upload the workbook, run history (services.tracker_work.WORK_VIEW).
 TRACKER_WORK = "TrackerWork"
+# Attaching a workbook a team already has (issue 12): Specialists and Admins.
+ATTACH = "AttachWorkbook"
 
 # What every signed-in user may do regardless of role (FAB's own self-service pages).
 SELF_SERVICE = frozenset(
@@ -175,6 +177,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
         | _grant("write", (*SPECIALIST_WRITES, *FINANCE_RECORDS))
         | _grant("read", SYNC_RECORDS)
         | _grant("work", (TRACKER_WORK,))
+        | _grant("write", (ATTACH,))
     ),
     SUPERVISOR: frozenset(
         SELF_SERVICE

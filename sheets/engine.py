@@ -239,7 +239,7 @@ def _plan_keyed_row(
 ) -> None:
     """A key found in the sheet: report a doubled key or an unknown record, else merge."""
     if len(idxs) > 1:
-        rows = ", ".join(str(i + 1) for i in idxs)
+        rows = ", ".join(str(i + plan.spec.header_row) for i in idxs)  # as the sheet numbers
         for i in idxs:
             issues.append(
                 RowIssue(

@@ -70,6 +70,7 @@ class TrackerSpec:
     status_header: str = "Sync status"
     conflict_policy: str = "flag"
     may_create: bool = False
+    header_row: int = 1  # the sheet row of the headers (messages name rows as the sheet does)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "columns", tuple(self.columns))

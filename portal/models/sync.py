@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -68,6 +69,8 @@ class Tracker(Versioned, Model):
     """One spreadsheet tab bound to one kind of record: where it is, what maps, how to merge.
 
     ``columns`` is JSON: a list of ``{"header", "field", "type", "owner"}`` objects.
+    ``header_row`` is the sheet row of the headers (an attached workbook may have a title
+    above them); ``append_records`` off keeps portal records out of a sheet the team brought.
     ``interval_seconds`` is the schedule (0 = manual only); ``filter`` limits the records
     (``open`` = open orders only; empty = all).
     """
@@ -88,6 +91,12 @@ class Tracker(Versioned, Model):
     may_create: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     filter: Mapped[str | None] = mapped_column(String(20))
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    # an attached workbook: the row holding the headers (rows above it are the team's), and
+    # whether portal records missing from the sheet are appended to it (off for attached ones)
+    header_row: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default="1")
+    append_records: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=True, server_default=true()
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     deleted_row_policy: Mapped[str] = mapped_column(
         String(8), nullable=False, default="ignore", server_default="ignore"
@@ -106,6 +115,7 @@ class Tracker(Versioned, Model):
             f"conflict_policy IN ({_sql_in(CONFLICT_POLICIES)})", name="ck_tracker_policy"
         ),
         CheckConstraint("interval_seconds >= 0", name="ck_tracker_interval"),
+        CheckConstraint("header_row >= 1", name="ck_tracker_header_row"),
     )
 
     def column_list(self) -> list[Column]:
@@ -123,6 +133,7 @@ class Tracker(Versioned, Model):
             status_header=self.status_header,
             conflict_policy=self.conflict_policy,
             may_create=self.may_create,
+            header_row=self.header_row or 1,
         )
 
     def __repr__(self) -> str:

@@ -58,6 +58,8 @@ class OrderService(RecordService[SalesOrder]):
         "currency",
         "notes",
         "status",
+        "external_ref",
+        "source",
     )
     editable = (
         "customer_po",
@@ -192,7 +194,8 @@ def line_quantity_errors(
 
 def _line_errors(data: Mapping[str, Any], product: Product | None) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
-    for name in sorted(set(data) - {"product_id", "quantity", "unit_price", "discount_pct"}):
+    known = {"product_id", "quantity", "unit_price", "discount_pct", "external_ref"}
+    for name in sorted(set(data) - known):
         errors[name] = ["unknown or read-only field"]
     if product is None:
         errors["product_id"] = ["is required" if not data.get("product_id") else "does not exist"]
@@ -269,6 +272,7 @@ def add_lines(
                     unit_price=price if unit_price is None else unit_price,
                     list_price=product.list_price,
                     discount_pct=data.get("discount_pct") or Decimal("0"),
+                    external_ref=data.get("external_ref"),
                 )
             )
         sess.add_all(created)

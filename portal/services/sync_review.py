@@ -33,7 +33,8 @@ from portal.services.base import (
     ValidationFailed,
     unit_of_work,
 )
-from portal.services.trackers import CONFLICT_VIEW, json_value, kind_of, patch_base
+from portal.services.tracker_kinds import require_kind
+from portal.services.trackers import CONFLICT_VIEW, json_value, patch_base
 from sheets.engine import Conflict, resolve_conflict
 from sheets.values import ValueParseError, decode, display, normalize
 
@@ -80,7 +81,7 @@ def resolve(conflict: SyncConflict, choice: str, actor: Actor, value: Any = None
             raise ValidationFailed({"value": [str(exc)]}) from None
     else:
         chosen = seen[choice]
-    kind = kind_of(tracker)
+    kind = require_kind(tracker)
     with unit_of_work():
         now = kind.current(conflict.key, None, [column.field])
         if normalize(column.type, now.get(column.field)) != chosen:
@@ -166,7 +167,7 @@ def record_deletions(
         try:
             with unit_of_work():
                 if policy == "cancel":
-                    kind_of(tracker).cancel(key, actor, tracker.name)
+                    require_kind(tracker).cancel(key, actor, tracker.name)
                 row = _add_deleted(tracker, run_id, key, *done, actor)
         except ServiceError as error:
             failed = (DeletedRowStatus.FAILED, f"not cancelled: {error.message}")
@@ -215,7 +216,7 @@ def decide(row: SyncDeletedRow, choice: str, actor: Actor) -> SyncDeletedRow:
         raise ConflictError(f"this deleted row is already {row.status}")
     with unit_of_work():
         if choice == "cancel":
-            kind_of(row.tracker).cancel(row.key, actor, row.tracker.name)
+            require_kind(row.tracker).cancel(row.key, actor, row.tracker.name)
             _decided(row, DeletedRowStatus.CANCELLED, actor, "record cancelled by a supervisor")
         elif choice == "keep":
             _decided(row, DeletedRowStatus.KEPT, actor, "record kept by a supervisor")

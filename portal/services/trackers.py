@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -39,64 +39,16 @@ from portal.services.base import (
     RecordService,
     unit_of_work,
 )
+from portal.services.tracker_kinds import _KEYED, _KINDS, RecordKind, kind_of, register_kind
 from sheets.backends.xlsx_files import file_problem, suffix_problem
 from sheets.base_codec import base_from_json, base_to_json
 from sheets.engine import Base, Conflict
-from sheets.trackers import CONFLICT_POLICIES, RECORD_KINDS, Column, TrackerSpec
+from sheets.trackers import CONFLICT_POLICIES, RECORD_KINDS, TrackerSpec
 from sheets.values import encode
 
 TRACKER_VIEW = "Tracker"
+ATTACH_VIEW = "AttachWorkbook"  # who may attach a team's workbook (Specialists, Admins)
 CONFLICT_VIEW = "SyncConflict"
-
-
-class KindField(Protocol):
-    """A field of a record kind: its column type, and whether a sheet may edit or set it."""
-
-    type: str
-    editable: bool
-    creatable: bool
-
-
-class RecordKind(Protocol):
-    """What trackers need of a record kind (the sync glue, ``portal/sync``, implements it)."""
-
-    name: str
-    key_field: str
-    key_header: str
-    fields: Mapping[str, KindField]
-    filters: Mapping[str, str]
-    can_create: bool
-    preset: tuple[Column, ...]
-
-    def current(self, key: str, filter: str | None, wanted: Iterable[str]) -> dict[str, Any]:
-        """The record ``key``: field -> value."""
-        ...
-
-    def update(self, key: str, changes: Mapping[str, Any], actor: Actor, tracker_name: str) -> None:
-        """Apply ``changes`` (field -> value) to the record ``key`` through its service."""
-        ...
-
-    can_cancel: bool
-
-    def cancel(self, key: str, actor: Actor, tracker_name: str) -> None:
-        """Cancel the record ``key`` (its row was deleted from a tracker) through its service."""
-        ...
-
-
-_KINDS: dict[str, RecordKind] = {}
-
-
-def register_kind(kind: RecordKind) -> None:
-    """Let trackers hold records of ``kind`` (the app registers the glue's kinds at start)."""
-    _KINDS[kind.name] = kind
-
-
-def kind_of(tracker: Tracker) -> RecordKind:
-    """The record kind of ``tracker``; ``ValueError`` for kinds not supported yet."""
-    kind = _KINDS.get(tracker.kind)
-    if kind is None:
-        raise ValueError(f"trackers of {tracker.kind.replace('_', ' ')} are not supported yet")
-    return kind
 
 
 class TrackerService(RecordService[Tracker]):
@@ -122,6 +74,8 @@ class TrackerService(RecordService[Tracker]):
         "enabled",
         "deleted_row_policy",
         "owner_id",
+        "header_row",
+        "append_records",
     )
     editable = tuple(f for f in creatable if f not in ("name", "kind"))
 
@@ -144,6 +98,8 @@ class TrackerService(RecordService[Tracker]):
             "may_create": False,
             "enabled": True,
             "deleted_row_policy": "ignore",
+            "header_row": 1,
+            "append_records": True,
         }
 
     def validate(self, sess: Session, record: Tracker, changed: set[str]) -> dict[str, list[str]]:
@@ -153,7 +109,7 @@ class TrackerService(RecordService[Tracker]):
         except (ValueError, TypeError) as exc:
             errors.setdefault("columns", []).append(str(exc))
             return errors
-        kind = _KINDS.get(record.kind)
+        kind = kind_of(record)
         if kind is not None:
             _kind_errors(record, spec, kind, errors)
         return errors
@@ -176,6 +132,8 @@ def _setting_errors(record: Tracker, look_inside: bool = True) -> dict[str, list
         errors["conflict_policy"] = [f"must be one of {', '.join(CONFLICT_POLICIES)}"]
     if record.deleted_row_policy not in DELETED_ROW_POLICIES:
         errors["deleted_row_policy"] = [f"must be one of {', '.join(DELETED_ROW_POLICIES)}"]
+    if record.header_row is not None and record.header_row < 1:
+        errors["header_row"] = ["must be 1 or more (the row of the headers)"]
     if record.interval_seconds is not None and record.interval_seconds < 0:
         errors["interval_seconds"] = ["must be 0 (manual) or more"]
     if record.backend == "xlsx" and record.location:
@@ -195,7 +153,8 @@ def _kind_errors(
 ) -> None:
     """Errors against the record kind: its key, its fields and types, filters, creating."""
     if record.key_field != kind.key_field:
-        errors["key_field"] = [f"the key of {kind.name} trackers is {kind.key_field}"]
+        keys = " or ".join(k for (name, k) in _KEYED if name == kind.name)
+        errors["key_field"] = [f"the key of {kind.name} trackers is {keys}"]
     for col in spec.columns:
         known = kind.fields.get(col.field)
         if known is None:
@@ -218,6 +177,16 @@ def _kind_errors(
 
 
 trackers = TrackerService()
+
+
+class AttachedTrackerService(TrackerService):
+    """Trackers on a workbook a team attached (``portal.sync.attach``): the same rules as any
+    tracker, created by whoever may attach a workbook, not only by Admins."""
+
+    permission_view = ATTACH_VIEW
+
+
+attached = AttachedTrackerService()
 
 
 def by_name(name: str) -> Tracker:

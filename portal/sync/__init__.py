@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from portal.services import trackers
 from portal.sync.kinds import KINDS
+from portal.sync.team_keys import TEAM_KINDS
 
 
 def register_kinds() -> None:
-    """Give the tracker service the kinds it validates trackers against and resolves with."""
+    """Give the tracker service the kinds it validates trackers against and resolves with
+    (and their variants keyed on the team's own references)."""
     for kind in KINDS.values():
         trackers.register_kind(kind)
+    for kind in TEAM_KINDS.values():
+        trackers.register_kind(kind, variant=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 from portal.services.base import ConflictError, ServiceError, unit_of_work
 from portal.sync.base import Row, sheet_actor
-from portal.sync.kinds import get_kind
+from portal.sync.kinds import kind_for
 from sheets.engine import CreateResult, RecordCreate, RecordUpdate, UpdateResult
 from sheets.trackers import TrackerSpec
 from sheets.values import ValueParseError, normalize, to_cell
@@ -23,10 +23,13 @@ def _header_row(spec: TrackerSpec, record: Row) -> Row:
     return {c.header: record.get(c.field) for c in spec.columns}
 
 
-def portal_rows(spec: TrackerSpec, filter: str | None) -> dict[str, Row]:
-    """The portal side of the merge: key -> header -> typed value, every header present."""
-    kind = get_kind(spec.kind)
-    records = kind.records(filter, [c.field for c in spec.columns])
+def portal_rows(
+    spec: TrackerSpec, filter: str | None, keys: list[str] | None = None
+) -> dict[str, Row]:
+    """The portal side of the merge: key -> header -> typed value, every header present
+    (only the records ``keys`` names, if given)."""
+    kind = kind_for(spec)
+    records = kind.records(filter, [c.field for c in spec.columns], keys=keys)
     headers = [c.header for c in spec.columns]
     getter = itemgetter(*(c.field for c in spec.columns))
     if len(headers) == 1:
@@ -53,7 +56,7 @@ def workbook_base(spec: TrackerSpec, rows: list[list[Any]]) -> dict[str, Row]:
 
 def workbook_choices(spec: TrackerSpec) -> dict[str, tuple[str, ...]]:
     """header -> dropdown values for a new tracker workbook."""
-    choices = get_kind(spec.kind).choices
+    choices = kind_for(spec).choices
     return {c.header: choices[c.field] for c in spec.columns if c.field in choices}
 
 
@@ -80,7 +83,7 @@ def apply_update(
     Refuses an update whose record changed in the portal since the merge read it (the next
     sync merges again). A service error becomes ``UpdateResult.error``; nothing raises.
     """
-    kind = get_kind(spec.kind)
+    kind = kind_for(spec)
     wanted = [c.field for c in spec.columns]
     try:
         with unit_of_work():
@@ -102,7 +105,7 @@ def apply_update(
 
 def record_values(spec: TrackerSpec, key: str) -> Row | None:
     """header -> value of the record ``key`` (whatever the filter), for created rows."""
-    rec = get_kind(spec.kind).records(None, [c.field for c in spec.columns], keys=[key]).get(key)
+    rec = kind_for(spec).records(None, [c.field for c in spec.columns], keys=[key]).get(key)
     return None if rec is None else _header_row(spec, rec)
 
 
@@ -110,7 +113,7 @@ def apply_create(
     spec: TrackerSpec, create: RecordCreate, also: Callable[[str], None] | None = None
 ) -> CreateResult:
     """Create a record from a blank-key row; ``also(key)`` runs in the same unit of work."""
-    kind = get_kind(spec.kind)
+    kind = kind_for(spec)
     try:
         if not kind.can_create:
             raise ServiceError(f"a tracker cannot add {kind.name.replace('_', ' ')}")

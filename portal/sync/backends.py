@@ -9,6 +9,7 @@ from flask import current_app, has_app_context
 from sheets.backends import BackendSettings, BackendTarget, open_backend
 from sheets.backends.xlsx_limits import SETTINGS, XlsxLimits
 from sheets.grid import SheetBackend
+from sheets.header_row import HeaderRowBackend
 
 
 def _setting(name: str) -> str:
@@ -51,5 +52,8 @@ def backend_settings() -> BackendSettings:
 
 
 def open_tracker_backend(tracker: BackendTarget) -> SheetBackend:
-    """The backend reading and writing ``tracker``'s tab, configured from the app."""
-    return open_backend(tracker, backend_settings())
+    """The backend reading and writing ``tracker``'s tab, configured from the app; a tab
+    whose headers are below row 1 (``header_row``) is seen from its header row down."""
+    backend = open_backend(tracker, backend_settings())
+    header_row = getattr(tracker, "header_row", 1) or 1
+    return HeaderRowBackend(backend, header_row) if header_row > 1 else backend

@@ -10,6 +10,7 @@ import click
 from flask.cli import with_appcontext
 
 from portal.models import BACKENDS, SyncRun, Tracker, columns_json
+from portal.sync.cli_attach import attach_command
 from sheets.trackers import CONFLICT_POLICIES, RECORD_KINDS
 
 CLI_ACTOR = "system:cli"
@@ -195,17 +196,31 @@ def init(name: str, force: bool) -> None:
 @sheets.command("sync")
 @click.argument("name")
 @click.option("--queue", "queued", is_flag=True, help="Enqueue on the sync queue instead.")
+@click.option("--dry-run", is_flag=True, help="Say what a sync would do with every row.")
+@click.option("--json", "as_json", is_flag=True, help="Counts and every row's outcome as JSON.")
 @with_appcontext
-def sync(name: str, queued: bool) -> None:
-    """Sync a tracker now (inline), or queue the sync job."""
+def sync(name: str, queued: bool, dry_run: bool, as_json: bool) -> None:
+    """Sync a tracker now (inline), or queue the sync job; --dry-run writes nothing."""
     from jobs.sync import request_sync, sync_tracker
+    from portal.sync.attach import AttachError, tracker_dry_run
+    from portal.sync.cli_attach import report
 
     t = _tracker(name)
     if queued:
         click.echo(request_sync(t.id))
         return
-    outcome = sync_tracker(t.id)
-    click.echo(json.dumps(outcome, default=str))
+    if dry_run:
+        try:
+            report(tracker_dry_run(t), as_json, {"tracker": name, "dry_run": True})
+        except (AttachError, ValueError, KeyError, OSError) as error:
+            _fail(str(error).strip("'\""))
+        return
+    rows: list = []
+    outcome = sync_tracker(t.id, rows)
+    if as_json:
+        report(rows, True, {"tracker": name, "dry_run": False, **outcome})
+    else:
+        click.echo(json.dumps(outcome, default=str))
     if outcome.get("status") == "failed":
         _fail(str(outcome.get("error")))
 
@@ -223,3 +238,6 @@ def schedule(loop: bool, every: float) -> None:
         return
     enqueued = tick()
     click.echo(f"enqueued {len(enqueued)} tracker sync(s)")
+
+
+sheets.add_command(attach_command)

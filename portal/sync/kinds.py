@@ -10,6 +10,8 @@ from portal.sync.orders import OrdersKind
 from portal.sync.shipments import ShipmentsKind
 from portal.sync.stock_levels import StockLevelsKind
 from portal.sync.stock_receipts import StockReceiptsKind
+from portal.sync.team_keys import TEAM_KINDS
+from sheets.trackers import TrackerSpec
 
 KINDS: dict[str, Kind] = {
     k.name: k
@@ -34,3 +36,9 @@ def get_kind(name: str) -> Kind:
             f"trackers of {name.replace('_', ' ')} are not supported yet "
             f"(supported: {', '.join(KINDS)})"
         ) from None
+
+
+def kind_for(spec: TrackerSpec) -> Kind:
+    """The kind a tracker holds, keyed as the tracker is (its key field may be the team's
+    own reference: :mod:`portal.sync.team_keys`)."""
+    return TEAM_KINDS.get((spec.kind, spec.key_field)) or get_kind(spec.kind)

@@ -2,6 +2,7 @@
 
 from flask import current_app
 
+from portal.views.attach import register_attach_views
 from portal.views.core import DashboardView, register_core_views
 from portal.views.finance import register_finance_views
 from portal.views.notifications import register_notification_views
@@ -22,6 +23,7 @@ def register_views() -> None:
     register_finance_views()
     register_work_views()
     register_sync_views()
+    register_attach_views()
     if current_app.config.get("MAILBOX_ENABLED"):
         from portal.views.mailbox import register_mailbox_view
 

@@ -152,7 +152,10 @@ class TrackerView(ServiceModelView):
         "backend": "xlsx (a file on the server), gsheets (spreadsheet key) or xlwings",
         "location": "the .xlsx path, or the Google spreadsheet key",
         "key_header": "empty: the kind's default (e.g. Order No)",
-        "key_field": "empty: the kind's key (number, line_key, stock_key; shipments: number)",
+        "key_field": "empty: the kind's key (number, line_key, stock_key; shipments: number); "
+        "external_ref: the team's own ids (orders, order lines; see Attach workbook)",
+        "header_row": "the sheet row holding the headers (a title may sit above them)",
+        "append_records": "add portal records missing from the sheet (off for a team's sheet)",
         "columns": 'JSON list of {"header", "field", "type", "owner"}; empty: the preset',
         "conflict_policy": "portal_wins, sheet_wins or flag (a Supervisor resolves)",
         "interval_seconds": "sync every N seconds; 0 = only on demand",

@@ -1,0 +1,71 @@
+"""Attach a workbook in a real browser: a Specialist uploads the team's .xlsx from Sync →
+Attach workbook, confirms the suggested mapping, reads the dry run (and downloads it), then
+attaches and syncs, and reads a refused row's reason."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+import pytest
+from openpyxl import Workbook
+from playwright.sync_api import expect
+from sqlalchemy import create_engine, text
+
+pytestmark = pytest.mark.e2e
+
+
+def _a_customer_code(database_url: str) -> str:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(
+                text("SELECT code FROM customer WHERE active ORDER BY id LIMIT 1")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_a_specialist_attaches_a_workbook(page_as, portal_server, tmp_path) -> None:
+    code = _a_customer_code(portal_server.database_url)
+    book = tmp_path / "west-orders.xlsx"
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Open orders"
+    ws.append(["West team - open orders"])
+    ws.append(["SO#", "Order Date", "Customer", "Region"])
+    ws.append(["E2E-W-1", date.today() - timedelta(days=2), code, "West"])
+    ws.append(["E2E-W-2", date.today() - timedelta(days=1), "NO-SUCH-CUSTOMER", "West"])
+    wb.save(book)
+
+    page = page_as("specialist")
+    page.locator(".navbar-nav > li > a.dropdown-toggle", has_text="Sync").click()
+    page.get_by_role("link", name="Attach workbook").click()
+    expect(page.get_by_role("heading", name="Attach workbook")).to_be_visible()
+    page.get_by_label("Tracker name").fill("west-e2e")
+    page.get_by_label("Upload an Excel workbook (.xlsx)").set_input_files(str(book))
+    page.get_by_role("button", name="Next: map the columns").click()
+    page.wait_for_url(re.compile(r"/attach/mapping$"))
+
+    expect(page.get_by_label("Header row")).to_have_value("2")  # found below the title
+    expect(page.get_by_label("Field for SO#")).to_have_value("order_ref")
+    expect(page.get_by_label("Field for Customer")).to_have_value("customer")
+    expect(page.get_by_label("Field for Region")).to_have_value("")  # left alone
+    page.get_by_label(re.compile("Rows naming no portal record create one")).check()
+    page.get_by_role("button", name="Show the dry run").click()
+    expect(page.locator("#dry-run-title")).to_be_visible()
+    dry = page.locator("#dry-run")
+    expect(dry).to_contain_text("would be added as order E2E-W-1")
+    expect(dry).to_contain_text("not created: no customer NO-SUCH-CUSTOMER")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="CSV").click()
+    saved = tmp_path / "dry-run.csv"
+    download.value.save_as(saved)
+    assert "not created: no customer NO-SUCH-CUSTOMER" in saved.read_text(encoding="utf-8-sig")
+
+    page.get_by_role("button", name="Attach and sync").click()
+    expect(page.get_by_role("heading", name="Tracker west-e2e attached")).to_be_visible()
+    expect(page.locator("#sync-result")).to_contain_text("1 created")
+    refused = page.locator("#sync-rows tr", has_text="E2E-W-2")
+    expect(refused).to_contain_text("refused")
+    expect(refused).to_contain_text("not created: no customer NO-SUCH-CUSTOMER")

@@ -1,0 +1,100 @@
+"""Attach Northwind's Orders sheet (one row per order, the team's OrderID, CamelCase headers)
+from the CLI: the suggested mapping, unmatched rows without "may create", refusals per row
+with the services' reason, a matched order's differing value flagged with both values, a
+status column only where allowed, and the workbook's other sheets untouched."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+from sqlalchemy import func, select
+
+from portal.extensions import db
+from portal.models import Customer, SalesOrder, SyncConflict
+from portal.services import orders
+from tests.attach_helpers import (
+    NORTHWIND,
+    copy_book,
+    db_state,
+    members,
+    seed_customers,
+    sheet_rows,
+)
+from tests.factories import SETUP
+
+
+def _attach(runner, book, name: str, *extra: str) -> dict:  # type: ignore[no-untyped-def]
+    args = ["sheets", "attach", name, "--kind", "orders", "--file", str(book), "--sheet", "Orders"]
+    result = runner.invoke(args=[*args, *extra, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_northwind_orders_attach(clean_db, tmp_path) -> None:
+    book = copy_book(NORTHWIND, tmp_path)
+    seed_customers({r[0]: r[1] for r in sheet_rows(book, "Customers")[1:]})
+    customer = db.session.execute(select(Customer).where(Customer.code == "WILMK")).scalar_one()
+    known = orders.orders.create(
+        {
+            "customer_id": customer.id,
+            "external_ref": "10248",
+            "order_date": date.today() - timedelta(days=3),
+        },
+        SETUP,
+    )
+    runner = clean_db.test_cli_runner()
+    before_db, before_zip = db_state(), members(book)
+
+    dry = _attach(runner, book, "nw", "--dry-run")
+    mapping = {m["header"]: m["field"] for m in dry["mapping"]}
+    assert mapping["OrderID"] == "order_ref" and mapping["CustomerID"] == "customer"
+    assert mapping["OrderDate"] == "order_date" and mapping["RequiredDate"] == "requested_date"
+    assert mapping["ShipCity"] is None and mapping["Freight"] is None
+    # without --may-create the team's orders unknown to the portal are listed as unmatched
+    assert dry["counts"] == {"conflict": 1, "updated": 1, "unmatched": 829}
+    ours = [r for r in dry["rows"] if r["key"] == "10248"]
+    assert ours[0]["header"] == "OrderDate" and ours[0]["sheet_value"] == "1996-07-04"
+    assert ours[1]["message"] == "sheet edits would be applied"  # the blank RequiredDate
+    assert db_state() == before_db and members(book) == before_zip
+
+    first = _attach(runner, book, "nw", "--may-create", "--status-column", "Sync status")
+    assert first["status"] == "succeeded"
+    rows = {r["row"]: r for r in first["rows"] if r["outcome"] != "conflict"}
+    refused = [r for r in rows.values() if r["outcome"] == "refused"]
+    assert len(refused) == 830  # 1996-1998: outside the portal's date window, said per row
+    assert rows[2]["message"].startswith("not applied: Invalid input — requested_date: must be")
+    assert rows[3] == {
+        "row": 3,
+        "key": "10249",
+        "outcome": "refused",
+        "message": "not created: order_date: must be between 2000-01-01 and "
+        f"{date.today() + timedelta(days=1)}; requested_date: must be between 2000-01-01 "
+        f"and {date.today().replace(year=date.today().year + 5)}",
+    }
+    conflicts = [r for r in first["rows"] if r["outcome"] == "conflict"]
+    assert [(c["key"], c["header"]) for c in conflicts] == [("10248", "OrderDate")]
+    flagged = db.session.execute(
+        select(SyncConflict).where(SyncConflict.header == "OrderDate")
+    ).scalar_one()
+    assert flagged.key == "10248" and "1996-07-04" in flagged.sheet_value
+    assert db.session.execute(select(func.count(SalesOrder.id))).scalar_one() == 1
+    db.session.refresh(known)
+    assert known.order_date == date.today() - timedelta(days=3)  # the portal kept its value
+
+    after = sheet_rows(book, "Orders")
+    assert after[0][-1] == "Sync status"  # added because the user allowed it
+    assert after[2][-1].startswith("Error: not created: order_date: must be between")
+    changed = {m for m, h in members(book).items() if before_zip.get(m) != h}
+    assert changed <= {"xl/worksheets/sheet6.xml", "xl/sharedStrings.xml"}, changed
+    for other in ("Customers", "Orders Details", "Shipments", "Product"):
+        assert sheet_rows(book, other) == sheet_rows(_shared(), other)
+    # the Orders sheet's own cells are as they were: only the status column is new
+    shared_orders = sheet_rows(_shared(), "Orders")
+    assert [r[: len(shared_orders[0])] for r in after] == shared_orders
+
+
+def _shared():  # type: ignore[no-untyped-def]
+    from tests.conftest import shared_path
+
+    return shared_path(*NORTHWIND)
