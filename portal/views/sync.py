@@ -12,8 +12,8 @@ from typing import Any
 from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import expose, has_access
 from flask_appbuilder.models.sqla.interface import SQLAInterface
-from wtforms import BooleanField, SelectField, StringField, TextAreaField
-from wtforms.validators import Optional
+from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.validators import NumberRange, Optional
 
 import portal.security as security
 from portal.actions.trackers import DECIDE_DELETED_ROW
@@ -119,6 +119,10 @@ def _tracker_form_fields() -> dict[str, Any]:
         ),
         "may_create": BooleanField("May create", default=False),
         "enabled": BooleanField("Enabled", default=True),
+        "header_row": IntegerField(
+            "Header row", default=1, validators=[Optional(), NumberRange(min=1)]
+        ),
+        "append_records": BooleanField("Append records", default=True),
     }
 
 
