@@ -1,0 +1,405 @@
+"""Cells to typed values, and one-row-per-line files grouped into orders.
+
+Every row is read on its own first: each mapped cell becomes its field's type (dates from
+date cells or text in ISO, ``31.12.2024``, ``12/31/2024``; decimals with a point or a decimal
+comma; whole numbers), and a cell that is not its type refuses the row, naming the column.
+Rows then join the order their order id names. Order-level fields repeated on each line must
+agree: an order whose rows disagree (two order dates, say) is refused as a whole, naming the
+rows. A line repeated (same line id, or the same product, quantity and price without one) is
+refused as a duplicate of the first. Rows with a negative quantity, or under an invoice
+number with the preset's cancellation prefix ("C"), cancel or return units of the order they
+refer to (see :func:`attach_cancellations`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from portal.services.imports_fields import ImportField
+
+EXCEL_EPOCH = date(1899, 12, 30)
+DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%m/%d/%Y", "%d/%m/%Y", "%Y/%m/%d", "%d-%b-%Y")
+CENT = Decimal("0.01")
+PRICE_STEP = Decimal("0.0001")
+STATUSES = {
+    "shipped": "shipped",
+    "delivered": "delivered",
+    "invoiced": "invoiced",
+    "billed": "invoiced",
+    "closed": "closed",
+    "complete": "closed",
+    "completed": "closed",
+    "cancelled": "cancelled",
+    "canceled": "cancelled",
+    "open": "confirmed",
+    "confirmed": "confirmed",
+    "new": "confirmed",
+    "pending": "confirmed",
+}
+SHIPPED_STATUSES = ("shipped", "delivered", "invoiced", "closed")
+
+
+class CellProblem(ValueError):
+    """A cell that is not of its field's type."""
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, datetime | date):
+        value = value.isoformat()
+    text = str(value).strip()
+    return text or None
+
+
+def _date(value: Any) -> date | None:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < 2958466:
+        return EXCEL_EPOCH + timedelta(days=int(value))
+    text = _text(value)
+    if text is None:
+        return None
+    head = re.split(r"[ T]", text, maxsplit=1)[0]
+    for fmt in DATE_FORMATS:
+        try:
+            return datetime.strptime(head, fmt).date()
+        except ValueError:
+            continue
+    raise CellProblem(f"{text!r} is not a date")
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool):
+        raise CellProblem(f"{value!r} is not a number")
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    text = _text(value)
+    if text is None:
+        return None
+    cleaned = re.sub(r"[\s$€£%]", "", text)
+    if "," in cleaned and "." in cleaned:
+        thousands = "," if cleaned.rfind(".") > cleaned.rfind(",") else "."
+        cleaned = cleaned.replace(thousands, "").replace(",", ".")
+    elif "," in cleaned:
+        cleaned = cleaned.replace(",", ".")
+    try:
+        number = Decimal(cleaned)
+    except InvalidOperation:
+        raise CellProblem(f"{text!r} is not a number") from None
+    if not number.is_finite():
+        raise CellProblem(f"{text!r} is not a number")
+    return number
+
+
+def _int(value: Any) -> int | None:
+    number = _decimal(value)
+    if number is None:
+        return None
+    if number != number.to_integral_value():
+        raise CellProblem(f"{_text(value)!r} is not a whole number")
+    return int(number)
+
+
+def _percent(value: Any) -> Decimal | None:
+    text = _text(value)
+    number = _decimal(value)
+    if number is None:
+        return None
+    if (text and text.endswith("%")) or number > 1:
+        return number
+    return number * 100  # a fraction such as 0.2 is 20 %
+
+
+PARSERS = {"text": _text, "date": _date, "int": _int, "decimal": _decimal, "percent": _percent}
+
+
+@dataclass
+class Row:
+    """One input row: its sheet row number, typed values and why it was refused (if it was)."""
+
+    number: int
+    values: dict[str, Any]
+    problems: list[str] = field(default_factory=list)
+    outcome: str = ""
+    reason: str = ""
+    order_ref: str | None = None
+
+    def refuse(self, reason: str) -> None:
+        if not self.outcome:
+            self.outcome, self.reason = "refused", reason
+
+
+def parse_row(
+    number: int,
+    cells: Sequence[Any],
+    columns: Mapping[int, ImportField],
+    headers: Sequence[str],
+) -> Row:
+    """Type every mapped cell of one row; problems are kept, each naming its column."""
+    row = Row(number, {})
+    for index, spec in columns.items():
+        cell = cells[index] if index < len(cells) else None
+        try:
+            row.values[spec.name] = PARSERS[spec.type](cell)
+        except CellProblem as problem:
+            row.problems.append(f"{headers[index]}: {problem}")
+    if row.problems:
+        row.refuse("; ".join(row.problems))
+    return row
+
+
+@dataclass
+class LineIn:
+    """A line of an order as the file gives it (net unit price, gross list price)."""
+
+    row: Row
+    key: str
+    product_code: str | None
+    product_name: str | None
+    quantity: int
+    unit_price: Decimal | None
+    list_price: Decimal | None
+    discount_pct: Decimal
+    cancelled: int = 0
+    returned: int = 0
+
+
+@dataclass
+class OrderIn:
+    """An order of the file: its header values, lines and the rows they came from."""
+
+    ref: str
+    header: dict[str, Any]
+    lines: list[LineIn] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
+    refused: str = ""
+
+
+def prices(values: Mapping[str, Any], quantity: int) -> tuple[Decimal | None, Decimal | None]:
+    """The net unit price and the list price (before discount) of a line.
+
+    A unit price given is the price before the line's discount; a line amount given (with
+    no unit price) is after it. Each is rounded to the price's four decimal places.
+    """
+    discount = values.get("discount") or Decimal("0")
+    keep = (Decimal("100") - discount) / Decimal("100")
+    unit_price = values.get("unit_price")
+    if unit_price is not None:
+        return (unit_price * keep).quantize(PRICE_STEP), unit_price.quantize(PRICE_STEP)
+    sales = values.get("sales")
+    if sales is None or not quantity:
+        return None, None
+    net = (abs(sales) / abs(quantity)).quantize(PRICE_STEP)
+    gross = (net / keep).quantize(PRICE_STEP) if keep else net
+    return net, gross
+
+
+def _line_problems(values: Mapping[str, Any], today: date) -> list[str]:
+    problems = []
+    for name, label in (("order_date", "order date"), ("delivered_date", "delivery date")):
+        when = values.get(name)
+        if when is not None and when > today:
+            problems.append(f"the {label} {when.isoformat()} is in the future")
+    ship = values.get("ship_date")
+    order_date = values.get("order_date")
+    if ship is not None and order_date is not None and ship < order_date:
+        problems.append("the ship date is before the order date")
+    status = values.get("status")
+    if status is not None and status.lower() not in STATUSES:
+        problems.append(f"status {status!r} is not one of {', '.join(sorted(set(STATUSES)))}")
+    if values.get("quantity") is None:
+        problems.append("no quantity")
+    elif values["quantity"] == 0:
+        problems.append("the quantity is 0")
+    if not values.get("product_code") and not values.get("product_name"):
+        problems.append("no product")
+    if not values.get("customer_code") and not values.get("customer_name"):
+        problems.append("no customer")
+    if values.get("order_date") is None:
+        problems.append("no order date")
+    return problems
+
+
+def check_rows(rows: Iterable[Row], today: date) -> None:
+    """Refuse the rows whose values break a rule of their own (before grouping)."""
+    for row in rows:
+        if row.outcome:
+            continue
+        problems = _line_problems(row.values, today)
+        if problems:
+            row.refuse("; ".join(problems))
+
+
+def _is_cancellation(row: Row, cancel_prefix: str | None) -> bool:
+    ref = row.values.get("order_ref") or ""
+    return row.values["quantity"] < 0 or bool(cancel_prefix and ref.startswith(cancel_prefix))
+
+
+def group_orders(
+    rows: Sequence[Row],
+    order_fields: Sequence[str],
+    cancel_prefix: str | None = None,
+) -> tuple[dict[str, OrderIn], list[Row]]:
+    """Group the good rows into orders; returns the orders and the cancellation rows."""
+    orders: dict[str, OrderIn] = {}
+    cancellations: list[Row] = []
+    first_row: dict[tuple[str, str], Row] = {}
+    for row in rows:
+        if row.outcome:
+            continue
+        ref = row.values.get("order_ref")
+        if not ref:
+            row.refuse("no order id")
+            continue
+        row.order_ref = ref
+        if _is_cancellation(row, cancel_prefix):
+            cancellations.append(row)
+            continue
+        order = orders.get(ref)
+        if order is None:
+            header = {name: row.values.get(name) for name in order_fields}
+            order = orders[ref] = OrderIn(ref, header)
+        else:
+            _check_agrees(order, row, order_fields)
+        order.rows.append(row)
+        line = _line(row, first_row)
+        if line is not None:
+            order.lines.append(line)
+    return orders, cancellations
+
+
+def _check_agrees(order: OrderIn, row: Row, order_fields: Sequence[str]) -> None:
+    for name in order_fields:
+        mine, theirs = row.values.get(name), order.header.get(name)
+        if mine != theirs and not order.refused:
+            first = order.rows[0].number
+            order.refused = (
+                f"rows {first} and {row.number} of order {order.ref} disagree on {name}: "
+                f"{_shown(theirs)} and {_shown(mine)}"
+            )
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "(blank)"
+    return value.isoformat() if isinstance(value, date) else repr(value)
+
+
+def _line(row: Row, first_row: dict[tuple[str, str], Row]) -> LineIn | None:
+    values = row.values
+    quantity = values["quantity"]
+    net, gross = prices(values, quantity)
+    code = values.get("product_code")
+    line_ref = values.get("line_ref")
+    if line_ref:
+        identity = f"id {line_ref}"
+        key = line_ref
+    else:
+        identity = f"{code or values.get('product_name')}|{quantity}|{net}"
+        key = str(code or values.get("product_name"))
+    seen = first_row.setdefault((row.order_ref or "", identity), row)
+    if seen is not row:
+        row.refuse(f"duplicate of row {seen.number}")
+        return None
+    return LineIn(
+        row=row,
+        key=key,
+        product_code=code,
+        product_name=values.get("product_name"),
+        quantity=quantity,
+        unit_price=net,
+        list_price=gross,
+        discount_pct=(values.get("discount") or Decimal("0")).quantize(CENT),
+    )
+
+
+def number_line_keys(order: OrderIn) -> None:
+    """Make the lines' keys unique within the order (a product twice: ``code``, ``code~2``)."""
+    seen: dict[str, int] = {}
+    for line in order.lines:
+        count = seen[line.key] = seen.get(line.key, 0) + 1
+        if count > 1:
+            line.key = f"{line.key}~{count}"
+
+
+def attach_cancellations(
+    orders: Mapping[str, OrderIn], cancellations: Sequence[Row], cancel_prefix: str | None
+) -> None:
+    """Apply each cancellation row to a line of the order it refers to, or refuse it.
+
+    The order referred to is the one with the row's order id (without the cancellation
+    prefix); failing that, the same customer's latest order on or before the row's date that
+    has the product with units left. Units of a shipped order come back as a return, of an
+    open one as a cancellation.
+    """
+    by_customer: dict[str, list[OrderIn]] = {}
+    for order in orders.values():
+        by_customer.setdefault(str(order.header.get("customer_code")), []).append(order)
+    for row in cancellations:
+        ref = row.values["order_ref"]
+        if cancel_prefix and ref.startswith(cancel_prefix):
+            ref = ref[len(cancel_prefix) :]
+        wanted = abs(row.values["quantity"])
+        code = row.values.get("product_code") or row.values.get("product_name")
+        candidates = [orders[ref]] if ref in orders else []
+        if not candidates:
+            when = row.values.get("order_date")
+            customer = str(row.values.get("customer_code"))
+            earlier = [o for o in by_customer.get(customer, []) if o.header["order_date"] <= when]
+            candidates = sorted(earlier, key=lambda o: o.header["order_date"], reverse=True)
+        target = _find_line(candidates, code, wanted)
+        if target is None:
+            row.refuse(f"cancels {wanted} of {code}, which no earlier order of this file has left")
+            continue
+        order, line = target
+        if _status_of(order.header) in SHIPPED_STATUSES:
+            line.returned += wanted
+            row.outcome, row.reason = "pending", f"return of {wanted} on order {order.ref}"
+        else:
+            line.cancelled += wanted
+            row.outcome, row.reason = "pending", f"cancellation of {wanted} on order {order.ref}"
+        row.order_ref = order.ref
+        order.rows.append(row)
+
+
+def _find_line(
+    candidates: Sequence[OrderIn], code: str | None, wanted: int
+) -> tuple[OrderIn, LineIn] | None:
+    for order in candidates:
+        if order.refused:
+            continue
+        for line in order.lines:
+            left = line.quantity - line.cancelled - line.returned
+            if (line.product_code or line.product_name) == code and left >= wanted:
+                return order, line
+    return None
+
+
+def _status_of(header: Mapping[str, Any]) -> str:
+    return status_for(header, date.today())
+
+
+def status_for(header: Mapping[str, Any], today: date) -> str:
+    """An imported order's status: as given, else delivered / shipped by its dates, else
+    ``confirmed`` (an open order: see docs/import.md)."""
+    given = header.get("status")
+    if given:
+        return STATUSES[given.lower()]
+    if header.get("delivered_date"):
+        return "delivered"
+    ship = header.get("ship_date")
+    if ship is not None and ship <= today:
+        return "shipped"
+    return "confirmed"
