@@ -28,7 +28,7 @@ from portal.extensions import db
 from portal.models import Customer, ImportRun, Product
 from portal.services import audit
 from portal.services.actor import Actor
-from portal.services.base import PermissionDenied, unit_of_work
+from portal.services.base import unit_of_work
 from portal.services.imports_fields import (
     ORDER_FIELDS,
     check_mapping,
@@ -62,6 +62,7 @@ from portal.services.imports_write import (
     finish_run,
     insert_master,
     insert_orders,
+    require_import,
     undo,
     update_orders,
 )
@@ -70,12 +71,6 @@ from sheets.readers import Table
 Progress = Callable[[int, int | None], None]
 ORDER_LEVEL = tuple(spec.name for spec in ORDER_FIELDS if spec.order_level)
 __all__ = ["ImportOptions", "ImportResult", "import_orders", "undo"]
-
-
-def require_import(actor: Actor) -> None:
-    """Imports write orders: the actor needs ``can_write`` on sales orders."""
-    if not actor.can("can_write", "SalesOrder"):
-        raise PermissionDenied(f"{actor.name} may not import orders")
 
 
 @dataclass
@@ -156,9 +151,7 @@ def import_orders(
     require_import(actor)
     today = options.today or date.today()
     rows = read_rows(table, options.mapping, "orders", progress)
-    result = ImportResult(
-        table.name, file_hash(path), options.dry_run, None, table.headers, rows
-    )
+    result = ImportResult(table.name, file_hash(path), options.dry_run, None, table.headers, rows)
     check_rows(rows, today)
     mapped = set(options.mapping.values())
     order_fields = [name for name in ORDER_LEVEL if name in mapped]
@@ -262,7 +255,8 @@ def _plan(orders: Mapping[str, OrderIn], catalog: Catalog, today: date) -> Plan:
         header, lines = wanted
         found = stored.get(ref)
         if found is None:
-            plan.new.append((order, NewOrder({"external_ref": ref, **header}, list(lines.values()))))
+            entry = NewOrder({"external_ref": ref, **header}, list(lines.values()))
+            plan.new.append((order, entry))
             continue
         changes, line_changes, missing = differences(found, header, lines)
         if not changes and not line_changes and not missing:
@@ -372,4 +366,3 @@ def _mark_rows(rows: Iterable[Row], outcome: str, reason: str) -> None:
             row.outcome = outcome
         elif not row.outcome:
             row.outcome, row.reason = outcome, reason
-

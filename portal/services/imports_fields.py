@@ -31,7 +31,7 @@ def _f(name: str, label: str, type_: str, *synonyms: str, order: bool = False) -
 
 
 ORDER_FIELDS: tuple[ImportField, ...] = (
-    _f("order_ref", "Order id", "text", "order id", "order no", "invoice no", "invoice", order=True),
+    _f("order_ref", "Order id", "text", "order id", "order no", "invoice no", order=True),
     _f("order_date", "Order date", "date", "invoice date", "date", order=True),
     _f("requested_date", "Requested date", "date", "required date", order=True),
     _f("ship_date", "Ship date", "date", "shipped date", "shipped", order=True),

@@ -212,9 +212,7 @@ def product_of(line: LineIn, catalog: Catalog) -> int | NewRecord | None:
 
 def ship_to_text(head: Mapping[str, Any]) -> str | None:
     """The ship-to the file gives, as one line ("street, city state postcode, country")."""
-    place = " ".join(
-        str(part) for part in (head.get("ship_city"), head.get("ship_state")) if part
-    )
+    place = " ".join(str(part) for part in (head.get("ship_city"), head.get("ship_state")) if part)
     place = " ".join(part for part in (place, head.get("ship_postal_code") or "") if part)
     parts = [head.get("ship_street"), place, head.get("ship_country")]
     text = ", ".join(str(part) for part in parts if part)
@@ -225,8 +223,10 @@ def wanted_header(order: OrderIn, today: date) -> dict[str, Any]:
     """The order's columns as the file has them (``customer_id`` filled in later)."""
     head = order.header
     status = status_for(head, today)
-    if status == "confirmed" and order.lines and all(
-        line.cancelled >= line.quantity for line in order.lines
+    if (
+        status == "confirmed"
+        and order.lines
+        and all(line.cancelled >= line.quantity for line in order.lines)
     ):
         status = "cancelled"
     return {

@@ -28,7 +28,7 @@ from portal.models import (
 )
 from portal.services import audit, numbering
 from portal.services.actor import Actor
-from portal.services.base import ConflictError, save_versioned, unit_of_work
+from portal.services.base import ConflictError, PermissionDenied, save_versioned, unit_of_work
 from portal.services.imports_plan import HEADER_FIELDS, LINE_FIELDS, NewRecord
 
 
@@ -48,6 +48,12 @@ class OrderUpdate:
     header: dict[str, Any]
     lines: dict[int, dict[str, Any]]
     new_lines: list[dict[str, Any]]
+
+
+def require_import(actor: Actor) -> None:
+    """Imports write orders: the actor needs ``can_write`` on sales orders."""
+    if not actor.can("can_write", "SalesOrder"):
+        raise PermissionDenied(f"{actor.name} may not import orders")
 
 
 def _records(run_id: int, entity: str, rows: Sequence[tuple[int, str, int, str | None]]) -> None:
@@ -184,8 +190,6 @@ def undo(run_id: int, actor: Actor) -> dict[str, int]:
     Refused (409, nothing changed) when any of its orders moved on since: changed in the
     portal or by a later import (its version is no longer the one the run left).
     """
-    from portal.services.imports import require_import
-
     require_import(actor)
     with unit_of_work() as sess:
         run = sess.get(ImportRun, run_id)
@@ -208,9 +212,7 @@ def undo(run_id: int, actor: Actor) -> dict[str, int]:
             )
         counts = _undo_records(records)
         run.status = "undone"
-        audit.record(
-            actor, "import_run", run.id, "undo", detail={"file": run.file_name, **counts}
-        )
+        audit.record(actor, "import_run", run.id, "undo", detail={"file": run.file_name, **counts})
     return counts
 
 
@@ -245,8 +247,9 @@ def _unused(model: type, ids: Sequence[int], referrer: Any) -> list[int]:
 
 def _restore_updates(records: Sequence[ImportRecord]) -> int:
     sess = db.session
-    orders = {r.entity_id: json.loads(r.before or "{}") for r in records if r.entity == "sales_order"}
-    lines = {r.entity_id: json.loads(r.before or "{}") for r in records if r.entity == "order_line"}
+    before = {(r.entity, r.entity_id): json.loads(r.before or "{}") for r in records}
+    orders = {key[1]: value for key, value in before.items() if key[0] == "sales_order"}
+    lines = {key[1]: value for key, value in before.items() if key[0] == "order_line"}
     loaded_orders = list(sess.scalars(select(SalesOrder).where(SalesOrder.id.in_(list(orders)))))
     loaded_lines = list(sess.scalars(select(OrderLine).where(OrderLine.id.in_(list(lines)))))
     for order in loaded_orders:
