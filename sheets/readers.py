@@ -183,3 +183,34 @@ def read_table(path: Path, sheet: str | None = None, header_row: int | None = No
                 yield current, values
 
     return Table(path.name, sheet or path.stem, number, headers, body(number))
+
+
+def join_sheets(path: Path, header_sheet: str, detail_sheet: str, key: str) -> Table:
+    """A detail sheet (one row per line) with the columns of its header sheet's row (one row
+    per order) added to each line, joined on the column ``key`` both sheets have.
+
+    A line whose key has no header row keeps blank header columns. Row numbers are the detail
+    sheet's.
+    """
+    heads = read_table(path, header_sheet)
+    details = read_table(path, detail_sheet)
+    if key not in heads.headers or key not in details.headers:
+        raise ReadError(f"{path.name}: both {header_sheet!r} and {detail_sheet!r} need {key!r}")
+    head_key = heads.headers.index(key)
+    by_key = {header_text(cells[head_key]): cells for _, cells in heads.rows}
+    detail_key = details.headers.index(key)
+    extra = [index for index, name in enumerate(heads.headers) if name != key]
+    blank = [None] * len(heads.headers)
+
+    def body() -> Iterator[tuple[int, list[Any]]]:
+        for number, cells in details.rows:
+            cells = list(cells) + [None] * (len(details.headers) - len(cells))
+            head = by_key.get(header_text(cells[detail_key]), blank)
+            head = list(head) + [None] * (len(heads.headers) - len(head))
+            yield number, cells + [head[index] for index in extra]
+
+    headers = details.headers + [
+        name if name not in details.headers else f"{header_sheet} {name}"
+        for name in (heads.headers[index] for index in extra)
+    ]
+    return Table(path.name, detail_sheet, details.header_row, headers, body())

@@ -21,9 +21,12 @@ from portal.models import (
     Customer,
     ImportRecord,
     ImportRun,
+    InventoryMovement,
     OrderLine,
     Product,
     SalesOrder,
+    StockLevel,
+    Warehouse,
     utcnow,
 )
 from portal.services import audit, numbering
@@ -96,6 +99,16 @@ def insert_master(run_id: int, model: type, new: Sequence[NewRecord]) -> None:
         record.id = new_id
     entity = model.__tablename__
     _records(run_id, entity, [(new_id, "created", 1, None) for new_id in ids])
+    if model is Product:  # as catalog.products.create: a zero stock level in every warehouse
+        warehouses = list(db.session.scalars(select(Warehouse.id)))
+        levels = [
+            {"product_id": product_id, "warehouse_id": warehouse_id, "version": 1}
+            | {"on_hand": 0, "allocated": 0, "reorder_point": 0}
+            for product_id in ids
+            for warehouse_id in warehouses
+        ]
+        if levels:
+            db.session.execute(insert(StockLevel), levels)
 
 
 def insert_orders(run_id: int, source: str, orders: Sequence[NewOrder]) -> list[str]:
@@ -228,7 +241,9 @@ def _undo_records(records: Sequence[ImportRecord]) -> dict[str, int]:
     restored = _restore_updates([r for r in records if r.action == "updated"])
     customers = _unused(Customer, created["customer"], SalesOrder.customer_id)
     products = _unused(Product, created["product"], OrderLine.product_id)
+    products = _unused(Product, products, InventoryMovement.product_id)
     sess.execute(delete(Customer).where(Customer.id.in_(customers)))
+    sess.execute(delete(StockLevel).where(StockLevel.product_id.in_(products)))
     sess.execute(delete(Product).where(Product.id.in_(products)))
     return {
         "orders_removed": len(created["sales_order"]),
