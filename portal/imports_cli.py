@@ -74,28 +74,35 @@ def _actor(username: str | None) -> Any:
     return actor_for_user(user, "cli")
 
 
-def _opener(path: Path, sheet: str | None, header_row: int | None, preset: str | None):
-    """A function opening the table to import (again for the result workbook)."""
-    from portal.services.imports_fields import NORTHWIND_SHEETS
-    from sheets.readers import join_sheets, read_table
+def _opener(kind: str, path: Path, sheet: str | None, row: int | None, preset: str | None):
+    """A function opening the table to import (again for the result workbook); without
+    ``--header-row`` the header row is the one that looks most like headers."""
+    from portal.services.imports_fields import NORTHWIND_SHEETS, header_row
+    from sheets.readers import first_rows, join_sheets, read_table
 
     if preset == "northwind" and sheet is None and path.suffix.lower() != ".csv":
         return lambda: join_sheets(path, *NORTHWIND_SHEETS, key="OrderID")
-    return lambda: read_table(path, sheet, header_row)
+    if row is None:
+        row = header_row(kind, first_rows(path, sheet))
+    return lambda: read_table(path, sheet, row)
 
 
-def _mapping(kind: str, headers: list[str], mapping_file: Path | None, preset: str | None):
-    from portal.services.imports_fields import (
-        MappingProblem,
-        load_mapping_file,
-        preset_mapping,
-    )
+def _mapping(kind: str, table: Any, mapping_file: Path | None, preset: str | None):
+    """The mapping from ``--mapping``, ``--preset``, or else the suggester's (shown on
+    stderr, so a script's JSON on stdout stays one document)."""
+    from portal.services.imports_fields import load_mapping_file, preset_mapping, suggest
+    from sheets.readers import peek
 
     if mapping_file is not None:
         return load_mapping_file(mapping_file)
     if preset is not None:
-        return preset_mapping(preset, headers)
-    raise MappingProblem("say how the columns map: --preset NAME or --mapping FILE")
+        return preset_mapping(preset, table.headers)
+    mapping = {}
+    for choice in suggest(kind, table.headers, peek(table)):
+        if choice.field:
+            mapping[choice.header] = choice.field
+            click.echo(f"mapping {choice.header!r} -> {choice.field} ({choice.reason})", err=True)
+    return mapping
 
 
 def _run(kind: str, options: dict[str, Any], work: Callable[..., Any]) -> None:
@@ -107,9 +114,9 @@ def _run(kind: str, options: dict[str, Any], work: Callable[..., Any]) -> None:
     path = Path(options["file"])
     bar = ProgressBar(f"import {kind}")
     try:
-        opener = _opener(path, options["sheet"], options["header_row"], options["preset"])
+        opener = _opener(kind, path, options["sheet"], options["header_row"], options["preset"])
         table = opener()
-        mapping = _mapping(kind, table.headers, options["mapping_file"], options["preset"])
+        mapping = _mapping(kind, table, options["mapping_file"], options["preset"])
         result = work(path, table, mapping, _actor(options["username"]), bar)
     except (ReadError, MappingProblem) as problem:
         raise click.ClickException(str(problem)) from None
@@ -120,7 +127,7 @@ def _run(kind: str, options: dict[str, Any], work: Callable[..., Any]) -> None:
     if options["result_file"]:
         _write_result(Path(options["result_file"]), opener, result)
     if options["as_json"]:
-        click.echo(json.dumps(result.to_json(), default=str))
+        click.echo(json.dumps({**result.to_json(), "mapping": mapping}, default=str))
         return
     _report(kind, result)
 
@@ -184,7 +191,7 @@ def _common(command: Callable[..., Any]) -> Callable[..., Any]:
 def import_orders(no_new_customers: bool, no_new_products: bool, **options: Any) -> None:
     """Import order history: one row per order line (or per order), grouped into orders."""
     from portal.services import imports
-    from portal.services.imports_fields import CANCEL_PREFIX
+    from portal.services.imports_fields import CANCEL_PREFIX, DEFAULT_STATUS
 
     def work(path: Path, table: Any, mapping: dict[str, str], actor: Any, bar: Any) -> Any:
         settings = imports.ImportOptions(
@@ -193,6 +200,7 @@ def import_orders(no_new_customers: bool, no_new_products: bool, **options: Any)
             new_customers=not no_new_customers,
             new_products=not no_new_products,
             cancel_prefix=CANCEL_PREFIX.get(options["preset"] or ""),
+            default_status=DEFAULT_STATUS.get(options["preset"] or ""),
         )
         return imports.import_orders(path, table, actor, settings, bar)
 

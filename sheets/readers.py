@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,3 +215,21 @@ def join_sheets(path: Path, header_sheet: str, detail_sheet: str, key: str) -> T
         for name in (heads.headers[index] for index in extra)
     ]
     return Table(path.name, detail_sheet, details.header_row, headers, body())
+
+
+def first_rows(path: Path, sheet: str | None = None, count: int = 20) -> list[list[Any]]:
+    """The first ``count`` rows of a sheet (to find its header row)."""
+    rows = []
+    for values in iter_rows(path, sheet):
+        rows.append(values)
+        if len(rows) >= count:
+            break
+    return rows
+
+
+def peek(table: Table, count: int = 20) -> list[list[Any]]:
+    """The first ``count`` rows below the header, leaving them in ``table.rows``."""
+    taken = [next(table.rows, None) for _ in range(count)]
+    sample = [item for item in taken if item is not None]
+    table.rows = itertools.chain(sample, table.rows)
+    return [values for _, values in sample]

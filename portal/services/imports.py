@@ -82,6 +82,7 @@ class ImportOptions:
     new_customers: bool = True
     new_products: bool = True
     cancel_prefix: str | None = None
+    default_status: str | None = None
     chunk_size: int = 1000
     today: date | None = None
 
@@ -152,8 +153,12 @@ def import_orders(
     today = options.today or date.today()
     rows = read_rows(table, options.mapping, "orders", progress)
     result = ImportResult(table.name, file_hash(path), options.dry_run, None, table.headers, rows)
-    check_rows(rows, today)
     mapped = set(options.mapping.values())
+    if options.default_status and "status" not in mapped:
+        for row in rows:
+            row.values["status"] = options.default_status
+        mapped.add("status")
+    check_rows(rows, today)
     order_fields = [name for name in ORDER_LEVEL if name in mapped]
     orders, cancellations = group_orders(rows, order_fields, options.cancel_prefix)
     for order in orders.values():

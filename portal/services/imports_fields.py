@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,8 @@ PRESETS: dict[str, dict[str, str]] = {
 NORTHWIND_SHEETS = ("Orders", "Orders Details")
 # invoice-lines: an invoice number with this prefix cancels lines of an earlier invoice
 CANCEL_PREFIX = {"invoice-lines": "C"}
+# a preset's status for rows whose file has none: an invoice line is a sale already invoiced
+DEFAULT_STATUS = {"invoice-lines": "invoiced"}
 
 
 class MappingProblem(ValueError):
@@ -208,15 +211,51 @@ def check_mapping(kind: str, mapping: Mapping[str, str], headers: Sequence[str])
         if field in seen:
             raise MappingProblem(f"{seen[field]!r} and {header!r} both map to {field}")
         seen[field] = header
-    needed = REQUIRED[kind] - set(mapping.values())
+    mapped = set(mapping.values())
+    needed = [names for names in REQUIRED[kind] if not mapped.intersection(names)]
     if needed:
-        labels = ", ".join(known[name].label for name in sorted(needed))
+        labels = ", ".join(" or ".join(known[name].label for name in names) for names in needed)
         raise MappingProblem(f"no column is mapped to {labels}")
 
 
-REQUIRED = {
-    "orders": {"order_ref", "order_date", "quantity", "customer_code", "product_code"},
-    "customers": {"customer_code", "customer_name"},
-    "products": {"product_code", "product_name"},
-    "stock": {"product_code", "warehouse_code", "on_hand"},
+# the fields a kind needs, each as alternatives (a customer by its id or its name)
+REQUIRED: dict[str, list[tuple[str, ...]]] = {
+    "orders": [
+        ("order_ref",),
+        ("order_date",),
+        ("quantity",),
+        ("customer_code", "customer_name"),
+        ("product_code", "product_name"),
+    ],
+    "customers": [("customer_code",), ("customer_name",)],
+    "products": [("product_code",), ("product_name",)],
+    "stock": [("product_code",), ("warehouse_code",), ("on_hand",)],
 }
+
+
+SUGGESTER_TYPES = {"percent": "decimal"}
+SAMPLE_ROWS = 20
+
+
+def field_choices(kind: str) -> list[Any]:
+    """The kind's fields as the suggester takes them (``sheets.mapping.FieldChoice``)."""
+    from sheets.mapping import FieldChoice
+
+    return [
+        FieldChoice(spec.name, spec.label, SUGGESTER_TYPES.get(spec.type, spec.type), spec.synonyms)
+        for spec in FIELDS[kind]
+    ]
+
+
+def suggest(kind: str, headers: Sequence[str], samples: Sequence[Sequence[Any]]) -> list[Any]:
+    """The suggested field of every header (by name, synonyms and sample values)."""
+    from sheets.mapping import suggest_mapping
+
+    return suggest_mapping(headers, samples, field_choices(kind))
+
+
+def header_row(kind: str, first_rows: Sequence[Sequence[Any]]) -> int:
+    """The 1-based row of ``first_rows`` most likely to hold the headers."""
+    from sheets.mapping import find_header_row
+
+    return find_header_row(first_rows, field_choices(kind), max_scan=SAMPLE_ROWS)

@@ -104,10 +104,13 @@ def _decimal(value: Any) -> Decimal | None:
 
 
 def _int(value: Any) -> int | None:
-    number = _decimal(value)
+    try:
+        number = _decimal(value)
+    except CellProblem:
+        number = Decimal("NaN")
     if number is None:
         return None
-    if number != number.to_integral_value():
+    if number.is_nan() or number != number.to_integral_value():
         raise CellProblem(f"{_text(value)!r} is not a whole number")
     return int(number)
 
