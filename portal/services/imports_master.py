@@ -104,18 +104,18 @@ def _master_row(kind: str, row: Row, actor: Actor, dry_run: bool) -> None:
         select(model).where(getattr(model, key_column) == code)
     ).scalar_one_or_none()
     if found is None:
-        row.outcome = "created"
         if not dry_run:
             _create(service, values, actor)
+        row.outcome = "created"
         return
     changes = {
         name: value
         for name, value in values.items()
         if name != key_column and value is not None and getattr(found, name) != value
     }
-    row.outcome = "updated" if changes else "unchanged"
     if changes and not dry_run:
         service.update(found, changes, actor)
+    row.outcome = "updated" if changes else "unchanged"
 
 
 def _create(service: RecordService, values: dict[str, Any], actor: Actor) -> None:
@@ -141,6 +141,6 @@ def _stock_row(kind: str, row: Row, actor: Actor, dry_run: bool) -> None:
     if level.on_hand == on_hand:
         row.outcome = "unchanged"
         return
-    row.outcome = "updated"
     if not dry_run:
         inventory.adjust(level, on_hand, "import: stock count", actor)
+    row.outcome = "updated"
