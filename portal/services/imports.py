@@ -18,7 +18,7 @@ while none of its orders moved on.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -48,11 +48,12 @@ from portal.services.imports_plan import (
     wanted_line,
 )
 from portal.services.imports_rows import (
+    Grouper,
     OrderIn,
     Row,
     attach_cancellations,
-    check_rows,
-    group_orders,
+    check_row,
+    line_prices,
     number_line_keys,
     parse_row,
 )
@@ -126,19 +127,46 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_rows(
+def typed_rows(
     table: Table, mapping: Mapping[str, str], kind: str, progress: Progress | None = None
-) -> list[Row]:
-    """Type every row of ``table`` by ``mapping`` (checked first: MappingProblem)."""
+) -> Iterator[Row]:
+    """Every row of ``table`` typed by ``mapping`` (checked first: MappingProblem)."""
     check_mapping(kind, mapping, table.headers)
     specs = fields_of(kind)
     columns = {table.headers.index(header): specs[name] for header, name in mapping.items()}
+    for count, (number, cells) in enumerate(table.rows, start=1):
+        yield parse_row(number, cells, columns, table.headers)
+        if progress is not None and count % 1000 == 0:
+            progress(count, None)
+
+
+def read_rows(
+    table: Table, mapping: Mapping[str, str], kind: str, progress: Progress | None = None
+) -> list[Row]:
+    """:func:`typed_rows` as a list."""
+    return list(typed_rows(table, mapping, kind, progress))
+
+
+def _group(
+    table: Table, options: ImportOptions, today: date, progress: Progress | None
+) -> tuple[list[Row], Grouper]:
+    """Read, check and group the rows as they stream in."""
+    mapped = set(options.mapping.values())
+    default_status = options.default_status if "status" not in mapped else None
+    if default_status:
+        mapped.add("status")
+    grouper = Grouper([name for name in ORDER_LEVEL if name in mapped], options.cancel_prefix)
     rows = []
-    for number, cells in table.rows:
-        rows.append(parse_row(number, cells, columns, table.headers))
-        if progress is not None and len(rows) % 1000 == 0:
-            progress(len(rows), None)
-    return rows
+    for row in typed_rows(table, options.mapping, "orders", progress):
+        if default_status:
+            row.values["status"] = default_status
+        check_row(row, today)
+        grouper.feed(row)
+        rows.append(row)
+    for order in grouper.orders.values():
+        number_line_keys(order)
+    attach_cancellations(grouper.orders, grouper.cancellations, options.cancel_prefix)
+    return rows, grouper
 
 
 def import_orders(
@@ -151,27 +179,15 @@ def import_orders(
     """Import the orders of ``table`` (read from ``path``) as ``actor``; see the module."""
     require_import(actor)
     today = options.today or date.today()
-    rows = read_rows(table, options.mapping, "orders", progress)
+    rows, grouper = _group(table, options, today, progress)
     result = ImportResult(table.name, file_hash(path), options.dry_run, None, table.headers, rows)
-    mapped = set(options.mapping.values())
-    if options.default_status and "status" not in mapped:
-        for row in rows:
-            row.values["status"] = options.default_status
-        mapped.add("status")
-    check_rows(rows, today)
-    order_fields = [name for name in ORDER_LEVEL if name in mapped]
-    orders, cancellations = group_orders(rows, order_fields, options.cancel_prefix)
-    for order in orders.values():
-        number_line_keys(order)
-    attach_cancellations(orders, cancellations, options.cancel_prefix)
-    catalog = _resolve(orders, actor, options)
+    catalog = _resolve(grouper, actor, options)
     run = None if options.dry_run else _start_run(result, actor)
     if run is not None:
         with unit_of_work():
             insert_master(run.id, Customer, catalog.new_customers())
             insert_master(run.id, Product, catalog.new_products())
-    plan = _plan(orders, catalog, today)
-    counts = _write(plan, run, f"import:{table.name}"[:120], actor, options, progress)
+    counts = _write(grouper.orders, catalog, today, run, actor, options, progress)
     counts |= {
         "rows": len(rows),
         "rows_refused": sum(row.outcome == "refused" for row in rows),
@@ -209,18 +225,18 @@ def _start_run(result: ImportResult, actor: Actor) -> ImportRun:
     return run
 
 
-def _resolve(orders: Mapping[str, OrderIn], actor: Actor, options: ImportOptions) -> Catalog:
+def _resolve(grouper: Grouper, actor: Actor, options: ImportOptions) -> Catalog:
     catalog = Catalog()
     may_customers = options.new_customers and actor.can("can_write", "Customer")
     may_products = options.new_products and actor.can("can_write", "Product")
-    live = [order for order in orders.values() if not order.refused]
+    live = [order for order in grouper.orders.values() if not order.refused]
     refused_customers = resolve_customers(live, catalog, may_customers)
     for order in live:
         key = _customer_key(order)
         if key in refused_customers:
             order.refused = refused_customers[key]
     lines = [line for order in live for line in order.lines]
-    refused_products = resolve_products(lines, catalog, may_products)
+    refused_products = resolve_products(lines, catalog, may_products, grouper.products)
     for order in live:
         kept = []
         for line in order.lines:
@@ -246,6 +262,9 @@ class Plan:
     updates: list[tuple[OrderIn, OrderUpdate]] = field(default_factory=list)
     unchanged: list[OrderIn] = field(default_factory=list)
     refused: list[OrderIn] = field(default_factory=list)
+
+    def lists(self) -> tuple[list, ...]:
+        return self.new, self.updates, self.unchanged, self.refused
 
 
 def _plan(orders: Mapping[str, OrderIn], catalog: Catalog, today: date) -> Plan:
@@ -291,13 +310,14 @@ def _wanted(
     for line in order.lines:
         product = product_of(line, catalog)
         product_id = product.id if isinstance(product, NewRecord) else product
-        if line.unit_price is None:
+        prices = line_prices(line)
+        if prices[0] is None:
             price = catalog.product_prices.get(product_id) if product_id else None
             if price is None:
                 line.row.refuse("no unit price or line amount")
                 continue
-            line.unit_price = line.list_price = price
-        values = wanted_line(line, header["status"])
+            prices = (price, price)
+        values = wanted_line(line, header["status"], prices)
         ref = f"{order.ref}/{line.key}"
         if len(ref) > 60:
             line.row.refuse(f"the line id {ref[:20]!r}… is longer than 60 characters")
@@ -310,43 +330,52 @@ def _wanted(
 
 
 def _write(
-    plan: Plan,
+    orders: Mapping[str, OrderIn],
+    catalog: Catalog,
+    today: date,
     run: ImportRun | None,
-    source: str,
     actor: Actor,
     options: ImportOptions,
     progress: Progress | None,
 ) -> dict[str, int]:
-    """Write the plan chunk by chunk (nothing in a dry run); mark every row's outcome."""
-    total = sum(len(order.rows) for order, _ in plan.new) + sum(
-        len(order.rows) for order, _ in plan.updates
-    )
+    """Decide and write the orders chunk by chunk, one transaction each (nothing in a dry
+    run); mark every row's outcome. Each chunk's stored orders are read with it, and the
+    file's orders are let go once written, so memory does not grow with the chunks."""
+    counts = dict.fromkeys(COUNTED, 0)
+    refs = list(orders)
+    total = sum(len(order.rows) for order in orders.values())
     done = 0
     step = max(1, options.chunk_size)
-    for start in range(0, max(len(plan.new), len(plan.updates)), step):
-        new = plan.new[start : start + step]
-        updates = plan.updates[start : start + step]
-        if run is not None:
+    source = f"import:{run.file_name if run else ''}"[:120]
+    for start in range(0, len(refs), step):
+        chunk = {ref: orders[ref] for ref in refs[start : start + step]}
+        plan = _plan(chunk, catalog, today)
+        if run is not None and (plan.new or plan.updates):
             with unit_of_work():
-                numbers = insert_orders(run.id, source, [entry for _, entry in new])
-                update_orders(run.id, [entry for _, entry in updates])
+                numbers = insert_orders(run.id, source, [entry for _, entry in plan.new])
+                update_orders(run.id, [entry for _, entry in plan.updates])
                 audit.record(
                     actor,
                     "import_run",
                     run.id,
                     "import_chunk",
-                    detail={"created": numbers, "updated": [u.order.number for _, u in updates]},
+                    detail={
+                        "created": numbers,
+                        "updated": [update.order.number for _, update in plan.updates],
+                    },
                 )
-        done += sum(len(order.rows) for order, _ in (*new, *updates))
+        _mark(plan)
+        for name, entries in zip(COUNTED, plan.lists(), strict=True):
+            counts[name] += len(entries)
+        for order in chunk.values():
+            done += len(order.rows)
+            order.lines, order.header = [], {}
         if progress is not None:
             progress(done, total)
-    _mark(plan)
-    return {
-        "orders_created": len(plan.new),
-        "orders_updated": len(plan.updates),
-        "orders_unchanged": len(plan.unchanged),
-        "orders_refused": len(plan.refused),
-    }
+    return counts
+
+
+COUNTED = ("orders_created", "orders_updated", "orders_unchanged", "orders_refused")
 
 
 def _mark(plan: Plan) -> None:

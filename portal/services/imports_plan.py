@@ -23,7 +23,13 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import Customer, ImportRecord, OrderLine, Product, SalesOrder
-from portal.services.imports_rows import SHIPPED_STATUSES, LineIn, OrderIn, status_for
+from portal.services.imports_rows import (
+    SHIPPED_STATUSES,
+    LineIn,
+    OrderIn,
+    line_prices,
+    status_for,
+)
 
 IN_CHUNK = 500
 HEADER_FIELDS = (
@@ -156,9 +162,13 @@ def _too_long(values: Mapping[str, tuple[str | None, int]]) -> str:
 
 
 def resolve_products(
-    lines: Iterable[LineIn], catalog: Catalog, may_create: bool
+    lines: Iterable[LineIn],
+    catalog: Catalog,
+    may_create: bool,
+    attributes: Mapping[str, tuple[str | None, str | None]],
 ) -> dict[tuple[str, str], str]:
-    """Match every line's product; returns the refusals by product key."""
+    """Match every line's product; returns the refusals by product key. ``attributes`` are
+    each product's category and sub-category, as the file first gives them."""
     wanted: dict[tuple[str, str], LineIn] = {}
     for line in lines:
         wanted.setdefault(_key(line.product_code, line.product_name), line)
@@ -188,14 +198,15 @@ def resolve_products(
         if problem:
             refused[key] = problem
             continue
-        values = line.row.values
+        category, sub_category = attributes.get(key[1], (None, None))
+        list_price = line_prices(line)[1]
         catalog.products[key] = NewRecord(
             {
                 "sku": key[1],
                 "name": name,
-                "list_price": line.list_price if line.list_price is not None else Decimal("0"),
-                "category": values.get("category") or None,
-                "sub_category": values.get("sub_category") or None,
+                "list_price": list_price if list_price is not None else Decimal("0"),
+                "category": category or None,
+                "sub_category": sub_category or None,
             }
         )
     return refused
@@ -241,16 +252,17 @@ def wanted_header(order: OrderIn, today: date) -> dict[str, Any]:
     }
 
 
-def wanted_line(line: LineIn, status: str) -> dict[str, Any]:
-    """A line's quantities for an order of ``status`` (history: nothing allocated)."""
+def wanted_line(line: LineIn, status: str, prices: tuple[Decimal, Decimal]) -> dict[str, Any]:
+    """A line's prices and quantities for an order of ``status`` (history: nothing
+    allocated)."""
     kept = line.quantity - line.cancelled
     shipped = kept if status in SHIPPED_STATUSES else 0
     delivered = kept if status in ("delivered", "invoiced", "closed") else 0
     cancelled = line.quantity if status == "cancelled" else line.cancelled
     return {
         "quantity": line.quantity,
-        "unit_price": line.unit_price,
-        "list_price": line.list_price,
+        "unit_price": prices[0],
+        "list_price": prices[1],
         "discount_pct": line.discount_pct,
         "qty_shipped": shipped,
         "qty_delivered": delivered,

@@ -14,7 +14,8 @@ refer to (see :func:`attach_cancellations`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -56,7 +57,8 @@ def _text(value: Any) -> str | None:
     if isinstance(value, datetime | date):
         value = value.isoformat()
     text = str(value).strip()
-    return text or None
+    # repeated values (names, codes, categories) share one string: a big file's rows stay small
+    return sys.intern(text) if 0 < len(text) <= 80 else (text or None)
 
 
 def _date(value: Any) -> date | None:
@@ -128,7 +130,7 @@ def _percent(value: Any) -> Decimal | None:
 PARSERS = {"text": _text, "date": _date, "int": _int, "decimal": _decimal, "percent": _percent}
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     """One input row: its sheet row number, typed values and why it was refused (if it was)."""
 
@@ -163,9 +165,10 @@ def parse_row(
     return row
 
 
-@dataclass
+@dataclass(slots=True)
 class LineIn:
-    """A line of an order as the file gives it (net unit price, gross list price)."""
+    """A line of an order as the file gives it: a unit price before the discount, or the
+    line amount after it (see :func:`line_prices`)."""
 
     row: Row
     key: str
@@ -173,13 +176,13 @@ class LineIn:
     product_name: str | None
     quantity: int
     unit_price: Decimal | None
-    list_price: Decimal | None
+    sales: Decimal | None
     discount_pct: Decimal
     cancelled: int = 0
     returned: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class OrderIn:
     """An order of the file: its header values, lines and the rows they came from."""
 
@@ -190,21 +193,18 @@ class OrderIn:
     refused: str = ""
 
 
-def prices(values: Mapping[str, Any], quantity: int) -> tuple[Decimal | None, Decimal | None]:
+def line_prices(line: LineIn) -> tuple[Decimal | None, Decimal | None]:
     """The net unit price and the list price (before discount) of a line.
 
     A unit price given is the price before the line's discount; a line amount given (with
     no unit price) is after it. Each is rounded to the price's four decimal places.
     """
-    discount = values.get("discount") or Decimal("0")
-    keep = (Decimal("100") - discount) / Decimal("100")
-    unit_price = values.get("unit_price")
-    if unit_price is not None:
-        return (unit_price * keep).quantize(PRICE_STEP), unit_price.quantize(PRICE_STEP)
-    sales = values.get("sales")
-    if sales is None or not quantity:
+    keep = (Decimal("100") - line.discount_pct) / Decimal("100")
+    if line.unit_price is not None:
+        return (line.unit_price * keep).quantize(PRICE_STEP), line.unit_price.quantize(PRICE_STEP)
+    if line.sales is None or not line.quantity:
         return None, None
-    net = (abs(sales) / abs(quantity)).quantize(PRICE_STEP)
+    net = (abs(line.sales) / abs(line.quantity)).quantize(PRICE_STEP)
     gross = (net / keep).quantize(PRICE_STEP) if keep else net
     return net, gross
 
@@ -235,11 +235,9 @@ def _line_problems(values: Mapping[str, Any], today: date) -> list[str]:
     return problems
 
 
-def check_rows(rows: Iterable[Row], today: date) -> None:
-    """Refuse the rows whose values break a rule of their own (before grouping)."""
-    for row in rows:
-        if row.outcome:
-            continue
+def check_row(row: Row, today: date) -> None:
+    """Refuse a row whose values break a rule of their own (before grouping)."""
+    if not row.outcome:
         problems = _line_problems(row.values, today)
         if problems:
             row.refuse("; ".join(problems))
@@ -250,37 +248,76 @@ def _is_cancellation(row: Row, cancel_prefix: str | None) -> bool:
     return row.values["quantity"] < 0 or bool(cancel_prefix and ref.startswith(cancel_prefix))
 
 
-def group_orders(
-    rows: Sequence[Row],
-    order_fields: Sequence[str],
-    cancel_prefix: str | None = None,
-) -> tuple[dict[str, OrderIn], list[Row]]:
-    """Group the good rows into orders; returns the orders and the cancellation rows."""
-    orders: dict[str, OrderIn] = {}
-    cancellations: list[Row] = []
-    first_row: dict[tuple[str, str], Row] = {}
-    for row in rows:
+NO_VALUES: dict[str, Any] = {}
+
+
+class Grouper:
+    """Groups good rows into orders as they are read, one row at a time.
+
+    A row's values are dropped once it joined its order (its line keeps what it needs), so a
+    file of many rows holds one header per order, not every cell of every row. Cancellation
+    rows keep theirs until :func:`attach_cancellations`. ``products`` keeps each product's
+    category and sub-category as first given (for a product the import creates).
+    """
+
+    def __init__(self, order_fields: Sequence[str], cancel_prefix: str | None = None) -> None:
+        self.order_fields = tuple(order_fields)
+        self.cancel_prefix = cancel_prefix
+        self.orders: dict[str, OrderIn] = {}
+        self.cancellations: list[Row] = []
+        self.products: dict[str, tuple[str | None, str | None]] = {}
+        self._seen: dict[tuple[str, str], int] = {}
+
+    def feed(self, row: Row) -> None:
         if row.outcome:
-            continue
+            row.values = NO_VALUES
+            return
         ref = row.values.get("order_ref")
         if not ref:
             row.refuse("no order id")
-            continue
+            return
         row.order_ref = ref
-        if _is_cancellation(row, cancel_prefix):
-            cancellations.append(row)
-            continue
-        order = orders.get(ref)
+        if _is_cancellation(row, self.cancel_prefix):
+            self.cancellations.append(row)
+            return
+        order = self.orders.get(ref)
         if order is None:
-            header = {name: row.values.get(name) for name in order_fields}
-            order = orders[ref] = OrderIn(ref, header)
+            header = {name: row.values.get(name) for name in self.order_fields}
+            order = self.orders[ref] = OrderIn(ref, header)
         else:
-            _check_agrees(order, row, order_fields)
+            _check_agrees(order, row, self.order_fields)
         order.rows.append(row)
-        line = _line(row, first_row)
+        line = self._line(row)
         if line is not None:
             order.lines.append(line)
-    return orders, cancellations
+        row.values = NO_VALUES
+
+    def _line(self, row: Row) -> LineIn | None:
+        values = row.values
+        code, name = values.get("product_code"), values.get("product_name")
+        line_ref = values.get("line_ref")
+        discount = values.get("discount") or Decimal("0")
+        if line_ref:
+            identity = key = line_ref
+        else:
+            key = code or name
+            price = values.get("unit_price") or values.get("sales")
+            identity = f"{key}|{values['quantity']}|{price}|{discount}"
+        first = self._seen.setdefault((row.order_ref or "", identity), row.number)
+        if first != row.number:
+            row.refuse(f"duplicate of row {first}")
+            return None
+        self.products.setdefault(code or name, (values.get("category"), values.get("sub_category")))
+        return LineIn(
+            row=row,
+            key=key,
+            product_code=code,
+            product_name=name,
+            quantity=values["quantity"],
+            unit_price=values.get("unit_price"),
+            sales=values.get("sales"),
+            discount_pct=discount.quantize(CENT),
+        )
 
 
 def _check_agrees(order: OrderIn, row: Row, order_fields: Sequence[str]) -> None:
@@ -298,34 +335,6 @@ def _shown(value: Any) -> str:
     if value is None:
         return "(blank)"
     return value.isoformat() if isinstance(value, date) else repr(value)
-
-
-def _line(row: Row, first_row: dict[tuple[str, str], Row]) -> LineIn | None:
-    values = row.values
-    quantity = values["quantity"]
-    net, gross = prices(values, quantity)
-    code = values.get("product_code")
-    line_ref = values.get("line_ref")
-    if line_ref:
-        identity = f"id {line_ref}"
-        key = line_ref
-    else:
-        identity = f"{code or values.get('product_name')}|{quantity}|{net}"
-        key = str(code or values.get("product_name"))
-    seen = first_row.setdefault((row.order_ref or "", identity), row)
-    if seen is not row:
-        row.refuse(f"duplicate of row {seen.number}")
-        return None
-    return LineIn(
-        row=row,
-        key=key,
-        product_code=code,
-        product_name=values.get("product_name"),
-        quantity=quantity,
-        unit_price=net,
-        list_price=gross,
-        discount_pct=(values.get("discount") or Decimal("0")).quantize(CENT),
-    )
 
 
 def number_line_keys(order: OrderIn) -> None:
