@@ -61,22 +61,32 @@ def _text(value: Any) -> str | None:
     return sys.intern(text) if 0 < len(text) <= 80 else (text or None)
 
 
+_DATES: dict[Any, date] = {}
+
+
 def _date(value: Any) -> date | None:
+    """A date cell or text; equal dates share one object (a file repeats few dates often)."""
     if isinstance(value, datetime):
-        return value.date()
+        value = value.date()
     if isinstance(value, date):
-        return value
+        return _DATES.setdefault(value, value) if len(_DATES) < 100_000 else value
     if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < 2958466:
         return EXCEL_EPOCH + timedelta(days=int(value))
     text = _text(value)
     if text is None:
         return None
     head = re.split(r"[ T]", text, maxsplit=1)[0]
+    known = _DATES.get(head)
+    if known is not None:
+        return known
     for fmt in DATE_FORMATS:
         try:
-            return datetime.strptime(head, fmt).date()
+            parsed = datetime.strptime(head, fmt).date()
         except ValueError:
             continue
+        if len(_DATES) < 100_000:
+            _DATES[head] = parsed = _DATES.setdefault(parsed, parsed)
+        return parsed
     raise CellProblem(f"{text!r} is not a date")
 
 
@@ -136,7 +146,6 @@ class Row:
 
     number: int
     values: dict[str, Any]
-    problems: list[str] = field(default_factory=list)
     outcome: str = ""
     reason: str = ""
     order_ref: str | None = None
@@ -154,14 +163,15 @@ def parse_row(
 ) -> Row:
     """Type every mapped cell of one row; problems are kept, each naming its column."""
     row = Row(number, {})
+    problems = []
     for index, spec in columns.items():
         cell = cells[index] if index < len(cells) else None
         try:
             row.values[spec.name] = PARSERS[spec.type](cell)
         except CellProblem as problem:
-            row.problems.append(f"{headers[index]}: {problem}")
-    if row.problems:
-        row.refuse("; ".join(row.problems))
+            problems.append(f"{headers[index]}: {problem}")
+    if problems:
+        row.refuse("; ".join(problems))
     return row
 
 
@@ -178,6 +188,7 @@ class LineIn:
     unit_price: Decimal | None
     sales: Decimal | None
     discount_pct: Decimal
+    by_id: bool = False  # the key is the file's own line id
     cancelled: int = 0
     returned: int = 0
 
@@ -266,7 +277,7 @@ class Grouper:
         self.orders: dict[str, OrderIn] = {}
         self.cancellations: list[Row] = []
         self.products: dict[str, tuple[str | None, str | None]] = {}
-        self._seen: dict[tuple[str, str], int] = {}
+        self._discounts: dict[Decimal, Decimal] = {}
 
     def feed(self, row: Row) -> None:
         if row.outcome:
@@ -282,7 +293,8 @@ class Grouper:
             return
         order = self.orders.get(ref)
         if order is None:
-            header = {name: row.values.get(name) for name in self.order_fields}
+            values = row.values
+            header = {name: values[name] for name in self.order_fields if values.get(name)}
             order = self.orders[ref] = OrderIn(ref, header)
         else:
             _check_agrees(order, row, self.order_fields)
@@ -295,28 +307,19 @@ class Grouper:
     def _line(self, row: Row) -> LineIn | None:
         values = row.values
         code, name = values.get("product_code"), values.get("product_name")
-        line_ref = values.get("line_ref")
-        discount = values.get("discount") or Decimal("0")
-        if line_ref:
-            identity = key = line_ref
-        else:
-            key = code or name
-            price = values.get("unit_price") or values.get("sales")
-            identity = f"{key}|{values['quantity']}|{price}|{discount}"
-        first = self._seen.setdefault((row.order_ref or "", identity), row.number)
-        if first != row.number:
-            row.refuse(f"duplicate of row {first}")
-            return None
+        discount = (values.get("discount") or Decimal("0")).quantize(CENT)
+        discount = self._discounts.setdefault(discount, discount)
         self.products.setdefault(code or name, (values.get("category"), values.get("sub_category")))
         return LineIn(
             row=row,
-            key=key,
+            key=values.get("line_ref") or code or name,
             product_code=code,
             product_name=name,
             quantity=values["quantity"],
             unit_price=values.get("unit_price"),
             sales=values.get("sales"),
-            discount_pct=discount.quantize(CENT),
+            discount_pct=discount,
+            by_id=bool(values.get("line_ref")),
         )
 
 
@@ -337,8 +340,27 @@ def _shown(value: Any) -> str:
     return value.isoformat() if isinstance(value, date) else repr(value)
 
 
+def drop_duplicates(order: OrderIn) -> None:
+    """Refuse a line repeated within its order: the same line id, or (without one) the same
+    product, quantity, price and discount as an earlier row."""
+    first: dict[Any, Row] = {}
+    kept = []
+    for line in order.lines:
+        identity: Any = line.key
+        if not line.by_id:
+            price = line.unit_price if line.unit_price is not None else line.sales
+            identity = (line.key, line.quantity, price, line.discount_pct)
+        seen = first.setdefault(identity, line.row)
+        if seen is line.row:
+            kept.append(line)
+        else:
+            line.row.refuse(f"duplicate of row {seen.number}")
+    order.lines = kept
+
+
 def number_line_keys(order: OrderIn) -> None:
     """Make the lines' keys unique within the order (a product twice: ``code``, ``code~2``)."""
+    drop_duplicates(order)
     seen: dict[str, int] = {}
     for line in order.lines:
         count = seen[line.key] = seen.get(line.key, 0) + 1
