@@ -50,6 +50,9 @@ class CellProblem(ValueError):
 
 
 def _text(value: Any) -> str | None:
+    if type(value) is str:  # the common case first: CSV cells and most workbook text
+        text = value.strip()
+        return sys.intern(text) if 0 < len(text) <= 80 else (text or None)
     if value is None:
         return None
     if isinstance(value, float) and value.is_integer():
@@ -75,6 +78,9 @@ def _date(value: Any) -> date | None:
     text = _text(value)
     if text is None:
         return None
+    known = _DATES.get(text)
+    if known is not None:
+        return known
     head = re.split(r"[ T]", text, maxsplit=1)[0]
     known = _DATES.get(head)
     if known is not None:
@@ -85,12 +91,18 @@ def _date(value: Any) -> date | None:
         except ValueError:
             continue
         if len(_DATES) < 100_000:
-            _DATES[head] = parsed = _DATES.setdefault(parsed, parsed)
+            _DATES[head] = _DATES[text] = parsed = _DATES.setdefault(parsed, parsed)
         return parsed
     raise CellProblem(f"{text!r} is not a date")
 
 
+_PLAIN_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+_NOT_IN_NUMBERS = re.compile(r"[\s$€£%]")
+
+
 def _decimal(value: Any) -> Decimal | None:
+    if type(value) is str and _PLAIN_NUMBER.fullmatch(value):
+        return Decimal(value)
     if isinstance(value, bool):
         raise CellProblem(f"{value!r} is not a number")
     if isinstance(value, int):
@@ -100,7 +112,7 @@ def _decimal(value: Any) -> Decimal | None:
     text = _text(value)
     if text is None:
         return None
-    cleaned = re.sub(r"[\s$€£%]", "", text)
+    cleaned = _NOT_IN_NUMBERS.sub("", text)
     if "," in cleaned and "." in cleaned:
         thousands = "," if cleaned.rfind(".") > cleaned.rfind(",") else "."
         cleaned = cleaned.replace(thousands, "").replace(",", ".")

@@ -62,7 +62,7 @@ def require_import(actor: Actor) -> None:
 def _records(run_id: int, entity: str, rows: Sequence[tuple[int, str, int, str | None]]) -> None:
     if rows:
         db.session.execute(
-            insert(ImportRecord),
+            insert(ImportRecord.__table__),
             [
                 {
                     "run_id": run_id,
@@ -108,7 +108,7 @@ def insert_master(run_id: int, model: type, new: Sequence[NewRecord]) -> None:
             for warehouse_id in warehouses
         ]
         if levels:
-            db.session.execute(insert(StockLevel), levels)
+            db.session.execute(insert(StockLevel.__table__), levels)
 
 
 def insert_orders(run_id: int, source: str, orders: Sequence[NewOrder]) -> list[str]:
@@ -137,7 +137,7 @@ def insert_orders(run_id: int, source: str, orders: Sequence[NewOrder]) -> list[
         for line_no, line in enumerate(order.lines, start=1)
     ]
     if line_rows:
-        db.session.execute(insert(OrderLine), [_line_row(row) for row in line_rows])
+        db.session.execute(insert(OrderLine.__table__), [_line_row(row) for row in line_rows])
     _records(run_id, "sales_order", [(order_id, "created", 1, None) for order_id in ids])
     return numbers
 
