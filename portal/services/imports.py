@@ -190,7 +190,7 @@ def import_orders(
         with unit_of_work():
             insert_master(run.id, Customer, catalog.new_customers())
             insert_master(run.id, Product, catalog.new_products())
-    counts = _write(grouper.orders, catalog, today, run, actor, options, progress)
+    counts = _write(grouper.orders, rows, catalog, today, run, actor, options, progress)
     counts |= {
         "rows": len(rows),
         "rows_refused": sum(row.outcome == "refused" for row in rows),
@@ -347,6 +347,7 @@ def _wanted(
 
 def _write(
     orders: Mapping[str, OrderIn],
+    rows: list[Row],
     catalog: Catalog,
     today: date,
     run: ImportRun | None,
@@ -359,8 +360,8 @@ def _write(
     file's orders are let go once written, so memory does not grow with the chunks."""
     counts = dict.fromkeys(COUNTED, 0)
     refs = list(orders)
-    total = sum(len(order.rows) for order in orders.values())
-    done = 0
+    total = len(rows)
+    done = total - sum(len(order.rows) for order in orders.values())  # refused on reading
     step = max(1, options.chunk_size)
     source = f"import:{run.file_name if run else ''}"[:120]
     for start in range(0, len(refs), step):

@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -47,6 +47,7 @@ class PortalServer:
     database_url: str
     log_path: Path
     process: subprocess.Popen
+    env: dict[str, str] = field(default_factory=dict)  # the server's, for a worker beside it
 
     def log_tail(self, lines: int = LOG_TAIL) -> str:
         """The last lines of the server's output, without the requests for static files."""
@@ -142,7 +143,7 @@ def portal_server(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = PortalServer(f"http://127.0.0.1:{port}", e2e_database, log_path, process)
+    server = PortalServer(f"http://127.0.0.1:{port}", e2e_database, log_path, process, env)
     try:
         _wait_until_up(server)
         yield server
