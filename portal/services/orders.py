@@ -58,6 +58,7 @@ class OrderService(RecordService[SalesOrder]):
         "currency",
         "notes",
         "status",
+        "external_ref",
     )
     editable = (
         "customer_po",
