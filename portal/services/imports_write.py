@@ -78,10 +78,27 @@ def _records(run_id: int, entity: str, rows: Sequence[tuple[int, str, int, str |
 
 
 def _insert_returning_ids(model: type, rows: list[dict[str, Any]]) -> list[int]:
-    statement = insert(model.__table__).returning(
-        model.__table__.c.id, sort_by_parameter_order=True
-    )
-    return list(db.session.execute(statement, rows).scalars())
+    """Insert ``rows`` of ``model``; their ids, in order.
+
+    On PostgreSQL the ids come from the table's sequence first (one statement, as
+    ``base.assign_ids`` does), so the rows go in as one pipelined executemany of a short
+    statement; elsewhere an ``INSERT … RETURNING`` in parameter order.
+    """
+    table = model.__table__
+    sess = db.session
+    if sess.get_bind().dialect.name == "postgresql":
+        sequence = func.pg_get_serial_sequence(table.name, "id")
+        ids = sorted(
+            sess.execute(
+                select(func.nextval(sequence)).select_from(func.generate_series(1, len(rows)))
+            ).scalars()
+        )
+        sess.execute(
+            insert(table), [{**row, "id": new_id} for row, new_id in zip(rows, ids, strict=True)]
+        )
+        return ids
+    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    return list(sess.execute(statement, rows).scalars())
 
 
 def insert_master(run_id: int, model: type, new: Sequence[NewRecord]) -> None:
