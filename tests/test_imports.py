@@ -171,10 +171,22 @@ def test_an_import_whose_order_moved_on_cannot_be_undone(clean_db, tmp_path: Pat
     with pytest.raises(ConflictError, match=f"1 of its orders moved on since .{open_order.number}"):
         imports.undo(result.run_id, CLI)
     assert db.session.scalar(select(func.count()).select_from(SalesOrder)) == 3
+    line_changed = _import(write_xlsx(tmp_path / "other.xlsx", LINE_HEADERS, LINE_ROWS[:1]))
+    assert line_changed.counts["orders_unchanged"] == 1
+    a1 = db.session.scalar(select(SalesOrder).where(SalesOrder.external_ref == "US-A1"))
+    orders_lines = db.session.scalars(select(OrderLine).where(OrderLine.order_id == a1.id))
+    edited = next(iter(orders_lines))
+    from portal.services.base import save_versioned
+
+    edited.discount_pct = Decimal("5.00")  # a line changed (as an amendment would)
+    save_versioned(db.session, [edited], ["discount_pct"])
+    db.session.commit()
+    with pytest.raises(ConflictError, match=f"2 of its orders moved on since .{a1.number}"):
+        imports.undo(result.run_id, CLI)
     # and a re-import leaves the order the portal changed as it is, saying so
     again = _import(tmp_path / "orders.xlsx")
     refused = [row for row in again.rows if row.outcome == "refused"]
-    assert [row.number for row in refused] == [5]
+    assert [row.number for row in refused] == [2, 3, 5]  # US-A1's line and US-C3 changed
     assert "changed since its import; left as it is" in refused[0].reason
 
 

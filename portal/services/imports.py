@@ -43,6 +43,7 @@ from portal.services.imports_plan import (
     differences,
     existing_orders,
     imported_versions,
+    lines_moved_on,
     product_of,
     resolve_customers,
     resolve_products,
@@ -287,6 +288,7 @@ def _plan(orders: Mapping[str, OrderIn], catalog: Catalog, today: date) -> Plan:
     plan = Plan()
     stored = existing_orders([ref for ref, order in orders.items() if not order.refused])
     versions = imported_versions([order.id for order in stored.values()])
+    lines_changed = lines_moved_on(list(versions))
     for ref, order in orders.items():
         wanted = None if order.refused else _wanted(order, catalog, today)
         if wanted is None:
@@ -301,7 +303,7 @@ def _plan(orders: Mapping[str, OrderIn], catalog: Catalog, today: date) -> Plan:
         changes, line_changes, missing = differences(found, header, lines)
         if not changes and not line_changes and not missing:
             plan.unchanged.append(order)
-        elif versions.get(found.id) != found.version:
+        elif versions.get(found.id) != found.version or found.id in lines_changed:
             why = "was not imported" if found.id not in versions else "changed since its import"
             order.refused = f"order {ref} ({found.number}) {why}; left as it is"
             plan.refused.append(order)

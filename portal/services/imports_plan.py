@@ -302,6 +302,37 @@ def imported_versions(order_ids: Sequence[int]) -> dict[int, int]:
     return versions
 
 
+def lines_moved_on(order_ids: Sequence[int]) -> set[int]:
+    """Orders (created by an import) with a line whose version is not the one the last import
+    left: 1 for a line an import created, else the version its last update recorded."""
+    moved: set[int] = set()
+    for start in range(0, len(order_ids), IN_CHUNK):
+        chunk = order_ids[start : start + IN_CHUNK]
+        lines = db.session.execute(
+            select(OrderLine.order_id, OrderLine.id, OrderLine.version).where(
+                OrderLine.order_id.in_(chunk)
+            )
+        ).all()
+        changed = [(order_id, line_id) for order_id, line_id, version in lines if version != 1]
+        if not changed:
+            continue
+        recorded = dict(
+            db.session.execute(
+                select(ImportRecord.entity_id, func.max(ImportRecord.version))
+                .where(
+                    ImportRecord.entity == "order_line",
+                    ImportRecord.entity_id.in_([line_id for _, line_id in changed]),
+                )
+                .group_by(ImportRecord.entity_id)
+            ).all()
+        )
+        versions = {line_id: version for _, line_id, version in lines}
+        moved.update(
+            order_id for order_id, line_id in changed if recorded.get(line_id) != versions[line_id]
+        )
+    return moved
+
+
 def differences(
     order: SalesOrder, header: Mapping[str, Any], lines: Mapping[str, dict[str, Any]]
 ) -> tuple[dict[str, Any], dict[int, dict[str, Any]], list[str]]:

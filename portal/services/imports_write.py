@@ -32,7 +32,13 @@ from portal.models import (
 from portal.services import audit, numbering
 from portal.services.actor import Actor
 from portal.services.base import ConflictError, PermissionDenied, save_versioned, unit_of_work
-from portal.services.imports_plan import HEADER_FIELDS, LINE_FIELDS, NewRecord
+from portal.services.imports_plan import (
+    HEADER_FIELDS,
+    LINE_FIELDS,
+    NewRecord,
+    imported_versions,
+    lines_moved_on,
+)
 
 
 @dataclass
@@ -227,13 +233,9 @@ def undo(run_id: int, actor: Actor) -> dict[str, int]:
             state = "does not exist" if run is None else f"is {run.status}"
             raise ConflictError(f"import {run_id} {state}; only a finished import can be undone")
         records = list(sess.scalars(select(ImportRecord).where(ImportRecord.run_id == run_id)))
-        orders = {r.entity_id: r for r in records if r.entity == "sales_order"}
-        current = dict(
-            sess.execute(
-                select(SalesOrder.id, SalesOrder.version).where(SalesOrder.id.in_(list(orders)))
-            ).all()
+        moved = _moved_on(
+            run_id, sorted({r.entity_id for r in records if r.entity == "sales_order"})
         )
-        moved = [oid for oid, record in orders.items() if current.get(oid) != record.version]
         if moved:
             numbers = sess.scalars(select(SalesOrder.number).where(SalesOrder.id.in_(moved[:5])))
             raise ConflictError(
@@ -244,6 +246,28 @@ def undo(run_id: int, actor: Actor) -> dict[str, int]:
         run.status = "undone"
         audit.record(actor, "import_run", run.id, "undo", detail={"file": run.file_name, **counts})
     return counts
+
+
+def _moved_on(run_id: int, order_ids: Sequence[int]) -> list[int]:
+    """The run's orders that moved on since: changed in the portal (a version of the order or
+    of a line that no import left), or touched by a later import that still stands."""
+    current = dict(
+        db.session.execute(
+            select(SalesOrder.id, SalesOrder.version).where(SalesOrder.id.in_(order_ids))
+        ).all()
+    )
+    left = imported_versions(order_ids)
+    moved = {order_id for order_id in order_ids if current.get(order_id) != left.get(order_id)}
+    moved |= lines_moved_on(order_ids)
+    later = select(ImportRecord.entity_id).join(ImportRun, ImportRun.id == ImportRecord.run_id)
+    later = later.where(
+        ImportRecord.entity == "sales_order",
+        ImportRecord.entity_id.in_(order_ids),
+        ImportRecord.run_id > run_id,
+        ImportRun.status == "done",
+    )
+    moved.update(db.session.scalars(later))
+    return sorted(moved)
 
 
 def _undo_records(records: Sequence[ImportRecord]) -> dict[str, int]:
@@ -291,6 +315,10 @@ def _restore_updates(records: Sequence[ImportRecord]) -> int:
     with sess.no_autoflush:
         save_versioned(sess, loaded_orders, HEADER_FIELDS)
         save_versioned(sess, loaded_lines, LINE_FIELDS)
+    # the versions the undo leaves are an import's too: what came before moves on from here
+    run_id = records[0].run_id if records else 0
+    _records(run_id, "sales_order", [(o.id, "restored", o.version, None) for o in loaded_orders])
+    _records(run_id, "order_line", [(ln.id, "restored", ln.version, None) for ln in loaded_lines])
     return len(loaded_orders)
 
 
