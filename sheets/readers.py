@@ -51,13 +51,16 @@ class Table:
 
 
 def check_suffix(path: Path) -> str:
-    """The file's suffix (lower case), or :class:`ReadError` naming the supported ones."""
+    """The file's suffix (lower case), or :class:`ReadError` naming the supported ones (or
+    saying the file is not there)."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise ReadError(
             f"{path.name}: cannot read {suffix or 'files without a suffix'}; "
             f"supported: {' '.join(SUPPORTED_SUFFIXES)}"
         )
+    if not path.is_file():
+        raise ReadError(f"{path.name}: no such file")
     return suffix
 
 

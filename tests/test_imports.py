@@ -294,6 +294,8 @@ def test_the_cli_says_what_is_wrong_in_one_line(app, clean_db, tmp_path: Path) -
     assert outcome.output.strip() == (
         "Error: orders.pdf: cannot read .pdf; supported: .xlsx .xlsm .xls .xlsb .ods .csv"
     )
+    missing = runner.invoke(args=["import", "orders", str(tmp_path / "gone.csv")])
+    assert missing.output.strip() == "Error: gone.csv: no such file"
     path = write_xlsx(tmp_path / "o.xlsx", ["Order ID", "Qty"], [["A", 1]])
     outcome = runner.invoke(args=["import", "orders", str(path), "--preset", "superstore"])
     assert outcome.output.strip().splitlines() == [

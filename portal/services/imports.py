@@ -168,7 +168,7 @@ def _group(
         rows.append(row)
     for order in grouper.orders.values():
         number_line_keys(order)
-    attach_cancellations(grouper.orders, grouper.cancellations, options.cancel_prefix)
+    attach_cancellations(grouper.orders, grouper.cancellations, options.cancel_prefix, today)
     return rows, grouper
 
 

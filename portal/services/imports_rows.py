@@ -381,7 +381,10 @@ def number_line_keys(order: OrderIn) -> None:
 
 
 def attach_cancellations(
-    orders: Mapping[str, OrderIn], cancellations: Sequence[Row], cancel_prefix: str | None
+    orders: Mapping[str, OrderIn],
+    cancellations: Sequence[Row],
+    cancel_prefix: str | None,
+    today: date,
 ) -> None:
     """Apply each cancellation row to a line of the order it refers to, or refuse it.
 
@@ -410,7 +413,7 @@ def attach_cancellations(
             row.refuse(f"cancels {wanted} of {code}, which no earlier order of this file has left")
             continue
         order, line = target
-        if _status_of(order.header) in SHIPPED_STATUSES:
+        if status_for(order.header, today) in SHIPPED_STATUSES:
             line.returned += wanted
             row.outcome, row.reason = "pending", f"return of {wanted} on order {order.ref}"
         else:
@@ -431,10 +434,6 @@ def _find_line(
             if (line.product_code or line.product_name) == code and left >= wanted:
                 return order, line
     return None
-
-
-def _status_of(header: Mapping[str, Any]) -> str:
-    return status_for(header, date.today())
 
 
 def status_for(header: Mapping[str, Any], today: date) -> str:
