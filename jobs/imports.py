@@ -79,7 +79,7 @@ def run_import(upload_id: str) -> dict[str, Any]:
     """Import the upload's orders as the user who asked; write the result workbook."""
     from portal.actors import actor_for_user
     from portal.extensions import appbuilder
-    from portal.services.imports_fields import CANCEL_PREFIX, DEFAULT_STATUS
+    from portal.services.imports_fields import CANCEL_PREFIX, DEFAULT_STATUS, returned_orders
     from sheets.readers import read_table
     from sheets.result_book import write_result
 
@@ -108,6 +108,7 @@ def run_import(upload_id: str) -> dict[str, Any]:
         settings["mapping"],
         cancel_prefix=CANCEL_PREFIX.get(preset),
         default_status=DEFAULT_STATUS.get(preset),
+        returned_orders=returned_orders(preset, path),
     )
     try:
         result = imports.import_orders(path, table(), actor, options, progress)

@@ -191,7 +191,7 @@ def _common(command: Callable[..., Any]) -> Callable[..., Any]:
 def import_orders(no_new_customers: bool, no_new_products: bool, **options: Any) -> None:
     """Import order history: one row per order line (or per order), grouped into orders."""
     from portal.services import imports
-    from portal.services.imports_fields import CANCEL_PREFIX, DEFAULT_STATUS
+    from portal.services.imports_fields import CANCEL_PREFIX, DEFAULT_STATUS, returned_orders
 
     def work(path: Path, table: Any, mapping: dict[str, str], actor: Any, bar: Any) -> Any:
         settings = imports.ImportOptions(
@@ -201,6 +201,7 @@ def import_orders(no_new_customers: bool, no_new_products: bool, **options: Any)
             new_products=not no_new_products,
             cancel_prefix=CANCEL_PREFIX.get(options["preset"] or ""),
             default_status=DEFAULT_STATUS.get(options["preset"] or ""),
+            returned_orders=returned_orders(options["preset"], path),
         )
         return imports.import_orders(path, table, actor, settings, bar)
 

@@ -83,6 +83,13 @@ def test_superstore_imports_every_line_as_the_file_has_it_and_again_changes_noth
     for ref, given in by_order.items():  # every order's total, to the cent per line
         expected = sum(_money(row["Sales"]) for row in given)
         assert abs(orders[ref].total - expected) <= Decimal("0.006") * len(given), ref
+    returned = {row["Order ID"] for row in _sheet(path, "Returns") if row["Returned"] == "Yes"}
+    assert returned and all(
+        line.qty_returned == line.quantity for ref in returned for line in orders[ref].lines
+    )
+    assert not any(
+        line.qty_returned for ref in set(orders) - returned for line in orders[ref].lines
+    )
     categories = dict(db.session.execute(select(Product.sku, Product.category)).all())
     assert categories["FUR-BO-10001798"] == "Furniture"
 

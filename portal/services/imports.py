@@ -57,6 +57,7 @@ from portal.services.imports_rows import (
     attach_cancellations,
     check_row,
     line_prices,
+    mark_returned,
     number_line_keys,
     parse_row,
 )
@@ -87,6 +88,7 @@ class ImportOptions:
     new_products: bool = True
     cancel_prefix: str | None = None
     default_status: str | None = None
+    returned_orders: frozenset[str] = frozenset()  # order ids a returns list names
     chunk_size: int = 1000
     today: date | None = None
 
@@ -169,6 +171,7 @@ def _group(
     for order in grouper.orders.values():
         number_line_keys(order)
     attach_cancellations(grouper.orders, grouper.cancellations, options.cancel_prefix, today)
+    mark_returned(grouper.orders, options.returned_orders, today)
     return rows, grouper
 
 

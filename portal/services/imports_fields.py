@@ -150,6 +150,8 @@ PRESETS: dict[str, dict[str, str]] = {
 NORTHWIND_SHEETS = ("Orders", "Orders Details")
 # invoice-lines: an invoice number with this prefix cancels lines of an earlier invoice
 CANCEL_PREFIX = {"invoice-lines": "C"}
+# superstore: the workbook's "Returns" sheet lists the orders that came back (Returned = Yes)
+RETURNS_SHEETS = {"superstore": ("Returns", "Order ID", "Returned")}
 # a preset's status for rows whose file has none: an invoice line is a sale already invoiced
 DEFAULT_STATUS = {"invoice-lines": "invoiced"}
 
@@ -259,3 +261,28 @@ def header_row(kind: str, first_rows: Sequence[Sequence[Any]]) -> int:
     from sheets.mapping import find_header_row
 
     return find_header_row(first_rows, field_choices(kind), max_scan=SAMPLE_ROWS)
+
+
+def returned_orders(preset: str | None, path: Path) -> frozenset[str]:
+    """The order ids the preset's returns sheet of ``path`` lists (none without one)."""
+    from sheets.readers import ReadError, read_table, sheet_names
+
+    spec = RETURNS_SHEETS.get(preset or "")
+    if spec is None or path.suffix.lower() == ".csv":
+        return frozenset()
+    sheet, order_column, flag_column = spec
+    try:
+        if sheet not in sheet_names(path):
+            return frozenset()
+        table = read_table(path, sheet)
+    except ReadError:
+        return frozenset()
+    if order_column not in table.headers:
+        return frozenset()
+    order = table.headers.index(order_column)
+    flag = table.headers.index(flag_column) if flag_column in table.headers else None
+    return frozenset(
+        str(cells[order]).strip()
+        for _, cells in table.rows
+        if cells[order] and (flag is None or str(cells[flag]).strip().lower() in ("yes", "y"))
+    )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -421,6 +421,16 @@ def attach_cancellations(
             row.outcome, row.reason = "pending", f"cancellation of {wanted} on order {order.ref}"
         row.order_ref = order.ref
         order.rows.append(row)
+
+
+def mark_returned(orders: Mapping[str, OrderIn], refs: Iterable[str], today: date) -> None:
+    """The orders a returns list names (Superstore's "Returns" sheet) came back whole: every
+    shipped unit of theirs is returned."""
+    for ref in refs:
+        order = orders.get(ref)
+        if order is not None and status_for(order.header, today) in SHIPPED_STATUSES:
+            for line in order.lines:
+                line.returned = line.quantity - line.cancelled
 
 
 def _find_line(

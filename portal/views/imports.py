@@ -33,6 +33,7 @@ from portal.services.imports_fields import (
     check_mapping,
     header_row,
     preset_mapping,
+    returned_orders,
     suggest,
 )
 from portal.views.base import has_access_audited
@@ -108,6 +109,7 @@ class ImportView(BaseView):
                 dry_run=True,
                 cancel_prefix=CANCEL_PREFIX.get(preset),
                 default_status=DEFAULT_STATUS.get(preset),
+                returned_orders=returned_orders(preset, path),
             )
             page["dry_run"] = imports.import_orders(path, table, current_actor("web"), options)
         except (MappingProblem, ServiceError) as problem:
