@@ -110,10 +110,49 @@ def detect_encoding(sample: bytes) -> str:
     except UnicodeDecodeError as error:
         if error.start >= len(sample) - 3:  # a character cut at the sample's end
             return "utf-8"
+    return _guess(sample)
+
+
+WESTERN = ("cp1252", "latin_1", "iso8859_15")
+
+
+def _guess(data: bytes) -> str:
+    """charset-normalizer's guess for bytes that are not UTF-8. A few accented letters in
+    much plain text fit many code pages equally well: of those that fit best, a Western
+    European one (the usual spreadsheet export) wins; nothing fits: Latin-1."""
     from charset_normalizer import from_bytes
 
-    best = from_bytes(sample).best()
-    return best.encoding if best is not None else "latin-1"
+    matches = from_bytes(data)
+    best = matches.best()
+    if best is None:
+        return "latin-1"
+    fitting = [match for match in matches if match.chaos <= best.chaos + 0.01]
+    for name in WESTERN:  # the same text as a fitting code page gives: that one is as good
+        try:
+            text = data.decode(name)
+        except UnicodeDecodeError:
+            continue
+        if any(match.encoding == name or str(match) == text for match in fitting):
+            return name
+    return best.encoding
+
+
+def file_encoding(handle: Any) -> str:
+    """The encoding of an open binary file: :func:`detect_encoding` of its first bytes; when
+    those are plain ASCII, the rest is checked as UTF-8 block by block, and the first block
+    that is not UTF-8 decides (an export whose first accented name comes late)."""
+    sample = handle.read(SNIFF_BYTES)
+    encoding = detect_encoding(sample)
+    if encoding == "utf-8" and sample.isascii():
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as error:
+                encoding = _guess(block[max(0, error.start - 4096) : error.start + 4096])
+                break
+    handle.seek(0)
+    return encoding
 
 
 def sniff_delimiter(text: str) -> str:
@@ -132,8 +171,8 @@ def _csv_rows(path: Path) -> Iterator[list[Any]]:
     except FileNotFoundError:
         raise ReadError(f"{path.name}: no such file") from None
     with handle:
+        encoding = file_encoding(handle)
         sample = handle.read(SNIFF_BYTES)
-        encoding = detect_encoding(sample)
         handle.seek(0)
         text = io.TextIOWrapper(handle, encoding=encoding, errors="strict", newline="")
         try:
