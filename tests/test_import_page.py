@@ -111,3 +111,22 @@ def test_only_specialists_and_admins_see_the_import_page(clean_db) -> None:
         answer = login(clean_db, user).get("/import/")
         assert (answer.status_code == 200) is allowed, user
     assert login(clean_db, "specialist").get("/import/AAAAAAAAAAAAAAAAAAAA/").status_code == 404
+
+
+def test_the_teams_order_id_is_shown_and_searchable(clean_db, tmp_path) -> None:
+    from portal.services import imports
+    from portal.services.base import Actor
+    from portal.services.imports_fields import preset_mapping
+    from sheets.readers import read_table
+
+    path = write_xlsx(tmp_path / "orders.xlsx", LINE_HEADERS, LINE_ROWS)
+    table = read_table(path)
+    options = imports.ImportOptions(preset_mapping("superstore", table.headers))
+    imports.import_orders(path, table, Actor.system("system:cli"), options)
+    order = db.session.scalar(select(SalesOrder).where(SalesOrder.external_ref == "DE-B2"))
+    client = login(clean_db, "specialist")
+    found = client.get("/salesorderview/list/?_flt_0_external_ref=DE-B2").get_data(as_text=True)
+    assert order.number in found and "US-A1" not in found
+    shown = client.get(f"/salesorderview/show/{order.id}").get_data(as_text=True)
+    for text in ("Team&#39;s order id", "DE-B2", "Shipped on", "2024-02-14", "import:orders.xlsx"):
+        assert text in shown, text

@@ -71,8 +71,10 @@ class SalesOrderApi(ServiceResourceApi):
         "hold_reasons",
         "revision",
         "version",
+        "external_ref",
     ]
     show_columns = [*list_columns, "notes", "created_at", "updated_at"]
+    show_columns += ["source", "ship_date", "delivered_date", "ship_mode", "ship_to_text"]
     add_columns = [
         "customer_id",
         "customer_po",
