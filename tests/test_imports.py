@@ -283,6 +283,12 @@ def test_the_cli_imports_reports_every_bad_row_and_writes_the_result_workbook(
         [row["outcome"], row["reason"]] for row in report["rows"]
     ]
     assert [line[:2] for line in book[1:]] == [row[:2] for row in rows]
+    undo = app.test_cli_runner().invoke(args=["import", "undo", str(report["import_id"])])
+    assert undo.output.strip() == (
+        f"import {report['import_id']} undone: orders removed 1, orders restored 0, "
+        "customers removed 0, products removed 0"
+    )
+    assert db.session.scalar(select(func.count()).select_from(SalesOrder)) == 0
 
 
 def test_the_cli_says_what_is_wrong_in_one_line(app, clean_db, tmp_path: Path) -> None:
