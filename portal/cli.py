@@ -191,6 +191,10 @@ LAZY_COMMANDS = {
     "db": ("flask_migrate.cli:db", "Perform database migrations."),
     "sheets": ("portal.sync.cli:sheets", "Spreadsheet trackers and their two-way sync."),
     "stock": ("portal.stock_cli:stock", "Stock: goods receipts."),
+    "import": (
+        "portal.imports_cli:import_group",
+        "Import a team's files: order history, customers, products, stock.",
+    ),
 }
 PLUGIN_HELP = {  # the short help of Flask plugins' commands (entry points), read without them
     "fab": "FAB flask group commands",

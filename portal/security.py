@@ -56,6 +56,7 @@ BACKORDERS = "Backorder"
 RETURNS = "ReturnAuthorization"
 NOTIFICATIONS = "Notification"
 RECEIPTS = "StockReceipt"  # goods receipts (portal.services.receipts.RECEIPT_VIEW)
+IMPORTS = "OrderImport"  # the Import page (Specialists and Admins; docs/import.md)
 
 BUSINESS_RECORDS = (
     ORDERS,
@@ -174,7 +175,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
     SPECIALIST: frozenset(
         SELF_SERVICE
         | _grant("read", (*BUSINESS_RECORDS, *FINANCE_RECORDS))
-        | _grant("write", (*SPECIALIST_WRITES, *FINANCE_RECORDS))
+        | _grant("write", (*SPECIALIST_WRITES, *FINANCE_RECORDS, IMPORTS))
         | _grant("read", SYNC_RECORDS)
         | _grant("work", (TRACKER_WORK,))
         | _grant("write", (ATTACH,))

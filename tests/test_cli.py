@@ -20,6 +20,7 @@ TOP_COMMANDS = {
     "demo",
     "enqueue",
     "fab",
+    "import",
     "roles",
     "run",
     "scheduler",

@@ -1,18 +1,27 @@
 """The actions on a ``sales_order``: the REST API's (``confirm``, ``allocate``, ``cancel``,
-``amend``, ``release``, ``convert``, ``approve_price``) and the HTML forms' (the amendment
-form, invoicing the shipments); shipping from the order page is in :mod:`.shipments`."""
+``amend``, ``release``, ``convert``, ``approve_price``, and ``bulk``: many new orders) and
+the HTML forms' (the amendment form, invoicing the shipments); shipping from the order page
+is in :mod:`.shipments`."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any
 
+from marshmallow import ValidationError
+
 from portal.actions import Action
 from portal.actions.forms import AmendForm
-from portal.actions.schemas import AmendInput, CancelInput, PriceOverrideInput, ReasonInput
+from portal.actions.schemas import (
+    AmendInput,
+    BulkOrderInput,
+    CancelInput,
+    PriceOverrideInput,
+    ReasonInput,
+)
 from portal.models import OrderLine, SalesOrder
-from portal.services import changes, fulfillment, invoices, lifecycle
-from portal.services.base import Actor
+from portal.services import changes, fulfillment, invoices, lifecycle, limits, orders_bulk
+from portal.services.base import Actor, ServiceError
 
 
 def _line(order: SalesOrder, line_id: int) -> OrderLine:
@@ -76,3 +85,30 @@ APPROVE_PRICE = Action(
 # The HTML forms'
 AMEND_FORM = replace(AMEND, schema=AmendForm)
 INVOICE = Action("invoice", SalesOrder, lambda o, a, b: invoices.invoice_pending(o, a))
+
+
+def _bulk(_: None, actor: Actor, body: dict[str, Any]) -> list[orders_bulk.BulkItem]:
+    """Load each item with its schema (its errors kept), then create the good ones."""
+    raw = body.get("orders")
+    if not isinstance(raw, list) or not raw:
+        raise ValidationError({"orders": ["must be a non-empty list of orders"]})
+    limits.check_bulk(len(raw), "orders")  # before any per-item work
+    items = []
+    for index, entry in enumerate(raw):
+        item = orders_bulk.BulkItem(index)
+        try:
+            if not isinstance(entry, dict):
+                raise ValidationError({"_schema": ["must be an object"]})
+            limits.check_line_count(len(entry.get("lines") or []))
+            loaded = BulkOrderInput().load(entry)
+            item.lines = loaded.pop("lines")
+            item.header = loaded
+        except ValidationError as error:
+            item.errors = error.messages
+        except ServiceError as error:
+            item.errors = error.field_errors or {"_schema": [error.message]}
+        items.append(item)
+    return orders_bulk.create_orders(items, actor)
+
+
+BULK = Action("bulk", SalesOrder, _bulk, schema=None, body_required=True)

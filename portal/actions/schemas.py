@@ -154,3 +154,19 @@ class ResolveSchema(_Strict):
 class DisputeRejectSchema(_Strict):
     reason = fields.String(required=True, validate=validate.Length(min=1))
     root_cause = fields.String(allow_none=True)
+
+
+class BulkOrderInput(Schema):
+    """One order of ``POST /api/v1/sales_order/bulk``: the header (with the team's own
+    ``external_ref`` and a past ``order_date`` if it has them) and its lines."""
+
+    customer_id = Id(required=True)
+    customer_po = fields.String(allow_none=True, validate=validate.Length(max=40))
+    order_date = fields.Date()
+    requested_date = fields.Date(allow_none=True)
+    ship_to_id = Id(allow_none=True)
+    payment_term_id = Id(allow_none=True)
+    incoterm = fields.String(allow_none=True, validate=validate.Length(max=3))
+    notes = fields.String(allow_none=True, validate=validate.Length(max=4000))
+    external_ref = fields.String(allow_none=True, validate=validate.Length(1, 60))
+    lines = fields.List(fields.Nested(OrderLineInput), load_default=list)

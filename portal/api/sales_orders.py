@@ -18,10 +18,12 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import BadRequest
 
 import portal.security as security
+from portal.actions import perform
 from portal.actions.sales_orders import (
     ALLOCATE,
     AMEND,
     APPROVE_PRICE,
+    BULK,
     CANCEL,
     CONFIRM,
     CONVERT,
@@ -32,7 +34,7 @@ from portal.actors import current_actor
 from portal.api.base import READ_ONLY_ROUTES, ServiceResourceApi, json_body
 from portal.crud import new_values
 from portal.models import SalesOrder
-from portal.services import idempotency, limits, orders
+from portal.services import idempotency, limits, orders, orders_bulk
 from portal.services.base import Actor, ServiceError
 
 ORDER_ACTIONS = {
@@ -43,6 +45,7 @@ ORDER_ACTIONS = {
     "convert": "write",
     "release": "release",
     "approve_price": "override_price",
+    "bulk": "write",
 }
 
 
@@ -68,8 +71,10 @@ class SalesOrderApi(ServiceResourceApi):
         "hold_reasons",
         "revision",
         "version",
+        "external_ref",
     ]
     show_columns = [*list_columns, "notes", "created_at", "updated_at"]
+    show_columns += ["source", "ship_date", "delivered_date", "ship_mode", "ship_to_text"]
     add_columns = [
         "customer_id",
         "customer_po",
@@ -117,6 +122,62 @@ class SalesOrderApi(ServiceResourceApi):
         else:
             idempotency.release(claim)
         return response
+
+    @expose("/bulk", methods=["POST"])
+    @protect()
+    @safe
+    @permission_name("bulk")
+    def bulk(self):
+        """Create up to MAX_BULK_ITEMS orders with their lines in one request; one result per
+        item (201 with id and number, or 422 with its errors); honours ``Idempotency-Key``.
+        ---
+        post:
+          requestBody:
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [orders]
+                  properties:
+                    orders: {type: array, items: {type: object}}
+          responses:
+            200: {description: One result per item, in order}
+            400: {$ref: '#/components/responses/400'}
+            422: {$ref: '#/components/responses/422'}
+        """
+        try:
+            body = json_body(required=True)
+        except BadRequest as error:
+            return self.response_400(message=error.description)
+        key = request.headers.get("Idempotency-Key", "").strip()
+        claim = None
+        if key:
+            if len(key) > 100:
+                return self.response_400(message="Idempotency-Key is longer than 100 characters")
+            fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+            try:
+                claim = idempotency.claim(
+                    key, current_actor("api").user_id, "sales_order.bulk", fingerprint
+                )
+            except ServiceError as error:
+                return self.service_error(error)
+            if claim.replay is not None:
+                status, payload = claim.replay
+                return self.response(status, **payload)
+        outcome = perform(BULK, None, lambda: body, "api")
+        if not outcome.ok:
+            if claim is not None:
+                idempotency.release(claim)
+            return self.response(outcome.status, **outcome.error)
+        results = [orders_bulk.result_of(item) for item in outcome.result]
+        payload = {
+            "created": sum(result["status"] == 201 for result in results),
+            "refused": sum(result["status"] != 201 for result in results),
+            "results": results,
+        }
+        if claim is not None:
+            idempotency.complete(claim, 200, payload)
+        return self.response(200, **payload)
 
     def _create(self, _: None, actor: Actor, body: dict[str, Any]) -> SalesOrder:
         body = dict(body)

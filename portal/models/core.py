@@ -172,6 +172,9 @@ class Customer(Versioned, Model):
     currency: Mapped[str] = mapped_column(String(3), nullable=False, default="USD")
     payment_term_id: Mapped[int | None] = mapped_column(ForeignKey("payment_term.id"))
     price_list_id: Mapped[int | None] = mapped_column(ForeignKey("price_list.id"))
+    # attributes a team's files carry (kept by imports): market segment and sales region
+    segment: Mapped[str | None] = mapped_column(String(40))
+    region: Mapped[str | None] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     # joined: loading a customer brings its terms, which an order's checks and invoices need
     payment_term: Mapped[PaymentTerm | None] = relationship(lazy="joined")
@@ -238,6 +241,8 @@ class Product(Versioned, Model):
     list_price: Mapped[Decimal] = mapped_column(PRICE, nullable=False)
     lead_time_days: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    category: Mapped[str | None] = mapped_column(String(60))
+    sub_category: Mapped[str | None] = mapped_column(String(60))
 
     __table_args__ = (
         CheckConstraint("pack_size >= 1", name="ck_product_pack_size"),
@@ -337,6 +342,11 @@ class SalesOrder(Versioned, Model):
     external_ref: Mapped[str | None] = mapped_column(String(60))
     # where the order came from: "portal", "api", "tracker:<name>", "import:<file>"
     source: Mapped[str | None] = mapped_column(String(120))
+    # history kept as given by an import: when it shipped and arrived, how, and where to
+    ship_date: Mapped[date | None] = mapped_column(Date)
+    delivered_date: Mapped[date | None] = mapped_column(Date)
+    ship_mode: Mapped[str | None] = mapped_column(String(40))
+    ship_to_text: Mapped[str | None] = mapped_column(String(300))
     revision: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(

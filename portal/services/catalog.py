@@ -87,6 +87,8 @@ class CustomerService(RecordService[Customer]):
         "currency",
         "payment_term_id",
         "price_list_id",
+        "segment",
+        "region",
     )
     editable = creatable
 
@@ -137,7 +139,17 @@ class ProductService(RecordService[Product]):
     model = Product
     entity = "product"
     permission_view = "Product"
-    creatable = ("sku", "name", "unit", "pack_size", "list_price", "lead_time_days", "active")
+    creatable = (
+        "sku",
+        "name",
+        "unit",
+        "pack_size",
+        "list_price",
+        "lead_time_days",
+        "active",
+        "category",
+        "sub_category",
+    )
     editable = creatable
 
     def defaults(self) -> dict[str, Any]:

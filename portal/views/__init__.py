@@ -5,6 +5,7 @@ from flask import current_app
 from portal.views.attach import register_attach_views
 from portal.views.core import DashboardView, register_core_views
 from portal.views.finance import register_finance_views
+from portal.views.imports import register_import_views
 from portal.views.notifications import register_notification_views
 from portal.views.orders import register_order_views
 from portal.views.receipts import register_receipt_views
@@ -20,6 +21,7 @@ def register_views() -> None:
     register_notification_views()
     register_core_views()
     register_receipt_views()
+    register_import_views()
     register_finance_views()
     register_work_views()
     register_sync_views()

@@ -143,12 +143,17 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
     order_columns = ["number", "order_date", "requested_date", "status"]
     show_columns = [
         "number",
+        "external_ref",
         "customer",
         "customer_po",
         "order_date",
         "requested_date",
         "promised_date",
+        "ship_date",
+        "delivered_date",
+        "ship_mode",
         "ship_to",
+        "ship_to_text",
         "payment_term",
         "incoterm",
         "currency",
@@ -158,6 +163,7 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
         "notes",
         "total",
         "version",
+        "source",
         "created_at",
         "updated_at",
     ]
@@ -179,12 +185,16 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
         "incoterm",
         "notes",
     ]
-    search_columns = ["number", "customer", "customer_po", "status", "order_date"]
+    search_columns = ["number", "external_ref", "customer", "customer_po", "status", "order_date"]
     base_order = ("id", "desc")
     related_views = [OrderLineView]
     label_columns = {
         "customer_po": "Customer PO",
         "hold_reasons": "Hold reasons",
+        "external_ref": "Team's order id",
+        "ship_date": "Shipped on",
+        "delivered_date": "Delivered on",
+        "ship_to_text": "Ship-to (as imported)",
     }
 
     def _order(self, pk: int) -> SalesOrder:

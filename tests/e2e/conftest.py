@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -47,7 +47,7 @@ class PortalServer:
     database_url: str
     log_path: Path
     process: subprocess.Popen
-    env: dict[str, str] | None = None  # the server's environment (for CLI commands and workers)
+    env: dict[str, str] = field(default_factory=dict)  # the server's (for CLI commands, workers)
 
     def log_tail(self, lines: int = LOG_TAIL) -> str:
         """The last lines of the server's output, without the requests for static files."""
