@@ -201,6 +201,8 @@ class CustomerAddress(Model):
     is_default_ship_to: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     customer: Mapped[Customer] = relationship(back_populates="addresses")
 
+    __table_args__ = (Index("ix_customer_address_customer", "customer_id"),)
+
     @property
     def is_complete(self) -> bool:
         return all((self.line1, self.city, self.postal_code, self.country))

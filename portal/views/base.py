@@ -36,13 +36,14 @@ def run_form_action(
     pk: Any,
     success: Callable[[Any], str],
     read: Callable[[], Mapping[str, Any]] = form_body,
+    category: Callable[[Any], str] | None = None,
 ) -> Outcome:
     """Run ``action`` on record ``pk`` with the submitted form (or ``read()``), through the
     action pipeline, and flash the outcome: ``success(result)`` or the reason.
 
     The pipeline is the REST API's (422 per field, a line not on the record 404, the service's
     refusal with the session rolled back, denials audited). A record that does not exist is
-    the 404 page.
+    the 404 page. ``category(result)`` may flash a success as something else (a warning).
     """
     if pk is not None:
         try:
@@ -50,13 +51,22 @@ def run_form_action(
         except NotFound:
             abort(404)
     outcome = perform(action, pk, read, "web")
-    flash(success(outcome.result) if outcome.ok else outcome.message, outcome.category)
+    if outcome.ok:
+        flash(success(outcome.result), category(outcome.result) if category else "success")
+    else:
+        flash(outcome.message, outcome.category)
     return outcome
 
 
-def record_action(action: Action, pk: Any, success: Callable[[Any], str], endpoint: str):
+def record_action(
+    action: Action,
+    pk: Any,
+    success: Callable[[Any], str],
+    endpoint: str,
+    category: Callable[[Any], str] | None = None,
+):
     """Run ``action`` from a button on the record's page; back to that page either way."""
-    run_form_action(action, pk, success)
+    run_form_action(action, pk, success, category=category)
     return redirect(url_for(endpoint, pk=pk))
 
 

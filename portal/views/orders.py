@@ -56,6 +56,7 @@ from portal.views.base import (
     record_action,
     run_form_action,
 )
+from portal.views.formatting import order_formatters
 
 ORDER_ACTIONS = {
     "confirm": "write",
@@ -112,7 +113,7 @@ SHOW = "SalesOrderView.show"
 
 def _confirmed(order: SalesOrder) -> str:
     if order.status == OrderStatus.ON_HOLD.value:
-        return f"{order.number} is on hold: {order.hold_reasons}"
+        return f"{order.number} is on hold — see the checklist: {order.hold_reasons}"
     return f"{order.number} confirmed, promised for {order.promised_date}"
 
 
@@ -157,7 +158,6 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
         "revision",
         "notes",
         "total",
-        "version",
         "created_at",
         "updated_at",
     ]
@@ -181,11 +181,13 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
     ]
     search_columns = ["number", "customer", "customer_po", "status", "order_date"]
     base_order = ("id", "desc")
-    related_views = [OrderLineView]
     label_columns = {
         "customer_po": "Customer PO",
         "hold_reasons": "Hold reasons",
+        "ship_to": "Ship to",
+        "payment_term": "Payment terms",
     }
+    formatters_columns = order_formatters()
 
     def _order(self, pk: int) -> SalesOrder:
         order = db.session.get(SalesOrder, pk)
@@ -196,7 +198,13 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
     @expose("/confirm/<int:pk>", methods=["POST"])
     @has_access_audited
     def confirm(self, pk: int):
-        return record_action(CONFIRM, pk, _confirmed, SHOW)
+        return record_action(
+            CONFIRM,
+            pk,
+            _confirmed,
+            SHOW,
+            lambda order: "warning" if order.status == OrderStatus.ON_HOLD.value else "success",
+        )
 
     @expose("/allocate/<int:pk>", methods=["POST"])
     @has_access_audited

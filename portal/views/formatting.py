@@ -1,0 +1,44 @@
+"""How the order pages show values: labels not codes, money with its currency and thousands
+separators, one date format, times to the minute, nothing shown for an empty value."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+
+def blank(value: Any) -> Any:
+    """An empty value shows as nothing (never "None")."""
+    return "" if value is None else value
+
+
+def label(value: str | None) -> str:
+    """A code as words: ``on_hold`` → ``on hold``."""
+    return "" if value is None else value.replace("_", " ")
+
+
+def when(value: datetime | date | None) -> str:
+    """A date as YYYY-MM-DD, a time to the minute in UTC."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M UTC")
+    return value.isoformat()
+
+
+def money(value: Decimal | None, currency: str = "USD") -> str:
+    return "" if value is None else f"{currency} {value:,.2f}"
+
+
+def order_formatters() -> dict[str, Callable[[Any], Any]]:
+    """The sales order pages' column formatters."""
+    dates = ("order_date", "requested_date", "promised_date", "created_at", "updated_at")
+    return {
+        **{name: blank for name in ("customer_po", "ship_to", "payment_term", "incoterm")},
+        **{name: blank for name in ("hold_reasons", "notes")},
+        **{name: when for name in dates},
+        "status": label,
+        "total": money,
+    }
