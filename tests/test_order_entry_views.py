@@ -223,3 +223,35 @@ def test_the_order_page_and_entry_endpoints_take_a_bounded_number_of_queries(cle
     assert _queries(client, big_page) <= 40
     assert _queries(client, "/order-entry/") <= 10
     assert _queries(client, quote) <= 10  # sign-in 5, product, customer, price, stock
+
+
+def test_the_order_form_stays_on_the_record_keeps_refused_input_and_lists_own_addresses(
+    clean_db,
+) -> None:
+    data = make_catalog()
+    order = draft(data)
+    other = catalog.customers.create({"code": "C7", "name": "Elsewhere", "credit_limit": 0}, SETUP)
+    foreign = catalog.customer_addresses.create(
+        {
+            "customer_id": other.id,
+            "line1": "7 Far Lane",
+            "city": "Hull",
+            "postal_code": "H1",
+            "country": "GB",
+        },
+        SETUP,
+    )
+    client = login(clean_db, "specialist")
+    url = f"/salesorderview/edit/{order.id}"
+    form = client.get(url).text
+    assert (
+        "1 Dock Street" in form and "7 Far Lane" not in form and f'value="{foreign.id}"' not in form
+    )
+    refused = client.post(
+        url, data={"customer_po": "KEEP-ME", "incoterm": "XYZ", "version": str(order.version)}
+    )
+    assert refused.status_code == 422
+    assert 'value="KEEP-ME"' in refused.text and "must be one of" in refused.text
+    saved = client.post(url, data={"customer_po": "PO-NEW", "version": str(order.version)})
+    assert saved.status_code == 302
+    assert saved.headers["Location"].endswith(f"/salesorderview/show/{order.id}")

@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, g, redirect, request, url_for
 from flask_appbuilder import ModelView, expose, has_access
 from werkzeug.exceptions import Forbidden
 from wtforms import HiddenField
@@ -121,7 +121,27 @@ class ServiceModelView(ModelView):
         try:
             self.service.update(item, changes, current_actor("web"), expected_version)
         except ServiceError as error:
+            g.form_refused = error.status
             raise ServiceRefused(error) from error
+
+    @expose("/edit/<pk>", methods=["GET", "POST"])
+    @has_access
+    def edit(self, pk: Any):
+        """FAB's edit form; after Save the user stays on the record's page, and a save refused
+        for its input (400/422) shows the form again with the input kept and the reason."""
+        widgets = self._edit(pk)
+        status = 200
+        if widgets is None:
+            if g.get("form_refused") not in (400, 422):
+                return redirect(url_for(f"{self.endpoint}.show", pk=pk))
+            widgets = self._get_edit_widget(form=self.edit_form.refresh(request.form))
+            status = 422
+        return self.render_template(
+            self.edit_template,
+            title=self.edit_title,
+            widgets=widgets,
+            related_views=self._related_views,
+        ), status
 
 
 class ReadOnlyModelView(ModelView):

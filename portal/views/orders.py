@@ -38,6 +38,7 @@ from portal.models import (
     Allocation,
     AuditEvent,
     Backorder,
+    CustomerAddress,
     Notification,
     OrderLine,
     OrderStatus,
@@ -188,6 +189,14 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
         "payment_term": "Payment terms",
     }
     formatters_columns = order_formatters()
+
+    def prefill_form(self, form: Any, pk: Any) -> None:
+        """The ship-to picker lists only the order's customer's addresses."""
+        order = self._order(pk)
+        form.ship_to.query_func = lambda: db.session.query(CustomerAddress).filter_by(
+            customer_id=order.customer_id
+        )
+        form.ship_to._object_list = None
 
     def _order(self, pk: int) -> SalesOrder:
         order = db.session.get(SalesOrder, pk)
