@@ -255,3 +255,15 @@ def test_the_order_form_stays_on_the_record_keeps_refused_input_and_lists_own_ad
     saved = client.post(url, data={"customer_po": "PO-NEW", "version": str(order.version)})
     assert saved.status_code == 302
     assert saved.headers["Location"].endswith(f"/salesorderview/show/{order.id}")
+
+
+def test_the_customer_page_shows_its_orders_and_credit_exposure(clean_db) -> None:
+    data = make_catalog()
+    order = draft(data, quantity=100, po="PO-EXP")
+    lifecycle.confirm(order, SETUP)
+    draft(data, quantity=5, po="PO-DRAFT")
+    html = login(clean_db, "specialist").get(f"/customerview/show/{data.customer.id}").text
+    assert order.number in html and "PO-DRAFT" in html
+    assert re.search(r'id="exposure-total"><strong>USD 950.00<', html)
+    assert re.search(r'id="exposure-headroom">USD 9,050.00<', html)
+    assert "Version" not in html

@@ -81,6 +81,11 @@ def _open_exposure_query(customer_id: int | ColumnElement[int]) -> Select:
     )
 
 
+def open_order_value(customer_id: int) -> Decimal:
+    """What a customer's confirmed orders not yet shipped are worth (one query)."""
+    return Decimal(db.session.execute(_open_exposure_query(customer_id)).scalar_one())
+
+
 def _open_value(order: SalesOrder) -> Decimal:
     """What a confirmed ``order`` adds to its customer's open order value."""
     open_units = (line.quantity - line.qty_cancelled - line.qty_shipped for line in order.lines)

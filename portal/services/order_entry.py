@@ -27,7 +27,7 @@ from portal.models import (
     StockLevel,
     Warehouse,
 )
-from portal.services import audit, lifecycle, orders, pricing, units
+from portal.services import audit, invoices, lifecycle, orders, pricing, units
 from portal.services.base import (
     Actor,
     ConflictError,
@@ -170,6 +170,44 @@ def quote_line(customer_id: int | None, product_id: int, quantity: int) -> LineQ
         else pricing.PriceQuote(product.list_price, None, None)
     )
     return LineQuote(product, quantity, price, stock_by_warehouse([product_id])[product_id])
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """A customer's credit exposure: open invoices plus open (confirmed, unshipped) orders."""
+
+    open_invoices: Decimal
+    open_orders: Decimal
+    limit: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.open_invoices + self.open_orders
+
+    @property
+    def headroom(self) -> Decimal:
+        return self.limit - self.total
+
+
+def credit_exposure(customer: Customer) -> Exposure:
+    """What the ``credit_exposure`` check counts for ``customer`` now (two queries)."""
+    return Exposure(
+        invoices.open_balance_for_customer(customer.id),
+        lifecycle.open_order_value(customer.id).quantize(Decimal("0.01")),
+        customer.credit_limit,
+    )
+
+
+def customer_orders(customer_id: int, limit: int = 50) -> list[SalesOrder]:
+    """A customer's latest orders (with their lines, for the totals): two queries."""
+    return list(
+        db.session.execute(
+            select(SalesOrder)
+            .where(SalesOrder.customer_id == customer_id)
+            .order_by(SalesOrder.id.desc())
+            .limit(limit)
+        ).scalars()
+    )
 
 
 @dataclass(frozen=True)

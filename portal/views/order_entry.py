@@ -36,6 +36,7 @@ from portal.extensions import appbuilder, db
 from portal.models import (
     INCOTERMS,
     CreditMemo,
+    Customer,
     Dispute,
     Invoice,
     OrderLine,
@@ -291,6 +292,9 @@ def register_order_entry_views() -> None:
     def _entry_helpers() -> dict[str, Any]:
         return {
             "order_page": order_page,
+            "load_customer": lambda pk: db.session.get(Customer, pk),
+            "customer_exposure": order_entry.credit_exposure,
+            "customer_orders": order_entry.customer_orders,
             "qty_text": units.quantity_text,
             "price_text": units.price_text,
             "requested_status": PriceOverrideStatus.REQUESTED.value,
