@@ -209,6 +209,21 @@ def test_a_price_override_is_requested_then_approved_by_a_supervisor(entry) -> N
         "POST", f"/api/v1/price_override_request/{request_id}/reject", json={"reason": "no"}
     )
     assert twice.status_code == 409
+    cheaper = specialist(
+        "PATCH", f"/api/v1/sales_order/{order.id}/lines/{line.id}", json={"unit_price": "1.00"}
+    )
+    assert cheaper.json["lines"][0]["price_override_by"] is None  # approved 8.10, not 1.00
+    specialist(
+        "PATCH", f"/api/v1/sales_order/{order.id}/lines/{line.id}", json={"unit_price": "8.10"}
+    )
+    assert (
+        supervisor(
+            "POST",
+            f"/api/v1/sales_order/{order.id}/approve_price",
+            json={"line_id": line.id, "reason": "as agreed"},
+        ).status_code
+        == 200
+    )
     lifecycle.confirm(db.session.get(SalesOrder, order.id), SETUP)
     checks = specialist("GET", f"/api/v1/sales_order/{order.id}/checks").json["result"]
     assert len(checks) == 9

@@ -105,8 +105,10 @@ def test_validate_shows_the_checklist_and_a_hold_as_a_warning(clean_db) -> None:
     assert "not run yet: Validate runs it" in before
     assert "Version" not in before and ">None<" not in before
     done = client.post(f"/salesorderview/confirm/{order.id}", follow_redirects=True)
-    kinds = [kind for kind, text in flashes(done.text) if "on hold" in text]
-    assert kinds == ["warning"]
+    held = [(kind, text) for kind, text in flashes(done.text) if "on hold" in text]
+    assert [kind for kind, _ in held] == ["warning"]
+    assert "Customer active, no credit hold: customer C1 is on credit hold" in held[0][1]
+    assert "customer_active" not in held[0][1]
     html = done.text
     assert 'id="order-hold"' in html
     rows = re.findall(r'data-check="(\w+)".*?class="check-result">(\w*)<', html, re.S)

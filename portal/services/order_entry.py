@@ -233,6 +233,17 @@ CHECK_LABELS = {
 }
 
 
+def hold_text(reasons: str | None) -> str:
+    """An order's hold reasons with each check's label instead of its code."""
+    if not reasons:
+        return ""
+    worded = []
+    for reason in reasons.split("; "):
+        name, sep, detail = reason.partition(": ")
+        worded.append(f"{CHECK_LABELS[name]}: {detail}" if sep and name in CHECK_LABELS else reason)
+    return "; ".join(worded)
+
+
 def checklist(order_id: int) -> list[CheckRow]:
     """The nine checks of an order, as last run (one query), in the checklist's order."""
     stored = {

@@ -8,6 +8,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from portal.services import order_entry
+
 
 def blank(value: Any) -> Any:
     """An empty value shows as nothing (never "None")."""
@@ -37,7 +39,8 @@ def order_formatters() -> dict[str, Callable[[Any], Any]]:
     dates = ("order_date", "requested_date", "promised_date", "created_at", "updated_at")
     return {
         **{name: blank for name in ("customer_po", "ship_to", "payment_term", "incoterm")},
-        **{name: blank for name in ("hold_reasons", "notes")},
+        "notes": blank,
+        "hold_reasons": order_entry.hold_text,
         **{name: when for name in dates},
         "status": label,
         "total": money,

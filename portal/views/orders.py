@@ -48,6 +48,7 @@ from portal.models import (
     Warehouse,
 )
 from portal.services import fulfillment, orders, states
+from portal.services.order_entry import hold_text
 from portal.views.base import (
     ReadOnlyModelView,
     RecordHistoryMixin,
@@ -114,7 +115,7 @@ SHOW = "SalesOrderView.show"
 
 def _confirmed(order: SalesOrder) -> str:
     if order.status == OrderStatus.ON_HOLD.value:
-        return f"{order.number} is on hold — see the checklist: {order.hold_reasons}"
+        return f"{order.number} is on hold — see the checklist: {hold_text(order.hold_reasons)}"
     return f"{order.number} confirmed, promised for {order.promised_date}"
 
 
