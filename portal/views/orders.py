@@ -115,7 +115,7 @@ SHOW = "SalesOrderView.show"
 
 def _confirmed(order: SalesOrder) -> str:
     if order.status == OrderStatus.ON_HOLD.value:
-        return f"{order.number} is on hold — see the checklist: {hold_text(order.hold_reasons)}"
+        return f"{order.number} is on hold: {hold_text(order.hold_reasons)} (see the checklist)"
     return f"{order.number} confirmed, promised for {order.promised_date}"
 
 

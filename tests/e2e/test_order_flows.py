@@ -258,7 +258,7 @@ def test_supervisor_releases_a_hold_with_a_reason(page_as) -> None:
     click_action(specialist, "action-confirm")
     held = flash(specialist, f"{number} is on hold:")
     expect(held).to_be_visible()
-    expect(held).to_contain_text("ship_to: no ship-to address")
+    expect(held).to_contain_text("Ship-to address complete: no ship-to address")
     expect(badge(specialist)).to_have_text("on hold")
 
     # The specialist may not release it. The page should not offer the release form; if it
@@ -274,12 +274,26 @@ def test_supervisor_releases_a_hold_with_a_reason(page_as) -> None:
         expect(badge(specialist)).to_have_text("on hold")
     expect(specialist.locator("input[name=reason]")).to_have_count(offered_to_specialist)
 
-    # The supervisor finds it among the orders on hold and releases it, saying why.
+    # The supervisor finds it among the orders on hold; a release without a ship-to address
+    # is refused (the checks run again), so nothing can ship to nowhere.
     supervisor = page_as("supervisor")
     visit(supervisor, "/openordersview/list/")
     expect(supervisor.locator(LIST_ROWS).filter(has_text=number)).to_have_count(1)
     visit(supervisor, f"/salesorderview/show/{order_id}")
     expect(badge(supervisor)).to_have_text("on hold")
+    supervisor.locator("input[name=reason]").fill("customer will collect")
+    click_action(supervisor, "action-release")
+    expect(flash(supervisor, "can't be released: no ship-to address")).to_be_visible()
+    expect(badge(supervisor)).to_have_text("on hold")
+
+    # The specialist sets the ship-to address (the picker lists this customer's only) and
+    # stays on the order; the supervisor then releases it, saying why.
+    visit(specialist, f"/salesorderview/edit/{order_id}")
+    specialist.locator("form#model_form select#ship_to").select_option(index=1)
+    specialist.locator("form#model_form").get_by_role("button", name="Save").click()
+    specialist.wait_for_url(re.compile(rf"/salesorderview/show/{order_id}$"))
+    expect(flash(specialist, "Changed Row")).to_be_visible()
+    visit(supervisor, f"/salesorderview/show/{order_id}")
     release = supervisor.locator("#action-release")
     expect(release).to_be_visible()
     reason = f"address confirmed by phone ({secrets.token_hex(2)})"
