@@ -103,7 +103,6 @@ class OrderLineView(ServiceModelView):
         "qty_delivered",
         "qty_cancelled",
         "qty_returned",
-        "version",
     ]
     edit_columns = ["quantity", "unit_price", "discount_pct"]
     include_route_methods = {"list", "show", "edit"}
