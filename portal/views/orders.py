@@ -190,6 +190,15 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
     }
     formatters_columns = order_formatters()
 
+    @expose("/add", methods=["GET", "POST"])
+    @has_access
+    def add(self):
+        """The list's "+" opens Enter order (the order with its lines, the ship-to picked from
+        the customer's addresses); a posted form is still FAB's."""
+        if request.method == "GET":
+            return redirect(url_for("OrderEntryView.form"))
+        return super().add()
+
     def prefill_form(self, form: Any, pk: Any) -> None:
         """The ship-to picker lists only the order's customer's addresses."""
         order = self._order(pk)

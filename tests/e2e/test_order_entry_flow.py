@@ -49,7 +49,7 @@ def _open_menu(page: Page, category: str, entry: str) -> None:
     page.get_by_role("link", name=entry).click()
 
 
-def _pick(page: Page, field, typed: str, option: str) -> None:
+def _pick(field, typed: str, option: str) -> None:
     """Type into a picker and choose the offered match containing ``option``."""
     field.press_sequentially(typed, delay=20)
     choice = field.locator("xpath=..").locator(".ob-picker-list li[role=option]", has_text=option)
@@ -61,7 +61,7 @@ def test_a_specialist_enters_validates_and_reads_the_checklist(page_as, portal_s
     page = page_as("specialist")
     _open_menu(page, "Orders", "Enter order")
     expect(page.get_by_role("heading", name="Enter order")).to_be_visible()
-    _pick(page, page.get_by_label(re.compile("^Customer \\(")), customer.code, customer.code)
+    _pick(page.get_by_label(re.compile("^Customer \\(")), customer.code, customer.code)
     expect(page.locator("#customer_id")).to_have_value(str(customer.id))
     ship_to = page.get_by_label(re.compile("^Ship to"))
     ship_to.click()  # lists the chosen customer's addresses without typing
@@ -72,7 +72,7 @@ def test_a_specialist_enters_validates_and_reads_the_checklist(page_as, portal_s
     page.get_by_label("Requested date").fill((date.today() + timedelta(days=150)).isoformat())
     for n, product in enumerate(products, start=1):
         row = page.locator(f"tr.entry-line[data-row='{n}']")
-        _pick(page, page.get_by_label(f"Product of line {n}"), product.sku, product.sku)
+        _pick(page.get_by_label(f"Product of line {n}"), product.sku, product.sku)
         page.get_by_label(f"Quantity of line {n}").fill(str(product.pack_size * 2))
         expect(row.locator(".availability")).to_contain_text("— enough")
         expect(row.locator(".unit-price")).to_contain_text(re.compile(r"^[A-Z]{3} [\d,]+\.\d{2}"))
