@@ -269,3 +269,20 @@ def test_the_customer_page_shows_its_orders_and_credit_exposure(clean_db) -> Non
     assert re.search(r'id="exposure-total"><strong>USD 950.00<', html)
     assert re.search(r'id="exposure-headroom">USD 9,050.00<', html)
     assert "Version" not in html
+
+
+def test_order_pages_show_money_with_its_currency_and_labels(clean_db) -> None:
+    data = make_catalog()
+    changes = {"currency": "EUR", "credit_hold": True}
+    catalog.customers.update(data.customer, changes, SETUP, data.customer.version)
+    order = draft(data, quantity=200, po="PO-EUR")
+    lifecycle.confirm(order, SETUP)
+    client = login(clean_db, "specialist")
+    listed = client.get("/salesorderview/list/").text
+    assert "EUR 1,900.00" in listed
+    assert re.search(r"<td>\s*on hold\s*</td>", listed)
+    assert not re.search(r"<td>\s*on_hold\s*</td>", listed)
+    shown = client.get(f"/salesorderview/show/{order.id}").text
+    assert "EUR 1,900.00" in shown and "None" not in re.sub(
+        r"<script.*?</script>", "", shown, flags=re.S
+    )

@@ -362,6 +362,11 @@ class SalesOrder(Versioned, Model):
     def total(self) -> Decimal:
         return sum((line.amount for line in self.lines), Decimal("0.00"))
 
+    @property
+    def total_text(self) -> str:
+        """The total as pages show it: with the currency and thousands separators."""
+        return f"{self.currency} {self.total:,.2f}"
+
     def __repr__(self) -> str:
         return self.number
 

@@ -1,11 +1,10 @@
-"""How the order pages show values: labels not codes, money with its currency and thousands
-separators, one date format, times to the minute, nothing shown for an empty value."""
+"""How the order pages show values: labels not codes, one date format, times to the minute,
+nothing shown for an empty value (money with its currency: ``SalesOrder.total_text``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from portal.services import order_entry
@@ -30,10 +29,6 @@ def when(value: datetime | date | None) -> str:
     return value.isoformat()
 
 
-def money(value: Decimal | None, currency: str = "USD") -> str:
-    return "" if value is None else f"{currency} {value:,.2f}"
-
-
 def order_formatters() -> dict[str, Callable[[Any], Any]]:
     """The sales order pages' column formatters."""
     dates = ("order_date", "requested_date", "promised_date", "created_at", "updated_at")
@@ -43,5 +38,4 @@ def order_formatters() -> dict[str, Callable[[Any], Any]]:
         "hold_reasons": order_entry.hold_text,
         **{name: when for name in dates},
         "status": label,
-        "total": money,
     }

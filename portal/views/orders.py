@@ -140,7 +140,7 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
         "order_date",
         "requested_date",
         "status",
-        "total",
+        "total_text",
     ]
     order_columns = ["number", "order_date", "requested_date", "status"]
     show_columns = [
@@ -158,7 +158,7 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
         "hold_reasons",
         "revision",
         "notes",
-        "total",
+        "total_text",
         "created_at",
         "updated_at",
     ]
@@ -187,6 +187,7 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
         "hold_reasons": "Hold reasons",
         "ship_to": "Ship to",
         "payment_term": "Payment terms",
+        "total_text": "Total",
     }
     formatters_columns = order_formatters()
 
