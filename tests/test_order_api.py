@@ -163,6 +163,18 @@ def test_release_is_for_supervisors_only(api) -> None:
         f"/api/v1/sales_order/{order_id}/release", json={"reason": "ok"}, headers=headers
     )
     assert denied.status_code == 403
+    no_address = client.post(
+        f"/api/v1/sales_order/{order_id}/release", json={"reason": "collect"}, headers=supervisor
+    )
+    assert no_address.status_code == 422
+    assert no_address.json["message"].endswith("can't be released: no ship-to address")
+    version = client.get(f"/api/v1/sales_order/{order_id}", headers=headers).json["result"]
+    fixed = client.put(
+        f"/api/v1/sales_order/{order_id}",
+        json={"ship_to_id": body["ship_to_id"], "version": version["version"]},
+        headers=headers,
+    )
+    assert fixed.status_code == 200, fixed.json
     released = client.post(
         f"/api/v1/sales_order/{order_id}/release", json={"reason": "collect"}, headers=supervisor
     )

@@ -68,7 +68,7 @@ def test_refusals_flash_the_reason_and_change_nothing(clean_db) -> None:
     order = _draft(data, ship_to_id=None)
     client = login(clean_db, "specialist")
     done = client.post(f"/salesorderview/confirm/{order.id}", follow_redirects=True)
-    assert any("on hold" in f and "ship_to" in f for f in _flashes(done.text))
+    assert any("on hold" in f and "Ship-to address complete" in f for f in _flashes(done.text))
     done = client.post(f"/salesorderview/allocate/{order.id}", follow_redirects=True)
     assert any("can't be allocated" in f for f in _flashes(done.text))
     done = client.post(
@@ -90,6 +90,16 @@ def test_only_supervisors_release_holds_in_the_ui(clean_db) -> None:
     supervisor = login(clean_db, "supervisor")
     page = supervisor.get(f"/salesorderview/show/{order.id}").text
     assert 'id="action-release"' in page
+    refused = supervisor.post(
+        f"/salesorderview/release/{order.id}",
+        data={"reason": "customer collects"},
+        follow_redirects=True,
+    )
+    assert any("no ship-to address" in f for f in _flashes(refused.text)), _flashes(refused.text)
+    db.session.expire_all()
+    order = db.session.get(SalesOrder, order.id)
+    assert order.status == "on_hold"
+    orders.orders.update(order, {"ship_to_id": data.customer.addresses[0].id}, SETUP)
     done = supervisor.post(
         f"/salesorderview/release/{order.id}",
         data={"reason": "customer collects"},

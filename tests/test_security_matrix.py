@@ -156,6 +156,23 @@ def test_every_route_has_a_rule_and_the_matrix_covers_all_views(clean_db) -> Non
         "MyTrackersView.run",
         "MyTrackersView.share",
         "SyncDeletedRowView.decide",
+        "CustomerLookupApi.customer",
+        "CustomerLookupApi.ship_to",
+        "ProductLookupApi.product",
+        "InvoiceLookupApi.invoice",
+        "SalesOrderApi.add_line",
+        "SalesOrderApi.change_line",
+        "SalesOrderApi.remove_line",
+        "SalesOrderApi.request_price",
+        "SalesOrderApi.checks",
+        "SalesOrderApi.quote_line",
+        "PriceOverrideRequestApi.approve",
+        "PriceOverrideRequestApi.reject",
+        "OrderEntryView.form",
+        "OrderLinesView.add",
+        "OrderLinesView.cancel",
+        "PriceOverrideView.index",
+        "PriceOverrideView.approve",
     ):
         assert expected in endpoints
 

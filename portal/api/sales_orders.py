@@ -31,7 +31,8 @@ from portal.actions.sales_orders import (
 )
 from portal.actions.schemas import OrderLineInput
 from portal.actors import current_actor
-from portal.api.base import READ_ONLY_ROUTES, ServiceResourceApi, json_body
+from portal.api.base import READ_ONLY_ROUTES, json_body
+from portal.api.order_entry import ENTRY_ACTIONS, OrderEntryRoutes, document_lines
 from portal.crud import new_values
 from portal.models import SalesOrder
 from portal.services import idempotency, limits, orders, orders_bulk
@@ -49,12 +50,12 @@ ORDER_ACTIONS = {
 }
 
 
-class SalesOrderApi(ServiceResourceApi):
+class SalesOrderApi(OrderEntryRoutes):
     resource_name = "sales_order"
     service = orders.orders
     class_permission_name = security.ORDERS
-    method_permission_name = {**security.METHOD_PERMISSIONS, **ORDER_ACTIONS}
-    include_route_methods = READ_ONLY_ROUTES | {"post", "put", *ORDER_ACTIONS}
+    method_permission_name = {**security.METHOD_PERMISSIONS, **ORDER_ACTIONS, **ENTRY_ACTIONS}
+    include_route_methods = READ_ONLY_ROUTES | {"post", "put", *ORDER_ACTIONS, *ENTRY_ACTIONS}
     list_columns = [
         "id",
         "number",
@@ -95,6 +96,10 @@ class SalesOrderApi(ServiceResourceApi):
         "version",
     ]
     order_columns = ["id", "number", "order_date", "requested_date", "status"]
+
+    def _init_model_schemas(self) -> None:
+        super()._init_model_schemas()
+        document_lines(self.add_model_schema)
 
     def post_headless(self) -> Response:
         """Create an order with its ``lines``; a repeated ``Idempotency-Key`` replays."""

@@ -204,6 +204,8 @@ class CustomerAddress(Model):
     is_default_ship_to: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     customer: Mapped[Customer] = relationship(back_populates="addresses")
 
+    __table_args__ = (Index("ix_customer_address_customer", "customer_id"),)
+
     @property
     def is_complete(self) -> bool:
         return all((self.line1, self.city, self.postal_code, self.country))
@@ -369,6 +371,11 @@ class SalesOrder(Versioned, Model):
     @property
     def total(self) -> Decimal:
         return sum((line.amount for line in self.lines), Decimal("0.00"))
+
+    @property
+    def total_text(self) -> str:
+        """The total as pages show it: with the currency and thousands separators."""
+        return f"{self.currency} {self.total:,.2f}"
 
     def __repr__(self) -> str:
         return self.number

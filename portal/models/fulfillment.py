@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
+from decimal import Decimal
 
 from flask_appbuilder.models.sqla import Model
 from sqlalchemy import (
@@ -21,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.models.core import (
+    PRICE,
     OrderLine,
     Product,
     SalesOrder,
@@ -170,6 +172,46 @@ class StockReceipt(Model):
 
     def __repr__(self) -> str:
         return self.number
+
+
+class PriceOverrideStatus(enum.StrEnum):
+    """A price override request's states."""
+
+    REQUESTED = "requested"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class PriceOverrideRequest(Versioned, Model):
+    """A Specialist's request to sell an order line at a price other than the price list's.
+
+    The line keeps its price until a Supervisor (never the requester) approves; approval
+    sets the line's price and marks it overridden, rejection leaves it. Either takes a reason.
+    """
+
+    __tablename__ = "price_override_request"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_line_id: Mapped[int] = mapped_column(ForeignKey("order_line.id"), nullable=False)
+    requested_price: Mapped[Decimal] = mapped_column(PRICE, nullable=False)
+    price_before: Mapped[Decimal] = mapped_column(PRICE, nullable=False)
+    reason: Mapped[str] = mapped_column(String(200), nullable=False)
+    status: Mapped[str] = mapped_column(
+        String(12), nullable=False, default=PriceOverrideStatus.REQUESTED.value, index=True
+    )
+    requested_by: Mapped[str] = mapped_column(String(120), nullable=False)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(120))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decision_reason: Mapped[str | None] = mapped_column(String(200))
+    order_line: Mapped[OrderLine] = relationship()
+
+    __table_args__ = (
+        Index("ix_price_override_request_line", "order_line_id"),
+        CheckConstraint("requested_price >= 0", name="ck_price_override_request_price"),
+    )
+
+    def __repr__(self) -> str:
+        return f"price {self.requested_price} for {self.order_line}"
 
 
 class Shipment(Versioned, Model):
@@ -332,6 +374,8 @@ __all__ = [
     "NotificationStatus",
     "OrderCheck",
     "OrderRevision",
+    "PriceOverrideRequest",
+    "PriceOverrideStatus",
     "ReturnAuthorization",
     "ReturnLine",
     "ReturnStatus",

@@ -28,7 +28,15 @@ from portal.models import (
     Warehouse,
     utcnow,
 )
-from portal.services import audit, fulfillment, inventory, notifications, orders, states
+from portal.services import (
+    audit,
+    fulfillment,
+    inventory,
+    notifications,
+    orders,
+    pricing,
+    states,
+)
 from portal.services.audit import plain
 from portal.services.base import (
     Actor,
@@ -147,12 +155,37 @@ def _apply_amendment(
             continue
         diff[f"line {line.line_no} quantity"] = {"from": line.quantity, "to": quantity}
         line.quantity = quantity
+        _reprice(line, diff)
         surplus = line.qty_allocated - fulfillment.open_quantity(line)
         if surplus > 0:
             _release(line, surplus, actor, f"{order.number} rev {order.revision + 1}")
         if line.qty_backordered:
             fulfillment._sync_backorder(line, utcnow().date())
     return diff
+
+
+def _reprice(line: OrderLine, diff: dict[str, Any]) -> None:
+    """Price a line's new quantity from the price list (its break may have changed); an
+    approved override keeps its price."""
+    if line.price_override_by:
+        return
+    price = pricing.quote(line.order.customer, line.product, line.quantity).unit_price
+    if price != line.unit_price:
+        diff[f"line {line.line_no} unit price"] = {
+            "from": plain(line.unit_price),
+            "to": plain(price),
+        }
+        line.unit_price = price
+
+
+def _reallocate(order: SalesOrder, actor: Actor) -> None:
+    """Allocate what an amendment added to an order already allocated (the rest is
+    backordered), as allocating it again would; a confirmed order waits for its allocation."""
+    fulfillment._settle_status(order, actor)
+    if order.status in fulfillment.ALLOCATABLE and any(
+        fulfillment.unallocated(line) > 0 for line in order.lines
+    ):
+        fulfillment.allocate_many([order], actor)
 
 
 def amend(
@@ -196,7 +229,11 @@ def amend(
             "amend",
             detail={"revision": order.revision, "reason": reason.strip(), "diff": diff},
         )
-        fulfillment._settle_status(order, actor)
+        if order.status == OrderStatus.CONFIRMED.value:
+            fulfillment._settle_status(order, actor)
+        else:
+            _reallocate(order, actor)
+        notifications.notify(order, "amended", actor, reason=reason.strip())
     return revision
 
 

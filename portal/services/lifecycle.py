@@ -81,6 +81,11 @@ def _open_exposure_query(customer_id: int | ColumnElement[int]) -> Select:
     )
 
 
+def open_order_value(customer_id: int) -> Decimal:
+    """What a customer's confirmed orders not yet shipped are worth (one query)."""
+    return Decimal(db.session.execute(_open_exposure_query(customer_id)).scalar_one())
+
+
 def _open_value(order: SalesOrder) -> Decimal:
     """What a confirmed ``order`` adds to its customer's open order value."""
     open_units = (line.quantity - line.qty_cancelled - line.qty_shipped for line in order.lines)
@@ -268,6 +273,10 @@ CHECK_NAMES = (
 )
 
 
+# Checks a Supervisor can't release an order past: nothing can ship without an address.
+RELEASE_BLOCKERS = ("ship_to",)
+
+
 def _store_checks(results: Sequence[tuple[SalesOrder, list[CheckResult]]]) -> None:
     """Replace the orders' stored check results: one upsert on (order, check name)."""
     table = OrderCheck.__table__
@@ -351,16 +360,29 @@ def _promise(order: SalesOrder, today: date) -> None:
 
 
 def release_hold(order: SalesOrder, actor: Actor, reason: str) -> SalesOrder:
-    """A Supervisor confirms a held order despite its failed checks, saying why."""
+    """A Supervisor confirms a held order despite its failed checks, saying why.
+
+    The checks run again first (and are stored): a failed :data:`RELEASE_BLOCKERS` check
+    (no complete ship-to address) refuses the release until the order is fixed.
+    """
     if not actor.can("can_release", orders.ORDER_VIEW):
         raise PermissionDenied(f"{actor.name} may not release order holds")
     if order.status not in states.ORDERS.sources("release"):
         raise ConflictError(f"order {order.number} is {order.status}, not on hold")
     if not (reason or "").strip():
         raise ValidationFailed({"reason": ["say why the hold is released"]})
+    today = utcnow().date()
+    results = [check(order, CustomerFacts([order], today).facts(order)) for check in CHECKS]
+    blocking = [r for r in results if not r.passed and r.name in RELEASE_BLOCKERS]
+    if blocking:
+        raise ValidationFailed(
+            {r.name: [f"{r.detail}: fix it before the hold is released"] for r in blocking},
+            f"order {order.number} can't be released: " + "; ".join(r.detail for r in blocking),
+        )
     with unit_of_work():
+        _store_checks([(order, results)])
         held_for = order.hold_reasons
-        _promise(order, utcnow().date())
+        _promise(order, today)
         states.transition(order, OrderStatus.CONFIRMED.value, actor, f"hold released: {reason}")
         audit.record(
             actor,

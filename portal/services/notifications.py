@@ -21,7 +21,7 @@ from sqlalchemy import or_, select
 
 from portal.extensions import db
 from portal.models import Notification, NotificationStatus, SalesOrder, utcnow
-from portal.services import audit, email_addresses, events, states
+from portal.services import audit, email_addresses, events, states, units
 from portal.services.base import (
     Actor,
     ConflictError,
@@ -37,6 +37,7 @@ EVENTS = (
     "delayed",
     "delivered",
     "cancelled",
+    "amended",
     "credit_approved",
     "dispute_resolved",
 )
@@ -66,7 +67,13 @@ def notify(order: SalesOrder, event: str, actor: Actor, **context: Any) -> Notif
     recipients = recipients_for(order)
     if not recipients:
         return None
-    text = render_template(f"notifications/{event}.txt", order=order, **context)
+    text = render_template(
+        f"notifications/{event}.txt",
+        order=order,
+        qty=units.quantity_text,
+        price=units.price_text,
+        **context,
+    )
     first, _, body = text.partition("\n")
     subject = first.removeprefix("Subject:").strip()
     message = Notification(

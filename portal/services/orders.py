@@ -312,6 +312,10 @@ class OrderLineService(RecordService[OrderLine]):
                 f"order {record.order.number} is {record.order.status}; "
                 "use an amendment to change its lines"
             )
+        if "unit_price" in changed and record.price_override_by:
+            # an approved price stands for that price only: a new one is checked again
+            record.price_override_by = None
+            record.price_override_reason = None
         errors: dict[str, list[str]] = {}
         if record.quantity is not None and record.quantity <= 0:
             errors["quantity"] = ["must be a whole number above 0"]

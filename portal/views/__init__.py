@@ -7,6 +7,7 @@ from portal.views.core import DashboardView, register_core_views
 from portal.views.finance import register_finance_views
 from portal.views.imports import register_import_views
 from portal.views.notifications import register_notification_views
+from portal.views.order_entry import register_order_entry_views
 from portal.views.orders import register_order_views
 from portal.views.receipts import register_receipt_views
 from portal.views.sync import register_sync_views
@@ -18,6 +19,7 @@ __all__ = ["DashboardView", "register_views"]
 def register_views() -> None:
     """Add every view and menu entry to the AppBuilder (called once per app)."""
     register_order_views()
+    register_order_entry_views()
     register_notification_views()
     register_core_views()
     register_receipt_views()

@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, g, redirect, request, url_for
 from flask_appbuilder import ModelView, expose, has_access
 from werkzeug.exceptions import Forbidden
 from wtforms import HiddenField
@@ -36,13 +36,14 @@ def run_form_action(
     pk: Any,
     success: Callable[[Any], str],
     read: Callable[[], Mapping[str, Any]] = form_body,
+    category: Callable[[Any], str] | None = None,
 ) -> Outcome:
     """Run ``action`` on record ``pk`` with the submitted form (or ``read()``), through the
     action pipeline, and flash the outcome: ``success(result)`` or the reason.
 
     The pipeline is the REST API's (422 per field, a line not on the record 404, the service's
     refusal with the session rolled back, denials audited). A record that does not exist is
-    the 404 page.
+    the 404 page. ``category(result)`` may flash a success as something else (a warning).
     """
     if pk is not None:
         try:
@@ -50,13 +51,22 @@ def run_form_action(
         except NotFound:
             abort(404)
     outcome = perform(action, pk, read, "web")
-    flash(success(outcome.result) if outcome.ok else outcome.message, outcome.category)
+    if outcome.ok:
+        flash(success(outcome.result), category(outcome.result) if category else "success")
+    else:
+        flash(outcome.message, outcome.category)
     return outcome
 
 
-def record_action(action: Action, pk: Any, success: Callable[[Any], str], endpoint: str):
+def record_action(
+    action: Action,
+    pk: Any,
+    success: Callable[[Any], str],
+    endpoint: str,
+    category: Callable[[Any], str] | None = None,
+):
     """Run ``action`` from a button on the record's page; back to that page either way."""
-    run_form_action(action, pk, success)
+    run_form_action(action, pk, success, category=category)
     return redirect(url_for(endpoint, pk=pk))
 
 
@@ -111,7 +121,27 @@ class ServiceModelView(ModelView):
         try:
             self.service.update(item, changes, current_actor("web"), expected_version)
         except ServiceError as error:
+            g.form_refused = error.status
             raise ServiceRefused(error) from error
+
+    @expose("/edit/<pk>", methods=["GET", "POST"])
+    @has_access
+    def edit(self, pk: Any):
+        """FAB's edit form; after Save the user stays on the record's page, and a save refused
+        for its input (400/422) shows the form again with the input kept and the reason."""
+        widgets = self._edit(pk)
+        status = 200
+        if widgets is None:
+            if g.get("form_refused") not in (400, 422):
+                return redirect(url_for(f"{self.endpoint}.show", pk=pk))
+            widgets = self._get_edit_widget(form=self.edit_form.refresh(request.form))
+            status = 422
+        return self.render_template(
+            self.edit_template,
+            title=self.edit_title,
+            widgets=widgets,
+            related_views=self._related_views,
+        ), status
 
 
 class ReadOnlyModelView(ModelView):

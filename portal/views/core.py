@@ -76,9 +76,10 @@ class CustomerView(RecordHistoryMixin, ServiceModelView):
         "price_list",
     ]
     edit_columns = add_columns
-    show_columns = [*add_columns, "version", "created_at"]
+    show_columns = [*add_columns, "created_at"]
     search_columns = ["code", "name", "credit_hold", "active"]
     related_views = [CustomerAddressView, CustomerContactView]
+    show_template = "customer_show.html"  # + its orders and credit exposure
 
 
 # -- Inventory -----------------------------------------------------------------------------

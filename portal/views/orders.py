@@ -38,6 +38,7 @@ from portal.models import (
     Allocation,
     AuditEvent,
     Backorder,
+    CustomerAddress,
     Notification,
     OrderLine,
     OrderStatus,
@@ -47,6 +48,7 @@ from portal.models import (
     Warehouse,
 )
 from portal.services import fulfillment, orders, states
+from portal.services.order_entry import hold_text
 from portal.views.base import (
     ReadOnlyModelView,
     RecordHistoryMixin,
@@ -56,6 +58,7 @@ from portal.views.base import (
     record_action,
     run_form_action,
 )
+from portal.views.formatting import order_formatters
 
 ORDER_ACTIONS = {
     "confirm": "write",
@@ -100,7 +103,6 @@ class OrderLineView(ServiceModelView):
         "qty_delivered",
         "qty_cancelled",
         "qty_returned",
-        "version",
     ]
     edit_columns = ["quantity", "unit_price", "discount_pct"]
     include_route_methods = {"list", "show", "edit"}
@@ -112,7 +114,7 @@ SHOW = "SalesOrderView.show"
 
 def _confirmed(order: SalesOrder) -> str:
     if order.status == OrderStatus.ON_HOLD.value:
-        return f"{order.number} is on hold: {order.hold_reasons}"
+        return f"{order.number} is on hold: {hold_text(order.hold_reasons)} (see the checklist)"
     return f"{order.number} confirmed, promised for {order.promised_date}"
 
 
@@ -138,7 +140,7 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
         "order_date",
         "requested_date",
         "status",
-        "total",
+        "total_text",
     ]
     order_columns = ["number", "order_date", "requested_date", "status"]
     show_columns = [
@@ -161,8 +163,7 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
         "hold_reasons",
         "revision",
         "notes",
-        "total",
-        "version",
+        "total_text",
         "source",
         "created_at",
         "updated_at",
@@ -187,7 +188,6 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
     ]
     search_columns = ["number", "external_ref", "customer", "customer_po", "status", "order_date"]
     base_order = ("id", "desc")
-    related_views = [OrderLineView]
     label_columns = {
         "customer_po": "Customer PO",
         "hold_reasons": "Hold reasons",
@@ -195,7 +195,28 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
         "ship_date": "Shipped on",
         "delivered_date": "Delivered on",
         "ship_to_text": "Ship-to (as imported)",
+        "ship_to": "Ship to",
+        "payment_term": "Payment terms",
+        "total_text": "Total",
     }
+    formatters_columns = order_formatters()
+
+    @expose("/add", methods=["GET", "POST"])
+    @has_access
+    def add(self):
+        """The list's "+" opens Enter order (the order with its lines, the ship-to picked from
+        the customer's addresses); a posted form is still FAB's."""
+        if request.method == "GET":
+            return redirect(url_for("OrderEntryView.form"))
+        return super().add()
+
+    def prefill_form(self, form: Any, pk: Any) -> None:
+        """The ship-to picker lists only the order's customer's addresses."""
+        order = self._order(pk)
+        form.ship_to.query_func = lambda: db.session.query(CustomerAddress).filter_by(
+            customer_id=order.customer_id
+        )
+        form.ship_to._object_list = None
 
     def _order(self, pk: int) -> SalesOrder:
         order = db.session.get(SalesOrder, pk)
@@ -206,7 +227,13 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
     @expose("/confirm/<int:pk>", methods=["POST"])
     @has_access_audited
     def confirm(self, pk: int):
-        return record_action(CONFIRM, pk, _confirmed, SHOW)
+        return record_action(
+            CONFIRM,
+            pk,
+            _confirmed,
+            SHOW,
+            lambda order: "warning" if order.status == OrderStatus.ON_HOLD.value else "success",
+        )
 
     @expose("/allocate/<int:pk>", methods=["POST"])
     @has_access_audited

@@ -1,0 +1,302 @@
+"""Order entry in the browser: Orders → "Enter order" (one page: customer, ship-to, lines with
+price, break, total and stock as you type), the order page's lines panel (add, change,
+remove, cancel one, ask for a price) and Orders → "Price overrides" (the Supervisor's queue).
+
+Every form posts through the action pipeline (``portal.actions.order_entry``); the entry
+page shows a refused input again as typed with each field's reason, and an order saved lands
+on its own page. What the order page shows around the record (checks, lines, price requests,
+related records) is read by :func:`order_page` with a fixed number of queries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app, redirect, request, url_for
+from flask_appbuilder import BaseView, expose, has_access
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+import portal.security as security
+from portal.actions import Outcome
+from portal.actions.order_entry import (
+    ADD_LINE_FORM,
+    APPROVE_PRICE_REQUEST_FORM,
+    CANCEL_LINE_FORM,
+    CHANGE_LINE_FORM,
+    ENTER_ORDER_FORM,
+    REJECT_PRICE_REQUEST_FORM,
+    REMOVE_LINE_FORM,
+    REQUEST_PRICE_FORM,
+)
+from portal.actors import current_actor
+from portal.extensions import appbuilder, db
+from portal.models import (
+    INCOTERMS,
+    CreditMemo,
+    Customer,
+    Dispute,
+    Invoice,
+    OrderLine,
+    PriceOverrideRequest,
+    PriceOverrideStatus,
+    ReturnAuthorization,
+    SalesOrder,
+    Shipment,
+)
+from portal.services import order_entry, orders, price_overrides, units
+from portal.views.base import has_access_audited, record_action, run_form_action
+
+SHOW = "SalesOrderView.show"
+
+
+def field_errors(outcome: Outcome) -> dict[str, str]:
+    """A refusal's messages by form field (one line each)."""
+    error = outcome.error or {}
+    found = error.get("errors") or error.get("message")
+    if not isinstance(found, dict):
+        return {}
+    return {
+        name: "; ".join(map(str, messages)) if isinstance(messages, list) else str(messages)
+        for name, messages in found.items()
+    }
+
+
+class OrderEntryView(BaseView):
+    """The "Enter order" page (``can_write`` on orders, so its menu entry too)."""
+
+    route_base = "/order-entry"
+    default_view = "form"
+    class_permission_name = security.ORDERS
+    method_permission_name = {"form": "write"}
+    menu_permission = "can_write"
+    datamodel = SQLAInterface(SalesOrder)  # names the record of an audited refusal
+
+    @expose("/", methods=["GET", "POST"])
+    @has_access_audited
+    def form(self):
+        status, errors = 200, {}
+        if request.method == "POST":
+            outcome = run_form_action(
+                ENTER_ORDER_FORM,
+                None,
+                lambda order: (
+                    f"{order.number} saved as a draft with {len(order.lines)} "
+                    "line(s); Validate it to run the checks"
+                ),
+            )
+            if outcome.ok:
+                return redirect(url_for(SHOW, pk=outcome.result.id))
+            status, errors = outcome.status, field_errors(outcome)
+        rows = max(
+            [2]
+            + [
+                int(name.rpartition("_")[2])
+                for name in request.form
+                if name.startswith("quantity_") and name.rpartition("_")[2].isdigit()
+            ]
+        )
+        return self.render_template(
+            "order_entry.html",
+            typed=request.form,
+            errors=errors,
+            rows=range(1, min(rows, 200) + 1),
+            incoterms=INCOTERMS,
+        ), status
+
+
+class OrderLinesView(BaseView):
+    """The order page's line forms: each posts here and goes back to the order."""
+
+    route_base = "/order-lines"
+    class_permission_name = security.ORDERS
+    method_permission_name = {
+        "add": "write",
+        "change": "write",
+        "remove": "write",
+        "cancel": "write",
+        "request_price": "write",
+    }
+    datamodel = SQLAInterface(SalesOrder)
+
+    @expose("/add/<int:pk>", methods=["POST"])
+    @has_access_audited
+    def add(self, pk: int):
+        return record_action(ADD_LINE_FORM, pk, lambda order: "line added", SHOW)
+
+    @expose("/change/<int:pk>", methods=["POST"])
+    @has_access_audited
+    def change(self, pk: int):
+        return record_action(CHANGE_LINE_FORM, pk, lambda order: "line changed", SHOW)
+
+    @expose("/remove/<int:pk>", methods=["POST"])
+    @has_access_audited
+    def remove(self, pk: int):
+        return record_action(REMOVE_LINE_FORM, pk, lambda order: "line removed", SHOW)
+
+    @expose("/cancel/<int:pk>", methods=["POST"])
+    @has_access_audited
+    def cancel(self, pk: int):
+        return record_action(
+            CANCEL_LINE_FORM,
+            pk,
+            lambda order: "line cancelled; the customer is told by mail",
+            SHOW,
+        )
+
+    @expose("/request-price/<int:pk>", methods=["POST"])
+    @has_access_audited
+    def request_price(self, pk: int):
+        return record_action(
+            REQUEST_PRICE_FORM,
+            pk,
+            lambda req: f"price {req.requested_price} requested; a Supervisor decides",
+            SHOW,
+        )
+
+
+class PriceOverrideView(BaseView):
+    """Orders → "Price overrides": the requests awaiting a Supervisor's decision."""
+
+    route_base = "/price-overrides"
+    default_view = "index"
+    class_permission_name = security.ORDERS
+    method_permission_name = {
+        "index": "override_price",
+        "approve": "override_price",
+        "reject": "override_price",
+    }
+    menu_permission = "can_override_price"
+    datamodel = SQLAInterface(PriceOverrideRequest)
+
+    @expose("/")
+    @has_access
+    def index(self):
+        return self.render_template("price_overrides.html", requests=price_overrides.pending())
+
+    def _decide(self, action: Any, pk: int, verb: str):
+        back = request.form.get("next") == "order"
+        outcome = run_form_action(
+            action, pk, lambda req: f"price request for {req.order_line} {verb}"
+        )
+        if back and outcome.ok:
+            return redirect(url_for(SHOW, pk=outcome.result.order_line.order_id))
+        return redirect(url_for("PriceOverrideView.index"))
+
+    @expose("/approve/<int:pk>", methods=["POST"])
+    @has_access_audited
+    def approve(self, pk: int):
+        return self._decide(APPROVE_PRICE_REQUEST_FORM, pk, "approved")
+
+    @expose("/reject/<int:pk>", methods=["POST"])
+    @has_access_audited
+    def reject(self, pk: int):
+        return self._decide(REJECT_PRICE_REQUEST_FORM, pk, "rejected")
+
+
+@dataclass
+class OrderPage:
+    """What the order page shows around the record."""
+
+    order: SalesOrder
+    lines: list[OrderLine]
+    checks: list[order_entry.CheckRow]
+    requests: list[PriceOverrideRequest]
+    editable: bool
+    related: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+
+    @property
+    def checked(self) -> bool:
+        return any(check.passed is not None for check in self.checks)
+
+    def open_request(self, line: OrderLine) -> PriceOverrideRequest | None:
+        return next(
+            (r for r in self.requests if r.order_line_id == line.id and r.status == "requested"),
+            None,
+        )
+
+
+def _related(order_id: int) -> dict[str, list[tuple[str, str]]]:
+    """Links to the order's shipments, invoices, returns, disputes and credits (5 queries)."""
+    sess = db.session
+    invoices = list(sess.execute(select(Invoice).where(Invoice.order_id == order_id)).scalars())
+    invoice_ids = [invoice.id for invoice in invoices]
+    found: dict[str, list[tuple[str, str]]] = {
+        "Shipments": [
+            (s.number, url_for("ShipmentView.show", pk=s.id))
+            for s in sess.execute(select(Shipment).where(Shipment.order_id == order_id)).scalars()
+        ],
+        "Invoices": [(repr(i), url_for("InvoiceView.show", pk=i.id)) for i in invoices],
+        "Returns": [
+            (r.number, url_for("ReturnView.show", pk=r.id))
+            for r in sess.execute(
+                select(ReturnAuthorization).where(ReturnAuthorization.order_id == order_id)
+            ).scalars()
+        ],
+        "Disputes": [],
+        "Credit memos": [],
+    }
+    if invoice_ids:
+        found["Disputes"] = [
+            (d.number, url_for("DisputeView.show", pk=d.id))
+            for d in sess.execute(
+                select(Dispute).where(Dispute.invoice_id.in_(invoice_ids))
+            ).scalars()
+        ]
+        found["Credit memos"] = [
+            (c.number, url_for("CreditMemoView.show", pk=c.id))
+            for c in sess.execute(
+                select(CreditMemo).where(CreditMemo.invoice_id.in_(invoice_ids))
+            ).scalars()
+        ]
+    return found
+
+
+def order_page(order: SalesOrder) -> OrderPage:
+    """The order's lines with their products, its checks, its price requests and related
+    records, each read with one query."""
+    lines = list(
+        db.session.execute(
+            select(OrderLine)
+            .where(OrderLine.order_id == order.id)
+            .options(selectinload(OrderLine.product))
+            .order_by(OrderLine.line_no)
+        ).scalars()
+    )
+    requests = list(
+        db.session.execute(
+            select(PriceOverrideRequest)
+            .where(PriceOverrideRequest.order_line_id.in_([line.id for line in lines]))
+            .order_by(PriceOverrideRequest.id)
+        ).scalars()
+    )
+    return OrderPage(
+        order,
+        lines,
+        order_entry.checklist(order.id),
+        requests,
+        order.status in orders.EDITABLE_STATUSES,
+        _related(order.id),
+    )
+
+
+def register_order_entry_views() -> None:
+    """Add Orders → Enter order and Orders → Price overrides, and the order page's helpers."""
+    appbuilder.add_view(OrderEntryView, "Enter order", icon="fa-plus", category="Orders")
+    appbuilder.add_view_no_menu(OrderLinesView)
+    appbuilder.add_view(PriceOverrideView, "Price overrides", icon="fa-tag", category="Orders")
+
+    @current_app.context_processor
+    def _entry_helpers() -> dict[str, Any]:
+        return {
+            "order_page": order_page,
+            "load_customer": lambda pk: db.session.get(Customer, pk),
+            "customer_exposure": order_entry.credit_exposure,
+            "customer_orders": order_entry.customer_orders,
+            "qty_text": units.quantity_text,
+            "price_text": units.price_text,
+            "requested_status": PriceOverrideStatus.REQUESTED.value,
+            "user_can": lambda permission: current_actor("web").can(permission, security.ORDERS),
+        }
