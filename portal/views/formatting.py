@@ -31,9 +31,27 @@ def when(value: datetime | date | None) -> str:
 
 def order_formatters() -> dict[str, Callable[[Any], Any]]:
     """The sales order pages' column formatters."""
-    dates = ("order_date", "requested_date", "promised_date", "created_at", "updated_at")
+    dates = (
+        "order_date",
+        "requested_date",
+        "promised_date",
+        "ship_date",
+        "delivered_date",
+        "created_at",
+        "updated_at",
+    )
+    texts = (
+        "customer_po",
+        "ship_to",
+        "payment_term",
+        "incoterm",
+        "external_ref",
+        "ship_mode",
+        "ship_to_text",
+        "source",
+    )
     return {
-        **{name: blank for name in ("customer_po", "ship_to", "payment_term", "incoterm")},
+        **{name: blank for name in texts},
         "notes": blank,
         "hold_reasons": order_entry.hold_text,
         **{name: when for name in dates},
