@@ -127,6 +127,28 @@ def request_sync(tracker_id: int) -> str:
     return f"sync queued as job {job.id}" if job else "a sync of this tracker is already queued"
 
 
+def file_stamp(path: str) -> str | None:
+    """``mtime_ns:size`` of a tracker's file (None if it cannot be read)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return f"{stat.st_mtime_ns}:{stat.st_size}"
+
+
+def file_key(tracker_id: int) -> str:
+    """Where the sync notes its own write of a tracker's file (for ``jobs.live``'s watcher)."""
+    return _key("file", tracker_id)
+
+
+def remember_file(tracker_id: int, path: str) -> None:
+    """Note the file as this sync left it, so the file watcher does not take the sync's own
+    write for a person's save."""
+    stamp = file_stamp(path)
+    if stamp is not None:
+        connection().set(file_key(tracker_id), stamp, ex=86400)
+
+
 # -- the job ----------------------------------------------------------------------------------
 
 
@@ -278,6 +300,8 @@ def _attempt(
     results = _apply(tracker, spec, plan, claimed, patches, counts)
     result = finalize(plan, results)
     _write(backend, result.writes, snapshot)
+    if result.writes and tracker.backend == "xlsx":
+        remember_file(tracker.id, tracker.location)
     counts.written = len(result.writes)
     counts.conflicts = len(plan.conflicts)
     counts.errors = sum(1 for issue in result.issues if issue.kind == ERROR)

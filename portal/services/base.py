@@ -72,13 +72,16 @@ def require(actor: Actor, permission: str, view_menu: str, doing: str) -> None:
         raise PermissionDenied(f"{actor.name} may not {doing}")
 
 
-def after_commit(callback: Callable[[], None], key: str | None = None) -> None:
-    """Run ``callback`` once the current transaction commits (dropped on rollback).
+def after_commit(
+    callback: Callable[[], None], key: str | None = None, sess: Session | None = None
+) -> None:
+    """Run ``callback`` once the current transaction (of ``sess``) commits (dropped on
+    rollback).
 
     Used to queue background work (sending mail, filling backorders) only when the records it
     needs are visible to other processes. Callbacks with the same ``key`` run once.
     """
-    pending = session().info.setdefault("after_commit", {})
+    pending = (sess or session()).info.setdefault("after_commit", {})
     pending.setdefault(key or f"#{len(pending)}", callback)
 
 

@@ -95,6 +95,8 @@ class Kind:
     preset: tuple[Column, ...] = ()
     choices: dict[str, tuple[str, ...]] = {}  # field -> allowed values (dropdowns in new books)
     columns: dict[str, Any] = {}
+    # audit entities whose changes can change this kind's rows (a live sync follows them)
+    entities: frozenset[str] = frozenset()
 
     def query(self, filter: str | None) -> Select:
         """The records inside ``filter`` (a select of :attr:`columns`)."""

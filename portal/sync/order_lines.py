@@ -30,6 +30,7 @@ def split_line_key(key: str) -> tuple[str, int]:
 
 class OrderLinesKind(Kind):
     name = "order_lines"
+    entities = frozenset(("order_line", "sales_order", "shipment", "backorder"))
     key_field = "line_key"
     key_header = "Line"
     fields = fields_of(

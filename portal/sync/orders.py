@@ -28,6 +28,7 @@ def order_by_number(number: str) -> SalesOrder:
 
 class OrdersKind(Kind):
     name = "orders"
+    entities = frozenset(("sales_order", "order_line"))
     key_field = "number"
     key_header = "Order No"
     fields = fields_of(

@@ -26,6 +26,7 @@ def split_stock_key(key: str) -> tuple[str, str]:
 
 class StockLevelsKind(Kind):
     name = "stock_levels"
+    entities = frozenset(("stock_level", "stock_receipt"))
     key_field = "stock_key"
     key_header = "SKU @ warehouse"
     fields = fields_of(
