@@ -7,7 +7,6 @@ Everything waits by polling the file / the sheet / Redis against a deadline.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -24,15 +23,13 @@ from rq import Worker
 from jobs import queue
 from jobs.sync import sync_tracker
 from portal.extensions import db
-from portal.models import SyncRun, Tracker, utcnow
-from portal.services import orders, trackers
-from portal.sync.adapters import new_workbook_rows, workbook_choices
-from sheets.backends.gsheets_init import init_google_tracker
+from portal.models import SyncRun, utcnow
+from portal.services import orders
 from sheets.emulator import Config
 from sheets.emulator.testing import gspread_client, start_emulator, write_service_account_file
 from tests.conftest import REPO
 from tests.factories import SETUP
-from tests.sync_helpers import ADMIN, COLUMNS, make_orders, make_tracker, order, sheet
+from tests.sync_helpers import make_google_tracker, make_orders, make_tracker, order, sheet
 
 LIMIT = 10.0  # seconds from a portal change to the cell, the promise
 
@@ -100,28 +97,6 @@ def worker(live) -> Iterator[subprocess.Popen]:
         proc.wait()
 
 
-def _google_tracker(url: str, account: str) -> tuple[Tracker, str]:
-    gc = gspread_client(url)
-    key = gc.create("Orders tracker").id
-    tracker = trackers.trackers.create(
-        {"name": "orders-google", "kind": "orders", "backend": "gsheets", "location": key,
-         "tab": "Orders", "columns": json.dumps(COLUMNS), "conflict_policy": "flag"},
-        ADMIN,
-    )  # fmt: skip
-    spec = tracker.spec()
-    init_google_tracker(
-        gc,
-        key,
-        "Orders",
-        spec.headers,
-        new_workbook_rows(spec, tracker.filter),
-        key_header=spec.key_header,
-        status_header=spec.status_header,
-        status_choices=workbook_choices(spec),
-    )
-    return tracker, key
-
-
 def _google_notes(url: str, key: str) -> dict[str, Any]:
     tabs = requests.get(f"{url}/_admin/spreadsheets/{key}", timeout=10).json()["sheets"]
     values = next(t for t in tabs if t["title"] == "Orders")["values"]
@@ -156,11 +131,11 @@ def _quiet() -> bool:
 def test_a_portal_change_reaches_excel_and_google_trackers_within_seconds(
     live, worker, emulator, tmp_path
 ) -> None:
-    url, account = emulator
+    url = emulator[0]
     numbers = [o.number for o in make_orders(10)]
     path = tmp_path / "orders.xlsx"
     excel = make_tracker(path)
-    google, key = _google_tracker(url, account)
+    google, key = make_google_tracker(gspread_client(url))
     assert sync_tracker(excel.id)["status"] == "succeeded"  # the base of each
     assert sync_tracker(google.id)["status"] == "succeeded"
 
