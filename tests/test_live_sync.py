@@ -21,6 +21,7 @@ from flask import current_app
 from rq import Worker
 
 from jobs import queue
+from jobs.live import FileWatcher
 from jobs.sync import sync_tracker
 from portal.extensions import db
 from portal.models import SyncRun, utcnow
@@ -29,7 +30,14 @@ from sheets.emulator import Config
 from sheets.emulator.testing import gspread_client, start_emulator, write_service_account_file
 from tests.conftest import REPO
 from tests.factories import SETUP
-from tests.sync_helpers import make_google_tracker, make_orders, make_tracker, order, sheet
+from tests.sync_helpers import (
+    edit,
+    make_google_tracker,
+    make_orders,
+    make_tracker,
+    order,
+    sheet,
+)
 
 LIMIT = 10.0  # seconds from a portal change to the cell, the issue's promise
 
@@ -53,7 +61,7 @@ def emulator(tmp_path) -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture
-def live(clean_db, test_env, emulator, monkeypatch) -> dict[str, str]:
+def live(clean_db, test_env, emulator, monkeypatch) -> Iterator[dict[str, str]]:
     """Live sync on in this process; the worker's environment (Google backend on the
     emulator); an empty sync queue."""
     url, account = emulator
@@ -65,11 +73,20 @@ def live(clean_db, test_env, emulator, monkeypatch) -> dict[str, str]:
     }
     for name, value in settings.items():
         monkeypatch.setitem(current_app.config, name, value)
+    _forget_sync_jobs()
+    yield {**os.environ, **test_env, **settings}
+    _forget_sync_jobs()
+
+
+def _forget_sync_jobs() -> None:
+    """No sync jobs queued or scheduled, no debounce keys (before and after each test)."""
     sync = queue.get_queue("sync")
     sync.empty()
     for job_id in sync.scheduled_job_registry.get_job_ids():
         sync.scheduled_job_registry.remove(job_id, delete_job=True)
-    return {**os.environ, **test_env, **settings}
+    conn = queue.connection()
+    for key in conn.keys("orderbridge:sync:soon:*"):
+        conn.delete(key)
 
 
 @pytest.fixture
@@ -161,3 +178,22 @@ def test_a_portal_change_reaches_excel_and_google_trackers_within_seconds(
     _until(_quiet, "the live syncs to finish")
     assert len(_runs_since(excel.id, since)) == 1
     assert len(_runs_since(google.id, since)) == 1
+
+
+def test_the_file_watcher_asks_for_a_sync_when_a_person_saves_the_workbook(live, tmp_path) -> None:
+    numbers = [o.number for o in make_orders(2)]
+    path = tmp_path / "orders.xlsx"
+    excel = make_tracker(path)
+    sync_tracker(excel.id)  # the base
+    watcher = FileWatcher()
+    watcher.refresh()
+    assert watcher.poll() == []
+    edit(path, numbers[0], {"Notes": "typed in Excel"})
+    assert watcher.poll() == [excel.id]  # the save asks for a sync
+    assert queue.connection().exists(f"orderbridge:sync:soon:{excel.id}")
+    assert watcher.poll() == []  # once per save
+    orders.orders.update(order(numbers[1]), {"notes": "changed in the portal"}, SETUP)
+    outcome = sync_tracker(excel.id)
+    assert outcome["applied"] == 1 and outcome["written"] >= 1
+    assert watcher.poll() == []  # the sync's own write is not a person's save
+    assert order(numbers[0]).notes == "typed in Excel"
