@@ -6,8 +6,9 @@
    sync of the tracker holds it, record a *skipped* run and ask the holder to run once more;
 2. ``read`` the tab, load the base (stored base + base patches), list the portal records,
    ``plan_sync``;
-3. ``apply`` each sheet edit / new row through the services, each in its own transaction that
-   also patches the base (edits) or stores the create token (new rows);
+3. ``apply`` the sheet edits (in batches where the kind has a batch path) and new rows
+   through the services, each transaction also patching the base (edits) or storing the
+   create token (new rows);
 4. ``finalize``, ``write`` the cells (``SheetChangedError``: read and merge again, bounded);
 5. ``commit``: base, conflicts, create-token cleanup and the run's counts in one transaction.
 
@@ -43,6 +44,7 @@ from sheets.engine import (
     ERROR,
     Base,
     CreateResult,
+    RecordUpdate,
     SyncPlan,
     SyncResult,
     UpdateResult,
@@ -361,27 +363,23 @@ def _apply(
     patches: list[int],
     counts: Counts,
 ) -> list[UpdateResult | CreateResult]:
-    """Step 3: sheet edits and new rows through the services, one transaction per record.
+    """Step 3: sheet edits and new rows through the services: edits in batches where the
+    kind has a batch path (``adapters.apply_updates``), new rows one transaction each.
 
-    An applied edit stores a base patch in its transaction, so a crash before the final
-    commit never loses it (its id joins ``patches``); a new record stores its create token
-    with it."""
+    Applied edits store their base patches in their transaction, so a crash before the final
+    commit never loses them (their ids join ``patches``); a new record stores its create
+    token with it."""
     headers = {c.field: c.header for c in spec.columns}
     tracker_id, filter = tracker.id, tracker.filter
-    results: list[UpdateResult | CreateResult] = []
-    for update in plan.updates:
-        cells = {headers[f]: v for f, v in update.changes.items()}
 
-        made: list[int] = []
+    def patch(applied: list[RecordUpdate]) -> list[int]:
+        cells = {u.key: {headers[f]: v for f, v in u.changes.items()} for u in applied}
+        return trackers.patch_base(tracker_id, spec, cells)
 
-        def patch(key: str = update.key, cells: dict[str, Any] = cells, made=made) -> None:
-            made.append(trackers.patch_base(tracker_id, spec, key, cells))
-
-        result = adapters.apply_update(spec, filter, update, also=patch)
-        if result.error is None:
-            counts.applied += 1
-            patches.extend(made)
-        results.append(result)
+    updated, made = adapters.apply_updates(spec, filter, plan.updates, patch)
+    counts.applied += sum(1 for result in updated if result.error is None)
+    patches.extend(made)
+    results: list[UpdateResult | CreateResult] = list(updated)
     for create in plan.creates:
         existing = claimed.get(create.token)
         if existing is not None:

@@ -97,6 +97,7 @@ class Kind:
     columns: dict[str, Any] = {}
     # audit entities whose changes can change this kind's rows (a live sync follows them)
     entities: frozenset[str] = frozenset()
+    batch_updates: bool = False  # update_many applies a sheet's many edits in one transaction
 
     def query(self, filter: str | None) -> Select:
         """The records inside ``filter`` (a select of :attr:`columns`)."""
@@ -119,6 +120,14 @@ class Kind:
 
     def update(self, key: str, changes: Mapping[str, Any], actor: Actor, tracker_name: str) -> None:
         """Apply ``changes`` (field -> value) to the record ``key``; raises ServiceError."""
+        raise NotImplementedError
+
+    def update_many(
+        self, items: Sequence[tuple[str, Mapping[str, Any]]], actor: Actor, tracker_name: str
+    ) -> list[ServiceError | None]:
+        """Apply many ``(key, changes)`` in the caller's unit of work, each checked alone; the
+        error of each (None: applied). Kinds with :attr:`batch_updates` implement it through
+        their service's batch path; a record changed meanwhile raises ``ConflictError``."""
         raise NotImplementedError
 
     def create(self, values: Mapping[str, Any], actor: Actor) -> str:

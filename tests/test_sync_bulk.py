@@ -1,0 +1,153 @@
+"""A bulk paste into a tracker is applied in batches through the services' batch path: a few
+transactions instead of one per row, with the same per-row outcomes, audit events and
+optimistic lock as applying the edits one by one."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import event, select, text
+from sqlalchemy.orm import Session
+
+from jobs.sync import sync_tracker
+from portal.extensions import db
+from portal.models import AuditEvent, SalesOrder
+from portal.services import changes, orders
+from portal.services.base import ConflictError
+from portal.sync import adapters
+from portal.sync.orders import OrdersKind
+from tests.factories import SETUP, make_catalog
+from tests.sync_helpers import TAB, make_tracker, sheet
+
+ROWS = 120
+
+
+def _orders(count: int) -> list[str]:
+    cat = make_catalog()
+    entries = [
+        (
+            {
+                "customer_id": cat.customer.id,
+                "customer_po": f"PO-{n}",
+                "requested_date": date.today() + timedelta(days=30),
+            },
+            [{"product_id": cat.products[0].id, "quantity": 1}],
+        )
+        for n in range(count)
+    ]
+    made = orders.orders.create_many(entries, SETUP)
+    return [order.number for order in made]
+
+
+def _paste(path: Path, values: dict[str, dict[str, Any]]) -> None:
+    """Paste many cells at once, as a person pasting a block in Excel: one save."""
+    wb = load_workbook(path)
+    ws = wb[TAB]
+    headers = {str(c.value): c.column for c in ws[1] if c.value is not None}
+    for row in range(2, ws.max_row + 1):
+        for header, value in values.get(ws.cell(row, 1).value, {}).items():
+            ws.cell(row, headers[header]).value = value
+    wb.save(path)
+
+
+def _scenario(path: Path) -> tuple[int, list[str]]:
+    """Orders, a synced tracker, then a paste over every row: good edits, a date before the
+    order date, and an order cancelled meanwhile (no longer editable from the sheet)."""
+    numbers = _orders(ROWS)
+    tracker = make_tracker(path)
+    assert sync_tracker(tracker.id)["status"] == "succeeded"
+    cancelled = db.session.execute(
+        select(SalesOrder).where(SalesOrder.number == numbers[7])
+    ).scalar_one()
+    changes.cancel_order(cancelled, SETUP, "customer_request")
+    paste = {n: {"Customer PO": f"PASTED-{i}", "Notes": f"bulk {i}"} for i, n in enumerate(numbers)}
+    paste[numbers[3]]["Requested"] = date(2000, 1, 1)
+    _paste(path, paste)
+    return tracker.id, numbers
+
+
+def _state(path: Path, numbers: list[str]) -> dict[str, Any]:
+    db.session.expire_all()
+    records = {
+        o.number: (o.customer_po, o.notes, o.requested_date, o.status, o.version)
+        for o in db.session.execute(select(SalesOrder)).scalars()
+    }
+    events = [
+        (e.entity, e.action, e.changes)
+        for e in db.session.execute(
+            select(AuditEvent).where(AuditEvent.actor.like("sheet:%")).order_by(AuditEvent.id)
+        ).scalars()
+    ]
+    status = {k: row["Sync status"] for k, row in sheet(path).items()}
+    db.session.rollback()
+    return {"records": records, "events": sorted(events), "status": status}
+
+
+def _commits() -> tuple[list[int], Any]:
+    seen: list[int] = []
+
+    def count(_session: Session) -> None:
+        seen.append(1)
+
+    event.listen(Session, "after_commit", count)
+    return seen, count
+
+
+@pytest.mark.parametrize("batch_rows", [50])
+def test_a_paste_is_applied_in_batches_with_the_same_outcomes_as_row_by_row(
+    clean_db, tmp_path, monkeypatch, batch_rows
+) -> None:
+    monkeypatch.setattr(adapters, "BATCH_ROWS", batch_rows)
+    batched = tmp_path / "batched.xlsx"
+    tracker_id, numbers = _scenario(batched)
+    seen, count = _commits()
+    try:
+        outcome = sync_tracker(tracker_id)
+    finally:
+        event.remove(Session, "after_commit", count)
+    assert outcome["applied"] == ROWS - 2 and outcome["errors"] == 2
+    batched_commits = len(seen)
+    expected = _state(batched, numbers)
+    assert "is before the order date" in expected["status"][numbers[3]]
+    assert "use an amendment" in expected["status"][numbers[7]]
+    assert expected["records"][numbers[0]][:2] == ("PASTED-0", "bulk 0")
+    assert expected["records"][numbers[3]][0] == "PO-3"  # the refused row changed nothing
+
+    from tests.conftest import wipe_business_tables
+
+    wipe_business_tables()
+    monkeypatch.setattr(OrdersKind, "batch_updates", False)  # one transaction per row
+    single = tmp_path / "single.xlsx"
+    tracker_id, numbers = _scenario(single)
+    seen, count = _commits()
+    try:
+        assert sync_tracker(tracker_id)["applied"] == ROWS - 2
+    finally:
+        event.remove(Session, "after_commit", count)
+    assert _state(single, numbers) == expected
+    assert len(seen) >= ROWS - 2  # a transaction per edit
+    assert batched_commits <= ROWS // batch_rows + 6  # one per batch, plus the run's own
+
+
+def test_a_batch_refuses_a_record_changed_meanwhile_and_writes_nothing(clean_db) -> None:
+    numbers = _orders(3)
+    found = list(
+        db.session.execute(select(SalesOrder).where(SalesOrder.number.in_(numbers))).scalars()
+    )
+    with db.engine.begin() as other:  # another transaction changes one after it was read
+        other.execute(
+            text(
+                "UPDATE sales_order SET notes = 'theirs', version = version + 1 WHERE number = :n"
+            ),
+            {"n": numbers[1]},
+        )
+    with pytest.raises(ConflictError):
+        orders.orders.update_many([(o, {"notes": "mine"}) for o in found], SETUP)
+    db.session.expire_all()
+    notes = dict(db.session.execute(select(SalesOrder.number, SalesOrder.notes)).all())
+    assert notes[numbers[1]] == "theirs"
+    assert "mine" not in notes.values()
