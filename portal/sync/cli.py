@@ -144,8 +144,11 @@ def init(name: str, force: bool) -> None:
     from sheets.grid import SheetChangedError
 
     t = _tracker(name)
+    if t.backend == "gsheets":
+        _init_google(t, force)
+        return
     if t.backend != "xlsx":
-        _fail(f"{name} is a {t.backend} tracker; init writes .xlsx workbooks")
+        _fail(f"{name} is a {t.backend} tracker; init writes .xlsx workbooks and Google tabs")
     path = Path(t.location).expanduser()
     spec = t.spec()
     try:
@@ -173,6 +176,39 @@ def init(name: str, force: bool) -> None:
         _fail(str(error).strip("'\""))
     done = {"created": "wrote", "added": "added the tab to", "replaced": "refreshed the tab in"}
     click.echo(f"{done[outcome]} {path} [{t.tab}] with {len(rows)} rows")
+
+
+def _init_google(t: Tracker, force: bool) -> None:
+    """``sheets init`` of a Google tracker: add its tab (formats, dropdowns, rows) in three
+    requests whatever the number of rows."""
+    from portal.sync.adapters import new_workbook_rows, workbook_choices
+    from portal.sync.backends import open_tracker_backend
+    from sheets.backends import BackendUnavailable
+    from sheets.backends.gsheets import SheetsError
+    from sheets.backends.gsheets_init import init_google_tracker
+
+    if force:
+        _fail(
+            f"{t.name}: --force is for .xlsx workbooks; to rewrite a Google tab, delete or "
+            "rename it in the spreadsheet and run init again"
+        )
+    spec = t.spec()
+    rows = new_workbook_rows(spec, t.filter)
+    try:
+        init_google_tracker(
+            open_tracker_backend(t),  # type: ignore[arg-type]
+            t.location,
+            t.tab,
+            spec.headers,
+            rows,
+            key_header=spec.key_header,
+            status_header=spec.status_header,
+            status_choices=workbook_choices(spec),
+            types={c.header: c.type for c in spec.columns},
+        )
+    except (ValueError, SheetsError, BackendUnavailable, OSError) as error:
+        _fail(str(error))
+    click.echo(f"added the tab [{t.tab}] to Google spreadsheet {t.location} with {len(rows)} rows")
 
 
 @sheets.command("sync")
