@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from flask.cli import with_appcontext
 
 from portal.models import BACKENDS, SyncRun, Tracker, columns_json
-from sheets.trackers import CONFLICT_POLICIES, RECORD_KINDS
+from sheets.trackers import CONFLICT_POLICIES, RECORD_KINDS, TrackerSpec
 
 CLI_ACTOR = "system:cli"
 
@@ -138,7 +139,7 @@ def show(name: str) -> None:
 def init(name: str, force: bool) -> None:
     """Write the tracker's tab from the current records: a new .xlsx workbook, or a tab added
     to (with --force: refreshed in) an existing one, whose other sheets stay as they are."""
-    from portal.sync.adapters import new_workbook_rows, workbook_choices
+    from portal.sync.adapters import new_workbook_rows
     from sheets.backends.xlsx_files import check_workbook_file, suffix_problem
     from sheets.backends.xlsx_init import TabExists, write_tracker
     from sheets.grid import SheetChangedError
@@ -157,16 +158,7 @@ def init(name: str, force: bool) -> None:
         if path.exists():
             check_workbook_file(path)
         rows = new_workbook_rows(spec, t.filter)
-        outcome = write_tracker(
-            path,
-            t.tab,
-            spec.headers,
-            rows,
-            key_header=spec.key_header,
-            status_header=spec.status_header,
-            status_choices=workbook_choices(spec),
-            replace=force,
-        )
+        outcome = write_tracker(path, t.tab, spec.headers, rows, **_tab(spec), replace=force)
     except TabExists:
         _fail(
             f"{path} already has a tab {t.tab!r}; use --force to rewrite that tab "
@@ -178,13 +170,24 @@ def init(name: str, force: bool) -> None:
     click.echo(f"{done[outcome]} {path} [{t.tab}] with {len(rows)} rows")
 
 
+def _tab(spec: TrackerSpec) -> dict[str, Any]:
+    """What a new tracker tab needs besides its rows: key and status headers, dropdowns."""
+    from portal.sync.adapters import workbook_choices
+
+    return {
+        "key_header": spec.key_header,
+        "status_header": spec.status_header,
+        "status_choices": workbook_choices(spec),
+    }
+
+
 def _init_google(t: Tracker, force: bool) -> None:
     """``sheets init`` of a Google tracker: add its tab (formats, dropdowns, rows) in three
     requests whatever the number of rows."""
-    from portal.sync.adapters import new_workbook_rows, workbook_choices
+    from portal.sync.adapters import new_workbook_rows
     from portal.sync.backends import open_tracker_backend
     from sheets.backends import BackendUnavailable
-    from sheets.backends.gsheets import SheetsError
+    from sheets.backends.gsheets import GSheetsBackend, SheetsError
     from sheets.backends.gsheets_init import init_google_tracker
 
     if force:
@@ -195,16 +198,11 @@ def _init_google(t: Tracker, force: bool) -> None:
     spec = t.spec()
     rows = new_workbook_rows(spec, t.filter)
     try:
+        backend = open_tracker_backend(t)
+        assert isinstance(backend, GSheetsBackend)  # the gsheets backend of a gsheets tracker
+        types = {c.header: c.type for c in spec.columns}
         init_google_tracker(
-            open_tracker_backend(t),  # type: ignore[arg-type]
-            t.location,
-            t.tab,
-            spec.headers,
-            rows,
-            key_header=spec.key_header,
-            status_header=spec.status_header,
-            status_choices=workbook_choices(spec),
-            types={c.header: c.type for c in spec.columns},
+            backend, t.location, t.tab, spec.headers, rows, **_tab(spec), types=types
         )
     except (ValueError, SheetsError, BackendUnavailable, OSError) as error:
         _fail(str(error))
