@@ -49,6 +49,16 @@ def workbook_choices(spec: TrackerSpec) -> dict[str, tuple[str, ...]]:
     return {c.header: choices[c.field] for c in spec.columns if c.field in choices}
 
 
+def tab_layout(spec: TrackerSpec) -> dict[str, Any]:
+    """What a new tracker tab needs besides its rows (``xlsx_init.write_tracker``,
+    ``gsheets_init.init_google_tracker``): key and status headers, dropdowns."""
+    return {
+        "key_header": spec.key_header,
+        "status_header": spec.status_header,
+        "status_choices": workbook_choices(spec),
+    }
+
+
 def _stale_fields(spec: TrackerSpec, now: Row, expected: Mapping[str, Any]) -> list[str]:
     types = {c.field: c.type for c in spec.columns}
     stale = []

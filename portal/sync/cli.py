@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 from flask.cli import with_appcontext
 
 from portal.models import BACKENDS, SyncRun, Tracker, columns_json
-from sheets.trackers import CONFLICT_POLICIES, RECORD_KINDS, TrackerSpec
+from sheets.trackers import CONFLICT_POLICIES, RECORD_KINDS
 
 CLI_ACTOR = "system:cli"
 
@@ -139,7 +138,7 @@ def show(name: str) -> None:
 def init(name: str, force: bool) -> None:
     """Write the tracker's tab from the current records: a new .xlsx workbook, or a tab added
     to (with --force: refreshed in) an existing one, whose other sheets stay as they are."""
-    from portal.sync.adapters import new_workbook_rows
+    from portal.sync.adapters import new_workbook_rows, tab_layout
     from sheets.backends.xlsx_files import check_workbook_file, suffix_problem
     from sheets.backends.xlsx_init import TabExists, write_tracker
     from sheets.grid import SheetChangedError
@@ -158,7 +157,7 @@ def init(name: str, force: bool) -> None:
         if path.exists():
             check_workbook_file(path)
         rows = new_workbook_rows(spec, t.filter)
-        outcome = write_tracker(path, t.tab, spec.headers, rows, **_tab(spec), replace=force)
+        outcome = write_tracker(path, t.tab, spec.headers, rows, **tab_layout(spec), replace=force)
     except TabExists:
         _fail(
             f"{path} already has a tab {t.tab!r}; use --force to rewrite that tab "
@@ -170,21 +169,10 @@ def init(name: str, force: bool) -> None:
     click.echo(f"{done[outcome]} {path} [{t.tab}] with {len(rows)} rows")
 
 
-def _tab(spec: TrackerSpec) -> dict[str, Any]:
-    """What a new tracker tab needs besides its rows: key and status headers, dropdowns."""
-    from portal.sync.adapters import workbook_choices
-
-    return {
-        "key_header": spec.key_header,
-        "status_header": spec.status_header,
-        "status_choices": workbook_choices(spec),
-    }
-
-
 def _init_google(t: Tracker, force: bool) -> None:
     """``sheets init`` of a Google tracker: add its tab (formats, dropdowns, rows) in three
     requests whatever the number of rows."""
-    from portal.sync.adapters import new_workbook_rows
+    from portal.sync.adapters import new_workbook_rows, tab_layout
     from portal.sync.backends import open_tracker_backend
     from sheets.backends import BackendUnavailable
     from sheets.backends.gsheets import GSheetsBackend, SheetsError
@@ -202,7 +190,7 @@ def _init_google(t: Tracker, force: bool) -> None:
         assert isinstance(backend, GSheetsBackend)  # the gsheets backend of a gsheets tracker
         types = {c.header: c.type for c in spec.columns}
         init_google_tracker(
-            backend, t.location, t.tab, spec.headers, rows, **_tab(spec), types=types
+            backend, t.location, t.tab, spec.headers, rows, **tab_layout(spec), types=types
         )
     except (ValueError, SheetsError, BackendUnavailable, OSError) as error:
         _fail(str(error))
