@@ -69,7 +69,10 @@ def live(clean_db, test_env, emulator, monkeypatch) -> Iterator[dict[str, str]]:
         "SHEETS_LIVE_SYNC": "1",
         "GOOGLE_SERVICE_ACCOUNT_FILE": account,
         "SHEETS_API_URL": url,
-        "SHEETS_LIVE_MAX_WAIT_SECONDS": "8",
+        # a burst on a loaded machine may take seconds, with pauses: neither the quiet time
+        # nor the cap may split it here (a change still reaches the cells well within 10 s)
+        "SHEETS_LIVE_QUIET_SECONDS": "2",
+        "SHEETS_LIVE_MAX_WAIT_SECONDS": "30",
     }
     for name, value in settings.items():
         monkeypatch.setitem(current_app.config, name, value)
@@ -166,10 +169,11 @@ def test_a_portal_change_reaches_excel_and_google_trackers_within_seconds(
     assert excel_seconds < LIMIT and google_seconds < LIMIT
     _until(_quiet, "the live syncs to finish")
 
-    since = utcnow()
+    since, burst = utcnow(), time.monotonic()
     for n in range(100):  # a burst: 100 changes, each committed on its own
         number = numbers[n % len(numbers)]
         orders.orders.update(order(number), {"notes": f"burst {n}"}, SETUP)
+    print(f"100 changes in {time.monotonic() - burst:.1f} s")
     last = {numbers[n % len(numbers)]: f"burst {n}" for n in range(100)}
     _until(lambda: all(sheet(path)[k]["Notes"] == v for k, v in last.items()), "the burst in Excel")
     _until(
