@@ -21,7 +21,7 @@ from flask import current_app
 from rq import Worker
 
 from jobs import queue
-from jobs.live import FileWatcher
+from jobs.live import FileWatcher, covering_trackers, live_sync, sync_soon
 from jobs.sync import sync_tracker
 from portal.extensions import db
 from portal.models import SyncRun, utcnow
@@ -201,3 +201,34 @@ def test_the_file_watcher_asks_for_a_sync_when_a_person_saves_the_workbook(live,
     assert outcome["applied"] == 1 and outcome["written"] >= 1
     assert watcher.poll() == []  # the sync's own write is not a person's save
     assert order(numbers[0]).notes == "typed in Excel"
+
+
+def test_a_change_syncs_the_trackers_holding_its_kind_but_not_its_own_sheets(live, tmp_path):
+    make_orders(1)
+    mine = make_tracker(tmp_path / "mine.xlsx", name="orders-mine")
+    other = make_tracker(tmp_path / "other.xlsx", name="orders-other")
+    assert {t for t, _ in covering_trackers([("sales_order", "system:test-setup")])} == {
+        mine.id,
+        other.id,
+    }
+    # the sync of orders-mine wrote it: only the other tracker of orders syncs
+    assert covering_trackers([("sales_order", "sheet:orders-mine")]) == [(other.id, "xlsx")]
+    assert covering_trackers([("dispute", "system:test-setup")]) == []  # not an orders kind
+
+
+def test_a_live_sync_waits_for_quiet_and_for_a_google_trackers_minimum_interval(live) -> None:
+    conn = queue.connection()
+    tracker_id = 424242
+    for kind in ("soon", "changed", "live"):
+        conn.delete(f"orderbridge:sync:{kind}:{tracker_id}")
+    assert sync_soon(tracker_id, "gsheets") is True
+    assert sync_soon(tracker_id, "gsheets") is False  # joins the one scheduled
+    assert live_sync(tracker_id, "gsheets")["status"] == "postponed"  # changes not quiet yet
+    conn.set(f"orderbridge:sync:changed:{tracker_id}", time.time() - 60)  # quiet since
+    assert live_sync(tracker_id, "gsheets")["status"] == "requested"
+    assert not conn.exists(f"orderbridge:sync:soon:{tracker_id}")
+    sync_soon(tracker_id, "gsheets")
+    conn.set(f"orderbridge:sync:changed:{tracker_id}", time.time() - 60)
+    waited = live_sync(tracker_id, "gsheets")  # the last live sync was just now: quota budget
+    assert waited["status"] == "postponed" and 4 < waited["seconds"] <= 5
+    assert live_sync(tracker_id, "xlsx")["status"] == "requested"  # no minimum for files
