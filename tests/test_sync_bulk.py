@@ -15,13 +15,15 @@ from sqlalchemy.orm import Session
 
 from jobs.sync import sync_tracker
 from portal.extensions import db
-from portal.models import AuditEvent, SalesOrder
-from portal.services import changes, orders
+from portal.models import AuditEvent, OrderLine, SalesOrder
+from portal.services import changes, orders, trackers
 from portal.services.base import ConflictError
 from portal.sync import adapters
+from portal.sync.order_lines import OrderLinesKind
 from portal.sync.orders import OrdersKind
+from tests.conftest import wipe_business_tables
 from tests.factories import SETUP, make_catalog
-from tests.sync_helpers import TAB, make_tracker, sheet
+from tests.sync_helpers import ADMIN, TAB, init_workbook, make_tracker, sheet
 
 ROWS = 120
 
@@ -54,27 +56,56 @@ def _paste(path: Path, values: dict[str, dict[str, Any]]) -> None:
     wb.save(path)
 
 
-def _scenario(path: Path) -> tuple[int, list[str]]:
-    """Orders, a synced tracker, then a paste over every row: good edits, a date before the
-    order date, and an order cancelled meanwhile (no longer editable from the sheet)."""
-    numbers = _orders(ROWS)
+def _cancel(number: str) -> None:
+    order = db.session.execute(select(SalesOrder).where(SalesOrder.number == number)).scalar_one()
+    changes.cancel_order(order, SETUP, "customer_request")
+
+
+def _orders_paste(path: Path, numbers: list[str]) -> tuple[int, dict[str, dict[str, Any]]]:
+    """An orders tracker; new POs and notes, and a date before the order date."""
     tracker = make_tracker(path)
-    assert sync_tracker(tracker.id)["status"] == "succeeded"
-    cancelled = db.session.execute(
-        select(SalesOrder).where(SalesOrder.number == numbers[7])
-    ).scalar_one()
-    changes.cancel_order(cancelled, SETUP, "customer_request")
     paste = {n: {"Customer PO": f"PASTED-{i}", "Notes": f"bulk {i}"} for i, n in enumerate(numbers)}
     paste[numbers[3]]["Requested"] = date(2000, 1, 1)
+    return tracker.id, paste
+
+
+def _lines_paste(path: Path, numbers: list[str]) -> tuple[int, dict[str, dict[str, Any]]]:
+    """An order lines tracker (the preset columns); new quantities, and a quantity of 0."""
+    tracker = trackers.trackers.create(
+        {"name": "lines", "kind": "order_lines", "location": str(path), "tab": TAB}, ADMIN
+    )
+    init_workbook(tracker)
+    paste = {f"{n}/1": {"Qty": 2 + i % 5, "Discount %": 5} for i, n in enumerate(numbers)}
+    paste[f"{numbers[3]}/1"]["Qty"] = 0
+    return tracker.id, paste
+
+
+KINDS = {
+    "orders": (_orders_paste, OrdersKind, "is before the order date", lambda n: n),
+    "order_lines": (_lines_paste, OrderLinesKind, "must be a whole number above 0", "{}/1".format),
+}
+
+
+def _scenario(path: Path, kind: str) -> tuple[int, list[str]]:
+    """Orders, a synced tracker, then a paste over every row: good edits, a bad value, and an
+    order cancelled meanwhile (no longer editable from the sheet)."""
+    numbers = _orders(ROWS)
+    tracker_id, paste = KINDS[kind][0](path, numbers)
+    assert sync_tracker(tracker_id)["status"] == "succeeded"
+    _cancel(numbers[7])
     _paste(path, paste)
-    return tracker.id, numbers
+    return tracker_id, numbers
 
 
-def _state(path: Path, numbers: list[str]) -> dict[str, Any]:
+def _state(path: Path) -> dict[str, Any]:
     db.session.expire_all()
     records = {
         o.number: (o.customer_po, o.notes, o.requested_date, o.status, o.version)
         for o in db.session.execute(select(SalesOrder)).scalars()
+    }
+    lines = {
+        (line.order_id, line.line_no): (line.quantity, line.discount_pct, line.version)
+        for line in db.session.execute(select(OrderLine)).scalars()
     }
     events = [
         (e.entity, e.action, e.changes)
@@ -84,7 +115,7 @@ def _state(path: Path, numbers: list[str]) -> dict[str, Any]:
     ]
     status = {k: row["Sync status"] for k, row in sheet(path).items()}
     db.session.rollback()
-    return {"records": records, "events": sorted(events), "status": status}
+    return {"records": records, "lines": lines, "events": sorted(events), "status": status}
 
 
 def _commits() -> tuple[list[int], Any]:
@@ -97,13 +128,14 @@ def _commits() -> tuple[list[int], Any]:
     return seen, count
 
 
-@pytest.mark.parametrize("batch_rows", [50])
+@pytest.mark.parametrize("kind", list(KINDS))
 def test_a_paste_is_applied_in_batches_with_the_same_outcomes_as_row_by_row(
-    clean_db, tmp_path, monkeypatch, batch_rows
+    clean_db, tmp_path, monkeypatch, kind
 ) -> None:
-    monkeypatch.setattr(adapters, "BATCH_ROWS", batch_rows)
+    _, kind_class, refusal, key = KINDS[kind]
+    monkeypatch.setattr(adapters, "BATCH_ROWS", 50)
     batched = tmp_path / "batched.xlsx"
-    tracker_id, numbers = _scenario(batched)
+    tracker_id, numbers = _scenario(batched, kind)
     seen, count = _commits()
     try:
         outcome = sync_tracker(tracker_id)
@@ -111,26 +143,23 @@ def test_a_paste_is_applied_in_batches_with_the_same_outcomes_as_row_by_row(
         event.remove(Session, "after_commit", count)
     assert outcome["applied"] == ROWS - 2 and outcome["errors"] == 2
     batched_commits = len(seen)
-    expected = _state(batched, numbers)
-    assert "is before the order date" in expected["status"][numbers[3]]
-    assert "use an amendment" in expected["status"][numbers[7]]
-    assert expected["records"][numbers[0]][:2] == ("PASTED-0", "bulk 0")
-    assert expected["records"][numbers[3]][0] == "PO-3"  # the refused row changed nothing
-
-    from tests.conftest import wipe_business_tables
+    expected = _state(batched)
+    assert refusal in expected["status"][key(numbers[3])]
+    assert "use an amendment" in expected["status"][key(numbers[7])]
+    assert expected["events"]  # the applied edits, audited as the tracker
 
     wipe_business_tables()
-    monkeypatch.setattr(OrdersKind, "batch_updates", False)  # one transaction per row
+    monkeypatch.setattr(kind_class, "batch_updates", False)  # one transaction per row
     single = tmp_path / "single.xlsx"
-    tracker_id, numbers = _scenario(single)
+    tracker_id, numbers = _scenario(single, kind)
     seen, count = _commits()
     try:
         assert sync_tracker(tracker_id)["applied"] == ROWS - 2
     finally:
         event.remove(Session, "after_commit", count)
-    assert _state(single, numbers) == expected
+    assert _state(single) == expected
     assert len(seen) >= ROWS - 2  # a transaction per edit
-    assert batched_commits <= ROWS // batch_rows + 6  # one per batch, plus the run's own
+    assert batched_commits <= ROWS // 50 + 6  # one per batch, plus the run's own
 
 
 def test_a_batch_refuses_a_record_changed_meanwhile_and_writes_nothing(clean_db) -> None:

@@ -364,7 +364,9 @@ class RecordService(Generic[M]):
         self._refuse_unknown(changes)
         check_version(record, expected_version)
         with unit_of_work() as sess:
-            if self._change(sess, record, changes, actor):
+            with sess.no_autoflush:  # checks read related rows: never flush unchecked values
+                changed = self._change(sess, record, changes, actor)
+            if changed:
                 sess.flush()
         return record
 

@@ -130,6 +130,32 @@ class Kind:
         their service's batch path; a record changed meanwhile raises ``ConflictError``."""
         raise NotImplementedError
 
+    def update_loaded(
+        self,
+        items: Sequence[tuple[str, Mapping[str, Any]]],
+        found: Mapping[str, Any],
+        service: Any,
+        actor: Actor,
+    ) -> list[ServiceError | None]:
+        """:meth:`update_many` of the records ``found`` (key -> record, loaded together):
+        the fields checked per edit, then one ``service.update_many``."""
+        outcomes: list[ServiceError | None] = [None] * len(items)
+        todo: list[tuple[Any, dict[str, Any]]] = []
+        where: list[int] = []
+        for index, (key, changes) in enumerate(items):
+            try:
+                self.check_fields(changes, "editable")
+                if key not in found:
+                    raise NotFound(f"{self.name.replace('_', ' ')[:-1]} {key} does not exist")
+            except ServiceError as error:
+                outcomes[index] = error
+                continue
+            todo.append((found[key], dict(changes)))
+            where.append(index)
+        for index, error in zip(where, service.update_many(todo, actor), strict=True):
+            outcomes[index] = error
+        return outcomes
+
     def create(self, values: Mapping[str, Any], actor: Actor) -> str:
         """Create a record from ``values`` (field -> value); its key. Raises ServiceError."""
         raise ServiceError(f"a tracker cannot add {self.name.replace('_', ' ')}")

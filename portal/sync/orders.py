@@ -141,22 +141,7 @@ class OrdersKind(Kind):
         query = select(SalesOrder)
         for _, (order,) in select_chunks(query, [key for key, _ in items], self._by_number):
             found[order.number] = order
-        outcomes: list[ServiceError | None] = [None] * len(items)
-        todo: list[tuple[SalesOrder, dict[str, Any]]] = []
-        where: list[int] = []
-        for index, (key, changes) in enumerate(items):
-            try:
-                self.check_fields(changes, "editable")
-                if key not in found:
-                    raise NotFound(f"order {key} does not exist")
-            except ServiceError as error:
-                outcomes[index] = error
-                continue
-            todo.append((found[key], dict(changes)))
-            where.append(index)
-        for index, error in zip(where, orders.orders.update_many(todo, actor), strict=True):
-            outcomes[index] = error
-        return outcomes
+        return self.update_loaded(items, found, orders.orders, actor)
 
     @staticmethod
     def _by_number(query: Select, keys: list[str]) -> Select:
