@@ -5,6 +5,7 @@ optimistic lock as applying the edits one by one."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,13 @@ from sqlalchemy.orm import Session
 
 from jobs.sync import sync_tracker
 from portal.extensions import db
-from portal.models import AuditEvent, OrderLine, SalesOrder
-from portal.services import changes, orders, trackers
+from portal.models import AuditEvent, InventoryMovement, OrderLine, SalesOrder, StockLevel
+from portal.services import catalog, changes, orders, trackers
 from portal.services.base import ConflictError
 from portal.sync import adapters
 from portal.sync.order_lines import OrderLinesKind
 from portal.sync.orders import OrdersKind
+from portal.sync.stock_levels import StockLevelsKind
 from tests.conftest import wipe_business_tables
 from tests.factories import SETUP, make_catalog
 from tests.sync_helpers import ADMIN, TAB, init_workbook, make_tracker, sheet
@@ -180,3 +182,78 @@ def test_a_batch_refuses_a_record_changed_meanwhile_and_writes_nothing(clean_db)
     notes = dict(db.session.execute(select(SalesOrder.number, SalesOrder.notes)).all())
     assert notes[numbers[1]] == "theirs"
     assert "mine" not in notes.values()
+
+
+def _stock_scenario(path: Path) -> int:
+    """A stock levels tracker over 40 products in two warehouses (80 levels), synced, then a
+    pasted count of every level: good counts, a negative one and a blank one."""
+    make_catalog(stock=0)
+    for n in range(4, 41):
+        catalog.products.create(
+            {"sku": f"SKU-{n}", "name": f"Product {n}", "list_price": Decimal("1.00")}, SETUP
+        )
+    tracker = trackers.trackers.create(
+        {"name": "stock", "kind": "stock_levels", "location": str(path), "tab": TAB}, ADMIN
+    )
+    init_workbook(tracker)
+    assert sync_tracker(tracker.id)["status"] == "succeeded"
+    paste: dict[str, dict[str, Any]] = {
+        f"SKU-{n}@{w}": {"On hand": n * 10 + i}
+        for n in range(1, 41)
+        for i, w in enumerate(("W1", "W2"))
+    }
+    paste["SKU-3@W1"]["On hand"] = -5
+    paste["SKU-4@W2"]["On hand"] = None
+    _paste(path, paste)
+    return tracker.id
+
+
+def _stock_state(path: Path) -> dict[str, Any]:
+    db.session.expire_all()
+    levels = {
+        (s.product_id, s.warehouse_id): (s.on_hand, s.version)
+        for s in db.session.execute(select(StockLevel)).scalars()
+    }
+    moves = sorted(
+        (m.product_id, m.warehouse_id, m.on_hand_delta, m.reason)
+        for m in db.session.execute(select(InventoryMovement)).scalars()
+    )
+    events = sorted(
+        (e.action, e.changes)
+        for e in db.session.execute(
+            select(AuditEvent).where(AuditEvent.actor.like("sheet:%"))
+        ).scalars()
+    )
+    status = {k: row["Sync status"] for k, row in sheet(path).items()}
+    db.session.rollback()
+    return {"levels": levels, "moves": moves, "events": events, "status": status}
+
+
+def test_a_pasted_stock_count_is_booked_in_batches_like_row_by_row(
+    clean_db, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr(adapters, "BATCH_ROWS", 30)
+    batched = tmp_path / "batched.xlsx"
+    tracker_id = _stock_scenario(batched)
+    seen, count = _commits()
+    try:
+        outcome = sync_tracker(tracker_id)
+    finally:
+        event.remove(Session, "after_commit", count)
+    assert outcome["applied"] == 78 and outcome["errors"] == 2, outcome
+    batched_commits = len(seen)
+    expected = _stock_state(batched)
+    assert "must be a whole number of 0 or more" in expected["status"]["SKU-3@W1"]
+    assert len(expected["moves"]) == 78  # one adjustment movement per booked count
+
+    wipe_business_tables()
+    monkeypatch.setattr(StockLevelsKind, "batch_updates", False)
+    single = tmp_path / "single.xlsx"
+    tracker_id = _stock_scenario(single)
+    seen, count = _commits()
+    try:
+        assert sync_tracker(tracker_id)["applied"] == 78
+    finally:
+        event.remove(Session, "after_commit", count)
+    assert _stock_state(single) == expected
+    assert len(seen) >= 78 and batched_commits <= 80 // 30 + 6
