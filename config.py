@@ -271,6 +271,14 @@ def build_settings(overrides: dict | None = None) -> dict:
         "GOOGLE_SERVICE_ACCOUNT_FILE": os.environ.get("GOOGLE_SERVICE_ACCOUNT_FILE", ""),
         "SHEETS_API_URL": os.environ.get("SHEETS_API_URL", ""),
         "XLWINGS_LICENSE_KEY": os.environ.get("XLWINGS_LICENSE_KEY", ""),
+        # Live sync (jobs/live.py, docs/sync-jobs.md): a change syncs its trackers within
+        # seconds (off by default in test mode, where tests switch it on where they test it).
+        "SHEETS_LIVE_SYNC": _bool("SHEETS_LIVE_SYNC", mode != "test"),
+        "SHEETS_LIVE_QUIET_SECONDS": float(os.environ.get("SHEETS_LIVE_QUIET_SECONDS", "1")),
+        "SHEETS_LIVE_MAX_WAIT_SECONDS": float(os.environ.get("SHEETS_LIVE_MAX_WAIT_SECONDS", "5")),
+        "SHEETS_GOOGLE_MIN_INTERVAL_SECONDS": float(
+            os.environ.get("SHEETS_GOOGLE_MIN_INTERVAL_SECONDS", "5")
+        ),
         # Bounded .xlsx reads (XLSX_MAX_FILE_BYTES ... XLSX_READ_MEMORY_MB; docs/xlsx-backend.md).
         **_xlsx_limits(),
         "AUDIT_HMAC_KEYS": _audit_keys(mode, secret_key),

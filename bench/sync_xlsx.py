@@ -14,7 +14,11 @@ Timed:
    file as a user's save would) and ``--changes`` orders were changed in the portal (notes,
    through the services): read, merge, apply through the services, write, store the base;
 2. a sync with no change on either side (must write nothing);
-3. the naive baseline: openpyxl loads the same workbook, sets the same cells, saves it.
+3. the naive baseline: openpyxl loads the same workbook, sets the same cells, saves it;
+4. a ``--paste``-row paste (10,000 by default: Customer PO and Notes of that many rows), once
+   applied through the orders' batch path and once one transaction per row (the kind's
+   batch path switched off), another paste of the same rows each time: the apply step and
+   the whole sync, and the ratio.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--changes", type=int, default=100)
+    parser.add_argument("--paste", type=int, default=10_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.update(
@@ -49,7 +54,7 @@ def main() -> None:
         app = create_app()
         with app.app_context():
             try:
-                run(Path(tmp), args.rows, args.changes)
+                run(Path(tmp), args.rows, args.changes, args.paste)
             finally:
                 from jobs.queue import stop_embedded_server
 
@@ -129,7 +134,7 @@ def _write_workbook(path: Path, headers: list[str], rows: list[list[object]]) ->
     wb.save(path)
 
 
-def run(tmp: Path, rows: int, changes: int) -> None:
+def run(tmp: Path, rows: int, changes: int, paste: int) -> None:
     from flask_migrate import upgrade
     from openpyxl import load_workbook
 
@@ -200,6 +205,48 @@ def run(tmp: Path, rows: int, changes: int) -> None:
     print(f"sync, no change:                                {idle:.2f} s")
     print(f"baseline, openpyxl load + edit + save:          {naive:.2f} s")
     print(f"speed-up over baseline:                         {naive / seconds:.1f}x")
+    if paste:
+        bench_paste(tracker.id, path, spec.headers, min(paste, rows))
+
+
+def bench_paste(tracker_id: int, path: Path, headers: list[str], count: int) -> None:
+    """A ``count``-row paste applied in batches, then one transaction per row."""
+    import jobs.sync as sync_job
+    from portal.sync.orders import OrdersKind
+    from sheets.backends.xlsx import XlsxBackend
+    from sheets.grid import CellWrite
+
+    po_col, notes_col = headers.index("Customer PO") + 1, headers.index("Notes") + 1
+    apply_seconds: list[float] = []
+    original = sync_job._apply
+
+    def timed_apply(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            apply_seconds.append(time.perf_counter() - start)
+
+    sync_job._apply = timed_apply
+    timings = {}
+    for label, batched in (("batch", True), ("per row", False)):
+        backend = XlsxBackend(path, "Orders")
+        cells = [CellWrite(r, po_col, f"{label}-PO-{r}") for r in range(2, count + 2)]
+        cells += [CellWrite(r, notes_col, f"{label} paste {r}") for r in range(2, count + 2)]
+        backend.write(cells, backend.read())
+        OrdersKind.batch_updates = batched
+        seconds, outcome = _timed(sync_job.sync_tracker, tracker_id)
+        assert outcome["applied"] == count and outcome["errors"] == 0, outcome
+        timings[label] = (apply_seconds[-1], seconds)
+    sync_job._apply = original
+    OrdersKind.batch_updates = True
+    for label, (applying, syncing) in timings.items():
+        print(f"paste of {count} rows, {label:7}: apply {applying:.2f} s, sync {syncing:.2f} s")
+    (batch_apply, batch_sync), (row_apply, row_sync) = timings["batch"], timings["per row"]
+    print(
+        f"batches over a transaction per row:  apply {row_apply / batch_apply:.1f}x, "
+        f"sync {row_sync / batch_sync:.1f}x"
+    )
 
 
 def _timed(func, *args):

@@ -1,12 +1,14 @@
 """Background work started by what the services announce (``portal.services.events``).
 
 :func:`register` runs at start-up in every process that writes (``create_app`` calls it), so
-a receipt queues its backorder fill and a new outbox message its sending, after the commit.
+a receipt queues its backorder fill, a new outbox message its sending and a change to records
+a tracker holds a debounced sync of that tracker (``jobs.live``), after the commit.
 """
 
 from __future__ import annotations
 
 from jobs.fulfillment import enqueue_fill
+from jobs.live import on_records_changed
 from jobs.notify import enqueue_send
 from portal.services import events
 
@@ -21,3 +23,4 @@ def register() -> None:
     """Subscribe the handlers (idempotent)."""
     events.subscribe(events.STOCK_RECEIVED, fill_after_receipt)
     events.subscribe(events.NOTIFICATION_QUEUED, enqueue_send)
+    events.subscribe(events.RECORDS_CHANGED, on_records_changed)

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
 from jobs.context import app_job
+from jobs.live import FileWatcher
 from jobs.recovery import sweep
 from jobs.sync import enqueue_sync, is_running
 from portal.extensions import db
@@ -85,17 +87,27 @@ def run_periodic() -> list[str]:
 
 
 EVERY = 15.0  # seconds between ticks: a dead worker's job runs again within this of its lock
+WATCH_EVERY = 1.0  # seconds between two polls of the .xlsx trackers' files
 
 
-def run_forever(every: float = EVERY, stop: threading.Event | None = None) -> None:
+def run_forever(
+    every: float = EVERY, stop: threading.Event | None = None, watch_every: float = WATCH_EVERY
+) -> None:
     """Sweep for abandoned jobs and tick every ``every`` seconds until ``stop`` is set (setting
-    it ends the wait at once)."""
+    it ends the wait at once); in between, poll the ``.xlsx`` trackers' files every
+    ``watch_every`` seconds (:class:`jobs.live.FileWatcher`: a saved file syncs soon)."""
     stop = stop or threading.Event()
+    watcher = FileWatcher()
+    next_tick = 0.0
     while not stop.is_set():
-        sweep()
-        tick()
-        run_periodic()
-        stop.wait(every)
+        if time.monotonic() >= next_tick:
+            sweep()
+            tick()
+            run_periodic()
+            app_job(watcher.refresh)()
+            next_tick = time.monotonic() + every
+        app_job(watcher.poll)()
+        stop.wait(max(0.0, min(watch_every, next_tick - time.monotonic())))
 
 
 def stop_on_signals() -> threading.Event:

@@ -6,8 +6,9 @@
    sync of the tracker holds it, record a *skipped* run and ask the holder to run once more;
 2. ``read`` the tab, load the base (stored base + base patches), list the portal records,
    ``plan_sync``;
-3. ``apply`` each sheet edit / new row through the services, each in its own transaction that
-   also patches the base (edits) or stores the create token (new rows);
+3. ``apply`` the sheet edits (in batches where the kind has a batch path) and new rows
+   through the services, each transaction also patching the base (edits) or storing the
+   create token (new rows);
 4. ``finalize``, ``write`` the cells (``SheetChangedError``: read and merge again, bounded);
 5. ``commit``: base, conflicts, create-token cleanup and the run's counts in one transaction.
 
@@ -17,6 +18,7 @@ Every step can be killed and the job re-run: see the commit points in docs/sync-
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import threading
 import time
@@ -44,6 +46,7 @@ from sheets.engine import (
     ERROR,
     Base,
     CreateResult,
+    RecordUpdate,
     SyncPlan,
     SyncResult,
     UpdateResult,
@@ -128,6 +131,28 @@ def request_sync(tracker_id: int) -> str:
         return "a sync of this tracker is running; it will sync again when it finishes"
     job = enqueue_sync(tracker_id)
     return f"sync queued as job {job.id}" if job else "a sync of this tracker is already queued"
+
+
+def file_stamp(path: str) -> str | None:
+    """``mtime_ns:size`` of a tracker's file (None if it cannot be read)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return f"{stat.st_mtime_ns}:{stat.st_size}"
+
+
+def file_key(tracker_id: int) -> str:
+    """Where the sync notes its own write of a tracker's file (for ``jobs.live``'s watcher)."""
+    return _key("file", tracker_id)
+
+
+def remember_file(tracker_id: int, path: str) -> None:
+    """Note the file as this sync left it, so the file watcher does not take the sync's own
+    write for a person's save."""
+    stamp = file_stamp(path)
+    if stamp is not None:
+        connection().set(file_key(tracker_id), stamp, ex=86400)
 
 
 # -- the job ----------------------------------------------------------------------------------
@@ -286,9 +311,12 @@ def _attempt(
             error=plan.fatal,
         )
         return {"status": "failed", "error": plan.fatal, **counts.as_dict()}
-    results = _apply(tracker, spec, plan, claimed, patches, counts)
+    with _collector_paused():
+        results = _apply(tracker, spec, plan, claimed, patches, counts)
     result = finalize(plan, results)
     _write(backend, result.writes, snapshot)
+    if result.writes and tracker.backend == "xlsx":
+        remember_file(tracker.id, tracker.location)
     counts.written = len(result.writes)
     counts.conflicts = len(plan.conflicts)
     counts.errors = sum(1 for issue in result.issues if issue.kind == ERROR)
@@ -358,6 +386,21 @@ def _plan(
     return plan, claimed
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while the edits are applied (reference counting still
+    frees what they drop): its full collections, set off by the many records a batch makes,
+    would walk the snapshot, base, portal rows and plan (millions of objects for a 50,000-row
+    tab) again and again. Cycles made meanwhile are collected afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _apply(
     tracker: Tracker,
     spec: TrackerSpec,
@@ -366,27 +409,23 @@ def _apply(
     patches: list[int],
     counts: Counts,
 ) -> list[UpdateResult | CreateResult]:
-    """Step 3: sheet edits and new rows through the services, one transaction per record.
+    """Step 3: sheet edits and new rows through the services: edits in batches where the
+    kind has a batch path (``adapters.apply_updates``), new rows one transaction each.
 
-    An applied edit stores a base patch in its transaction, so a crash before the final
-    commit never loses it (its id joins ``patches``); a new record stores its create token
-    with it."""
+    Applied edits store their base patches in their transaction, so a crash before the final
+    commit never loses them (their ids join ``patches``); a new record stores its create
+    token with it."""
     headers = {c.field: c.header for c in spec.columns}
     tracker_id, filter = tracker.id, tracker.filter
-    results: list[UpdateResult | CreateResult] = []
-    for update in plan.updates:
-        cells = {headers[f]: v for f, v in update.changes.items()}
 
-        made: list[int] = []
+    def patch(applied: list[RecordUpdate]) -> list[int]:
+        cells = {u.key: {headers[f]: v for f, v in u.changes.items()} for u in applied}
+        return trackers.patch_base(tracker_id, spec, cells)
 
-        def patch(key: str = update.key, cells: dict[str, Any] = cells, made=made) -> None:
-            made.append(trackers.patch_base(tracker_id, spec, key, cells))
-
-        result = adapters.apply_update(spec, filter, update, also=patch)
-        if result.error is None:
-            counts.applied += 1
-            patches.extend(made)
-        results.append(result)
+    updated, made = adapters.apply_updates(spec, filter, plan.updates, patch)
+    counts.applied += sum(1 for result in updated if result.error is None)
+    patches.extend(made)
+    results: list[UpdateResult | CreateResult] = list(updated)
     for create in plan.creates:
         existing = claimed.get(create.token)
         if existing is not None:

@@ -157,6 +157,36 @@ def _mail_sink(app: Flask, env: dict[str, str]) -> list[Child]:
     return [Child.adopt("mail", process)]
 
 
+def _demo_trackers(app: Flask, env: dict[str, str]) -> list[Child]:
+    """The bundled Sheets emulator (unless Google is configured) and the demo's Excel and
+    Google trackers of open orders (``portal.demo_trackers``)."""
+    from portal.demo_trackers import ensure_excel_tracker, ensure_google_tracker
+
+    instance = Path(app.config["INSTANCE_DIR"])
+    children: list[Child] = []
+    with Progress.step("trackers") as step:
+        done = [ensure_excel_tracker(instance)]
+        if not (env.get("SHEETS_API_URL") or env.get("GOOGLE_SERVICE_ACCOUNT_FILE")):
+            from sheets.emulator.testing import write_service_account_file
+
+            process = subprocess.Popen(
+                [sys.executable, "-m", "sheets.emulator", "--port", "0"],
+                stdout=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                start_new_session=True,  # stopped with the others, not first by a Ctrl-C
+            )
+            children.append(Child.adopt("sheets", process))
+            assert process.stdout is not None
+            url = process.stdout.readline().rsplit(" ", 1)[-1].strip()  # "... listening on URL"
+            account = write_service_account_file(str(instance / "sheets-emulator.json"), url)
+            env.update(SHEETS_API_URL=url, GOOGLE_SERVICE_ACCOUNT_FILE=account)
+            os.environ.update(SHEETS_API_URL=url, GOOGLE_SERVICE_ACCOUNT_FILE=account)
+            done.append(ensure_google_tracker(account, url) + f" on the emulator at {url}")
+        step.note = "; ".join(done)
+    return children
+
+
 def _wait_until_answering(url: str, children: list[Child]) -> None:
     """Poll ``url`` until it answers; stop early if a child died."""
     deadline = time.monotonic() + READY_TIMEOUT
@@ -224,6 +254,7 @@ def run_demo(app: Flask, host: str, port: int, password: str, order_count: int) 
                 os.environ["REDIS_URL"] = step.note = env["REDIS_URL"]
         prepare(password, order_count)
         children = _mail_sink(app, env)
+        children += _demo_trackers(app, env)
         children += _children(host, port, env)
         probe = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         _wait_until_answering(f"http://{probe}:{port}/login/", children)

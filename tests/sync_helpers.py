@@ -74,6 +74,31 @@ def make_tracker(
     return tracker
 
 
+def make_google_tracker(gc: Any, name: str = "orders-google") -> tuple[Tracker, str]:
+    """An orders tracker on a new spreadsheet of the emulator (gspread client ``gc``), its tab
+    written from the current orders; the tracker and the spreadsheet's key."""
+    from sheets.backends.gsheets_init import init_google_tracker
+
+    key = gc.create("Orders tracker").id
+    tracker = trackers.trackers.create(
+        {"name": name, "kind": "orders", "backend": "gsheets", "location": key, "tab": TAB,
+         "columns": json.dumps(COLUMNS), "conflict_policy": "flag"},
+        ADMIN,
+    )  # fmt: skip
+    spec = tracker.spec()
+    init_google_tracker(
+        gc,
+        key,
+        TAB,
+        spec.headers,
+        new_workbook_rows(spec, tracker.filter),
+        key_header=spec.key_header,
+        status_header=spec.status_header,
+        status_choices=workbook_choices(spec),
+    )
+    return tracker, key
+
+
 def init_workbook(tracker: Tracker) -> None:
     spec = tracker.spec()
     write_new_tracker(

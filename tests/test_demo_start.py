@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -28,7 +29,7 @@ READY_LIMIT = 90.0  # seconds; idle 2-core machine: see README
 STOP_LIMIT = 3.0
 HELP_LIMIT = 3.0  # seconds under load; about 0.2 s on an idle machine
 NOISE = re.compile(r"warning|error|refused|traceback", re.IGNORECASE)
-STOP_LINE = re.compile(r"^stopped mail, web, worker, scheduler and Redis in \d+\.\d s$")
+STOP_LINE = re.compile(r"^stopped mail, sheets, web, worker, scheduler and Redis in \d+\.\d s$")
 
 
 def _free_port() -> int:
@@ -79,6 +80,20 @@ def _sign_in(base: str, username: str, password: str) -> int:
         return answer.status
 
 
+def _until_both_trackers_synced(database: Path, started: float) -> None:
+    """The demo's Excel and Google trackers each get a successful sync on their own."""
+    query = (
+        "SELECT t.name FROM tracker t JOIN sync_run r ON r.tracker_id = t.id "
+        "WHERE r.status = 'succeeded' GROUP BY t.name"
+    )
+    synced: set[str] = set()
+    while synced != {"demo-open-orders", "demo-google-orders"}:
+        assert time.monotonic() - started < READY_LIMIT, f"trackers synced: {synced}"
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+            synced = {name for (name,) in conn.execute(query)}
+        time.sleep(0.2)  # the poll interval of a bounded wait
+
+
 def test_demo_starts_quietly_and_ctrl_c_stops_every_process(tmp_path: Path) -> None:
     port = _free_port()
     env = {
@@ -109,7 +124,8 @@ def test_demo_starts_quietly_and_ctrl_c_stops_every_process(tmp_path: Path) -> N
         while "ready in" not in log_path.read_text() and demo.poll() is None:
             time.sleep(0.1)  # the progress line follows the first answer by a moment
         processes = _descendants(demo.pid) | {demo.pid}
-        assert len(processes) >= 5  # demo, Valkey, gunicorn, worker, scheduler (and theirs)
+        assert len(processes) >= 6  # demo, Valkey, emulator, gunicorn, worker, scheduler …
+        _until_both_trackers_synced(tmp_path / "instance" / "orderbridge.db", started)
 
         os.killpg(demo.pid, signal.SIGINT)
         stopping = time.monotonic()
@@ -134,6 +150,7 @@ def test_demo_starts_quietly_and_ctrl_c_stops_every_process(tmp_path: Path) -> N
         "users… ",
         "seeding 40 orders… ",
         "mail sink… ",
+        "trackers… demo-open-orders (",
         "web at http://",
     )
     for step in steps:

@@ -8,7 +8,6 @@ sync after a sync writes nothing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
@@ -230,10 +229,9 @@ def test_tracker_job_end_to_end_on_google_sheets(
     from flask import current_app
 
     from jobs.sync import sync_tracker
-    from portal.services import orders, trackers
-    from portal.sync.adapters import new_workbook_rows, workbook_choices
+    from portal.services import orders
     from tests.factories import SETUP
-    from tests.sync_helpers import ADMIN, COLUMNS, last_run, make_orders, order
+    from tests.sync_helpers import last_run, make_google_tracker, make_orders, order
 
     sa = write_service_account_file(str(tmp_path / "sa.json"), emu.url)
     monkeypatch.setitem(current_app.config, "GOOGLE_SERVICE_ACCOUNT_FILE", sa)
@@ -241,23 +239,7 @@ def test_tracker_job_end_to_end_on_google_sheets(
     monkeypatch.setenv("SHEETS_RETRY_MAX_ATTEMPTS", "3")
     monkeypatch.setenv("SHEETS_RETRY_BASE_DELAY", "0.05")
     numbers = [o.number for o in make_orders(3)]
-    key = gc.create("Orders tracker").id
-    tracker = trackers.trackers.create(
-        {"name": "orders-google", "kind": "orders", "backend": "gsheets", "location": key,
-         "tab": "Orders", "columns": json.dumps(COLUMNS), "conflict_policy": "flag"},
-        ADMIN,
-    )  # fmt: skip
-    spec = tracker.spec()
-    init_google_tracker(
-        gc,
-        key,
-        "Orders",
-        spec.headers,
-        new_workbook_rows(spec, tracker.filter),
-        key_header=spec.key_header,
-        status_header=spec.status_header,
-        status_choices=workbook_choices(spec),
-    )
+    tracker, key = make_google_tracker(gc)
     assert sync_tracker(tracker.id)["status"] == "succeeded"
 
     headers = emu.values(key)[0]

@@ -36,6 +36,7 @@ PUBLIC_ENDPOINTS = {
     "UtilView.back": "redirects to the previous page",
     "LocaleView.index": "language switch",
     "MenuApi.get_menu_data": "the menu, filtered by the user's permissions",
+    "SheetsHookView.hook": "a Google tracker's edit trigger; signed with the tracker's secret",
 }
 MISSING_ID = 999999
 

@@ -86,7 +86,7 @@ def _mid_apply(original):
     def wrapper(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
-            raise Crash("between two records")
+            raise Crash("between two batches")
         return original(*args, **kwargs)
 
     return wrapper
@@ -101,7 +101,7 @@ def _before(original):
 
 STEPS = {
     "after_read": (sync_job, "_read", _after),
-    "mid_apply": (adapters, "apply_update", _mid_apply),
+    "mid_apply": (adapters, "apply_chunk", _mid_apply),  # between two batches of edits
     "after_db_apply": (sync_job, "_apply", _after),
     "after_sheet_write": (sync_job, "_write", _after),
     "before_commit": (sync_job, "_commit", _before),
@@ -124,6 +124,7 @@ def test_crash_at_each_step_then_retry_ends_like_an_uninterrupted_run(
     tracker_id = _scenario(crashed)
     module, name, wrap = STEPS[step]
     with monkeypatch.context() as patch:
+        patch.setattr(adapters, "BATCH_ROWS", 1)  # one edit per batch: a crash between two
         patch.setattr(module, name, wrap(getattr(module, name)))
         with pytest.raises(Crash):
             sync_tracker(tracker_id)

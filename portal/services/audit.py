@@ -127,9 +127,11 @@ def record(
         record=record_of_event,
     )
     db.session.info.setdefault(PENDING, []).append(event)
+    db.session.info.setdefault(CHANGED, set()).add((entity, actor.name))
 
 
 PENDING = "audit_pending"
+CHANGED = "audit_changed"  # (entity, actor) pairs of the transaction, for events.RECORDS_CHANGED
 
 
 @sa_event.listens_for(Session, "before_commit")
@@ -180,6 +182,7 @@ def _chain_pending(sess: Session) -> None:
 @sa_event.listens_for(Session, "after_rollback")
 def _drop_pending(sess: Session) -> None:
     sess.info.pop(PENDING, None)
+    sess.info.pop(CHANGED, None)
 
 
 @dataclass(frozen=True)

@@ -72,13 +72,16 @@ def require(actor: Actor, permission: str, view_menu: str, doing: str) -> None:
         raise PermissionDenied(f"{actor.name} may not {doing}")
 
 
-def after_commit(callback: Callable[[], None], key: str | None = None) -> None:
-    """Run ``callback`` once the current transaction commits (dropped on rollback).
+def after_commit(
+    callback: Callable[[], None], key: str | None = None, sess: Session | None = None
+) -> None:
+    """Run ``callback`` once the current transaction (of ``sess``) commits (dropped on
+    rollback).
 
     Used to queue background work (sending mail, filling backorders) only when the records it
     needs are visible to other processes. Callbacks with the same ``key`` run once.
     """
-    pending = session().info.setdefault("after_commit", {})
+    pending = (sess or session()).info.setdefault("after_commit", {})
     pending.setdefault(key or f"#{len(pending)}", callback)
 
 
@@ -358,24 +361,60 @@ class RecordService(Generic[M]):
     ) -> M:
         """Apply ``changes`` to ``record`` as ``actor``; stale ``expected_version`` → 409."""
         self._require(actor, "can_write")
-        unknown = sorted(set(changes) - set(self.editable))
-        if unknown:
-            raise ValidationFailed({name: ["unknown or read-only field"] for name in unknown})
+        self._refuse_unknown(changes)
         check_version(record, expected_version)
         with unit_of_work() as sess:
-            before: dict[str, Any] = {}
-            after: dict[str, Any] = {}
-            for name, value in changes.items():
-                old = getattr(record, name)
-                if old != value:
-                    before[name], after[name] = old, value
-                    setattr(record, name, value)
-            if not after:
-                return record
-            self._validate_all(sess, record, set(after), is_new=False)
-            sess.flush()
-            audit.record(actor, self.entity, record.id, "update", before=before, after=after)
+            with sess.no_autoflush:  # checks read related rows: never flush unchecked values
+                changed = self._change(sess, record, changes, actor)
+            if changed:
+                sess.flush()
         return record
+
+    def update_many(
+        self, items: Sequence[tuple[M, Mapping[str, Any]]], actor: Actor
+    ) -> list[ServiceError | None]:
+        """Apply each ``(record, changes)`` as :meth:`update` would, in one unit of work.
+
+        Each record is checked alone (the same rules and messages); a refused one keeps its
+        stored values and its error is returned at its position (None: applied). The applied
+        ones are written with one ``UPDATE … WHERE version = :seen`` executemany
+        (:func:`save_versioned`), their audit events with one insert at commit. A record
+        changed meanwhile fails the whole batch with ``ConflictError`` (nothing written).
+        """
+        self._require(actor, "can_write")
+        outcomes: list[ServiceError | None] = []
+        written: list[tuple[M, set[str]]] = []
+        with unit_of_work() as sess, sess.no_autoflush:
+            for record, changes in items:
+                try:
+                    changed = self._change(sess, record, changes, actor)
+                except ServiceError as error:
+                    sess.expire(record)  # drop the refused values
+                    outcomes.append(error)
+                    continue
+                if changed:
+                    written.append((record, changed))
+                outcomes.append(None)
+            fields = sorted(set().union(*(changed for _, changed in written)))
+            save_versioned(sess, [record for record, _ in written], fields)
+        return outcomes
+
+    def _change(
+        self, sess: Session, record: M, changes: Mapping[str, Any], actor: Actor
+    ) -> set[str]:
+        """Set, check and audit one record's changes without writing them; the changed names."""
+        self._refuse_unknown(changes)
+        before: dict[str, Any] = {}
+        after: dict[str, Any] = {}
+        for name, value in changes.items():
+            old = getattr(record, name)
+            if old != value:
+                before[name], after[name] = old, value
+                setattr(record, name, value)
+        if after:
+            self._validate_all(sess, record, set(after), is_new=False)
+            audit.record(actor, self.entity, record.id, "update", before=before, after=after)
+        return set(after)
 
     # -- hooks -------------------------------------------------------------------------
 
@@ -393,6 +432,11 @@ class RecordService(Generic[M]):
         return data.keys()
 
     # -- internals ---------------------------------------------------------------------
+
+    def _refuse_unknown(self, changes: Mapping[str, Any]) -> None:
+        unknown = sorted(set(changes) - set(self.editable))
+        if unknown:
+            raise ValidationFailed({name: ["unknown or read-only field"] for name in unknown})
 
     def _require(self, actor: Actor, permission: str) -> None:
         view = self.permission_view or type(self).__name__

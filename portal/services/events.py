@@ -10,6 +10,9 @@ Announcements:
 - ``stock_received(product_id, open_backorders)`` — a goods receipt was booked; the
   product had open backorders when it committed.
 - ``notification_queued()`` — one or more messages were added to the outbox.
+- ``records_changed(changed)`` — the transaction wrote audited records: ``changed`` is the
+  sorted tuple of ``(entity, actor)`` pairs of its audit events (announced here, at commit,
+  for every service write, so trackers can sync within seconds: ``jobs.live``).
 """
 
 from __future__ import annotations
@@ -19,13 +22,18 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session
+
+from portal.services import audit
 from portal.services.base import after_commit
 
 log = logging.getLogger(__name__)
 
 STOCK_RECEIVED = "stock_received"
 NOTIFICATION_QUEUED = "notification_queued"
-NAMES = (STOCK_RECEIVED, NOTIFICATION_QUEUED)
+RECORDS_CHANGED = "records_changed"
+NAMES = (STOCK_RECEIVED, NOTIFICATION_QUEUED, RECORDS_CHANGED)
 
 Handler = Callable[..., None]
 _handlers: dict[str, list[Handler]] = {}
@@ -67,3 +75,13 @@ def _deliver(name: str, payload: dict[str, Any]) -> None:
             handler(**payload)
         except Exception:
             log.exception("handler %r of %s%r failed", handler, name, payload)
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _announce_changed_records(sess: Session) -> None:
+    """Announce ``records_changed`` for a transaction that recorded audit events."""
+    changed = sess.info.pop(audit.CHANGED, None)
+    if changed and _handlers.get(RECORDS_CHANGED):
+        payload = {"changed": tuple(sorted(changed))}
+        deliver = functools.partial(_deliver, RECORDS_CHANGED, payload)
+        after_commit(deliver, key=f"event:{RECORDS_CHANGED}", sess=sess)

@@ -18,6 +18,7 @@ from portal.services.base import (
     Actor,
     NotFound,
     PermissionDenied,
+    ServiceError,
     ValidationFailed,
     save_versioned,
     unit_of_work,
@@ -175,32 +176,51 @@ def _has_open_backorders(product_id: int) -> bool:
 
 def adjust(level: StockLevel, new_on_hand: int, reason: str, actor: Actor) -> StockLevel:
     """Set on hand after a count; the difference is booked as an adjustment movement."""
+    error = adjust_many([(level, new_on_hand)], reason, actor)[0]
+    if error is not None:
+        raise error
+    return level
+
+
+def adjust_many(
+    counts: Sequence[tuple[StockLevel, int]], reason: str, actor: Actor
+) -> list[ServiceError | None]:
+    """Set the on hand of many levels after a count (each ``(level, new on hand)``), in one
+    unit of work: each count is checked alone (a refused one books nothing and its error is
+    returned at its position; None: booked), the booked ones are written by one
+    :func:`move_many` and audited one event each."""
     if not actor.can("can_write", STOCK_VIEW):
         raise PermissionDenied(f"{actor.name} may not adjust stock")
-    errors: dict[str, list[str]] = {}
-    if not isinstance(new_on_hand, int) or new_on_hand < 0:
-        errors["on_hand"] = ["must be a whole number of 0 or more"]
     if not (reason or "").strip():
-        errors["reason"] = ["is required for a stock adjustment"]
-    if errors:
-        raise ValidationFailed(errors)
+        raise ValidationFailed({"reason": ["is required for a stock adjustment"]})
+    reason = reason.strip()
+    outcomes: list[ServiceError | None] = []
+    booked: list[tuple[StockLevel, int]] = []
+    for level, new_on_hand in counts:
+        if not isinstance(new_on_hand, int) or isinstance(new_on_hand, bool) or new_on_hand < 0:
+            outcomes.append(ValidationFailed({"on_hand": ["must be a whole number of 0 or more"]}))
+        elif level.allocated > new_on_hand:
+            left = f"would leave {level.allocated} allocated of {new_on_hand} on hand"
+            outcomes.append(ValidationFailed({"quantity": [left]}))
+        else:
+            outcomes.append(None)
+            if new_on_hand != level.on_hand:
+                booked.append((level, new_on_hand))
     with unit_of_work():
-        before = level.on_hand
-        delta = new_on_hand - level.on_hand
-        if delta == 0:
-            return level
-        move(level, MovementKind.ADJUSTMENT, actor, on_hand_delta=delta, reason=reason.strip())
-        db.session.flush()
-        audit.record(
-            actor,
-            "stock_level",
-            level.id,
-            "adjust",
-            before={"on_hand": before},
-            after={"on_hand": level.on_hand},
-            detail={"reason": reason.strip()},
-        )
-    return level
+        before = {id(level): level.on_hand for level, _ in booked}
+        moves = [Move(level, on_hand - level.on_hand, 0, None, reason) for level, on_hand in booked]
+        move_many(moves, MovementKind.ADJUSTMENT, actor)
+        for level, _ in booked:
+            audit.record(
+                actor,
+                "stock_level",
+                level.id,
+                "adjust",
+                before={"on_hand": before[id(level)]},
+                after={"on_hand": level.on_hand},
+                detail={"reason": reason},
+            )
+    return outcomes
 
 
 def ledger_discrepancies() -> list[tuple[int, int, int, int]]:

@@ -98,7 +98,7 @@ def resolve(conflict: SyncConflict, choice: str, actor: Actor, value: Any = None
                 column.field,
             ),
         )
-        patch_base(tracker.id, spec, conflict.key, agreed[conflict.key])
+        patch_base(tracker.id, spec, {conflict.key: agreed[conflict.key]})
         conflict.status = ConflictStatus.RESOLVED.value
         conflict.resolved_by = actor.name
         conflict.resolution = json_value(column.type, chosen)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from portal.extensions import db
@@ -250,18 +250,22 @@ def load_base(tracker_id: int, spec: TrackerSpec) -> tuple[Base, list[int]]:
     return base, ids
 
 
-def patch_base(tracker_id: int, spec: TrackerSpec, key: str, cells: Mapping[str, Any]) -> int:
-    """Record agreed base cells of ``key`` in the current transaction (with the write they
-    belong to); the patch's id."""
-    patch = TrackerBasePatch(
-        tracker_id=tracker_id,
-        key=key,
-        cells=_dumps(base_to_json(spec, {key: cells})[key]),
-        created_at=utcnow(),
+def patch_base(
+    tracker_id: int, spec: TrackerSpec, cells: Mapping[str, Mapping[str, Any]]
+) -> list[int]:
+    """Record agreed base cells (key -> header -> value) in the current transaction (with the
+    writes they belong to), one patch row per key, inserted together; the patches' ids."""
+    now = utcnow()
+    rows = [
+        {"tracker_id": tracker_id, "key": key, "cells": _dumps(row), "created_at": now}
+        for key, row in base_to_json(spec, cells).items()
+    ]
+    if not rows:
+        return []
+    statement = insert(TrackerBasePatch).returning(
+        TrackerBasePatch.id, sort_by_parameter_order=True
     )
-    db.session.add(patch)
-    db.session.flush()
-    return patch.id
+    return list(db.session.scalars(statement, rows))
 
 
 def seed_base(tracker_id: int, spec: TrackerSpec, base: Base) -> None:

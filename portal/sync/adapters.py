@@ -7,7 +7,7 @@ errors and never raise). Every write uses the actor ``sheet:<tracker>``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -60,6 +60,16 @@ def workbook_choices(spec: TrackerSpec) -> dict[str, tuple[str, ...]]:
     return {c.header: choices[c.field] for c in spec.columns if c.field in choices}
 
 
+def tab_layout(spec: TrackerSpec) -> dict[str, Any]:
+    """What a new tracker tab needs besides its rows (``xlsx_init.write_tracker``,
+    ``gsheets_init.init_google_tracker``): key and status headers, dropdowns."""
+    return {
+        "key_header": spec.key_header,
+        "status_header": spec.status_header,
+        "status_choices": workbook_choices(spec),
+    }
+
+
 def _stale_fields(spec: TrackerSpec, now: Row, expected: Mapping[str, Any]) -> list[str]:
     types = {c.field: c.type for c in spec.columns}
     stale = []
@@ -90,10 +100,7 @@ def apply_update(
             now = kind.current(update.key, filter, wanted)
             stale = _stale_fields(spec, now, update.expected)
             if stale:
-                raise ConflictError(
-                    f"{', '.join(stale)} changed in the portal during this sync; merged again "
-                    "on the next sync"
-                )
+                raise ConflictError(_stale_message(stale))
             kind.update(update.key, update.changes, sheet_actor(spec.name), spec.name)
             if also is not None:
                 also()
@@ -101,6 +108,104 @@ def apply_update(
         return UpdateResult(update.key, error=error.message)
     after = kind.records(filter, wanted, keys=[update.key]).get(update.key)
     return UpdateResult(update.key, values=None if after is None else _header_row(spec, after))
+
+
+BATCH_ROWS = 1000  # sheet edits applied per transaction by a kind's batch path
+Patch = Callable[[list[RecordUpdate]], list[int]]  # records the base cells of applied edits
+Applied = tuple[list[UpdateResult], list[int]]  # results in order, the committed patches' ids
+
+
+def apply_updates(
+    spec: TrackerSpec,
+    filter: str | None,
+    updates: Sequence[RecordUpdate],
+    patch: Patch,
+) -> Applied:
+    """Apply the sheet's edits; the results in order, and the ids ``patch`` returned for the
+    edits that were committed.
+
+    ``patch(applied)`` runs in the same transaction as the edits it is given (it records the
+    base cells they agree on). A kind with a batch path applies :data:`BATCH_ROWS` edits per
+    transaction (:func:`apply_chunk`); others, and a chunk in which a record changed while
+    it was written, one edit per transaction (:func:`apply_update`). Each edit gets the same
+    outcome either way.
+    """
+    if not get_kind(spec.kind).batch_updates:
+        return _one_by_one(spec, filter, list(updates), patch)
+    results: list[UpdateResult] = []
+    patches: list[int] = []
+    for start in range(0, len(updates), BATCH_ROWS):
+        chunk = list(updates[start : start + BATCH_ROWS])
+        try:
+            done, made = apply_chunk(spec, filter, chunk, patch)
+        except ConflictError:  # a record changed meanwhile: edit by edit, each its outcome
+            done, made = _one_by_one(spec, filter, chunk, patch)
+        results.extend(done)
+        patches.extend(made)
+    return results, patches
+
+
+def _one_by_one(spec: TrackerSpec, filter: str | None, updates: list, patch: Patch) -> Applied:
+    results: list[UpdateResult] = []
+    patches: list[int] = []
+    for update in updates:
+        made: list[int] = []
+        result = apply_update(
+            spec, filter, update, also=lambda u=update, m=made: m.extend(patch([u]))
+        )
+        results.append(result)
+        patches.extend(made if result.error is None else ())
+    return results, patches
+
+
+def apply_chunk(spec: TrackerSpec, filter: str | None, updates: list, patch: Patch) -> Applied:
+    """Apply edits through the kind's batch path in one unit of work (see
+    :func:`apply_updates`); ``ConflictError`` if a record changed while it was written."""
+    kind = get_kind(spec.kind)
+    wanted = [c.field for c in spec.columns]
+    keys = [update.key for update in updates]
+    errors: dict[str, str] = {}
+    with unit_of_work():
+        now = kind.records(filter, wanted, keys=keys)
+        todo = []
+        for update in updates:
+            row = now.get(update.key)
+            stale = None if row is None else _stale_fields(spec, row, update.expected)
+            if row is None:
+                errors[update.key] = (
+                    f"{kind.name.replace('_', ' ')} record {update.key} is not in this tracker"
+                )
+            elif stale:
+                errors[update.key] = _stale_message(stale)
+            else:
+                todo.append(update)
+        items = [(update.key, update.changes) for update in todo]
+        outcomes = kind.update_many(items, sheet_actor(spec.name), spec.name)
+        applied = []
+        for update, error in zip(todo, outcomes, strict=True):
+            if error is None:
+                applied.append(update)
+            else:
+                errors[update.key] = error.message
+        patches = patch(applied) if applied else []
+    after = kind.records(filter, wanted, keys=[u.key for u in applied])
+    results = [
+        UpdateResult(u.key, error=errors[u.key])
+        if u.key in errors
+        else UpdateResult(u.key, values=_row_or_none(spec, after.get(u.key)))
+        for u in updates
+    ]
+    return results, patches
+
+
+def _row_or_none(spec: TrackerSpec, record: Row | None) -> Row | None:
+    return None if record is None else _header_row(spec, record)
+
+
+def _stale_message(stale: list[str]) -> str:
+    return (
+        f"{', '.join(stale)} changed in the portal during this sync; merged again on the next sync"
+    )
 
 
 def record_values(spec: TrackerSpec, key: str) -> Row | None:

@@ -96,6 +96,9 @@ class Kind:
     preset: tuple[Column, ...] = ()
     choices: dict[str, tuple[str, ...]] = {}  # field -> allowed values (dropdowns in new books)
     columns: dict[str, Any] = {}
+    # audit entities whose changes can change this kind's rows (a live sync follows them)
+    entities: frozenset[str] = frozenset()
+    batch_updates: bool = False  # update_many applies a sheet's many edits in one transaction
 
     def query(self, filter: str | None) -> Select:
         """The records inside ``filter`` (a select of :attr:`columns`)."""
@@ -119,6 +122,40 @@ class Kind:
     def update(self, key: str, changes: Mapping[str, Any], actor: Actor, tracker_name: str) -> None:
         """Apply ``changes`` (field -> value) to the record ``key``; raises ServiceError."""
         raise NotImplementedError
+
+    def update_many(
+        self, items: Sequence[tuple[str, Mapping[str, Any]]], actor: Actor, tracker_name: str
+    ) -> list[ServiceError | None]:
+        """Apply many ``(key, changes)`` in the caller's unit of work, each checked alone; the
+        error of each (None: applied). Kinds with :attr:`batch_updates` implement it through
+        their service's batch path; a record changed meanwhile raises ``ConflictError``."""
+        raise NotImplementedError
+
+    def update_loaded(
+        self,
+        items: Sequence[tuple[str, Mapping[str, Any]]],
+        found: Mapping[str, Any],
+        service: Any,
+        actor: Actor,
+    ) -> list[ServiceError | None]:
+        """:meth:`update_many` of the records ``found`` (key -> record, loaded together):
+        the fields checked per edit, then one ``service.update_many``."""
+        outcomes: list[ServiceError | None] = [None] * len(items)
+        todo: list[tuple[Any, dict[str, Any]]] = []
+        where: list[int] = []
+        for index, (key, changes) in enumerate(items):
+            try:
+                self.check_fields(changes, "editable")
+                if key not in found:
+                    raise NotFound(f"{self.name.replace('_', ' ')[:-1]} {key} does not exist")
+            except ServiceError as error:
+                outcomes[index] = error
+                continue
+            todo.append((found[key], dict(changes)))
+            where.append(index)
+        for index, error in zip(where, service.update_many(todo, actor), strict=True):
+            outcomes[index] = error
+        return outcomes
 
     def create(self, values: Mapping[str, Any], actor: Actor) -> str:
         """Create a record from ``values`` (field -> value); its key. Raises ServiceError."""

@@ -153,14 +153,17 @@ def init(name: str, force: bool) -> None:
     """Write the tracker's tab from the current records: a new .xlsx workbook, or a tab added
     to (with --force: refreshed in) an existing one, whose other sheets stay as they are."""
     from portal.services import trackers
-    from portal.sync.adapters import new_workbook_rows, workbook_base, workbook_choices
+    from portal.sync.adapters import new_workbook_rows, tab_layout, workbook_base
     from sheets.backends.xlsx_files import check_workbook_file, suffix_problem
     from sheets.backends.xlsx_init import TabExists, write_tracker
     from sheets.grid import SheetChangedError
 
     t = _tracker(name)
+    if t.backend == "gsheets":
+        _init_google(t, force)
+        return
     if t.backend != "xlsx":
-        _fail(f"{name} is a {t.backend} tracker; init writes .xlsx workbooks")
+        _fail(f"{name} is a {t.backend} tracker; init writes .xlsx workbooks and Google tabs")
     path = Path(t.location).expanduser()
     spec = t.spec()
     try:
@@ -169,16 +172,7 @@ def init(name: str, force: bool) -> None:
         if path.exists():
             check_workbook_file(path)
         rows = new_workbook_rows(spec, t.filter)
-        outcome = write_tracker(
-            path,
-            t.tab,
-            spec.headers,
-            rows,
-            key_header=spec.key_header,
-            status_header=spec.status_header,
-            status_choices=workbook_choices(spec),
-            replace=force,
-        )
+        outcome = write_tracker(path, t.tab, spec.headers, rows, **tab_layout(spec), replace=force)
     except TabExists:
         _fail(
             f"{path} already has a tab {t.tab!r}; use --force to rewrite that tab "
@@ -191,6 +185,36 @@ def init(name: str, force: bool) -> None:
     trackers.seed_base(t.id, spec, workbook_base(spec, rows))
     done = {"created": "wrote", "added": "added the tab to", "replaced": "refreshed the tab in"}
     click.echo(f"{done[outcome]} {path} [{t.tab}] with {len(rows)} rows")
+
+
+def _init_google(t: Tracker, force: bool) -> None:
+    """``sheets init`` of a Google tracker: add its tab (formats, dropdowns, rows) in three
+    requests whatever the number of rows."""
+    from portal.services import trackers
+    from portal.sync.adapters import new_workbook_rows, tab_layout, workbook_base
+    from portal.sync.backends import open_tracker_backend
+    from sheets.backends import BackendUnavailable
+    from sheets.backends.gsheets import GSheetsBackend, SheetsError
+    from sheets.backends.gsheets_init import init_google_tracker
+
+    if force:
+        _fail(
+            f"{t.name}: --force is for .xlsx workbooks; to rewrite a Google tab, delete or "
+            "rename it in the spreadsheet and run init again"
+        )
+    spec = t.spec()
+    rows = new_workbook_rows(spec, t.filter)
+    try:
+        backend = open_tracker_backend(t)
+        assert isinstance(backend, GSheetsBackend)  # the gsheets backend of a gsheets tracker
+        types = {c.header: c.type for c in spec.columns}
+        init_google_tracker(
+            backend, t.location, t.tab, spec.headers, rows, **tab_layout(spec), types=types
+        )
+    except (ValueError, SheetsError, BackendUnavailable, OSError) as error:
+        _fail(str(error))
+    trackers.seed_base(t.id, spec, workbook_base(spec, rows))  # as for .xlsx, see init
+    click.echo(f"added the tab [{t.tab}] to Google spreadsheet {t.location} with {len(rows)} rows")
 
 
 @sheets.command("sync")

@@ -17,6 +17,7 @@ from sheets.trackers import Column
 
 class CreditMemosKind(Kind):
     name = "credit_memos"
+    entities = frozenset(("credit_memo", "invoice"))
     key_field = "number"
     key_header = "Credit memo"
     fields = fields_of(

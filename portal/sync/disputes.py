@@ -27,6 +27,7 @@ from sheets.trackers import Column
 
 class DisputesKind(Kind):
     name = "disputes"
+    entities = frozenset(("dispute",))
     key_field = "number"
     key_header = "Dispute"
     fields = fields_of(

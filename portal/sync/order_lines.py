@@ -3,7 +3,8 @@ a blank-key row adds a line to an order."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -13,8 +14,15 @@ from portal.extensions import db
 from portal.models import OrderLine, Product, SalesOrder
 from portal.services import changes as order_changes
 from portal.services import orders
-from portal.services.base import Actor, NotFound, ValidationFailed
-from portal.sync.base import CLOSED_ORDER_STATUSES, Field, Kind, Row, fields_of
+from portal.services.base import Actor, NotFound, ServiceError, ValidationFailed
+from portal.sync.base import (
+    CLOSED_ORDER_STATUSES,
+    Field,
+    Kind,
+    Row,
+    fields_of,
+    select_chunks,
+)
 from portal.sync.orders import order_by_number
 from sheets.trackers import Column
 
@@ -31,6 +39,7 @@ def split_line_key(key: str) -> tuple[str, int]:
 
 class OrderLinesKind(Kind):
     name = "order_lines"
+    entities = frozenset(("order_line", "sales_order", "shipment", "backorder"))
     key_field = "line_key"
     key_header = "Line"
     fields = fields_of(
@@ -52,6 +61,7 @@ class OrderLinesKind(Kind):
     filters = {"open": "lines of orders not yet delivered, invoiced, closed or cancelled"}
     can_create = True
     can_cancel = True
+    batch_updates = True
     preset = (
         Column("Order No", "order", "text", "portal"),
         Column("SKU", "sku", "text", "portal"),
@@ -118,6 +128,26 @@ class OrderLinesKind(Kind):
     def cancel(self, key: str, actor: Actor, tracker_name: str) -> None:
         note = f"row deleted from tracker {tracker_name}"
         order_changes.cancel_line(self._line(key), actor, "customer_request", note)
+
+    def update_many(
+        self, items: Sequence[tuple[str, Mapping[str, Any]]], actor: Actor, tracker_name: str
+    ) -> list[ServiceError | None]:
+        """The lines of ``items`` and their orders loaded with one query per chunk of
+        orders, then ``order_lines.update_many``: one UPDATE for all the applied edits."""
+        numbers = set()
+        for key, _ in items:
+            with contextlib.suppress(NotFound):  # not a line key: "does not exist" below
+                numbers.add(split_line_key(key)[0])
+        query = select(OrderLine, SalesOrder).join(SalesOrder, OrderLine.order_id == SalesOrder.id)
+        found = {
+            f"{order.number}/{line.line_no}": line
+            for _, (line, order) in select_chunks(query, sorted(numbers), self._of_orders)
+        }
+        return self.update_loaded(items, found, orders.order_lines, actor)
+
+    @staticmethod
+    def _of_orders(query: Select, numbers: list[str]) -> Select:
+        return query.where(SalesOrder.number.in_(numbers))
 
     def create(self, values: Mapping[str, Any], actor: Actor) -> str:
         self.check_fields(values, "creatable")

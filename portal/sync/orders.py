@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +12,13 @@ from portal.extensions import db
 from portal.models import INCOTERMS, Customer, OrderLine, PaymentTerm, SalesOrder
 from portal.services import changes as order_changes
 from portal.services import orders
-from portal.services.base import Actor, NotFound, ValidationFailed, unit_of_work
+from portal.services.base import (
+    Actor,
+    NotFound,
+    ServiceError,
+    ValidationFailed,
+    unit_of_work,
+)
 from portal.sync.base import CLOSED_ORDER_STATUSES, Field, Kind, Row, fields_of, select_chunks
 from sheets.trackers import Column
 
@@ -29,6 +35,7 @@ def order_by_number(number: str) -> SalesOrder:
 
 class OrdersKind(Kind):
     name = "orders"
+    entities = frozenset(("sales_order", "order_line"))
     key_field = "number"
     key_header = "Order No"
     fields = fields_of(
@@ -49,6 +56,7 @@ class OrdersKind(Kind):
     filters = {"open": "orders not yet delivered, invoiced, closed or cancelled"}
     can_create = True
     can_cancel = True
+    batch_updates = True
     choices = {"incoterm": INCOTERMS}
     preset = (
         Column("Customer", "customer", "text", "both"),
@@ -129,6 +137,21 @@ class OrdersKind(Kind):
     def cancel(self, key: str, actor: Actor, tracker_name: str) -> None:
         note = f"row deleted from tracker {tracker_name}"
         order_changes.cancel_order(order_by_number(key), actor, "customer_request", note)
+
+    def update_many(
+        self, items: Sequence[tuple[str, Mapping[str, Any]]], actor: Actor, tracker_name: str
+    ) -> list[ServiceError | None]:
+        """The orders of ``items`` loaded with one query per chunk, then
+        ``orders.update_many``: one UPDATE for all the applied edits."""
+        found: dict[str, SalesOrder] = {}
+        query = select(SalesOrder)
+        for _, (order,) in select_chunks(query, [key for key, _ in items], self._by_number):
+            found[order.number] = order
+        return self.update_loaded(items, found, orders.orders, actor)
+
+    @staticmethod
+    def _by_number(query: Select, keys: list[str]) -> Select:
+        return query.where(SalesOrder.number.in_(keys))
 
     def create(self, values: Mapping[str, Any], actor: Actor) -> str:
         self.check_fields(values, "creatable")

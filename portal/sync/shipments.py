@@ -29,6 +29,7 @@ from sheets.trackers import Column
 
 class ShipmentsKind(Kind):
     name = "shipments"
+    entities = frozenset(("shipment",))
     key_field = "number"
     key_header = "Shipment"
     fields = fields_of(

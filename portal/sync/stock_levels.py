@@ -3,16 +3,16 @@ adjustment through the inventory service."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Select, select
 
-from portal.extensions import db
 from portal.models import Product, StockLevel, Warehouse
 from portal.services import inventory
-from portal.services.base import Actor, NotFound, ValidationFailed
-from portal.sync.base import Field, Kind, Row, fields_of
+from portal.services.base import Actor, NotFound, ServiceError, ValidationFailed
+from portal.sync.base import Field, Kind, Row, fields_of, select_chunks
 from sheets.trackers import Column
 
 
@@ -26,6 +26,7 @@ def split_stock_key(key: str) -> tuple[str, str]:
 
 class StockLevelsKind(Kind):
     name = "stock_levels"
+    entities = frozenset(("stock_level", "stock_receipt"))
     key_field = "stock_key"
     key_header = "SKU @ warehouse"
     fields = fields_of(
@@ -38,6 +39,7 @@ class StockLevelsKind(Kind):
         Field("reorder_point", "int"),
     )
     filters = {"active": "active products in active warehouses"}
+    batch_updates = True
     preset = (
         Column("SKU", "sku", "text", "portal"),
         Column("Product", "product", "text", "portal"),
@@ -73,18 +75,49 @@ class StockLevelsKind(Kind):
         row["stock_key"] = f"{row['sku']}@{row['warehouse']}"
         row["available"] = row["on_hand"] - row["allocated"]
 
-    def update(self, key: str, changes: Mapping[str, Any], actor: Actor, tracker_name: str) -> None:
-        self.check_fields(changes, "editable")
-        sku, code = split_stock_key(key)
-        level = db.session.execute(
-            select(StockLevel)
+    def update_many(
+        self, items: Sequence[tuple[str, Mapping[str, Any]]], actor: Actor, tracker_name: str
+    ) -> list[ServiceError | None]:
+        """The levels of ``items`` loaded with one query per chunk of SKUs, then one
+        ``inventory.adjust_many`` for the counts."""
+        query = (
+            select(StockLevel, Product.sku, Warehouse.code)
             .join(Product, StockLevel.product_id == Product.id)
             .join(Warehouse, StockLevel.warehouse_id == Warehouse.id)
-            .where(Product.sku == sku, Warehouse.code == code)
-        ).scalar_one_or_none()
-        if level is None:
-            raise NotFound(f"no stock level {key}")
-        new_on_hand = changes["on_hand"]
-        if new_on_hand is None:
-            raise ValidationFailed({"on_hand": ["is required"]})
-        inventory.adjust(level, new_on_hand, f"sheet {tracker_name}", actor)
+        )
+        skus = set()
+        for key, _ in items:
+            with contextlib.suppress(NotFound):  # not a stock key: "no stock level" below
+                skus.add(split_stock_key(key)[0])
+        found = {
+            f"{sku}@{code}": level
+            for _, (level, sku, code) in select_chunks(query, sorted(skus), self._of_skus)
+        }
+        outcomes: list[ServiceError | None] = [None] * len(items)
+        counts, where = [], []
+        for index, (key, changes) in enumerate(items):
+            try:
+                self.check_fields(changes, "editable")
+                if key not in found:
+                    raise NotFound(f"no stock level {key}")
+                if changes["on_hand"] is None:
+                    raise ValidationFailed({"on_hand": ["is required"]})
+            except ServiceError as error:
+                outcomes[index] = error
+                continue
+            counts.append((found[key], changes["on_hand"]))
+            where.append(index)
+        adjusted = inventory.adjust_many(counts, f"sheet {tracker_name}", actor)
+        for index, error in zip(where, adjusted, strict=True):
+            outcomes[index] = error
+        return outcomes
+
+    @staticmethod
+    def _of_skus(query: Select, skus: list[str]) -> Select:
+        return query.where(Product.sku.in_(skus))
+
+    def update(self, key: str, changes: Mapping[str, Any], actor: Actor, tracker_name: str) -> None:
+        """One count (see :meth:`update_many`)."""
+        error = self.update_many([(key, changes)], actor, tracker_name)[0]
+        if error is not None:
+            raise error

@@ -33,6 +33,10 @@ _HEADER_FORMAT = {
 }
 
 
+MONEY_FORMAT = {"type": "NUMBER", "pattern": "#,##0.00"}
+_TYPE_FORMATS = {"date": DATE_FORMAT, "datetime": DATETIME_FORMAT, "decimal": MONEY_FORMAT}
+
+
 def _number_format(value: CellValue) -> dict[str, str] | None:
     if isinstance(value, datetime):
         return DATETIME_FORMAT
@@ -53,12 +57,15 @@ def init_google_tracker(
     key_header: str,
     status_header: str,
     status_choices: Mapping[str, Sequence[str]],
+    types: Mapping[str, str] | None = None,
 ) -> GSheetsBackend:
     """Add tab ``tab`` to the spreadsheet holding ``headers`` and ``rows``; returns its backend.
 
     ``status_choices`` maps a header to its allowed values (a dropdown): strict for choice
     columns, a warning only on the status column (the sync writes notes there). A column's
-    number format follows its first non-empty value (dates, datetimes, 2-decimal money).
+    number format follows its type in ``types`` (header -> ``date``, ``datetime``, ``decimal``:
+    money as ``#,##0.00``), else its first non-empty value (dates, datetimes, 2-decimal
+    money). Every call is one request whatever the number of rows (linear time).
     Raises ``ValueError`` if the tab already exists or a header is unknown.
     """
     headers = list(headers)
@@ -129,7 +136,7 @@ def init_google_tracker(
         },
     ]
     for col in range(width):
-        fmt = next(
+        fmt = _TYPE_FORMATS.get((types or {}).get(headers[col], "")) or next(
             (_number_format(r[col]) for r in rows if r[col] is not None and r[col] != ""), None
         )
         if fmt is not None:

@@ -241,6 +241,7 @@ def _repeat_cell(ss: Spreadsheet, args: dict, where: str, user: str) -> dict:
     number_format = fmt.get("numberFormat")
     if number_format and ("numberFormat" in fields or fields == "*"):
         pair = (number_format.get("type", "NUMBER"), number_format.get("pattern", ""))
+        sheet.number_formats.append((r0, c0, r1, c1, pair))
         for r in range(r0, min(r1, len(sheet.rows))):
             for c in range(c0, min(c1, len(sheet.rows[r]))):
                 old = sheet.rows[r][c]

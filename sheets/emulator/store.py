@@ -82,6 +82,9 @@ class Sheet:
         self.protected: list[dict[str, Any]] = []
         self.validations: list[dict[str, Any]] = []
         self.formats: list[dict[str, Any]] = []
+        # number formats repeatCell set on a block of the grid (row0, col0, row1, col1, format):
+        # as in Google, they hold for empty cells too, so values written later show in them
+        self.number_formats: list[tuple[int, int, int, int, tuple[str, str]]] = []
         self.metadata: list[dict[str, Any]] = []
 
     @property
@@ -120,6 +123,19 @@ class Sheet:
             cells.extend([None] * (col + 1 - len(cells)))
         cells[col] = cell
 
+    def format_block(self, row0: int, col0: int, row1: int, col1: int) -> None:
+        """Give the cells of the block that have no number format of their own the grid's
+        (the last repeatCell covering them), after values were written there."""
+        for f_row0, f_col0, f_row1, f_col1, fmt in self.number_formats:
+            r0, r1 = max(row0, f_row0), min(row1, f_row1, len(self.rows))
+            c0, c1 = max(col0, f_col0), min(col1, f_col1)
+            for r in range(r0, r1):
+                cells = self.rows[r]
+                for c in range(c0, min(c1, len(cells))):
+                    cell = cells[c]
+                    if cell is not None and cell.fmt is None:
+                        cells[c] = Cell(cell.value, cell.formula, fmt)
+
     def row_has_data(self, row: int, col0: int, col1: int) -> bool:
         if row >= len(self.rows):
             return False
@@ -141,6 +157,7 @@ class Sheet:
         clone.protected = copy.deepcopy(self.protected)
         clone.validations = copy.deepcopy(self.validations)
         clone.formats = copy.deepcopy(self.formats)
+        clone.number_formats = list(self.number_formats)
         clone.metadata = copy.deepcopy(self.metadata)
         return clone
 

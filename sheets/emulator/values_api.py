@@ -168,6 +168,7 @@ def write_values(
     grid["columnCount"] = max(grid["columnCount"], col0 + ncols)
     parse = parse_raw if input_option == "RAW" else parse_user_entered
     touched_rows, touched_cols, cells = _store(sheet, row0, col0, values, parse)
+    sheet.format_block(row0, col0, row0 + nrows, col0 + ncols)
     ss.touch()
     result = {
         "spreadsheetId": ss.id,
