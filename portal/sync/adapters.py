@@ -130,7 +130,7 @@ def apply_updates(
     it was written, one edit per transaction (:func:`apply_update`). Each edit gets the same
     outcome either way.
     """
-    if not get_kind(spec.kind).batch_updates:
+    if not kind_for(spec).batch_updates:
         return _one_by_one(spec, filter, list(updates), patch)
     results: list[UpdateResult] = []
     patches: list[int] = []
@@ -161,7 +161,7 @@ def _one_by_one(spec: TrackerSpec, filter: str | None, updates: list, patch: Pat
 def apply_chunk(spec: TrackerSpec, filter: str | None, updates: list, patch: Patch) -> Applied:
     """Apply edits through the kind's batch path in one unit of work (see
     :func:`apply_updates`); ``ConflictError`` if a record changed while it was written."""
-    kind = get_kind(spec.kind)
+    kind = kind_for(spec)
     wanted = [c.field for c in spec.columns]
     keys = [update.key for update in updates]
     errors: dict[str, str] = {}

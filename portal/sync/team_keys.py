@@ -70,6 +70,7 @@ class OrdersByRefKind(OrdersKind):
         Column("Customer PO", "customer_po", "text", "both"),
     )
     columns = {**OrdersKind.columns, EXTERNAL_REF: SalesOrder.external_ref}
+    batch_updates = False  # OrdersKind's batch path finds orders by number, not by reference
 
     def records(
         self, filter: str | None, wanted: Iterable[str], keys: Iterable[str] | None = None
