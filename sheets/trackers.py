@@ -15,7 +15,6 @@ from sheets.values import COLUMN_TYPES
 OWNERS = ("portal", "sheet", "both")
 CONFLICT_POLICIES = ("portal_wins", "sheet_wins", "flag")
 RECORD_KINDS = ("orders", "order_lines", "stock_levels", "shipments", "disputes", "credit_memos")
-BACKENDS = ("xlsx", "gsheets", "xlwings")
 
 
 def header_id(header: object) -> str:

@@ -30,7 +30,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.models.core import UTCDateTime, Versioned, utcnow
-from sheets.trackers import BACKENDS, CONFLICT_POLICIES, RECORD_KINDS, Column, TrackerSpec
+from sheets.trackers import CONFLICT_POLICIES, RECORD_KINDS, Column, TrackerSpec
+
+BACKENDS = ("xlsx", "gsheets", "xlwings")
 
 
 class SyncRunStatus(enum.StrEnum):

@@ -8,11 +8,11 @@ services (:mod:`portal.sync.adapters`), opens backends with the app's settings
 
 from __future__ import annotations
 
+from portal.services import trackers
+from portal.sync.kinds import KINDS
+
 
 def register_kinds() -> None:
     """Give the tracker service the kinds it validates trackers against and resolves with."""
-    from portal.services import trackers  # here: `orderbridge sheets --help` needs none of it
-    from portal.sync.kinds import KINDS
-
     for kind in KINDS.values():
         trackers.register_kind(kind)

@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 from flask.cli import with_appcontext
 
-from sheets.trackers import BACKENDS, CONFLICT_POLICIES, RECORD_KINDS
-
-if TYPE_CHECKING:
-    from portal.models import Tracker
+from portal.models import BACKENDS, SyncRun, Tracker, columns_json
+from sheets.trackers import CONFLICT_POLICIES, RECORD_KINDS
 
 CLI_ACTOR = "system:cli"
 
@@ -58,7 +55,6 @@ def _tracker(name: str) -> Tracker:
 @with_appcontext
 def add(name: str, kind: str, **options: object) -> None:
     """Define a tracker NAME binding a tab to a kind of record."""
-    from portal.models import columns_json
     from portal.services import trackers
     from portal.services.base import Actor, ServiceError
     from portal.sync.kinds import KINDS
@@ -95,7 +91,6 @@ def add(name: str, kind: str, **options: object) -> None:
 def list_trackers() -> None:
     """List the trackers."""
     from portal.extensions import db
-    from portal.models import Tracker
 
     for t in db.session.query(Tracker).order_by(Tracker.name):
         schedule = f"every {t.interval_seconds}s" if t.interval_seconds else "manual"
@@ -109,7 +104,6 @@ def list_trackers() -> None:
 def show(name: str) -> None:
     """Show a tracker's definition and its last runs."""
     from portal.extensions import db
-    from portal.models import SyncRun
     from portal.services import trackers
 
     t = _tracker(name)
