@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,13 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.close()
 
 
-def create_app(overrides: dict | None = None) -> Flask:
+def create_app(overrides: dict | None = None, *, web: bool = True) -> Flask:
     """Build the app: settings, database, CSRF (before AppBuilder), views, APIs, job handlers.
 
     The ``orderbridge`` command group (``portal.cli``) builds its app with this function; the
-    app itself knows nothing of the CLI.
+    app itself knows nothing of the CLI. ``web=False`` is for a process that serves no page
+    (a worker, the scheduler, most commands): the same settings, database, services, record
+    kinds and job handlers, without the views, the REST API and FAB's security pages.
     """
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
@@ -51,17 +54,15 @@ def create_app(overrides: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(Path(config.BASE_DIR) / "migrations"))
 
     with app.app_context():
-        from portal.api import register_apis
         from portal.services import invoices
-        from portal.views import DashboardView, register_views
 
         invoices.register_guards(db.session)
-
-        appbuilder.indexview = DashboardView
         appbuilder.base_template = "orderbridge_base.html"
-        appbuilder.init_app(app, db.session)
-        register_views()
-        register_apis()
+        if web:
+            _init_web(app)
+        else:
+            app.config["FAB_ADD_SECURITY_VIEWS"] = False
+            appbuilder.init_app(app, db.session)
 
     from jobs.handlers import register as register_job_handlers
     from portal import auth, inputguard, requestlimits, websecurity
@@ -77,16 +78,33 @@ def create_app(overrides: dict | None = None) -> Flask:
     return app
 
 
+def _init_web(app: Flask) -> None:
+    """AppBuilder with the portal's pages and REST API."""
+    from portal.api import register_apis
+    from portal.extensions import appbuilder, db
+    from portal.views import DashboardView, register_views
+
+    appbuilder.indexview = DashboardView
+    appbuilder.init_app(app, db.session)
+    register_views()
+    register_apis()
+
+
+def _is_redis_error(error: Exception) -> bool:
+    """Whether ``error`` is a Redis error; told without importing redis (a slow import that
+    a command without jobs need not pay): none can be raised before redis is imported."""
+    exceptions = sys.modules.get("redis.exceptions")
+    return exceptions is not None and isinstance(error, exceptions.RedisError)
+
+
 def _register_error_handlers(app: Flask) -> None:
     """JSON errors for API clients; service errors raised from views become their status.
 
     Nothing of an unexpected exception's text reaches the client (it is logged): Redis down is
     a 503 "try again", anything else on ``/api`` a JSON 500.
     """
-    from redis.exceptions import RedisError
     from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
-    from jobs.queue import QUEUE_UNAVAILABLE
     from portal.services.base import ServiceError
 
     @app.errorhandler(ServiceError)
@@ -97,8 +115,9 @@ def _register_error_handlers(app: Flask) -> None:
     def missing_file(error: FileNotFoundError):
         return jsonify(message="File not found"), 404
 
-    @app.errorhandler(RedisError)
-    def queue_unavailable(error: RedisError):
+    def queue_unavailable(error: Exception):
+        from jobs.queue import QUEUE_UNAVAILABLE
+
         log.warning("job queue unavailable on %s: %s", request.path, error)
         if request.path.startswith("/api/"):
             return jsonify(message=QUEUE_UNAVAILABLE), 503
@@ -108,6 +127,8 @@ def _register_error_handlers(app: Flask) -> None:
     def unexpected(error: Exception):
         if isinstance(error, HTTPException):
             return error
+        if _is_redis_error(error):
+            return queue_unavailable(error)
         if not request.path.startswith("/api/"):
             raise error  # Flask's own handling: logged, its 500 page
         log.exception("unexpected error on %s", request.path)

@@ -94,16 +94,38 @@ def seed_demo_data(order_count: int = 300, seed: int = 7, today: date | None = N
     """Load master data, stock and twelve weeks of orders up to ``today`` (default: today);
     returns False if demo data was already there. The same ``seed`` gives the same data.
 
-    Each step commits as the service a person would use commits it (see ``demo_history``).
+    Every record goes through the service a person would use (see ``demo_history``); the
+    master data is one transaction, and each day of the history one more, whose orders are
+    entered, confirmed, allocated and invoiced with the services' batch calls.
     """
     if db.session.execute(select(Customer.id).limit(1)).first() is not None:
         return False
-    _seed(order_count, seed, today)
+    sess = db.session()
+    # The seed is the database's only writer while it runs: what it commits stays loaded
+    # instead of being read again after each day's commit.
+    sess.expire_on_commit = False
+    try:
+        _seed(order_count, seed, today)
+    finally:
+        sess.expire_on_commit = True
     return True
 
 
 def _seed(order_count: int, seed: int, today: date | None) -> None:
     rng = random.Random(seed)
+    with unit_of_work():  # the master data and opening stock: one transaction
+        customers, products, scarce = _master_data(rng, order_count)
+    history = History(rng, _people(), customers, products, today or utcnow().date())
+    history.scarce = scarce
+    history.play(order_days(rng, order_count, history.today))
+    with unit_of_work():
+        audit.record(SEED_ACTOR, "demo", None, "seed", detail={"orders": order_count, "seed": seed})
+
+
+def _master_data(
+    rng: random.Random, order_count: int
+) -> tuple[list[Customer], list[Product], set[int]]:
+    """Payment terms, warehouses, products and prices, opening stock, customers."""
     terms = [
         catalog.payment_terms.create({"code": code, "name": name, "days": days}, SEED_ACTOR)
         for code, name, days in [
@@ -205,11 +227,7 @@ def _seed(order_count: int, seed: int, today: date | None) -> None:
             SEED_ACTOR,
         )
         customers.append(customer)
-    history = History(rng, _people(), customers, products, today or utcnow().date())
-    history.scarce = scarce
-    history.play(order_days(rng, order_count, history.today))
-    with unit_of_work():
-        audit.record(SEED_ACTOR, "demo", None, "seed", detail={"orders": order_count, "seed": seed})
+    return customers, products, scarce
 
 
 def _people() -> dict[str, Actor]:

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 
@@ -67,7 +68,7 @@ from portal.services import (
     returns,
     states,
 )
-from portal.services.base import Actor
+from portal.services.base import Actor, unit_of_work
 from portal.services.money import OPEN_STATUSES
 
 WEEKS = 12
@@ -176,8 +177,9 @@ class History:
 
     # -- the calendar ---------------------------------------------------------------------------
 
-    def on(self, day: date, step: Callable[[date], None]) -> None:
-        """Take ``step`` on ``day``, unless that is after today."""
+    def on(self, day: date, step: Callable[[date], None] | tuple[str, Any]) -> None:
+        """Take ``step`` (a function of the day, or ``(kind, item)``: see :meth:`take`) on
+        ``day``, unless that is after today."""
         if day <= self.today:
             heapq.heappush(self.calendar, (day, next(self.seq), step))
 
@@ -187,74 +189,104 @@ class History:
         return min(datetime.combine(day, time(hour, minute), UTC), utcnow())
 
     def play(self, days: list[date]) -> None:
-        """Enter an order on each of ``days`` and run the calendar up to today."""
+        """Enter an order on each of ``days`` and run the calendar up to today.
+
+        Each day is one unit of work: the services called for it join it and commit once.
+        """
         for index, day in enumerate(days):
-            self.on(day, lambda d, i=index: self.enter(d, i))
+            self.on(day, ("enter", index))
         monday = days[0] + timedelta(days=7 - days[0].weekday()) if days else self.today
         while monday <= self.today:
             self.on(monday, self.restock)
             monday += timedelta(days=7)
         while self.calendar:
-            day, _, step = heapq.heappop(self.calendar)
+            day = self.calendar[0][0]
+            with unit_of_work():
+                while self.calendar and self.calendar[0][0] == day:
+                    self.take(day)
+
+    def take(self, day: date) -> None:
+        """Take the steps due on ``day`` so far: the items of each batch kind (enter, confirm,
+        allocate, deliver) with one call of it, then the other steps in the order planned."""
+        batches = {self.enter: [], self.confirm: [], self.allocate: [], self.deliver: []}
+        steps: list[Callable[[date], None]] = []
+        while self.calendar and self.calendar[0][0] == day:
+            step = heapq.heappop(self.calendar)[2]
+            if isinstance(step, tuple):
+                batches[getattr(self, step[0])].append(step[1])
+            else:
+                steps.append(step)
+        for batch_step, items in batches.items():
+            if items:
+                batch_step(day, items)
+        for step in steps:
             step(day)
 
     # -- orders ---------------------------------------------------------------------------------
 
-    def enter(self, day: date, index: int) -> None:
+    def enter(self, day: date, indexes: list[int]) -> None:
+        """The orders that came in on ``day``, entered as one batch (``create_many``)."""
         rng = self.rng
-        fate = draw_fate(rng)
-        customer = rng.choice(self.customers)
-        chosen = rng.sample(self.products, rng.randint(1, 5))
-        lead = max(product.lead_time_days for product in chosen)
-        order = orders.orders.create_with_lines(
-            {
+        fates, entries = [], []
+        for index in indexes:
+            fates.append(draw_fate(rng))
+            customer = rng.choice(self.customers)
+            chosen = rng.sample(self.products, rng.randint(1, 5))
+            lead = max(product.lead_time_days for product in chosen)
+            header = {
                 "customer_id": customer.id,
                 "customer_po": f"PO-{rng.randint(10000, 99999)}-{index}",
                 "order_date": day,
                 "requested_date": day + timedelta(days=lead + rng.randint(2, 12)),
                 "ship_to_id": customer.addresses[0].id,
                 "incoterm": rng.choice(["EXW", "FCA", "DAP", "DDP"]),
-                "status": "quote" if fate.quote else "draft",
-            },
-            [
+                "status": "quote" if fates[-1].quote else "draft",
+            }
+            lines = [
                 {"product_id": product.id, "quantity": product.pack_size * rng.randint(1, 30)}
                 for product in chosen
-            ],
-            self.specialist,
-        )
-        if not (fate.quote or fate.abandoned):
-            self.on(
-                day if rng.random() < 0.6 else next_workday(day),
-                lambda d: self.confirm(d, order, fate),
-            )
+            ]
+            entries.append((header, lines))
+        created = orders.orders.create_many(entries, self.specialist)
+        for order, fate in zip(created, fates, strict=True):
+            if not (fate.quote or fate.abandoned):
+                when = day if rng.random() < 0.6 else next_workday(day)
+                self.on(when, ("confirm", (order, fate)))
 
-    def confirm(self, day: date, order: SalesOrder, fate: Fate) -> None:
-        lifecycle.confirm(order, self.specialist, today=day)
-        if order.status == OrderStatus.ON_HOLD.value:
-            if self.rng.random() < 0.3:  # the customer gave up waiting for credit
+    def confirm(self, day: date, batch: list[tuple[SalesOrder, Fate]]) -> None:
+        """Confirm the orders due on ``day`` as one batch (``confirm_many``)."""
+        lifecycle.confirm_many([order for order, _ in batch], self.specialist, today=day)
+        for order, fate in batch:
+            if order.status == OrderStatus.ON_HOLD.value:
+                if self.rng.random() < 0.3:  # the customer gave up waiting for credit
+                    self.on(
+                        day + timedelta(days=self.rng.randint(5, 15)),
+                        lambda d, o=order: self.cancel(o, "credit"),
+                    )
+            elif fate.cancel:
                 self.on(
-                    day + timedelta(days=self.rng.randint(5, 15)),
-                    lambda d: self.cancel(order, "credit"),
+                    next_workday(day, self.rng.randint(1, 4)),
+                    lambda d, o=order: self.cancel(o, "customer_request"),
                 )
-            return
-        if fate.cancel:
-            self.on(
-                next_workday(day, self.rng.randint(1, 4)),
-                lambda d: self.cancel(order, "customer_request"),
-            )
-            return
-        self.on(next_workday(day, self.rng.randint(1, 3)), lambda d: self.allocate(d, order, fate))
+            else:
+                self.on(next_workday(day, self.rng.randint(1, 3)), ("allocate", (order, fate)))
 
     def cancel(self, order: SalesOrder, reason: str) -> None:
         text = "credit refused" if reason == "credit" else "customer changed supplier"
         changes.cancel_order(order, self.specialist, reason, text)
 
-    def allocate(self, day: date, order: SalesOrder, fate: Fate) -> None:
-        fulfillment.allocate(order, self.specialist, today=day)
-        if not self.ready(order, fate):
-            self.waiting[order.id] = (order, fate)
-        elif not fate.stall:
-            self.on(next_workday(day, self.rng.randint(0, 3)), lambda d: self.ship(d, order, fate))
+    def allocate(self, day: date, batch: list[tuple[SalesOrder, Fate]]) -> None:
+        """Allocate the orders due on ``day`` as one batch (``allocate_many``), first come,
+        first served."""
+        fulfillment.allocate_many([order for order, _ in batch], self.specialist, today=day)
+        for order, fate in batch:
+            if not self.ready(order, fate):
+                self.waiting[order.id] = (order, fate)
+            elif not fate.stall:
+                self.on(
+                    next_workday(day, self.rng.randint(0, 3)),
+                    lambda d, o=order, f=fate: self.ship(d, o, f),
+                )
 
     @staticmethod
     def ready(order: SalesOrder, fate: Fate) -> bool:
@@ -310,7 +342,7 @@ class History:
         for warehouse_id, lines in by_warehouse.items():
             shipment = self._ship_from(day, order, fate, warehouse_id, lines)
             arrival = shipment.eta + timedelta(days=self.rng.randint(0, 2) if fate.late else 0)
-            self.on(arrival, lambda d, s=shipment: self.deliver(d, s, fate))
+            self.on(arrival, ("deliver", (shipment, fate)))
         if held:
             self.on(next_workday(day, self.rng.randint(3, 8)), lambda d: self.ship(d, order, fate))
         elif any(fulfillment.unallocated(line) for line in order.lines):
@@ -338,22 +370,29 @@ class History:
             delay_reason=rng.choice(list(DELAY_REASONS)) if eta > promised else None,
         )
 
-    def deliver(self, day: date, shipment: Shipment, fate: Fate) -> None:
-        fulfillment.deliver(shipment, self.specialist, day)
-        if fate.returned:
-            fate.returned = False  # one return per order
-            self.on(
-                day + timedelta(days=self.rng.randint(3, 10)),
-                lambda d: self.request_return(d, shipment),
-            )
-        if fate.uninvoiced:
-            return
-        if invoices.invoice_mode() == "order":
-            if shipment.order.status == OrderStatus.DELIVERED.value:
-                invoice = invoices.invoice_order(shipment.order, self.specialist, on=day)
+    def deliver(self, day: date, batch: list[tuple[Shipment, Fate]]) -> None:
+        """The shipments arriving on ``day``: each delivered, then those to invoice invoiced
+        as one batch (``invoice_shipments``; one invoice per order in ``order`` mode)."""
+        to_invoice = []
+        for shipment, fate in batch:
+            fulfillment.deliver(shipment, self.specialist, day)
+            if fate.returned:
+                fate.returned = False  # one return per order
+                self.on(
+                    day + timedelta(days=self.rng.randint(3, 10)),
+                    lambda d, s=shipment: self.request_return(d, s),
+                )
+            if fate.uninvoiced:
+                continue
+            if invoices.invoice_mode() == "shipment":
+                to_invoice.append((shipment, fate))
+            elif shipment.order.status == OrderStatus.DELIVERED.value:
+                self.collect(invoices.invoice_order(shipment.order, self.specialist, on=day), fate)
+        if to_invoice:
+            shipments = [shipment for shipment, _ in to_invoice]
+            made = invoices.invoice_shipments(shipments, self.specialist, on=day)
+            for invoice, (_, fate) in zip(made, to_invoice, strict=True):
                 self.collect(invoice, fate)
-            return
-        self.collect(invoices.invoice_shipment(shipment, self.specialist, on=day), fate)
 
     # -- money ----------------------------------------------------------------------------------
 

@@ -121,3 +121,42 @@ def test_seed_demo_refuses_to_run_in_production(ctx) -> None:
     assert db.session.query(AuditEvent).count() == events_before
     admin = appbuilder.sm.find_user(username="admin")
     assert check_password_hash(admin.password, TEST_PASSWORD)  # not reset
+
+
+# Runs one command in this process, then names the heavy modules it loaded.
+RUN_AND_LIST_MODULES = """
+import sys
+from portal.cli import cli
+try:
+    cli(sys.argv[1:], prog_name="orderbridge")
+except SystemExit as done:
+    assert not done.code, done.code
+heavy = ("portal.api", "portal.views", "redis")
+print("LOADED", sorted(name for name in heavy if name in sys.modules))
+"""
+
+
+def test_commands_that_build_the_app_run_without_a_traceback(tmp_path: Path) -> None:
+    """Cheap commands that need the app, on a fresh instance; those that serve no page build
+    it without the views, the REST API and redis (what makes them start sooner)."""
+    env = {**_empty_env(), "ORDERBRIDGE_MODE": "demo", "ORDERBRIDGE_INSTANCE_DIR": str(tmp_path)}
+    runs = {
+        ("db", "upgrade"): ("LOADED", "[]"),
+        ("roles", "sync"): ("roles: ", "['portal.api', 'portal.views', 'redis']"),
+        ("audit", "verify"): ("audit chain intact: ", "[]"),
+        ("sheets", "list"): ("LOADED", "[]"),  # no tracker yet: nothing listed
+    }
+    for args, (first_line, loaded) in runs.items():
+        done = subprocess.run(
+            [sys.executable, "-c", RUN_AND_LIST_MODULES, *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, (args, done.stderr)
+        assert "Traceback" not in done.stderr, (args, done.stderr)
+        lines = done.stdout.splitlines()
+        assert lines[0].startswith(first_line), (args, done.stdout)
+        assert lines[-1] == f"LOADED {loaded}", (args, done.stdout)

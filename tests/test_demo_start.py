@@ -1,4 +1,5 @@
-"""The first hour: ``orderbridge demo`` starts quickly and quietly and Ctrl-C stops it all;
+"""The first hour: ``orderbridge demo`` starts quickly and quietly, a confirmed order's mail
+reaches the Mailbox page and Ctrl-C stops it all;
 ``orderbridge --help`` answers at once; signing in logs no false alarm.
 
 The demo runs as a user would start it: a subprocess in a process group of its own, a fresh
@@ -29,6 +30,8 @@ READY_LIMIT = 90.0  # seconds; idle 2-core machine: see README
 STOP_LIMIT = 3.0
 HELP_LIMIT = 3.0  # seconds under load; about 0.2 s on an idle machine
 NOISE = re.compile(r"warning|error|refused|traceback", re.IGNORECASE)
+CONFIRMED = re.compile(r"Order SO-\d+ confirmed")
+MAIL_LIMIT = 30.0  # seconds for the worker to send the seed's queued mail to the sink
 STOP_LINE = re.compile(r"^stopped mail, sheets, web, worker, scheduler and Redis in \d+\.\d s$")
 
 
@@ -64,8 +67,9 @@ def _alive(pid: int) -> bool:
     return stat is not None and stat[0] != "Z"
 
 
-def _sign_in(base: str, username: str, password: str) -> int:
-    """Sign in through the login form (CSRF token and all); the status of the page reached."""
+def _sign_in(base: str, username: str, password: str) -> tuple[int, urllib.request.OpenerDirector]:
+    """Sign in through the login form (CSRF token and all); the status of the page reached
+    and the signed-in browser."""
     opener = urllib.request.build_opener(
         urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
     )
@@ -77,7 +81,19 @@ def _sign_in(base: str, username: str, password: str) -> int:
         form["csrf_token"] = token.group(1)
     body = urllib.parse.urlencode(form).encode()
     with opener.open(f"{base}/login/", data=body, timeout=30) as answer:
-        return answer.status
+        return answer.status, opener
+
+
+def _confirmed_mail(base: str, opener: urllib.request.OpenerDirector, limit: float) -> str | None:
+    """The subject of a confirmation the Mailbox page lists, once the worker has sent one."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        with opener.open(f"{base}/mailbox/", timeout=30) as page:
+            found = CONFIRMED.search(page.read().decode())
+        if found:
+            return found.group(0)
+        time.sleep(0.2)
+    return None
 
 
 def _until_both_trackers_synced(database: Path, started: float) -> None:
@@ -120,7 +136,11 @@ def test_demo_starts_quietly_and_ctrl_c_stops_every_process(tmp_path: Path) -> N
             except OSError:
                 time.sleep(0.2)
         assert ready is not None, f"no login page within {READY_LIMIT} s:\n{log_path.read_text()}"
-        assert _sign_in(f"http://127.0.0.1:{port}", "specialist", "demo") == 200
+        base = f"http://127.0.0.1:{port}"
+        status, browser = _sign_in(base, "specialist", "demo")
+        assert status == 200
+        mail = _confirmed_mail(base, browser, MAIL_LIMIT)
+        assert mail is not None, f"no confirmation in the Mailbox:\n{log_path.read_text()}"
         while "ready in" not in log_path.read_text() and demo.poll() is None:
             time.sleep(0.1)  # the progress line follows the first answer by a moment
         processes = _descendants(demo.pid) | {demo.pid}
@@ -138,7 +158,8 @@ def test_demo_starts_quietly_and_ctrl_c_stops_every_process(tmp_path: Path) -> N
             os.killpg(demo.pid, signal.SIGKILL)
             demo.wait()
     lines = log_path.read_text().splitlines()
-    print(f"ready in {ready:.1f} s, stopped in {stopped_in:.2f} s", *lines, sep="\n")
+    print(f"ready in {ready:.1f} s, {mail} in the Mailbox, stopped in {stopped_in:.2f} s")
+    print(*lines, sep="\n")
     assert not [pid for pid in processes if _alive(pid)]
     assert stopped_in < STOP_LIMIT
     assert [line for line in lines if NOISE.search(line)] == []

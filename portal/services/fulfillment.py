@@ -162,16 +162,27 @@ def _add_allocations(takes: Mapping[tuple[int, int], int]) -> None:
                 sess.expire(loaded, ["quantity"])
 
 
-def _allocation_row(line: OrderLine, warehouse_id: int) -> Allocation:
-    row = db.session.execute(
+def _allocation_rows(line_ids: list[int], warehouse_id: int) -> dict[int, Allocation]:
+    """The allocation rows of these order lines in one warehouse, by line id (one query)."""
+    rows = db.session.execute(
         select(Allocation).where(
-            Allocation.order_line_id == line.id, Allocation.warehouse_id == warehouse_id
+            Allocation.order_line_id.in_(line_ids), Allocation.warehouse_id == warehouse_id
         )
-    ).scalar_one_or_none()
-    if row is None:
-        row = Allocation(order_line_id=line.id, warehouse_id=warehouse_id, quantity=0)
-        db.session.add(row)
-    return row
+    ).scalars()
+    return {row.order_line_id: row for row in rows}
+
+
+def _stock_levels(product_ids: list[int], warehouse_id: int) -> dict[int, StockLevel]:
+    """The stock levels of these products in one warehouse, locked and read afresh (one
+    query, in product order like every allocation's lock)."""
+    levels = db.session.execute(
+        select(StockLevel)
+        .where(StockLevel.product_id.in_(product_ids), StockLevel.warehouse_id == warehouse_id)
+        .order_by(StockLevel.product_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalars()
+    return {level.product_id: level for level in levels}
 
 
 def _open_backorder(line: OrderLine) -> Backorder | None:
@@ -208,6 +219,7 @@ def _sync_backorder(
     if need > 0 and backorder is None:
         created = Backorder(
             order_line_id=line.id,
+            order_line=line,  # read by the notification before the row is flushed
             quantity=need,
             expected_date=today + timedelta(days=line.product.lead_time_days),
             priority=5,
@@ -373,19 +385,12 @@ def ship(
             f"give a delay reason ({', '.join(DELAY_REASONS)})"
         ]
     by_id = {line.id: line for line in order.lines}
-
-    def reserved(line: OrderLine) -> int:
-        return (
-            db.session.execute(
-                select(Allocation.quantity).where(
-                    Allocation.order_line_id == line.id, Allocation.warehouse_id == warehouse_id
-                )
-            ).scalar_one_or_none()
-            or 0
-        )
-
+    reserved = _allocation_rows([line_id for line_id in lines if line_id in by_id], warehouse_id)
     problems = orders.line_quantity_errors(
-        order, lines, reserved, "only {limit} allocated in that warehouse"
+        order,
+        lines,
+        lambda line: reserved[line.id].quantity if line.id in reserved else 0,
+        "only {limit} allocated in that warehouse",
     )
     if problems:
         errors.setdefault("lines", []).extend(problems)
@@ -404,21 +409,23 @@ def ship(
             delay_reason=delay_reason if late else None,
         )
         db.session.add(shipment)
+        levels = _stock_levels([by_id[line_id].product_id for line_id in lines], warehouse_id)
+        moves = []
         for line_id, quantity in lines.items():
             line = by_id[line_id]
-            level = inventory.stock_level(line.product_id, warehouse_id, lock=True)
-            inventory.move(
-                level,
-                MovementKind.SHIPMENT,
-                actor,
-                on_hand_delta=-quantity,
-                allocated_delta=-quantity,
-                reference=shipment.number,
+            moves.append(
+                inventory.Move(
+                    levels[line.product_id],
+                    on_hand_delta=-quantity,
+                    allocated_delta=-quantity,
+                    reference=shipment.number,
+                )
             )
-            _allocation_row(line, warehouse_id).quantity -= quantity
+            reserved[line_id].quantity -= quantity
             line.qty_allocated -= quantity
             line.qty_shipped += quantity
             shipment.lines.append(ShipmentLine(order_line_id=line.id, quantity=quantity))
+        inventory.move_many(moves, MovementKind.SHIPMENT, actor)
         db.session.flush()
         audit.record(
             actor,

@@ -12,7 +12,7 @@ invoice per order once nothing is left to ship) and ``TAX_RATE`` (a fraction, ``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -110,33 +110,38 @@ def register_guards(target: Any) -> None:
 # -- invoices --------------------------------------------------------------------------------
 
 
-def invoiced_quantity(order_line_id: int) -> int:
-    """Units of an order line on invoices that are not void."""
-    return int(
-        session()
-        .execute(
-            select(func.coalesce(func.sum(InvoiceLine.quantity), 0))
-            .join(Invoice, InvoiceLine.invoice_id == Invoice.id)
-            .where(
-                InvoiceLine.order_line_id == order_line_id,
-                Invoice.status != InvoiceStatus.VOID.value,
-            )
+def invoiced_quantities(order_line_ids: Iterable[int]) -> dict[int, int]:
+    """Units of each order line on invoices that are not void (0 for none), one query."""
+    wanted = sorted(set(order_line_ids))
+    if not wanted:
+        return {}
+    rows = session().execute(
+        select(InvoiceLine.order_line_id, func.sum(InvoiceLine.quantity))
+        .join(Invoice, InvoiceLine.invoice_id == Invoice.id)
+        .where(
+            InvoiceLine.order_line_id.in_(wanted),
+            Invoice.status != InvoiceStatus.VOID.value,
         )
-        .scalar_one()
+        .group_by(InvoiceLine.order_line_id)
     )
+    found = {line_id: quantity for line_id, quantity in rows}
+    return {line_id: int(found.get(line_id) or 0) for line_id in wanted}
+
+
+def _lock_orders(order_ids: Iterable[int]) -> dict[int, SalesOrder]:
+    """The orders, locked in id order and read afresh."""
+    rows = session().execute(
+        select(SalesOrder)
+        .where(SalesOrder.id.in_(sorted(set(order_ids))))
+        .order_by(SalesOrder.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {order.id: order for order in rows.scalars()}
 
 
 def _lock_order(order_id: int) -> SalesOrder:
-    return (
-        session()
-        .execute(
-            select(SalesOrder)
-            .where(SalesOrder.id == order_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        .scalar_one()
-    )
+    return _lock_orders([order_id])[order_id]
 
 
 def _live_invoices(**where: Any) -> list[Invoice]:
@@ -151,11 +156,17 @@ def _build(
     items: list[tuple[OrderLine, int, int | None]],
     actor: Actor,
     shipment: Shipment | None,
+    invoiced: dict[int, int] | None = None,
 ) -> Invoice:
-    """A draft invoice for ``items`` (order line, quantity, shipment line id)."""
+    """A draft invoice for ``items`` (order line, quantity, shipment line id).
+
+    ``invoiced`` may hold the lines' invoiced quantities, read already; they are counted up.
+    """
+    if invoiced is None:
+        invoiced = invoiced_quantities(line.id for line, _, _ in items)
     errors: list[str] = []
     for line, quantity, _ in items:
-        already = invoiced_quantity(line.id)
+        already = invoiced[line.id]
         if already + quantity > line.qty_shipped:
             errors.append(
                 f"line {line.line_no}: {already} of {line.qty_shipped} shipped units are "
@@ -163,6 +174,8 @@ def _build(
             )
     if errors:
         raise ConflictError("; ".join(errors))
+    for line, quantity, _ in items:
+        invoiced[line.id] += quantity
     rate = default_tax_rate()
     invoice = Invoice(
         order_id=order.id,
@@ -217,9 +230,12 @@ def _total(invoice: Invoice) -> None:
     invoice.total = invoice.subtotal + invoice.tax_amount
 
 
-def _issue(invoice: Invoice, actor: Actor, on: date | None = None) -> None:
+def _issue(
+    invoice: Invoice, actor: Actor, on: date | None = None, number: str | None = None
+) -> None:
     """Issue ``invoice`` dated ``on`` (default today; a date already past is how an import or
-    the demo's history records an invoice issued then; a future date is refused)."""
+    the demo's history records an invoice issued then; a future date is refused), with
+    ``number`` if one was taken for it already."""
     states.check(invoice, InvoiceStatus.ISSUED.value)
     term = session().get(PaymentTerm, invoice.payment_term_id) if invoice.payment_term_id else None
     if term is None:
@@ -237,7 +253,7 @@ def _issue(invoice: Invoice, actor: Actor, on: date | None = None) -> None:
         InvoiceStatus.ISSUED.value,
         actor,
         fields={
-            "number": numbering.next_number("invoice"),
+            "number": number or numbering.next_number("invoice"),
             "issue_date": issue_date,
             "due_date": issue_date + timedelta(days=term.days),
             "issued_by": actor.name,
@@ -255,20 +271,60 @@ def invoice_shipment(
     """Invoice the shipped quantities of one shipment (``INVOICE_MODE=shipment``), issued
     ``on`` that date (default today)."""
     with audited_refusal(actor, "shipment", shipment.id, "invoice"):
-        require(actor, "can_write", INVOICE_VIEW, "create invoices")
-        if invoice_mode() != "shipment":
-            raise ConflictError("INVOICE_MODE is 'order': invoice the whole order instead")
-        with unit_of_work():
-            order = _lock_order(shipment.order_id)
-            existing = _live_invoices(shipment_id=shipment.id)
-            if existing:
-                raise ConflictError(f"shipment {shipment.number} is already on {existing[0]}")
+        return _invoice_shipments([shipment], actor, issue=issue, on=on)[0]
+
+
+def invoice_shipments(
+    shipments: Sequence[Shipment], actor: Actor, *, on: date | None = None
+) -> list[Invoice]:
+    """Invoice and issue many shipments in one transaction (all or none), each as
+    :func:`invoice_shipment` would, all issued ``on`` that date (default today).
+
+    The orders are locked, the shipments' invoices and the lines' invoiced quantities read
+    and the invoice numbers taken with one statement each for the whole batch. A refusal is
+    audited against the batch's shipments.
+    """
+    refused = ",".join(str(shipment.id) for shipment in shipments)
+    with audited_refusal(actor, "shipment", refused, "invoice"):
+        return _invoice_shipments(shipments, actor, issue=True, on=on)
+
+
+def _invoice_shipments(
+    shipments: Sequence[Shipment], actor: Actor, *, issue: bool, on: date | None
+) -> list[Invoice]:
+    require(actor, "can_write", INVOICE_VIEW, "create invoices")
+    if invoice_mode() != "shipment":
+        raise ConflictError("INVOICE_MODE is 'order': invoice the whole order instead")
+    if not shipments:
+        return []
+    with unit_of_work():
+        orders = _lock_orders(shipment.order_id for shipment in shipments)
+        clash = (
+            session()
+            .execute(
+                select(Invoice).where(
+                    Invoice.shipment_id.in_([shipment.id for shipment in shipments]),
+                    Invoice.status != InvoiceStatus.VOID.value,
+                )
+            )
+            .scalar()
+        )
+        if clash is not None:
+            raise ConflictError(f"shipment {clash.shipment.number} is already on {clash}")
+        invoiced = invoiced_quantities(
+            item.order_line_id for shipment in shipments for item in shipment.lines
+        )
+        numbers = numbering.next_numbers("invoice", len(shipments)) if issue else []
+        created = []
+        for index, shipment in enumerate(shipments):
             items = [(item.order_line, item.quantity, item.id) for item in shipment.lines]
-            invoice = _build(order, items, actor, shipment)
+            invoice = _build(orders[shipment.order_id], items, actor, shipment, invoiced)
             if issue:
-                _issue(invoice, actor, on)
-            mark_invoiced_if_complete(order, actor)
-    return invoice
+                _issue(invoice, actor, on, numbers[index])
+            created.append(invoice)
+        for order in orders.values():
+            mark_invoiced_if_complete(order, actor, invoiced)
+    return created
 
 
 def invoice_order(
@@ -318,11 +374,16 @@ def invoice_pending(order: SalesOrder, actor: Actor) -> list[Invoice]:
     return [invoice_shipment(shipment, actor) for shipment in pending]
 
 
-def mark_invoiced_if_complete(order: SalesOrder, actor: Actor) -> bool:
-    """Move a delivered order whose shipped units are all invoiced to ``invoiced``."""
+def mark_invoiced_if_complete(
+    order: SalesOrder, actor: Actor, invoiced: Mapping[int, int] | None = None
+) -> bool:
+    """Move a delivered order whose shipped units are all invoiced to ``invoiced``
+    (``invoiced`` may hold the lines' invoiced quantities, read already)."""
     if order.status != OrderStatus.DELIVERED.value:
         return False
-    if any(invoiced_quantity(line.id) < line.qty_shipped for line in order.lines):
+    if invoiced is None or any(line.id not in invoiced for line in order.lines):
+        invoiced = invoiced_quantities(line.id for line in order.lines)
+    if any(invoiced[line.id] < line.qty_shipped for line in order.lines):
         return False
     states.transition(order, OrderStatus.INVOICED.value, actor)
     return True
