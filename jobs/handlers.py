@@ -8,7 +8,6 @@ a tracker holds a debounced sync of that tracker (``jobs.live``), after the comm
 from __future__ import annotations
 
 from jobs.fulfillment import enqueue_fill
-from jobs.live import on_records_changed
 from jobs.notify import enqueue_send
 from portal.services import events
 
@@ -19,8 +18,16 @@ def fill_after_receipt(product_id: int, open_backorders: bool) -> None:
         enqueue_fill(product_id)
 
 
+def sync_after_change(changed: tuple[tuple[str, str], ...]) -> None:
+    """Schedule the debounced sync of the trackers holding what changed (``jobs.live``,
+    imported here so that commands which never commit such a change do not load Redis)."""
+    from jobs.live import on_records_changed
+
+    on_records_changed(changed)
+
+
 def register() -> None:
     """Subscribe the handlers (idempotent)."""
     events.subscribe(events.STOCK_RECEIVED, fill_after_receipt)
     events.subscribe(events.NOTIFICATION_QUEUED, enqueue_send)
-    events.subscribe(events.RECORDS_CHANGED, on_records_changed)
+    events.subscribe(events.RECORDS_CHANGED, sync_after_change)
