@@ -81,6 +81,11 @@ def pending_changes(item: Any) -> tuple[dict[str, Any], int | None]:
             if fk is not None:
                 changes[fk] = new.id if new is not None else None
             continue
+        if isinstance(new, str) and not new.strip():
+            new = None  # a blank text box means "no value", not an empty string
+        old = hist.deleted[0] if hist.deleted else None
+        if new == old:
+            continue  # e.g. a blank field that was already empty
         changes[attr.key] = new
     db.session.rollback()
     return changes, expected_version
