@@ -30,6 +30,7 @@ from portal.services import (
     returns,
 )
 from portal.services import service_levels as sl
+from portal.services import service_levels_causes as causes
 from portal.services.base import ValidationFailed
 from tests.conftest import actor, wipe_business_tables
 from tests.factories import make_catalog
@@ -225,3 +226,21 @@ def test_percentile_interpolates_like_percentile_cont() -> None:
     assert sl.percentile([(1, 1), (2, 1), (10, 1), (20, 1)], 0.5) == 6.0
     assert sl.percentile([(5, 3)], 0.9) == 5.0
     assert sl.percentile([], 0.5) is None
+
+
+def test_root_cause_pareto_across_every_kind_of_problem(ctx, scenario) -> None:
+    later = sl.Period(scenario["day"], scenario["day"] + timedelta(days=14))
+    bars = causes.pareto(later)
+    # one of each: B's late delivery (no delay reason given), F's backorder, A's return,
+    # E's goodwill credit, A's dispute (packing damage); ties by source then cause
+    assert [(bar.label, bar.count) for bar in bars] == [
+        ("Backorder: Stock shortage", 1),
+        ("Credit: Goodwill", 1),
+        ("Dispute: Packing damage", 1),
+        ("Late delivery: Cause not recorded", 1),
+        ("Return: Damaged in transit", 1),
+    ]
+    assert [bar.cumulative for bar in bars] == [Decimal(n) / 5 for n in range(1, 6)]
+    behind = causes.orders_for_cause(later, "late_delivery", "not_recorded")
+    assert [o.number for o in behind] == [scenario["b"]]
+    assert causes.pareto(sl.Period(later.end, later.end + timedelta(days=7))) == []

@@ -315,6 +315,7 @@ def backorder_age(as_of: date) -> Select:
                 den=literal(1),
             )
         )
+        .select_from(Backorder)
         .join(OrderLine, OrderLine.id == Backorder.order_line_id)
         .join(SalesOrder, SalesOrder.id == OrderLine.order_id)
         .where(
