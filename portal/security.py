@@ -56,6 +56,7 @@ BACKORDERS = "Backorder"
 RETURNS = "ReturnAuthorization"
 NOTIFICATIONS = "Notification"
 RECEIPTS = "StockReceipt"  # goods receipts (portal.services.receipts.RECEIPT_VIEW)
+IMPROVEMENTS = "ImprovementAction"  # the improvement log (docs/service-levels.md)
 
 BUSINESS_RECORDS = (
     ORDERS,
@@ -70,8 +71,9 @@ BUSINESS_RECORDS = (
     RETURNS,
     NOTIFICATIONS,
     RECEIPTS,
+    IMPROVEMENTS,
 )
-SPECIALIST_WRITES = (ORDERS, ORDER_LINES, SHIPMENTS, RETURNS, RECEIPTS)
+SPECIALIST_WRITES = (ORDERS, ORDER_LINES, SHIPMENTS, RETURNS, RECEIPTS, IMPROVEMENTS)
 SUPERVISOR_WRITES = (*SPECIALIST_WRITES, CUSTOMERS, PRODUCTS, WAREHOUSES, STOCK, MASTER_DATA)
 # Order actions only a Supervisor (or Admin) takes.
 SUPERVISOR_ORDER_ACTIONS = {("can_release", ORDERS), ("can_override_price", ORDERS)}
@@ -97,6 +99,11 @@ TRACKERS = "Tracker"
 SYNC_RUNS = "SyncRun"
 SYNC_CONFLICTS = "SyncConflict"
 SYNC_RECORDS = (SYNC_RUNS, SYNC_CONFLICTS)
+
+# Service levels: Specialists and Supervisors watch them (the page, its drill-down);
+# Supervisors set the targets; the weekly order-health workbook is theirs and the Auditors'.
+SERVICE_LEVELS = "ServiceLevel"
+WEEKLY_REPORT = ("can_report", SERVICE_LEVELS)
 
 # What every signed-in user may do regardless of role (FAB's own self-service pages).
 SELF_SERVICE = frozenset(
@@ -170,6 +177,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
         | _grant("read", (*BUSINESS_RECORDS, *FINANCE_RECORDS))
         | _grant("write", (*SPECIALIST_WRITES, *FINANCE_RECORDS))
         | _grant("read", SYNC_RECORDS)
+        | _grant("read", (SERVICE_LEVELS,))
+        | {WEEKLY_REPORT}
     ),
     SUPERVISOR: frozenset(
         SELF_SERVICE
@@ -181,6 +190,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
         | _grant("export", EXPORTABLE)
         | _grant("read", SYNC_RECORDS)
         | _grant("resolve", (SYNC_CONFLICTS,))
+        | _grant("read", (SERVICE_LEVELS,))
+        | _grant("write", (SERVICE_LEVELS,))
+        | {WEEKLY_REPORT}
     ),
     AUDITOR: frozenset(
         SELF_SERVICE
@@ -188,6 +200,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
         | _grant("verify", (AUDIT,))
         | _grant("export", EXPORTABLE)
         | _grant("read", (*SYNC_RECORDS, TRACKERS))
+        | {WEEKLY_REPORT}
     ),
 }
 

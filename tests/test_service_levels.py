@@ -31,7 +31,7 @@ from portal.services import (
 )
 from portal.services import service_levels as sl
 from portal.services import service_levels_causes as causes
-from portal.services.base import ValidationFailed
+from portal.services.base import ConflictError, PermissionDenied, ValidationFailed
 from tests.conftest import actor, wipe_business_tables
 from tests.factories import make_catalog
 
@@ -244,3 +244,80 @@ def test_root_cause_pareto_across_every_kind_of_problem(ctx, scenario) -> None:
     behind = causes.orders_for_cause(later, "late_delivery", "not_recorded")
     assert [o.number for o in behind] == [scenario["b"]]
     assert causes.pareto(sl.Period(later.end, later.end + timedelta(days=7))) == []
+
+
+def test_targets_default_are_set_by_supervisors_and_decide_the_state(ctx, scenario) -> None:
+    from portal.services import service_level_targets as st
+
+    assert st.targets()["otif_order"] == st.Target(
+        "otif_order", Decimal("0.95"), Decimal("0.90"), True
+    )
+    with pytest.raises(PermissionDenied):
+        st.set_target("otif_order", "0.5", "0.4", actor("specialist"))
+    with pytest.raises(ValidationFailed, match="at or below the target"):
+        st.set_target("otif_order", "0.5", "0.6", actor("supervisor"))
+    with pytest.raises(ValidationFailed, match="not a number"):
+        st.set_target("otif_order", "lots", "0.3", actor("supervisor"))
+    goal = st.set_target("otif_order", "40%", "0.3", actor("supervisor"))
+    assert (goal.target, goal.amber, goal.is_default) == (Decimal("0.4"), Decimal("0.3"), False)
+    try:
+        rows = {row.metric.key: row for row in st.scorecard(scenario["week"], weeks=3)}
+        otif = rows["otif_order"]
+        # 2 of 5 this week, nothing measured the week before
+        assert (otif.value, otif.previous.value, otif.change) == (Decimal("0.4"), None, None)
+        assert otif.state == st.GREEN  # 40% meets the 40% target exactly
+        assert rows["backorder_rate"].state == st.RED  # 20% against 5% (amber to 10%)
+        cycle = rows["cycle_time"]  # A, B and E delivered in the week: 3, 4 and 3 days
+        assert (cycle.value, cycle.state) == (3.0, st.GREEN)
+        m = sl.METRICS["otif_line"]
+        goal = st.targets()["otif_line"]  # 97%, amber down to 92%
+        assert [st.rag(m, v, goal) for v in ("0.97", "0.92", "0.9199")] == [
+            st.GREEN,
+            st.AMBER,
+            st.RED,
+        ]
+    finally:
+        st.set_target("otif_order", "0.95", "0.90", actor("supervisor"))
+
+
+def test_improvement_log_measures_its_metric_before_and_after(ctx, scenario) -> None:
+    from portal.services import improvements
+
+    clerk = actor("specialist")
+    with pytest.raises(ValidationFailed) as refused:
+        improvements.improvements.create(
+            {
+                "problem": "Late",
+                "root_cause": "x",
+                "action": "y",
+                "owner": "specialist",
+                "due_date": utcnow().date(),
+                "metric": "speed",
+            },
+            clerk,
+        )
+    assert "metric" in refused.value.field_errors
+    logged = improvements.improvements.create(
+        {
+            "problem": "Deliveries arrive late",
+            "root_cause": "Carrier misses cut-off",
+            "action": "Earlier pick-up slot",
+            "owner": "specialist",
+            "due_date": utcnow().date() + timedelta(days=14),
+            "metric": "otif_order",
+            "cause_source": "late_delivery",
+            "cause_code": "not_recorded",
+        },
+        clerk,
+    )
+    last_week = sl.last_complete_week()
+    assert logged.week_before == last_week.label
+    assert logged.value_before == improvements.metric_value("otif_order", last_week)
+    improvements.measure(logged, clerk, week=scenario["week"])
+    assert (logged.value_after, logged.week_after) == (Decimal("0.4000"), scenario["week"].label)
+    improvements.move(logged, "done", clerk)
+    assert logged.status == "done" and logged.closed_at is not None
+    with pytest.raises(ConflictError):
+        improvements.move(logged, "done", clerk)
+    with pytest.raises(PermissionDenied):
+        improvements.move(logged, "in_progress", actor("auditor"))
