@@ -191,6 +191,7 @@ LAZY_COMMANDS = {
     "db": ("flask_migrate.cli:db", "Perform database migrations."),
     "sheets": ("portal.sync.cli:sheets", "Spreadsheet trackers and their two-way sync."),
     "stock": ("portal.stock_cli:stock", "Stock: goods receipts."),
+    "report": ("portal.report_cli:report", "Reports: the weekly order-health workbook."),
 }
 PLUGIN_HELP = {  # the short help of Flask plugins' commands (entry points), read without them
     "fab": "FAB flask group commands",

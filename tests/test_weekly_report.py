@@ -1,0 +1,144 @@
+"""The weekly order-health workbook: its sheets and figures (read back with openpyxl and
+python-calamine), its native charts and the cells they point at, the CLI, the REST API and
+the audit event of every report made. The orders are those of ``test_service_levels``."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from openpyxl import load_workbook
+from python_calamine import CalamineWorkbook
+from sqlalchemy import select
+
+from portal.models import AuditEvent, ServiceLevelReport, utcnow
+from portal.services import service_levels as sl
+from portal.services import weekly_report
+from portal.services.base import Actor, PermissionDenied
+from tests.conftest import actor, wipe_business_tables
+from tests.test_service_levels import build
+
+SHEETS = [
+    "Summary",
+    "Trend",
+    "Pareto",
+    "Late orders",
+    "Open backorders",
+    "At-risk orders",
+    "Returns",
+    "Credits",
+    "Disputes",
+    "Improvement log",
+]
+
+
+@pytest.fixture(scope="module")
+def made(app) -> dict[str, Any]:
+    """The scenario's orders and the workbook of their week, made once through the service."""
+    from portal.extensions import db
+
+    with app.app_context():
+        wipe_business_tables()
+        day = sl.week_of(utcnow().date() - timedelta(days=21)).start
+        numbers = build(day)
+        week = sl.week_of(day)
+        report = weekly_report.make(actor("supervisor"), "web", week)
+        result = {"week": week, "content": report.content, "id": report.id, **numbers}
+        db.session.remove()
+    return result
+
+
+def _summary(content: bytes) -> dict[str, list[Any]]:
+    sheet = load_workbook(io.BytesIO(content))["Summary"]
+    return {row[0]: list(row[1:]) for row in sheet.iter_rows(min_row=2, values_only=True)}
+
+
+def test_sheets_figures_and_types_match_the_metrics_service(ctx, made) -> None:
+    book = load_workbook(io.BytesIO(made["content"]))
+    assert book.sheetnames == SHEETS
+    summary = _summary(made["content"])
+    otif = sl.compute("otif_order", made["week"])[None]
+    _unit, this_week, last_week, change, target, amber, state = summary["OTIF (orders)"][:7]
+    assert (this_week, last_week, change) == (float(otif.value), None, None)
+    assert (target, amber, state) == (0.95, 0.9, "Red")  # 40% against 95%, red below 90%
+    assert summary["Unit fill rate"][1] == pytest.approx(134 / 194)
+    assert summary["Credits"][1] == 7.5
+    sheet = book["Summary"]
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == f"A1:J{len(sl.METRICS) + 1}"
+    assert sheet["C2"].number_format == "0.0%"
+    assert sheet.column_dimensions["A"].width == 28
+    late = [row[0] for row in book["Late orders"].iter_rows(min_row=2, values_only=True)]
+    assert late == [made["b"], made["c"], made["f"]]
+    order_date = book["Late orders"]["C2"].value
+    assert order_date.date() == made["week"].start  # a real date cell, not text
+    backorders = list(book["Open backorders"].iter_rows(min_row=2, values_only=True))
+    assert [(row[0], row[5]) for row in backorders] == [(made["f"], 60)]
+    credits = list(book["Credits"].iter_rows(min_row=2, values_only=True))
+    assert [(row[4], row[5]) for row in credits] == [("goodwill", 7.5)]
+    returns = list(book["Returns"].iter_rows(min_row=2, values_only=True))
+    assert [(row[1], row[5], row[6]) for row in returns] == [(made["a"], "Damaged in transit", 2)]
+
+
+def test_calamine_reads_the_same_workbook(ctx, made) -> None:
+    book = CalamineWorkbook.from_filelike(io.BytesIO(made["content"]))
+    assert book.sheet_names == SHEETS
+    rows = book.get_sheet_by_name("Summary").to_python()
+    assert rows[0][:3] == ["Metric", "Unit", "This week"]
+    by_metric = {row[0]: row for row in rows[1:]}
+    assert by_metric["OTIF (lines)"][2] == pytest.approx(3 / 7)
+    trend = book.get_sheet_by_name("Trend").to_python()
+    assert trend[-1][0] == made["week"].label and len(trend) == 13
+    assert trend[-1][1] == pytest.approx(0.4)  # OTIF (orders) of the week
+    pareto = book.get_sheet_by_name("Pareto").to_python()
+    assert [row[1] for row in pareto[1:]] == [1.0] * 5
+
+
+def test_charts_exist_and_point_at_the_trend_and_pareto_cells(ctx, made) -> None:
+    with zipfile.ZipFile(io.BytesIO(made["content"])) as archive:
+        charts = sorted(name for name in archive.namelist() if name.startswith("xl/charts/chart"))
+        xml = [archive.read(name).decode() for name in charts]
+        drawing_rels = [n for n in archive.namelist() if n.startswith("xl/drawings/_rels/")]
+    assert len(charts) == 2 and len(drawing_rels) == 1  # both on the Summary sheet
+    trend_refs = re.findall(r"<f>([^<]+)</f>", xml[0])
+    assert "'Trend'!B1" in trend_refs and "'Trend'!$B$2:$B$13" in trend_refs
+    assert "'Trend'!$A$2:$A$13" in trend_refs  # the weeks are the categories
+    pareto_refs = re.findall(r"<f>([^<]+)</f>", xml[1])
+    assert "'Pareto'!$B$2:$B$6" in pareto_refs  # the counts of the five causes
+    assert "'Pareto'!$A$2:$A$6" in pareto_refs and "'Pareto'!$D$2:$D$6" in pareto_refs
+    assert "<barChart>" in xml[1] and "<lineChart>" in xml[1]
+
+
+def test_every_report_made_is_audited_and_kept(ctx, made) -> None:
+    from portal.extensions import db
+
+    kept = db.session.get(ServiceLevelReport, made["id"])
+    assert (kept.week, kept.channel, kept.made_by) == (made["week"].label, "web", "supervisor")
+    event = db.session.execute(
+        select(AuditEvent).where(
+            AuditEvent.entity == "service_level_report", AuditEvent.entity_id == str(made["id"])
+        )
+    ).scalar_one()
+    assert event.action == "report" and made["week"].label in event.changes
+    with pytest.raises(PermissionDenied):
+        weekly_report.make(Actor("nobody", "web", user_id=999), "web", made["week"])
+
+
+def test_cli_writes_the_workbook_and_refuses_a_bad_week_in_one_line(app, ctx, made, tmp_path):
+    out = tmp_path / "health.xlsx"
+    runner = app.test_cli_runner()
+    result = runner.invoke(
+        args=["report", "weekly", "--week", made["week"].label, "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert made["week"].label in result.output
+    assert load_workbook(out).sheetnames == SHEETS
+    bad = runner.invoke(args=["report", "weekly", "--week", "2026-47", "--out", str(out)])
+    assert bad.exit_code == 1
+    assert bad.output.strip().splitlines() == [
+        "Error: Invalid input — week: '2026-47' is not an ISO week such as 2026-W47"
+    ]
