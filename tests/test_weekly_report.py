@@ -19,7 +19,7 @@ from portal.models import AuditEvent, ServiceLevelReport, utcnow
 from portal.services import service_levels as sl
 from portal.services import weekly_report
 from portal.services.base import Actor, PermissionDenied
-from tests.conftest import actor, wipe_business_tables
+from tests.conftest import actor, api_headers, wipe_business_tables
 from tests.test_service_levels import build
 
 SHEETS = [
@@ -142,3 +142,54 @@ def test_cli_writes_the_workbook_and_refuses_a_bad_week_in_one_line(app, ctx, ma
     assert bad.output.strip().splitlines() == [
         "Error: Invalid input — week: '2026-47' is not an ISO week such as 2026-W47"
     ]
+
+
+def test_api_weekly_report_for_supervisors_specialists_and_auditors(app, ctx, made) -> None:
+    client = app.test_client()
+    week = made["week"].label
+    for user in ("supervisor", "specialist", "auditor"):
+        response = client.get(f"/api/v1/report/weekly?week={week}", headers=api_headers(app, user))
+        assert response.status_code == 200, (user, response.json)
+        assert response.headers["Content-Disposition"].endswith(f"order-health_{week}.xlsx")
+        assert load_workbook(io.BytesIO(response.data)).sheetnames == SHEETS
+    headers = api_headers(app, "auditor")
+    bad = client.get("/api/v1/report/weekly?week=W47", headers=headers)
+    assert bad.status_code == 422
+    assert bad.json["errors"] == {"week": ["'W47' is not an ISO week such as 2026-W47"]}
+    future = sl.week_of(utcnow().date() + timedelta(days=14)).label
+    assert client.get(f"/api/v1/report/weekly?week={future}", headers=headers).status_code == 422
+    assert client.get("/api/v1/report/weekly").status_code == 401
+
+
+def test_improvement_action_rest_resource(app, ctx, made) -> None:
+    client = app.test_client()
+    headers = api_headers(app, "specialist")
+    body = {
+        "problem": "Backorders on SKU-3",
+        "root_cause": "Reorder point too low",
+        "action": "Raise the reorder point",
+        "owner": "specialist",
+        "due_date": (utcnow().date() + timedelta(days=10)).isoformat(),
+        "metric": "backorder_rate",
+        "cause_source": "backorder",
+        "cause_code": "stock_shortage",
+    }
+    created = client.post("/api/v1/improvement_action/", json=body, headers=headers)
+    assert created.status_code == 201, created.json
+    record = created.json["result"]
+    assert record["status"] == "open" and record["week_before"] == sl.last_complete_week().label
+    pk = created.json["id"]
+    started = client.post(f"/api/v1/improvement_action/{pk}/start", headers=headers)
+    assert started.status_code == 200 and started.json["result"]["status"] == "in_progress"
+    again = client.post(f"/api/v1/improvement_action/{pk}/start", headers=headers)
+    assert again.status_code == 409
+    refused = client.post(
+        f"/api/v1/improvement_action/{pk}/drop", headers=api_headers(app, "auditor")
+    )
+    assert refused.status_code == 403
+    wrong = client.post(
+        "/api/v1/improvement_action/", json={**body, "metric": "speed"}, headers=headers
+    )
+    assert wrong.status_code == 422 and "metric" in wrong.json["errors"]
+    listed = client.get("/api/v1/improvement_action/", headers=api_headers(app, "auditor"))
+    assert [item["id"] for item in listed.json["result"]] == [pk]

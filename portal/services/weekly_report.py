@@ -10,6 +10,7 @@ mails it (``SERVICE_LEVEL_REPORT_MAIL_TO``).
 from __future__ import annotations
 
 import hashlib
+import io
 from datetime import date
 
 from sqlalchemy import select
@@ -83,6 +84,11 @@ def make(
             },
         )
     return report
+
+
+def io_of(report: ServiceLevelReport) -> io.BytesIO:
+    """The kept workbook as a file object (for a download)."""
+    return io.BytesIO(report.content)
 
 
 def mail(report: ServiceLevelReport, recipients: str) -> None:
