@@ -23,6 +23,23 @@ class TargetForm(Schema):
     amber = fields.String(required=True, validate=validate.Length(min=1, max=20))
 
 
+class ImprovementForm(Schema):
+    """The improvement log's form (a Pareto bar fills in the problem and the cause)."""
+
+    problem = fields.String(required=True)
+    root_cause = fields.String(required=True)
+    action = fields.String(required=True)
+    owner = fields.String(required=True)
+    due_date = fields.Date(required=True, error_messages={"invalid": "not a date (YYYY-MM-DD)"})
+    metric = fields.String(validate=validate.OneOf(list(sl.METRICS)))
+    cause_source = fields.String()
+    cause_code = fields.String()
+
+
+def _log(_: None, actor: Actor, body: dict[str, Any]) -> ImprovementAction:
+    return improvements.improvements.create(body, actor)
+
+
 def _set_target(_: None, actor: Actor, body: dict[str, Any]) -> service_level_targets.Target:
     return service_level_targets.set_target(body["metric"], body["target"], body["amber"], actor)
 
@@ -37,6 +54,7 @@ def _step(name: str, call: Callable[[ImprovementAction, Actor], Any]) -> Action:
     return Action(name, ImprovementAction, lambda action, actor, _: call(action, actor))
 
 
+LOG_IMPROVEMENT = Action("create", ImprovementAction, _log, ImprovementForm, status=201)
 SET_TARGET = Action("set_target", ServiceLevelTarget, _set_target, TargetForm)
 START = _move("start", ImprovementStatus.IN_PROGRESS.value)
 COMPLETE = _move("complete", ImprovementStatus.DONE.value)

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 from sqlalchemy.sql import ColumnElement, Select
 
 from portal.extensions import db
@@ -281,7 +282,11 @@ def orders_behind(
         conditions.append(_missed(m, facts))
     ids = select(facts.c.order_id).where(*conditions).distinct()
     query: Select = (
-        select(SalesOrder).where(SalesOrder.id.in_(ids)).order_by(SalesOrder.number).limit(limit)
+        select(SalesOrder)
+        .options(joinedload(SalesOrder.customer))
+        .where(SalesOrder.id.in_(ids))
+        .order_by(SalesOrder.number)
+        .limit(limit)
     )
     return list(db.session.execute(query).scalars())
 

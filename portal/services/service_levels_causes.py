@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import String, cast, func, literal, select, union_all
+from sqlalchemy.orm import joinedload
 
 from portal.extensions import db
 from portal.models import (
@@ -160,5 +161,10 @@ def orders_for_cause(
         facts.c.source == source,
         facts.c.cause == cause,
     )
-    query = select(SalesOrder).where(SalesOrder.id.in_(ids)).order_by(SalesOrder.number)
+    query = (
+        select(SalesOrder)
+        .options(joinedload(SalesOrder.customer))
+        .where(SalesOrder.id.in_(ids))
+        .order_by(SalesOrder.number)
+    )
     return list(db.session.execute(query.limit(limit)).scalars())

@@ -290,6 +290,7 @@ IMPROVEMENTS = Machine(
         "complete": Action((_IA.OPEN, _IA.IN_PROGRESS), (_IMPROVEMENT_WRITE,)),
         "drop": Action((_IA.OPEN, _IA.IN_PROGRESS), (_IMPROVEMENT_WRITE,)),
         "reopen": Action((_IA.DONE, _IA.DROPPED), (_IMPROVEMENT_WRITE,)),
+        "measure": Action((_IA.IN_PROGRESS, _IA.DONE), (_IMPROVEMENT_WRITE,)),
     },
     audit_actions={_IA.DONE: "complete", _IA.DROPPED: "drop"},
     on_move=_closed_when_done,

@@ -7,6 +7,7 @@ from portal.views.finance import register_finance_views
 from portal.views.notifications import register_notification_views
 from portal.views.orders import register_order_views
 from portal.views.receipts import register_receipt_views
+from portal.views.service_levels import register_service_level_views
 from portal.views.sync import register_sync_views
 
 __all__ = ["DashboardView", "register_views"]
@@ -20,6 +21,7 @@ def register_views() -> None:
     register_receipt_views()
     register_finance_views()
     register_sync_views()
+    register_service_level_views()
     if current_app.config.get("MAILBOX_ENABLED"):
         from portal.views.mailbox import register_mailbox_view
 
