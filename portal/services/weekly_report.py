@@ -46,7 +46,6 @@ def make(
     actor: Actor,
     channel: str,
     week: sl.Period | None = None,
-    mailed_to: str | None = None,
 ) -> ServiceLevelReport:
     """Make, keep and audit the workbook of ``week`` (default the last complete week)."""
     require(actor, *WEEKLY_REPORT, "make the weekly order-health report")
@@ -65,7 +64,6 @@ def make(
             filename=file_name(week),
             size=len(content),
             content=content,
-            mailed_to=mailed_to,
         )
         sess.add(report)
         sess.flush()
@@ -80,7 +78,6 @@ def make(
                 "filename": report.filename,
                 "size": report.size,
                 "sha256": hashlib.sha256(content).hexdigest(),
-                "mailed_to": mailed_to,
             },
         )
     return report
@@ -102,6 +99,23 @@ def mail(report: ServiceLevelReport, recipients: str) -> None:
         f"The weekly order-health workbook of {report.week} is attached.\n",
         attachments=[(report.filename, report.content, XLSX_TYPE)],
     )
+
+
+def scheduled(week: sl.Period) -> ServiceLevelReport | None:
+    """The report the schedule made of ``week``, if it did."""
+    query = select(ServiceLevelReport).where(
+        ServiceLevelReport.week == week.label, ServiceLevelReport.channel == "schedule"
+    )
+    return db.session.execute(query.order_by(ServiceLevelReport.id).limit(1)).scalar_one_or_none()
+
+
+def record_mailed(report: ServiceLevelReport, recipients: str, actor: Actor) -> None:
+    """Note (and audit) that the kept report was mailed to ``recipients``."""
+    with unit_of_work():
+        report.mailed_to = recipients
+        audit.record(
+            actor, "service_level_report", report.id, "mail", after={"mailed_to": recipients}
+        )
 
 
 def latest(actor: Actor, limit: int = 20) -> list[ServiceLevelReport]:
