@@ -23,7 +23,7 @@ from sqlalchemy.sql import ColumnElement, Select
 from portal.extensions import db
 from portal.models import Customer, Product, SalesOrder, Warehouse, utcnow
 from portal.services.base import ValidationFailed
-from portal.services.service_levels_facts import FACTS
+from portal.services.service_levels_facts import FACTS, Window
 from portal.services.service_levels_sql import month_start, week_start
 
 RATE, DAYS, COUNT, MONEY = "rate", "days", "count", "money"
@@ -179,8 +179,8 @@ def _group_column(facts: Any, by: str | None, m: Metric) -> ColumnElement[Any] |
 
 
 def _facts(m: Metric, period: Period, as_of: date | None) -> Any:
-    as_of = as_of or utcnow().date()
-    facts = FACTS[m.key](as_of).subquery("facts")
+    window = Window(period.start, period.end, as_of or utcnow().date())
+    facts = FACTS[m.key](window).subquery("facts")
     return facts, [facts.c.day >= period.start, facts.c.day < period.end]
 
 

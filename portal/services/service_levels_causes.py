@@ -35,7 +35,7 @@ from portal.models import (
     utcnow,
 )
 from portal.services.service_levels import Period
-from portal.services.service_levels_facts import due_date
+from portal.services.service_levels_facts import Window, due_date
 from portal.services.service_levels_sql import utc_date
 
 SOURCES = {
@@ -82,14 +82,14 @@ def _cause(source: str, cause: Any, day: Any, order_id: Any) -> list[Any]:
     ]
 
 
-def cause_facts(as_of: date | None = None) -> Any:
-    """Every recorded problem with its cause, day and order, as one subquery."""
-    as_of = as_of or utcnow().date()
+def cause_facts(period: Period, as_of: date | None = None) -> Any:
+    """Every problem recorded in ``period`` with its cause, day and order, as one subquery."""
+    w = Window(period.start, period.end, as_of or utcnow().date())
     arrival = func.coalesce(Shipment.delivered_date, Shipment.eta)
     late = (
         select(*_cause("late_delivery", Shipment.delay_reason, arrival, SalesOrder.id))
         .join(SalesOrder, SalesOrder.id == Shipment.order_id)
-        .where(arrival > due_date())
+        .where(arrival > due_date(), Shipment.ship_date <= w.last, *w.days(arrival))
     )
     short = (
         select(
@@ -98,7 +98,7 @@ def cause_facts(as_of: date | None = None) -> Any:
         .select_from(Backorder)
         .join(OrderLine, OrderLine.id == Backorder.order_line_id)
         .join(SalesOrder, SalesOrder.id == OrderLine.order_id)
-        .where(SalesOrder.status != OrderStatus.CANCELLED.value)
+        .where(SalesOrder.status != OrderStatus.CANCELLED.value, *w.days(SalesOrder.order_date))
     )
     returned = select(
         *_cause(
@@ -107,7 +107,10 @@ def cause_facts(as_of: date | None = None) -> Any:
             utc_date(ReturnAuthorization.created_at),
             ReturnAuthorization.order_id,
         )
-    ).where(ReturnAuthorization.status != ReturnStatus.REJECTED.value)
+    ).where(
+        ReturnAuthorization.status != ReturnStatus.REJECTED.value,
+        *w.moments(ReturnAuthorization.created_at),
+    )
     credited = (
         select(
             *_cause(
@@ -115,22 +118,26 @@ def cause_facts(as_of: date | None = None) -> Any:
             )
         )
         .join(Invoice, Invoice.id == CreditMemo.invoice_id)
-        .where(CreditMemo.status == CreditMemoStatus.APPROVED.value)
+        .where(
+            CreditMemo.status == CreditMemoStatus.APPROVED.value, *w.moments(CreditMemo.decided_at)
+        )
     )
-    disputed = select(
-        *_cause("dispute", Dispute.root_cause, utc_date(Dispute.opened_at), Invoice.order_id)
-    ).join(Invoice, Invoice.id == Dispute.invoice_id)
-    facts = union_all(late, short, returned, credited, disputed).subquery("causes")
-    return select(*facts.c).where(facts.c.day <= as_of).subquery("causes_as_of")
+    disputed = (
+        select(
+            *_cause("dispute", Dispute.root_cause, utc_date(Dispute.opened_at), Invoice.order_id)
+        )
+        .join(Invoice, Invoice.id == Dispute.invoice_id)
+        .where(*w.moments(Dispute.opened_at))
+    )
+    return union_all(late, short, returned, credited, disputed).subquery("causes")
 
 
 def pareto(period: Period, as_of: date | None = None) -> list[Bar]:
     """The causes of the period's problems, most frequent first, with running shares."""
-    facts = cause_facts(as_of)
+    facts = cause_facts(period, as_of)
     count = func.count().label("n")
     rows = db.session.execute(
         select(facts.c.source, facts.c.cause, count)
-        .where(facts.c.day >= period.start, facts.c.day < period.end)
         .group_by(facts.c.source, facts.c.cause)
         .order_by(count.desc(), facts.c.source, facts.c.cause)
     ).all()
@@ -154,10 +161,8 @@ def orders_for_cause(
     period: Period, source: str, cause: str, as_of: date | None = None, limit: int = 500
 ) -> list[SalesOrder]:
     """The orders behind one Pareto bar, by number."""
-    facts = cause_facts(as_of)
+    facts = cause_facts(period, as_of)
     ids = select(facts.c.order_id).where(
-        facts.c.day >= period.start,
-        facts.c.day < period.end,
         facts.c.source == source,
         facts.c.cause == cause,
     )

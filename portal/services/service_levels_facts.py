@@ -4,14 +4,17 @@ Every fact query has the same columns, so one aggregation groups any of them by 
 dimension (``service_levels.compute``): ``day`` (the date the fact belongs to), ``order_id``,
 ``customer_id``, ``product_id``, ``warehouse_id``, ``carrier`` (null where the metric does not
 record that dimension), ``num`` and ``den`` (a rate is ``sum(num) / sum(den)``; a count is
-``sum(num)``), ``value`` (days, for the duration metrics) and ``amount`` (money). The
+``sum(num)``), ``value`` (days, for the duration metrics) and ``amount`` (money). Each
+query is given the :class:`Window` it is asked about and filters on it inside, where the
+indexes are, so the cost follows the period asked for, not the length of the history. The
 definitions are in ``docs/service-levels.md``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -50,11 +53,35 @@ from portal.models import (
 )
 from portal.services.service_levels_sql import days_between, utc_date
 
-COLUMNS = ("day", "order_id", "customer_id", "product_id", "warehouse_id", "carrier")
 # Orders that are not (yet) commitments to a customer: never measured.
 NOT_ORDERS = (OrderStatus.QUOTE.value, OrderStatus.DRAFT.value, OrderStatus.CANCELLED.value)
 DELIVERED = (OrderStatus.DELIVERED.value, OrderStatus.INVOICED.value, OrderStatus.CLOSED.value)
 ZERO = literal(0)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The days a question is about, ``[start, end)``, and the day it is asked (``as_of``):
+    facts dated after ``as_of`` do not exist yet."""
+
+    start: date
+    end: date
+    as_of: date
+
+    @property
+    def last(self) -> date:
+        """The last day a fact may have: the day before ``end``, or ``as_of``."""
+        return min(self.end - timedelta(days=1), self.as_of)
+
+    def days(self, column: Any) -> list[ColumnElement[bool]]:
+        """``column`` (a date) within the window."""
+        return [column >= self.start, column <= self.last]
+
+    def moments(self, column: Any) -> list[ColumnElement[bool]]:
+        """``column`` (a UTC timestamp) on a day within the window."""
+        start = datetime.combine(self.start, time(), UTC)
+        end = datetime.combine(self.last + timedelta(days=1), time(), UTC)
+        return [column >= start, column < end]
 
 
 def due_date() -> ColumnElement[Any]:
@@ -99,52 +126,46 @@ def fact(
     ]
 
 
-def _delivered_by_due() -> ColumnElement[int]:
-    """Units of the current order line delivered on or before the order's due date."""
+def _delivered_by_due(w: Window) -> Any:
+    """Per order line due in the window: units delivered on or before the due date."""
     return (
-        select(func.coalesce(func.sum(ShipmentLine.quantity), 0))
+        select(
+            ShipmentLine.order_line_id.label("line_id"),
+            func.sum(ShipmentLine.quantity).label("units"),
+        )
         .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
-        .where(
-            ShipmentLine.order_line_id == OrderLine.id,
-            Shipment.delivered_date.is_not(None),
-            Shipment.delivered_date <= due_date(),
-        )
-        .scalar_subquery()
+        .join(SalesOrder, SalesOrder.id == Shipment.order_id)
+        .where(Shipment.delivered_date <= due_date(), *w.days(due_date()))
+        .group_by(ShipmentLine.order_line_id)
+        .subquery("delivered")
     )
 
 
-def _measured_lines(as_of: date) -> Select:
-    """Open lines of real orders whose due date has come (by ``as_of``)."""
+def otif_line(w: Window) -> Select:
+    """Per open line of a real order due in the window: delivered in full by the due date."""
+    delivered = _delivered_by_due(w)
+    on_time_in_full = case((func.coalesce(delivered.c.units, 0) >= open_quantity(), 1), else_=0)
     return (
-        select(OrderLine)
+        select(
+            *fact(
+                due_date(),
+                SalesOrder.id,
+                SalesOrder.customer_id,
+                product_id=OrderLine.product_id,
+                num=on_time_in_full,
+                den=literal(1),
+            )
+        )
+        .select_from(OrderLine)
         .join(SalesOrder, SalesOrder.id == OrderLine.order_id)
-        .where(
-            SalesOrder.status.not_in(NOT_ORDERS),
-            due_date().is_not(None),
-            due_date() <= as_of,
-            open_quantity() > 0,
-        )
+        .outerjoin(delivered, delivered.c.line_id == OrderLine.id)
+        .where(SalesOrder.status.not_in(NOT_ORDERS), open_quantity() > 0, *w.days(due_date()))
     )
 
 
-def otif_line(as_of: date) -> Select:
-    """Per line: delivered in full (every open unit) on or before the due date."""
-    on_time_in_full = case((_delivered_by_due() >= open_quantity(), 1), else_=0)
-    return _measured_lines(as_of).with_only_columns(
-        *fact(
-            due_date(),
-            SalesOrder.id,
-            SalesOrder.customer_id,
-            product_id=OrderLine.product_id,
-            num=on_time_in_full,
-            den=literal(1),
-        )
-    )
-
-
-def _order_otif(as_of: date) -> Any:
-    """Per order (due by ``as_of``): 1 when every open line is on time in full."""
-    lines = otif_line(as_of).subquery()
+def _order_otif(w: Window) -> Any:
+    """Per order due in the window: 1 when every open line is on time in full."""
+    lines = otif_line(w).subquery()
     return (
         select(
             lines.c.order_id,
@@ -157,9 +178,9 @@ def _order_otif(as_of: date) -> Any:
     )
 
 
-def otif_order(as_of: date) -> Select:
+def otif_order(w: Window) -> Select:
     """Per order: every open line delivered in full on or before the due date."""
-    orders = _order_otif(as_of)
+    orders = _order_otif(w)
     return select(
         *fact(
             orders.c.day, orders.c.order_id, orders.c.customer_id, num=orders.c.otif, den=literal(1)
@@ -186,9 +207,9 @@ def _has_credit(order_id: Any) -> ColumnElement[bool]:
     )
 
 
-def perfect_order(as_of: date) -> Select:
+def perfect_order(w: Window) -> Select:
     """Per order: on time in full, and no return, no dispute, no approved credit."""
-    orders = _order_otif(as_of)
+    orders = _order_otif(w)
     perfect = case(
         (
             and_(
@@ -206,7 +227,7 @@ def perfect_order(as_of: date) -> Select:
     )
 
 
-def on_time_shipment(as_of: date) -> Select:
+def on_time_shipment(w: Window) -> Select:
     """Per shipment (by ship date): it arrives (delivered, else ETA) by the order's due date."""
     arrival = func.coalesce(Shipment.delivered_date, Shipment.eta)
     return (
@@ -222,72 +243,77 @@ def on_time_shipment(as_of: date) -> Select:
             )
         )
         .join(SalesOrder, SalesOrder.id == Shipment.order_id)
-        .where(arrival.is_not(None), due_date().is_not(None), Shipment.ship_date <= as_of)
+        .where(arrival.is_not(None), due_date().is_not(None), *w.days(Shipment.ship_date))
     )
 
 
-def _first_backorder_quantity() -> ColumnElement[int]:
+def _first_backorders() -> Any:
+    """Per order line: the quantity of its first backorder (what its first allocation lacked)."""
+    first = (
+        select(Backorder.order_line_id, func.min(Backorder.id).label("first_id"))
+        .group_by(Backorder.order_line_id)
+        .subquery("first")
+    )
     return (
-        select(Backorder.quantity)
-        .where(Backorder.order_line_id == OrderLine.id)
-        .order_by(Backorder.id)
-        .limit(1)
-        .scalar_subquery()
+        select(first.c.order_line_id.label("line_id"), Backorder.quantity.label("short"))
+        .join(Backorder, Backorder.id == first.c.first_id)
+        .subquery("first_backorder")
     )
 
 
-def _allocated_lines(as_of: date) -> Select:
-    """Open lines of orders (placed by ``as_of``) that went through allocation."""
-    backordered = exists().where(Backorder.order_line_id == OrderLine.id)
+def _allocated_lines(w: Window, columns: Callable[[Any], list[Any]]) -> Select:
+    """Open lines of orders placed in the window that went through allocation, with the
+    ``columns`` made from the lines' first backorder (``short.c.short``, null when none)."""
+    short = _first_backorders()
     reached = SalesOrder.status.not_in(
         (*NOT_ORDERS, OrderStatus.ON_HOLD.value, OrderStatus.CONFIRMED.value)
     )
     return (
-        select(OrderLine)
+        select(*columns(short))
+        .select_from(OrderLine)
         .join(SalesOrder, SalesOrder.id == OrderLine.order_id)
+        .outerjoin(short, short.c.line_id == OrderLine.id)
         .where(
             SalesOrder.status != OrderStatus.CANCELLED.value,
-            SalesOrder.order_date <= as_of,
             open_quantity() > 0,
-            or_(reached, backordered),
+            or_(reached, short.c.short.is_not(None)),
+            *w.days(SalesOrder.order_date),
         )
     )
 
 
-def line_fill(as_of: date) -> Select:
+def _fill_fact(num: Any, den: Any) -> list[Any]:
+    return fact(
+        SalesOrder.order_date,
+        SalesOrder.id,
+        SalesOrder.customer_id,
+        product_id=OrderLine.product_id,
+        num=num,
+        den=den,
+    )
+
+
+def line_fill(w: Window) -> Select:
     """Per line (by order date): allocated in full at its first allocation (no backorder)."""
-    short = exists().where(Backorder.order_line_id == OrderLine.id)
-    return _allocated_lines(as_of).with_only_columns(
-        *fact(
-            SalesOrder.order_date,
-            SalesOrder.id,
-            SalesOrder.customer_id,
-            product_id=OrderLine.product_id,
-            num=case((short, 0), else_=1),
-            den=literal(1),
-        )
+    return _allocated_lines(
+        w, lambda short: _fill_fact(case((short.c.short.is_(None), 1), else_=0), literal(1))
     )
 
 
-def unit_fill(as_of: date) -> Select:
+def unit_fill(w: Window) -> Select:
     """Per line: units allocated at the first allocation out of the units ordered."""
-    short = func.coalesce(_first_backorder_quantity(), 0)
-    filled = case((short >= open_quantity(), 0), else_=open_quantity() - short)
-    return _allocated_lines(as_of).with_only_columns(
-        *fact(
-            SalesOrder.order_date,
-            SalesOrder.id,
-            SalesOrder.customer_id,
-            product_id=OrderLine.product_id,
-            num=filled,
-            den=open_quantity(),
-        )
-    )
+
+    def columns(short: Any) -> list[Any]:
+        lacking = func.coalesce(short.c.short, 0)
+        filled = case((lacking >= open_quantity(), 0), else_=open_quantity() - lacking)
+        return _fill_fact(filled, open_quantity())
+
+    return _allocated_lines(w, columns)
 
 
-def backorder_rate(as_of: date) -> Select:
+def backorder_rate(w: Window) -> Select:
     """Per order (by order date): 1 when any of its lines was backordered."""
-    lines = line_fill(as_of).subquery()
+    lines = line_fill(w).subquery()
     return (
         select(
             *fact(
@@ -301,7 +327,7 @@ def backorder_rate(as_of: date) -> Select:
     ).group_by(lines.c.order_id)
 
 
-def backorder_age(as_of: date) -> Select:
+def backorder_age(w: Window) -> Select:
     """Per open backorder (by order date): days from the order date to ``as_of``."""
     return (
         select(
@@ -310,7 +336,7 @@ def backorder_age(as_of: date) -> Select:
                 SalesOrder.id,
                 SalesOrder.customer_id,
                 product_id=OrderLine.product_id,
-                value=days_between(literal(as_of), SalesOrder.order_date),
+                value=days_between(literal(w.as_of), SalesOrder.order_date),
                 num=Backorder.quantity,
                 den=literal(1),
             )
@@ -321,13 +347,16 @@ def backorder_age(as_of: date) -> Select:
         .where(
             Backorder.status == "open",
             SalesOrder.status != OrderStatus.CANCELLED.value,
-            SalesOrder.order_date <= as_of,
+            *w.days(SalesOrder.order_date),
         )
     )
 
 
-def _days_from_order_date(day: Any, table: Any, joined: Any, as_of: date, *where: Any) -> Select:
-    """Per order: days from its order date to ``day`` (an aggregate over ``table``)."""
+def _days_from_order_date(w: Window, column: Any, pick: Any, order_id: Any, *where: Any) -> Select:
+    """Per order whose ``pick(column)`` (the first or last of its dates) is in the window: the
+    days from its order date to that day. Only orders with a date in the window are read."""
+    day = pick(column)
+    in_window = select(order_id).where(*w.days(column))
     return (
         select(
             *fact(
@@ -339,32 +368,27 @@ def _days_from_order_date(day: Any, table: Any, joined: Any, as_of: date, *where
                 den=literal(1),
             )
         )
-        .join(table, joined)
-        .where(*where)
+        .join(column.table, order_id == SalesOrder.id)
+        .where(SalesOrder.id.in_(in_window), *where)
         .group_by(SalesOrder.id, SalesOrder.customer_id, SalesOrder.order_date)
-        .having(day <= as_of)
+        .having(and_(*w.days(day)))
     )
 
 
-def cycle_time(as_of: date) -> Select:
+def cycle_time(w: Window) -> Select:
     """Per delivered order (by the day its last shipment arrived): days since the order date."""
     return _days_from_order_date(
-        func.max(Shipment.delivered_date),
-        Shipment,
-        Shipment.order_id == SalesOrder.id,
-        as_of,
-        SalesOrder.status.in_(DELIVERED),
+        w, Shipment.delivered_date, func.max, Shipment.order_id, SalesOrder.status.in_(DELIVERED)
     )
 
 
-def order_to_invoice(as_of: date) -> Select:
+def order_to_invoice(w: Window) -> Select:
     """Per invoiced order (by its first invoice's issue date): days since the order date."""
     return _days_from_order_date(
-        func.min(Invoice.issue_date),
-        Invoice,
-        Invoice.order_id == SalesOrder.id,
-        as_of,
-        Invoice.issue_date.is_not(None),
+        w,
+        Invoice.issue_date,
+        func.min,
+        Invoice.order_id,
         Invoice.status != InvoiceStatus.VOID.value,
     )
 
@@ -381,7 +405,7 @@ def _was_quote(converted_only: bool) -> ColumnElement[bool]:
     return exists().where(*conditions)
 
 
-def quote_conversion(as_of: date) -> Select:
+def quote_conversion(w: Window) -> Select:
     """Per quote (by order date): 1 when it was converted into an order."""
     return select(
         *fact(
@@ -392,12 +416,12 @@ def quote_conversion(as_of: date) -> Select:
             den=literal(1),
         )
     ).where(
-        SalesOrder.order_date <= as_of,
+        *w.days(SalesOrder.order_date),
         or_(SalesOrder.status == OrderStatus.QUOTE.value, _was_quote(False)),
     )
 
 
-def return_rate(as_of: date) -> Select:
+def return_rate(w: Window) -> Select:
     """Units returned (RMAs not rejected, by request day) over units delivered (by day)."""
     returned = (
         select(
@@ -410,10 +434,14 @@ def return_rate(as_of: date) -> Select:
                 num=ReturnLine.quantity,
             )
         )
+        .select_from(ReturnLine)
         .join(ReturnAuthorization, ReturnAuthorization.id == ReturnLine.rma_id)
         .join(OrderLine, OrderLine.id == ReturnLine.order_line_id)
         .join(SalesOrder, SalesOrder.id == OrderLine.order_id)
-        .where(ReturnAuthorization.status != ReturnStatus.REJECTED.value)
+        .where(
+            ReturnAuthorization.status != ReturnStatus.REJECTED.value,
+            *w.moments(ReturnAuthorization.created_at),
+        )
     )
     delivered = (
         select(
@@ -427,16 +455,17 @@ def return_rate(as_of: date) -> Select:
                 den=ShipmentLine.quantity,
             )
         )
+        .select_from(ShipmentLine)
         .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
         .join(OrderLine, OrderLine.id == ShipmentLine.order_line_id)
         .join(SalesOrder, SalesOrder.id == OrderLine.order_id)
-        .where(Shipment.delivered_date.is_not(None))
+        .where(*w.days(Shipment.delivered_date))
     )
     both = union_all(returned, delivered).subquery()
-    return select(*both.c).where(both.c.day <= as_of)
+    return select(*both.c)
 
 
-def credits(as_of: date) -> Select:
+def credits(w: Window) -> Select:
     """Approved credit memos (by decision day): count and value."""
     return (
         select(
@@ -451,7 +480,7 @@ def credits(as_of: date) -> Select:
         .join(Invoice, Invoice.id == CreditMemo.invoice_id)
         .join(SalesOrder, SalesOrder.id == Invoice.order_id)
         .where(CreditMemo.status == CreditMemoStatus.APPROVED.value)
-        .where(utc_date(CreditMemo.decided_at) <= as_of)
+        .where(*w.moments(CreditMemo.decided_at))
     )
 
 
@@ -463,13 +492,14 @@ def _dispute_fact(day: Any, **columns: Any) -> Select:
     )
 
 
-def disputes_opened(as_of: date) -> Select:
+def disputes_opened(w: Window) -> Select:
     """Disputes opened (by opening day): count and disputed amount."""
-    opened = utc_date(Dispute.opened_at)
-    return _dispute_fact(opened, num=literal(1), amount=Dispute.amount).where(opened <= as_of)
+    return _dispute_fact(utc_date(Dispute.opened_at), num=literal(1), amount=Dispute.amount).where(
+        *w.moments(Dispute.opened_at)
+    )
 
 
-def dispute_resolution(as_of: date) -> Select:
+def dispute_resolution(w: Window) -> Select:
     """Closed disputes (by closing day): days from opening to closing."""
     closed = utc_date(Dispute.closed_at)
     return _dispute_fact(
@@ -477,21 +507,21 @@ def dispute_resolution(as_of: date) -> Select:
         value=days_between(closed, utc_date(Dispute.opened_at)),
         num=literal(1),
         den=literal(1),
-    ).where(Dispute.closed_at.is_not(None), closed <= as_of)
+    ).where(*w.moments(Dispute.closed_at))
 
 
-def disputes_overdue(as_of: date) -> Select:
-    """Disputes due (by due date): overdue when not closed by the due date."""
+def disputes_overdue(w: Window) -> Select:
+    """Disputes due (by due date, before ``as_of``): overdue when not closed by the due date."""
     closed = utc_date(Dispute.closed_at)
     late = or_(Dispute.closed_at.is_(None), closed > Dispute.due_date)
     return _dispute_fact(
         Dispute.due_date,
         num=case((late, 1), else_=0),
         den=literal(1),
-    ).where(Dispute.due_date < as_of)
+    ).where(*w.days(Dispute.due_date), Dispute.due_date < w.as_of)
 
 
-FACTS: dict[str, Callable[[date], Select]] = {
+FACTS: dict[str, Callable[[Window], Select]] = {
     "otif_order": otif_order,
     "otif_line": otif_line,
     "on_time_shipment": on_time_shipment,

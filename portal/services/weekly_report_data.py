@@ -34,7 +34,7 @@ from portal.models import (
     Shipment,
 )
 from portal.services import service_levels as sl
-from portal.services.service_levels_facts import FACTS, due_date, open_quantity
+from portal.services.service_levels_facts import FACTS, Window, due_date, open_quantity
 from portal.services.service_levels_sql import days_between, utc_date
 
 TEXT, INT, DATE, MONEY, NUMBER = "text", "int", "date", "money", "number"
@@ -80,7 +80,7 @@ def _sum_by(key: Any, units: Any) -> Any:
 
 def late_orders(week: sl.Period, as_of: date) -> Sheet:
     """Orders due in the week that were not delivered in full by their due date."""
-    facts = FACTS["otif_order"](as_of).subquery()
+    facts = FACTS["otif_order"](Window(week.start, week.end, as_of)).subquery()
     missed = select(facts.c.order_id).where(
         facts.c.day >= week.start, facts.c.day < week.end, facts.c.num == 0
     )
