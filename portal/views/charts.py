@@ -97,7 +97,7 @@ def pareto_chart(bars: list[ParetoBar], *, width: int = 720, bar_height: int = 2
         return Markup('<p class="text-muted">No problems recorded in this week.</p>')
     label_width, share_width = 300, 150
     top = max(bar.count for bar in bars)
-    plot = width - label_width - share_width
+    plot = width - label_width - share_width - 30  # room for the count after the bar
     height = bar_height * len(bars) + 4
     parts = [
         f'<svg class="ob-pareto" role="img" width="{width}" height="{height}" '

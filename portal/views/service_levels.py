@@ -50,6 +50,13 @@ def figure_text(metric: sl.Metric, value: Any) -> str:
     return f"{number:,.0f}"
 
 
+def target_text(metric: sl.Metric, number: Decimal) -> str:
+    """A target as typed in the form: a rate as a percentage (95%), else the number."""
+    if metric.kind == sl.RATE:
+        return f"{format((number * 100).normalize(), 'f')}%"
+    return format(number.normalize(), "f")
+
+
 def change_text(row: Row) -> str:
     change = row.change
     if change is None:
@@ -252,7 +259,7 @@ class ServiceLevelsView(BaseView):
             metrics=sl.METRICS,
             targets=targets(),
             text=figure_text,
-            plain=lambda number: format(number.normalize(), "f"),
+            plain=target_text,
             errors=errors,
             typed=typed,
         ), status
