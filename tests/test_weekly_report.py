@@ -74,12 +74,13 @@ def test_sheets_figures_and_types_match_the_metrics_service(ctx, made) -> None:
     assert sheet.column_dimensions["A"].width == 28
     late = [row[0] for row in book["Late orders"].iter_rows(min_row=2, values_only=True)]
     assert late == [made["b"], made["c"], made["f"]]
+    assert book["Late orders"]["E4"].value == "partially allocated"  # F, by its label
     order_date = book["Late orders"]["C2"].value
     assert order_date.date() == made["week"].start  # a real date cell, not text
     backorders = list(book["Open backorders"].iter_rows(min_row=2, values_only=True))
     assert [(row[0], row[5]) for row in backorders] == [(made["f"], 60)]
     credits = list(book["Credits"].iter_rows(min_row=2, values_only=True))
-    assert [(row[4], row[5]) for row in credits] == [("goodwill", 7.5)]
+    assert [(row[4], row[5]) for row in credits] == [("Goodwill", 7.5)]
     returns = list(book["Returns"].iter_rows(min_row=2, values_only=True))
     assert [(row[1], row[5], row[6]) for row in returns] == [(made["a"], "Damaged in transit", 2)]
 

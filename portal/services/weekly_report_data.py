@@ -8,6 +8,8 @@ open backorders and at-risk orders are as of the day the report is made.
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -16,6 +18,9 @@ from sqlalchemy import case, func, literal, select
 
 from portal.extensions import db
 from portal.models import (
+    CREDIT_REASONS,
+    DELAY_REASONS,
+    ROOT_CAUSES,
     Backorder,
     BackorderStatus,
     CreditMemo,
@@ -24,12 +29,14 @@ from portal.models import (
     Dispute,
     DisputeStatus,
     ImprovementAction,
+    ImprovementStatus,
     Invoice,
     OrderLine,
     OrderStatus,
     Product,
     ReturnAuthorization,
     ReturnLine,
+    ReturnStatus,
     SalesOrder,
     Shipment,
 )
@@ -51,9 +58,28 @@ OPEN_ORDER = (
 
 @dataclass(frozen=True)
 class Column:
+    """A sheet column: its header, cell type, width and the labels of the codes it holds."""
+
     header: str
     kind: str = TEXT
     width: int = 14
+    labels: Mapping[str, str] | None = None
+
+    def shown(self, value: Any) -> Any:
+        """``value`` as the sheet shows it: a code by its label."""
+        if self.labels is not None and isinstance(value, str):
+            return self.labels.get(value, value.replace("_", " "))
+        return value
+
+
+def _statuses(*kinds: type[enum.StrEnum]) -> dict[str, str]:
+    return {status.value: status.value.replace("_", " ") for kind in kinds for status in kind}
+
+
+STATUS_LABELS = _statuses(
+    OrderStatus, ReturnStatus, DisputeStatus, ImprovementStatus, BackorderStatus
+)
+METRIC_LABELS = {key: metric.label for key, metric in sl.METRICS.items()}
 
 
 ORDER = Column("Order")
@@ -119,11 +145,11 @@ def late_orders(week: sl.Period, as_of: date) -> Sheet:
         CUSTOMER,
         ORDER_DATE,
         DUE_DATE,
-        Column("Status", width=18),
+        Column("Status", width=18, labels=STATUS_LABELS),
         Column("Units ordered", INT, 10),
         Column("Units delivered", INT, 10),
         Column("Last delivery", DATE, 12),
-        Column("Delay reason", width=18),
+        Column("Delay reason", width=18, labels=DELAY_REASONS),
     ]
     return Sheet("Late orders", columns, _rows(query))
 
@@ -185,7 +211,7 @@ def at_risk_orders(as_of: date) -> Sheet:
         CUSTOMER,
         ORDER_DATE,
         DUE_DATE,
-        Column("Status", width=18),
+        Column("Status", width=18, labels=STATUS_LABELS),
         Column("Risk", width=12),
     ]
     return Sheet("At-risk orders", columns, _rows(query))
@@ -216,7 +242,7 @@ def week_returns(week: sl.Period) -> Sheet:
         ORDER,
         CUSTOMER,
         Column("Requested", DATE, 12),
-        Column("Status", width=12),
+        Column("Status", width=12, labels=STATUS_LABELS),
         Column("Reason", width=32),
         Column("Units", INT, 8),
     ]
@@ -248,7 +274,7 @@ def week_credits(week: sl.Period) -> Sheet:
         Column("Invoice"),
         ORDER,
         CUSTOMER,
-        Column("Reason", width=20),
+        Column("Reason", width=20, labels=CREDIT_REASONS),
         Column("Amount (USD)", MONEY, 14),
         Column("Approved", DATE, 12),
     ]
@@ -282,12 +308,12 @@ def week_disputes(week: sl.Period, as_of: date) -> Sheet:
         Column("Dispute"),
         Column("Invoice"),
         CUSTOMER,
-        Column("Type", width=16),
+        Column("Type", width=16, labels={}),
         Column("Amount (USD)", MONEY, 14),
-        Column("Status", width=14),
+        Column("Status", width=14, labels=STATUS_LABELS),
         Column("Opened", DATE, 12),
         Column("Due", DATE, 12),
-        Column("Root cause", width=18),
+        Column("Root cause", width=18, labels=ROOT_CAUSES),
         Column("Overdue", width=9),
     ]
     return Sheet("Disputes", columns, _rows(query))
@@ -316,8 +342,8 @@ def improvement_log() -> Sheet:
         Column("Action", width=36),
         Column("Owner", width=14),
         Column("Due", DATE, 12),
-        Column("Status", width=12),
-        Column("Metric", width=18),
+        Column("Status", width=12, labels=STATUS_LABELS),
+        Column("Metric", width=18, labels=METRIC_LABELS),
         Column("Before", NUMBER, 10),
         Column("Week before", width=10),
         Column("After", NUMBER, 10),

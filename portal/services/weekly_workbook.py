@@ -107,7 +107,7 @@ def _detail(sheet: Sheet) -> RowMaker:
     def rows(cells: _Cells) -> list[list[Any]]:
         return [
             [
-                cells.value(value, COLUMN_FORMATS.get(column.kind))
+                cells.value(column.shown(value), COLUMN_FORMATS.get(column.kind))
                 for value, column in zip(row, sheet.columns, strict=True)
             ]
             for row in sheet.rows
