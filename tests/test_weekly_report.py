@@ -194,3 +194,29 @@ def test_improvement_action_rest_resource(app, ctx, made) -> None:
     assert wrong.status_code == 422 and "metric" in wrong.json["errors"]
     listed = client.get("/api/v1/improvement_action/", headers=api_headers(app, "auditor"))
     assert [item["id"] for item in listed.json["result"]] == [pk]
+
+
+def test_api_metric_breakdowns_by_dimension(app, ctx, made) -> None:
+    client = app.test_client()
+    headers = api_headers(app, "specialist")
+    week = made["week"].label
+    url = f"/api/v1/report/metrics?metric=otif_line&week={week}"
+    by_product = client.get(f"{url}&by=product", headers=headers)
+    assert by_product.status_code == 200, by_product.json
+    # lines: P1 (A1 yes, B1 no, C1 yes), P2 (B2 no, E1 yes), P3 (C2 no, F1 no)
+    assert [(f["name"], f["num"], f["den"]) for f in by_product.json["figures"]] == [
+        ("SKU-1 Product 1", 2, 3),
+        ("SKU-2 Product 2", 1, 2),
+        ("SKU-3 Product 3", 0, 2),
+    ]
+    total = client.get(url, headers=headers).json["figures"]
+    assert [(f["name"], f["value"]) for f in total] == [("all", pytest.approx(3 / 7))]
+    weekly = client.get(
+        f"/api/v1/report/metrics?metric=otif_order&week={week}&weeks=2&by=week", headers=headers
+    ).json["figures"]
+    assert [(f["name"], f["den"]) for f in weekly] == [(week, 5)]
+    refused = client.get(f"{url}&by=carrier", headers=headers)
+    assert refused.status_code == 422 and "not recorded by carrier" in refused.json["message"]
+    assert client.get(f"{url}&weeks=0", headers=headers).status_code == 422
+    auditor = client.get(url, headers=api_headers(app, "auditor"))
+    assert auditor.status_code == 403  # the figures are the operations team's page

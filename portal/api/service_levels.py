@@ -1,8 +1,11 @@
 """``improvement_action`` (the improvement log: POST, PUT, and ``start``, ``complete``,
-``drop``, ``reopen``, ``measure``) and ``report/weekly`` (the weekly order-health workbook of
-``?week=2026-W47``, default the last complete week: Supervisors, Specialists, Auditors)."""
+``drop``, ``reopen``, ``measure``), ``report/weekly`` (the weekly order-health workbook of
+``?week=2026-W47``, default the last complete week: Supervisors, Specialists, Auditors) and
+``report/metrics`` (a metric's figures by period or dimension: Supervisors, Specialists)."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from flask import Response, request, send_file
 from flask_appbuilder.api import BaseApi, expose, protect, safe
@@ -15,9 +18,10 @@ from portal.api.base import ServiceResourceApi
 from portal.extensions import db
 from portal.services import improvements, weekly_report
 from portal.services import service_levels as sl
-from portal.services.base import ServiceError
+from portal.services.base import ServiceError, ValidationFailed
 
 ACTION_ROUTES = {name: "write" for name in IMPROVEMENT_ACTIONS}
+MAX_WEEKS = 104
 COLUMNS = [
     "id",
     "problem",
@@ -98,9 +102,12 @@ class ImprovementActionApi(ServiceResourceApi):
 
 
 class WeeklyReportApi(BaseApi):
+    """``report/weekly`` (the workbook) and ``report/metrics`` (one metric's figures, by
+    week, month, customer, product, warehouse or carrier)."""
+
     resource_name = "report"
     class_permission_name = security.SERVICE_LEVELS
-    method_permission_name = {"weekly": "report"}
+    method_permission_name = {"weekly": "report", "metrics": "read"}
     allow_browser_login = True
 
     @expose("/weekly", methods=["GET"])
@@ -132,4 +139,46 @@ class WeeklyReportApi(BaseApi):
             mimetype=weekly_report.XLSX_TYPE,
             as_attachment=True,
             download_name=made.filename,
+        )
+
+    @expose("/metrics", methods=["GET"])
+    @protect()
+    @safe
+    @permission_name("metrics")
+    def metrics(self) -> Response:
+        """One metric over an ISO week, or ``weeks`` weeks ending with it, per group of ``by``.
+        ---
+        get:
+          parameters:
+          - {in: query, name: metric, required: true, schema: {type: string, example: otif_order}}
+          - {in: query, name: week, schema: {type: string, example: 2026-W47}}
+          - {in: query, name: weeks, schema: {type: integer, minimum: 1, maximum: 104}}
+          - in: query
+            name: by
+            schema: {type: string, enum: [week, month, customer, product, warehouse, carrier]}
+          responses:
+            200: {description: The figures}
+            422: {description: An unknown metric, week, breakdown or number of weeks}
+        """
+        try:
+            week = request.args.get("week")
+            last = sl.parse_week(week) if week is not None else sl.last_complete_week()
+            weeks = request.args.get("weeks", "1")
+            if not weeks.isdigit() or not 1 <= int(weeks) <= MAX_WEEKS:
+                raise ValidationFailed({"weeks": [f"a whole number from 1 to {MAX_WEEKS}"]})
+            period = sl.Period(last.start - timedelta(days=7 * (int(weeks) - 1)), last.end)
+            key, by = request.args.get("metric", ""), request.args.get("by") or None
+            figures = sl.breakdown(key, period, by)
+        except ServiceError as error:
+            return self.response(error.status, **error.to_dict())
+        metric = sl.METRICS[key]
+        return self.response(
+            200,
+            metric=key,
+            label=metric.label,
+            kind=metric.kind,
+            start=period.start.isoformat(),
+            end=period.end.isoformat(),
+            by=by,
+            figures=figures,
         )

@@ -119,9 +119,3 @@ def open_actions(limit: int = 500) -> list[ImprovementAction]:
         .order_by(ImprovementAction.due_date, ImprovementAction.id)
     )
     return list(db.session.execute(query.limit(limit)).scalars())
-
-
-def all_actions(limit: int = 1000) -> list[ImprovementAction]:
-    """Every action, the newest first (the weekly workbook's improvement log sheet)."""
-    query = select(ImprovementAction).order_by(ImprovementAction.id.desc()).limit(limit)
-    return list(db.session.execute(query).scalars())

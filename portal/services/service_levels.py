@@ -27,7 +27,6 @@ from portal.services.service_levels_facts import FACTS, Window
 from portal.services.service_levels_sql import month_start, week_start
 
 RATE, DAYS, COUNT, MONEY = "rate", "days", "count", "money"
-PERIODS = ("week", "month")
 DIMENSIONS = ("customer", "product", "warehouse", "carrier")
 
 
@@ -300,6 +299,31 @@ def _missed(m: Metric, facts: Any) -> ColumnElement[bool]:
     if m.kind == DAYS:
         return facts.c.value > m.target
     return facts.c.num > 0
+
+
+def breakdown(key: str, period: Period, by: str | None) -> list[dict[str, Any]]:
+    """The metric over ``period`` per group of ``by`` (or in total), named and ordered, as
+    plain values (the REST API's answer)."""
+    figures = compute(key, period, by=by)
+    names = group_names(by, figures)
+    rows = []
+    for group in sorted(figures, key=lambda g: (g is None, names.get(g, str(g)))):
+        figure = figures[group]
+        value = figure.value
+        rows.append(
+            {
+                "group": group.isoformat() if isinstance(group, date) else group,
+                "name": names.get(group, "all"),
+                "value": None if value is None else float(value),
+                "num": figure.num,
+                "den": figure.den,
+                "count": figure.count,
+                "amount": str(figure.amount),
+                "median": figure.median,
+                "p90": figure.p90,
+            }
+        )
+    return rows
 
 
 def group_names(by: str | None, keys: Iterable[Any]) -> dict[Any, str]:
