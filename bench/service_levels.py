@@ -8,7 +8,9 @@ names, so it never touches other data there. Set-up: migrations, then twelve wee
 synthetic history in bulk SQL — customers, products, warehouses, orders with two lines each,
 shipments (some late, some partial), backorders, invoices, returns, credits, disputes, in
 proportions like the demo's — since playing a million orders through the services would
-measure the set-up, not the reports. Then, each ``--repeat`` times (median reported):
+measure the set-up, not the reports. Then the closed weeks' figures are kept
+(``service_levels_snapshots.freeze``, what the Monday job does first), and each ``--repeat``
+times (median reported):
 
 - **page**: what ``/service-levels/`` computes — the scorecard of the last complete week
   (16 metrics, each with its 12-week trend) and the root-cause Pareto;
@@ -157,11 +159,17 @@ def measure(app, repeat: int) -> None:
     from portal.extensions import db
     from portal.services import service_levels as sl
     from portal.services import weekly_report
+    from portal.services.base import Actor
     from portal.services.service_level_targets import scorecard
     from portal.services.service_levels_causes import pareto
+    from portal.services.service_levels_snapshots import freeze
 
     with app.app_context():
         week = sl.last_complete_week()
+        started = time.perf_counter()
+        kept = freeze(Actor.system("system:bench"))
+        took = time.perf_counter() - started
+        print(f"freeze: {kept} figures of the closed weeks kept in {took:.1f} s")
 
         def page():
             rows = scorecard(week)

@@ -3,7 +3,8 @@
 ``SERVICE_LEVEL_REPORT_AT`` (default ``mon 07:00``, UTC; ``off`` disables it) is when; from
 then the scheduler's loop (:func:`enqueue_weekly_report`, called by ``jobs.schedule``) queues
 :func:`make_weekly_report` for the last complete ISO week, once per week across all scheduler
-processes (a Redis ``SET NX`` claim). The job keeps the workbook (``weekly_report.make``,
+processes (a Redis ``SET NX`` claim). The job first keeps the figures of the weeks now closed
+(``service_levels_snapshots.freeze``), then keeps the workbook (``weekly_report.make``,
 audited) and mails it to ``SERVICE_LEVEL_REPORT_MAIL_TO``; run again — a retry after an SMTP
 failure — it neither makes a second workbook nor mails twice.
 """
@@ -17,7 +18,7 @@ from rq import Retry
 
 from jobs.context import app_job
 from portal.models import utcnow
-from portal.services import service_levels, weekly_report
+from portal.services import service_levels, service_levels_snapshots, weekly_report
 from portal.services.base import Actor
 
 JOB_ACTOR = "job:weekly_report"
@@ -69,6 +70,7 @@ def make_weekly_report(week_label: str) -> int:
     """Make (once) and mail (once) the workbook of ``week_label``; the kept report's id."""
     actor = Actor.system(JOB_ACTOR)
     week = service_levels.parse_week(week_label)
+    service_levels_snapshots.freeze(actor)
     report = weekly_report.scheduled(week) or weekly_report.make(actor, "schedule", week)
     recipients = current_app.config.get("SERVICE_LEVEL_REPORT_MAIL_TO", "")
     if recipients and report.mailed_to is None:

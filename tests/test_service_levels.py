@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from portal.models import utcnow
 from portal.services import (
@@ -31,6 +32,7 @@ from portal.services import (
 )
 from portal.services import service_levels as sl
 from portal.services import service_levels_causes as causes
+from portal.services import service_levels_snapshots as snapshots
 from portal.services.base import ConflictError, PermissionDenied, ValidationFailed
 from tests.conftest import actor, wipe_business_tables
 from tests.factories import make_catalog
@@ -205,7 +207,7 @@ def test_returns_credits_disputes_and_the_perfect_order(ctx, scenario) -> None:
 
 def test_weeks_months_and_dimensions(ctx, scenario) -> None:
     week = scenario["week"]
-    weekly = sl.weekly_values("otif_order", week, weeks=3)
+    weekly = snapshots.weekly_values("otif_order", week, weeks=3)
     assert [monday for monday, _ in weekly] == [
         week.start - timedelta(days=14),
         week.start - timedelta(days=7),
@@ -321,3 +323,32 @@ def test_improvement_log_measures_its_metric_before_and_after(ctx, scenario) -> 
         improvements.move(logged, "done", clerk)
     with pytest.raises(PermissionDenied):
         improvements.move(logged, "in_progress", actor("auditor"))
+
+
+def test_closed_weeks_are_kept_once_and_the_trend_reads_them(ctx, scenario) -> None:
+    from portal.extensions import db
+    from portal.models import ServiceLevelSnapshot
+
+    week = scenario["week"]  # ended 14 days or more ago: frozen (FREEZE_DAYS = 7)
+    live = snapshots.weekly_values("otif_order", week, weeks=2)
+    try:
+        added = snapshots.freeze(actor("supervisor"), weeks=4)
+        assert added == 4 * (len(sl.METRICS) - len(snapshots.LIVE_ONLY))
+        assert snapshots.freeze(actor("supervisor"), weeks=4) == 0  # never twice
+        kept = db.session.execute(
+            select(ServiceLevelSnapshot).where(
+                ServiceLevelSnapshot.metric == "otif_order",
+                ServiceLevelSnapshot.week == week.start,
+            )
+        ).scalar_one()
+        assert (kept.num, kept.den) == (2, 5)
+        assert snapshots.weekly_values("otif_order", week, weeks=2) == live
+        kept.num = 4  # what a trend shows for a kept week comes from the snapshot
+        db.session.flush()
+        assert snapshots.weekly_values("otif_order", week, weeks=2)[-1][1].num == 4
+        cycle = snapshots.weekly_values("cycle_time", week, weeks=1)[-1][1]
+        assert (cycle.median, cycle.p90) == (3.0, pytest.approx(3.8))
+    finally:
+        db.session.rollback()
+        db.session.execute(ServiceLevelSnapshot.__table__.delete())
+        db.session.commit()

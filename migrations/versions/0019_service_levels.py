@@ -1,4 +1,4 @@
-"""service levels: metric targets, the improvement log, the weekly reports made
+"""service levels: metric targets, closed weeks' figures, the improvement log, the reports made
 
 Revision ID: 0019
 Revises: 0011
@@ -66,9 +66,25 @@ def upgrade():
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_service_level_report_week", "service_level_report", ["week"])
+    op.create_table(
+        "service_level_snapshot",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("metric", sa.String(length=40), nullable=False),
+        sa.Column("week", sa.Date(), nullable=False),
+        sa.Column("num", sa.BigInteger(), nullable=False),
+        sa.Column("den", sa.BigInteger(), nullable=False),
+        sa.Column("count", sa.BigInteger(), nullable=False),
+        sa.Column("amount", sa.Numeric(precision=16, scale=2), nullable=False),
+        sa.Column("median", VALUE, nullable=True),
+        sa.Column("p90", VALUE, nullable=True),
+        sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("metric", "week", name="uq_service_level_snapshot"),
+    )
 
 
 def downgrade():
+    op.drop_table("service_level_snapshot")
     op.drop_index("ix_service_level_report_week", table_name="service_level_report")
     op.drop_table("service_level_report")
     op.drop_index("ix_improvement_action_status", table_name="improvement_action")

@@ -1,6 +1,7 @@
 """Service-level records: metric targets, the improvement log and the weekly reports made.
 
-Targets override the defaults of ``portal.services.service_levels.METRICS``; improvement
+Targets override the defaults of ``portal.services.service_levels.METRICS``; snapshots keep
+closed weeks' figures; improvement
 actions tie a root cause (a Pareto bar) to the action meant to fix it and the metric it should
 move; each weekly order-health workbook made is kept for download. Records change only through
 ``portal.services.service_level_targets``, ``improvements`` and ``weekly_report``.
@@ -13,7 +14,17 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from flask_appbuilder.models.sqla import Model
-from sqlalchemy import Date, Index, Integer, LargeBinary, Numeric, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    Index,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.models.core import UTCDateTime, Versioned, utcnow
@@ -74,6 +85,28 @@ class ImprovementAction(Versioned, Model):
         return f"IA-{self.id}: {self.problem}"
 
 
+class ServiceLevelSnapshot(Model):
+    """One metric's figure for one closed ISO week, kept so trends need not recompute it.
+
+    Written once per (metric, week) by ``service_levels_snapshots.freeze`` when the week has
+    been closed for a grace period; never changed afterwards.
+    """
+
+    __tablename__ = "service_level_snapshot"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    metric: Mapped[str] = mapped_column(String(40), nullable=False)
+    week: Mapped[date] = mapped_column(Date, nullable=False)
+    num: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    den: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    count: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    amount: Mapped[Decimal] = mapped_column(Numeric(16, 2), nullable=False)
+    median: Mapped[Decimal | None] = mapped_column(METRIC_VALUE)
+    p90: Mapped[Decimal | None] = mapped_column(METRIC_VALUE)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("metric", "week", name="uq_service_level_snapshot"),)
+
+
 class ServiceLevelReport(Model):
     """A weekly order-health workbook as it was made, kept for download."""
 
@@ -99,5 +132,6 @@ __all__ = [
     "ImprovementAction",
     "ImprovementStatus",
     "ServiceLevelReport",
+    "ServiceLevelSnapshot",
     "ServiceLevelTarget",
 ]

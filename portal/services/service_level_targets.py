@@ -22,6 +22,7 @@ from portal.security import SERVICE_LEVELS
 from portal.services import audit
 from portal.services import service_levels as sl
 from portal.services.base import Actor, ValidationFailed, check_version, require, unit_of_work
+from portal.services.service_levels_snapshots import weekly_values
 
 GREEN, AMBER, RED = "green", "amber", "red"
 TREND_WEEKS = 12
@@ -155,7 +156,7 @@ def scorecard(week: sl.Period, as_of: date | None = None, weeks: int = TREND_WEE
     rows = []
     previous = sl.Period(week.start - timedelta(days=7), week.start)
     for key, m in sl.METRICS.items():
-        trend = sl.weekly_values(key, week, weeks, as_of)
+        trend = weekly_values(key, week, weeks, as_of)
         figure = trend[-1][1]
         before = trend[-2][1] if weeks > 1 else sl.compute(key, previous, as_of=as_of)[None]
         rows.append(Row(m, goals[key], figure, before, trend))

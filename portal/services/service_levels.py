@@ -339,13 +339,3 @@ def group_names(by: str | None, keys: Iterable[Any]) -> dict[Any, str]:
         row.id: str(row)
         for row in db.session.execute(select(model).where(model.id.in_(keys))).scalars()
     }
-
-
-def weekly_values(
-    key: str, last: Period, weeks: int = 12, as_of: date | None = None
-) -> list[tuple[date, Figure]]:
-    """The metric for each of ``weeks`` ISO weeks ending with ``last`` (empty weeks included)."""
-    first = last.start - timedelta(days=7 * (weeks - 1))
-    found = compute(key, Period(first, last.end), by="week", as_of=as_of)
-    mondays = [first + timedelta(days=7 * n) for n in range(weeks)]
-    return [(monday, found.get(monday, Figure(kind=METRICS[key].kind))) for monday in mondays]

@@ -99,9 +99,12 @@ def _rows(query: Any) -> list[tuple[Any, ...]]:
     return [tuple(row) for row in db.session.execute(query.limit(ROW_LIMIT))]
 
 
-def _sum_by(key: Any, units: Any) -> Any:
-    """``units`` summed per ``key`` (a subquery with the columns of ``key`` and ``units``)."""
-    return select(key, func.sum(units).label("units")).group_by(key).subquery()
+def _sum_by(key: Any, units: Any, within: Any) -> Any:
+    """``units`` summed per ``key`` for the keys in ``within`` (a subquery of ``key``,
+    ``units``)."""
+    return (
+        select(key, func.sum(units).label("units")).where(key.in_(within)).group_by(key).subquery()
+    )
 
 
 def late_orders(week: sl.Period, as_of: date) -> Sheet:
@@ -110,17 +113,18 @@ def late_orders(week: sl.Period, as_of: date) -> Sheet:
     missed = select(facts.c.order_id).where(
         facts.c.day >= week.start, facts.c.day < week.end, facts.c.num == 0
     )
-    ordered = _sum_by(OrderLine.order_id, open_quantity())
+    ordered = _sum_by(OrderLine.order_id, open_quantity(), missed)
     shipped = (
         select(
             Shipment.order_id,
             func.max(Shipment.delivered_date).label("last"),
             func.max(Shipment.delay_reason).label("reason"),
         )
+        .where(Shipment.order_id.in_(missed))
         .group_by(Shipment.order_id)
         .subquery()
     )
-    delivered = _sum_by(OrderLine.order_id, OrderLine.qty_delivered)
+    delivered = _sum_by(OrderLine.order_id, OrderLine.qty_delivered, missed)
     query = (
         select(
             SalesOrder.number,
@@ -220,7 +224,9 @@ def at_risk_orders(as_of: date) -> Sheet:
 def week_returns(week: sl.Period) -> Sheet:
     """RMAs requested in the week, with their units."""
     day = utc_date(ReturnAuthorization.created_at)
-    units = _sum_by(ReturnLine.rma_id, ReturnLine.quantity)
+    window = Window(week.start, week.end, week.end)
+    rmas = select(ReturnAuthorization.id).where(*window.moments(ReturnAuthorization.created_at))
+    units = _sum_by(ReturnLine.rma_id, ReturnLine.quantity, rmas)
     query = (
         select(
             ReturnAuthorization.number,
@@ -234,7 +240,6 @@ def week_returns(week: sl.Period) -> Sheet:
         .join(SalesOrder, SalesOrder.id == ReturnAuthorization.order_id)
         .join(Customer, Customer.id == SalesOrder.customer_id)
         .join(units, units.c.rma_id == ReturnAuthorization.id)
-        .where(day >= week.start, day < week.end)
         .order_by(ReturnAuthorization.number)
     )
     columns = [
@@ -266,7 +271,7 @@ def week_credits(week: sl.Period) -> Sheet:
         .join(SalesOrder, SalesOrder.id == Invoice.order_id)
         .join(Customer, Customer.id == SalesOrder.customer_id)
         .where(CreditMemo.status == CreditMemoStatus.APPROVED.value)
-        .where(day >= week.start, day < week.end)
+        .where(*Window(week.start, week.end, week.end).moments(CreditMemo.decided_at))
         .order_by(CreditMemo.number)
     )
     columns = [
