@@ -109,22 +109,22 @@ def _sum_by(key: Any, units: Any, within: Any) -> Any:
 
 def late_orders(week: sl.Period, as_of: date) -> Sheet:
     """Orders due in the week that were not delivered in full by their due date."""
-    facts = FACTS["otif_order"](Window(week.start, week.end, as_of)).subquery()
-    missed = select(facts.c.order_id).where(
-        facts.c.day >= week.start, facts.c.day < week.end, facts.c.num == 0
-    )
-    ordered = _sum_by(OrderLine.order_id, open_quantity(), missed)
+    window = Window(week.start, week.end, as_of)
+    facts = FACTS["otif_order"](window).subquery()
+    missed = select(facts.c.order_id).where(facts.c.num == 0)
+    due = select(SalesOrder.id).where(*window.days(due_date()))  # the aggregates' orders
+    ordered = _sum_by(OrderLine.order_id, open_quantity(), due)
     shipped = (
         select(
             Shipment.order_id,
             func.max(Shipment.delivered_date).label("last"),
             func.max(Shipment.delay_reason).label("reason"),
         )
-        .where(Shipment.order_id.in_(missed))
+        .where(Shipment.order_id.in_(due))
         .group_by(Shipment.order_id)
         .subquery()
     )
-    delivered = _sum_by(OrderLine.order_id, OrderLine.qty_delivered, missed)
+    delivered = _sum_by(OrderLine.order_id, OrderLine.qty_delivered, due)
     query = (
         select(
             SalesOrder.number,
