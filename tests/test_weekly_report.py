@@ -220,3 +220,16 @@ def test_api_metric_breakdowns_by_dimension(app, ctx, made) -> None:
     assert client.get(f"{url}&weeks=0", headers=headers).status_code == 422
     auditor = client.get(url, headers=api_headers(app, "auditor"))
     assert auditor.status_code == 403  # the figures are the operations team's page
+
+
+def test_text_that_looks_like_a_formula_stays_text(ctx, made) -> None:
+    from portal.services import weekly_workbook
+    from portal.services.service_level_targets import scorecard
+    from portal.services.weekly_report_data import Column, Sheet
+
+    hostile = Sheet("Returns", [Column("Reason"), Column("Units", "int")], [("=1+1", 2)])
+    content = weekly_workbook.build(made["week"], scorecard(made["week"], weeks=2), [], [hostile])
+    cell = load_workbook(io.BytesIO(content))["Returns"]["A2"]
+    assert (cell.value, cell.data_type) == ("=1+1", "s")
+    rows = CalamineWorkbook.from_filelike(io.BytesIO(content)).get_sheet_by_name("Returns")
+    assert rows.to_python()[1] == ["=1+1", 2]

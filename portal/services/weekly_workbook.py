@@ -4,8 +4,8 @@ Sheets: Summary (every metric against its target, last week and the change, its 
 two native Excel charts — the 12-week trend of the rates and the root-cause Pareto — drawn
 from the Trend and Pareto sheets' cells), Trend, Pareto, then the week's detail sheets
 (``weekly_report_data``). Every sheet has typed cells (numbers, dates, money, percentages),
-a bold frozen header row, a filter over its table and column widths. Text from records is
-neutralised the way exports are (no cell is ever a formula).
+a bold frozen header row, a filter over its table and column widths. Text from records that
+a spreadsheet would evaluate is written as quoted text, as exports do (no cell is a formula).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from portal.services import service_levels as sl
-from portal.services.exports import DATE_FORMAT, MONEY_FORMAT, neutralise
+from portal.services.exports import DANGEROUS_PREFIXES, DATE_FORMAT, MONEY_FORMAT
 from portal.services.service_level_targets import Row
 from portal.services.service_levels_causes import Bar
 from portal.services.weekly_report_data import DATE, INT, MONEY, NUMBER, Column, Sheet
@@ -32,7 +32,7 @@ KIND_FORMATS = {
     sl.COUNT: COUNT_FORMAT,
     sl.MONEY: MONEY_FORMAT,
 }
-COLUMN_FORMATS = {DATE: DATE_FORMAT, MONEY: MONEY_FORMAT, INT: COUNT_FORMAT, NUMBER: NUMBER_FORMAT}
+COLUMN_FORMATS = {DATE: DATE_FORMAT, MONEY: MONEY_FORMAT, NUMBER: NUMBER_FORMAT}
 # The rates drawn on the trend chart.
 TREND_METRICS = ("otif_order", "otif_line", "on_time_shipment", "line_fill_rate", "perfect_order")
 STATE_LABELS = {"green": "Green", "amber": "Amber", "red": "Red", None: "No data"}
@@ -68,9 +68,14 @@ class _Cells:
         if value is None:
             return None
         if isinstance(value, str):
-            cell = self.make(self.sheet, value=neutralise(value))
-            cell.data_type = "s"
+            if not value.startswith(DANGEROUS_PREFIXES):
+                return value  # plain text: written as it is (a cell object costs time)
+            cell = self.make(self.sheet, value=value)
+            cell.data_type = "s"  # text, never a formula
+            cell.quotePrefix = True
             return cell
+        if number_format is None and not isinstance(value, date):
+            return value  # a whole number
         if isinstance(value, Decimal):
             value = float(value) if number_format != MONEY_FORMAT else value
         cell = self.make(self.sheet, value=value)
