@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import re
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -122,6 +123,7 @@ def _bool(name: str, default: bool) -> bool:
 ADDRESS_SETTINGS = {
     "ORDERS_TEAM_EMAIL": "list",
     "AUDIT_CHECKPOINT_MAIL_TO": "list",
+    "SERVICE_LEVEL_REPORT_MAIL_TO": "list",
     "MAIL_DEFAULT_SENDER": "sender",
 }
 
@@ -168,6 +170,17 @@ def _rate(name: str, default: str) -> str:
         except ValueError:
             raise ConfigError(f"{name} must be a rate such as 120/minute, not {raw!r}") from None
     return raw
+
+
+def _weekly_slot(name: str, default: str) -> str:
+    """A weekly time such as ``mon 07:00`` (UTC), lower-cased; ``off`` (or blank) is ``""``."""
+    raw = os.environ.get(name, default).strip().lower()
+    if raw in ("", "off"):
+        return ""
+    match = re.fullmatch(r"(mon|tue|wed|thu|fri|sat|sun) +([01]\d|2[0-3]):([0-5]\d)", raw)
+    if match is None:
+        raise ConfigError(f"{name} must be a weekday and a UTC time such as mon 07:00, or off")
+    return f"{match[1]} {match[2]}:{match[3]}"
 
 
 def build_settings(overrides: dict | None = None) -> dict:
@@ -285,6 +298,9 @@ def build_settings(overrides: dict | None = None) -> dict:
         "AUDIT_CHECKPOINT_FILE": os.environ.get("AUDIT_CHECKPOINT_FILE")
         or str(instance / "audit-checkpoints.log"),
         "AUDIT_CHECKPOINT_MAIL_TO": os.environ.get("AUDIT_CHECKPOINT_MAIL_TO", ""),
+        # The weekly order-health workbook: when the scheduler makes it (UTC) and who gets it.
+        "SERVICE_LEVEL_REPORT_AT": _weekly_slot("SERVICE_LEVEL_REPORT_AT", "mon 07:00"),
+        "SERVICE_LEVEL_REPORT_MAIL_TO": os.environ.get("SERVICE_LEVEL_REPORT_MAIL_TO", ""),
         "INSTANCE_DIR": str(instance),
         "UPLOAD_FOLDER": str(instance / "uploads"),
         "IMG_UPLOAD_FOLDER": str(instance / "uploads"),

@@ -2,7 +2,8 @@
 
 :func:`tick` is one pass; ``orderbridge scheduler`` (or ``orderbridge sheets schedule --loop``)
 ticks every ``--every`` seconds (default 15), each time after :func:`jobs.recovery.sweep`,
-which puts the jobs of dead workers back on their queues. A tracker is due when
+which puts the jobs of dead workers back on their queues, and queues the weekly order-health
+workbook when it is due (:mod:`jobs.service_levels`). A tracker is due when
 ``interval_seconds`` > 0 and its last sync run (of any outcome) started at least that long
 ago; a tracker whose sync is queued or running is never enqueued again. Each periodic job
 (:data:`PERIODIC`) is enqueued at most once per its interval across all scheduler processes:
@@ -21,6 +22,7 @@ from sqlalchemy import func, select
 from jobs.context import app_job
 from jobs.live import FileWatcher
 from jobs.recovery import sweep
+from jobs.service_levels import enqueue_weekly_report
 from jobs.sync import enqueue_sync, is_running
 from portal.extensions import db
 from portal.models import SyncRun, Tracker, utcnow
@@ -104,6 +106,7 @@ def run_forever(
             sweep()
             tick()
             run_periodic()
+            enqueue_weekly_report()
             app_job(watcher.refresh)()
             next_tick = time.monotonic() + every
         app_job(watcher.poll)()

@@ -208,6 +208,7 @@ LAZY_COMMANDS = {
         "portal.imports_cli:import_group",
         "Import a team's files: order history, customers, products, stock.",
     ),
+    "report": ("portal.report_cli:report", "Reports: the weekly order-health workbook."),
 }
 PLUGIN_HELP = {  # the short help of Flask plugins' commands (entry points), read without them
     "fab": "FAB flask group commands",

@@ -57,6 +57,7 @@ RETURNS = "ReturnAuthorization"
 NOTIFICATIONS = "Notification"
 RECEIPTS = "StockReceipt"  # goods receipts (portal.services.receipts.RECEIPT_VIEW)
 IMPORTS = "OrderImport"  # the Import page (Specialists and Admins; docs/import.md)
+IMPROVEMENTS = "ImprovementAction"  # the improvement log (docs/service-levels.md)
 
 BUSINESS_RECORDS = (
     ORDERS,
@@ -71,8 +72,9 @@ BUSINESS_RECORDS = (
     RETURNS,
     NOTIFICATIONS,
     RECEIPTS,
+    IMPROVEMENTS,
 )
-SPECIALIST_WRITES = (ORDERS, ORDER_LINES, SHIPMENTS, RETURNS, RECEIPTS)
+SPECIALIST_WRITES = (ORDERS, ORDER_LINES, SHIPMENTS, RETURNS, RECEIPTS, IMPROVEMENTS)
 SUPERVISOR_WRITES = (*SPECIALIST_WRITES, CUSTOMERS, PRODUCTS, WAREHOUSES, STOCK, MASTER_DATA)
 # Order actions only a Supervisor (or Admin) takes.
 SUPERVISOR_ORDER_ACTIONS = {("can_release", ORDERS), ("can_override_price", ORDERS)}
@@ -104,6 +106,11 @@ SYNC_RECORDS = (SYNC_RUNS, SYNC_CONFLICTS, SYNC_DELETED)
 TRACKER_WORK = "TrackerWork"
 # Attaching a workbook a team already has (issue 12): Specialists and Admins.
 ATTACH = "AttachWorkbook"
+
+# Service levels: Specialists and Supervisors watch them (the page, its drill-down);
+# Supervisors set the targets; the weekly order-health workbook is theirs and the Auditors'.
+SERVICE_LEVELS = "ServiceLevel"
+WEEKLY_REPORT = ("can_report", SERVICE_LEVELS)
 
 # What every signed-in user may do regardless of role (FAB's own self-service pages).
 SELF_SERVICE = frozenset(
@@ -179,6 +186,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
         | _grant("read", SYNC_RECORDS)
         | _grant("work", (TRACKER_WORK,))
         | _grant("write", (ATTACH,))
+        | _grant("read", (SERVICE_LEVELS,))
+        | {WEEKLY_REPORT}
     ),
     SUPERVISOR: frozenset(
         SELF_SERVICE
@@ -191,6 +200,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
         | _grant("read", SYNC_RECORDS)
         | _grant("resolve", (SYNC_CONFLICTS, SYNC_DELETED))
         | _grant("work", (TRACKER_WORK,))
+        | _grant("read", (SERVICE_LEVELS,))
+        | _grant("write", (SERVICE_LEVELS,))
+        | {WEEKLY_REPORT}
     ),
     AUDITOR: frozenset(
         SELF_SERVICE
@@ -198,6 +210,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
         | _grant("verify", (AUDIT,))
         | _grant("export", EXPORTABLE)
         | _grant("read", (*SYNC_RECORDS, TRACKERS))
+        | {WEEKLY_REPORT}
     ),
 }
 

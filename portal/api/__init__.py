@@ -11,6 +11,7 @@ from portal.api.order_lines import OrderLineApi
 from portal.api.receipts import StockReceiptApi
 from portal.api.returns import ReturnAuthorizationApi
 from portal.api.sales_orders import SalesOrderApi
+from portal.api.service_levels import ImprovementActionApi, WeeklyReportApi
 from portal.api.shipments import ShipmentApi
 from portal.extensions import appbuilder
 
@@ -31,5 +32,7 @@ def register_apis() -> None:
         StockReceiptApi,
         PriceOverrideRequestApi,
         *LOOKUP_APIS,
+        ImprovementActionApi,
+        WeeklyReportApi,
     ):
         appbuilder.add_api(api)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -107,8 +108,14 @@ def _send(message: Notification) -> dict[str, tuple[int, bytes]]:
     return send_mail(message.recipients, message.subject, message.body)
 
 
-def send_mail(recipients: str, subject: str, body: str) -> dict[str, tuple[int, bytes]]:
-    """Send one plain-text message over the configured SMTP server (the MAIL_* settings).
+def send_mail(
+    recipients: str,
+    subject: str,
+    body: str,
+    attachments: Sequence[tuple[str, bytes, str]] = (),
+) -> dict[str, tuple[int, bytes]]:
+    """Send one plain-text message over the configured SMTP server (the MAIL_* settings),
+    with ``attachments`` given as (file name, content, MIME type).
 
     Returns the recipients the server refused when it took the message for the others.
     """
@@ -118,6 +125,9 @@ def send_mail(recipients: str, subject: str, body: str) -> dict[str, tuple[int, 
     email["To"] = recipients
     email["Subject"] = subject
     email.set_content(body)
+    for filename, content, mime_type in attachments:
+        maintype, _, subtype = mime_type.partition("/")
+        email.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
     with smtplib.SMTP(config["MAIL_SERVER"], config["MAIL_PORT"], timeout=20) as smtp:
         if config.get("MAIL_USE_TLS"):
             smtp.starttls()

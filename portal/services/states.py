@@ -23,6 +23,8 @@ from portal.models import (
     CreditMemoStatus,
     Dispute,
     DisputeStatus,
+    ImprovementAction,
+    ImprovementStatus,
     Invoice,
     InvoiceStatus,
     Notification,
@@ -31,6 +33,7 @@ from portal.models import (
     ReturnAuthorization,
     ReturnStatus,
     SalesOrder,
+    utcnow,
 )
 from portal.services import audit
 from portal.services.base import (
@@ -264,6 +267,35 @@ NOTIFICATIONS = Machine(
     audit_actions={_N.FAILED: "fail", _N.QUEUED: "requeue", _N.SENT: "send"},
 )
 
+
+def _closed_when_done(action: ImprovementAction, old: str, reason: str | None) -> None:
+    finished = (ImprovementStatus.DONE.value, ImprovementStatus.DROPPED.value)
+    action.closed_at = utcnow() if action.status in finished else None
+
+
+_IA = ImprovementStatus
+_IMPROVEMENT_WRITE = ("can_write", security.IMPROVEMENTS)
+IMPROVEMENTS = Machine(
+    label="improvement action",
+    entity="improvement_action",
+    permission=_IMPROVEMENT_WRITE,
+    transitions={
+        _IA.OPEN: frozenset({_IA.IN_PROGRESS, _IA.DONE, _IA.DROPPED}),
+        _IA.IN_PROGRESS: frozenset({_IA.DONE, _IA.DROPPED}),
+        _IA.DONE: frozenset({_IA.IN_PROGRESS}),
+        _IA.DROPPED: frozenset({_IA.OPEN}),
+    },
+    actions={
+        "start": Action((_IA.OPEN,), (_IMPROVEMENT_WRITE,)),
+        "complete": Action((_IA.OPEN, _IA.IN_PROGRESS), (_IMPROVEMENT_WRITE,)),
+        "drop": Action((_IA.OPEN, _IA.IN_PROGRESS), (_IMPROVEMENT_WRITE,)),
+        "reopen": Action((_IA.DONE, _IA.DROPPED), (_IMPROVEMENT_WRITE,)),
+        "measure": Action((_IA.IN_PROGRESS, _IA.DONE), (_IMPROVEMENT_WRITE,)),
+    },
+    audit_actions={_IA.DONE: "complete", _IA.DROPPED: "drop"},
+    on_move=_closed_when_done,
+)
+
 MACHINES: dict[type, Machine] = {
     SalesOrder: ORDERS,
     Dispute: DISPUTES,
@@ -271,6 +303,7 @@ MACHINES: dict[type, Machine] = {
     Invoice: INVOICES,
     CreditMemo: CREDIT_MEMOS,
     Notification: NOTIFICATIONS,
+    ImprovementAction: IMPROVEMENTS,
 }
 
 

@@ -10,6 +10,7 @@ from portal.views.notifications import register_notification_views
 from portal.views.order_entry import register_order_entry_views
 from portal.views.orders import register_order_views
 from portal.views.receipts import register_receipt_views
+from portal.views.service_levels import register_service_level_views
 from portal.views.sync import register_sync_views
 from portal.views.sync_hooks import register_sheets_hook_view
 from portal.views.sync_work import register_work_views
@@ -30,6 +31,7 @@ def register_views() -> None:
     register_sync_views()
     register_attach_views()
     register_sheets_hook_view()
+    register_service_level_views()
     if current_app.config.get("MAILBOX_ENABLED"):
         from portal.views.mailbox import register_mailbox_view
 

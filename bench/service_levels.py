@@ -1,0 +1,236 @@
+"""Benchmark: the Service levels page's queries and the weekly workbook at N orders.
+
+Usage: ``DATABASE_URL=postgresql://… .venv/bin/python bench/service_levels.py [--orders 100000]``
+
+PostgreSQL only (the set-up generates rows with ``generate_series``). The bench works in a
+schema of its own (created, then dropped unless ``--keep``) of the database ``DATABASE_URL``
+names, so it never touches other data there. Set-up: migrations, then twelve weeks of
+synthetic history in bulk SQL — customers, products, warehouses, orders with two lines each,
+shipments (some late, some partial), backorders, invoices, returns, credits, disputes, in
+proportions like the demo's — since playing a million orders through the services would
+measure the set-up, not the reports. Then the closed weeks' figures are kept
+(``service_levels_snapshots.freeze``, what the Monday job does first), and each ``--repeat``
+times (median reported):
+
+- **page**: what ``/service-levels/`` computes — the scorecard of the last complete week
+  (16 metrics, each with its 12-week trend) and the root-cause Pareto;
+- **workbook**: ``weekly_report.workbook_bytes`` — the scorecard, Pareto and detail sheets
+  written as the .xlsx.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import secrets
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+# One statement per table; :n is the order count, :today the day the history ends.
+SETUP_SQL = [
+    """INSERT INTO customer (id, code, name, credit_limit, credit_hold, active, currency,
+        created_at, version)
+       SELECT i, 'C' || i, 'Customer ' || i, 1000000, false, true, 'USD', now(), 1
+       FROM generate_series(1, 200) i""",
+    """INSERT INTO product (id, sku, name, unit, pack_size, list_price, lead_time_days, active,
+        version)
+       SELECT i, 'SKU-' || i, 'Product ' || i, 'ea', 1, 10 + i % 50, i % 5, true, 1
+       FROM generate_series(1, 500) i""",
+    """INSERT INTO warehouse (id, code, name, priority, active, version)
+       SELECT i, 'W' || i, 'Warehouse ' || i, i, true, 1 FROM generate_series(1, 3) i""",
+    # status by i % 100: 0-1 quote, 2-3 cancelled, 4-9 allocated/backordered, 10-14 partly
+    # shipped, 15-59 invoiced, 60-99 closed (delivered)
+    """INSERT INTO sales_order (id, number, customer_id, order_date, requested_date,
+        promised_date, currency, status, revision, created_at, updated_at, version)
+       SELECT i, 'SO-' || lpad(i::text, 8, '0'), 1 + i % 200,
+              CAST(:today AS date) - (i % 84), CAST(:today AS date) - (i % 84) + 7,
+              CAST(:today AS date) - (i % 84) + 7, 'USD',
+              CASE WHEN i % 100 < 2 THEN 'quote' WHEN i % 100 < 4 THEN 'cancelled'
+                   WHEN i % 100 < 7 THEN 'allocated' WHEN i % 100 < 10 THEN 'confirmed'
+                   WHEN i % 100 < 15 THEN 'partially_shipped'
+                   WHEN i % 100 < 60 THEN 'invoiced' ELSE 'closed' END,
+              0, now(), now(), 1
+       FROM generate_series(1, :n) i""",
+    """INSERT INTO order_line (id, order_id, line_no, product_id, quantity, unit_price,
+        list_price, discount_pct, qty_allocated, qty_backordered, qty_shipped, qty_delivered,
+        qty_cancelled, qty_returned, version)
+       SELECT 2 * i - 2 + l, i, l, 1 + (i * 7 + l) % 500, 10, 12.5, 12.5, 0,
+              CASE WHEN i % 100 BETWEEN 4 AND 9 THEN 6 ELSE 0 END,
+              CASE WHEN i % 100 BETWEEN 4 AND 9 AND l = 1 THEN 4 ELSE 0 END,
+              CASE WHEN i % 100 >= 15 THEN 10 WHEN i % 100 >= 10 AND l = 1 THEN 10 ELSE 0 END,
+              CASE WHEN i % 100 >= 15 THEN 10 WHEN i % 100 >= 10 AND l = 1 THEN 10 ELSE 0 END,
+              0, 0, 1
+       FROM generate_series(1, :n) i, generate_series(1, 2) l""",
+    # one shipment per shipped order: ships order_date + 2, arrives + 4 .. + 10 (some late)
+    """INSERT INTO shipment (id, number, order_id, warehouse_id, carrier, ship_date, eta,
+        delivered_date, status, delay_reason, created_at, version)
+       SELECT i, 'SH-' || i, i, 1 + i % 3,
+              (ARRAY['DHL', 'UPS', 'FedEx', 'DB Schenker'])[1 + i % 4],
+              o.order_date + 2, o.order_date + 4 + i % 7,
+              CASE WHEN o.order_date + 4 + i % 7 <= CAST(:today AS date)
+                   THEN o.order_date + 4 + i % 7 END,
+              CASE WHEN o.order_date + 4 + i % 7 <= CAST(:today AS date)
+                   THEN 'delivered' ELSE 'shipped' END,
+              CASE WHEN i % 7 > 3 THEN (ARRAY['carrier_delay', 'weather', 'customs',
+                   'capacity'])[1 + i % 4] END, now(), 1
+       FROM generate_series(1, :n) i JOIN sales_order o ON o.id = i WHERE i % 100 >= 10""",
+    """INSERT INTO shipment_line (shipment_id, order_line_id, quantity)
+       SELECT s.id, l.id, l.qty_shipped FROM shipment s
+       JOIN order_line l ON l.order_id = s.order_id WHERE l.qty_shipped > 0""",
+    """INSERT INTO backorder (order_line_id, quantity, expected_date, priority, status,
+        created_at, version)
+       SELECT l.id, 4, CAST(:today AS date) + 7, 5,
+              CASE WHEN o.status IN ('allocated', 'confirmed') THEN 'open' ELSE 'filled' END,
+              now(), 1
+       FROM order_line l JOIN sales_order o ON o.id = l.order_id
+       WHERE l.line_no = 1 AND (o.status IN ('allocated', 'confirmed') OR o.id % 13 = 0)""",
+    """INSERT INTO invoice (id, number, order_id, customer_id, status, currency, tax_rate,
+        subtotal, tax_amount, total, amount_paid, amount_credited, issue_date, due_date,
+        created_by, created_at, version)
+       SELECT o.id, 'INV-' || o.id, o.id, o.customer_id, 'issued', 'USD', 0, 250, 0, 250, 0, 0,
+              o.order_date + 9 + o.id % 5, o.order_date + 39, 'bench', now(), 1
+       FROM sales_order o WHERE o.status IN ('invoiced', 'closed')
+            AND o.order_date + 9 + o.id % 5 <= CAST(:today AS date)""",
+    """INSERT INTO return_authorization (id, number, order_id, warehouse_id, status, reason,
+        requested_by, created_at, version)
+       SELECT o.id, 'RMA-' || o.id, o.id, 1, 'authorized',
+              (ARRAY['Damaged in transit', 'Wrong item', 'Not needed'])[1 + o.id % 3],
+              'bench', CAST(o.order_date + 12 AS timestamp) AT TIME ZONE 'UTC', 1
+       FROM sales_order o WHERE o.status = 'closed' AND o.id % 50 = 0""",
+    """INSERT INTO return_line (rma_id, order_line_id, quantity, received_quantity)
+       SELECT r.id, l.id, 2, 0 FROM return_authorization r
+       JOIN order_line l ON l.order_id = r.order_id AND l.line_no = 1""",
+    """INSERT INTO dispute (id, number, invoice_id, dispute_type, amount, owner, status,
+        opened_by, opened_at, due_date, root_cause, closed_by, closed_at, version)
+       SELECT v.id, 'DSP-' || v.id, v.id, 'pricing', 20, 'bench',
+              CASE WHEN v.id % 3 = 0 THEN 'open' ELSE 'resolved' END, 'bench',
+              CAST(v.issue_date + 3 AS timestamp) AT TIME ZONE 'UTC', v.issue_date + 13,
+              CASE WHEN v.id % 3 = 0 THEN NULL
+                   ELSE (ARRAY['price_list_error', 'carrier', 'picking_error'])[1 + v.id % 3]
+              END, CASE WHEN v.id % 3 = 0 THEN NULL ELSE 'bench' END,
+              CASE WHEN v.id % 3 = 0 THEN NULL
+                   ELSE CAST(v.issue_date + 3 + v.id % 12 AS timestamp) AT TIME ZONE 'UTC' END, 1
+       FROM invoice v WHERE v.id % 40 = 0
+            AND v.issue_date + 3 + v.id % 12 <= CAST(:today AS date)""",
+    """INSERT INTO credit_memo (number, invoice_id, status, reason_code, amount, requested_by,
+        requested_at, decided_by, decided_at, version)
+       SELECT 'CM-' || v.id, v.id, 'approved',
+              (ARRAY['pricing_error', 'damaged', 'goodwill'])[1 + v.id % 3], 15, 'bench',
+              CAST(v.issue_date + 2 AS timestamp) AT TIME ZONE 'UTC', 'boss',
+              CAST(v.issue_date + 3 AS timestamp) AT TIME ZONE 'UTC', 1
+       FROM invoice v WHERE v.id % 60 = 7 AND v.issue_date + 3 <= CAST(:today AS date)""",
+]
+
+
+def setup(app, orders: int) -> None:
+    """Migrate and generate ``orders`` orders of history in bulk SQL, then ANALYZE."""
+    from flask_migrate import upgrade
+    from sqlalchemy import text
+
+    from portal.extensions import db
+    from portal.models import utcnow
+
+    with app.app_context():
+        upgrade()
+        today = utcnow().date()
+        for statement in SETUP_SQL:
+            db.session.execute(text(statement), {"n": orders, "today": today})
+        db.session.commit()
+        db.session.execute(text("ANALYZE"))
+        db.session.commit()
+
+
+def timed(call, repeat: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = call()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), result
+
+
+def measure(app, repeat: int) -> None:
+    from portal.extensions import db
+    from portal.services import service_levels as sl
+    from portal.services import weekly_report
+    from portal.services.base import Actor
+    from portal.services.service_level_targets import scorecard
+    from portal.services.service_levels_causes import pareto
+    from portal.services.service_levels_snapshots import freeze
+
+    with app.app_context():
+        week = sl.last_complete_week()
+        started = time.perf_counter()
+        kept = freeze(Actor.system("system:bench"))
+        took = time.perf_counter() - started
+        print(f"freeze: {kept} figures of the closed weeks kept in {took:.1f} s")
+
+        def page():
+            rows = scorecard(week)
+            bars = pareto(week)
+            db.session.rollback()
+            return rows, bars
+
+        seconds, (rows, bars) = timed(page, repeat)
+        otif = next(row for row in rows if row.metric.key == "otif_order").figure
+        print(
+            f"page {week.label}: {seconds:.3f} s (median of {repeat}); OTIF orders "
+            f"{otif.num}/{otif.den}, {len(bars)} Pareto bars"
+        )
+        seconds, content = timed(lambda: weekly_report.workbook_bytes(week), repeat)
+        print(
+            f"workbook {week.label}: {seconds:.3f} s (median of {repeat}), "
+            f"{len(content) / 1e6:.1f} MB"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--orders", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="keep the bench's schema")
+    args = parser.parse_args()
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        sys.exit(
+            "Error: set DATABASE_URL to a PostgreSQL database (the bench uses a schema of its own)"
+        )
+    from sqlalchemy import create_engine, text
+
+    from config import normalise_database_url
+
+    base = normalise_database_url(url)
+    schema = f"bench_sl_{secrets.token_hex(3)}"
+    engine = create_engine(base)
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    os.environ["DATABASE_URL"] = (
+        f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+    )
+    os.environ.setdefault("ORDERBRIDGE_MODE", "test")
+    try:
+        from portal import create_app
+
+        app = create_app()
+        started = time.perf_counter()
+        setup(app, args.orders)
+        print(
+            f"python {platform.python_version()}, {os.cpu_count()} CPUs, postgresql; "
+            f"set-up: {args.orders:,} orders in {time.perf_counter() - started:.1f} s"
+        )
+        measure(app, args.repeat)
+    finally:
+        if not args.keep:
+            with engine.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""The weekly order-health workbook on a schedule: made, kept and mailed once a week.
+
+``SERVICE_LEVEL_REPORT_AT`` (default ``mon 07:00``, UTC; ``off`` disables it) is when; from
+then the scheduler's loop (:func:`enqueue_weekly_report`, called by ``jobs.schedule``) queues
+:func:`make_weekly_report` for the last complete ISO week, once per week across all scheduler
+processes (a Redis ``SET NX`` claim). The job first keeps the figures of the weeks now closed
+(``service_levels_snapshots.freeze``), then keeps the workbook (``weekly_report.make``,
+audited) and mails it to ``SERVICE_LEVEL_REPORT_MAIL_TO``; run again — a retry after an SMTP
+failure — it neither makes a second workbook nor mails twice.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+from flask import current_app
+from rq import Retry
+
+from jobs.context import app_job
+from portal.models import utcnow
+from portal.services import service_levels, service_levels_snapshots, weekly_report
+from portal.services.base import Actor
+
+JOB_ACTOR = "job:weekly_report"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+CLAIM_SECONDS = 7 * 86_400
+RETRY = Retry(max=3, interval=[60, 300, 900])
+
+
+def slot(setting: str, now: datetime) -> datetime | None:
+    """When this week's report is due by ``setting`` (``mon 07:00``); None when it is off."""
+    if not setting:
+        return None
+    day, clock = setting.split()
+    hour, minute = (int(part) for part in clock.split(":"))
+    monday = now.date() - timedelta(days=now.weekday())
+    on = monday + timedelta(days=WEEKDAYS.index(day))
+    return datetime.combine(on, time(hour, minute), UTC)
+
+
+def due_week(now: datetime) -> service_levels.Period | None:
+    """The week whose report is due at ``now`` and not made yet by the schedule."""
+    when = slot(current_app.config["SERVICE_LEVEL_REPORT_AT"], now)
+    if when is None or now < when:
+        return None
+    week = service_levels.last_complete_week(now.date())
+    if weekly_report.scheduled(week) is not None:
+        return None
+    return week
+
+
+@app_job
+def enqueue_weekly_report(now: datetime | None = None) -> str | None:
+    """Queue the due week's report once (across schedulers); the week label queued."""
+    from jobs.queue import connection, get_queue
+
+    week = due_week(now or utcnow())
+    if week is None:
+        return None
+    if not connection().set(
+        f"orderbridge:weekly-report:{week.label}", "1", nx=True, ex=CLAIM_SECONDS
+    ):
+        return None
+    get_queue("reports").enqueue(make_weekly_report, week.label, retry=RETRY)
+    return week.label
+
+
+@app_job
+def make_weekly_report(week_label: str) -> int:
+    """Make (once) and mail (once) the workbook of ``week_label``; the kept report's id."""
+    actor = Actor.system(JOB_ACTOR)
+    week = service_levels.parse_week(week_label)
+    service_levels_snapshots.freeze(actor)
+    report = weekly_report.scheduled(week) or weekly_report.make(actor, "schedule", week)
+    recipients = current_app.config.get("SERVICE_LEVEL_REPORT_MAIL_TO", "")
+    if recipients and report.mailed_to is None:
+        weekly_report.mail(report, recipients)
+        weekly_report.record_mailed(report, recipients, actor)
+    return report.id

@@ -1,0 +1,175 @@
+"""The root-cause Pareto across late deliveries, backorders, returns, credits and disputes.
+
+One ``UNION ALL`` of what each kind of problem records as its cause (a late shipment's delay
+reason, a credit's reason code, a dispute's root cause, an RMA's reason; a backorder records
+none and counts as a stock shortage), grouped and counted in SQL, largest first, with each
+bar's share and the running total (``docs/service-levels.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import String, cast, func, literal, select, union_all
+from sqlalchemy.orm import joinedload
+
+from portal.extensions import db
+from portal.models import (
+    CREDIT_REASONS,
+    DELAY_REASONS,
+    ROOT_CAUSES,
+    Backorder,
+    CreditMemo,
+    CreditMemoStatus,
+    Dispute,
+    Invoice,
+    OrderLine,
+    OrderStatus,
+    ReturnAuthorization,
+    ReturnStatus,
+    SalesOrder,
+    Shipment,
+    utcnow,
+)
+from portal.services.service_levels import Period
+from portal.services.service_levels_facts import Window, due_date
+from portal.services.service_levels_sql import utc_date
+
+SOURCES = {
+    "late_delivery": "Late delivery",
+    "backorder": "Backorder",
+    "return": "Return",
+    "credit": "Credit",
+    "dispute": "Dispute",
+}
+NOT_RECORDED = "not_recorded"
+LABELS = {
+    "late_delivery": DELAY_REASONS,
+    "backorder": DELAY_REASONS,
+    "credit": CREDIT_REASONS,
+    "dispute": ROOT_CAUSES,
+}
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One bar of the Pareto: a cause of one kind of problem, how often, its share."""
+
+    source: str
+    cause: str
+    count: int
+    share: Decimal
+    cumulative: Decimal
+
+    @property
+    def label(self) -> str:
+        if self.cause == NOT_RECORDED:
+            name = "Cause not recorded"
+        else:
+            name = LABELS.get(self.source, {}).get(self.cause, self.cause)
+        return f"{SOURCES[self.source]}: {name}"
+
+
+def _cause(source: str, cause: Any, day: Any, order_id: Any) -> list[Any]:
+    return [
+        literal(source, String).label("source"),
+        cast(func.coalesce(cause, NOT_RECORDED), String).label("cause"),
+        day.label("day"),
+        order_id.label("order_id"),
+    ]
+
+
+def cause_facts(period: Period, as_of: date | None = None) -> Any:
+    """Every problem recorded in ``period`` with its cause, day and order, as one subquery."""
+    w = Window(period.start, period.end, as_of or utcnow().date())
+    arrival = func.coalesce(Shipment.delivered_date, Shipment.eta)
+    late = (
+        select(*_cause("late_delivery", Shipment.delay_reason, arrival, SalesOrder.id))
+        .join(SalesOrder, SalesOrder.id == Shipment.order_id)
+        .where(arrival > due_date(), Shipment.ship_date <= w.last, *w.days(arrival))
+    )
+    short = (
+        select(
+            *_cause("backorder", literal("stock_shortage"), SalesOrder.order_date, SalesOrder.id)
+        )
+        .select_from(Backorder)
+        .join(OrderLine, OrderLine.id == Backorder.order_line_id)
+        .join(SalesOrder, SalesOrder.id == OrderLine.order_id)
+        .where(SalesOrder.status != OrderStatus.CANCELLED.value, *w.days(SalesOrder.order_date))
+    )
+    returned = select(
+        *_cause(
+            "return",
+            ReturnAuthorization.reason,
+            utc_date(ReturnAuthorization.created_at),
+            ReturnAuthorization.order_id,
+        )
+    ).where(
+        ReturnAuthorization.status != ReturnStatus.REJECTED.value,
+        *w.moments(ReturnAuthorization.created_at),
+    )
+    credited = (
+        select(
+            *_cause(
+                "credit", CreditMemo.reason_code, utc_date(CreditMemo.decided_at), Invoice.order_id
+            )
+        )
+        .join(Invoice, Invoice.id == CreditMemo.invoice_id)
+        .where(
+            CreditMemo.status == CreditMemoStatus.APPROVED.value, *w.moments(CreditMemo.decided_at)
+        )
+    )
+    disputed = (
+        select(
+            *_cause("dispute", Dispute.root_cause, utc_date(Dispute.opened_at), Invoice.order_id)
+        )
+        .join(Invoice, Invoice.id == Dispute.invoice_id)
+        .where(*w.moments(Dispute.opened_at))
+    )
+    return union_all(late, short, returned, credited, disputed).subquery("causes")
+
+
+def pareto(period: Period, as_of: date | None = None) -> list[Bar]:
+    """The causes of the period's problems, most frequent first, with running shares."""
+    facts = cause_facts(period, as_of)
+    count = func.count().label("n")
+    rows = db.session.execute(
+        select(facts.c.source, facts.c.cause, count)
+        .group_by(facts.c.source, facts.c.cause)
+        .order_by(count.desc(), facts.c.source, facts.c.cause)
+    ).all()
+    total = sum(row.n for row in rows)
+    bars, running = [], 0
+    for row in rows:
+        running += row.n
+        bars.append(
+            Bar(
+                row.source,
+                row.cause,
+                row.n,
+                (Decimal(row.n) / total).quantize(Decimal("0.0001")),
+                (Decimal(running) / total).quantize(Decimal("0.0001")),
+            )
+        )
+    return bars
+
+
+def orders_for_cause(
+    period: Period, source: str, cause: str, as_of: date | None = None, limit: int = 500
+) -> list[SalesOrder]:
+    """The orders behind one Pareto bar, by number."""
+    facts = cause_facts(period, as_of)
+    ids = select(facts.c.order_id).where(
+        facts.c.source == source,
+        facts.c.cause == cause,
+    )
+    query = (
+        select(SalesOrder)
+        .options(joinedload(SalesOrder.customer))
+        .where(SalesOrder.id.in_(ids))
+        .order_by(SalesOrder.number)
+    )
+    return list(db.session.execute(query.limit(limit)).scalars())

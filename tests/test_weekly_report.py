@@ -1,0 +1,235 @@
+"""The weekly order-health workbook: its sheets and figures (read back with openpyxl and
+python-calamine), its native charts and the cells they point at, the CLI, the REST API and
+the audit event of every report made. The orders are those of ``test_service_levels``."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from openpyxl import load_workbook
+from python_calamine import CalamineWorkbook
+from sqlalchemy import select
+
+from portal.models import AuditEvent, ServiceLevelReport, utcnow
+from portal.services import service_levels as sl
+from portal.services import weekly_report
+from portal.services.base import Actor, PermissionDenied
+from tests.conftest import actor, api_headers, wipe_business_tables
+from tests.test_service_levels import build
+
+SHEETS = [
+    "Summary",
+    "Trend",
+    "Pareto",
+    "Late orders",
+    "Open backorders",
+    "At-risk orders",
+    "Returns",
+    "Credits",
+    "Disputes",
+    "Improvement log",
+]
+
+
+@pytest.fixture(scope="module")
+def made(app) -> dict[str, Any]:
+    """The scenario's orders and the workbook of their week, made once through the service."""
+    from portal.extensions import db
+
+    with app.app_context():
+        wipe_business_tables()
+        day = sl.week_of(utcnow().date() - timedelta(days=21)).start
+        numbers = build(day)
+        week = sl.week_of(day)
+        report = weekly_report.make(actor("supervisor"), "web", week)
+        result = {"week": week, "content": report.content, "id": report.id, **numbers}
+        db.session.remove()
+    return result
+
+
+def _summary(content: bytes) -> dict[str, list[Any]]:
+    sheet = load_workbook(io.BytesIO(content))["Summary"]
+    return {row[0]: list(row[1:]) for row in sheet.iter_rows(min_row=2, values_only=True)}
+
+
+def test_sheets_figures_and_types_match_the_metrics_service(ctx, made) -> None:
+    book = load_workbook(io.BytesIO(made["content"]))
+    assert book.sheetnames == SHEETS
+    summary = _summary(made["content"])
+    otif = sl.compute("otif_order", made["week"])[None]
+    _unit, this_week, last_week, change, target, amber, state = summary["OTIF (orders)"][:7]
+    assert (this_week, last_week, change) == (float(otif.value), None, None)
+    assert (target, amber, state) == (0.95, 0.9, "Red")  # 40% against 95%, red below 90%
+    assert summary["Unit fill rate"][1] == pytest.approx(134 / 194)
+    assert summary["Credits"][1] == 7.5
+    sheet = book["Summary"]
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == f"A1:J{len(sl.METRICS) + 1}"
+    assert sheet["C2"].number_format == "0.0%"
+    assert sheet.column_dimensions["A"].width == 28
+    late = [row[0] for row in book["Late orders"].iter_rows(min_row=2, values_only=True)]
+    assert late == [made["b"], made["c"], made["f"]]
+    assert book["Late orders"]["E4"].value == "partially allocated"  # F, by its label
+    order_date = book["Late orders"]["C2"].value
+    assert order_date.date() == made["week"].start  # a real date cell, not text
+    backorders = list(book["Open backorders"].iter_rows(min_row=2, values_only=True))
+    assert [(row[0], row[5]) for row in backorders] == [(made["f"], 60)]
+    credits = list(book["Credits"].iter_rows(min_row=2, values_only=True))
+    assert [(row[4], row[5]) for row in credits] == [("Goodwill", 7.5)]
+    returns = list(book["Returns"].iter_rows(min_row=2, values_only=True))
+    assert [(row[1], row[5], row[6]) for row in returns] == [(made["a"], "Damaged in transit", 2)]
+
+
+def test_calamine_reads_the_same_workbook(ctx, made) -> None:
+    book = CalamineWorkbook.from_filelike(io.BytesIO(made["content"]))
+    assert book.sheet_names == SHEETS
+    rows = book.get_sheet_by_name("Summary").to_python()
+    assert rows[0][:3] == ["Metric", "Unit", "This week"]
+    by_metric = {row[0]: row for row in rows[1:]}
+    assert by_metric["OTIF (lines)"][2] == pytest.approx(3 / 7)
+    trend = book.get_sheet_by_name("Trend").to_python()
+    assert trend[-1][0] == made["week"].label and len(trend) == 13
+    assert trend[-1][1] == pytest.approx(0.4)  # OTIF (orders) of the week
+    pareto = book.get_sheet_by_name("Pareto").to_python()
+    assert [row[1] for row in pareto[1:]] == [1.0] * 5
+
+
+def test_charts_exist_and_point_at_the_trend_and_pareto_cells(ctx, made) -> None:
+    with zipfile.ZipFile(io.BytesIO(made["content"])) as archive:
+        charts = sorted(name for name in archive.namelist() if name.startswith("xl/charts/chart"))
+        xml = [archive.read(name).decode() for name in charts]
+        drawing_rels = [n for n in archive.namelist() if n.startswith("xl/drawings/_rels/")]
+    assert len(charts) == 2 and len(drawing_rels) == 1  # both on the Summary sheet
+    trend_refs = re.findall(r"<f>([^<]+)</f>", xml[0])
+    assert "'Trend'!B1" in trend_refs and "'Trend'!$B$2:$B$13" in trend_refs
+    assert "'Trend'!$A$2:$A$13" in trend_refs  # the weeks are the categories
+    pareto_refs = re.findall(r"<f>([^<]+)</f>", xml[1])
+    assert "'Pareto'!$B$2:$B$6" in pareto_refs  # the counts of the five causes
+    assert "'Pareto'!$A$2:$A$6" in pareto_refs and "'Pareto'!$D$2:$D$6" in pareto_refs
+    assert "<barChart>" in xml[1] and "<lineChart>" in xml[1]
+
+
+def test_every_report_made_is_audited_and_kept(ctx, made) -> None:
+    from portal.extensions import db
+
+    kept = db.session.get(ServiceLevelReport, made["id"])
+    assert (kept.week, kept.channel, kept.made_by) == (made["week"].label, "web", "supervisor")
+    event = db.session.execute(
+        select(AuditEvent).where(
+            AuditEvent.entity == "service_level_report", AuditEvent.entity_id == str(made["id"])
+        )
+    ).scalar_one()
+    assert event.action == "report" and made["week"].label in event.changes
+    with pytest.raises(PermissionDenied):
+        weekly_report.make(Actor("nobody", "web", user_id=999), "web", made["week"])
+
+
+def test_cli_writes_the_workbook_and_refuses_a_bad_week_in_one_line(app, ctx, made, tmp_path):
+    out = tmp_path / "health.xlsx"
+    runner = app.test_cli_runner()
+    result = runner.invoke(
+        args=["report", "weekly", "--week", made["week"].label, "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert made["week"].label in result.output
+    assert load_workbook(out).sheetnames == SHEETS
+    bad = runner.invoke(args=["report", "weekly", "--week", "2026-47", "--out", str(out)])
+    assert bad.exit_code == 1
+    assert bad.output.strip().splitlines() == [
+        "Error: Invalid input — week: '2026-47' is not an ISO week such as 2026-W47"
+    ]
+
+
+def test_api_weekly_report_for_supervisors_specialists_and_auditors(app, ctx, made) -> None:
+    client = app.test_client()
+    week = made["week"].label
+    for user in ("supervisor", "specialist", "auditor"):
+        response = client.get(f"/api/v1/report/weekly?week={week}", headers=api_headers(app, user))
+        assert response.status_code == 200, (user, response.json)
+        assert response.headers["Content-Disposition"].endswith(f"order-health_{week}.xlsx")
+        assert load_workbook(io.BytesIO(response.data)).sheetnames == SHEETS
+    headers = api_headers(app, "auditor")
+    bad = client.get("/api/v1/report/weekly?week=W47", headers=headers)
+    assert bad.status_code == 422
+    assert bad.json["errors"] == {"week": ["'W47' is not an ISO week such as 2026-W47"]}
+    future = sl.week_of(utcnow().date() + timedelta(days=14)).label
+    assert client.get(f"/api/v1/report/weekly?week={future}", headers=headers).status_code == 422
+    assert client.get("/api/v1/report/weekly").status_code == 401
+
+
+def test_improvement_action_rest_resource(app, ctx, made) -> None:
+    client = app.test_client()
+    headers = api_headers(app, "specialist")
+    body = {
+        "problem": "Backorders on SKU-3",
+        "root_cause": "Reorder point too low",
+        "action": "Raise the reorder point",
+        "owner": "specialist",
+        "due_date": (utcnow().date() + timedelta(days=10)).isoformat(),
+        "metric": "backorder_rate",
+        "cause_source": "backorder",
+        "cause_code": "stock_shortage",
+    }
+    created = client.post("/api/v1/improvement_action/", json=body, headers=headers)
+    assert created.status_code == 201, created.json
+    record = created.json["result"]
+    assert record["status"] == "open" and record["week_before"] == sl.last_complete_week().label
+    pk = created.json["id"]
+    started = client.post(f"/api/v1/improvement_action/{pk}/start", headers=headers)
+    assert started.status_code == 200 and started.json["result"]["status"] == "in_progress"
+    again = client.post(f"/api/v1/improvement_action/{pk}/start", headers=headers)
+    assert again.status_code == 409
+    refused = client.post(
+        f"/api/v1/improvement_action/{pk}/drop", headers=api_headers(app, "auditor")
+    )
+    assert refused.status_code == 403
+    wrong = client.post(
+        "/api/v1/improvement_action/", json={**body, "metric": "speed"}, headers=headers
+    )
+    assert wrong.status_code == 422 and "metric" in wrong.json["errors"]
+    listed = client.get("/api/v1/improvement_action/", headers=api_headers(app, "auditor"))
+    assert [item["id"] for item in listed.json["result"]] == [pk]
+
+
+def test_api_metric_breakdowns_by_dimension(app, ctx, made) -> None:
+    client = app.test_client()
+    headers = api_headers(app, "specialist")
+    week = made["week"].label
+    url = f"/api/v1/report/metrics?metric=otif_line&week={week}"
+    by_product = client.get(f"{url}&by=product", headers=headers)
+    assert by_product.status_code == 200, by_product.json
+    # lines: P1 (A1 yes, B1 no, C1 yes), P2 (B2 no, E1 yes), P3 (C2 no, F1 no)
+    assert [(f["name"], f["num"], f["den"]) for f in by_product.json["figures"]] == [
+        ("SKU-1 Product 1", 2, 3),
+        ("SKU-2 Product 2", 1, 2),
+        ("SKU-3 Product 3", 0, 2),
+    ]
+    total = client.get(url, headers=headers).json["figures"]
+    assert [(f["name"], f["value"]) for f in total] == [("all", pytest.approx(3 / 7))]
+    weekly = client.get(
+        f"/api/v1/report/metrics?metric=otif_order&week={week}&weeks=2&by=week", headers=headers
+    ).json["figures"]
+    assert [(f["name"], f["den"]) for f in weekly] == [(week, 5)]
+    refused = client.get(f"{url}&by=carrier", headers=headers)
+    assert refused.status_code == 422 and "not recorded by carrier" in refused.json["message"]
+    assert client.get(f"{url}&weeks=0", headers=headers).status_code == 422
+    auditor = client.get(url, headers=api_headers(app, "auditor"))
+    assert auditor.status_code == 403  # the figures are the operations team's page
+
+
+def test_text_that_looks_like_a_formula_stays_text(ctx, made) -> None:
+    from portal.services import weekly_workbook
+    from portal.services.service_level_targets import scorecard
+    from portal.services.weekly_report_data import Column, Sheet
+
+    hostile = Sheet("Returns", [Column("Reason"), Column("Units", "int")], [("=1+1", 2)])
+    content = weekly_workbook.build(made["week"], scorecard(made["week"], weeks=2), [], [hostile])
+    cell = load_workbook(io.BytesIO(content))["Returns"]["A2"]
+    assert (cell.value, cell.data_type) == ("=1+1", "s")
+    rows = CalamineWorkbook.from_filelike(io.BytesIO(content)).get_sheet_by_name("Returns")
+    assert rows.to_python()[1] == ["=1+1", 2]
