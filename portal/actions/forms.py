@@ -167,3 +167,24 @@ class DisputeRejectForm(Schema):
     root_cause = fields.String()
     corrective_action = _resolve_only()
     credit_amount = _resolve_only()
+
+
+class ShipmentUpdateForm(Schema):
+    """The shipment page's form: carrier details, ETA and delay reason (blank: unchanged)."""
+
+    carrier = Text(60)
+    tracking_number = fields.String(validate=validate.Length(max=80))
+    eta = fields.Date()
+    delay_reason = fields.String(validate=validate.OneOf(list(DELAY_REASONS)))
+    version = WholeNumber()
+
+
+class ReturnRequestForm(LineForm):
+    """The order's return form: warehouse, reason and ``qty_<order line id>`` (0: none)."""
+
+    line_fields = {"qty": WholeNumber()}
+    warehouse_id = WholeNumber(minimum=1, required=True)
+    reason = Text(200, required=True)
+
+    def shape(self, body: dict[str, Any], lines: Lines) -> dict[str, Any]:
+        return {**body, "lines": _quantities(lines, keep_zero=False)}

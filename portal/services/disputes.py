@@ -32,6 +32,7 @@ from portal.services import audit, credits, limits, notifications, numbering, st
 from portal.services.base import (
     Actor,
     ConflictError,
+    PermissionDenied,
     RecordService,
     ValidationFailed,
     require,
@@ -181,6 +182,10 @@ def resolve(
     ``at`` (default now) is when it was resolved, for a resolution recorded afterwards."""
     with audited_refusal(actor, "dispute", dispute.id, "resolve"):
         require(actor, "can_write", DISPUTE_VIEW, "resolve disputes")
+        if not states.may_resolve(dispute, actor):
+            raise PermissionDenied(
+                f"{actor.name} opened {dispute.number}: resolving it needs a Supervisor"
+            )
         errors: dict[str, list[str]] = {}
         if root_cause not in ROOT_CAUSES:
             errors["root_cause"] = [f"must be one of {', '.join(ROOT_CAUSES)}"]

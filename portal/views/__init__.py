@@ -4,9 +4,12 @@ from flask import current_app
 
 from portal.views.core import DashboardView, register_core_views
 from portal.views.finance import register_finance_views
+from portal.views.formatting import register_formatting
 from portal.views.notifications import register_notification_views
 from portal.views.orders import register_order_views
 from portal.views.receipts import register_receipt_views
+from portal.views.returns import register_return_views
+from portal.views.shipments import register_shipment_views
 from portal.views.sync import register_sync_views
 
 __all__ = ["DashboardView", "register_views"]
@@ -14,7 +17,10 @@ __all__ = ["DashboardView", "register_views"]
 
 def register_views() -> None:
     """Add every view and menu entry to the AppBuilder (called once per app)."""
+    register_formatting(current_app)
     register_order_views()
+    register_shipment_views()
+    register_return_views()
     register_notification_views()
     register_core_views()
     register_receipt_views()

@@ -43,6 +43,7 @@ from portal.models import (
     Dispute,
     Invoice,
     InvoiceLine,
+    ReturnAuthorization,
 )
 from portal.services import credits, disputes, exports, invoices, payments, states
 from portal.views.base import (
@@ -55,6 +56,7 @@ from portal.views.base import (
     record_action,
     run_form_action,
 )
+from portal.views.formatting import choice, formatters, label
 
 INVOICE = "InvoiceView.show"
 DISPUTE = "DisputeView.show"
@@ -108,11 +110,18 @@ class CreditMemoView(RecordHistoryMixin, ServiceModelView):
         "decided_by",
         "decided_at",
     ]
-    show_columns = [*list_columns, "reason_text", "decision_note", "dispute", "version"]
+    show_columns = [*list_columns, "reason_text", "decision_note", "dispute"]
     add_columns = ["invoice", "reason_code", "reason_text", "amount"]
     search_columns = ["number", "status", "reason_code", "requested_by", "decided_by"]
     base_order = ("id", "desc")
-    description_columns = {"reason_code": ", ".join(CREDIT_REASONS)}
+    label_columns = {"reason_code": "Reason", "reason_text": "Details"}
+    add_form_extra_fields = {"reason_code": choice("Reason", CREDIT_REASONS)}
+    formatters_columns = formatters(
+        money_columns=("amount",),
+        moment_columns=("requested_at", "decided_at"),
+        label_columns=("status", "reason_code"),
+        columns=show_columns,
+    )
 
     @expose("/approve/<int:pk>", methods=["POST"])
     @has_access_audited
@@ -216,15 +225,30 @@ class CreditApprovalView(ReadOnlyModelView):
     base_filters = [["status", FilterEqual, CreditMemoStatus.REQUESTED.value]]
     list_columns = [
         "number",
+        "invoice.customer",
         "invoice",
+        "invoice.balance",
         "reason_code",
         "amount",
         "requested_by",
-        "requested_at",
+        "age_days",
         "reason_text",
     ]
     show_columns = [*list_columns, "status", "dispute"]
+    search_columns = ["number", "invoice", "reason_code", "requested_by", "requested_at"]
     base_order = ("id", "asc")
+    label_columns = {
+        "invoice.customer": "Customer",
+        "invoice.balance": "Invoice balance",
+        "reason_code": "Reason",
+        "reason_text": "Details",
+        "age_days": "Age (days)",
+    }
+    formatters_columns = formatters(
+        money_columns=("amount", "invoice.balance"),
+        label_columns=("status", "reason_code"),
+        columns=show_columns,
+    )
 
     @expose("/action_post", methods=["POST"])
     def action_post(self):
@@ -306,17 +330,29 @@ class DisputeView(RecordHistoryMixin, ServiceModelView):
         "resolution_note",
         "closed_by",
         "closed_at",
-        "version",
     ]
     add_columns = ["invoice", "dispute_type", "amount", "owner", "description"]
     edit_columns = ["owner", "amount", "description", "due_date"]
     search_columns = ["number", "status", "dispute_type", "owner", "due_date"]
     base_order = ("id", "desc")
-    label_columns = {"is_overdue": "Overdue", "age_days": "Age (days)", "dispute_type": "Type"}
-    description_columns = {
-        "dispute_type": ", ".join(DISPUTE_TYPES),
-        "owner": "username of the person who owns it (default: you)",
+    label_columns = {
+        "is_overdue": "Overdue",
+        "age_days": "Age (days)",
+        "dispute_type": "Type",
+        "root_cause": "Root cause",
     }
+    description_columns = {"owner": "username of the person who owns it (default: you)"}
+    add_form_extra_fields = {
+        "dispute_type": choice("Type", {code: label(code) for code in DISPUTE_TYPES})
+    }
+    formatters_columns = formatters(
+        money_columns=("amount",),
+        day_columns=("due_date",),
+        moment_columns=("opened_at", "closed_at"),
+        label_columns=("status", "dispute_type", "root_cause"),
+        flag_columns=("is_overdue",),
+        columns=show_columns,
+    )
 
     @action("investigate", "Investigate", None, "fa-search")
     def investigate_selected(self, items: Any):
@@ -413,4 +449,7 @@ def register_finance_views() -> None:
             "load_invoice": lambda pk: db.session.get(Invoice, pk),
             "load_credit_memo": lambda pk: db.session.get(CreditMemo, pk),
             "load_dispute": lambda pk: db.session.get(Dispute, pk),
+            "memo_returns": lambda memo: (
+                db.session.query(ReturnAuthorization).filter_by(credit_memo_id=memo.id).all()
+            ),
         }
