@@ -182,10 +182,6 @@ def resolve(
     ``at`` (default now) is when it was resolved, for a resolution recorded afterwards."""
     with audited_refusal(actor, "dispute", dispute.id, "resolve"):
         require(actor, "can_write", DISPUTE_VIEW, "resolve disputes")
-        if not states.may_resolve(dispute, actor):
-            raise PermissionDenied(
-                f"{actor.name} opened {dispute.number}: resolving it needs a Supervisor"
-            )
         errors: dict[str, list[str]] = {}
         if root_cause not in ROOT_CAUSES:
             errors["root_cause"] = [f"must be one of {', '.join(ROOT_CAUSES)}"]
@@ -194,6 +190,10 @@ def resolve(
         errors.update(limits.text_errors(corrective_action=corrective_action, note=note))
         if errors:
             raise ValidationFailed(errors)
+        if not states.may_resolve(dispute, actor):
+            raise PermissionDenied(
+                f"{actor.name} opened {dispute.number}: resolving it needs a Supervisor"
+            )
         with unit_of_work():
             _move(
                 dispute,
