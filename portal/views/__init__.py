@@ -2,9 +2,10 @@
 
 from flask import current_app
 
-from portal.views.core import DashboardView, register_core_views
+from portal.views.core import register_core_views
 from portal.views.finance import register_finance_views
 from portal.views.formatting import register_formatting
+from portal.views.home import DashboardView, register_home_views
 from portal.views.notifications import register_notification_views
 from portal.views.orders import register_order_views
 from portal.views.receipts import register_receipt_views
@@ -26,6 +27,7 @@ def register_views() -> None:
     register_receipt_views()
     register_finance_views()
     register_sync_views()
+    register_home_views()
     if current_app.config.get("MAILBOX_ENABLED"):
         from portal.views.mailbox import register_mailbox_view
 
