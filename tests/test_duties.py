@@ -232,3 +232,50 @@ def test_dispute_and_credit_pages_show_labels_not_codes(clean_db) -> None:
     page = client.get(f"/creditmemoview/show/{memo.id}").get_data(as_text=True)
     assert "Late delivery" in page and "late_delivery" not in page
     assert "USD 1.00" in page
+
+
+def test_a_dispute_is_opened_from_its_invoice_with_the_type_from_a_list(clean_db) -> None:
+    invoice = issued_invoice()
+    client = login(clean_db, "specialist")
+    page = client.get(f"/invoiceview/show/{invoice.id}").text
+    assert f'href="/disputeview/open_dispute/{invoice.id}"' in page
+    form = client.get(f"/disputeview/open_dispute/{invoice.id}").text
+    assert ">Late delivery</option>" in form and ">late_delivery<" not in form
+    typo = client.post(
+        f"/disputeview/open_dispute/{invoice.id}",
+        data={"dispute_type": "late_delivery", "amount": "12,5x", "description": "slow"},
+    )
+    assert typo.status_code == 422 and 'value="12,5x"' in typo.text
+    made = client.post(
+        f"/disputeview/open_dispute/{invoice.id}",
+        data={"dispute_type": "late_delivery", "amount": "12.50", "description": "slow"},
+    )
+    dispute = db.session.query(disputes.Dispute).one()
+    assert made.headers["Location"].endswith(f"/disputeview/show/{dispute.id}")
+    assert (dispute.dispute_type, dispute.amount, dispute.opened_by) == (
+        "late_delivery",
+        Decimal("12.50"),
+        "specialist",
+    )
+    auditor = login(clean_db, "auditor").get(f"/invoiceview/show/{invoice.id}").text
+    assert "open_dispute" not in auditor and "request_credit" not in auditor
+
+
+def test_a_credit_request_page_shows_what_pending_credits_leave(clean_db) -> None:
+    invoice = issued_invoice()
+    credits.request_credit(invoice, SETUP, reason_code="damaged", amount=Decimal("100.00"))
+    client = login(clean_db, "specialist")
+    form = client.get(f"/creditmemoview/request_credit/{invoice.id}").text
+    left = invoice.balance - Decimal("100.00")
+    assert f"USD {left:,.2f}" in form and "Damaged goods" in form
+    over = client.post(
+        f"/creditmemoview/request_credit/{invoice.id}",
+        data={"reason_code": "goodwill", "amount": str(left + 1)},
+    )
+    assert over.status_code == 422 and "awaiting approval" in over.text
+    made = client.post(
+        f"/creditmemoview/request_credit/{invoice.id}",
+        data={"reason_code": "goodwill", "amount": str(left), "reason_text": "sorry"},
+    )
+    assert made.status_code == 302
+    assert credits.available_to_credit(invoice) == Decimal("0.00")

@@ -89,6 +89,29 @@ def form_on_record(
     return redirect(url_for(endpoint, pk=pk))
 
 
+def form_page(
+    action: Action,
+    pk: Any,
+    success: Callable[[Any], str],
+    made: str,
+    back: str,
+    render: Callable[[], str],
+):
+    """A form page that makes a record from record ``pk`` (a return from an order, a dispute
+    from an invoice): GET shows ``render()``; a POST runs ``action``, and then the user is on
+    the new record (endpoint ``made``), or sees the form again as typed when the input was
+    refused, or is back at ``back`` (a URL) with the reason."""
+    status = 200
+    if request.method == "POST":
+        outcome = run_form_action(action, pk, success)
+        if outcome.ok:
+            return redirect(url_for(made, pk=outcome.result.id))
+        if not keeps_input(outcome):
+            return redirect(back)
+        status = outcome.status
+    return render(), status
+
+
 def has_access_audited(method: Callable[..., Any]) -> Callable[..., Any]:
     """FAB's ``has_access``; a POST it refuses (403) is audited as a refused action on the
     record, once, as the pipeline audits a service's refusal."""

@@ -25,9 +25,11 @@ from portal.actions.finance import (
     APPROVE,
     INVESTIGATE,
     ISSUE,
+    OPEN_DISPUTE_FORM,
     REJECT_CREDIT,
     REJECT_CREDIT_FORM,
     REJECT_DISPUTE_FORM,
+    REQUEST_CREDIT_FORM,
     RESOLVE,
     VOID,
 )
@@ -46,11 +48,13 @@ from portal.models import (
     ReturnAuthorization,
 )
 from portal.services import credits, disputes, exports, invoices, payments, states
+from portal.services.money import OPEN_STATUSES
 from portal.views.base import (
     ReadOnlyModelView,
     RecordHistoryMixin,
     ServiceModelView,
     form_body,
+    form_page,
     has_access_audited,
     keeps_input,
     record_action,
@@ -65,6 +69,27 @@ DISPUTE = "DisputeView.show"
 def _rows(items: Any) -> list[Any]:
     """The records a FAB bulk action was given (one record, or a list)."""
     return [row for row in (items if isinstance(items, list) else [items]) if row is not None]
+
+
+def _invoice_form(
+    view: Any, pk: int, action: Any, success: Any, made: str, template: str, **choices: Any
+):
+    """A form page on invoice ``pk`` that makes a dispute or credit memo (``form_page``)."""
+    invoice = db.session.get(Invoice, pk)
+    if invoice is None:
+        abort(404)
+
+    def render() -> str:
+        shown = db.session.get(Invoice, pk)
+        return view.render_template(
+            template,
+            invoice=shown,
+            available=credits.available_to_credit(shown),
+            typed=request.form,
+            **choices,
+        )
+
+    return form_page(action, pk, success, made, url_for(INVOICE, pk=pk), render)
 
 
 class InvoiceLineView(ReadOnlyModelView):
@@ -95,8 +120,17 @@ class CreditMemoView(RecordHistoryMixin, ServiceModelView):
         **security.METHOD_PERMISSIONS,
         "approve": "approve",
         "reject": "approve",
+        "request_credit": "write",
     }
-    include_route_methods = {"list", "show", "add", "history", "approve", "reject"}
+    include_route_methods = {
+        "list",
+        "show",
+        "add",
+        "history",
+        "approve",
+        "reject",
+        "request_credit",
+    }
     list_title = "Credit memos"
     show_template = "finance/credit_memo_show.html"
     list_columns = [
@@ -122,6 +156,21 @@ class CreditMemoView(RecordHistoryMixin, ServiceModelView):
         label_columns=("status", "reason_code"),
         columns=show_columns,
     )
+
+    @expose("/request_credit/<int:pk>", methods=["GET", "POST"])
+    @has_access_audited
+    def request_credit(self, pk: int):
+        """Request a credit against invoice ``pk``: the reason from the list, the amount (at
+        most the balance less the credits already waiting); made: on the new memo."""
+        return _invoice_form(
+            self,
+            pk,
+            REQUEST_CREDIT_FORM,
+            lambda memo: f"{memo} requested; it waits for a Supervisor",
+            "CreditMemoView.show",
+            "finance/credit_request.html",
+            reasons=CREDIT_REASONS,
+        )
 
     @expose("/approve/<int:pk>", methods=["POST"])
     @has_access_audited
@@ -296,8 +345,10 @@ class DisputeView(RecordHistoryMixin, ServiceModelView):
         "decide": "write",
         "investigate": "write",
         "investigate_selected": "write",
+        "open_dispute": "write",
     }
     include_route_methods = {
+        "open_dispute",
         "list",
         "show",
         "add",
@@ -363,6 +414,21 @@ class DisputeView(RecordHistoryMixin, ServiceModelView):
             else:
                 flash(f"{number}: {outcome.message}", "danger")
         return redirect(url_for("DisputeView.list"))
+
+    @expose("/open_dispute/<int:pk>", methods=["GET", "POST"])
+    @has_access_audited
+    def open_dispute(self, pk: int):
+        """Open a dispute on invoice ``pk``: the type from the list, amount, details; made:
+        on the new dispute."""
+        return _invoice_form(
+            self,
+            pk,
+            OPEN_DISPUTE_FORM,
+            lambda dispute: f"dispute {dispute} opened, due {dispute.due_date}",
+            DISPUTE,
+            "finance/dispute_open.html",
+            types={code: label(code) for code in DISPUTE_TYPES},
+        )
 
     @expose("/investigate/<int:pk>", methods=["POST"])
     @has_access_audited
@@ -431,6 +497,15 @@ class ExportView(BaseView):
         )
 
 
+def invoice_offers(invoice: Invoice) -> set[str]:
+    """What the signed-in user may start from an open invoice: a dispute, a credit."""
+    if invoice.status not in OPEN_STATUSES:
+        return set()
+    actor = current_actor("web")
+    wanted = {"open_dispute": security.DISPUTES, "request_credit": security.CREDIT_MEMOS}
+    return {name for name, view in wanted.items() if actor.can("can_write", view)}
+
+
 def register_finance_views() -> None:
     """Add the finance views and menu entries."""
     ab = appbuilder
@@ -449,6 +524,7 @@ def register_finance_views() -> None:
             "load_invoice": lambda pk: db.session.get(Invoice, pk),
             "load_credit_memo": lambda pk: db.session.get(CreditMemo, pk),
             "load_dispute": lambda pk: db.session.get(Dispute, pk),
+            "invoice_offers": invoice_offers,
             "memo_returns": lambda memo: (
                 db.session.query(ReturnAuthorization).filter_by(credit_memo_id=memo.id).all()
             ),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, current_app, redirect, request, url_for
+from flask import abort, current_app, request, url_for
 from flask_appbuilder import expose
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from sqlalchemy import select
@@ -39,10 +39,9 @@ from portal.models import (
 from portal.views.base import (
     ReadOnlyModelView,
     form_on_record,
+    form_page,
     has_access_audited,
-    keeps_input,
     record_action,
-    run_form_action,
 )
 from portal.views.formatting import formatters
 
@@ -139,26 +138,27 @@ class ReturnView(ReadOnlyModelView):
         shipment = db.session.get(Shipment, pk)
         if shipment is None:
             abort(404)
-        order_id, status = shipment.order_id, 200
-        if request.method == "POST":
-            outcome = run_form_action(
-                REQUEST_FORM, order_id, lambda rma: f"return {rma.number} requested"
+        order_id = shipment.order_id
+
+        def render() -> str:
+            return self.render_template(
+                "return_request.html",
+                shipment=db.session.get(Shipment, pk),
+                lines=returnable_lines(order_id),
+                warehouses=db.session.execute(select(Warehouse).order_by(Warehouse.priority))
+                .scalars()
+                .all(),
+                typed=request.form,
             )
-            if outcome.ok:
-                return redirect(url_for(RETURN, pk=outcome.result.id))
-            if not keeps_input(outcome):
-                return redirect(url_for("ShipmentView.show", pk=pk))
-            status = outcome.status
-            shipment = db.session.get(Shipment, pk)
-        return self.render_template(
-            "return_request.html",
-            shipment=shipment,
-            lines=returnable_lines(shipment.order_id),
-            warehouses=db.session.execute(select(Warehouse).order_by(Warehouse.priority))
-            .scalars()
-            .all(),
-            typed=request.form,
-        ), status
+
+        return form_page(
+            REQUEST_FORM,
+            order_id,
+            lambda rma: f"return {rma.number} requested",
+            RETURN,
+            url_for("ShipmentView.show", pk=pk),
+            render,
+        )
 
     @expose("/authorize/<int:pk>", methods=["POST"])
     @has_access_audited
