@@ -24,6 +24,7 @@ FUZZED = (
     "backorder",
     "return_authorization",
     "notification",
+    "lookup",
 )
 
 
@@ -56,6 +57,8 @@ def test_every_resource_is_in_the_openapi_spec(app: Flask, admin) -> None:
     paths = spec["paths"]
     for resource in (*RESOURCES, "audit_event"):
         assert f"/api/v1/{resource}/" in paths, resource
+    for kind in ("customer", "product", "invoice", "ship_to"):
+        assert "q" in str(paths[f"/api/v1/lookup/{kind}"]["get"]["parameters"]), kind
 
 
 @pytest.mark.parametrize(

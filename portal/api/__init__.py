@@ -4,6 +4,7 @@
 from portal.api.backorders import BackorderApi
 from portal.api.core import register_core_apis
 from portal.api.finance import register_finance_apis
+from portal.api.lookups import LOOKUP_APIS
 from portal.api.notifications import NotificationApi
 from portal.api.order_lines import OrderLineApi
 from portal.api.receipts import StockReceiptApi
@@ -27,5 +28,6 @@ def register_apis() -> None:
         ReturnAuthorizationApi,
         NotificationApi,
         StockReceiptApi,
+        *LOOKUP_APIS,
     ):
         appbuilder.add_api(api)

@@ -1,0 +1,167 @@
+"""Search-as-you-type lookups for the pickers: a few matches of what is typed, never a table.
+
+Each kind answers at most ``limit`` rows (1..:data:`MAX_LIMIT`) in one query, matching the
+typed text against the record's code (a prefix, served by the code's unique index) or its
+name (contains, bounded by the limit): customers by code or name, products by SKU or name,
+invoices by number or customer, and the ship-to addresses of one customer. One more row than
+asked is read to tell whether there are more. Reads only; the caller checks the permission
+to read the kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, or_, select
+
+from portal.models import Customer, CustomerAddress, Invoice, Product
+from portal.services.base import ValidationFailed, session
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 50
+MAX_TEXT = 100
+
+
+@dataclass(frozen=True)
+class Matches:
+    """What a lookup found: the rows (``id``, ``label`` and the kind's own fields) and
+    whether more rows match than were returned."""
+
+    result: list[dict[str, Any]]
+    more: bool
+
+
+def _money(value: Decimal, currency: str) -> str:
+    return f"{currency} {value:,.2f}"
+
+
+def _customers(text: str, _: dict[str, Any]) -> tuple[Select, Callable[[Any], dict]]:
+    query = select(Customer).order_by(Customer.code)
+    if text:
+        query = query.where(_code_or_name(Customer.code, Customer.name, text))
+
+    def row(customer: Customer) -> dict[str, Any]:
+        return {
+            "id": customer.id,
+            "label": f"{customer.code} {customer.name}",
+            "code": customer.code,
+            "name": customer.name,
+            "currency": customer.currency,
+            "active": customer.active,
+            "credit_hold": customer.credit_hold,
+        }
+
+    return query, row
+
+
+def _products(text: str, args: dict[str, Any]) -> tuple[Select, Callable[[Any], dict]]:
+    query = select(Product).order_by(Product.sku)
+    if not args.get("include_inactive"):
+        query = query.where(Product.active.is_(True))
+    if text:
+        query = query.where(_code_or_name(Product.sku, Product.name, text))
+
+    def row(product: Product) -> dict[str, Any]:
+        return {
+            "id": product.id,
+            "label": f"{product.sku} {product.name}",
+            "sku": product.sku,
+            "name": product.name,
+            "unit": product.unit,
+            "pack_size": product.pack_size,
+            "list_price": str(product.list_price),
+            "active": product.active,
+        }
+
+    return query, row
+
+
+def _invoices(text: str, _: dict[str, Any]) -> tuple[Select, Callable[[Any], dict]]:
+    query = (
+        select(Invoice, Customer.code, Customer.name)
+        .join(Customer, Customer.id == Invoice.customer_id)
+        .where(Invoice.number.is_not(None))
+        .order_by(Invoice.number.desc())
+    )
+    if text:
+        query = query.where(
+            or_(
+                Invoice.number.istartswith(text, autoescape=True),
+                _code_or_name(Customer.code, Customer.name, text),
+            )
+        )
+
+    def row(found: Any) -> dict[str, Any]:
+        invoice, code, name = found
+        balance = _money(invoice.balance, invoice.currency)
+        return {
+            "id": invoice.id,
+            "label": f"{invoice.number} · {code} {name} · balance {balance}",
+            "number": invoice.number,
+            "customer": f"{code} {name}",
+            "status": invoice.status,
+            "total": str(invoice.total),
+            "balance": str(invoice.balance),
+            "currency": invoice.currency,
+        }
+
+    return query, row
+
+
+def _ship_tos(text: str, args: dict[str, Any]) -> tuple[Select, Callable[[Any], dict]]:
+    customer_id = args.get("customer_id")
+    if customer_id is None:
+        raise ValidationFailed({"customer_id": ["is required: the customer whose addresses"]})
+    query = (
+        select(CustomerAddress)
+        .where(CustomerAddress.customer_id == customer_id)
+        .order_by(CustomerAddress.is_default_ship_to.desc(), CustomerAddress.label)
+    )
+    if text:
+        query = query.where(
+            or_(
+                CustomerAddress.label.icontains(text, autoescape=True),
+                CustomerAddress.line1.icontains(text, autoescape=True),
+                CustomerAddress.city.icontains(text, autoescape=True),
+            )
+        )
+
+    def row(address: CustomerAddress) -> dict[str, Any]:
+        return {
+            "id": address.id,
+            "label": repr(address),
+            "default": address.is_default_ship_to,
+            "complete": address.is_complete,
+        }
+
+    return query, row
+
+
+def _code_or_name(code: Any, name: Any, text: str) -> ColumnElement[bool]:
+    return or_(code.istartswith(text, autoescape=True), name.icontains(text, autoescape=True))
+
+
+KINDS: dict[str, Callable[[str, dict[str, Any]], tuple[Select, Callable[[Any], dict]]]] = {
+    "customer": _customers,
+    "product": _products,
+    "invoice": _invoices,
+    "ship_to": _ship_tos,
+}
+
+
+def lookup(kind: str, text: str, limit: int = DEFAULT_LIMIT, **args: Any) -> Matches:
+    """Up to ``limit`` records of ``kind`` matching ``text`` (all of them, bounded, if blank)."""
+    if kind not in KINDS:
+        raise ValidationFailed({"kind": [f"must be one of {', '.join(sorted(KINDS))}"]})
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationFailed({"limit": [f"must be a whole number from 1 to {MAX_LIMIT}"]})
+    text = text.strip()
+    if len(text) > MAX_TEXT:
+        raise ValidationFailed({"q": [f"is longer than {MAX_TEXT} characters"]})
+    query, row = KINDS[kind](text, args)
+    found = session().execute(query.limit(limit + 1))
+    rows = list(found.scalars() if kind != "invoice" else found)
+    return Matches([row(item) for item in rows[:limit]], len(rows) > limit)
