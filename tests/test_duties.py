@@ -279,3 +279,21 @@ def test_a_credit_request_page_shows_what_pending_credits_leave(clean_db) -> Non
     )
     assert made.status_code == 302
     assert credits.available_to_credit(invoice) == Decimal("0.00")
+
+
+def test_the_dispute_and_credit_forms_pick_the_invoice_by_search(clean_db) -> None:
+    data = make_catalog(stock=100)
+    first, second = issued_invoice(data=data), issued_invoice(data=data)
+    client = login(clean_db, "specialist")
+    for url in ("/disputeview/add", "/creditmemoview/add"):
+        form = client.get(url).text
+        assert 'data-picker="/api/v1/lookup/invoice"' in form and "picker.js" in form
+        assert str(first) not in form and str(second) not in form  # no list of every invoice
+    found = client.get(f"/api/v1/lookup/invoice?q={second}").json["result"]
+    assert [item["id"] for item in found] == [second.id]
+    client.post(
+        "/creditmemoview/add",
+        data={"invoice": str(second.id), "reason_code": "goodwill", "amount": "1.00"},
+    )
+    memo = db.session.query(credits.CreditMemo).one()
+    assert (memo.invoice_id, memo.reason_code) == (second.id, "goodwill")

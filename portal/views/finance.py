@@ -61,8 +61,10 @@ from portal.views.base import (
     run_form_action,
 )
 from portal.views.formatting import choice, formatters, label
+from portal.views.pickers import RecordPicker
 
 INVOICE = "InvoiceView.show"
+INVOICE_LOOKUP = "/api/v1/lookup/invoice"
 DISPUTE = "DisputeView.show"
 
 
@@ -149,7 +151,11 @@ class CreditMemoView(RecordHistoryMixin, ServiceModelView):
     search_columns = ["number", "status", "reason_code", "requested_by", "decided_by"]
     base_order = ("id", "desc")
     label_columns = {"reason_code": "Reason", "reason_text": "Details"}
-    add_form_extra_fields = {"reason_code": choice("Reason", CREDIT_REASONS)}
+    add_template = "picker_add.html"
+    add_form_extra_fields = {
+        "invoice": RecordPicker("Invoice", Invoice, INVOICE_LOOKUP),
+        "reason_code": choice("Reason", CREDIT_REASONS),
+    }
     formatters_columns = formatters(
         money_columns=("amount",),
         moment_columns=("requested_at", "decided_at"),
@@ -393,8 +399,10 @@ class DisputeView(RecordHistoryMixin, ServiceModelView):
         "root_cause": "Root cause",
     }
     description_columns = {"owner": "username of the person who owns it (default: you)"}
+    add_template = "picker_add.html"
     add_form_extra_fields = {
-        "dispute_type": choice("Type", {code: label(code) for code in DISPUTE_TYPES})
+        "invoice": RecordPicker("Invoice", Invoice, INVOICE_LOOKUP),
+        "dispute_type": choice("Type", {code: label(code) for code in DISPUTE_TYPES}),
     }
     formatters_columns = formatters(
         money_columns=("amount",),

@@ -328,7 +328,10 @@ def request_credit(page: Page, invoice: str, amount: str, note: str, who: str) -
     """Request a credit through the Credit memos Add form; returns the memo's number."""
     visit(page, "/creditmemoview/add")
     form = page.locator("form#model_form")
-    form.locator("select#invoice").select_option(label=invoice)
+    # The invoice is searched as you type (never a list of every invoice): take the match.
+    form.locator("#invoice-search").press_sequentially(invoice, delay=20)
+    form.locator(".ob-picker-list li[role=option] a", has_text=invoice).first.click()
+    expect(form.locator("select#invoice")).to_have_value(re.compile(r"^\d+$"))
     form.locator("select#reason_code").select_option(label="Goodwill")
     page.get_by_label("Details").fill(note)
     page.get_by_label("Amount").fill(amount)
