@@ -297,3 +297,21 @@ def test_the_dispute_and_credit_forms_pick_the_invoice_by_search(clean_db) -> No
     )
     memo = db.session.query(credits.CreditMemo).one()
     assert (memo.invoice_id, memo.reason_code) == (second.id, "goodwill")
+
+
+def test_an_invoice_links_its_order_disputes_and_credits_and_back(clean_db) -> None:
+    invoice = issued_invoice()
+    dispute = disputes.open_dispute(
+        invoice, actor("specialist"), dispute_type="shortage", amount=Decimal("1.00")
+    )
+    memo = credits.request_credit(invoice, SETUP, reason_code="shortage", amount="1.00")
+    client = login(clean_db, "auditor")
+    page = client.get(f"/invoiceview/show/{invoice.id}").text
+    for href in (
+        f"/salesorderview/show/{invoice.order_id}",
+        f"/disputeview/show/{dispute.id}",
+        f"/creditmemoview/show/{memo.id}",
+    ):
+        assert f'href="{href}"' in page, href
+    for url in (f"/disputeview/show/{dispute.id}", f"/creditmemoview/show/{memo.id}"):
+        assert f'href="/invoiceview/show/{invoice.id}"' in client.get(url).text, url

@@ -533,6 +533,9 @@ def register_finance_views() -> None:
             "load_credit_memo": lambda pk: db.session.get(CreditMemo, pk),
             "load_dispute": lambda pk: db.session.get(Dispute, pk),
             "invoice_offers": invoice_offers,
+            "invoice_related": lambda invoice: {
+                "disputes": db.session.query(Dispute).filter_by(invoice_id=invoice.id).all()
+            },
             "memo_returns": lambda memo: (
                 db.session.query(ReturnAuthorization).filter_by(credit_memo_id=memo.id).all()
             ),
