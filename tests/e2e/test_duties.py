@@ -453,10 +453,11 @@ def _buttons(page: Page) -> list[str]:
     return names
 
 
-def _click(page: Page, url: str, name: str) -> list[tuple[int, str]]:
-    """Open ``url`` afresh, click the button called ``name`` (filling what its form needs);
-    the HTTP status of every page the click loaded."""
-    page.goto(url)
+def _click(page: Page, url: str, name: str, fresh: bool = True) -> list[tuple[int, str]]:
+    """Open ``url`` afresh (unless it is the page shown), click the button called ``name``
+    (filling what its form needs); the HTTP status of every page the click loaded."""
+    if fresh:
+        page.goto(url, wait_until="domcontentloaded")
     button = page.locator(".container-fluid, .container").locator(
         "form:not(#filter_form) button[type=submit], a.btn", has_text=name
     )
@@ -475,9 +476,8 @@ def _click(page: Page, url: str, name: str) -> list[tuple[int, str]]:
 
     page.on("response", seen)
     try:
-        with page.expect_navigation():
+        with page.expect_navigation(wait_until="domcontentloaded"):
             button.first.click()
-        page.wait_for_load_state()
     finally:
         page.remove_listener("response", seen)
     return answers
@@ -491,9 +491,9 @@ def test_every_action_button_works_for_every_role(page_as, fresh) -> None:
         page = page_as(role)
         for kind, pattern in URLS.items():
             url = pattern.format(fresh[kind][index])
-            page.goto(url)
-            for name in _buttons(page):
-                for status, where in _click(page, url, name):
+            page.goto(url, wait_until="domcontentloaded")
+            for number, name in enumerate(_buttons(page)):
+                for status, where in _click(page, url, name, fresh=number > 0):
                     clicked += 1
                     if status == 403 or status >= 500:
                         bad.append(f"{role} on {kind} {url}: {name!r} → {status} {where}")
