@@ -315,3 +315,33 @@ def test_an_invoice_links_its_order_disputes_and_credits_and_back(clean_db) -> N
         assert f'href="{href}"' in page, href
     for url in (f"/disputeview/show/{dispute.id}", f"/creditmemoview/show/{memo.id}"):
         assert f'href="/invoiceview/show/{invoice.id}"' in client.get(url).text, url
+
+
+def _page_queries(client, url: str) -> int:
+    from tests.test_home import counted
+
+    with counted() as statements:
+        assert client.get(url).status_code == 200
+    return len(statements)
+
+
+def test_shipment_and_return_pages_load_their_lines_in_a_fixed_number_of_queries(
+    clean_db,
+) -> None:
+    data = make_catalog(stock=100)
+    _, one = shipped_order(data, (2,))
+    order, three = shipped_order(data, (2, 3, 4))
+    small = returns.request_return(
+        one.order, SETUP, lines={one.lines[0].order_line_id: 1}, reason="x", warehouse_id=1
+    )
+    large = returns.request_return(
+        order, SETUP, lines={line.id: 1 for line in order.lines}, reason="x", warehouse_id=1
+    )
+    client = login(clean_db, "specialist")
+    _page_queries(client, f"/shipmentview/show/{one.id}")  # the first page warms up
+    assert _page_queries(client, f"/shipmentview/show/{one.id}") == _page_queries(
+        client, f"/shipmentview/show/{three.id}"
+    )
+    assert _page_queries(client, f"/returnview/show/{small.id}") == _page_queries(
+        client, f"/returnview/show/{large.id}"
+    )

@@ -33,6 +33,7 @@ from portal.models import (
     ReturnAuthorization,
     ReturnLine,
     ReturnStatus,
+    SalesOrder,
     Shipment,
     Warehouse,
 )
@@ -191,6 +192,22 @@ class ReturnView(ReadOnlyModelView):
         return record_action(CLOSE, pk, lambda rma: f"{rma.number} closed", RETURN)
 
 
+def load_return(pk: int) -> ReturnAuthorization | None:
+    """The return with its lines, their order lines and products, and its order and
+    customer, in a fixed number of queries (however many lines)."""
+    return db.session.execute(
+        select(ReturnAuthorization)
+        .where(ReturnAuthorization.id == pk)
+        .options(
+            selectinload(ReturnAuthorization.lines)
+            .selectinload(ReturnLine.order_line)
+            .selectinload(OrderLine.product),
+            selectinload(ReturnAuthorization.order).selectinload(SalesOrder.customer),
+        )
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
 def register_return_views() -> None:
     """Add Orders → Returns and the return pages' helpers."""
     appbuilder.add_view(ReturnView, "Returns", icon="fa-undo", category="Orders")
@@ -199,6 +216,6 @@ def register_return_views() -> None:
     def _return_helpers() -> dict[str, Any]:
         return {
             "return_conditions": RETURN_CONDITIONS,
-            "load_return": lambda pk: db.session.get(ReturnAuthorization, pk),
+            "load_return": load_return,
             "shipment_returns": shipment_returns,
         }

@@ -13,11 +13,20 @@ from typing import Any
 from flask import current_app
 from flask_appbuilder import expose
 from flask_appbuilder.models.sqla.interface import SQLAInterface
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 import portal.security as security
 from portal.actions.shipments import DELIVER, UPDATE_FORM
 from portal.extensions import appbuilder, db
-from portal.models import DELAY_REASONS, Shipment, utcnow
+from portal.models import (
+    DELAY_REASONS,
+    OrderLine,
+    SalesOrder,
+    Shipment,
+    ShipmentLine,
+    utcnow,
+)
 from portal.views.base import ReadOnlyModelView, form_on_record, has_access_audited
 from portal.views.formatting import formatters
 
@@ -86,6 +95,22 @@ class ShipmentView(ReadOnlyModelView):
         )
 
 
+def load_shipment(pk: int) -> Shipment | None:
+    """The shipment with its lines, their order lines and products, and its order and
+    customer, in a fixed number of queries (however many lines)."""
+    return db.session.execute(
+        select(Shipment)
+        .where(Shipment.id == pk)
+        .options(
+            selectinload(Shipment.lines)
+            .selectinload(ShipmentLine.order_line)
+            .selectinload(OrderLine.product),
+            selectinload(Shipment.order).selectinload(SalesOrder.customer),
+        )
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
 def register_shipment_views() -> None:
     """Add Orders → Shipments and the shipment page's helpers."""
     appbuilder.add_view(ShipmentView, "Shipments", icon="fa-truck", category="Orders")
@@ -93,7 +118,7 @@ def register_shipment_views() -> None:
     @current_app.context_processor
     def _shipment_helpers() -> dict[str, Any]:
         return {
-            "load_shipment": lambda pk: db.session.get(Shipment, pk),
+            "load_shipment": load_shipment,
             "delay_reasons": DELAY_REASONS,
             "today": lambda: utcnow().date(),
         }
