@@ -134,6 +134,7 @@ class CreditMemoView(RecordHistoryMixin, ServiceModelView):
         "request_credit",
     }
     list_title = "Credit memos"
+    show_title = "Credit memo"
     show_template = "finance/credit_memo_show.html"
     list_columns = [
         "number",
@@ -365,6 +366,7 @@ class DisputeView(RecordHistoryMixin, ServiceModelView):
         "action_post",
     }
     list_title = "Disputes"
+    show_title = "Dispute"
     show_template = "finance/dispute_show.html"
     list_columns = [
         "number",

@@ -421,6 +421,10 @@ def test_the_duty_pages_fit_a_390_px_screen(browser, portal_server) -> None:
         show(page.locator(LIST_ROWS).first)
         widths["shipment"] = page.evaluate("document.documentElement.scrollWidth")
         snap(page, "shipment-390px")
+        page.locator(".navbar-toggle").click()
+        menu(page, "Orders", "Returns")
+        show(page.locator(LIST_ROWS).first)
+        widths["return"] = page.evaluate("document.documentElement.scrollWidth")
         assert all(width <= NARROW["width"] for width in widths.values()), widths
     finally:
         context.close()
