@@ -192,12 +192,13 @@ class ReturnView(ReadOnlyModelView):
         return record_action(CLOSE, pk, lambda rma: f"{rma.number} closed", RETURN)
 
 
-def load_return(pk: int) -> ReturnAuthorization | None:
+def load_return(pk: int | str) -> ReturnAuthorization | None:
     """The return with its lines, their order lines and products, and its order and
-    customer, in a fixed number of queries (however many lines)."""
+    customer, in a fixed number of queries (however many lines); ``pk`` as FAB's route
+    hands it over (text)."""
     return db.session.execute(
         select(ReturnAuthorization)
-        .where(ReturnAuthorization.id == pk)
+        .where(ReturnAuthorization.id == int(pk))
         .options(
             selectinload(ReturnAuthorization.lines)
             .selectinload(ReturnLine.order_line)

@@ -95,12 +95,13 @@ class ShipmentView(ReadOnlyModelView):
         )
 
 
-def load_shipment(pk: int) -> Shipment | None:
+def load_shipment(pk: int | str) -> Shipment | None:
     """The shipment with its lines, their order lines and products, and its order and
-    customer, in a fixed number of queries (however many lines)."""
+    customer, in a fixed number of queries (however many lines); ``pk`` as FAB's route
+    hands it over (text)."""
     return db.session.execute(
         select(Shipment)
-        .where(Shipment.id == pk)
+        .where(Shipment.id == int(pk))
         .options(
             selectinload(Shipment.lines)
             .selectinload(ShipmentLine.order_line)
