@@ -144,6 +144,44 @@ def enqueue(
     return get_queue(queue).enqueue(func, args=args, kwargs=kwargs, **dict(options or {}))
 
 
+def failed_jobs(limit: int = 20) -> list[dict[str, Any]]:
+    """The failed jobs of every queue (newest first per queue, at most ``limit`` in all):
+    id, queue, function, when it ended and the last line of its error."""
+    from rq.job import Job
+
+    conn = connection()
+    found: list[dict[str, Any]] = []
+    for name in QUEUE_NAMES:
+        registry = Queue(name, connection=conn).failed_job_registry
+        ids = registry.get_job_ids(0, max(limit - len(found), 0) - 1) if len(found) < limit else []
+        for job in Job.fetch_many(ids, connection=conn) if ids else []:
+            if job is None:
+                continue
+            lines = (job.exc_info or "").strip().splitlines()
+            found.append(
+                {
+                    "id": job.id,
+                    "queue": name,
+                    "name": job.func_name,
+                    "ended_at": job.ended_at,
+                    "error": lines[-1] if lines else "",
+                }
+            )
+    return found
+
+
+def retry_failed(job_id: str) -> str:
+    """Put failed job ``job_id`` back on its queue; the queue's name (``LookupError`` when no
+    queue holds it as failed)."""
+    conn = connection()
+    for name in QUEUE_NAMES:
+        registry = Queue(name, connection=conn).failed_job_registry
+        if job_id in registry:
+            registry.requeue(job_id)
+            return name
+    raise LookupError(f"job {job_id} is not a failed job")
+
+
 def queue_stats() -> dict[str, Any]:
     """Depth of each queue and the number of workers, for the admin page."""
     from rq import Worker

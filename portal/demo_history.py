@@ -447,9 +447,10 @@ class History:
             invoice,
             self.specialist,
             reason_code=reason,
-            amount=(invoice.balance * Decimal(self.rng.choice(["0.05", "0.1", "0.2"]))).quantize(
-                CENT
-            ),
+            amount=(
+                credits.available_to_credit(invoice)
+                * Decimal(self.rng.choice(["0.05", "0.1", "0.2"]))
+            ).quantize(CENT),
             reason_text={"damaged": "two cartons crushed", "shortage": "one pack missing"}.get(
                 reason, "customer claim"
             ),
@@ -486,9 +487,9 @@ class History:
 
     def dispute(self, day: date, invoice: Invoice) -> None:
         rng = self.rng
-        opened = disputes.open_dispute(
+        opened = disputes.open_dispute(  # taken by the Supervisor, worked by the Specialist
             invoice,
-            self.specialist,
+            self.supervisor,
             dispute_type=rng.choice(["pricing", "shortage", "damaged", "late_delivery", "other"]),
             amount=(invoice.total * Decimal(rng.choice(["0.1", "0.2", "0.3"]))).quantize(CENT),
             description="customer disputes part of the invoice",
@@ -508,7 +509,7 @@ class History:
 
     def resolve(self, day: date, dispute: Dispute) -> None:
         credit = (dispute.amount / 2).quantize(CENT) if self.rng.random() < 0.5 else None
-        if credit is not None and credit > dispute.invoice.balance:
+        if credit is not None and credit > credits.available_to_credit(dispute.invoice):
             credit = None
         disputes.resolve(
             dispute,
@@ -560,7 +561,7 @@ class History:
             self.on(next_workday(day), lambda d: self.authorize(d, rma))
 
     def authorize(self, day: date, rma: ReturnAuthorization) -> None:
-        returns.authorize(rma, self.specialist)
+        returns.authorize(rma, self.supervisor)  # a Supervisor, never the requester
         if self.rng.random() < 0.8:
             self.on(day + timedelta(days=self.rng.randint(3, 8)), lambda d: self.receive(d, rma))
 
@@ -584,7 +585,7 @@ class History:
             .order_by(Invoice.id)
         ).scalar()
         value = line.order_line.unit_price * line.received_quantity * 2  # with any tax
-        if invoice is None or invoice.balance < value:
+        if invoice is None or credits.available_to_credit(invoice) < value:
             returns.close(rma, self.specialist)
             return
         returns.credit(rma, self.specialist, at=self.moment(day))

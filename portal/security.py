@@ -91,6 +91,9 @@ PAYMENTS = "Payment"
 CREDIT_MEMOS = "CreditMemo"
 DISPUTES = "Dispute"
 FINANCE_RECORDS = (INVOICES, PAYMENTS, CREDIT_MEMOS, DISPUTES)
+# Returns and disputes: only a Supervisor authorizes a return (never the requester) and
+# resolves a dispute they opened themselves.
+SUPERVISOR_CHECKS = {("can_authorize", RETURNS), ("can_resolve_own", DISPUTES)}
 EXPORTABLE = (*FINANCE_RECORDS, AUDIT)
 APPROVAL_LIMITS: dict[str, Decimal] = {SUPERVISOR: Decimal("5000.00")}
 
@@ -194,6 +197,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
         | _grant("read", (*BUSINESS_RECORDS, *FINANCE_RECORDS, AUDIT))
         | _grant("write", (*SUPERVISOR_WRITES, *FINANCE_RECORDS))
         | SUPERVISOR_ORDER_ACTIONS
+        | SUPERVISOR_CHECKS
         | _grant("verify", (AUDIT,))
         | _grant("approve", (CREDIT_MEMOS,))
         | _grant("export", EXPORTABLE)

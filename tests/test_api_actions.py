@@ -98,7 +98,7 @@ def world(clean_db: Flask) -> World:
 ACTIONS = [
     ("sales_order", "cancel", {"reason_code": "customer_request"}, "specialist"),
     ("shipment", "deliver", {}, "specialist"),
-    ("return_authorization", "authorize", {}, "specialist"),
+    ("return_authorization", "authorize", {}, "supervisor"),
     ("invoice", "void", {"reason": "typo"}, "specialist"),
     ("credit_memo", "approve", {}, "supervisor"),
     ("dispute", "investigate", {}, "specialist"),
@@ -183,7 +183,7 @@ def test_a_line_of_another_order_is_404_and_changes_nothing(world: World) -> Non
         assert "is not on" in response.json["message"], response.json
     rma_id = world.ids["return_authorization"]
     client = world.app.test_client()
-    client.post(world.url("return_authorization", "authorize"), headers=world.headers())
+    client.post(world.url("return_authorization", "authorize"), headers=world.headers("supervisor"))
     received = client.post(
         world.url("return_authorization", "receive"),
         json={"lines": [{"return_line_id": 999999, "quantity": 1, "condition": "scrap"}]},
@@ -199,7 +199,7 @@ def test_a_bad_field_is_422_naming_the_field(world: World) -> None:
     cases = [
         ("sales_order", "cancel", {"reason_code": "whim"}, "reason_code"),
         ("shipment", "deliver", {"delivered_date": "soon"}, "delivered_date"),
-        ("return_authorization", "authorize", {"sneaky": 1}, "sneaky"),
+        ("return_authorization", "authorize", {"sneaky": 1}, "sneaky", "supervisor"),
         ("invoice", "void", {}, "reason"),
         ("credit_memo", "approve", {"note": 5}, "note", "supervisor"),
         ("dispute", "resolve", {"root_cause": "x"}, "corrective_action"),
@@ -229,7 +229,7 @@ def test_an_illegal_state_is_409_and_writes_nothing(world: World) -> None:
             "dispute",
             "resolve",
             {"root_cause": "picking_error", "corrective_action": "x"},
-            specialist,
+            supervisor,  # the specialist opened it: only a Supervisor may resolve it
         ),
     ]
     for resource, action, body, headers in cases:

@@ -30,18 +30,21 @@ def test_a_dispute_is_due_by_its_type_and_must_be_investigated_before_resolving(
     with pytest.raises(ValidationFailed) as caught:
         disputes.open_dispute(invoice, clerk, dispute_type="weather", amount="1", owner="nobody")
     assert set(caught.value.field_errors) == {"dispute_type", "owner"}
+    colleague = actor("specialist2")  # the one who opened it does not resolve it
     with pytest.raises(ConflictError, match="cannot go from open to resolved"):
-        disputes.resolve(dispute, clerk, root_cause="picking_error", corrective_action="recount")
+        disputes.resolve(
+            dispute, colleague, root_cause="picking_error", corrective_action="recount"
+        )
     assert dispute.status == "open" and events("dispute", dispute.id, "resolve_refused")
     disputes.investigate(dispute, clerk, owner="supervisor")
     with pytest.raises(ValidationFailed) as caught:
-        disputes.resolve(dispute, clerk, root_cause="", corrective_action=" ")
+        disputes.resolve(dispute, colleague, root_cause="", corrective_action=" ")
     assert set(caught.value.field_errors) == {"root_cause", "corrective_action"}
     db.session.expire_all()
     assert dispute.status == "investigating" and dispute.root_cause is None
     disputes.resolve(
         dispute,
-        clerk,
+        colleague,
         root_cause="picking_error",
         corrective_action="Pick lists double-checked",
         note="two units short",
@@ -51,7 +54,7 @@ def test_a_dispute_is_due_by_its_type_and_must_be_investigated_before_resolving(
     assert (memo.status, memo.amount, memo.requested_by) == (
         "requested",
         Decimal("19.00"),
-        clerk.name,
+        colleague.name,
     )
     credits.approve(memo, actor("supervisor"))
     db.session.expire_all()
@@ -111,14 +114,14 @@ def test_dispute_api_and_decide_page(clean_db) -> None:
     auditor = api_headers(app, "auditor")
     assert client.post(f"{url}/investigate", headers=auditor).status_code == 403
     body = {"root_cause": "packing_damage", "corrective_action": "Better pallets"}
-    resolved = client.post(f"{url}/resolve", json=body, headers=clerk)
+    resolved = client.post(f"{url}/resolve", json=body, headers=api_headers(app, "specialist2"))
     assert resolved.status_code == 200, resolved.json
     assert resolved.json["result"]["status"] == "resolved"
     again = client.post(f"{url}/reject", json={"reason": "late"}, headers=clerk)
     assert again.status_code == 409
     other = disputes.open_dispute(invoice, actor("specialist"), dispute_type="other", amount="1")
     disputes.investigate(other, actor("specialist"))
-    page = login(app, "specialist").post(
+    page = login(app, "specialist2").post(
         f"/disputeview/decide/{other.id}",
         data={"decision": "resolve", "root_cause": "carrier", "corrective_action": "Claim"},
     )

@@ -287,9 +287,9 @@ def test_partial_shipment_then_rest_then_delivery(clean_db) -> None:
         order, SETUP, warehouse_id=main, lines={first.id: 4, second.id: 4}, carrier="DHL"
     )
     assert order.status == "shipped"
-    fulfillment.deliver(shipment, SETUP, TODAY + timedelta(days=1))
+    fulfillment.deliver(shipment, SETUP, TODAY)
     assert order.status == "shipped"
-    fulfillment.deliver(rest, SETUP, TODAY + timedelta(days=1))
+    fulfillment.deliver(rest, SETUP, TODAY)
     assert order.status == "delivered"
     assert inventory.ledger_discrepancies() == []
     events = [n.event for n in db.session.query(Notification).order_by(Notification.id)]

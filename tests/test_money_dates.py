@@ -84,10 +84,10 @@ def test_credit_memo_and_dispute_credit_amounts_keep_to_cents(world) -> None:
         headers=world.clerk,
     )
     _refused(response, "amount", "at most 2 decimal places")
-    dispute = disputes.open_dispute(
-        world.invoice, actor("specialist"), dispute_type="pricing", amount="5.00"
+    dispute = disputes.open_dispute(  # opened by someone else: the clerk may resolve it
+        world.invoice, actor("specialist2"), dispute_type="pricing", amount="5.00"
     )
-    disputes.investigate(dispute, actor("specialist"))
+    disputes.investigate(dispute, actor("specialist2"))
     resolved = world.client.post(
         f"/api/v1/dispute/{dispute.id}/resolve",
         json={
@@ -194,7 +194,7 @@ def test_shipment_and_delivery_dates_outside_the_window_are_refused(clean_db) ->
     data = make_catalog()
     _, shipment = shipped_order(data, (2,))
     with pytest.raises(ValidationFailed, match="delivered_date: must be between"):
-        fulfillment.deliver(shipment, SETUP, TODAY + timedelta(days=5))
+        fulfillment.deliver(shipment, SETUP, date(1999, 12, 31))
     with pytest.raises(ValidationFailed, match="eta: must be between"):
         fulfillment.update_shipment(shipment, {"eta": date(9999, 12, 31)}, SETUP)
     fulfillment.deliver(shipment, SETUP, TODAY)

@@ -213,9 +213,10 @@ def test_returns_over_the_api(api) -> None:
     assert rma.status_code == 201, rma.json
     rma_id = rma.json["id"]
     assert (
-        client.post(f"/api/v1/return_authorization/{rma_id}/authorize", headers=headers).json[
-            "result"
-        ]["status"]
+        client.post(
+            f"/api/v1/return_authorization/{rma_id}/authorize",
+            headers=api_headers(api.app, "supervisor"),
+        ).json["result"]["status"]
         == "authorized"
     )
     from portal.models import ReturnLine

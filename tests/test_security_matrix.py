@@ -184,8 +184,32 @@ def test_every_route_has_a_rule_and_the_matrix_covers_all_views(clean_db) -> Non
         "WeeklyReportApi.weekly",
         "ImprovementActionApi.post",
         "ImprovementActionApi.complete",
+        # the daily duties (issue 14)
+        "ShipmentView.update",
+        "ShipmentView.deliver",
+        "ReturnView.request_return",
+        "ReturnView.authorize",
+        "ReturnView.receive",
+        "DisputeView.open_dispute",
+        "CreditMemoView.request_credit",
+        "FailedJobView.retry",
     ):
         assert expected in endpoints
+    by_endpoint = {route.endpoint: route for route in routes}
+    # Authorizing a return is a Supervisor's (and Admin's), on the page and the API alike.
+    for endpoint in ("ReturnView.authorize", "ReturnAuthorizationApi.authorize"):
+        route = by_endpoint[endpoint]
+        assert (route.permission, route.view_menu) == ("can_authorize", "ReturnAuthorization")
+        allowed = {
+            role
+            for role in ROLE_USERS
+            if role_allows(role, route.permission, "ReturnAuthorization")
+        }
+        assert allowed == {SUPERVISOR, ADMIN_ROLE}
+    retry = by_endpoint["FailedJobView.retry"]
+    assert {r for r in ROLE_USERS if role_allows(r, retry.permission, retry.view_menu)} == {
+        ADMIN_ROLE
+    }
 
 
 @pytest.mark.parametrize("role", [SPECIALIST, SUPERVISOR, AUDITOR, ADMIN_ROLE, None])

@@ -158,7 +158,9 @@ def test_what_each_role_sees(clean_db) -> None:
     assert states.actions(records["draft_order"], actor("auditor")) == []
     assert states.actions(records["invoice"], actor("specialist")) == ["issue", "void"]
     assert states.actions(records["dispute"], actor("specialist")) == ["investigate", "reject"]
-    assert states.actions(records["return"], actor("specialist")) == ["authorize", "reject"]
+    # Only a Supervisor authorizes a return, and never one they requested.
+    assert states.actions(records["return"], actor("specialist")) == ["reject"]
+    assert states.actions(records["return"], actor("supervisor")) == ["authorize", "reject"]
     own = credits.request_credit(
         memo.invoice, actor("supervisor"), reason_code="goodwill", amount=Decimal("1.00")
     )
@@ -178,7 +180,7 @@ def test_page_actions_post_through_the_services(clean_db) -> None:
     rma, dispute, invoice = records["return"], records["dispute"], records["invoice"]
     memo = records["credit_memo"]
     clerk, boss = login(clean_db, "specialist"), login(clean_db, "supervisor")
-    assert clerk.post(f"/returnview/authorize/{rma.id}").status_code == 302
+    assert boss.post(f"/returnview/authorize/{rma.id}").status_code == 302
     line = rma.lines[0]
     clerk.post(
         f"/returnview/receive/{rma.id}",

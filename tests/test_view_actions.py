@@ -145,7 +145,7 @@ def test_a_line_of_another_order_is_not_on_this_order(
 
 
 def test_an_unknown_record_is_the_404_page(data: Catalog, specialist: FlaskClient) -> None:
-    for url in ("salesorderview/confirm", "salesorderview/amend", "returnview/authorize"):
+    for url in ("salesorderview/confirm", "salesorderview/amend", "returnview/reject"):
         assert specialist.post(f"/{url}/999999", data={"reason": "x"}).status_code == 404
     assert specialist.get("/salesorderview/ship/999999").status_code == 404
     assert specialist.post("/disputeview/decide/999999", data={"note": "x"}).status_code == 404
@@ -202,14 +202,15 @@ def test_receiving_a_return_parses_each_line(data: Catalog, specialist: FlaskCli
         reason="broken",
         warehouse_id=data.warehouses[0].id,
     )
-    returns.authorize(rma, actor("specialist"))
+    returns.authorize(rma, actor("supervisor"))
     line_id = rma.lines[0].id
-    specialist.post(f"/returnview/receive/{rma.id}", data={f"qty_{line_id}": "two"})
-    [(category, message)] = _flashed(specialist)
-    assert category == "danger" and f"qty_{line_id}: not a whole number" in message
-    specialist.post(f"/returnview/receive/{rma.id}", data={f"qty_{line_id}": "2"})
-    [(category, message)] = _flashed(specialist)
-    assert category == "danger" and f"condition_{line_id}: is required" in message
+    # A refused input is shown again on the return's page, as typed, with the reason.
+    typo = specialist.post(f"/returnview/receive/{rma.id}", data={f"qty_{line_id}": "two"})
+    assert typo.status_code == 422
+    assert f"qty_{line_id}: not a whole number" in " ".join(_flashes(typo.text))
+    assert f'name="qty_{line_id}" value="two"' in typo.text
+    bare = specialist.post(f"/returnview/receive/{rma.id}", data={f"qty_{line_id}": "2"})
+    assert f"condition_{line_id}: is required" in " ".join(_flashes(bare.text))
     assert _fresh(ReturnAuthorization, rma.id).status == "authorized"
     done = specialist.post(
         f"/returnview/receive/{rma.id}",

@@ -8,7 +8,12 @@ from dataclasses import replace
 from typing import Any
 
 from portal.actions import Action, load
-from portal.actions.forms import DisputeRejectForm, RejectCreditForm
+from portal.actions.forms import (
+    DisputeRejectForm,
+    OpenDisputeForm,
+    RejectCreditForm,
+    RequestCreditForm,
+)
 from portal.actions.schemas import (
     DisputeRejectSchema,
     GenerateSchema,
@@ -51,3 +56,17 @@ REJECT_DISPUTE = Action(
 # The HTML forms': their reason field is called ``note``.
 REJECT_CREDIT_FORM = replace(REJECT_CREDIT, schema=RejectCreditForm)
 REJECT_DISPUTE_FORM = replace(REJECT_DISPUTE, schema=DisputeRejectForm)
+
+# An invoice's forms: open a dispute on it, request a credit against it.
+OPEN_DISPUTE_FORM = Action(
+    "open_dispute",
+    Invoice,
+    lambda invoice, actor, body: disputes.open_dispute(invoice, actor, **body),
+    OpenDisputeForm,
+)
+REQUEST_CREDIT_FORM = Action(
+    "request_credit",
+    Invoice,
+    lambda invoice, actor, body: credits.request_credit(invoice, actor, **body),
+    RequestCreditForm,
+)

@@ -16,7 +16,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from portal.actions import MAX_INT, valid_id
 from portal.actions.schemas import Text
-from portal.models import DELAY_REASONS, RETURN_CONDITIONS
+from portal.models import CREDIT_REASONS, DELAY_REASONS, DISPUTE_TYPES, RETURN_CONDITIONS
 
 _WHOLE = re.compile(r"[+-]?\d{1,10}")
 
@@ -167,3 +167,41 @@ class DisputeRejectForm(Schema):
     root_cause = fields.String()
     corrective_action = _resolve_only()
     credit_amount = _resolve_only()
+
+
+class ShipmentUpdateForm(Schema):
+    """The shipment page's form: carrier details, ETA and delay reason (blank: unchanged)."""
+
+    carrier = Text(60)
+    tracking_number = fields.String(validate=validate.Length(max=80))
+    eta = fields.Date()
+    delay_reason = fields.String(validate=validate.OneOf(list(DELAY_REASONS)))
+    version = WholeNumber()
+
+
+class ReturnRequestForm(LineForm):
+    """The order's return form: warehouse, reason and ``qty_<order line id>`` (0: none)."""
+
+    line_fields = {"qty": WholeNumber()}
+    warehouse_id = WholeNumber(minimum=1, required=True)
+    reason = Text(200, required=True)
+
+    def shape(self, body: dict[str, Any], lines: Lines) -> dict[str, Any]:
+        return {**body, "lines": _quantities(lines, keep_zero=False)}
+
+
+class OpenDisputeForm(Schema):
+    """An invoice's "Open a dispute" form: the type chosen from a list, amount, details."""
+
+    dispute_type = fields.String(required=True, validate=validate.OneOf(list(DISPUTE_TYPES)))
+    amount = Text(20, required=True)
+    description = Text(4000)
+    owner = Text(120)
+
+
+class RequestCreditForm(Schema):
+    """An invoice's "Request a credit" form: the reason chosen from a list, amount, details."""
+
+    reason_code = fields.String(required=True, validate=validate.OneOf(list(CREDIT_REASONS)))
+    amount = Text(20, required=True)
+    reason_text = Text(400)

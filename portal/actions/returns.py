@@ -10,7 +10,7 @@ from typing import Any
 from marshmallow import ValidationError
 
 from portal.actions import Action
-from portal.actions.forms import ReceiveForm
+from portal.actions.forms import ReceiveForm, ReturnRequestForm
 from portal.actions.schemas import ReceiveInput, ReturnInput
 from portal.extensions import db
 from portal.models import ReturnAuthorization, SalesOrder
@@ -26,6 +26,17 @@ def _request(_: None, actor: Actor, body: dict[str, Any]) -> ReturnAuthorization
         order,
         actor,
         lines={line["order_line_id"]: line["quantity"] for line in body["lines"]},
+        reason=body["reason"],
+        warehouse_id=body["warehouse_id"],
+    )
+
+
+def _request_order(order: SalesOrder, actor: Actor, body: dict[str, Any]) -> ReturnAuthorization:
+    """The order page's return form: the order is the record, its lines are checked."""
+    return returns.request_return(
+        order,
+        actor,
+        lines=body["lines"],
         reason=body["reason"],
         warehouse_id=body["warehouse_id"],
     )
@@ -56,3 +67,11 @@ RECEIVE = Action(
     line_ids=lambda body: [line["return_line_id"] for line in body["lines"]],
 )
 RECEIVE_FORM = replace(RECEIVE, schema=ReceiveForm)
+# The order's return form: ``qty_<order line id>`` of what shipped.
+REQUEST_FORM = Action(
+    "request_return",
+    SalesOrder,
+    _request_order,
+    ReturnRequestForm,
+    line_ids=lambda body: list(body["lines"]),
+)

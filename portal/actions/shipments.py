@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from marshmallow import ValidationError
 
 from portal.actions import Action
-from portal.actions.forms import ShipForm
+from portal.actions.forms import ShipForm, ShipmentUpdateForm
 from portal.actions.schemas import DeliverInput, ShipmentInput, ShipmentUpdateInput
 from portal.extensions import db
 from portal.models import SalesOrder, Shipment
@@ -46,6 +47,7 @@ def _update(shipment: Shipment, actor: Actor, body: dict[str, Any]) -> Shipment:
 
 SHIP = Action("create", Shipment, _ship, ShipmentInput, status=201)
 UPDATE = Action("update", Shipment, _update, ShipmentUpdateInput)
+UPDATE_FORM = replace(UPDATE, schema=ShipmentUpdateForm)
 DELIVER = Action(
     "deliver",
     Shipment,

@@ -15,7 +15,10 @@ from portal.actions.schemas import ReturnInput
 from portal.api.base import ResourceApi
 from portal.models import ReturnAuthorization
 
-RETURN_ACTIONS = {name: "write" for name in ("authorize", "receive", "credit", "close", "reject")}
+RETURN_ACTIONS = {
+    **{name: "write" for name in ("receive", "credit", "close", "reject")},
+    "authorize": "authorize",  # a Supervisor's (security.SUPERVISOR_CHECKS)
+}
 
 
 class ReturnAuthorizationApi(ResourceApi):

@@ -261,6 +261,12 @@ class CreditMemo(Versioned, Model):
         Index("ix_credit_memo_invoice", "invoice_id"),
     )
 
+    @property
+    def age_days(self) -> int:
+        """Days since it was requested (until decided)."""
+        end = self.decided_at or utcnow()
+        return (end.date() - self.requested_at.date()).days
+
     def __repr__(self) -> str:
         return self.number
 

@@ -62,6 +62,26 @@ def credited_quantity(invoice_line_id: int) -> int:
     )
 
 
+def pending_amount(invoice_id: int) -> Decimal:
+    """The total of the invoice's credits still waiting for a decision."""
+    total = (
+        session()
+        .execute(
+            select(func.coalesce(func.sum(CreditMemo.amount), 0)).where(
+                CreditMemo.invoice_id == invoice_id,
+                CreditMemo.status == CreditMemoStatus.REQUESTED.value,
+            )
+        )
+        .scalar_one()
+    )
+    return money(Decimal(str(total)))
+
+
+def available_to_credit(invoice: Invoice) -> Decimal:
+    """The open balance less the credits pending on it: what a new request may take."""
+    return invoice.balance - pending_amount(invoice.id)
+
+
 CreditItem = tuple[InvoiceLine, int, Decimal]
 
 
@@ -105,7 +125,8 @@ def request_credit(
     ``at`` (default now) is when it was requested, for a request recorded afterwards (an
     import, the demo's history); not in the future.
 
-    The amount (or the lines' value with their tax) may not exceed the invoice's open balance.
+    The amount (or the lines' value with their tax) may not exceed the invoice's open balance
+    less the credits already requested on it (pending credits reserve the balance).
     The memo waits for a Supervisor who is not the requester (see :func:`approve`).
     """
     invoice_id = invoice.id
@@ -132,9 +153,11 @@ def request_credit(
                 if credit_lines
                 else parse_amount(amount)
             )
-            if value > invoice.balance:
+            pending = pending_amount(invoice.id)
+            if value > invoice.balance - pending:
+                held = f", less {pending} of credits awaiting approval" if pending else ""
                 raise ValidationFailed(
-                    {"amount": [f"{value} is more than the open balance ({invoice.balance})"]}
+                    {"amount": [f"{value} is more than the open balance ({invoice.balance}{held})"]}
                 )
             memo = CreditMemo(
                 number=numbering.next_number("credit_memo"),

@@ -32,6 +32,7 @@ from portal.services import audit, credits, limits, notifications, numbering, st
 from portal.services.base import (
     Actor,
     ConflictError,
+    PermissionDenied,
     RecordService,
     ValidationFailed,
     require,
@@ -189,6 +190,10 @@ def resolve(
         errors.update(limits.text_errors(corrective_action=corrective_action, note=note))
         if errors:
             raise ValidationFailed(errors)
+        if not states.may_resolve(dispute, actor):
+            raise PermissionDenied(
+                f"{actor.name} opened {dispute.number}: resolving it needs a Supervisor"
+            )
         with unit_of_work():
             _move(
                 dispute,

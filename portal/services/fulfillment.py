@@ -460,6 +460,8 @@ def deliver(shipment: Shipment, actor: Actor, delivered_date: date | None = None
     if shipment.status == ShipmentStatus.DELIVERED.value:
         raise ConflictError(f"shipment {shipment.number} is already delivered")
     delivered_date = delivered_date or utcnow().date()
+    if delivered_date > utcnow().date():
+        raise ValidationFailed({"delivered_date": [f"{delivered_date} is in the future"]})
     check_dates(delivered_date=delivered_date)
     if delivered_date < shipment.ship_date:
         raise ValidationFailed({"delivered_date": ["is before the ship date"]})

@@ -28,6 +28,7 @@ from portal.services import audit, credits, inventory, numbering, orders, states
 from portal.services.base import (
     Actor,
     ConflictError,
+    PermissionDenied,
     ValidationFailed,
     require,
     unit_of_work,
@@ -111,7 +112,12 @@ def request_return(
 
 
 def authorize(rma: ReturnAuthorization, actor: Actor) -> ReturnAuthorization:
-    require(actor, "can_write", RETURN_VIEW, "authorize returns")
+    """Authorize a requested return: a Supervisor (``can_authorize``), never its requester."""
+    require(actor, *states.AUTHORIZE_RETURN, "authorize returns")
+    if not states.not_requester(rma, actor):
+        raise PermissionDenied(
+            f"segregation of duties: {actor.name} requested {rma.number} and may not authorize it"
+        )
     with unit_of_work():
         states.transition(rma, ReturnStatus.AUTHORIZED.value, actor)
     return rma

@@ -33,6 +33,8 @@ from portal.models import (
     ReturnAuthorization,
     ReturnStatus,
     SalesOrder,
+    Shipment,
+    ShipmentStatus,
     utcnow,
 )
 from portal.services import audit
@@ -105,6 +107,19 @@ def voidable(invoice: Invoice, actor: Actor | None = None) -> bool:
 def segregated(memo: CreditMemo, actor: Actor) -> bool:
     """Segregation of duties: a person decides only credits someone else requested."""
     return not actor.is_system and memo.requested_by != actor.name
+
+
+def not_requester(rma: ReturnAuthorization, actor: Actor) -> bool:
+    """Segregation of duties: nobody authorizes a return they requested themselves."""
+    return actor.is_system or rma.requested_by != actor.name
+
+
+RESOLVE_OWN = ("can_resolve_own", security.DISPUTES)
+
+
+def may_resolve(dispute: Dispute, actor: Actor) -> bool:
+    """A dispute someone else opened, or a Supervisor's (``can_resolve_own``) own one."""
+    return dispute.opened_by != actor.name or actor.can(*RESOLVE_OWN)
 
 
 def _hold_reasons(order: SalesOrder, old: str, reason: str | None) -> None:
@@ -180,7 +195,7 @@ DISPUTES = Machine(
     },
     actions={
         "investigate": Action((_D.OPEN,), (_DISPUTE_WRITE,)),
-        "resolve": Action((_D.INVESTIGATING,), (_DISPUTE_WRITE,)),
+        "resolve": Action((_D.INVESTIGATING,), (_DISPUTE_WRITE,), may_resolve),
         "reject": Action((_D.OPEN, _D.INVESTIGATING), (_DISPUTE_WRITE,)),
     },
     audit_actions={
@@ -192,6 +207,7 @@ DISPUTES = Machine(
 
 _R = ReturnStatus
 _RETURN_WRITE = ("can_write", security.RETURNS)
+AUTHORIZE_RETURN = ("can_authorize", security.RETURNS)
 RETURNS = Machine(
     label="return",
     entity="return_authorization",
@@ -205,7 +221,7 @@ RETURNS = Machine(
         _R.REJECTED: frozenset(),
     },
     actions={
-        "authorize": Action((_R.REQUESTED,), (_RETURN_WRITE,)),
+        "authorize": Action((_R.REQUESTED,), (AUTHORIZE_RETURN,), not_requester),
         "reject": Action((_R.REQUESTED, _R.AUTHORIZED), (_RETURN_WRITE,)),
         "receive": Action((_R.AUTHORIZED,), (_RETURN_WRITE,)),
         "credit": Action((_R.RECEIVED,), (_RETURN_WRITE, ("can_write", security.CREDIT_MEMOS))),
@@ -296,7 +312,24 @@ IMPROVEMENTS = Machine(
     on_move=_closed_when_done,
 )
 
+_S = ShipmentStatus
+_SHIPMENT_WRITE = ("can_write", security.SHIPMENTS)
+# Shipments change status only by delivery (``fulfillment.deliver``); the table gives their
+# pages the buttons: carrier details and ETA while on the way, then the delivery.
+SHIPMENTS = Machine(
+    label="shipment",
+    entity="shipment",
+    permission=_SHIPMENT_WRITE,
+    transitions={_S.SHIPPED: frozenset({_S.DELIVERED}), _S.DELIVERED: frozenset()},
+    actions={
+        "update": Action((_S.SHIPPED,), (_SHIPMENT_WRITE,)),
+        "deliver": Action((_S.SHIPPED,), (_SHIPMENT_WRITE,)),
+        "request_return": Action((_S.SHIPPED, _S.DELIVERED), (_RETURN_WRITE,)),
+    },
+)
+
 MACHINES: dict[type, Machine] = {
+    Shipment: SHIPMENTS,
     SalesOrder: ORDERS,
     Dispute: DISPUTES,
     ReturnAuthorization: RETURNS,

@@ -76,6 +76,52 @@ def keeps_input(outcome: Outcome) -> bool:
     return outcome.status in (400, 422)
 
 
+def show_again(view: ModelView, pk: Any, status: int):
+    """The record page of ``view`` rendered for this (refused) POST, so its forms show what
+    was typed (the templates read ``request.form``), with the refusal's ``status``."""
+    return view.render_template(
+        view.show_template,
+        pk=pk,
+        title=view.show_title,
+        widgets=view._show(pk),
+        related_views=view._related_views,
+    ), status
+
+
+def form_on_record(
+    view: ModelView, action: Action, pk: Any, success: Callable[[Any], str], endpoint: str
+):
+    """A form on a record's page: after Save back on the record; a refused input is shown
+    again on the page, as typed, with the reason."""
+    outcome = run_form_action(action, pk, success)
+    if keeps_input(outcome):
+        return show_again(view, pk, outcome.status)
+    return redirect(url_for(endpoint, pk=pk))
+
+
+def form_page(
+    action: Action,
+    pk: Any,
+    success: Callable[[Any], str],
+    made: str,
+    back: str,
+    render: Callable[[], str],
+):
+    """A form page that makes a record from record ``pk`` (a return from an order, a dispute
+    from an invoice): GET shows ``render()``; a POST runs ``action``, and then the user is on
+    the new record (endpoint ``made``), or sees the form again as typed when the input was
+    refused, or is back at ``back`` (a URL) with the reason."""
+    status = 200
+    if request.method == "POST":
+        outcome = run_form_action(action, pk, success)
+        if outcome.ok:
+            return redirect(url_for(made, pk=outcome.result.id))
+        if not keeps_input(outcome):
+            return redirect(back)
+        status = outcome.status
+    return render(), status
+
+
 def has_access_audited(method: Callable[..., Any]) -> Callable[..., Any]:
     """FAB's ``has_access``; a POST it refuses (403) is audited as a refused action on the
     record, once, as the pipeline audits a service's refusal."""

@@ -7,18 +7,14 @@ shared names of ``portal.security``, so the browser and the API follow the same 
 from __future__ import annotations
 
 from flask import flash, redirect, url_for
-from flask_appbuilder import BaseView, IndexView, expose, has_access
+from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.models.sqla.interface import SQLAInterface
-from flask_login import current_user
-from sqlalchemy import func, select
 
 import portal.security as security
-from portal.extensions import appbuilder, db
+from portal.extensions import appbuilder
 from portal.models import (
     AuditEvent,
     JobRun,
-    OrderStatus,
-    SalesOrder,
     StockLevel,
 )
 from portal.services import audit, catalog
@@ -182,23 +178,6 @@ class JobRunView(ReadOnlyModelView):
     list_columns = ["job_id", "name", "status", "started_at", "finished_at", "error"]
     show_columns = [*list_columns, "result"]
     base_order = ("id", "desc")
-
-
-class DashboardView(IndexView):
-    """The landing page: order counts by status and records needing attention."""
-
-    index_template = "dashboard.html"
-
-    @expose("/")
-    def index(self):
-        counts: dict[str, int] = {}
-        if current_user.is_authenticated:
-            rows = db.session.execute(
-                select(SalesOrder.status, func.count()).group_by(SalesOrder.status)
-            ).all()
-            counts = {status: count for status, count in rows}
-        ordered = [(status.value, counts.get(status.value, 0)) for status in OrderStatus]
-        return self.render_template(self.index_template, appbuilder=self.appbuilder, counts=ordered)
 
 
 class QueueView(BaseView):

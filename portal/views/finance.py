@@ -25,9 +25,11 @@ from portal.actions.finance import (
     APPROVE,
     INVESTIGATE,
     ISSUE,
+    OPEN_DISPUTE_FORM,
     REJECT_CREDIT,
     REJECT_CREDIT_FORM,
     REJECT_DISPUTE_FORM,
+    REQUEST_CREDIT_FORM,
     RESOLVE,
     VOID,
 )
@@ -43,26 +45,53 @@ from portal.models import (
     Dispute,
     Invoice,
     InvoiceLine,
+    ReturnAuthorization,
 )
 from portal.services import credits, disputes, exports, invoices, payments, states
+from portal.services.money import OPEN_STATUSES
 from portal.views.base import (
     ReadOnlyModelView,
     RecordHistoryMixin,
     ServiceModelView,
     form_body,
+    form_page,
     has_access_audited,
     keeps_input,
     record_action,
     run_form_action,
 )
+from portal.views.formatting import choice, formatters, label
+from portal.views.pickers import RecordPicker
 
 INVOICE = "InvoiceView.show"
+INVOICE_LOOKUP = "/api/v1/lookup/invoice"
 DISPUTE = "DisputeView.show"
 
 
 def _rows(items: Any) -> list[Any]:
     """The records a FAB bulk action was given (one record, or a list)."""
     return [row for row in (items if isinstance(items, list) else [items]) if row is not None]
+
+
+def _invoice_form(
+    view: Any, pk: int, action: Any, success: Any, made: str, template: str, **choices: Any
+):
+    """A form page on invoice ``pk`` that makes a dispute or credit memo (``form_page``)."""
+    invoice = db.session.get(Invoice, pk)
+    if invoice is None:
+        abort(404)
+
+    def render() -> str:
+        shown = db.session.get(Invoice, pk)
+        return view.render_template(
+            template,
+            invoice=shown,
+            available=credits.available_to_credit(shown),
+            typed=request.form,
+            **choices,
+        )
+
+    return form_page(action, pk, success, made, url_for(INVOICE, pk=pk), render)
 
 
 class InvoiceLineView(ReadOnlyModelView):
@@ -93,9 +122,19 @@ class CreditMemoView(RecordHistoryMixin, ServiceModelView):
         **security.METHOD_PERMISSIONS,
         "approve": "approve",
         "reject": "approve",
+        "request_credit": "write",
     }
-    include_route_methods = {"list", "show", "add", "history", "approve", "reject"}
+    include_route_methods = {
+        "list",
+        "show",
+        "add",
+        "history",
+        "approve",
+        "reject",
+        "request_credit",
+    }
     list_title = "Credit memos"
+    show_title = "Credit memo"
     show_template = "finance/credit_memo_show.html"
     list_columns = [
         "number",
@@ -108,11 +147,37 @@ class CreditMemoView(RecordHistoryMixin, ServiceModelView):
         "decided_by",
         "decided_at",
     ]
-    show_columns = [*list_columns, "reason_text", "decision_note", "dispute", "version"]
+    show_columns = [*list_columns, "reason_text", "decision_note", "dispute"]
     add_columns = ["invoice", "reason_code", "reason_text", "amount"]
     search_columns = ["number", "status", "reason_code", "requested_by", "decided_by"]
     base_order = ("id", "desc")
-    description_columns = {"reason_code": ", ".join(CREDIT_REASONS)}
+    label_columns = {"reason_code": "Reason", "reason_text": "Details"}
+    add_template = "picker_add.html"
+    add_form_extra_fields = {
+        "invoice": RecordPicker("Invoice", Invoice, INVOICE_LOOKUP),
+        "reason_code": choice("Reason", CREDIT_REASONS),
+    }
+    formatters_columns = formatters(
+        money_columns=("amount",),
+        moment_columns=("requested_at", "decided_at"),
+        label_columns=("status", "reason_code"),
+        columns=show_columns,
+    )
+
+    @expose("/request_credit/<int:pk>", methods=["GET", "POST"])
+    @has_access_audited
+    def request_credit(self, pk: int):
+        """Request a credit against invoice ``pk``: the reason from the list, the amount (at
+        most the balance less the credits already waiting); made: on the new memo."""
+        return _invoice_form(
+            self,
+            pk,
+            REQUEST_CREDIT_FORM,
+            lambda memo: f"{memo} requested; it waits for a Supervisor",
+            "CreditMemoView.show",
+            "finance/credit_request.html",
+            reasons=CREDIT_REASONS,
+        )
 
     @expose("/approve/<int:pk>", methods=["POST"])
     @has_access_audited
@@ -216,15 +281,30 @@ class CreditApprovalView(ReadOnlyModelView):
     base_filters = [["status", FilterEqual, CreditMemoStatus.REQUESTED.value]]
     list_columns = [
         "number",
+        "invoice.customer",
         "invoice",
+        "invoice.balance",
         "reason_code",
         "amount",
         "requested_by",
-        "requested_at",
+        "age_days",
         "reason_text",
     ]
     show_columns = [*list_columns, "status", "dispute"]
+    search_columns = ["number", "invoice", "reason_code", "requested_by", "requested_at"]
     base_order = ("id", "asc")
+    label_columns = {
+        "invoice.customer": "Customer",
+        "invoice.balance": "Invoice balance",
+        "reason_code": "Reason",
+        "reason_text": "Details",
+        "age_days": "Age (days)",
+    }
+    formatters_columns = formatters(
+        money_columns=("amount", "invoice.balance"),
+        label_columns=("status", "reason_code"),
+        columns=show_columns,
+    )
 
     @expose("/action_post", methods=["POST"])
     def action_post(self):
@@ -272,8 +352,10 @@ class DisputeView(RecordHistoryMixin, ServiceModelView):
         "decide": "write",
         "investigate": "write",
         "investigate_selected": "write",
+        "open_dispute": "write",
     }
     include_route_methods = {
+        "open_dispute",
         "list",
         "show",
         "add",
@@ -284,6 +366,7 @@ class DisputeView(RecordHistoryMixin, ServiceModelView):
         "action_post",
     }
     list_title = "Disputes"
+    show_title = "Dispute"
     show_template = "finance/dispute_show.html"
     list_columns = [
         "number",
@@ -306,17 +389,31 @@ class DisputeView(RecordHistoryMixin, ServiceModelView):
         "resolution_note",
         "closed_by",
         "closed_at",
-        "version",
     ]
     add_columns = ["invoice", "dispute_type", "amount", "owner", "description"]
     edit_columns = ["owner", "amount", "description", "due_date"]
     search_columns = ["number", "status", "dispute_type", "owner", "due_date"]
     base_order = ("id", "desc")
-    label_columns = {"is_overdue": "Overdue", "age_days": "Age (days)", "dispute_type": "Type"}
-    description_columns = {
-        "dispute_type": ", ".join(DISPUTE_TYPES),
-        "owner": "username of the person who owns it (default: you)",
+    label_columns = {
+        "is_overdue": "Overdue",
+        "age_days": "Age (days)",
+        "dispute_type": "Type",
+        "root_cause": "Root cause",
     }
+    description_columns = {"owner": "username of the person who owns it (default: you)"}
+    add_template = "picker_add.html"
+    add_form_extra_fields = {
+        "invoice": RecordPicker("Invoice", Invoice, INVOICE_LOOKUP),
+        "dispute_type": choice("Type", {code: label(code) for code in DISPUTE_TYPES}),
+    }
+    formatters_columns = formatters(
+        money_columns=("amount",),
+        day_columns=("due_date",),
+        moment_columns=("opened_at", "closed_at"),
+        label_columns=("status", "dispute_type", "root_cause"),
+        flag_columns=("is_overdue",),
+        columns=show_columns,
+    )
 
     @action("investigate", "Investigate", None, "fa-search")
     def investigate_selected(self, items: Any):
@@ -327,6 +424,21 @@ class DisputeView(RecordHistoryMixin, ServiceModelView):
             else:
                 flash(f"{number}: {outcome.message}", "danger")
         return redirect(url_for("DisputeView.list"))
+
+    @expose("/open_dispute/<int:pk>", methods=["GET", "POST"])
+    @has_access_audited
+    def open_dispute(self, pk: int):
+        """Open a dispute on invoice ``pk``: the type from the list, amount, details; made:
+        on the new dispute."""
+        return _invoice_form(
+            self,
+            pk,
+            OPEN_DISPUTE_FORM,
+            lambda dispute: f"dispute {dispute} opened, due {dispute.due_date}",
+            DISPUTE,
+            "finance/dispute_open.html",
+            types={code: label(code) for code in DISPUTE_TYPES},
+        )
 
     @expose("/investigate/<int:pk>", methods=["POST"])
     @has_access_audited
@@ -395,6 +507,15 @@ class ExportView(BaseView):
         )
 
 
+def invoice_offers(invoice: Invoice) -> set[str]:
+    """What the signed-in user may start from an open invoice: a dispute, a credit."""
+    if invoice.status not in OPEN_STATUSES:
+        return set()
+    actor = current_actor("web")
+    wanted = {"open_dispute": security.DISPUTES, "request_credit": security.CREDIT_MEMOS}
+    return {name for name, view in wanted.items() if actor.can("can_write", view)}
+
+
 def register_finance_views() -> None:
     """Add the finance views and menu entries."""
     ab = appbuilder
@@ -413,4 +534,11 @@ def register_finance_views() -> None:
             "load_invoice": lambda pk: db.session.get(Invoice, pk),
             "load_credit_memo": lambda pk: db.session.get(CreditMemo, pk),
             "load_dispute": lambda pk: db.session.get(Dispute, pk),
+            "invoice_offers": invoice_offers,
+            "invoice_related": lambda invoice: {
+                "disputes": db.session.query(Dispute).filter_by(invoice_id=invoice.id).all()
+            },
+            "memo_returns": lambda memo: (
+                db.session.query(ReturnAuthorization).filter_by(credit_memo_id=memo.id).all()
+            ),
         }

@@ -1,5 +1,5 @@
 """Order views: the order list and record page with its lifecycle actions and timeline,
-lines, shipments, backorders, returns, and the "needs attention" list (the outbox's page is
+lines, backorders, and the "needs attention" list (the outbox's page is
 in ``views/notifications.py``).
 
 Every action posts to a route of its own (so FAB checks its permission, and a refusal is
@@ -18,7 +18,6 @@ from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 
 import portal.security as security
-from portal.actions.returns import AUTHORIZE, CLOSE, CREDIT, RECEIVE_FORM, REJECT
 from portal.actions.sales_orders import (
     ALLOCATE,
     AMEND_FORM,
@@ -34,7 +33,6 @@ from portal.extensions import appbuilder, db
 from portal.models import (
     CANCEL_REASONS,
     DELAY_REASONS,
-    RETURN_CONDITIONS,
     Allocation,
     AuditEvent,
     Backorder,
@@ -42,7 +40,6 @@ from portal.models import (
     Notification,
     OrderLine,
     OrderStatus,
-    ReturnAuthorization,
     SalesOrder,
     Shipment,
     Warehouse,
@@ -380,28 +377,6 @@ class NeedsAttentionView(BaseView):
         return self.render_template("needs_attention.html", items=fulfillment.needs_attention())
 
 
-class ShipmentView(ReadOnlyModelView):
-    datamodel = SQLAInterface(Shipment)
-    class_permission_name = security.SHIPMENTS
-    list_title = "Shipments"
-    list_columns = [
-        "number",
-        "order",
-        "warehouse",
-        "carrier",
-        "tracking_number",
-        "ship_date",
-        "eta",
-        "delivered_date",
-        "status",
-        "is_late",
-        "delay_reason",
-    ]
-    show_columns = [*list_columns, "version"]
-    search_columns = ["number", "order", "carrier", "status", "ship_date", "eta"]
-    base_order = ("id", "desc")
-
-
 class BackorderView(ReadOnlyModelView):
     datamodel = SQLAInterface(Backorder)
     class_permission_name = security.BACKORDERS
@@ -412,76 +387,14 @@ class BackorderView(ReadOnlyModelView):
     base_order = ("id", "desc")
 
 
-RETURN = "ReturnView.show"
-RETURN_ACTIONS = {
-    "authorize": "write",
-    "reject": "write",
-    "receive": "write",
-    "credit": "write",
-    "close": "write",
-}
-
-
-class ReturnView(ReadOnlyModelView):
-    """Returns, with the actions their state allows on the record page."""
-
-    datamodel = SQLAInterface(ReturnAuthorization)
-    class_permission_name = security.RETURNS
-    method_permission_name = {**security.METHOD_PERMISSIONS, **RETURN_ACTIONS}
-    include_route_methods = {"list", "show", *RETURN_ACTIONS}
-    list_title = "Returns"
-    show_template = "return_show.html"
-    list_columns = [
-        "number",
-        "order",
-        "warehouse",
-        "status",
-        "reason",
-        "requested_by",
-        "created_at",
-    ]
-    show_columns = list_columns
-    search_columns = ["number", "order", "status"]
-    base_order = ("id", "desc")
-
-    @expose("/authorize/<int:pk>", methods=["POST"])
-    @has_access_audited
-    def authorize(self, pk: int):
-        return record_action(AUTHORIZE, pk, lambda rma: f"{rma.number} authorized", RETURN)
-
-    @expose("/reject/<int:pk>", methods=["POST"])
-    @has_access_audited
-    def reject(self, pk: int):
-        return record_action(REJECT, pk, lambda rma: f"{rma.number} rejected", RETURN)
-
-    @expose("/receive/<int:pk>", methods=["POST"])
-    @has_access_audited
-    def receive(self, pk: int):
-        return record_action(RECEIVE_FORM, pk, lambda rma: f"{rma.number} received", RETURN)
-
-    @expose("/credit/<int:pk>", methods=["POST"])
-    @has_access_audited
-    def credit(self, pk: int):
-        return record_action(
-            CREDIT,
-            pk,
-            lambda rma: f"{rma.number} credited; its credit memo awaits approval",
-            RETURN,
-        )
-
-    @expose("/close/<int:pk>", methods=["POST"])
-    @has_access_audited
-    def close(self, pk: int):
-        return record_action(CLOSE, pk, lambda rma: f"{rma.number} closed", RETURN)
-
-
 def record_actions(record: Any) -> set[str]:
     """The actions the signed-in user may take on ``record`` now (from the state machine)."""
     return set(states.actions(record, current_actor("web")))
 
 
 def register_order_views() -> None:
-    """Add the Orders menu: orders, attention list, lines, shipments, backorders, returns."""
+    """Add the Orders menu: orders, attention list, lines, backorders (shipments and returns
+    are in ``views/shipments.py`` and ``views/returns.py``)."""
     ab = appbuilder
     ab.add_view(SalesOrderView, "Sales orders", icon="fa-file-text-o", category="Orders")
     ab.add_view(
@@ -489,16 +402,12 @@ def register_order_views() -> None:
     )
     ab.add_view(OpenOrdersView, "Orders on hold", icon="fa-pause", category="Orders")
     ab.add_view(OrderLineView, "Order lines", icon="fa-list", category="Orders")
-    ab.add_view(ShipmentView, "Shipments", icon="fa-truck", category="Orders")
     ab.add_view(BackorderView, "Backorders", icon="fa-hourglass-half", category="Orders")
-    ab.add_view(ReturnView, "Returns", icon="fa-undo", category="Orders")
 
     @current_app.context_processor
     def _order_helpers() -> dict[str, Any]:
         return {
             "record_actions": record_actions,
             "cancel_reasons": CANCEL_REASONS,
-            "return_conditions": RETURN_CONDITIONS,
             "load_order": lambda pk: db.session.get(SalesOrder, pk),
-            "load_return": lambda pk: db.session.get(ReturnAuthorization, pk),
         }

@@ -340,9 +340,12 @@ def request_credit(page: Page, invoice: str, amount: str, note: str, who: str) -
     """Request a credit through the Credit memos Add form; returns the memo's number."""
     visit(page, "/creditmemoview/add")
     form = page.locator("form#model_form")
-    form.locator("select#invoice").select_option(label=invoice)
-    page.get_by_label("Reason Code").fill("goodwill")
-    page.get_by_label("Reason Text").fill(note)
+    # The invoice is searched as you type (never a list of every invoice): take the match.
+    form.locator("#invoice-search").press_sequentially(invoice, delay=20)
+    form.locator(".ob-picker-list li[role=option] a", has_text=invoice).first.click()
+    expect(form.locator("select#invoice")).to_have_value(re.compile(r"^\d+$"))
+    form.locator("select#reason_code").select_option(label="Goodwill")
+    page.get_by_label("Details").fill(note)
     page.get_by_label("Amount").fill(amount)
     form.get_by_role("button", name="Save").click()
     page.wait_for_load_state()
@@ -356,7 +359,7 @@ def request_credit(page: Page, invoice: str, amount: str, note: str, who: str) -
             [text.strip() for text in row.locator("td").all_inner_texts()]
             for row in page.locator(LIST_ROWS).all()
         )
-        if cells[2:7] == [invoice, "requested", "goodwill", amount, who]
+        if cells[2:7] == [invoice, "Requested", "Goodwill", amount, who]
     ]
     assert mine, f"no requested credit of {amount} on {invoice} by {who} in the list"
     number = mine[0]
@@ -411,11 +414,11 @@ def test_credit_memo_needs_a_second_person(page_as) -> None:
     expect(supervisor.locator(LIST_ROWS).filter(has_text=memo)).to_have_count(0)
     visit(supervisor, CREDITS_LIST)
     decided = supervisor.locator(LIST_ROWS).filter(has_text=memo)
-    expect(decided).to_contain_text("approved")
+    expect(decided).to_contain_text("Approved")
     expect(decided).to_contain_text("supervisor")
 
     visit(specialist, CREDITS_LIST)
-    expect(specialist.locator(LIST_ROWS).filter(has_text=memo)).to_contain_text("approved")
+    expect(specialist.locator(LIST_ROWS).filter(has_text=memo)).to_contain_text("Approved")
 
     # The invoice's balance went down by the approved credit only (the pending one is not
     # applied).
