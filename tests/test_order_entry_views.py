@@ -280,7 +280,7 @@ def test_order_pages_show_money_with_its_currency_and_labels(clean_db) -> None:
     client = login(clean_db, "specialist")
     listed = client.get("/salesorderview/list/").text
     assert "EUR 1,900.00" in listed
-    assert re.search(r"<td>\s*on hold\s*</td>", listed)
+    assert re.search(r"<td>\s*On hold\s*</td>", listed)
     assert not re.search(r"<td>\s*on_hold\s*</td>", listed)
     shown = client.get(f"/salesorderview/show/{order.id}").text
     assert "EUR 1,900.00" in shown and "None" not in re.sub(

@@ -107,9 +107,9 @@ def build(day: date) -> dict[str, Any]:
         inv_a, clerk, dispute_type="damaged", amount="10.00", opened_at=at(day + timedelta(days=5))
     )
     disputes.investigate(dispute, clerk)
-    disputes.resolve(
+    disputes.resolve(  # the clerk opened it: a Supervisor resolves it
         dispute,
-        clerk,
+        boss,
         root_cause="packing_damage",
         corrective_action="Better packing",
         at=at(day + timedelta(days=6)),
