@@ -16,9 +16,10 @@ from decimal import Decimal
 
 from sqlalchemy import event
 
-from portal.extensions import db
-from portal.models import AuditEvent, SalesOrder, utcnow
-from portal.services import catalog, credits, lifecycle, orders, returns
+from portal.extensions import appbuilder, db
+from portal.models import AuditEvent, SalesOrder, SyncRun, utcnow
+from portal.services import catalog, credits, lifecycle, orders, price_overrides, returns, trackers
+from portal.services.base import unit_of_work
 from tests.conftest import actor, login
 from tests.factories import SETUP, Catalog, make_catalog
 from tests.test_finance import issued_invoice, shipped_order
@@ -156,3 +157,42 @@ def test_pending_credit_shows_its_customer_invoice_balance_and_age(clean_db) -> 
     assert "Acme Ltd" in page and str(invoice) in page
     assert f"{invoice.balance:,.2f}" in page and "Damaged goods" in page
     assert Decimal("3.00") == credits.pending_amount(invoice.id)
+
+
+def test_a_supervisor_sees_price_requests_others_made(clean_db) -> None:
+    data = make_catalog(stock=500)
+    held = _held_order(data, "specialist")
+    price_overrides.request_price(
+        held.lines[0], actor("specialist"), Decimal("1.00"), "matching a competitor's offer"
+    )
+    page = login(clean_db, "supervisor").get("/").text
+    section = page[page.index('id="home-price-requests"') :]
+    assert re.search(r"Price requests \(1\)", section)
+    assert held.number in section and "matching a competitor" in section
+    assert "USD 1.00" in section
+    own = login(clean_db, "specialist").get("/").text
+    assert 'id="home-price-requests"' not in own
+
+
+def test_a_specialist_sees_sync_errors_only_on_their_trackers(clean_db, tmp_path) -> None:
+    owner = appbuilder.sm.find_user("specialist")
+    mine, other = (
+        trackers.trackers.create(
+            {
+                "name": name,
+                "kind": "orders",
+                "location": str(tmp_path / f"{name}.xlsx"),
+                "tab": "Orders",
+                "owner_id": owner_id,
+            },
+            actor("admin"),
+        )
+        for name, owner_id in (("mine-tracker", owner.id), ("other-tracker", None))
+    )
+    for tracker in (mine, other):
+        run = trackers.start_run(tracker.id, f"job-{tracker.name}")
+        with unit_of_work():
+            db.session.get(SyncRun, run.id).status = "succeeded"
+            db.session.get(SyncRun, run.id).errors = 2
+    page = login(clean_db, "specialist").get("/").text
+    assert "mine-tracker" in page and "other-tracker" not in page

@@ -33,6 +33,8 @@ from portal.models import (
     JobRun,
     OrderLine,
     OrderStatus,
+    PriceOverrideRequest,
+    PriceOverrideStatus,
     ReturnAuthorization,
     ReturnStatus,
     SalesOrder,
@@ -41,9 +43,11 @@ from portal.models import (
     SyncConflict,
     SyncRun,
     SyncRunStatus,
+    Tracker,
     utcnow,
 )
-from portal.services.base import session
+from portal.services.base import Actor, session
+from portal.services.tracker_work import visible_query
 
 LIMIT = 20
 AT_RISK_DAYS = 2
@@ -135,11 +139,13 @@ def my_attention(username: str, today: date | None = None) -> list[OrderAttentio
     return list(found.values())
 
 
-def tracker_errors() -> list[SyncRun]:
-    """The last sync of each tracker, where it failed or left rows in error (two queries)."""
+def tracker_errors(actor: Actor) -> list[SyncRun]:
+    """The last sync of each tracker ``actor`` works with (owned, shared; an Admin: all),
+    where it failed or left rows in error (two queries)."""
+    theirs = visible_query(actor).with_only_columns(Tracker.id).order_by(None)
     latest = (
         select(func.max(SyncRun.id))
-        .where(SyncRun.status != SyncRunStatus.RUNNING.value)
+        .where(SyncRun.status != SyncRunStatus.RUNNING.value, SyncRun.tracker_id.in_(theirs))
         .group_by(SyncRun.tracker_id)
     )
     return list(
@@ -194,6 +200,24 @@ def returns_waiting(username: str) -> Waiting:
         .where(waiting)
         .order_by(ReturnAuthorization.id),
         select(func.count()).select_from(ReturnAuthorization).where(waiting),
+    )
+
+
+def price_overrides_waiting(username: str) -> Waiting:
+    """Price override requests waiting for a decision that ``username`` did not ask for."""
+    waiting = (PriceOverrideRequest.status == PriceOverrideStatus.REQUESTED.value) & (
+        PriceOverrideRequest.requested_by != username
+    )
+    return _waiting(
+        select(PriceOverrideRequest)
+        .options(
+            joinedload(PriceOverrideRequest.order_line)
+            .joinedload(OrderLine.order)
+            .joinedload(SalesOrder.customer)
+        )
+        .where(waiting)
+        .order_by(PriceOverrideRequest.id),
+        select(func.count()).select_from(PriceOverrideRequest).where(waiting),
     )
 
 

@@ -31,7 +31,7 @@ def _specialist() -> dict[str, Any]:
     return {
         "attention": attention,
         "holds": [item for item in attention if item.order.status == OrderStatus.ON_HOLD.value],
-        "sync_errors": workbench.tracker_errors(),
+        "sync_errors": workbench.tracker_errors(current_actor("web")),
     }
 
 
@@ -39,6 +39,7 @@ def _supervisor() -> dict[str, Any]:
     return {
         "credits": workbench.credits_waiting(),
         "returns": workbench.returns_waiting(current_user.username),
+        "price_requests": workbench.price_overrides_waiting(current_user.username),
         "holds": workbench.holds_waiting(),
         "conflicts": workbench.conflicts_waiting(),
     }
