@@ -95,6 +95,7 @@ def test_each_role_sees_its_work(clean_db) -> None:
     assert re.search(r"Credits \(1\)", approvals) and "USD 2.00" in approvals
     assert re.search(r"Returns to authorize \(1\)", approvals) and "dented" in approvals
     assert re.search(r"Orders on hold \(3\)", approvals)
+    assert "Quantities in whole packs: " in approvals and "pack_size:" not in approvals
     assert 'id="home-conflicts"' in supervisor and 'id="home-attention"' not in supervisor
     auditor = login(clean_db, "auditor").get("/").text
     assert 'id="home-verification"' in auditor and 'id="home-exports"' in auditor

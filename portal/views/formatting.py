@@ -162,4 +162,5 @@ def register_formatting(app: Flask) -> None:
         label=label,
         blank=blank,
         status=status_badge,
+        hold_reasons=order_entry.hold_text,
     )
