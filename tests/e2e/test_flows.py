@@ -105,7 +105,7 @@ def test_specialist_filters_opens_and_edits_an_order(page_as) -> None:
     rows = page.locator(LIST_ROWS)
     expect(rows.first).to_be_visible()
     statuses = rows.locator(f"td:nth-child({STATUS_COLUMN})").all_inner_texts()
-    assert statuses and {status.strip() for status in statuses} == {"draft"}, statuses
+    assert statuses and {status.strip() for status in statuses} == {"Draft"}, statuses
 
     # Open the first draft order.
     first = rows.first

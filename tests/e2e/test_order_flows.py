@@ -102,7 +102,7 @@ def draft_candidates(page: Page, avoid: set[int]) -> list[tuple[int, str]]:
     statuses = {
         text.strip() for text in rows.locator(f"td:nth-child({STATUS_COLUMN})").all_inner_texts()
     }
-    assert statuses == {"draft"}, statuses
+    assert statuses == {"Draft"}, statuses
     found = []
     for row in rows.all():
         href = row.get_by_role("link", name="Show").get_attribute("href") or ""
