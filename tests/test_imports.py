@@ -332,6 +332,15 @@ def test_a_later_files_cancellations_return_units_of_the_stored_order(
         ["C536390", "71053", "WHITE METAL LANTERN", -1, "2010-12-03 10:00", 3.39, 17850, "UK"],
         ["C536391", "71053", "WHITE METAL LANTERN", -9, "2010-12-03 10:00", 3.39, 17850, "UK"],
     ]
+    path = write_xlsx(tmp_path / "december.xlsx", INVOICE_HEADERS, second)
+    table = read_table(path)
+    dry = imports.ImportOptions(
+        preset_mapping("invoice-lines", table.headers), dry_run=True, cancel_prefix="C"
+    )
+    dry_run = imports.import_orders(path, table, CLI, dry)
+    assert [row.outcome for row in dry_run.rows] == ["updated", "updated", "refused"]
+    db.session.expire_all()
+    assert [ln.qty_returned for ln in db.session.scalar(select(SalesOrder)).lines] == [0, 0]
     result = _invoices(tmp_path / "december.xlsx", second)
     order = db.session.scalar(select(SalesOrder))
     outcomes = [(row.outcome, row.reason) for row in result.rows]
