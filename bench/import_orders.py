@@ -7,7 +7,9 @@ Writes a CSV of ``--lines`` lines (5 lines an order, 2,000 customers, 5,000 prod
 imports it with ``portal.services.imports.import_orders`` — the code behind
 ``orderbridge import orders`` — in a fresh child process that reports its wall time and peak
 RSS (``ru_maxrss``). Then ``--rest-orders`` orders of 5 lines are created with one
-``POST /api/v1/sales_order`` each (Flask's test client, no network) for the rate per line.
+``POST /api/v1/sales_order`` each over HTTP, as a user's script would: the app under gunicorn
+(``gunicorn.conf.py``, on a free port) and one kept-alive connection. ``--test-client`` adds
+the same through Flask's test client (no network, no server), labelled as such.
 Uses ``DATABASE_URL`` (PostgreSQL for the issue's figure) or a temporary SQLite database.
 Goal (issue 13): 500,000 lines into PostgreSQL in under 3 minutes, peak memory under 500 MB.
 """
@@ -16,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import http.client
 import json
 import os
 import resource
+import socket
 import subprocess
 import sys
 import tempfile
@@ -83,8 +87,8 @@ def import_child(path: str) -> None:
     print(json.dumps({"seconds": seconds, "peak_rss_mb": peak, "counts": result.counts}))
 
 
-def rest_orders(app, count: int) -> dict:
-    """Create ``count`` orders of 5 lines with one REST call each (test client)."""
+def _bench_user(app) -> tuple[int, list[int]]:
+    """An Admin ``bench`` user; a customer and 5 products to order."""
     from portal.extensions import appbuilder, db
     from portal.models import Customer, Product
     from portal.security import sync_roles
@@ -104,6 +108,28 @@ def rest_orders(app, count: int) -> dict:
         db.session.commit()
         customer_id = db.session.query(Customer.id).first()[0]
         product_ids = [row[0] for row in db.session.query(Product.id).limit(5)]
+    return customer_id, product_ids
+
+
+def _order_bodies(customer_id: int, product_ids: list[int], count: int, tag: str) -> list[dict]:
+    return [
+        {
+            "customer_id": customer_id,
+            "customer_po": f"{tag}-{n}",
+            "lines": [{"product_id": pid, "quantity": 1 + n % 9} for pid in product_ids],
+        }
+        for n in range(count)
+    ]
+
+
+def _rate(count: int, seconds: float) -> dict:
+    return {"orders": count, "seconds": seconds, "lines_per_s": count * 5 / seconds}
+
+
+def rest_test_client(app, bodies: list[dict]) -> dict:
+    """One REST call per order through Flask's test client (in process, no HTTP)."""
+    from tests.conftest import TEST_PASSWORD
+
     client = app.test_client()
     login = client.post(
         "/api/v1/security/login",
@@ -112,16 +138,72 @@ def rest_orders(app, count: int) -> dict:
     assert login.status_code == 200, login.get_data(as_text=True)
     headers = {"Authorization": f"Bearer {login.json['access_token']}"}
     started = time.perf_counter()
-    for n in range(count):
-        body = {
-            "customer_id": customer_id,
-            "customer_po": f"REST-{n}",
-            "lines": [{"product_id": pid, "quantity": 1 + n % 9} for pid in product_ids],
-        }
+    for body in bodies:
         answer = client.post("/api/v1/sales_order/", json=body, headers=headers)
         assert answer.status_code == 201, answer.get_data(as_text=True)
-    seconds = time.perf_counter() - started
-    return {"orders": count, "seconds": seconds, "lines_per_s": count * 5 / seconds}
+    return _rate(len(bodies), time.perf_counter() - started)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _post(conn: http.client.HTTPConnection, path: str, body: dict, headers: dict) -> tuple:
+    conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json", **headers})
+    answer = conn.getresponse()
+    return answer.status, json.loads(answer.read() or b"null")
+
+
+def _gunicorn(folder: str) -> tuple[subprocess.Popen, int]:
+    """The app under gunicorn (the repository's gunicorn.conf.py) on a free port, up."""
+    port = _free_port()
+    env = {**os.environ, "GUNICORN_BIND": f"127.0.0.1:{port}"}
+    env |= {"WRITE_RATE_LIMIT": "", "WRITE_IP_RATE_LIMIT": "", "GUNICORN_TIMEOUT": "120"}
+    log = open(Path(folder) / "gunicorn.log", "wb")  # noqa: SIM115 - closed with the process
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "portal:create_app()"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"gunicorn exited: see {log.name}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return server, port
+        except OSError:
+            time.sleep(0.2)
+    server.terminate()
+    raise SystemExit("gunicorn did not start within 60 s")
+
+
+def rest_http(folder: str, bodies: list[dict]) -> dict:
+    """One ``POST /api/v1/sales_order/`` per order over HTTP to gunicorn, as a user's script
+    would send them (one kept-alive connection, a JWT from the login endpoint)."""
+    from tests.conftest import TEST_PASSWORD
+
+    server, port = _gunicorn(folder)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        credentials = {"username": "bench", "password": TEST_PASSWORD, "provider": "db"}
+        status, login = _post(conn, "/api/v1/security/login", credentials, {})
+        assert status == 200, login
+        headers = {"Authorization": f"Bearer {login['access_token']}"}
+        started = time.perf_counter()
+        for body in bodies:
+            status, answer = _post(conn, "/api/v1/sales_order/", body, headers)
+            assert status == 201, answer
+        seconds = time.perf_counter() - started
+        conn.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return _rate(len(bodies), seconds)
 
 
 def _own_database(folder: str) -> str | None:
@@ -157,6 +239,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=500_000)
     parser.add_argument("--rest-orders", type=int, default=200)
+    parser.add_argument(
+        "--test-client",
+        action="store_true",
+        help="also time the REST calls through Flask's test client (no HTTP)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -190,13 +277,23 @@ def main() -> None:
             f"import: {args.lines:,} lines ({done['counts']['orders_created']:,} orders) in "
             f"{done['seconds']:.1f} s = {rate:,.0f} lines/s; peak RSS {done['peak_rss_mb']:.0f} MB"
         )
-        rest = rest_orders(app, args.rest_orders)
-        _drop(schema)
+        customer_id, product_ids = _bench_user(app)
+        rest = rest_http(folder, _order_bodies(customer_id, product_ids, args.rest_orders, "HTTP"))
         print(
-            f"REST, one POST /api/v1/sales_order per order of 5 lines: {rest['orders']} orders "
-            f"in {rest['seconds']:.1f} s = {rest['lines_per_s']:,.0f} lines/s "
-            f"(the import is {rate / rest['lines_per_s']:,.0f}x faster)"
+            f"REST over HTTP (gunicorn), one POST /api/v1/sales_order per order of 5 lines: "
+            f"{rest['orders']} orders in {rest['seconds']:.1f} s = "
+            f"{rest['lines_per_s']:,.0f} lines/s (the import is "
+            f"{rate / rest['lines_per_s']:,.0f}x faster)"
         )
+        if args.test_client:
+            bodies = _order_bodies(customer_id, product_ids, args.rest_orders, "TC")
+            local = rest_test_client(app, bodies)
+            print(
+                f"REST through Flask's test client (in process, no HTTP, not what a user "
+                f"gets): {local['orders']} orders in {local['seconds']:.1f} s = "
+                f"{local['lines_per_s']:,.0f} lines/s"
+            )
+        _drop(schema)
 
 
 if __name__ == "__main__":

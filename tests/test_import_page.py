@@ -54,7 +54,7 @@ def test_upload_confirm_dry_run_and_import_as_a_job(clean_db, tmp_path) -> None:
     dry = client.post(mapping_url, data={**form, "action": "dry_run"})
     assert dry.status_code == 200
     shown = dry.get_data(as_text=True)
-    assert "<strong>3</strong> orders created" in shown
+    assert "<strong>3</strong> orders created</li><li><strong>0</strong> orders updated" in shown
     assert "<td>6</td><td></td><td>Quantity: &#39;lots&#39; is not a whole number</td>" in shown
     assert db.session.scalar(select(func.count()).select_from(SalesOrder)) == 0
 
@@ -76,6 +76,8 @@ def test_upload_confirm_dry_run_and_import_as_a_job(clean_db, tmp_path) -> None:
     done = client.get(status_url).json
     assert (done["status"], done["progress"]) == ("finished", 100), done
     assert done["counts"]["orders_created"] == 3 and done["counts"]["rows_refused"] == 1
+    assert done["counts_shown"][1:3] == ["3 orders created", "0 orders updated"]  # page order
+    assert "1 row refused" in done["counts_shown"]
     assert db.session.scalar(select(func.count()).select_from(SalesOrder)) == 3
     result = client.get(f"{progress_url}/result.xlsx")
     assert result.status_code == 200

@@ -308,3 +308,82 @@ def test_the_cli_says_what_is_wrong_in_one_line(app, clean_db, tmp_path: Path) -
         "Error: no column is mapped to Order date, Quantity, Customer id or Customer name, "
         "Product id or Product name"
     ]
+
+
+def _invoices(path: Path, rows: list[list]) -> imports.ImportResult:
+    path = write_xlsx(path, INVOICE_HEADERS, rows)
+    table = read_table(path)
+    mapping = preset_mapping("invoice-lines", table.headers)
+    settings = imports.ImportOptions(mapping, cancel_prefix="C", default_status="invoiced")
+    return imports.import_orders(path, table, CLI, settings)
+
+
+def test_a_later_files_cancellations_return_units_of_the_stored_order(
+    clean_db, tmp_path: Path
+) -> None:
+    first = [
+        ["536365", "85123A", "WHITE HANGING HEART", 6, "2010-12-01 08:26", 2.55, 17850, "UK"],
+        ["536365", "71053", "WHITE METAL LANTERN", 6, "2010-12-01 08:26", 3.39, 17850, "UK"],
+    ]
+    november = _invoices(tmp_path / "november.xlsx", first)
+    assert november.counts["orders_created"] == 1
+    second = [
+        ["C536379", "85123A", "WHITE HANGING HEART", -2, "2010-12-02 09:41", 2.55, 17850, "UK"],
+        ["C536390", "71053", "WHITE METAL LANTERN", -1, "2010-12-03 10:00", 3.39, 17850, "UK"],
+        ["C536391", "71053", "WHITE METAL LANTERN", -9, "2010-12-03 10:00", 3.39, 17850, "UK"],
+    ]
+    path = write_xlsx(tmp_path / "december.xlsx", INVOICE_HEADERS, second)
+    table = read_table(path)
+    dry = imports.ImportOptions(
+        preset_mapping("invoice-lines", table.headers), dry_run=True, cancel_prefix="C"
+    )
+    dry_run = imports.import_orders(path, table, CLI, dry)
+    assert [row.outcome for row in dry_run.rows] == ["updated", "updated", "refused"]
+    db.session.expire_all()
+    assert [ln.qty_returned for ln in db.session.scalar(select(SalesOrder)).lines] == [0, 0]
+    result = _invoices(tmp_path / "december.xlsx", second)
+    order = db.session.scalar(select(SalesOrder))
+    outcomes = [(row.outcome, row.reason) for row in result.rows]
+    assert outcomes[0] == ("updated", f"return of 2 on stored order 536365 ({order.number})")
+    assert outcomes[1] == ("updated", f"return of 1 on stored order 536365 ({order.number})")
+    assert outcomes[2][0] == "refused" and "nor any stored order" in outcomes[2][1]
+    assert [(line.quantity, line.qty_returned) for line in order.lines] == [(6, 2), (6, 1)]
+    versions = [line.version for line in order.lines]
+
+    again = _invoices(tmp_path / "december.xlsx", second)  # the same file again
+    assert [row.outcome for row in again.rows] == ["unchanged", "unchanged", "refused"]
+    first_again = _invoices(tmp_path / "november.xlsx", first)  # and the first one
+    assert first_again.counts["orders_unchanged"] == 1
+    db.session.expire_all()
+    order = db.session.scalar(select(SalesOrder))
+    assert [(line.qty_returned, line.version) for line in order.lines] == [
+        (2, versions[0]),
+        (1, versions[1]),
+    ]
+    with pytest.raises(ConflictError):  # the first run's order moved on with the second
+        imports.undo(november.run_id, CLI)
+    imports.undo(result.run_id, CLI)
+    db.session.expire_all()
+    assert [line.qty_returned for line in db.session.scalar(select(SalesOrder)).lines] == [0, 0]
+
+
+def test_a_cancellation_row_cancels_units_of_an_open_order_entered_in_the_portal(
+    clean_db, tmp_path: Path
+) -> None:
+    make_catalog()  # customer C1, products SKU-1..3
+    first = [["O-9", "C1", "SKU-1", 4, date(2024, 5, 1), 9.5]]
+    headers = ["Order", "Customer", "SKU", "Qty", "Date", "Price"]
+    fields = ["order_ref", "customer_code", "product_code", "quantity", "order_date"]
+    mapping = dict(zip(headers, [*fields, "unit_price"], strict=True))
+    path = write_xlsx(tmp_path / "open.xlsx", headers, first)
+    imports.import_orders(path, read_table(path), CLI, imports.ImportOptions(mapping))
+    order = db.session.scalar(select(SalesOrder))
+    assert order.status == "confirmed"
+    path = write_xlsx(
+        tmp_path / "cancel.xlsx", headers, [["O-9", "C1", "SKU-1", -4, date(2024, 5, 2), 9.5]]
+    )
+    result = imports.import_orders(path, read_table(path), CLI, imports.ImportOptions(mapping))
+    assert result.rows[0].reason == f"cancellation of 4 on stored order O-9 ({order.number})"
+    db.session.expire_all()
+    order = db.session.scalar(select(SalesOrder))
+    assert (order.status, order.lines[0].qty_cancelled) == ("cancelled", 4)

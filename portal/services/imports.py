@@ -61,6 +61,7 @@ from portal.services.imports_rows import (
     number_line_keys,
     parse_row,
 )
+from portal.services.imports_stored import keep_applied, plan_stored, write_stored
 from portal.services.imports_write import (
     NewOrder,
     OrderUpdate,
@@ -170,7 +171,9 @@ def _group(
         rows.append(row)
     for order in grouper.orders.values():
         number_line_keys(order)
-    attach_cancellations(grouper.orders, grouper.cancellations, options.cancel_prefix, today)
+    grouper.unmatched = attach_cancellations(
+        grouper.orders, grouper.cancellations, options.cancel_prefix, today
+    )
     mark_returned(grouper.orders, options.returned_orders, today)
     return rows, grouper
 
@@ -195,6 +198,11 @@ def import_orders(
             insert_master(run.id, Customer, catalog.new_customers())
             insert_master(run.id, Product, catalog.new_products())
     counts = _write(grouper.orders, rows, catalog, today, run, actor, options, progress)
+    stored = plan_stored(grouper.unmatched, options.cancel_prefix)
+    if run is not None:
+        counts["orders_updated"] += write_stored(run.id, stored)
+    else:
+        counts["orders_updated"] += len({item.line.order_id for item in stored})
     counts |= {
         "rows": len(rows),
         "rows_refused": sum(row.outcome == "refused" for row in rows),
@@ -303,6 +311,7 @@ def _plan(orders: Mapping[str, OrderIn], catalog: Catalog, today: date) -> Plan:
             entry = NewOrder({"external_ref": ref, **header}, list(lines.values()))
             plan.new.append((order, entry))
             continue
+        keep_applied(found, header, lines)
         changes, line_changes, missing = differences(found, header, lines)
         if not changes and not line_changes and not missing:
             plan.unchanged.append(order)

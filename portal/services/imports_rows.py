@@ -288,6 +288,7 @@ class Grouper:
         self.cancel_prefix = cancel_prefix
         self.orders: dict[str, OrderIn] = {}
         self.cancellations: list[Row] = []
+        self.unmatched: list[Row] = []  # cancellations of no order of the file
         self.products: dict[str, tuple[str | None, str | None]] = {}
         self._discounts: dict[Decimal, Decimal] = {}
 
@@ -385,8 +386,9 @@ def attach_cancellations(
     cancellations: Sequence[Row],
     cancel_prefix: str | None,
     today: date,
-) -> None:
-    """Apply each cancellation row to a line of the order it refers to, or refuse it.
+) -> list[Row]:
+    """Apply each cancellation row to a line of the order it refers to; returns the rows
+    that refer to no order of the file (``imports_stored`` looks for them among the stored).
 
     The order referred to is the one with the row's order id (without the cancellation
     prefix); failing that, the same customer's latest order on or before the row's date that
@@ -394,6 +396,7 @@ def attach_cancellations(
     open one as a cancellation.
     """
     by_customer: dict[str, list[OrderIn]] = {}
+    unmatched: list[Row] = []
     for order in orders.values():
         by_customer.setdefault(str(order.header.get("customer_code")), []).append(order)
     for row in cancellations:
@@ -410,7 +413,7 @@ def attach_cancellations(
             candidates = sorted(earlier, key=lambda o: o.header["order_date"], reverse=True)
         target = _find_line(candidates, code, wanted)
         if target is None:
-            row.refuse(f"cancels {wanted} of {code}, which no earlier order of this file has left")
+            unmatched.append(row)
             continue
         order, line = target
         if status_for(order.header, today) in SHIPPED_STATUSES:
@@ -421,6 +424,7 @@ def attach_cancellations(
             row.outcome, row.reason = "pending", f"cancellation of {wanted} on order {order.ref}"
         row.order_ref = order.ref
         order.rows.append(row)
+    return unmatched
 
 
 def mark_returned(orders: Mapping[str, OrderIn], refs: Iterable[str], today: date) -> None:

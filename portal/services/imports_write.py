@@ -65,7 +65,7 @@ def require_import(actor: Actor) -> None:
         raise PermissionDenied(f"{actor.name} may not import orders")
 
 
-def _records(run_id: int, entity: str, rows: Sequence[tuple[int, str, int, str | None]]) -> None:
+def record_rows(run_id: int, entity: str, rows: Sequence[tuple[int, str, int, str | None]]) -> None:
     if rows:
         db.session.execute(
             insert(ImportRecord.__table__),
@@ -121,7 +121,7 @@ def insert_master(run_id: int, model: type, new: Sequence[NewRecord]) -> None:
     for record, new_id in zip(new, ids, strict=True):
         record.id = new_id
     entity = model.__tablename__
-    _records(run_id, entity, [(new_id, "created", 1, None) for new_id in ids])
+    record_rows(run_id, entity, [(new_id, "created", 1, None) for new_id in ids])
     if model is Product:  # as catalog.products.create: a zero stock level in every warehouse
         warehouses = list(db.session.scalars(select(Warehouse.id)))
         levels = [
@@ -161,7 +161,7 @@ def insert_orders(run_id: int, source: str, orders: Sequence[NewOrder]) -> list[
     ]
     if line_rows:
         db.session.execute(insert(OrderLine.__table__), [_line_row(row) for row in line_rows])
-    _records(run_id, "sales_order", [(order_id, "created", 1, None) for order_id in ids])
+    record_rows(run_id, "sales_order", [(order_id, "created", 1, None) for order_id in ids])
     return numbers
 
 
@@ -169,7 +169,7 @@ def _line_row(row: dict[str, Any]) -> dict[str, Any]:
     return {"qty_allocated": 0, "qty_backordered": 0, **row}
 
 
-def _snapshot(record: Any, names: Sequence[str]) -> dict[str, Any]:
+def snapshot(record: Any, names: Sequence[str]) -> dict[str, Any]:
     return {name: audit.plain(getattr(record, name)) for name in names}
 
 
@@ -183,13 +183,13 @@ def update_orders(run_id: int, updates: Sequence[OrderUpdate]) -> None:
     line_notes: list[tuple[OrderLine, str]] = []
     for update in updates:
         order = update.order
-        before = {"header": _snapshot(order, HEADER_FIELDS)}
+        before = {"header": snapshot(order, HEADER_FIELDS)}
         for name, value in update.header.items():
             setattr(order, name, value)
         by_id = {line.id: line for line in order.lines}
         for line_id, changes in update.lines.items():
             line = by_id[line_id]
-            line_notes.append((line, json.dumps(_snapshot(line, LINE_FIELDS))))
+            line_notes.append((line, json.dumps(snapshot(line, LINE_FIELDS))))
             for name, value in changes.items():
                 setattr(line, name, value)
             changed_lines.append(line)
@@ -198,8 +198,8 @@ def update_orders(run_id: int, updates: Sequence[OrderUpdate]) -> None:
         save_versioned(sess, [update.order for update in updates], HEADER_FIELDS)
         save_versioned(sess, changed_lines, LINE_FIELDS)
     _add_lines(run_id, updates)
-    _records(run_id, "sales_order", [(o.id, "updated", o.version, b) for o, b in notes])
-    _records(run_id, "order_line", [(ln.id, "updated", ln.version, b) for ln, b in line_notes])
+    record_rows(run_id, "sales_order", [(o.id, "updated", o.version, b) for o, b in notes])
+    record_rows(run_id, "order_line", [(ln.id, "updated", ln.version, b) for ln, b in line_notes])
 
 
 def _add_lines(run_id: int, updates: Sequence[OrderUpdate]) -> None:
@@ -211,7 +211,7 @@ def _add_lines(run_id: int, updates: Sequence[OrderUpdate]) -> None:
             rows.append(_line_row({**line, "order_id": update.order.id, "line_no": next_no}))
     if rows:
         ids = _insert_returning_ids(OrderLine, [{**row, "version": 1} for row in rows])
-        _records(run_id, "order_line", [(line_id, "created", 1, None) for line_id in ids])
+        record_rows(run_id, "order_line", [(line_id, "created", 1, None) for line_id in ids])
 
 
 def finish_run(run: ImportRun, counts: Mapping[str, int], status: str) -> None:
@@ -317,8 +317,10 @@ def _restore_updates(records: Sequence[ImportRecord]) -> int:
         save_versioned(sess, loaded_lines, LINE_FIELDS)
     # the versions the undo leaves are an import's too: what came before moves on from here
     run_id = records[0].run_id if records else 0
-    _records(run_id, "sales_order", [(o.id, "restored", o.version, None) for o in loaded_orders])
-    _records(run_id, "order_line", [(ln.id, "restored", ln.version, None) for ln in loaded_lines])
+    record_rows(run_id, "sales_order", [(o.id, "restored", o.version, None) for o in loaded_orders])
+    record_rows(
+        run_id, "order_line", [(ln.id, "restored", ln.version, None) for ln in loaded_lines]
+    )
     return len(loaded_orders)
 
 

@@ -115,18 +115,20 @@ class ImportView(BaseView):
         except (MappingProblem, ServiceError) as problem:
             flash(getattr(problem, "message", str(problem)), "danger")
             return self.render_template("import_mapping.html", **page), 422
-        return self.render_template("import_mapping.html", shown=DRY_RUN_SHOWN, **page)
+        counts = counted(page["dry_run"].counts)
+        return self.render_template(
+            "import_mapping.html", shown=DRY_RUN_SHOWN, counts=counts, **page
+        )
 
     @expose("/job/<job_id>")
     @has_access
     def progress(self, job_id: str):
-        job = _job(job_id)
-        return self.render_template("import_progress.html", status=import_jobs.status(job))
+        return self.render_template("import_progress.html", status=_status(job_id))
 
     @expose("/job/<job_id>/status")
     @has_access
     def status(self, job_id: str):
-        return jsonify(import_jobs.status(_job(job_id)))
+        return jsonify(_status(job_id))
 
     @expose("/job/<job_id>/result.xlsx")
     @has_access
@@ -138,6 +140,35 @@ class ImportView(BaseView):
             abort(404)
         name = f"{Path(job.get_meta().get('file', 'import')).stem}-result.xlsx"
         return send_file(path, as_attachment=True, download_name=name)
+
+
+COUNT_LABELS = (
+    ("rows", "row read", "rows read"),
+    ("orders_created", "order created", "orders created"),
+    ("orders_updated", "order updated", "orders updated"),
+    ("orders_unchanged", "order unchanged", "orders unchanged"),
+    ("orders_refused", "order refused", "orders refused"),
+    ("rows_refused", "row refused", "rows refused"),
+    ("customers_created", "customer created", "customers created"),
+    ("products_created", "product created", "products created"),
+)
+
+
+def counted(counts: dict[str, int]) -> list[tuple[str, str]]:
+    """An import's counts in reading order, each as (number, label): "1 order created"."""
+    return [
+        (f"{counts[name]:,}", one if counts[name] == 1 else many)
+        for name, one, many in COUNT_LABELS
+        if name in counts
+    ]
+
+
+def _status(job_id: str) -> dict[str, Any]:
+    body = import_jobs.status(_job(job_id))
+    body["counts_shown"] = [
+        f"{number} {label}" for number, label in counted(body.get("counts", {}))
+    ]
+    return body
 
 
 def _settings(upload_id: str) -> dict[str, Any]:

@@ -52,7 +52,7 @@ def test_a_specialist_imports_order_history_from_the_import_page(
     expect(page.locator('select[data-header="SKU"]')).to_have_value("product_code")
     expect(page.locator('select[data-header="Customer"]')).to_have_value("customer_code")
     page.get_by_role("button", name="Dry run").click()
-    expect(page.locator("#dry-run-counts")).to_contain_text("1 orders created")
+    expect(page.locator("#dry-run-counts")).to_contain_text("1 order created")
     expect(page.locator("#refused-rows")).to_contain_text("Qty: 'many' is not a whole number")
     page.get_by_role("button", name="Import").click()
     page.wait_for_url(re.compile(r"/import/job/[\w-]+$"))
@@ -70,7 +70,7 @@ def test_a_specialist_imports_order_history_from_the_import_page(
     assert worker.returncode == 0, worker.stderr
     expect(page.locator("#import-progress")).to_have_attribute("aria-valuenow", "100")
     expect(page.locator("#import-state")).to_contain_text("Done (3 of 3 rows)")
-    expect(page.locator("#import-counts")).to_contain_text("1 orders created")
+    expect(page.locator("#import-counts")).to_contain_text("1 order created")
     with page.expect_download() as download:
         page.get_by_role("link", name="Download the result workbook").click()
     saved = tmp_path / "result.xlsx"
