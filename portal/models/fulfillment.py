@@ -118,7 +118,9 @@ class Backorder(Versioned, Model):
     __tablename__ = "backorder"
     id: Mapped[int] = mapped_column(primary_key=True)
     order_line_id: Mapped[int] = mapped_column(ForeignKey("order_line.id"), nullable=False)
-    quantity: Mapped[int] = mapped_column(Integer, nullable=False)
+    quantity: Mapped[int] = mapped_column(Integer, nullable=False)  # still to fill
+    # What was short when the backorder was made (partial fills lower ``quantity`` only).
+    initial_quantity: Mapped[int] = mapped_column(Integer, nullable=False)
     expected_date: Mapped[date | None] = mapped_column(Date)
     priority: Mapped[int] = mapped_column(Integer, nullable=False, default=5)
     status: Mapped[str] = mapped_column(

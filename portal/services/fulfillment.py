@@ -221,6 +221,7 @@ def _sync_backorder(
             order_line_id=line.id,
             order_line=line,  # read by the notification before the row is flushed
             quantity=need,
+            initial_quantity=need,
             expected_date=today + timedelta(days=line.product.lead_time_days),
             priority=5,
             status=BackorderStatus.OPEN.value,
