@@ -67,6 +67,11 @@ def test_the_migration_backfills_initial_quantity_from_quantity() -> None:
             sa.text("CREATE TABLE backorder (id INTEGER PRIMARY KEY, quantity INTEGER NOT NULL)")
         )
         connection.execute(sa.text("INSERT INTO backorder (id, quantity) VALUES (1, 7), (2, 3)"))
+        columns: dict[str, list[str]] = {}
+        for table, _, column in migration.INDEXES:  # the tables the migration indexes
+            columns.setdefault(table, []).append(column)
+        for table, names in columns.items():
+            connection.execute(sa.text(f"CREATE TABLE {table} ({', '.join(names)})"))
         with Operations.context(MigrationContext.configure(connection)):
             migration.upgrade()
         rows = connection.execute(sa.text("SELECT id, initial_quantity FROM backorder")).all()

@@ -238,7 +238,12 @@ class Shipment(Versioned, Model):
     warehouse: Mapped[Warehouse] = relationship()
     lines: Mapped[list[ShipmentLine]] = relationship(back_populates="shipment")
 
-    __table_args__ = (Index("ix_shipment_order", "order_id"),)
+    __table_args__ = (
+        Index("ix_shipment_order", "order_id"),
+        # the service levels read shipments by the week they shipped or arrived
+        Index("ix_shipment_ship_date", "ship_date"),
+        Index("ix_shipment_delivered_date", "delivered_date"),
+    )
 
     @property
     def is_late(self) -> bool:
@@ -265,6 +270,7 @@ class ShipmentLine(Model):
 
     __table_args__ = (
         Index("ix_shipment_line_order_line", "order_line_id"),
+        Index("ix_shipment_line_shipment", "shipment_id"),
         CheckConstraint("quantity > 0", name="ck_shipment_line_quantity"),
     )
 
@@ -303,6 +309,8 @@ class ReturnAuthorization(Versioned, Model):
     order: Mapped[SalesOrder] = relationship()
     warehouse: Mapped[Warehouse] = relationship()
     lines: Mapped[list[ReturnLine]] = relationship(back_populates="rma")
+
+    __table_args__ = (Index("ix_return_authorization_created_at", "created_at"),)
 
     def __repr__(self) -> str:
         return self.number
