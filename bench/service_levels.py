@@ -83,9 +83,9 @@ SETUP_SQL = [
     """INSERT INTO shipment_line (shipment_id, order_line_id, quantity)
        SELECT s.id, l.id, l.qty_shipped FROM shipment s
        JOIN order_line l ON l.order_id = s.order_id WHERE l.qty_shipped > 0""",
-    """INSERT INTO backorder (order_line_id, quantity, expected_date, priority, status,
-        created_at, version)
-       SELECT l.id, 4, CAST(:today AS date) + 7, 5,
+    """INSERT INTO backorder (order_line_id, quantity, initial_quantity, expected_date,
+        priority, status, created_at, version)
+       SELECT l.id, 4, 4, CAST(:today AS date) + 7, 5,
               CASE WHEN o.status IN ('allocated', 'confirmed') THEN 'open' ELSE 'filled' END,
               now(), 1
        FROM order_line l JOIN sales_order o ON o.id = l.order_id

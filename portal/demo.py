@@ -9,7 +9,8 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from portal.auth import demo_passwords_allowed
-from portal.demo_history import History, order_days
+from portal.demo_fates import order_days
+from portal.demo_history import History
 from portal.extensions import appbuilder, db
 from portal.models import (
     Customer,

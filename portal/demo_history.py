@@ -28,13 +28,13 @@ import heapq
 import itertools
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 
+from portal.demo_fates import CARRIERS, Fate, draw_fate, next_workday
 from portal.extensions import db
 from portal.models import (
     DELAY_REASONS,
@@ -71,73 +71,8 @@ from portal.services import (
 from portal.services.base import Actor, unit_of_work
 from portal.services.money import OPEN_STATUSES
 
-WEEKS = 12
-# Orders arrive mostly on weekdays: Monday … Sunday.
-WEEKDAY_WEIGHTS = (1.0, 1.0, 0.95, 0.9, 0.8, 0.12, 0.04)
-CARRIERS = ["DHL", "UPS", "DB Schenker", "Kuehne+Nagel", "FedEx"]
 FILL_ACTOR = Actor.system("job:fill_backorders")
 CENT = Decimal("0.01")
-
-
-def order_days(rng: random.Random, count: int, today: date) -> list[date]:
-    """``count`` order dates over the last :data:`WEEKS` weeks, weekday-heavy, in order.
-
-    The orders are spread evenly over the weeks first (so even a few dozen span them all),
-    then each takes a day of its week by the weekday weights.
-    """
-    start = today - timedelta(days=WEEKS * 7 - 1)
-    days = []
-    for index in range(count):
-        week = index * WEEKS // max(count, 1)
-        choices = [start + timedelta(days=week * 7 + offset) for offset in range(7)]
-        weights = [WEEKDAY_WEIGHTS[day.weekday()] for day in choices]
-        days.append(rng.choices(choices, weights)[0])
-    return sorted(days)
-
-
-def next_workday(day: date, after: int = 1) -> date:
-    """The working day ``after`` working days after ``day``."""
-    while after > 0:
-        day += timedelta(days=1)
-        if day.weekday() < 5:
-            after -= 1
-    return day
-
-
-@dataclass
-class Fate:
-    """What will happen to one order, drawn when it is entered."""
-
-    quote: bool = False
-    abandoned: bool = False  # a draft nobody confirmed
-    cancel: bool = False
-    stall: bool = False  # allocated but not shipped
-    split: bool = False  # shipped in two parts
-    complete: bool = False  # the customer takes complete deliveries only
-    late: bool = False
-    uninvoiced: bool = False
-    returned: bool = False
-    payer: str = "on_time"
-    held_back: set[int] = field(default_factory=set)  # lines shipped later (split)
-
-
-def draw_fate(rng: random.Random) -> Fate:
-    roll = rng.random()
-    return Fate(
-        quote=roll < 0.05,
-        abandoned=0.05 <= roll < 0.10,
-        cancel=0.10 <= roll < 0.14,
-        stall=0.14 <= roll < 0.19,
-        split=rng.random() < 0.15,
-        complete=rng.random() < 0.4,
-        late=rng.random() < 0.2,
-        uninvoiced=rng.random() < 0.07,
-        returned=rng.random() < 0.07,
-        payer=rng.choices(
-            ["on_time", "late", "partial", "never", "credit", "dispute"],
-            [0.45, 0.15, 0.07, 0.10, 0.11, 0.12],
-        )[0],
-    )
 
 
 def sqlite_settles(invoice: Invoice, paid: Decimal, credited: Decimal) -> bool:
@@ -237,7 +172,8 @@ class History:
                 "customer_id": customer.id,
                 "customer_po": f"PO-{rng.randint(10000, 99999)}-{index}",
                 "order_date": day,
-                "requested_date": day + timedelta(days=lead + rng.randint(2, 12)),
+                "requested_date": day
+                + timedelta(days=lead + rng.randint(2, 12) + (fates[-1].converted_after or 0)),
                 "ship_to_id": customer.addresses[0].id,
                 "incoterm": rng.choice(["EXW", "FCA", "DAP", "DDP"]),
                 "status": "quote" if fates[-1].quote else "draft",
@@ -249,9 +185,19 @@ class History:
             entries.append((header, lines))
         created = orders.orders.create_many(entries, self.specialist)
         for order, fate in zip(created, fates, strict=True):
-            if not (fate.quote or fate.abandoned):
+            if fate.converted_after is not None:
+                self.on(
+                    day + timedelta(days=fate.converted_after),
+                    lambda d, o=order, f=fate: self.accept_quote(d, o, f),
+                )
+            elif not (fate.quote or fate.abandoned):
                 when = day if rng.random() < 0.6 else next_workday(day)
                 self.on(when, ("confirm", (order, fate)))
+
+    def accept_quote(self, day: date, order: SalesOrder, fate: Fate) -> None:
+        """The customer accepts the quote: it becomes a draft order, confirmed that day."""
+        lifecycle.convert_quote(order, self.specialist)
+        self.on(day, ("confirm", (order, fate)))
 
     def confirm(self, day: date, batch: list[tuple[SalesOrder, Fate]]) -> None:
         """Confirm the orders due on ``day`` as one batch (``confirm_many``)."""
@@ -495,7 +441,7 @@ class History:
             description="customer disputes part of the invoice",
             opened_at=self.moment(day),
         )
-        if rng.random() < 0.75:
+        if rng.random() < 0.85:
             self.on(next_workday(day, rng.randint(1, 3)), lambda d: self.investigate(d, opened))
 
     def investigate(self, day: date, dispute: Dispute) -> None:
@@ -543,7 +489,8 @@ class History:
     def request_return(self, day: date, shipment: Shipment) -> None:
         item = shipment.lines[0]
         line = item.order_line
-        quantity = min(item.quantity, line.product.pack_size)
+        packs = max(1, item.quantity // line.product.pack_size)  # a part of the line, or all
+        quantity = min(item.quantity, line.product.pack_size * self.rng.randint(1, packs))
         rma = returns.request_return(
             shipment.order,
             self.specialist,

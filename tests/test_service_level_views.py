@@ -53,11 +53,18 @@ def test_a_figure_drills_down_to_the_orders_behind_it(app, ctx, orders) -> None:
     client = login(app, "supervisor")
     week = orders["week"].label
     missed = client.get(f"/service-levels/orders?metric=otif_order&week={week}&missed=1")
-    assert _numbers(missed.get_data(as_text=True)) == [orders["b"], orders["c"], orders["f"]]
+    html = missed.get_data(as_text=True)
+    assert _numbers(html) == [orders["b"], orders["c"], orders["f"]]
+    assert f"Orders that missed OTIF (orders), {week}" in html
+    assert "Partially shipped" in html and "Partially allocated" in html  # labels, not codes
+    assert "partially_" not in re.sub(r'class="[^"]*"', "", html.split('id="drilldown', 1)[1])
     every = client.get(f"/service-levels/orders?metric=otif_order&week={week}")
     assert len(_numbers(every.get_data(as_text=True))) == 5
     bar = client.get(f"/service-levels/cause?week={week}&source=backorder&cause=stock_shortage")
     assert _numbers(bar.get_data(as_text=True)) == [orders["f"]]
+    assert f"Backorder: Stock shortage, {week}" in bar.get_data(as_text=True)
+    typed = client.get(f"/service-levels/cause?week={week}&source=return&cause=damaged+in+transit")
+    assert f"Return: Damaged in transit, {week}" in typed.get_data(as_text=True)
     bad = client.get(f"/service-levels/orders?metric=speed&week={week}")
     assert bad.status_code == 422 and "unknown metric" in bad.get_data(as_text=True)
     odd = client.get("/service-levels/?week=47")

@@ -259,6 +259,7 @@ class CreditMemo(Versioned, Model):
     __table_args__ = (
         CheckConstraint("amount > 0", name="ck_credit_memo_amount"),
         Index("ix_credit_memo_invoice", "invoice_id"),
+        Index("ix_credit_memo_decided_at", "decided_at"),  # credits by the week decided
     )
 
     @property
@@ -316,6 +317,10 @@ class Dispute(Versioned, Model):
     __table_args__ = (
         CheckConstraint("amount >= 0", name="ck_dispute_amount"),
         Index("ix_dispute_invoice", "invoice_id"),
+        # disputes by the week opened, closed or due (service levels)
+        Index("ix_dispute_opened_at", "opened_at"),
+        Index("ix_dispute_closed_at", "closed_at"),
+        Index("ix_dispute_due_date", "due_date"),
     )
 
     @property

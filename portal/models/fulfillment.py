@@ -118,7 +118,9 @@ class Backorder(Versioned, Model):
     __tablename__ = "backorder"
     id: Mapped[int] = mapped_column(primary_key=True)
     order_line_id: Mapped[int] = mapped_column(ForeignKey("order_line.id"), nullable=False)
-    quantity: Mapped[int] = mapped_column(Integer, nullable=False)
+    quantity: Mapped[int] = mapped_column(Integer, nullable=False)  # still to fill
+    # What was short when the backorder was made (partial fills lower ``quantity`` only).
+    initial_quantity: Mapped[int] = mapped_column(Integer, nullable=False)
     expected_date: Mapped[date | None] = mapped_column(Date)
     priority: Mapped[int] = mapped_column(Integer, nullable=False, default=5)
     status: Mapped[str] = mapped_column(
@@ -236,7 +238,12 @@ class Shipment(Versioned, Model):
     warehouse: Mapped[Warehouse] = relationship()
     lines: Mapped[list[ShipmentLine]] = relationship(back_populates="shipment")
 
-    __table_args__ = (Index("ix_shipment_order", "order_id"),)
+    __table_args__ = (
+        Index("ix_shipment_order", "order_id"),
+        # the service levels read shipments by the week they shipped or arrived
+        Index("ix_shipment_ship_date", "ship_date"),
+        Index("ix_shipment_delivered_date", "delivered_date"),
+    )
 
     @property
     def is_late(self) -> bool:
@@ -263,6 +270,7 @@ class ShipmentLine(Model):
 
     __table_args__ = (
         Index("ix_shipment_line_order_line", "order_line_id"),
+        Index("ix_shipment_line_shipment", "shipment_id"),
         CheckConstraint("quantity > 0", name="ck_shipment_line_quantity"),
     )
 
@@ -301,6 +309,8 @@ class ReturnAuthorization(Versioned, Model):
     order: Mapped[SalesOrder] = relationship()
     warehouse: Mapped[Warehouse] = relationship()
     lines: Mapped[list[ReturnLine]] = relationship(back_populates="rma")
+
+    __table_args__ = (Index("ix_return_authorization_created_at", "created_at"),)
 
     def __repr__(self) -> str:
         return self.number

@@ -221,8 +221,8 @@ def _sync_backorder(
             order_line_id=line.id,
             order_line=line,  # read by the notification before the row is flushed
             quantity=need,
+            initial_quantity=need,  # kept as partial fills lower ``quantity``
             expected_date=today + timedelta(days=line.product.lead_time_days),
-            priority=5,
             status=BackorderStatus.OPEN.value,
         )
         db.session.add(created)

@@ -66,11 +66,17 @@ class Bar:
 
     @property
     def label(self) -> str:
-        if self.cause == NOT_RECORDED:
-            name = "Cause not recorded"
-        else:
-            name = LABELS.get(self.source, {}).get(self.cause, self.cause)
-        return f"{SOURCES[self.source]}: {name}"
+        return cause_label(self.source, self.cause)
+
+
+def cause_label(source: str, cause: str) -> str:
+    """A bar's name in words: "Late delivery: Carrier delay", "Return: Damaged in transit"."""
+    if cause == NOT_RECORDED:
+        name = "Cause not recorded"
+    else:
+        name = LABELS.get(source, {}).get(cause, cause)  # else the text typed (an RMA reason)
+    kind = SOURCES.get(source, source.replace("_", " ").capitalize())
+    return f"{kind}: {name[:1].upper()}{name[1:]}"
 
 
 def _cause(source: str, cause: Any, day: Any, order_id: Any) -> list[Any]:

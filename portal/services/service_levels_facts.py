@@ -255,7 +255,7 @@ def _first_backorders() -> Any:
         .subquery("first")
     )
     return (
-        select(first.c.order_line_id.label("line_id"), Backorder.quantity.label("short"))
+        select(first.c.order_line_id.label("line_id"), Backorder.initial_quantity.label("short"))
         .join(Backorder, Backorder.id == first.c.first_id)
         .subquery("first_backorder")
     )

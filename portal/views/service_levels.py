@@ -24,7 +24,12 @@ from portal.services import improvements, weekly_report
 from portal.services import service_levels as sl
 from portal.services.base import ServiceError
 from portal.services.service_level_targets import Row, scorecard, targets
-from portal.services.service_levels_causes import SOURCES, orders_for_cause, pareto
+from portal.services.service_levels_causes import (
+    SOURCES,
+    cause_label,
+    orders_for_cause,
+    pareto,
+)
 from portal.views.base import (
     ServiceModelView,
     has_access_audited,
@@ -183,7 +188,7 @@ class ServiceLevelsView(BaseView):
         except ServiceError as error:
             flash(error.message, "danger")
             return self._page(week, 422)
-        what = ("missed " if missed else "") + metric.label
+        what = f"Orders that missed {metric.label}" if missed else f"Orders behind {metric.label}"
         return self.render_template(
             "service_level_orders.html", title=f"{what}, {week.label}", orders=found, week=week
         )
@@ -200,7 +205,7 @@ class ServiceLevelsView(BaseView):
         found = orders_for_cause(week, source, cause)
         return self.render_template(
             "service_level_orders.html",
-            title=f"{source.replace('_', ' ').capitalize()}: {cause}, {week.label}",
+            title=f"{cause_label(source, cause)}, {week.label}",
             orders=found,
             week=week,
         )
