@@ -19,7 +19,7 @@ from portal.services import service_levels as sl
 from tests.conftest import actor
 from tests.factories import make_catalog
 
-MIGRATION = Path(__file__).parents[1] / "migrations/versions/0018_backorder_initial_quantity.py"
+MIGRATION = Path(__file__).parents[1] / "migrations/versions/0017_backorder_initial_quantity.py"
 
 
 def test_a_partial_fill_keeps_the_unit_fill_rate_at_first_allocation(clean_db) -> None:

@@ -6,7 +6,7 @@ figure there is for them). The indexes let each metric read only the weeks asked
 (shipments by ship and delivery date, disputes by opening, closing and due date, credits by
 decision, RMAs by request); figures in docs/benchmarks.md.
 
-Revision ID: 0018
+Revision ID: 0017
 Revises: 0016
 Create Date: 2026-11-30 15:30:00
 """
@@ -14,7 +14,7 @@ Create Date: 2026-11-30 15:30:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0018"
+revision = "0017"
 down_revision = "0016"
 branch_labels = None
 depends_on = None
