@@ -64,8 +64,8 @@ def test_a_specialist_attaches_a_workbook(clean_db, tmp_path) -> None:
     dry = client.post("/attach/mapping", data=form).get_data(as_text=True)
     assert "Dry run: what the first sync would do" in dry
     assert "would be added as order T-1" in dry
-    assert "not created: no customer NOPE" in dry
-    assert "not created: Order Date: &#39;soon&#39; is not a valid date" in dry
+    assert "not created: no customer &#39;NOPE&#39; (creating customers is off)" in dry
+    assert "not created: Order Date: &#39;soon&#39; is not a date" in dry
     download = client.get("/attach/dry-run.csv")
     assert download.status_code == 200
     rows = list(csv.reader(io.StringIO(download.get_data(as_text=True).lstrip("\ufeff"))))
@@ -76,7 +76,7 @@ def test_a_specialist_attaches_a_workbook(clean_db, tmp_path) -> None:
 
     done = client.post("/attach/mapping", data={**form, "step": "attach"}).get_data(as_text=True)
     assert "Tracker team attached" in done and "1 created" in done and "2 refused" in done
-    assert "not created: no customer NOPE" in done
+    assert "not created: no customer &#39;NOPE&#39; (creating customers is off)" in done
     tracker = db.session.query(Tracker).filter_by(name="team").one()
     assert (tracker.location, tracker.key_header, tracker.header_row) == (
         str(stored[0]),
