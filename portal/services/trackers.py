@@ -181,9 +181,15 @@ trackers = TrackerService()
 
 class AttachedTrackerService(TrackerService):
     """Trackers on a workbook a team attached (``portal.sync.attach``): the same rules as any
-    tracker, created by whoever may attach a workbook, not only by Admins."""
+    tracker, created by whoever may attach a workbook, not only by Admins; the user who
+    attaches it owns it (their My trackers lists it)."""
 
     permission_view = ATTACH_VIEW
+
+    def create(self, data: Mapping[str, Any], actor: Actor) -> Tracker:
+        if actor.user_id is not None and not data.get("owner_id"):
+            data = {**data, "owner_id": actor.user_id}
+        return super().create(data, actor)
 
 
 attached = AttachedTrackerService()
