@@ -14,6 +14,7 @@ from portal.extensions import db
 from portal.models import OrderLine, Tracker
 from sheets.backends.xlsx import XlsxBackend
 from sheets.grid import CellWrite
+from sheets.line_keys import POSITION, LineKeyBackend
 from tests.attach_helpers import members, seed_customers, seed_products, write_mapping
 
 DAY = date.today() - timedelta(days=4)
@@ -132,3 +133,15 @@ def test_line_number_needs_lines_and_an_order_id(clean_db, tmp_path) -> None:
     )
     assert error("order_lines", "Line No") == "error: no column 'Line No' on row 1"
     assert db.session.query(Tracker).count() == 0
+
+
+def test_the_derived_key_column_is_never_written(tmp_path) -> None:
+    book = _book(tmp_path / "lines.xlsx")
+    backend = LineKeyBackend(XlsxBackend(book, "Lines"), "Line key", "Order ID", POSITION)
+    snap = backend.read()
+    assert [row[5] for row in snap.rows] == ["Line key", "O-1/1", "O-2/1", "O-1/2"]
+    # the engine writing the key column is dropped; a status header right of it lands in F
+    backend.write([CellWrite(2, 6, "X"), CellWrite(1, 7, "Sync status")], snap)
+    rows = XlsxBackend(book, "Lines").read().rows
+    assert rows[0] == ["Order ID", "Date", "Customer", "SKU", "Qty", "Sync status"]
+    assert all(len(row) <= 6 and "X" not in row for row in rows)
