@@ -92,6 +92,11 @@ def is_running(tracker_id: int) -> bool:
     return bool(connection().exists(_key("lock", tracker_id)))
 
 
+def is_pending(tracker_id: int) -> bool:
+    """Whether a sync of the tracker is queued or running."""
+    return bool(connection().exists(_key("queued", tracker_id), _key("lock", tracker_id)))
+
+
 def enqueue_sync(tracker_id: int) -> Job | None:
     """Queue a sync of the tracker unless one is already queued (then None)."""
     conn = connection()

@@ -200,7 +200,10 @@ def test_line_rows_find_customer_and_product_by_name_and_grow_an_order(clean_db,
         ("L-1", "created", None),
         ("L-2", "refused", None),
     ]
-    assert doc["rows"][2]["message"] == "not created: no product Wing nut"
+    assert (
+        doc["rows"][2]["message"]
+        == "not created: unknown product 'Wing nut' (creating products is off)"
+    )
     order = db.session.query(SalesOrder).filter_by(external_ref="O-1").one()
     assert order.customer.code == "ACME" and [ln.product.sku for ln in order.lines] == ["BOLT-1"]
 

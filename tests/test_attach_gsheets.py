@@ -52,7 +52,7 @@ def test_a_google_sheet_attached_by_its_address(clean_db, google) -> None:
     assert (doc["sheet"], doc["header_row"]) == ("Open orders", 2)
     assert [(r["row"], r["key"], r["outcome"], r["message"]) for r in doc["rows"]] == [
         (3, "G-1", "created", doc["rows"][0]["message"]),
-        (4, "G-2", "refused", "not created: no customer GLOBEX"),
+        (4, "G-2", "refused", "not created: no customer 'GLOBEX' (creating customers is off)"),
     ]
     order = db.session.query(SalesOrder).filter_by(external_ref="G-1").one()
     assert doc["rows"][0]["message"] == f"added as order {order.number}"

@@ -12,8 +12,9 @@ from pathlib import Path
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
+from jobs.queue import get_queue
 from portal.extensions import db
-from portal.models import SalesOrder, Tracker
+from portal.models import SalesOrder, SyncRun, Tracker
 from tests.attach_helpers import db_state, members, seed_customers
 from tests.conftest import login
 
@@ -64,8 +65,8 @@ def test_a_specialist_attaches_a_workbook(clean_db, tmp_path) -> None:
     dry = client.post("/attach/mapping", data=form).get_data(as_text=True)
     assert "Dry run: what the first sync would do" in dry
     assert "would be added as order T-1" in dry
-    assert "not created: no customer NOPE" in dry
-    assert "not created: Order Date: &#39;soon&#39; is not a valid date" in dry
+    assert "not created: no customer &#39;NOPE&#39; (creating customers is off)" in dry
+    assert "not created: Order Date: &#39;soon&#39; is not a date" in dry
     download = client.get("/attach/dry-run.csv")
     assert download.status_code == 200
     rows = list(csv.reader(io.StringIO(download.get_data(as_text=True).lstrip("\ufeff"))))
@@ -74,10 +75,22 @@ def test_a_specialist_attaches_a_workbook(clean_db, tmp_path) -> None:
     assert client.get("/attach/dry-run.xlsx").data[:2] == b"PK"
     assert db_state() == before_db and members(stored[0]) == before_zip  # nothing written
 
-    done = client.post("/attach/mapping", data={**form, "step": "attach"}).get_data(as_text=True)
-    assert "Tracker team attached" in done and "1 created" in done and "2 refused" in done
-    assert "not created: no customer NOPE" in done
+    attached = client.post("/attach/mapping", data={**form, "step": "attach"})
     tracker = db.session.query(Tracker).filter_by(name="team").one()
+    assert attached.status_code == 302  # the sync runs as the background job, not in here
+    assert attached.headers["Location"].endswith(f"/my-trackers/tracker/{tracker.id}")
+    assert db.session.query(SalesOrder).filter_by(external_ref="T-1").count() == 0
+    waiting = client.get(attached.headers["Location"]).get_data(as_text=True)
+    assert "Tracker team attached; its first sync runs in the background." in waiting
+    assert 'id="sync-pending"' in waiting and "has not synced yet" in waiting
+    (job,) = get_queue("sync").jobs  # the one sync job queued, run as a worker would
+    job.perform()
+    done = client.get(attached.headers["Location"]).get_data(as_text=True)
+    assert 'id="sync-pending"' not in done
+    run = db.session.query(SyncRun).filter_by(tracker_id=tracker.id).one()
+    rows = client.get(f"/my-trackers/run/{run.id}").get_data(as_text=True)
+    assert "not created: no customer &#39;NOPE&#39; (creating customers is off)" in rows
+    assert (run.created, run.errors) == (1, 2)
     assert (tracker.location, tracker.key_header, tracker.header_row) == (
         str(stored[0]),
         "Order No",

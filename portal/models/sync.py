@@ -97,6 +97,9 @@ class Tracker(Versioned, Model):
     append_records: Mapped[bool] = mapped_column(
         Boolean, nullable=False, default=True, server_default=true()
     )
+    # one row per line without a line id: lines keyed "<order id>/<n>", n from this column
+    # (the team's line number), or "#" for the row's position in its order (sheets.line_keys)
+    line_key: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     deleted_row_policy: Mapped[str] = mapped_column(
         String(8), nullable=False, default="ignore", server_default="ignore"

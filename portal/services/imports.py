@@ -76,7 +76,7 @@ from sheets.readers import Table
 
 Progress = Callable[[int, int | None], None]
 ORDER_LEVEL = tuple(spec.name for spec in ORDER_FIELDS if spec.order_level)
-__all__ = ["ImportOptions", "ImportResult", "import_orders", "undo"]
+__all__ = ["ImportOptions", "ImportResult", "import_orders", "import_table", "undo"]
 
 
 @dataclass
@@ -92,6 +92,10 @@ class ImportOptions:
     returned_orders: frozenset[str] = frozenset()  # order ids a returns list names
     chunk_size: int = 1000
     today: date | None = None
+    lines: bool = True  # False: one row per order, orders without lines (a tracker of orders)
+    own_line_refs: bool = False  # a line's external_ref is its line id alone (a tracker's key)
+    source: str | None = None  # the orders' source; default import:<file>
+    open_status: str = "confirmed"  # an open order's status (a tracker's: draft, editable)
 
 
 @dataclass
@@ -161,12 +165,14 @@ def _group(
     default_status = options.default_status if "status" not in mapped else None
     if default_status:
         mapped.add("status")
-    grouper = Grouper([name for name in ORDER_LEVEL if name in mapped], options.cancel_prefix)
+    order_fields = [name for name in ORDER_LEVEL if name in mapped]
+    grouper = Grouper(order_fields, options.cancel_prefix, options.lines)
+    kind = "orders" if options.lines else "order_headers"
     rows = []
-    for row in typed_rows(table, options.mapping, "orders", progress):
+    for row in typed_rows(table, options.mapping, kind, progress):
         if default_status:
             row.values["status"] = default_status
-        check_row(row, today)
+        check_row(row, today, options.lines)
         grouper.feed(row)
         rows.append(row)
     for order in grouper.orders.values():
@@ -186,11 +192,23 @@ def import_orders(
     progress: Progress | None = None,
 ) -> ImportResult:
     """Import the orders of ``table`` (read from ``path``) as ``actor``; see the module."""
+    return import_table(table, file_hash(path), actor, options, progress)
+
+
+def import_table(
+    table: Table,
+    digest: str,
+    actor: Actor,
+    options: ImportOptions,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """:func:`import_orders` of rows that come from no file on disk (a tracker's sheet):
+    ``digest`` stands for the file's SHA-256 in the run's record."""
     require_import(actor)
     today = options.today or date.today()
     with _collector_paused():
         rows, grouper = _group(table, options, today, progress)
-    result = ImportResult(table.name, file_hash(path), options.dry_run, None, table.headers, rows)
+    result = ImportResult(table.name, digest, options.dry_run, None, table.headers, rows)
     catalog = _resolve(grouper, actor, options)
     run = None if options.dry_run else _start_run(result, actor)
     if run is not None:
@@ -295,13 +313,15 @@ class Plan:
         return self.new, self.updates, self.unchanged, self.refused
 
 
-def _plan(orders: Mapping[str, OrderIn], catalog: Catalog, today: date) -> Plan:
+def _plan(
+    orders: Mapping[str, OrderIn], catalog: Catalog, today: date, options: ImportOptions
+) -> Plan:
     plan = Plan()
     stored = existing_orders([ref for ref, order in orders.items() if not order.refused])
     versions = imported_versions([order.id for order in stored.values()])
     lines_changed = lines_moved_on(list(versions))
     for ref, order in orders.items():
-        wanted = None if order.refused else _wanted(order, catalog, today)
+        wanted = None if order.refused else _wanted(order, catalog, today, options)
         if wanted is None:
             plan.refused.append(order)
             continue
@@ -327,14 +347,14 @@ def _plan(orders: Mapping[str, OrderIn], catalog: Catalog, today: date) -> Plan:
 
 
 def _wanted(
-    order: OrderIn, catalog: Catalog, today: date
+    order: OrderIn, catalog: Catalog, today: date, options: ImportOptions
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]] | None:
     """The order's wanted columns and lines (by external ref), or None when refused."""
     if order.ref and len(order.ref) > 60:
         order.refused = f"the order id {order.ref[:20]!r}… is longer than 60 characters"
         return None
     customer = customer_of(order, catalog)
-    header = wanted_header(order, today)
+    header = wanted_header(order, today, options.open_status)
     header["customer_id"] = customer.id if isinstance(customer, NewRecord) else customer
     lines: dict[str, dict[str, Any]] = {}
     for line in order.lines:
@@ -348,12 +368,12 @@ def _wanted(
                 continue
             prices = (price, price)
         values = wanted_line(line, header["status"], prices)
-        ref = f"{order.ref}/{line.key}"
+        ref = line.key if options.own_line_refs else f"{order.ref}/{line.key}"
         if len(ref) > 60:
             line.row.refuse(f"the line id {ref[:20]!r}… is longer than 60 characters")
             continue
         lines[ref] = {"external_ref": ref, "product_id": product_id, **values}
-    if not lines:
+    if not lines and options.lines:
         order.refused = order.refused or "none of its lines could be imported"
         return None
     return header, lines
@@ -377,10 +397,10 @@ def _write(
     total = len(rows)
     done = total - sum(len(order.rows) for order in orders.values())  # refused on reading
     step = max(1, options.chunk_size)
-    source = f"import:{run.file_name if run else ''}"[:120]
+    source = (options.source or f"import:{run.file_name if run else ''}")[:120]
     for start in range(0, len(refs), step):
         chunk = {ref: orders[ref] for ref in refs[start : start + step]}
-        plan = _plan(chunk, catalog, today)
+        plan = _plan(chunk, catalog, today, options)
         if run is not None and (plan.new or plan.updates):
             with unit_of_work():
                 numbers = insert_orders(run.id, source, [entry for _, entry in plan.new])

@@ -35,6 +35,7 @@ ORDER_FIELDS: tuple[ImportField, ...] = (
     _f("order_ref", "Order id", "text", "order id", "order no", "invoice no", order=True),
     _f("order_date", "Order date", "date", "invoice date", "date", order=True),
     _f("requested_date", "Requested date", "date", "required date", order=True),
+    _f("promised_date", "Promised date", "date", "promise date", "eta", order=True),
     _f("ship_date", "Ship date", "date", "shipped date", "shipped", order=True),
     _f("delivered_date", "Delivery date", "date", "delivered", "delivery date", order=True),
     _f("ship_mode", "Ship mode", "text", "ship via", "carrier", order=True),
@@ -50,6 +51,7 @@ ORDER_FIELDS: tuple[ImportField, ...] = (
     _f("ship_postal_code", "Ship-to postal code", "text", "postal code", "zip", order=True),
     _f("ship_country", "Ship-to country", "text", "country", "ship country", order=True),
     _f("currency", "Currency", "text", order=True),
+    _f("notes", "Notes", "text", "note", "comments", "remarks", order=True),
     _f("line_ref", "Line id", "text", "row id", "line no", "line id"),
     _f("product_code", "Product id", "text", "sku", "stock code", "product code", "item"),
     _f("product_name", "Product name", "text", "description", "product", "item name"),
@@ -82,6 +84,7 @@ STOCK_FIELDS: tuple[ImportField, ...] = (
 )
 FIELDS = {
     "orders": ORDER_FIELDS,
+    "order_headers": tuple(f for f in ORDER_FIELDS if f.order_level),  # one row per order
     "customers": CUSTOMER_FIELDS,
     "products": PRODUCT_FIELDS,
     "stock": STOCK_FIELDS,
@@ -229,6 +232,7 @@ REQUIRED: dict[str, list[tuple[str, ...]]] = {
         ("customer_code", "customer_name"),
         ("product_code", "product_name"),
     ],
+    "order_headers": [("order_ref",), ("order_date",), ("customer_code", "customer_name")],
     "customers": [("customer_code",), ("customer_name",)],
     "products": [("product_code",), ("product_name",)],
     "stock": [("product_code",), ("warehouse_code",), ("on_hand",)],

@@ -230,12 +230,12 @@ def ship_to_text(head: Mapping[str, Any]) -> str | None:
     return text[:300] or None
 
 
-def wanted_header(order: OrderIn, today: date) -> dict[str, Any]:
+def wanted_header(order: OrderIn, today: date, open_status: str = "confirmed") -> dict[str, Any]:
     """The order's columns as the file has them (``customer_id`` filled in later)."""
     head = order.header
-    status = status_for(head, today)
+    status = status_for(head, today, open_status)
     if (
-        status == "confirmed"
+        status == open_status
         and order.lines
         and all(line.cancelled >= line.quantity for line in order.lines)
     ):
@@ -243,11 +243,13 @@ def wanted_header(order: OrderIn, today: date) -> dict[str, Any]:
     return {
         "order_date": head["order_date"],
         "requested_date": head.get("requested_date"),
+        "promised_date": head.get("promised_date"),
         "ship_date": head.get("ship_date"),
         "delivered_date": head.get("delivered_date"),
         "ship_mode": head.get("ship_mode"),
         "status": status,
         "customer_po": head.get("customer_po"),
+        "notes": head.get("notes"),
         "ship_to_text": ship_to_text(head),
     }
 

@@ -232,7 +232,7 @@ def line_prices(line: LineIn) -> tuple[Decimal | None, Decimal | None]:
     return net, gross
 
 
-def _line_problems(values: Mapping[str, Any], today: date) -> list[str]:
+def _line_problems(values: Mapping[str, Any], today: date, lines: bool = True) -> list[str]:
     problems = []
     for name, label in (("order_date", "order date"), ("delivered_date", "delivery date")):
         when = values.get(name)
@@ -245,11 +245,11 @@ def _line_problems(values: Mapping[str, Any], today: date) -> list[str]:
     status = values.get("status")
     if status is not None and status.lower() not in STATUSES:
         problems.append(f"status {status!r} is not one of {', '.join(sorted(set(STATUSES)))}")
-    if values.get("quantity") is None:
+    if lines and values.get("quantity") is None:
         problems.append("no quantity")
-    elif values["quantity"] == 0:
+    elif lines and values["quantity"] == 0:
         problems.append("the quantity is 0")
-    if not values.get("product_code") and not values.get("product_name"):
+    if lines and not values.get("product_code") and not values.get("product_name"):
         problems.append("no product")
     if not values.get("customer_code") and not values.get("customer_name"):
         problems.append("no customer")
@@ -258,17 +258,20 @@ def _line_problems(values: Mapping[str, Any], today: date) -> list[str]:
     return problems
 
 
-def check_row(row: Row, today: date) -> None:
-    """Refuse a row whose values break a rule of their own (before grouping)."""
+def check_row(row: Row, today: date, lines: bool = True) -> None:
+    """Refuse a row whose values break a rule of their own (before grouping); without
+    ``lines`` (one row per order, no lines) a row needs no product nor quantity."""
     if not row.outcome:
-        problems = _line_problems(row.values, today)
+        problems = _line_problems(row.values, today, lines)
         if problems:
             row.refuse("; ".join(problems))
 
 
 def _is_cancellation(row: Row, cancel_prefix: str | None) -> bool:
     ref = row.values.get("order_ref") or ""
-    return row.values["quantity"] < 0 or bool(cancel_prefix and ref.startswith(cancel_prefix))
+    return (row.values.get("quantity") or 0) < 0 or bool(
+        cancel_prefix and ref.startswith(cancel_prefix)
+    )
 
 
 NO_VALUES: dict[str, Any] = {}
@@ -283,8 +286,11 @@ class Grouper:
     category and sub-category as first given (for a product the import creates).
     """
 
-    def __init__(self, order_fields: Sequence[str], cancel_prefix: str | None = None) -> None:
+    def __init__(
+        self, order_fields: Sequence[str], cancel_prefix: str | None = None, lines: bool = True
+    ) -> None:
         self.order_fields = tuple(order_fields)
+        self.lines = lines  # False: one row per order, the order has no lines
         self.cancel_prefix = cancel_prefix
         self.orders: dict[str, OrderIn] = {}
         self.cancellations: list[Row] = []
@@ -312,7 +318,7 @@ class Grouper:
         else:
             _check_agrees(order, row, self.order_fields)
         order.rows.append(row)
-        line = self._line(row)
+        line = self._line(row) if self.lines else None
         if line is not None:
             order.lines.append(line)
         row.values = NO_VALUES
@@ -450,9 +456,9 @@ def _find_line(
     return None
 
 
-def status_for(header: Mapping[str, Any], today: date) -> str:
+def status_for(header: Mapping[str, Any], today: date, open_status: str = "confirmed") -> str:
     """An imported order's status: as given, else delivered / shipped by its dates, else
-    ``confirmed`` (an open order: see docs/import.md)."""
+    ``open_status`` (an open order: ``confirmed``, see docs/import.md)."""
     given = header.get("status")
     if given:
         return STATUSES[given.lower()]
@@ -461,4 +467,4 @@ def status_for(header: Mapping[str, Any], today: date) -> str:
     ship = header.get("ship_date")
     if ship is not None and ship <= today:
         return "shipped"
-    return "confirmed"
+    return open_status

@@ -76,6 +76,7 @@ class TrackerService(RecordService[Tracker]):
         "owner_id",
         "header_row",
         "append_records",
+        "line_key",
     )
     editable = tuple(f for f in creatable if f not in ("name", "kind"))
 
@@ -134,6 +135,8 @@ def _setting_errors(record: Tracker, look_inside: bool = True) -> dict[str, list
         errors["deleted_row_policy"] = [f"must be one of {', '.join(DELETED_ROW_POLICIES)}"]
     if record.header_row is not None and record.header_row < 1:
         errors["header_row"] = ["must be 1 or more (the row of the headers)"]
+    if record.line_key and record.kind != "order_lines":
+        errors["line_key"] = ["only a tracker of order lines keys lines by their order"]
     if record.interval_seconds is not None and record.interval_seconds < 0:
         errors["interval_seconds"] = ["must be 0 (manual) or more"]
     if record.backend == "xlsx" and record.location:
@@ -181,9 +184,15 @@ trackers = TrackerService()
 
 class AttachedTrackerService(TrackerService):
     """Trackers on a workbook a team attached (``portal.sync.attach``): the same rules as any
-    tracker, created by whoever may attach a workbook, not only by Admins."""
+    tracker, created by whoever may attach a workbook, not only by Admins; the user who
+    attaches it owns it (their My trackers lists it)."""
 
     permission_view = ATTACH_VIEW
+
+    def create(self, data: Mapping[str, Any], actor: Actor) -> Tracker:
+        if actor.user_id is not None and not data.get("owner_id"):
+            data = {**data, "owner_id": actor.user_id}
+        return super().create(data, actor)
 
 
 attached = AttachedTrackerService()

@@ -2,9 +2,10 @@
 
 A tracker keyed on the team's own references (:mod:`portal.sync.team_keys`) meets rows whose
 key no record carries. When the tracker may create, :func:`adopt_rows` turns them into orders
-(with their lines, for one-row-per-line sheets) through ``orders.create_many`` — a few
-statements per batch, not a transaction per row — keeping the row's dates, finding customers
-and products by code or name. A row that cannot become a record is refused with the reason;
+(with their lines, for one-row-per-line sheets) through the import service's history path
+(:mod:`portal.sync.adopt_import`: set-based, dates kept as given, customers and products
+found by code or name); a new line row of an order the portal has is added to that order.
+A row that cannot become a record is refused with the reason;
 without "may create" the rows stay unmatched (the engine lists them). With ``dry`` nothing
 is written: the result says what a sync would do.
 
@@ -21,10 +22,11 @@ from typing import Any
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import Customer, OrderLine, Product, SalesOrder
+from portal.models import Customer, OrderLine, Product
 from portal.services import orders
 from portal.services.base import ServiceError, ValidationFailed, unit_of_work
 from portal.services.bounds import entered_value_problem
+from portal.sync.adopt_import import import_new, orders_by_ref
 from portal.sync.base import Row, sheet_actor
 from portal.sync.kinds import kind_for
 from portal.sync.team_keys import TEAM_KINDS, order_by_ref
@@ -159,17 +161,15 @@ class _Refs:
         raise ServiceError(f"no {what} {given[0]}" if given else f"no {what} given")
 
 
-_ORDER_FIELDS = ("order_date", "requested_date", "customer_po", "incoterm", "notes")
 _LINE_FIELDS = ("quantity", "unit_price", "discount_pct")
 
 
 @dataclass
 class _Order:
-    """An order a sheet's new rows make (or, ``number`` set, add lines to)."""
+    """An order the portal has, and the lines a sheet's new rows add to it."""
 
     ref: str
-    header: dict[str, Any]
-    number: str | None = None
+    number: str
     rows: list[int] = field(default_factory=list)
     lines: list[dict[str, Any]] = field(default_factory=list)
 
@@ -190,51 +190,30 @@ def _bounded(model: Any, data: Mapping[str, Any]) -> dict[str, Any]:
     return dict(data)
 
 
-def _existing_orders(refs: Sequence[str]) -> dict[str, str]:
-    """order reference -> number, for the references some order already carries."""
-    out: dict[str, str] = {}
-    for i in range(0, len(refs), 500):
-        query = select(SalesOrder.external_ref, SalesOrder.number).where(
-            SalesOrder.external_ref.in_(refs[i : i + 500])
-        )
-        out.update(dict(db.session.execute(query).all()))
-    return out
-
-
 def _group(
-    spec: TrackerSpec, new: Mapping[int, Row], keys: Mapping[int, str], adoption: Adoption
+    spec: TrackerSpec,
+    new: Mapping[int, Row],
+    keys: Mapping[int, str],
+    existing: Mapping[str, str],
+    adoption: Adoption,
 ) -> list[_Order]:
-    """The orders to create (by order reference), each with its rows and lines; orders the
-    portal has already get the new lines."""
+    """The new line rows of orders the portal has (``existing``: reference -> number),
+    grouped by order."""
     refs = _Refs(new)
-    by_lines = spec.kind == "order_lines"
-    source = f"tracker:{spec.name}"
-    order_refs = {r: str(v.get("order_ref") or "") if by_lines else keys[r] for r, v in new.items()}
-    existing = _existing_orders(sorted({ref for ref in order_refs.values() if ref}))
     out: dict[str, _Order] = {}
     for r, values in new.items():
-        ref = order_refs[r]
+        ref = str(values.get("order_ref") or "")
+        order = out.setdefault(ref, _Order(ref, existing[ref]))
         try:
-            if not ref:
-                raise ServiceError("no order reference (map the team's order id column)")
-            order = out.get(ref)
-            if order is None:
-                header = _bounded(
-                    SalesOrder, {k: values[k] for k in _ORDER_FIELDS if values.get(k) is not None}
-                )
-                customer = refs.find(values, ("customer", "customer_name"), "customer")
-                header.update(customer_id=customer, external_ref=ref, source=source)
-                order = out[ref] = _Order(ref, header, existing.get(ref))
-            if by_lines:
-                line = _bounded(
-                    OrderLine, {k: values[k] for k in _LINE_FIELDS if values.get(k) is not None}
-                )
-                product = refs.find(values, ("sku", "product"), "product")
-                order.lines.append({**line, "product_id": product, "external_ref": keys[r]})
+            line = _bounded(
+                OrderLine, {k: values[k] for k in _LINE_FIELDS if values.get(k) is not None}
+            )
+            product = refs.find(values, ("sku", "product"), "product")
+            order.lines.append({**line, "product_id": product, "external_ref": keys[r]})
             order.rows.append(r)
         except ServiceError as error:
             adoption.refused[r] = error.message
-    return list(out.values())
+    return [order for order in out.values() if order.rows]
 
 
 def _reason(error: ServiceError) -> str:
@@ -245,26 +224,6 @@ def _reason(error: ServiceError) -> str:
             for name, msgs in error.field_errors.items()
         )
     return error.message
-
-
-def _create(spec: TrackerSpec, batch: list[_Order], adoption: Adoption) -> None:
-    """Create the batch's orders in one transaction; if that fails, each on its own."""
-    try:
-        with unit_of_work():  # numbers read before the commit expires the new orders
-            created = orders.orders.create_many(
-                [(o.header, o.lines) for o in batch], sheet_actor(spec.name)
-            )
-            numbers = [order.number for order in created]
-    except ServiceError as error:
-        db.session.rollback()
-        if len(batch) == 1:
-            adoption.refused.update(dict.fromkeys(batch[0].rows, _reason(error)))
-            return
-        for order in batch:
-            _create(spec, [order], adoption)
-        return
-    for order, number in zip(batch, numbers, strict=True):
-        adoption.created.update(dict.fromkeys(order.rows, f"added as order {number}"))
 
 
 def _add_lines(spec: TrackerSpec, order: _Order, adoption: Adoption) -> None:
@@ -303,24 +262,44 @@ def adopt_rows(
     if kind.name == "order_lines":
         known = {**known, **dict.fromkeys(_taken_lines([k for k in single if k not in known]))}
     keys = {r: k for k, r in single.items() if k not in known}
-    new: dict[int, Row] = {}
     columns = _creatable(spec, rows[0])
-    for r in sorted(keys):
+    existing, numbers = _of_existing_orders(spec, columns, rows, keys)
+    fresh = {r: rows[r - 1] for r in keys if r not in existing}
+    created, refused = import_new(spec, rows[0], fresh, keys, dry=dry)
+    adoption.created.update(created)
+    adoption.refused.update(refused)
+    new: dict[int, Row] = {}
+    for r in sorted(existing):
         values, problems = _values(columns, rows[r - 1])
         if problems:
             adoption.refused[r] = "; ".join(problems)
         else:
             new[r] = values
-    grouped = _group(spec, new, keys, adoption)
-    fresh = [o for o in grouped if o.number is None]
-    if dry:
-        for order in grouped:
-            said = f"a line of order {order.number}" if order.number else f"order {order.ref}"
-            adoption.created.update(dict.fromkeys(order.rows, f"would be added as {said}"))
-        return adoption
-    for i in range(0, len(fresh), BATCH):
-        _create(spec, fresh[i : i + BATCH], adoption)
-    for order in grouped:
-        if order.number is not None:
+    for order in _group(spec, new, keys, numbers, adoption):
+        if dry:
+            said = f"would be added as a line of order {order.number}"
+            adoption.created.update(dict.fromkeys(order.rows, said))
+        else:
             _add_lines(spec, order, adoption)
     return adoption
+
+
+def _of_existing_orders(
+    spec: TrackerSpec,
+    columns: list[tuple[Column, int]],
+    rows: Sequence[Sequence[Any]],
+    keys: Mapping[int, str],
+) -> tuple[dict[int, str], dict[str, str]]:
+    """The new line rows whose order the portal has (row -> that order's reference), and
+    those orders' numbers by reference."""
+    at = next((i for col, i in columns if col.field == "order_ref"), None)
+    if spec.kind != "order_lines" or at is None:
+        return {}, {}
+    refs = {}
+    for r in keys:
+        row = rows[r - 1]
+        ref = normalize_key(row[at]) if at < len(row) else None
+        if ref is not None:
+            refs[r] = ref
+    existing = orders_by_ref(sorted(set(refs.values())))
+    return {r: ref for r, ref in refs.items() if ref in existing}, existing

@@ -31,6 +31,7 @@ from sheets.backends.xlsx_tables import ExcelTable, find_tables
 from sheets.engine import Base, plan_sync
 from sheets.grid import CellValue, CellWrite, SheetSnapshot
 from sheets.header_row import HeaderRowBackend, sheet_rows
+from sheets.line_keys import POSITION, with_line_keys
 from sheets.mapping import Suggestion, find_header_row, suggest_mapping
 from sheets.outcomes import RowOutcome, plan_outcomes
 from sheets.trackers import Column, TrackerSpec, header_id
@@ -38,6 +39,7 @@ from sheets.trackers import Column, TrackerSpec, header_id
 SAMPLE_ROWS = 50
 _SHEET_URL = re.compile(r"/spreadsheets/d/([A-Za-z0-9_-]{10,})")
 DEFAULT_STATUS = "Sync status"
+LINE_KEY = "Line key"  # the derived key column of lines without a line id (never written)
 
 
 class AttachError(ValueError):
@@ -227,14 +229,19 @@ def tracker_data(
     may_create: bool = False,
     status_header: str | None = None,
     append_records: bool = False,
+    line_number: str | None = None,
 ) -> dict[str, Any]:
     """The tracker definition for a confirmed mapping; AttachError naming what is wrong.
 
     ``append_records``: portal records missing from the sheet are added to it (only when the
-    user asks: a sheet the team brought keeps just its own rows by default)."""
+    user asks: a sheet the team brought keeps just its own rows by default).
+    ``line_number``: a sheet of lines without a line id keys each on its order id and this
+    column's line number, or (``position``) the row's position in its order."""
     choices = {f.name: f for f in field_choices(kind)}
     key_choice = KEY_CHOICES[kind].name
     mapped = {h: f for h, f in mapping.items() if f}
+    if line_number is not None:
+        mapped = _by_line_number(kind, proposal, mapped, line_number, key_choice)
     for header, chosen in mapped.items():
         if chosen not in choices:
             raise AttachError(f"{header}: {kind.replace('_', ' ')} have no field {chosen!r}")
@@ -279,7 +286,38 @@ def tracker_data(
         "append_records": append_records,
         "header_row": proposal.header_row,
         "enabled": True,
+        "line_key": None if line_number is None else _line_key(line_number),
     }
+
+
+def _line_key(line_number: str) -> str:
+    return POSITION if line_number.strip().lower() == "position" else line_number
+
+
+def _by_line_number(
+    kind: str,
+    proposal: Proposal,
+    mapped: dict[str, str],
+    line_number: str,
+    key_choice: str,
+) -> dict[str, str]:
+    """The mapping of a sheet without a line id: its line number column (or none) left
+    alone, the derived key column (:data:`LINE_KEY`) as the key."""
+    if kind != "order_lines":
+        raise AttachError("--line-number is for a sheet of order lines (--kind order_lines)")
+    if "order_ref" not in mapped.values():
+        raise AttachError("lines keyed by their order need the team's order id column mapped")
+    known = {header_id(h) for h in proposal.headers}
+    if _line_key(line_number) != POSITION and header_id(line_number) not in known:
+        raise AttachError(f"no column {line_number!r} on row {proposal.header_row}")
+    if header_id(LINE_KEY) in known:
+        raise AttachError(f"the sheet has a column {LINE_KEY!r}: it keys the lines itself")
+    kept = {
+        h: f
+        for h, f in mapped.items()
+        if f != key_choice and header_id(h) != header_id(line_number)
+    }
+    return {**kept, LINE_KEY: key_choice}
 
 
 def spec_of(data: Mapping[str, Any]) -> TrackerSpec:
@@ -312,10 +350,15 @@ def plan_rows(
 
 def dry_run(data: Mapping[str, Any], proposal: Proposal) -> list[RowOutcome]:
     """The first sync of a tracker not created yet, planned against the rows read."""
+    rows = proposal.rows[proposal.header_row - 1 :]
+    if data.get("line_key"):
+        spec = spec_of(data)
+        order = next(c.header for c in spec.columns if c.field == "order_ref")
+        rows = with_line_keys(rows, LINE_KEY, order, data["line_key"])
     return plan_rows(
         spec_of(data),
         data.get("filter"),
-        proposal.rows[proposal.header_row - 1 :],
+        rows,
         append=bool(data.get("append_records")),
         header_row=proposal.header_row,
     )

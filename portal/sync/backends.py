@@ -10,6 +10,7 @@ from sheets.backends import BackendSettings, BackendTarget, open_backend
 from sheets.backends.xlsx_limits import SETTINGS, XlsxLimits
 from sheets.grid import SheetBackend
 from sheets.header_row import HeaderRowBackend
+from sheets.line_keys import LineKeyBackend
 
 
 def _setting(name: str) -> str:
@@ -53,7 +54,14 @@ def backend_settings() -> BackendSettings:
 
 def open_tracker_backend(tracker: BackendTarget) -> SheetBackend:
     """The backend reading and writing ``tracker``'s tab, configured from the app; a tab
-    whose headers are below row 1 (``header_row``) is seen from its header row down."""
+    whose headers are below row 1 (``header_row``) is seen from its header row down, and a
+    tab of lines without a line id (``line_key``) with the derived key column."""
     backend = open_backend(tracker, backend_settings())
     header_row = getattr(tracker, "header_row", 1) or 1
-    return HeaderRowBackend(backend, header_row) if header_row > 1 else backend
+    if header_row > 1:
+        backend = HeaderRowBackend(backend, header_row)
+    line_key = getattr(tracker, "line_key", None)
+    if line_key:  # no line id in the sheet: the key "<order id>/<n>" is derived on read
+        order = next(c.header for c in tracker.column_list() if c.field == "order_ref")
+        backend = LineKeyBackend(backend, tracker.key_header, order, line_key)
+    return backend

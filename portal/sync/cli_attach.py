@@ -87,6 +87,12 @@ def _print_mapping(proposal: Any, kind: str, chosen: dict[str, str | None]) -> N
 @click.option(
     "--append-records", is_flag=True, help="Add portal records missing from the sheet to it."
 )
+@click.option(
+    "--line-number",
+    metavar="HEADER|position",
+    help="Lines without a line id: key each on its order id and this column's line number, "
+    "or 'position' (the row's place among its order's rows).",
+)
 @click.option("--dry-run", is_flag=True, help="Say what the first sync would do; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @with_appcontext
@@ -111,6 +117,7 @@ def attach_command(name: str, kind: str, **opts: Any) -> None:
             may_create=opts["may_create"],
             status_header=opts["status_column"],
             append_records=opts["append_records"],
+            line_number=opts["line_number"],
         )
         if not as_json:
             _print_mapping(proposal, kind, chosen)

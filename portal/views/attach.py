@@ -3,8 +3,10 @@
 Steps: the workbook (an uploaded .xlsx, a Google Sheets address, or — Admins only — a path on
 the server) and a tracker name; the sheet, the header row and a field per header (suggested,
 changed with a select); the dry run as a table (downloadable as CSV or XLSX); then the tracker
-is created and synced, and every row's outcome shown. What each step does is in
-``portal.sync.attach`` / ``attach_web``; the pages read forms and render.
+is created and its first sync queued as the normal background sync job, landing on the
+tracker's page in My trackers, where the run and every row's outcome show when it finishes.
+What each step does is in ``portal.sync.attach`` / ``attach_web``; the pages read forms and
+render.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from portal.models import Tracker
 from portal.sync import attach, attach_web
 from portal.sync.attach_fields import ATTACH_KINDS, field_choices
 from portal.views.base import has_access_audited
+from portal.views.sync_work import queue_sync
 from sheets.outcomes import count_outcomes
 
 SESSION_KEY = "attach_draft"
@@ -134,23 +137,13 @@ class AttachView(BaseView):
         draft.mapping = {h: (f or None) for h, f in zip(headers, fields, strict=False) if h}
 
     def _attach(self, draft: attach_web.Draft, proposal, data):
-        from jobs.sync import sync_tracker
-
         tracker = attach.attach(data, current_actor("web"))
         if draft.status_column:
             attach.add_status_column(draft.source, proposal, attach.DEFAULT_STATUS)
-        rows: list = []
-        outcome = sync_tracker(tracker.id, rows)
         session.pop(SESSION_KEY, None)
-        shown = [o for o in rows if o.outcome != "unchanged"][:SHOWN_ROWS]
-        return self.render_template(
-            "attach_done.html",
-            tracker=tracker,
-            outcome=outcome,
-            counts={k: v for k, v in count_outcomes(rows).items() if v},
-            rows=shown,
-            total=len(rows),
-        )
+        flash(f"Tracker {tracker.name} attached; its first sync runs in the background.", "info")
+        queue_sync(tracker)  # the normal sync job; its run page lists every row's outcome
+        return redirect(url_for("MyTrackersView.tracker", pk=tracker.id))
 
     def _map_page(self, draft, proposal, outcomes, status: int = 200):
         counts = {k: v for k, v in count_outcomes(outcomes or []).items() if v}

@@ -148,6 +148,7 @@ class TrackerView(ServiceModelView):
         "backend": lambda v: BACKEND_LABELS.get(v, v),
         "filter": lambda v: v or "all records",
         "owner": lambda v: v or "nobody",
+        "line_key": lambda v: {"#": "row position in its order", None: "—", "": "—"}.get(v, v),
         "deleted_row_policy": lambda v: DELETED_ROW_LABELS.get(v, v),
         "created_at": when,
     }
@@ -160,6 +161,8 @@ class TrackerView(ServiceModelView):
         "external_ref: the team's own ids (orders, order lines; see Attach workbook)",
         "header_row": "the sheet row holding the headers (a title may sit above them)",
         "append_records": "add portal records missing from the sheet (off for a team's sheet)",
+        "line_key": "order lines without a line id: the line number header, or # for the row's "
+        "position in its order (key header: Line key); empty: the sheet has line ids",
         "columns": 'JSON list of {"header", "field", "type", "owner"}; empty: the preset',
         "conflict_policy": "portal_wins, sheet_wins or flag (a Supervisor resolves)",
         "interval_seconds": "sync every N seconds; 0 = only on demand",

@@ -124,6 +124,7 @@ class MyTrackersView(BaseView):
             "my_tracker.html",
             tracker=tracker,
             runs=list(runs),
+            pending=sync_pending(tracker.id),
             may_share=tracker_work.may_share(tracker, actor),
             **_labels(),
         )
@@ -231,6 +232,16 @@ def _open_conflicts(tracker_id: int) -> dict[tuple[str, str], int]:
         )
     )
     return {(key, header): cid for key, header, cid in rows}
+
+
+def sync_pending(tracker_id: int) -> bool:
+    """Whether a sync of the tracker is queued or running (False when Redis cannot say)."""
+    from jobs.sync import is_pending
+
+    try:
+        return is_pending(tracker_id)
+    except RedisError:
+        return False
 
 
 def queue_sync(tracker: Tracker) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -23,6 +24,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from redis import Redis
+from rq.job import Job
 from sqlalchemy import create_engine, make_url, text
 
 REPO = Path(__file__).resolve().parents[2]
@@ -279,3 +282,28 @@ def draft_orders(portal_server: PortalServer) -> list[tuple[int, str]]:
         created = _post_json(f"{base}/api/v1/sales_order/", body, token)
         made.append((created["id"], created["result"]["number"]))
     return made[::-1]
+
+
+@pytest.fixture
+def sync_worker(portal_server: PortalServer) -> Iterator[None]:
+    """A worker on the sync queue beside the server, for the syncs the pages queue."""
+    args = ["worker", "--queue", "sync", "--no-scheduler"]
+    worker = subprocess.Popen(
+        [*_orderbridge(), *args],
+        env=portal_server.env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    yield
+    worker.terminate()
+    worker.wait(timeout=30)
+
+
+def sync_done(server: PortalServer, page) -> None:
+    """Wait for the sync the page's message names (RQ's result stream: no polling)."""
+    said = page.locator(".alert", has_text="sync queued as job").inner_text()
+    job_id = re.search(r"job (sync-\d+-[0-9a-f]+)", said).group(1)
+    conn = Redis.from_url(server.env["REDIS_URL"])
+    result = Job.fetch(job_id, connection=conn).latest_result(timeout=60)
+    assert result is not None and result.type == result.Type.SUCCESSFUL, result

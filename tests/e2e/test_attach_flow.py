@@ -1,6 +1,7 @@
 """Attach a workbook in a real browser: a Specialist uploads the team's .xlsx from Sync →
 Attach workbook, confirms the suggested mapping, reads the dry run (and downloads it), then
-attaches and syncs, and reads a refused row's reason."""
+attaches and syncs (the first sync a background job run by a real worker), and reads a
+refused row's reason on the run's page in My trackers."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from openpyxl import Workbook
 from playwright.sync_api import expect
 from sqlalchemy import create_engine, text
 
+from tests.e2e.conftest import sync_done
+
 pytestmark = pytest.mark.e2e
+NOT_FOUND = "not created: no customer 'NO-SUCH-CUSTOMER' (creating customers is off)"
 
 
 def _a_customer_code(database_url: str) -> str:
@@ -26,7 +30,7 @@ def _a_customer_code(database_url: str) -> str:
         engine.dispose()
 
 
-def test_a_specialist_attaches_a_workbook(page_as, portal_server, tmp_path) -> None:
+def test_a_specialist_attaches_a_workbook(page_as, portal_server, sync_worker, tmp_path) -> None:
     code = _a_customer_code(portal_server.database_url)
     book = tmp_path / "west-orders.xlsx"
     wb = Workbook()
@@ -56,16 +60,25 @@ def test_a_specialist_attaches_a_workbook(page_as, portal_server, tmp_path) -> N
     expect(page.locator("#dry-run-title")).to_be_visible()
     dry = page.locator("#dry-run")
     expect(dry).to_contain_text("would be added as order E2E-W-1")
-    expect(dry).to_contain_text("not created: no customer NO-SUCH-CUSTOMER")
+    expect(dry).to_contain_text(NOT_FOUND)
     with page.expect_download() as download:
         page.get_by_role("link", name="CSV").click()
     saved = tmp_path / "dry-run.csv"
     download.value.save_as(saved)
-    assert "not created: no customer NO-SUCH-CUSTOMER" in saved.read_text(encoding="utf-8-sig")
+    assert NOT_FOUND in saved.read_text(encoding="utf-8-sig")
 
     page.get_by_role("button", name="Attach and sync").click()
-    expect(page.get_by_role("heading", name="Tracker west-e2e attached")).to_be_visible()
-    expect(page.locator("#sync-result")).to_contain_text("1 created")
-    refused = page.locator("#sync-rows tr", has_text="E2E-W-2")
-    expect(refused).to_contain_text("refused")
-    expect(refused).to_contain_text("not created: no customer NO-SUCH-CUSTOMER")
+    # the first sync is the normal background job: the page is the tracker's, in My trackers
+    expect(page.get_by_role("heading", name="Tracker west-e2e")).to_be_visible()
+    expect(page.locator(".alert", has_text="west-e2e attached")).to_contain_text(
+        "its first sync runs in the background"
+    )
+    sync_done(portal_server, page)
+    page.reload()
+    runs = page.locator("#tracker-runs tbody tr")
+    expect(runs).to_have_count(1)
+    runs.get_by_role("link", name="Rows").click()
+    refused = page.locator("#run-rows tr", has_text="E2E-W-2")
+    expect(refused).to_contain_text("Refused")
+    expect(refused).to_contain_text(NOT_FOUND)
+    expect(page.locator("#run-rows tr", has_text="E2E-W-1")).to_contain_text("added as order")

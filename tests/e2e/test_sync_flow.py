@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
 from playwright.sync_api import expect
-from redis import Redis
-from rq.job import Job
 
-from tests.e2e.conftest import REPO, PortalServer, _orderbridge
+from tests.e2e.conftest import REPO, PortalServer, _orderbridge, sync_done
 
 pytestmark = pytest.mark.e2e
 TAB = "Orders"
@@ -31,31 +28,6 @@ def _cli(server: PortalServer, *args: str) -> str:
     )
     assert done.returncode == 0, f"orderbridge {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
     return done.stdout
-
-
-@pytest.fixture
-def sync_worker(portal_server: PortalServer) -> Iterator[None]:
-    """A worker on the sync queue beside the server, for the syncs the pages queue."""
-    args = ["worker", "--queue", "sync", "--no-scheduler"]
-    worker = subprocess.Popen(
-        [*_orderbridge(), *args],
-        env=portal_server.env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    yield
-    worker.terminate()
-    worker.wait(timeout=30)
-
-
-def _sync_done(server: PortalServer, page) -> None:
-    """Wait for the sync the page's message names (RQ's result stream: no polling)."""
-    said = page.locator(".alert", has_text="sync queued as job").inner_text()
-    job_id = re.search(r"job (sync-\d+-[0-9a-f]+)", said).group(1)
-    conn = Redis.from_url(server.env["REDIS_URL"])
-    result = Job.fetch(job_id, connection=conn).latest_result(timeout=60)
-    assert result is not None and result.type == result.Type.SUCCESSFUL, result
 
 
 def _set_cell(path: Path, row: int, header: str, value: object) -> str:
@@ -83,7 +55,7 @@ def test_a_specialist_syncs_reads_a_refused_row_and_uploads_a_fixed_copy(
     page.get_by_role("link", name="e2e-orders").click()
     page.get_by_role("button", name="Sync now").click()
     expect(page.locator(".alert")).to_contain_text("sync queued as job")
-    _sync_done(portal_server, page)
+    sync_done(portal_server, page)
 
     page.reload()
     page.locator("#tracker-runs").get_by_role("link", name="Rows").first.click()
@@ -104,7 +76,7 @@ def test_a_specialist_syncs_reads_a_refused_row_and_uploads_a_fixed_copy(
     page.locator("#file").set_input_files(str(copy))
     page.get_by_role("button", name="Upload and sync").click()
     expect(page.locator(".alert").first).to_contain_text("your copy is in place")
-    _sync_done(portal_server, page)
+    sync_done(portal_server, page)
 
     page.reload()
     page.locator("#tracker-runs").get_by_role("link", name="Rows").first.click()
