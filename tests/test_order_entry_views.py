@@ -286,3 +286,32 @@ def test_order_pages_show_money_with_its_currency_and_labels(clean_db) -> None:
     assert "EUR 1,900.00" in shown and "None" not in re.sub(
         r"<script.*?</script>", "", shown, flags=re.S
     )
+
+
+def test_a_refused_line_form_shows_the_order_again_with_the_typed_input(clean_db) -> None:
+    data = make_catalog()
+    order = draft(data)
+    line = order.lines[0]
+    client = login(clean_db, "specialist")
+    added = client.post(
+        f"/order-lines/add/{order.id}",
+        data={"product_label": "SKU-3 Product 3", "quantity": "lots"},
+    )
+    assert added.status_code == 422
+    assert 'value="SKU-3 Product 3"' in added.text and 'value="lots"' in added.text
+    assert re.search(r'class="help-block text-danger line-refusal">[^<]*product_id', added.text)
+    changed = client.post(
+        f"/order-lines/change/{order.id}",
+        data={"line_id": str(line.id), "quantity": "0", "version": str(line.version)},
+    )
+    assert changed.status_code == 422 and 'name="quantity" value="0"' in changed.text
+    asked = client.post(
+        f"/order-lines/request-price/{order.id}",
+        data={"line_id": str(line.id), "unit_price": "7.25"},
+    )
+    assert asked.status_code == 422
+    assert 'value="7.25"' in asked.text and '<details style="display:inline-block" open>' in (
+        asked.text
+    )
+    db.session.expire_all()
+    assert len(db.session.get(SalesOrder, order.id).lines) == 1  # nothing stored

@@ -47,7 +47,8 @@ from portal.models import (
     Shipment,
 )
 from portal.services import order_entry, orders, price_overrides, units
-from portal.views.base import has_access_audited, record_action, run_form_action
+from portal.views.base import form_on_record, has_access_audited, run_form_action
+from portal.views.orders import SalesOrderView
 
 SHOW = "SalesOrderView.show"
 
@@ -107,6 +108,17 @@ class OrderEntryView(BaseView):
         ), status
 
 
+def _order_view() -> SalesOrderView:
+    """The registered order page (its template renders the line forms)."""
+    return next(view for view in appbuilder.baseviews if isinstance(view, SalesOrderView))
+
+
+def _line_form(action: Any, pk: int, success: Any):
+    """A line form on the order page: back on the order after it; a refused input shows the
+    order page again (422) with what was typed in that form and the reason next to it."""
+    return form_on_record(_order_view(), action, pk, success, SHOW)
+
+
 class OrderLinesView(BaseView):
     """The order page's line forms: each posts here and goes back to the order."""
 
@@ -124,36 +136,34 @@ class OrderLinesView(BaseView):
     @expose("/add/<int:pk>", methods=["POST"])
     @has_access_audited
     def add(self, pk: int):
-        return record_action(ADD_LINE_FORM, pk, lambda order: "line added", SHOW)
+        return _line_form(ADD_LINE_FORM, pk, lambda order: "line added")
 
     @expose("/change/<int:pk>", methods=["POST"])
     @has_access_audited
     def change(self, pk: int):
-        return record_action(CHANGE_LINE_FORM, pk, lambda order: "line changed", SHOW)
+        return _line_form(CHANGE_LINE_FORM, pk, lambda order: "line changed")
 
     @expose("/remove/<int:pk>", methods=["POST"])
     @has_access_audited
     def remove(self, pk: int):
-        return record_action(REMOVE_LINE_FORM, pk, lambda order: "line removed", SHOW)
+        return _line_form(REMOVE_LINE_FORM, pk, lambda order: "line removed")
 
     @expose("/cancel/<int:pk>", methods=["POST"])
     @has_access_audited
     def cancel(self, pk: int):
-        return record_action(
+        return _line_form(
             CANCEL_LINE_FORM,
             pk,
             lambda order: "line cancelled; the customer is told by mail",
-            SHOW,
         )
 
     @expose("/request-price/<int:pk>", methods=["POST"])
     @has_access_audited
     def request_price(self, pk: int):
-        return record_action(
+        return _line_form(
             REQUEST_PRICE_FORM,
             pk,
             lambda req: f"price {req.requested_price} requested; a Supervisor decides",
-            SHOW,
         )
 
 
