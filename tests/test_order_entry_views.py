@@ -315,3 +315,18 @@ def test_a_refused_line_form_shows_the_order_again_with_the_typed_input(clean_db
     )
     db.session.expire_all()
     assert len(db.session.get(SalesOrder, order.id).lines) == 1  # nothing stored
+
+
+def test_a_post_to_fabs_order_form_goes_through_enter_order(clean_db) -> None:
+    data = make_catalog()
+    client = login(clean_db, "specialist")
+    header = {"customer": str(data.customer.id), "customer_po": "PO-FAB"}
+    refused = client.post("/salesorderview/add", data=header, follow_redirects=True)
+    assert refused.status_code == 422 and "add at least one line" in refused.text
+    assert 'id="customer_id" name="customer_id" value="%d"' % data.customer.id in refused.text
+    assert db.session.query(SalesOrder).count() == 0
+    lines = {"product_id_1": str(data.products[0].id), "quantity_1": "12"}
+    saved = client.post("/salesorderview/add", data={**header, **lines}, follow_redirects=True)
+    order = db.session.query(SalesOrder).one()
+    assert saved.request.path == f"/salesorderview/show/{order.id}"
+    assert order.customer_po == "PO-FAB" and len(order.lines) == 1 and order.status == "draft"

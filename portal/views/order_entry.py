@@ -10,6 +10,7 @@ related records) is read by :func:`order_page` with a fixed number of queries.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +48,7 @@ from portal.models import (
     Shipment,
 )
 from portal.services import order_entry, orders, price_overrides, units
-from portal.views.base import form_on_record, has_access_audited, run_form_action
+from portal.views.base import form_body, form_on_record, has_access_audited, run_form_action
 from portal.views.orders import SalesOrderView
 
 SHOW = "SalesOrderView.show"
@@ -63,6 +64,19 @@ def field_errors(outcome: Outcome) -> dict[str, str]:
         name: "; ".join(map(str, messages)) if isinstance(messages, list) else str(messages)
         for name, messages in found.items()
     }
+
+
+# FAB's order form (which posts to /salesorderview/add, sent on here) names these differently
+FAB_NAMES = {"customer": "customer_id", "ship_to": "ship_to_id"}
+
+
+def _entry_names(form: Mapping[str, str]) -> dict[str, str]:
+    return {FAB_NAMES.get(name, name): value for name, value in form.items()}
+
+
+def entry_body() -> dict[str, str]:
+    """The entry form's fields (a blank one not given), under the entry page's names."""
+    return _entry_names(form_body())
 
 
 class OrderEntryView(BaseView):
@@ -87,6 +101,7 @@ class OrderEntryView(BaseView):
                     f"{order.number} saved as a draft with {len(order.lines)} "
                     "line(s); Validate it to run the checks"
                 ),
+                read=entry_body,
             )
             if outcome.ok:
                 return redirect(url_for(SHOW, pk=outcome.result.id))
@@ -101,7 +116,7 @@ class OrderEntryView(BaseView):
         )
         return self.render_template(
             "order_entry.html",
-            typed=request.form,
+            typed=_entry_names(request.form),
             errors=errors,
             rows=range(1, min(rows, 200) + 1),
             incoterms=INCOTERMS,

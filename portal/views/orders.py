@@ -202,10 +202,11 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
     @has_access
     def add(self):
         """The list's "+" opens Enter order (the order with its lines, the ship-to picked from
-        the customer's addresses); a posted form is still FAB's."""
+        the customer's addresses); a form posted here is handled by Enter order itself (its
+        permission, checks and pages), so no order is made another way."""
         if request.method == "GET":
             return redirect(url_for("OrderEntryView.form"))
-        return super().add()
+        return current_app.view_functions["OrderEntryView.form"]()
 
     def prefill_form(self, form: Any, pk: Any) -> None:
         """The ship-to picker lists only the order's customer's addresses."""
