@@ -323,7 +323,7 @@ def test_a_post_to_fabs_order_form_goes_through_enter_order(clean_db) -> None:
     header = {"customer": str(data.customer.id), "customer_po": "PO-FAB"}
     refused = client.post("/salesorderview/add", data=header, follow_redirects=True)
     assert refused.status_code == 422 and "add at least one line" in refused.text
-    assert 'id="customer_id" name="customer_id" value="%d"' % data.customer.id in refused.text
+    assert f'id="customer_id" name="customer_id" value="{data.customer.id}"' in refused.text
     assert db.session.query(SalesOrder).count() == 0
     lines = {"product_id_1": str(data.products[0].id), "quantity_1": "12"}
     saved = client.post("/salesorderview/add", data={**header, **lines}, follow_redirects=True)
