@@ -26,7 +26,6 @@ from portal.actions.finance import (
     INVESTIGATE,
     ISSUE,
     OPEN_DISPUTE_FORM,
-    REJECT_CREDIT,
     REJECT_CREDIT_FORM,
     REJECT_DISPUTE_FORM,
     REQUEST_CREDIT_FORM,
@@ -278,6 +277,7 @@ class CreditApprovalView(ReadOnlyModelView):
     }
     include_route_methods = {"list", "show", "action_post"}
     list_title = "Credit approvals"
+    list_template = "finance/credit_approvals.html"  # the reason a Reject needs
     base_filters = [["status", FilterEqual, CreditMemoStatus.REQUESTED.value]]
     list_columns = [
         "number",
@@ -320,14 +320,20 @@ class CreditApprovalView(ReadOnlyModelView):
         return super().action_post()
 
     def _decide(self, items: Any, approve: bool):
-        """Each row through the pipeline on its own: done, or refused with the reason."""
-        action, verb = (APPROVE, "Approved") if approve else (REJECT_CREDIT, "Rejected")
-        body = {} if approve else {"reason": "Rejected from the approvals queue"}
+        """Each row through the pipeline on its own: done, or refused with the reason. A
+        reject needs the reason typed above the list: without one nothing is rejected and
+        the queue is shown again (422) with the rows still ticked."""
+        action, verb = (APPROVE, "Approved") if approve else (REJECT_CREDIT_FORM, "Rejected")
+        note = request.form.get("note", "").strip()
+        body = {} if approve or not note else {"note": note}
         done: list[str] = []
         for memo_id, number in [(row.id, row.number) for row in _rows(items)]:
             outcome = perform(action, memo_id, lambda: body, "web")
             if outcome.ok:
                 done.append(number)
+            elif keeps_input(outcome):  # the same input for every row: none would pass
+                flash(f"Nothing {verb.lower()}: {outcome.message}", "danger")
+                return self.list(), outcome.status
             else:
                 flash(f"{number} not {verb.lower()}: {outcome.message}", "danger")
         if done:
