@@ -408,6 +408,18 @@ def test_credit_memo_needs_a_second_person(page_as) -> None:
     expect(refused).to_contain_text("segregation of duties")
     expect(supervisor.locator(LIST_ROWS).filter(has_text=own)).to_have_count(1)
 
+    # Reject asks for the reason: without one nothing is rejected, the row stays ticked.
+    supervisor.locator(LIST_ROWS).filter(has_text=own).locator("input.action_check").check()
+    supervisor.get_by_role("button", name="Actions").click()
+    supervisor.locator("a.reject_menu_item").click()
+    with supervisor.expect_response(re.compile(r"/creditapprovalview/action_post")) as answer:
+        supervisor.get_by_role("dialog").get_by_role("link", name="OK").click()
+    assert answer.value.status == 422
+    expect(flash(supervisor, "Nothing rejected")).to_contain_text("give the reason")
+    ticked = supervisor.locator(LIST_ROWS).filter(has_text=own).locator("input.action_check")
+    expect(ticked).to_be_checked()
+    expect(supervisor.get_by_label("Reason to reject")).to_be_visible()
+
     # The supervisor approves the specialist's request: it leaves the queue, approved.
     choose_action(supervisor, memo, "approve")
     expect(flash(supervisor, f"Approved: {memo}")).to_be_visible()
