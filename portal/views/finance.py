@@ -42,6 +42,7 @@ from portal.models import (
     CreditMemo,
     CreditMemoStatus,
     Dispute,
+    DisputeStatus,
     Invoice,
     InvoiceLine,
     ReturnAuthorization,
@@ -59,7 +60,7 @@ from portal.views.base import (
     record_action,
     run_form_action,
 )
-from portal.views.formatting import choice, formatters, label
+from portal.views.formatting import choice, code_filter, formatters, label
 from portal.views.pickers import RecordPicker
 
 INVOICE = "InvoiceView.show"
@@ -148,7 +149,18 @@ class CreditMemoView(RecordHistoryMixin, ServiceModelView):
     ]
     show_columns = [*list_columns, "reason_text", "decision_note", "dispute"]
     add_columns = ["invoice", "reason_code", "reason_text", "amount"]
-    search_columns = ["number", "status", "reason_code", "requested_by", "decided_by"]
+    search_columns = [
+        "number",
+        "status",
+        "reason_code",
+        "requested_by",
+        "requested_at",
+        "decided_by",
+    ]
+    search_form_extra_fields = {
+        "status": code_filter(CreditMemoStatus),
+        "reason_code": code_filter(CREDIT_REASONS, "Reason"),
+    }
     base_order = ("id", "desc")
     label_columns = {"reason_code": "Reason", "reason_text": "Details"}
     add_template = "picker_add.html"
@@ -398,7 +410,11 @@ class DisputeView(RecordHistoryMixin, ServiceModelView):
     ]
     add_columns = ["invoice", "dispute_type", "amount", "owner", "description"]
     edit_columns = ["owner", "amount", "description", "due_date"]
-    search_columns = ["number", "status", "dispute_type", "owner", "due_date"]
+    search_columns = ["number", "status", "dispute_type", "owner", "opened_at", "due_date"]
+    search_form_extra_fields = {
+        "status": code_filter(DisputeStatus),
+        "dispute_type": code_filter(DISPUTE_TYPES, "Type"),
+    }
     base_order = ("id", "desc")
     label_columns = {
         "is_overdue": "Overdue",

@@ -55,7 +55,7 @@ from portal.views.base import (
     record_action,
     run_form_action,
 )
-from portal.views.formatting import order_formatters
+from portal.views.formatting import code_filter, order_formatters
 
 ORDER_ACTIONS = {
     "confirm": "write",
@@ -183,7 +183,16 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
         "incoterm",
         "notes",
     ]
-    search_columns = ["number", "external_ref", "customer", "customer_po", "status", "order_date"]
+    search_columns = [
+        "number",
+        "external_ref",
+        "customer",
+        "customer_po",
+        "status",
+        "order_date",
+        "requested_date",
+    ]
+    search_form_extra_fields = {"status": code_filter(OrderStatus)}
     base_order = ("id", "desc")
     label_columns = {
         "customer_po": "Customer PO",

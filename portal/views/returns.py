@@ -44,7 +44,7 @@ from portal.views.base import (
     has_access_audited,
     record_action,
 )
-from portal.views.formatting import formatters
+from portal.views.formatting import code_filter, formatters
 
 RETURN = "ReturnView.show"
 RETURN_ACTIONS = {
@@ -125,6 +125,7 @@ class ReturnView(ReadOnlyModelView):
     ]
     show_columns = [*list_columns, "credit_memo"]
     search_columns = ["number", "order", "status", "warehouse", "requested_by", "created_at"]
+    search_form_extra_fields = {"status": code_filter(ReturnStatus)}
     base_order = ("id", "desc")
     label_columns = {"created_at": "Requested at", "requested_by": "Requested by"}
     formatters_columns = formatters(
