@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from portal.services import lifecycle
+from portal.services import catalog, lifecycle
 from tests.conftest import login
 from tests.factories import SETUP, make_catalog
 from tests.test_order_entry_api import draft
@@ -53,3 +53,24 @@ def test_the_status_filter_finds_the_orders_in_that_status(clean_db) -> None:
     lifecycle.confirm(confirmed, SETUP)
     page = login(clean_db, "specialist").get("/salesorderview/list/?_flt_0_status=draft").text
     assert f">{kept.number}<" in page and f">{confirmed.number}<" not in page
+
+
+def test_the_customer_filter_searches_as_you_type_and_keeps_the_active_customer(
+    clean_db,
+) -> None:
+    data = make_catalog()
+    mine = draft(data)
+    other = catalog.customers.create({"code": "C8", "name": "Zenith Ltd", "credit_limit": 0}, SETUP)
+    client = login(clean_db, "specialist")
+    field = search_fields(client.get("/salesorderview/list/").text)["customer"]
+    assert 'data-picker="/api/v1/lookup/customer"' in field
+    assert data.customer.name not in field and other.name not in field  # no customer listed
+    path = f"/salesorderview/list/?_flt_0_customer={data.customer.id}"
+    filtered = client.get(path).text
+    chosen = search_fields(filtered)["customer"]
+    assert f'<option value="{data.customer.id}" selected>{data.customer}</option>' in chosen
+    assert f">{mine.number}<" in filtered
+    assert (
+        f">{mine.number}<"
+        not in client.get(f"/salesorderview/list/?_flt_0_customer={other.id}").text
+    )

@@ -36,6 +36,7 @@ from portal.models import (
     Allocation,
     AuditEvent,
     Backorder,
+    Customer,
     CustomerAddress,
     Notification,
     OrderLine,
@@ -56,7 +57,9 @@ from portal.views.base import (
     run_form_action,
 )
 from portal.views.formatting import code_filter, order_formatters
+from portal.views.pickers import PickerFilters, RecordPicker
 
+CUSTOMER_LOOKUP = "/api/v1/lookup/customer"
 ORDER_ACTIONS = {
     "confirm": "write",
     "allocate": "write",
@@ -122,7 +125,7 @@ def _allocated(order: SalesOrder) -> str:
     )
 
 
-class SalesOrderView(RecordHistoryMixin, ServiceModelView):
+class SalesOrderView(PickerFilters, RecordHistoryMixin, ServiceModelView):
     service = orders.orders
     audit_entity = "sales_order"
     class_permission_name = security.ORDERS
@@ -192,7 +195,12 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
         "order_date",
         "requested_date",
     ]
-    search_form_extra_fields = {"status": code_filter(OrderStatus)}
+    search_form_extra_fields = {
+        "status": code_filter(OrderStatus),
+        "customer": RecordPicker(
+            "Customer", Customer, CUSTOMER_LOOKUP, "Type a customer's code or name"
+        ),
+    }
     base_order = ("id", "desc")
     label_columns = {
         "customer_po": "Customer PO",

@@ -179,3 +179,23 @@ def test_a_supervisor_approves_a_price_override_request(page_as, portal_server) 
         "approved",
         "long-standing customer",
     )
+
+
+def test_the_orders_list_filters_by_a_customer_picked_as_you_type(page_as, portal_server) -> None:
+    customer, _ = _customer_and_products(portal_server.database_url)
+    page = page_as("specialist")
+    _open_menu(page, "Orders", "Sales orders")
+    page.get_by_role("link", name="Search").click()
+    page.get_by_role("button", name="Add Filter").click()
+    page.locator("#filter_form a.filter[name=customer]").click()
+    picker = page.locator("#filter_form input.ob-picker-input")
+    _pick(picker, customer.code, customer.code)
+    page.locator("#filter_form button[type=submit]").click()
+    page.wait_for_url(re.compile(rf"_flt_\d+_customer={customer.id}"))
+    expect(page.locator("#filter_form input.ob-picker-input")).to_have_value(
+        re.compile(re.escape(customer.code))
+    )
+    rows = page.locator("table.table-bordered.table-hover > tbody > tr")
+    expect(rows.first).to_contain_text(customer.code)
+    for row in rows.all():
+        expect(row).to_contain_text(customer.code)
