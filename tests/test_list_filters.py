@@ -74,3 +74,22 @@ def test_the_customer_filter_searches_as_you_type_and_keeps_the_active_customer(
         f">{mine.number}<"
         not in client.get(f"/salesorderview/list/?_flt_0_customer={other.id}").text
     )
+
+
+@pytest.mark.parametrize("path", sorted(LISTS))
+def test_each_list_has_a_quick_search_by_number(clean_db, path: str) -> None:
+    client = login(clean_db, "supervisor")
+    box = re.search(r'<form[^>]*id="quick-search".*?</form>', client.get(path).text, re.S)
+    assert box, path
+    name = re.search(r'name="(_flt_\d+_number)"', box.group(0)).group(1)
+    assert client.get(f"{path}?{name}=none-such").status_code == 200
+
+
+def test_the_quick_search_finds_an_order_by_part_of_its_number(clean_db) -> None:
+    data = make_catalog()
+    first, second = draft(data), draft(data)
+    client = login(clean_db, "specialist")
+    box = re.search(r'name="(_flt_\d+_number)"', client.get("/salesorderview/list/").text)
+    found = client.get(f"/salesorderview/list/?{box.group(1)}={second.number[-3:]}").text
+    assert f">{second.number}<" in found and f">{first.number}<" not in found
+    assert f'value="{second.number[-3:]}"' in found

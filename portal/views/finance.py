@@ -61,7 +61,7 @@ from portal.views.base import (
     run_form_action,
 )
 from portal.views.formatting import choice, code_filter, formatters, label
-from portal.views.pickers import RecordPicker
+from portal.views.pickers import QuickSearch, RecordPicker
 
 INVOICE = "InvoiceView.show"
 INVOICE_LOOKUP = "/api/v1/lookup/invoice"
@@ -114,7 +114,7 @@ class PaymentView(ServiceModelView):
     description_columns = {"method": ", ".join(PAYMENT_METHODS)}
 
 
-class CreditMemoView(RecordHistoryMixin, ServiceModelView):
+class CreditMemoView(QuickSearch, RecordHistoryMixin, ServiceModelView):
     service = credits.credit_memos
     audit_entity = "credit_memo"
     class_permission_name = security.CREDIT_MEMOS
@@ -361,7 +361,7 @@ class CreditApprovalView(ReadOnlyModelView):
         return self._decide(items, False)
 
 
-class DisputeView(RecordHistoryMixin, ServiceModelView):
+class DisputeView(QuickSearch, RecordHistoryMixin, ServiceModelView):
     service = disputes.disputes
     audit_entity = "dispute"
     class_permission_name = security.DISPUTES

@@ -62,7 +62,25 @@ class RecordPicker(Field):
             raise ValueError(f"{text} is not one of the records offered")
 
 
-class PickerFilters:
+class QuickSearch:
+    """A list view mixin: a quick search box above the list, finding the records whose
+    ``quick_search_column`` (their number) contains what was typed (FAB's "Contains" filter,
+    so the list's other filters combine with it)."""
+
+    list_template = "quick_list.html"
+    quick_search_column = "number"
+
+    def _get_search_widget(self, form: Any = None, **kwargs: Any) -> Any:
+        widgets = super()._get_search_widget(form=form, **kwargs)  # type: ignore[misc]
+        column = self.quick_search_column
+        found = self._filters.get_search_filters()[column]  # type: ignore[attr-defined]
+        kinds = [type(each).__name__ for each in found]
+        name = f"_flt_{kinds.index('FilterContains')}_{column}"
+        widgets["quick"] = {"name": name, "value": request.args.get(name, "")}
+        return widgets
+
+
+class PickerFilters(QuickSearch):
     """A list view mixin: a search filter on a relation given as a :class:`RecordPicker` (in
     ``search_form_extra_fields``) searches as you type instead of listing the whole table,
     and an active filter shows its record as the picker's choice."""
@@ -73,7 +91,7 @@ class PickerFilters:
         for name, field in form._fields.items() if form is not None else ():
             if isinstance(field, RecordPicker):
                 field.data = _filtered(field.model, name)
-        return super()._get_search_widget(form=form, **kwargs)  # type: ignore[misc]
+        return super()._get_search_widget(form=form, **kwargs)
 
 
 def _filtered(model: type, column: str) -> Any:

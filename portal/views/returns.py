@@ -45,6 +45,7 @@ from portal.views.base import (
     record_action,
 )
 from portal.views.formatting import code_filter, formatters
+from portal.views.pickers import QuickSearch
 
 RETURN = "ReturnView.show"
 RETURN_ACTIONS = {
@@ -104,7 +105,7 @@ def shipment_returns(shipment: Shipment) -> list[ReturnAuthorization]:
     )
 
 
-class ReturnView(ReadOnlyModelView):
+class ReturnView(QuickSearch, ReadOnlyModelView):
     """Returns, with the actions their state allows on the record page."""
 
     datamodel = SQLAInterface(ReturnAuthorization)

@@ -30,11 +30,12 @@ from portal.models import (
 )
 from portal.views.base import ReadOnlyModelView, form_on_record, has_access_audited
 from portal.views.formatting import code_filter, formatters
+from portal.views.pickers import QuickSearch
 
 SHIPMENT = "ShipmentView.show"
 
 
-class ShipmentView(ReadOnlyModelView):
+class ShipmentView(QuickSearch, ReadOnlyModelView):
     """Shipments, newest first; each page lists its lines and links to its order."""
 
     datamodel = SQLAInterface(Shipment)
