@@ -12,6 +12,8 @@ from openpyxl import Workbook
 from playwright.sync_api import expect
 from sqlalchemy import create_engine, text
 
+from tests.e2e.test_duties import snap
+
 pytestmark = pytest.mark.e2e
 
 
@@ -57,6 +59,7 @@ def test_a_specialist_attaches_a_workbook(page_as, portal_server, tmp_path) -> N
     dry = page.locator("#dry-run")
     expect(dry).to_contain_text("would be added as order E2E-W-1")
     expect(dry).to_contain_text("not created: no customer NO-SUCH-CUSTOMER")
+    snap(page, "attach-workbook")
     with page.expect_download() as download:
         page.get_by_role("link", name="CSV").click()
     saved = tmp_path / "dry-run.csv"
