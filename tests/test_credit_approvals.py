@@ -38,13 +38,13 @@ def _signed_in(app: Flask, username: str) -> FlaskClient:
     return login(app, username)
 
 
-def _bulk(client: FlaskClient, action: str, memos: list[CreditMemo]) -> list[str]:
+def _bulk(client: FlaskClient, action: str, memos: list[CreditMemo], **form: str) -> list[str]:
     """Run a bulk action of the approvals queue; the messages it flashed."""
     for name in ("_login_user", "user"):
         g.pop(name, None)
     client.post(
         "/creditapprovalview/action_post",
-        data={"action": action, "rowid": [str(memo.id) for memo in memos]},
+        data={"action": action, "rowid": [str(memo.id) for memo in memos], **form},
     )
     with client.session_transaction() as session:
         return [message for _, message in session.pop("_flashes", [])]
@@ -141,10 +141,11 @@ def test_bulk_approval_reports_each_refused_row_and_audits_it(clean_db) -> None:
     db.session.expire_all()
     assert (fine.status, own.status, big.status) == ("approved", "requested", "requested")
     assert invoice.amount_credited == Decimal("100.00")
-    rejected = _bulk(_signed_in(app, "supervisor2"), "reject", [own])
+    rejected = _bulk(_signed_in(app, "supervisor2"), "reject", [own], note="duplicate request")
     assert any(f.startswith("Rejected:") for f in rejected), rejected
     db.session.expire_all()
     assert own.status == "rejected" and own.decided_by == "supervisor2"
+    assert own.decision_note == "duplicate request"
     queue = _signed_in(app, "supervisor").get("/creditapprovalview/list/")
     assert big.number in queue.text and fine.number not in queue.text
 
@@ -244,3 +245,28 @@ def test_audit_trail_shows_who_requested_approved_rejected_and_exported(clean_db
         ("auditor", "invoice", "export"),
     } <= trail
     assert audit.verify().ok
+
+
+def test_bulk_reject_asks_for_the_reason_and_keeps_the_rows_ticked(clean_db) -> None:
+    app: Flask = clean_db
+    invoice = issued_invoice((1, 7))
+    memo = _request(invoice, "1.00")
+    client = _signed_in(app, "supervisor")
+    queue = client.get("/creditapprovalview/list/").text
+    assert 'name="note" form="action_form"' in queue
+    refused = client.post(
+        "/creditapprovalview/action_post",
+        data={"action": "reject", "rowid": [str(memo.id)], "note": "  "},
+    )
+    assert refused.status_code == 422
+    assert "Nothing rejected" in refused.text and "give the reason" in refused.text
+    assert f'var kept = ["{memo.id}"]' in refused.text and memo.number in refused.text
+    db.session.expire_all()
+    assert memo.status == "requested"
+    long = client.post(
+        "/creditapprovalview/action_post",
+        data={"action": "reject", "rowid": [str(memo.id)], "note": "x" * 401},
+    )
+    assert long.status_code == 422 and 'value="' + "x" * 401 + '"' in long.text
+    db.session.expire_all()
+    assert memo.status == "requested"

@@ -96,7 +96,7 @@ def test_credit_exposure_counts_other_open_orders(clean_db) -> None:
     lifecycle.confirm(first, SETUP)
     assert first.status == "confirmed"
     second = _order(data, (10,), customer_po="PO-2")
-    assert "exceeds credit limit 150.00" in _fails(second, "credit_exposure")
+    assert "exceeds credit limit USD 150.00" in _fails(second, "credit_exposure")
 
 
 def test_duplicate_customer_po_on_another_open_order_fails(clean_db) -> None:
@@ -460,4 +460,4 @@ def test_credit_exposure_counts_open_invoices(clean_db) -> None:
     invoice = invoices.invoice_shipment(shipment, SETUP)
     assert invoices.open_balance_for_customer(data.customer.id) == invoice.total
     second = _order(data, (10,), customer_po="PO-2")
-    assert "exceeds credit limit 150.00" in _fails(second, "credit_exposure")
+    assert "exceeds credit limit USD 150.00" in _fails(second, "credit_exposure")

@@ -99,7 +99,9 @@ def test_confirm_many_counts_earlier_orders_of_the_batch_against_the_credit_limi
     )  # 95.00 each: the first two fit in 200.00, the third does not
     lifecycle.confirm_many(batch, SETUP)
     assert [order.status for order in batch] == ["confirmed", "confirmed", "on_hold"]
-    assert "credit_exposure: exposure 285.00 exceeds credit limit 200.00" in (batch[2].hold_reasons)
+    assert "credit_exposure: exposure USD 285.00 exceeds credit limit USD 200.00" in (
+        batch[2].hold_reasons
+    )
     checks = db.session.execute(
         select(OrderCheck.order_id, func.count()).group_by(OrderCheck.order_id)
     ).all()

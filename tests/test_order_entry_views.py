@@ -286,3 +286,47 @@ def test_order_pages_show_money_with_its_currency_and_labels(clean_db) -> None:
     assert "EUR 1,900.00" in shown and "None" not in re.sub(
         r"<script.*?</script>", "", shown, flags=re.S
     )
+
+
+def test_a_refused_line_form_shows_the_order_again_with_the_typed_input(clean_db) -> None:
+    data = make_catalog()
+    order = draft(data)
+    line = order.lines[0]
+    client = login(clean_db, "specialist")
+    added = client.post(
+        f"/order-lines/add/{order.id}",
+        data={"product_label": "SKU-3 Product 3", "quantity": "lots"},
+    )
+    assert added.status_code == 422
+    assert 'value="SKU-3 Product 3"' in added.text and 'value="lots"' in added.text
+    assert re.search(r'class="help-block text-danger line-refusal">[^<]*product_id', added.text)
+    changed = client.post(
+        f"/order-lines/change/{order.id}",
+        data={"line_id": str(line.id), "quantity": "0", "version": str(line.version)},
+    )
+    assert changed.status_code == 422 and 'name="quantity" value="0"' in changed.text
+    asked = client.post(
+        f"/order-lines/request-price/{order.id}",
+        data={"line_id": str(line.id), "unit_price": "7.25"},
+    )
+    assert asked.status_code == 422
+    assert 'value="7.25"' in asked.text and '<details style="display:inline-block" open>' in (
+        asked.text
+    )
+    db.session.expire_all()
+    assert len(db.session.get(SalesOrder, order.id).lines) == 1  # nothing stored
+
+
+def test_a_post_to_fabs_order_form_goes_through_enter_order(clean_db) -> None:
+    data = make_catalog()
+    client = login(clean_db, "specialist")
+    header = {"customer": str(data.customer.id), "customer_po": "PO-FAB"}
+    refused = client.post("/salesorderview/add", data=header, follow_redirects=True)
+    assert refused.status_code == 422 and "add at least one line" in refused.text
+    assert f'id="customer_id" name="customer_id" value="{data.customer.id}"' in refused.text
+    assert db.session.query(SalesOrder).count() == 0
+    lines = {"product_id_1": str(data.products[0].id), "quantity_1": "12"}
+    saved = client.post("/salesorderview/add", data={**header, **lines}, follow_redirects=True)
+    order = db.session.query(SalesOrder).one()
+    assert saved.request.path == f"/salesorderview/show/{order.id}"
+    assert order.customer_po == "PO-FAB" and len(order.lines) == 1 and order.status == "draft"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from portal.actions import Action
 from portal.actions.forms import WholeNumber
@@ -101,6 +101,12 @@ REJECT_PRICE_REQUEST = Action(
 class LineAddForm(Schema):
     product_id = WholeNumber(minimum=1, required=True, error_messages={"required": "pick one"})
     quantity = WholeNumber(minimum=1, required=True)
+    product_label = Text(200)  # the picker's text, shown again on a refused form; not stored
+
+    @post_load
+    def _without_label(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        data.pop("product_label", None)
+        return data
 
 
 class LineChangeForm(Schema):

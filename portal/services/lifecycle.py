@@ -169,11 +169,12 @@ def _customer_active(order: SalesOrder, facts: OrderFacts) -> CheckResult:
 def _credit_exposure(order: SalesOrder, facts: OrderFacts) -> CheckResult:
     limit = order.customer.credit_limit
     exposure = facts.open_invoice_balance + facts.open_order_value + order.total
+    shown, allowed = f"{order.currency} {exposure:,.2f}", f"{order.currency} {limit:,.2f}"
     if exposure > limit:
         return CheckResult(
-            "credit_exposure", False, f"exposure {exposure} exceeds credit limit {limit}"
+            "credit_exposure", False, f"exposure {shown} exceeds credit limit {allowed}"
         )
-    return CheckResult("credit_exposure", True, f"exposure {exposure} within limit {limit}")
+    return CheckResult("credit_exposure", True, f"exposure {shown} within limit {allowed}")
 
 
 def _duplicate_po(order: SalesOrder, facts: OrderFacts) -> CheckResult:

@@ -95,6 +95,7 @@ def form_on_record(
     again on the page, as typed, with the reason."""
     outcome = run_form_action(action, pk, success)
     if keeps_input(outcome):
+        g.refusal = outcome.message  # the template shows it next to the form posted
         return show_again(view, pk, outcome.status)
     return redirect(url_for(endpoint, pk=pk))
 

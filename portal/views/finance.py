@@ -26,7 +26,6 @@ from portal.actions.finance import (
     INVESTIGATE,
     ISSUE,
     OPEN_DISPUTE_FORM,
-    REJECT_CREDIT,
     REJECT_CREDIT_FORM,
     REJECT_DISPUTE_FORM,
     REQUEST_CREDIT_FORM,
@@ -43,6 +42,7 @@ from portal.models import (
     CreditMemo,
     CreditMemoStatus,
     Dispute,
+    DisputeStatus,
     Invoice,
     InvoiceLine,
     ReturnAuthorization,
@@ -60,8 +60,8 @@ from portal.views.base import (
     record_action,
     run_form_action,
 )
-from portal.views.formatting import choice, formatters, label
-from portal.views.pickers import RecordPicker
+from portal.views.formatting import choice, code_filter, formatters, label
+from portal.views.pickers import QuickSearch, RecordPicker
 
 INVOICE = "InvoiceView.show"
 INVOICE_LOOKUP = "/api/v1/lookup/invoice"
@@ -114,7 +114,7 @@ class PaymentView(ServiceModelView):
     description_columns = {"method": ", ".join(PAYMENT_METHODS)}
 
 
-class CreditMemoView(RecordHistoryMixin, ServiceModelView):
+class CreditMemoView(QuickSearch, RecordHistoryMixin, ServiceModelView):
     service = credits.credit_memos
     audit_entity = "credit_memo"
     class_permission_name = security.CREDIT_MEMOS
@@ -149,7 +149,18 @@ class CreditMemoView(RecordHistoryMixin, ServiceModelView):
     ]
     show_columns = [*list_columns, "reason_text", "decision_note", "dispute"]
     add_columns = ["invoice", "reason_code", "reason_text", "amount"]
-    search_columns = ["number", "status", "reason_code", "requested_by", "decided_by"]
+    search_columns = [
+        "number",
+        "status",
+        "reason_code",
+        "requested_by",
+        "requested_at",
+        "decided_by",
+    ]
+    search_form_extra_fields = {
+        "status": code_filter(CreditMemoStatus),
+        "reason_code": code_filter(CREDIT_REASONS, "Reason"),
+    }
     base_order = ("id", "desc")
     label_columns = {"reason_code": "Reason", "reason_text": "Details"}
     add_template = "picker_add.html"
@@ -278,6 +289,7 @@ class CreditApprovalView(ReadOnlyModelView):
     }
     include_route_methods = {"list", "show", "action_post"}
     list_title = "Credit approvals"
+    list_template = "finance/credit_approvals.html"  # the reason a Reject needs
     base_filters = [["status", FilterEqual, CreditMemoStatus.REQUESTED.value]]
     list_columns = [
         "number",
@@ -320,14 +332,20 @@ class CreditApprovalView(ReadOnlyModelView):
         return super().action_post()
 
     def _decide(self, items: Any, approve: bool):
-        """Each row through the pipeline on its own: done, or refused with the reason."""
-        action, verb = (APPROVE, "Approved") if approve else (REJECT_CREDIT, "Rejected")
-        body = {} if approve else {"reason": "Rejected from the approvals queue"}
+        """Each row through the pipeline on its own: done, or refused with the reason. A
+        reject needs the reason typed above the list: without one nothing is rejected and
+        the queue is shown again (422) with the rows still ticked."""
+        action, verb = (APPROVE, "Approved") if approve else (REJECT_CREDIT_FORM, "Rejected")
+        note = request.form.get("note", "").strip()
+        body = {} if approve or not note else {"note": note}
         done: list[str] = []
         for memo_id, number in [(row.id, row.number) for row in _rows(items)]:
             outcome = perform(action, memo_id, lambda: body, "web")
             if outcome.ok:
                 done.append(number)
+            elif keeps_input(outcome):  # the same input for every row: none would pass
+                flash(f"Nothing {verb.lower()}: {outcome.message}", "danger")
+                return self.list(), outcome.status
             else:
                 flash(f"{number} not {verb.lower()}: {outcome.message}", "danger")
         if done:
@@ -343,7 +361,7 @@ class CreditApprovalView(ReadOnlyModelView):
         return self._decide(items, False)
 
 
-class DisputeView(RecordHistoryMixin, ServiceModelView):
+class DisputeView(QuickSearch, RecordHistoryMixin, ServiceModelView):
     service = disputes.disputes
     audit_entity = "dispute"
     class_permission_name = security.DISPUTES
@@ -392,7 +410,11 @@ class DisputeView(RecordHistoryMixin, ServiceModelView):
     ]
     add_columns = ["invoice", "dispute_type", "amount", "owner", "description"]
     edit_columns = ["owner", "amount", "description", "due_date"]
-    search_columns = ["number", "status", "dispute_type", "owner", "due_date"]
+    search_columns = ["number", "status", "dispute_type", "owner", "opened_at", "due_date"]
+    search_form_extra_fields = {
+        "status": code_filter(DisputeStatus),
+        "dispute_type": code_filter(DISPUTE_TYPES, "Type"),
+    }
     base_order = ("id", "desc")
     label_columns = {
         "is_overdue": "Overdue",

@@ -148,6 +148,16 @@ def choice(text: str, labels: Mapping[str, str]) -> SelectField:
     )
 
 
+def code_filter(codes: Iterable[str], text: str = "Status") -> SelectField:
+    """A list's search filter on a code column: chosen from its labels, never typed (the
+    labels of a mapping of code to label, else :func:`label`)."""
+    given = codes if isinstance(codes, Mapping) else {}
+    choices = [
+        (code, given[code] if isinstance(given.get(code), str) else label(code)) for code in codes
+    ]
+    return SelectField(text, choices=choices, widget=Select2Widget())
+
+
 def status_badge(code: Any) -> Markup:
     """A record's status as a badge with its label."""
     return Markup('<span class="ob-status {}">{}</span>').format(code or "", label(code))

@@ -10,6 +10,7 @@ related records) is read by :func:`order_page` with a fixed number of queries.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +48,8 @@ from portal.models import (
     Shipment,
 )
 from portal.services import order_entry, orders, price_overrides, units
-from portal.views.base import has_access_audited, record_action, run_form_action
+from portal.views.base import form_body, form_on_record, has_access_audited, run_form_action
+from portal.views.orders import SalesOrderView
 
 SHOW = "SalesOrderView.show"
 
@@ -62,6 +64,19 @@ def field_errors(outcome: Outcome) -> dict[str, str]:
         name: "; ".join(map(str, messages)) if isinstance(messages, list) else str(messages)
         for name, messages in found.items()
     }
+
+
+# FAB's order form (which posts to /salesorderview/add, sent on here) names these differently
+FAB_NAMES = {"customer": "customer_id", "ship_to": "ship_to_id"}
+
+
+def _entry_names(form: Mapping[str, str]) -> dict[str, str]:
+    return {FAB_NAMES.get(name, name): value for name, value in form.items()}
+
+
+def entry_body() -> dict[str, str]:
+    """The entry form's fields (a blank one not given), under the entry page's names."""
+    return _entry_names(form_body())
 
 
 class OrderEntryView(BaseView):
@@ -86,6 +101,7 @@ class OrderEntryView(BaseView):
                     f"{order.number} saved as a draft with {len(order.lines)} "
                     "line(s); Validate it to run the checks"
                 ),
+                read=entry_body,
             )
             if outcome.ok:
                 return redirect(url_for(SHOW, pk=outcome.result.id))
@@ -100,11 +116,22 @@ class OrderEntryView(BaseView):
         )
         return self.render_template(
             "order_entry.html",
-            typed=request.form,
+            typed=_entry_names(request.form),
             errors=errors,
             rows=range(1, min(rows, 200) + 1),
             incoterms=INCOTERMS,
         ), status
+
+
+def _order_view() -> SalesOrderView:
+    """The registered order page (its template renders the line forms)."""
+    return next(view for view in appbuilder.baseviews if isinstance(view, SalesOrderView))
+
+
+def _line_form(action: Any, pk: int, success: Any):
+    """A line form on the order page: back on the order after it; a refused input shows the
+    order page again (422) with what was typed in that form and the reason next to it."""
+    return form_on_record(_order_view(), action, pk, success, SHOW)
 
 
 class OrderLinesView(BaseView):
@@ -124,36 +151,34 @@ class OrderLinesView(BaseView):
     @expose("/add/<int:pk>", methods=["POST"])
     @has_access_audited
     def add(self, pk: int):
-        return record_action(ADD_LINE_FORM, pk, lambda order: "line added", SHOW)
+        return _line_form(ADD_LINE_FORM, pk, lambda order: "line added")
 
     @expose("/change/<int:pk>", methods=["POST"])
     @has_access_audited
     def change(self, pk: int):
-        return record_action(CHANGE_LINE_FORM, pk, lambda order: "line changed", SHOW)
+        return _line_form(CHANGE_LINE_FORM, pk, lambda order: "line changed")
 
     @expose("/remove/<int:pk>", methods=["POST"])
     @has_access_audited
     def remove(self, pk: int):
-        return record_action(REMOVE_LINE_FORM, pk, lambda order: "line removed", SHOW)
+        return _line_form(REMOVE_LINE_FORM, pk, lambda order: "line removed")
 
     @expose("/cancel/<int:pk>", methods=["POST"])
     @has_access_audited
     def cancel(self, pk: int):
-        return record_action(
+        return _line_form(
             CANCEL_LINE_FORM,
             pk,
             lambda order: "line cancelled; the customer is told by mail",
-            SHOW,
         )
 
     @expose("/request-price/<int:pk>", methods=["POST"])
     @has_access_audited
     def request_price(self, pk: int):
-        return record_action(
+        return _line_form(
             REQUEST_PRICE_FORM,
             pk,
             lambda req: f"price {req.requested_price} requested; a Supervisor decides",
-            SHOW,
         )
 
 

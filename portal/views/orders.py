@@ -36,6 +36,7 @@ from portal.models import (
     Allocation,
     AuditEvent,
     Backorder,
+    Customer,
     CustomerAddress,
     Notification,
     OrderLine,
@@ -55,8 +56,10 @@ from portal.views.base import (
     record_action,
     run_form_action,
 )
-from portal.views.formatting import order_formatters
+from portal.views.formatting import code_filter, order_formatters
+from portal.views.pickers import PickerFilters, RecordPicker
 
+CUSTOMER_LOOKUP = "/api/v1/lookup/customer"
 ORDER_ACTIONS = {
     "confirm": "write",
     "allocate": "write",
@@ -122,7 +125,7 @@ def _allocated(order: SalesOrder) -> str:
     )
 
 
-class SalesOrderView(RecordHistoryMixin, ServiceModelView):
+class SalesOrderView(PickerFilters, RecordHistoryMixin, ServiceModelView):
     service = orders.orders
     audit_entity = "sales_order"
     class_permission_name = security.ORDERS
@@ -183,7 +186,21 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
         "incoterm",
         "notes",
     ]
-    search_columns = ["number", "external_ref", "customer", "customer_po", "status", "order_date"]
+    search_columns = [
+        "number",
+        "external_ref",
+        "customer",
+        "customer_po",
+        "status",
+        "order_date",
+        "requested_date",
+    ]
+    search_form_extra_fields = {
+        "status": code_filter(OrderStatus),
+        "customer": RecordPicker(
+            "Customer", Customer, CUSTOMER_LOOKUP, "Type a customer's code or name"
+        ),
+    }
     base_order = ("id", "desc")
     label_columns = {
         "customer_po": "Customer PO",
@@ -202,10 +219,11 @@ class SalesOrderView(RecordHistoryMixin, ServiceModelView):
     @has_access
     def add(self):
         """The list's "+" opens Enter order (the order with its lines, the ship-to picked from
-        the customer's addresses); a posted form is still FAB's."""
+        the customer's addresses); a form posted here is handled by Enter order itself (its
+        permission, checks and pages), so no order is made another way."""
         if request.method == "GET":
             return redirect(url_for("OrderEntryView.form"))
-        return super().add()
+        return current_app.view_functions["OrderEntryView.form"]()
 
     def prefill_form(self, form: Any, pk: Any) -> None:
         """The ship-to picker lists only the order's customer's addresses."""

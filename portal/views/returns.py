@@ -44,7 +44,8 @@ from portal.views.base import (
     has_access_audited,
     record_action,
 )
-from portal.views.formatting import formatters
+from portal.views.formatting import code_filter, formatters
+from portal.views.pickers import QuickSearch
 
 RETURN = "ReturnView.show"
 RETURN_ACTIONS = {
@@ -104,7 +105,7 @@ def shipment_returns(shipment: Shipment) -> list[ReturnAuthorization]:
     )
 
 
-class ReturnView(ReadOnlyModelView):
+class ReturnView(QuickSearch, ReadOnlyModelView):
     """Returns, with the actions their state allows on the record page."""
 
     datamodel = SQLAInterface(ReturnAuthorization)
@@ -125,6 +126,7 @@ class ReturnView(ReadOnlyModelView):
     ]
     show_columns = [*list_columns, "credit_memo"]
     search_columns = ["number", "order", "status", "warehouse", "requested_by", "created_at"]
+    search_form_extra_fields = {"status": code_filter(ReturnStatus)}
     base_order = ("id", "desc")
     label_columns = {"created_at": "Requested at", "requested_by": "Requested by"}
     formatters_columns = formatters(

@@ -25,15 +25,17 @@ from portal.models import (
     SalesOrder,
     Shipment,
     ShipmentLine,
+    ShipmentStatus,
     utcnow,
 )
 from portal.views.base import ReadOnlyModelView, form_on_record, has_access_audited
-from portal.views.formatting import formatters
+from portal.views.formatting import code_filter, formatters
+from portal.views.pickers import QuickSearch
 
 SHIPMENT = "ShipmentView.show"
 
 
-class ShipmentView(ReadOnlyModelView):
+class ShipmentView(QuickSearch, ReadOnlyModelView):
     """Shipments, newest first; each page lists its lines and links to its order."""
 
     datamodel = SQLAInterface(Shipment)
@@ -57,7 +59,20 @@ class ShipmentView(ReadOnlyModelView):
         "delay_reason",
     ]
     show_columns = list_columns
-    search_columns = ["number", "order", "carrier", "status", "ship_date", "eta", "warehouse"]
+    search_columns = [
+        "number",
+        "order",
+        "carrier",
+        "status",
+        "delay_reason",
+        "ship_date",
+        "eta",
+        "warehouse",
+    ]
+    search_form_extra_fields = {
+        "status": code_filter(ShipmentStatus),
+        "delay_reason": code_filter(DELAY_REASONS, "Delay reason"),
+    }
     base_order = ("id", "desc")
     label_columns = {
         "eta": "ETA",

@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 from sqlalchemy import create_engine, text
 
 from tests.e2e.conftest import sync_done
+from tests.e2e.test_duties import snap
 
 pytestmark = pytest.mark.e2e
 NOT_FOUND = "not created: no customer 'NO-SUCH-CUSTOMER' (creating customers is off)"
@@ -61,6 +62,7 @@ def test_a_specialist_attaches_a_workbook(page_as, portal_server, sync_worker, t
     dry = page.locator("#dry-run")
     expect(dry).to_contain_text("would be added as order E2E-W-1")
     expect(dry).to_contain_text(NOT_FOUND)
+    snap(page, "attach-workbook")
     with page.expect_download() as download:
         page.get_by_role("link", name="CSV").click()
     saved = tmp_path / "dry-run.csv"

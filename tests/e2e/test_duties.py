@@ -58,7 +58,11 @@ def search_list(page: Page, column: str, value: str) -> None:
     page.get_by_role("link", name="Search").click()
     page.get_by_role("button", name="Add Filter").click()
     page.locator(f"#filter_form .dropdown-menu a.filter[name={column}]").click()
-    page.locator(f"#filter_form input[name^='_flt_'][name$='_{column}']").fill(value)
+    field = page.locator(f"#filter_form :is(input, select)[name^='_flt_'][name$='_{column}']")
+    if field.evaluate("element => element.tagName") == "SELECT":  # a status: chosen by label
+        field.select_option(value)
+    else:
+        field.fill(value)
     page.locator("#filter_form").get_by_role("button", name="Search").click()
     page.wait_for_url(re.compile(rf"_flt_\d+_{column}="))
 

@@ -99,7 +99,7 @@ def test_specialist_filters_opens_and_edits_an_order(page_as) -> None:
     page.get_by_role("link", name="Search").click()
     page.get_by_role("button", name="Add Filter").click()
     page.locator("#filter_form .dropdown-menu a.filter[name=status]").click()
-    page.locator("#filter_form input[name^='_flt_'][name$='_status']").fill("draft")
+    page.locator("#filter_form select[name^='_flt_'][name$='_status']").select_option(label="Draft")
     page.locator("#filter_form").get_by_role("button", name="Search").click()
     page.wait_for_url(re.compile(r"_flt_\d+_status=draft"))
     rows = page.locator(LIST_ROWS)

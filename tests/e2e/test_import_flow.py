@@ -15,6 +15,7 @@ from python_calamine import CalamineWorkbook
 from sqlalchemy import create_engine, text
 
 from tests.conftest import REPO
+from tests.e2e.test_duties import snap
 from tests.import_files import write_xlsx
 
 pytestmark = pytest.mark.e2e
@@ -54,6 +55,7 @@ def test_a_specialist_imports_order_history_from_the_import_page(
     page.get_by_role("button", name="Dry run").click()
     expect(page.locator("#dry-run-counts")).to_contain_text("1 order created")
     expect(page.locator("#refused-rows")).to_contain_text("Qty: 'many' is not a whole number")
+    snap(page, "import-orders")
     page.get_by_role("button", name="Import").click()
     page.wait_for_url(re.compile(r"/import/job/[\w-]+$"))
     expect(page.locator("#import-state")).to_contain_text("Waiting for a worker")

@@ -14,6 +14,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import create_engine, text
 
 from tests.e2e.conftest import E2E_PASSWORD
+from tests.e2e.test_duties import snap
 
 pytestmark = pytest.mark.e2e
 
@@ -46,7 +47,7 @@ def _customer_and_products(database_url: str):
 
 def _open_menu(page: Page, category: str, entry: str) -> None:
     page.locator(".navbar-nav > li > a.dropdown-toggle", has_text=category).click()
-    page.get_by_role("link", name=entry).click()
+    page.locator(".navbar-nav .dropdown-menu a", has_text=re.compile(rf"^\s*{entry}\s*$")).click()
 
 
 def _pick(field, typed: str, option: str) -> None:
@@ -78,6 +79,7 @@ def test_a_specialist_enters_validates_and_reads_the_checklist(page_as, portal_s
         expect(row.locator(".unit-price")).to_contain_text(re.compile(r"^[A-Z]{3} [\d,]+\.\d{2}"))
         expect(row.locator(".price-from")).not_to_be_empty()
         expect(row.locator(".line-total")).to_contain_text(re.compile(r"^[A-Z]{3} [\d,]+\.\d{2}$"))
+    snap(page, "order-entry")
     page.get_by_role("button", name="Save draft").click()
     page.wait_for_url(re.compile(r"/salesorderview/show/(\d+)$"))
     order_id = int(page.url.rpartition("/")[2])
@@ -94,6 +96,8 @@ def test_a_specialist_enters_validates_and_reads_the_checklist(page_as, portal_s
     expect(rows.filter(has_text="Ship-to address complete").locator(".check-result")).to_have_text(
         "pass"
     )
+    page.locator("#order-checklist").scroll_into_view_if_needed()
+    snap(page, "order-checklist")
     stored = _query(
         portal_server.database_url,
         "SELECT o.customer_po, o.status, count(DISTINCT l.id), count(DISTINCT c.id)"
@@ -160,6 +164,7 @@ def test_a_supervisor_approves_a_price_override_request(page_as, portal_server) 
     _open_menu(page, "Orders", "Price overrides")
     row = page.locator("#price-requests tbody tr", has_text=order["result"]["number"])
     expect(row).to_contain_text("e2e: matching a competitor")
+    snap(page, "price-overrides")
     row.get_by_placeholder("Reason (required)").fill("long-standing customer")
     row.get_by_role("button", name="Approve").click()
     expect(page.locator(".alert-success")).to_contain_text("approved")
@@ -179,3 +184,23 @@ def test_a_supervisor_approves_a_price_override_request(page_as, portal_server) 
         "approved",
         "long-standing customer",
     )
+
+
+def test_the_orders_list_filters_by_a_customer_picked_as_you_type(page_as, portal_server) -> None:
+    customer, _ = _customer_and_products(portal_server.database_url)
+    page = page_as("specialist")
+    _open_menu(page, "Orders", "Sales orders")
+    page.get_by_role("link", name="Search").click()
+    page.get_by_role("button", name="Add Filter").click()
+    page.locator("#filter_form a.filter[name=customer]").click()
+    picker = page.locator("#filter_form input.ob-picker-input")
+    _pick(picker, customer.code, customer.code)
+    page.locator("#filter_form button[type=submit]").click()
+    page.wait_for_url(re.compile(rf"_flt_\d+_customer={customer.id}"))
+    expect(page.locator("#filter_form input.ob-picker-input")).to_have_value(
+        re.compile(re.escape(customer.code))
+    )
+    rows = page.locator("table.table-bordered.table-hover > tbody > tr")
+    expect(rows.first).to_contain_text(customer.code)
+    for row in rows.all():
+        expect(row).to_contain_text(customer.code)

@@ -9,6 +9,8 @@ import pytest
 from openpyxl import load_workbook
 from playwright.sync_api import expect
 
+from tests.e2e.test_duties import snap
+
 pytestmark = pytest.mark.e2e
 
 
@@ -27,6 +29,7 @@ def test_a_kpi_leads_to_its_orders_and_the_workbook_downloads(page_as, tmp_path)
     assert counted > 0
     expect(tile.locator("svg")).to_have_count(1)
     expect(page.locator("#pareto svg, #pareto p")).to_have_count(1)
+    snap(page, "service-levels")
     week = re.search(r"\d{4}-W\d{2}", page.locator("h3").inner_text())[0]
     tile.locator("a.kpi-value").click()
     expect(page.get_by_role("heading", name=f"OTIF (orders), {week}")).to_be_visible()

@@ -12,6 +12,7 @@ from openpyxl import load_workbook
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import REPO, PortalServer, _orderbridge, sync_done
+from tests.e2e.test_duties import snap
 
 pytestmark = pytest.mark.e2e
 TAB = "Orders"
@@ -52,6 +53,8 @@ def test_a_specialist_syncs_reads_a_refused_row_and_uploads_a_fixed_copy(
     page = page_as("specialist")
     page.locator(".navbar-nav > li > a.dropdown-toggle", has_text="Sync").click()
     page.get_by_role("link", name="My trackers").click()
+    expect(page.get_by_role("link", name="e2e-orders")).to_be_visible()
+    snap(page, "my-trackers")
     page.get_by_role("link", name="e2e-orders").click()
     page.get_by_role("button", name="Sync now").click()
     expect(page.locator(".alert")).to_contain_text("sync queued as job")
