@@ -91,7 +91,7 @@ def test_login_flow(new_page) -> None:
     expect(page.locator(LIST_ROWS).first).to_be_visible()
 
 
-def test_specialist_filters_opens_and_edits_an_order(page_as) -> None:
+def test_specialist_filters_opens_and_edits_an_order(page_as, draft_orders) -> None:
     page = page_as("specialist")
     visit(page, ORDERS_LIST)
 
