@@ -18,7 +18,6 @@ from typing import Any
 
 from flask import current_app
 from rq import get_current_job
-from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
 from jobs import queue
@@ -29,7 +28,6 @@ from portal.services.base import Actor, NotFound
 RESULT_TTL = 24 * 3600
 JOB_TIMEOUT = 3600
 UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
-JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 SETTINGS = "settings.json"
 
 
@@ -125,17 +123,7 @@ def run_import(upload_id: str) -> dict[str, Any]:
 
 def job_for(job_id: str, actor: Actor) -> Job:
     """The import job ``job_id`` if ``actor`` asked for it (or is Admin); else 404."""
-    if not JOB_ID.fullmatch(job_id):
-        raise NotFound(f"import job {job_id!r} does not exist")
-    try:
-        job = Job.fetch(job_id, connection=queue.connection())
-    except NoSuchJobError as error:
-        raise NotFound(f"import job {job_id} does not exist") from error
-    meta = job.get_meta()
-    mine = meta.get("user_id") == actor.user_id or actor.is_admin
-    if meta.get("kind") != "import" or not mine:
-        raise NotFound(f"import job {job_id} does not exist")
-    return job
+    return queue.owned_job(job_id, actor, "import", kind="import")
 
 
 def status(job: Job) -> dict[str, Any]:

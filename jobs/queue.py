@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import signal
 from collections.abc import Callable, Mapping
 from contextlib import suppress
@@ -20,8 +21,11 @@ from typing import Any
 from flask import current_app, has_app_context
 from redis import Redis
 from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
 
 import config
+from portal.services.base import Actor, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +33,7 @@ QUEUE_NAMES = ("default", "sync", "notify", "reports")
 ABANDONED_AFTER_BEATS = 3  # missed heartbeats after which a started job's worker is deemed dead
 # What a user is told when Redis cannot be reached (the detail goes to the log).
 QUEUE_UNAVAILABLE = "The job queue is unavailable; try again in a few minutes."
+JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # RQ's ids (UUID hex); nothing else is looked up
 
 _embedded_server: Any = None
 _connections: dict[str, Redis] = {}
@@ -142,6 +147,22 @@ def enqueue(
     """Put ``func(*args, **kwargs)`` on ``queue``; RQ's own settings (``job_timeout``,
     ``retry``, ``job_id`` …) go in ``options``."""
     return get_queue(queue).enqueue(func, args=args, kwargs=kwargs, **dict(options or {}))
+
+
+def owned_job(job_id: str, actor: Actor, what: str, kind: str | None = None) -> Job:
+    """The ``what`` job ``job_id`` (of meta ``kind``, or any kind) if ``actor`` asked for it or
+    is an Admin; else ``NotFound``, so another user's jobs are not even confirmed to exist."""
+    if not JOB_ID.fullmatch(job_id):
+        raise NotFound(f"{what} job {job_id!r} does not exist")
+    try:
+        job = Job.fetch(job_id, connection=connection())
+    except NoSuchJobError as error:
+        raise NotFound(f"{what} job {job_id} does not exist") from error
+    meta = job.get_meta()
+    right_kind = meta.get("kind") == kind if kind else "kind" in meta
+    if not right_kind or (meta.get("user_id") != actor.user_id and not actor.is_admin):
+        raise NotFound(f"{what} job {job_id} does not exist")
+    return job
 
 
 def failed_jobs(limit: int = 20) -> list[dict[str, Any]]:

@@ -14,13 +14,11 @@ asking again.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from flask import current_app
 from rq import Retry, get_current_job
-from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
 from jobs import queue
@@ -29,7 +27,6 @@ from portal.services import exports, jobs
 from portal.services.base import Actor, NotFound
 
 RESULT_TTL = 24 * 3600
-JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # RQ's ids (UUID hex); nothing else is looked up
 JOB_TIMEOUT = 3600
 RETRY = Retry(max=2, interval=[5, 30])  # a crash or an error: the export starts over
 
@@ -118,16 +115,7 @@ def run_export(kind_name: str, fmt: str, filters: dict[str, str | None]) -> dict
 
 def job_for(job_id: str, actor: Actor) -> Job:
     """The export job ``job_id`` if ``actor`` asked for it (or is Admin); else 404."""
-    if not JOB_ID.fullmatch(job_id):
-        raise NotFound(f"export job {job_id!r} does not exist")
-    try:
-        job = Job.fetch(job_id, connection=queue.connection())
-    except NoSuchJobError as error:
-        raise NotFound(f"export job {job_id} does not exist") from error
-    meta = job.get_meta()
-    if "kind" not in meta or (meta.get("user_id") != actor.user_id and not actor.is_admin):
-        raise NotFound(f"export job {job_id} does not exist")
-    return job
+    return queue.owned_job(job_id, actor, "export")
 
 
 def status(job: Job) -> dict[str, Any]:

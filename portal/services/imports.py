@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from portal.extensions import db
-from portal.models import Customer, ImportRun, Product
+from portal.models import Customer, ImportRun, Product, utcnow
 from portal.services import audit
 from portal.services.actor import Actor
 from portal.services.base import unit_of_work
@@ -205,7 +205,7 @@ def import_table(
     """:func:`import_orders` of rows that come from no file on disk (a tracker's sheet):
     ``digest`` stands for the file's SHA-256 in the run's record."""
     require_import(actor)
-    today = options.today or date.today()
+    today = options.today or utcnow().date()  # UTC, as every service's "today"
     with _collector_paused():
         rows, grouper = _group(table, options, today, progress)
     result = ImportResult(table.name, digest, options.dry_run, None, table.headers, rows)
