@@ -130,13 +130,17 @@ class OrdersKind(Kind):
             totals[order_id] = totals.get(order_id, Decimal("0.00")) + amount
         return totals
 
+    def order(self, key: str) -> SalesOrder:
+        """The order a row's key names (its number here; a variant may key otherwise)."""
+        return order_by_number(key)
+
     def update(self, key: str, changes: Mapping[str, Any], actor: Actor, tracker_name: str) -> None:
         self.check_fields(changes, "editable")
-        orders.orders.update(order_by_number(key), dict(changes), actor)
+        orders.orders.update(self.order(key), dict(changes), actor)
 
     def cancel(self, key: str, actor: Actor, tracker_name: str) -> None:
         note = f"row deleted from tracker {tracker_name}"
-        order_changes.cancel_order(order_by_number(key), actor, "customer_request", note)
+        order_changes.cancel_order(self.order(key), actor, "customer_request", note)
 
     def update_many(
         self, items: Sequence[tuple[str, Mapping[str, Any]]], actor: Actor, tracker_name: str

@@ -22,7 +22,6 @@ from sqlalchemy import Select, not_, select
 
 from portal.extensions import db
 from portal.models import Customer, OrderLine, Product, SalesOrder
-from portal.services import changes as order_changes
 from portal.services import orders
 from portal.services.base import Actor, NotFound, ServiceError
 from portal.sync.base import CLOSED_ORDER_STATUSES, Field, Kind, Row, fields_of
@@ -78,13 +77,8 @@ class OrdersByRefKind(OrdersKind):
         rows = super().records(filter, {*wanted, EXTERNAL_REF}, keys)
         return {row[EXTERNAL_REF]: row for row in rows.values() if row[EXTERNAL_REF]}
 
-    def update(self, key: str, changes: Mapping[str, Any], actor: Actor, tracker_name: str) -> None:
-        self.check_fields(changes, "editable")
-        orders.orders.update(order_by_ref(key), dict(changes), actor)
-
-    def cancel(self, key: str, actor: Actor, tracker_name: str) -> None:
-        note = f"row deleted from tracker {tracker_name}"
-        order_changes.cancel_order(order_by_ref(key), actor, "customer_request", note)
+    def order(self, key: str) -> SalesOrder:
+        return order_by_ref(key)
 
     def create(self, values: Mapping[str, Any], actor: Actor) -> str:
         """A row without the team's order id: refused (the id is the team's to give; a new
