@@ -25,7 +25,7 @@ from portal.sync.orders import OrdersKind
 from portal.sync.stock_levels import StockLevelsKind
 from tests.conftest import wipe_business_tables
 from tests.factories import SETUP, make_catalog
-from tests.sync_helpers import ADMIN, TAB, init_workbook, make_tracker, sheet
+from tests.sync_helpers import ADMIN, TAB, init_workbook, make_tracker, sheet, sheet_events
 
 ROWS = 120
 
@@ -109,15 +109,10 @@ def _state(path: Path) -> dict[str, Any]:
         (line.order_id, line.line_no): (line.quantity, line.discount_pct, line.version)
         for line in db.session.execute(select(OrderLine)).scalars()
     }
-    events = [
-        (e.entity, e.action, e.changes)
-        for e in db.session.execute(
-            select(AuditEvent).where(AuditEvent.actor.like("sheet:%")).order_by(AuditEvent.id)
-        ).scalars()
-    ]
     status = {k: row["Sync status"] for k, row in sheet(path).items()}
+    events = sheet_events()
     db.session.rollback()
-    return {"records": records, "lines": lines, "events": sorted(events), "status": status}
+    return {"records": records, "lines": lines, "events": events, "status": status}
 
 
 def _commits() -> tuple[list[int], Any]:

@@ -87,12 +87,16 @@ def after_commit(
 
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(sess: Session) -> None:
+    if sess.in_nested_transaction():  # a savepoint released: the transaction goes on
+        return
     for callback in sess.info.pop("after_commit", {}).values():
         callback()
 
 
 @event.listens_for(Session, "after_rollback")
 def _drop_after_commit(sess: Session) -> None:
+    if sess.in_nested_transaction():  # a savepoint: services.transactions keeps the rest
+        return
     sess.info.pop("after_commit", None)
 
 
