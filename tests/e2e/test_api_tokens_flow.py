@@ -56,7 +56,6 @@ def test_create_copy_use_and_revoke_a_token(page_as, portal_server) -> None:
     # The token works on the REST API from a plain HTTP client: no cookie, no CSRF token.
     listed = _call(base, "GET", "/api/v1/sales_order/", token)
     assert listed.status_code == 200, listed.text
-    assert "Set-Cookie" not in listed.headers or "session=" not in listed.headers["Set-Cookie"]
     write = _call(base, "POST", "/api/v1/sales_order/999999/confirm", token)
     assert write.status_code == 404, write.text  # signed in and past CSRF; no such order
     # Writes the Specialist may not make are refused as for their session.
