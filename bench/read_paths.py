@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin
 
 import requests
 
@@ -222,33 +222,30 @@ def rows_in(response: requests.Response) -> str:
     return f"{len(numbers)} orders"
 
 
-def next_link(response: requests.Response) -> str | None:
-    """The ``next`` cursor link of an Orderbridge list page or REST answer, if it has one."""
-    if response.headers.get("Content-Type", "").startswith("application/json"):
-        body = response.json()
-        return body.get("next") or (body.get("links") or {}).get("next")
-    found = re.search(
-        r'<a[^>]*href="([^"]*cursor[^"]*)"[^>]*rel="next"', response.text
-    ) or re.search(r'rel="next"[^>]*href="([^"]*cursor[^"]*)"', response.text)
-    return found.group(1).replace("&amp;", "&") if found else None
+def next_link(page: requests.Response) -> str | None:
+    """The Next link of an Orderbridge list page when it carries a cursor."""
+    found = re.search(r'<a[^>]*href="([^"]*cursor[^"]*)"[^>]*rel="next"', page.text) or re.search(
+        r'rel="next"[^>]*href="([^"]*cursor[^"]*)"', page.text
+    )
+    return found.group(1).replace("&amp;", "&").lstrip("/") if found else None
 
 
 def deep_paths(ob: Side) -> tuple[str, str, str]:
-    """Orderbridge's deep HTML page and deep REST page: a cursor when offered, else numbers."""
-    view = "SalesOrderView"
-    html = f"salesorderview/list/?page_{view}={DEEP_OFFSET // OB_PAGE}"
-    before = ob.get(ob.web, f"salesorderview/list/?page_{view}={DEEP_OFFSET // OB_PAGE - 1}")
+    """Orderbridge's deep HTML page and deep REST page: the ``next`` cursor of the page before
+    when it offers one (asked for by number once, outside the timing), else page numbers."""
+    view, before = "SalesOrderView", DEEP_OFFSET // OB_PAGE - 1
+    html = f"salesorderview/list/?page_{view}={before + 1}"
     html_how = "page number (OFFSET)"
-    if cursor := next_link(before):
-        html, html_how = cursor.lstrip("/"), "keyset cursor"
-    rest = (
-        "api/v1/sales_order/?q=(order_column:order_date,order_direction:desc,"
-        f"page:{REST_PAGE},page_size:{REST_SIZE})"
+    if cursor := next_link(ob.get(ob.web, f"salesorderview/list/?page_{view}={before}")):
+        html, html_how = cursor, "keyset cursor"
+    sort = (
+        f"api/v1/sales_order/?q=(order_column:order_date,order_direction:desc,page_size:{REST_SIZE}"
     )
+    rest = f"{sort},page:{REST_PAGE})"
     rest_how = "page number (OFFSET)"
-    previous = ob.get(ob.api, rest.replace(f"page:{REST_PAGE}", f"page:{REST_PAGE - 1}"))
-    if cursor := next_link(previous):
-        rest, rest_how = cursor.split("://", 1)[-1].split("/", 1)[-1], "keyset cursor"
+    token = ob.get(ob.api, f"{sort},page:{REST_PAGE - 1})").json().get("next")
+    if token:
+        rest, rest_how = f"{sort})&cursor={quote(token)}", "keyset cursor"
     return html, rest, f"deep HTML page by {html_how}, deep REST page by {rest_how}"
 
 
