@@ -3,6 +3,11 @@
 ``auth_version`` is stamped into every session and JWT at sign-in; bumping it (sign-out,
 password change, deactivation) makes every earlier session and token of the user invalid.
 ``locked_until`` is set after too many consecutive failed sign-ins. See ``portal.auth``.
+
+``permission_stamp`` is one row whose ``value`` database triggers (migration 0019) bump on any
+change of roles, permissions, or who holds which role; each web process keeps users'
+permissions loaded until the stamp it reads once per request has moved
+(``portal.security``).
 """
 
 from __future__ import annotations
@@ -10,12 +15,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_appbuilder.models.sqla import Model
-from sqlalchemy import ForeignKey, Integer
+from sqlalchemy import BigInteger, ForeignKey, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.models.core import UTCDateTime
 
-__all__ = ["UserAuthState"]
+__all__ = ["PermissionStamp", "UserAuthState"]
 
 
 class UserAuthState(Model):
@@ -28,3 +33,12 @@ class UserAuthState(Model):
     )
     auth_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PermissionStamp(Model):
+    """The one row (id 1) whose value changes with any role or permission (by triggers)."""
+
+    __tablename__ = "permission_stamp"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    value: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
