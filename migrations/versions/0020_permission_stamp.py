@@ -1,16 +1,16 @@
 """permission stamp: one row bumped by triggers on every change of roles, permissions and
 who holds them, so each web process can keep users' permissions loaded until it moves
 
-Revision ID: 0019
-Revises: 0018
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-11-30 21:15:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019"
-down_revision = "0018"
+revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
