@@ -256,6 +256,8 @@ def build_settings(overrides: dict | None = None) -> dict:
         "TRACKER_UPLOAD_MAX_BYTES": _int("TRACKER_UPLOAD_MAX_BYTES", 64 * 1024 * 1024),
         "MAX_LINES_PER_ORDER": _int("MAX_LINES_PER_ORDER", 500),
         "MAX_BULK_ITEMS": _int("MAX_BULK_ITEMS", 1000),
+        # lists count exactly up to this many rows, above it the database's estimate
+        "LIST_EXACT_COUNT_LIMIT": _int("LIST_EXACT_COUNT_LIMIT", 10_000),
         "WRITE_RATE_LIMIT": _rate("WRITE_RATE_LIMIT", "120/minute"),
         "WRITE_IP_RATE_LIMIT": _rate("WRITE_IP_RATE_LIMIT", "600/minute"),
         "WRITE_LIMIT_STORAGE_URI": os.environ.get("WRITE_LIMIT_STORAGE_URI")
