@@ -333,3 +333,20 @@ def test_token_writes_count_against_the_users_write_limit(clean_db: Flask) -> No
         write_limiter().reset()
     assert [r.status_code for r in statuses] == [201, 201, 429]
     assert "per user" in statuses[-1].json["message"]
+
+
+def test_deleting_a_user_deletes_their_tokens(clean_db: Flask) -> None:
+    from portal.extensions import appbuilder
+    from tests.conftest import TEST_PASSWORD
+
+    sm = appbuilder.sm
+    user = sm.add_user(
+        "leaver", "Lea", "Ver", "leaver@example.test", sm.find_role("Specialist"), TEST_PASSWORD
+    )
+    db.session.commit()
+    plaintext = _token("leaver")
+    db.session.delete(sm.find_user(username="leaver"))
+    db.session.commit()
+    assert db.session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)).all() == []
+    response = clean_db.test_client().get(WAREHOUSES, headers=_bearer(plaintext))
+    assert response.status_code == 401
