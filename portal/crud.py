@@ -16,6 +16,7 @@ from sqlalchemy.orm import RelationshipProperty
 
 from portal.actors import current_actor
 from portal.extensions import db
+from portal.paging import PagedInterface
 from portal.services.base import RecordService, ServiceError
 
 
@@ -91,7 +92,7 @@ def pending_changes(item: Any) -> tuple[dict[str, Any], int | None]:
     return changes, expected_version
 
 
-class ServiceInterface(SQLAInterface):
+class ServiceInterface(PagedInterface):
     """FAB datamodel whose ``add`` and ``edit`` call a :class:`RecordService`."""
 
     def __init__(self, obj: type, service: RecordService, source: str = "web"):
