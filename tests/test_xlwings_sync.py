@@ -20,9 +20,9 @@ from portal.models import (
     SyncRun,
     Tracker,
 )
-from portal.services import orders, trackers
+from portal.services import api_tokens, orders, trackers
 from portal.sync.adapters import new_workbook_rows
-from tests.conftest import actor, api_headers
+from tests.conftest import actor
 from tests.sync_helpers import ADMIN, COLUMNS, TAB, make_orders, order
 from tests.xlwings_clients import CLIENTS, Grid, apply, body, payload, touched
 
@@ -66,8 +66,14 @@ def row_of(grid: Grid, key: str) -> int:
     return next(i for i, r in enumerate(grid) if r and r[0] == key)
 
 
+def token_headers(user: str) -> dict[str, str]:
+    """``Authorization`` with a new personal API token of ``user``."""
+    made = api_tokens.create(actor(user), "excel")
+    return {"Authorization": f"Bearer {made.plaintext}"}
+
+
 def post(app, tracker: str, kind: str, grid: Grid, *, user: str = "specialist", **options):
-    headers = api_headers(app, user) if user else {}
+    headers = token_headers(user) if user else {}
     return app.test_client().post(
         f"/xlwings/sync/{tracker}",
         data=body(kind, {TAB: grid, "xlwings.conf": [["AUTH", "Bearer x"]]}, **options),
@@ -218,7 +224,7 @@ def test_a_user_without_the_right_to_work_with_trackers_gets_403(excel) -> None:
         ({"tracker": "theirs"}, 403, "neither yours nor shared with you"),
         ({"header": "Remarks"}, 422, "missing 'Notes'"),
         ({"tab": "Sheet1"}, 422, "no sheet named 'Orders'"),
-        ({"user": None}, 401, "sign in first"),
+        ({"user": None}, 401, "Bearer obt_"),
     ],
 )
 def test_refusals_say_why_in_the_body_the_client_shows(
@@ -229,7 +235,7 @@ def test_refusals_say_why_in_the_body_the_client_shows(
     if "header" in change:
         grid[0][col(grid, "Notes")] = change["header"]
     tabs = {change.get("tab", TAB): grid}
-    headers = api_headers(app, "specialist") if change.get("user", "x") else {}
+    headers = token_headers("specialist") if change.get("user", "x") else {}
     answer = app.test_client().post(
         f"/xlwings/sync/{change.get('tracker', tracker.name)}",
         data=json.dumps(payload("vba", tabs, version=change.get("version"))),
@@ -237,10 +243,33 @@ def test_refusals_say_why_in_the_body_the_client_shows(
         headers=headers,
     )
     assert answer.status_code == status
-    assert answer.mimetype == "text/plain"
+    assert answer.mimetype == ("application/json" if status == 401 else "text/plain")
     assert said in answer.get_data(as_text=True)
     runs = db.session.execute(select(SyncRun).where(SyncRun.tracker_id == tracker.id)).all()
     assert len(runs) == 1  # only the fixture's first sync: a refusal syncs nothing
+
+
+def test_a_revoked_token_gets_401_and_a_browser_session_is_not_enough(excel) -> None:
+    from tests.conftest import login
+
+    app, tracker, numbers, grid = excel
+    made = api_tokens.create(actor("specialist"), "excel")
+    api_tokens.revoke(actor("specialist"), made.record.id)
+    grid[row_of(grid, numbers[0])][col(grid, "Notes")] = "after revoking"
+    data = body("vba", {TAB: grid})
+    revoked = app.test_client().post(
+        f"/xlwings/sync/{tracker.name}",
+        data=data,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {made.plaintext}"},
+    )
+    assert revoked.status_code == 401
+    assert "revoked" in revoked.get_data(as_text=True)
+    cookie = login(app, "specialist").post(
+        f"/xlwings/sync/{tracker.name}", data=data, content_type="application/json"
+    )
+    assert cookie.status_code == 401  # a session cookie never reaches the endpoint
+    assert order(numbers[0]).notes == "note 1"
 
 
 def test_a_server_without_a_license_key_refuses(excel, monkeypatch) -> None:
@@ -254,7 +283,7 @@ def test_a_server_without_a_license_key_refuses(excel, monkeypatch) -> None:
 
 def test_json_only_and_bounded_by_xlwings_max_bytes(excel, monkeypatch) -> None:
     app, tracker, _, grid = excel
-    headers = api_headers(app, "specialist")
+    headers = token_headers("specialist")
     form = app.test_client().post(f"/xlwings/sync/{tracker.name}", data={"a": "b"}, headers=headers)
     assert form.status_code == 415
     monkeypatch.setitem(app.config, "XLWINGS_MAX_BYTES", 200)

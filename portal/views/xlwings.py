@@ -8,11 +8,11 @@ and the status cells into the open workbook. Every refusal is a 4xx whose plain-
 the message: each client shows a non-200 answer's body as it is (an alert or the script's
 error). ``GET /xlwings/client/<tracker>`` downloads the client code for the tracker.
 
-Authentication: personal API tokens (``Authorization: Bearer obt_…``, signed in for the
-request by ``portal.tokenauth``) or the browser session; :func:`client_actor` is the one place
-that turns either into the actor. The POST is CSRF-exempt, so it takes JSON only: a foreign
-page cannot send ``Content-Type: application/json`` with a user's cookie without a CORS
-preflight, which the portal never grants.
+Authentication: personal API tokens only (``Authorization: Bearer obt_…``, signed in for the
+request by ``portal.tokenauth``; ``bearer_only`` makes the POST CSRF-exempt and refuses a
+request without a token with 401, so a session cookie never reaches it). An unknown, revoked
+or expired token is tokenauth's 401 ``{"message": …}``. :func:`client_actor` is the one place
+that turns the signed-in user into the actor.
 """
 
 from __future__ import annotations
@@ -25,12 +25,13 @@ from flask_appbuilder import BaseView, expose, has_access
 
 import portal.security as security
 from portal.actors import current_actor
-from portal.extensions import appbuilder, csrf
+from portal.extensions import appbuilder
 from portal.models import Tracker
 from portal.services import tracker_work, trackers
 from portal.services.base import Actor, NotFound, PermissionDenied
 from portal.sync import xlwings_client
 from portal.sync.backends import backend_settings, open_tracker_backend
+from portal.tokenauth import bearer_only
 from sheets.backends import BackendUnavailable
 from sheets.backends.xlwings import PayloadRefused, VersionMismatch, XlwingsBackend, remote_book
 from sheets.trackers import header_id
@@ -55,7 +56,7 @@ def refused(status: int, message: str) -> Response:
 
 
 def client_actor() -> Actor:
-    """The signed-in user (API token or session) as the actor of the sync; 401 otherwise."""
+    """The user the API token signed in, as the actor of the sync; 401 otherwise."""
     try:
         return current_actor(SOURCE)
     except PermissionDenied:
@@ -167,6 +168,7 @@ class XlwingsView(BaseView):
     default_view = "client"
 
     @expose("/sync/<path:name>", methods=["POST"])
+    @bearer_only
     def sync(self, name: str) -> Response:
         """Sync tracker ``name`` from the posted workbook; the actions for the client."""
         try:
@@ -198,6 +200,5 @@ class XlwingsView(BaseView):
 
 
 def register_xlwings_views() -> None:
-    """Add the endpoint (CSRF-exempt: JSON from a client in Excel) and the kit download."""
-    csrf.exempt(XlwingsView.sync)
+    """Add the endpoint (tokens only, no CSRF token: a client in Excel) and the kit download."""
     appbuilder.add_view_no_menu(XlwingsView())
