@@ -313,3 +313,40 @@ def test_bearer_only_views_take_a_token_and_nothing_else(clean_db: Flask) -> Non
         context.pop()
         assert refused.value.get_response().status_code == 401
     assert "Security → API tokens" in tokenauth.NO_TOKEN
+
+
+def test_token_writes_count_against_the_users_write_limit(clean_db: Flask) -> None:
+    from portal.requestlimits import write_limiter
+
+    plaintext = _token("supervisor")
+    client = clean_db.test_client()
+    saved = {k: clean_db.config[k] for k in ("WRITE_RATE_LIMIT", "WRITE_IP_RATE_LIMIT")}
+    write_limiter().reset()
+    clean_db.config.update(WRITE_RATE_LIMIT="2/minute", WRITE_IP_RATE_LIMIT="100/minute")
+    try:
+        statuses = [
+            client.post(WAREHOUSES, json=_warehouse(f"RL{n}"), headers=_bearer(plaintext))
+            for n in range(3)
+        ]
+    finally:
+        clean_db.config.update(saved)
+        write_limiter().reset()
+    assert [r.status_code for r in statuses] == [201, 201, 429]
+    assert "per user" in statuses[-1].json["message"]
+
+
+def test_deleting_a_user_deletes_their_tokens(clean_db: Flask) -> None:
+    from portal.extensions import appbuilder
+    from tests.conftest import TEST_PASSWORD
+
+    sm = appbuilder.sm
+    user = sm.add_user(
+        "leaver", "Lea", "Ver", "leaver@example.test", sm.find_role("Specialist"), TEST_PASSWORD
+    )
+    db.session.commit()
+    plaintext = _token("leaver")
+    db.session.delete(sm.find_user(username="leaver"))
+    db.session.commit()
+    assert db.session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)).all() == []
+    response = clean_db.test_client().get(WAREHOUSES, headers=_bearer(plaintext))
+    assert response.status_code == 401
