@@ -58,6 +58,11 @@ class ConflictError(ServiceError):
     status = 409
 
 
+class AlreadyDecided(ConflictError):
+    """A decision (approve, reject, authorize) on a record that was already decided: a
+    repeated click, not a refusal, so it is answered 409 and not audited as one."""
+
+
 class NotFound(ServiceError):
     status = 404
 

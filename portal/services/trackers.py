@@ -317,9 +317,10 @@ INTERRUPTED = (
 )
 
 
-def start_run(tracker_id: int, job_id: str) -> SyncRun:
-    """Record a sync as running (committed at once). Called with the tracker's lock held,
-    so any other run still marked running was interrupted."""
+def start_run(tracker_id: int, job_id: str, started_by: str | None = None) -> SyncRun:
+    """Record a sync as running (committed at once), with the name of the person who ran it
+    (``started_by``; None for a scheduled or queued sync). Called with the tracker's lock
+    held, so any other run still marked running was interrupted."""
     with unit_of_work() as sess:
         now = utcnow()
         sess.execute(
@@ -330,7 +331,7 @@ def start_run(tracker_id: int, job_id: str) -> SyncRun:
             )
             .values(status=SyncRunStatus.INTERRUPTED.value, finished_at=now, error=INTERRUPTED)
         )
-        run = SyncRun(tracker_id=tracker_id, job_id=job_id, started_at=now)
+        run = SyncRun(tracker_id=tracker_id, job_id=job_id, started_at=now, started_by=started_by)
         sess.add(run)
     return run
 
@@ -386,8 +387,10 @@ def finish_sync(
     counts: Mapping[str, int],
     duration: float,
     error: str | None = None,
+    actor: Actor | None = None,
 ) -> None:
     """The sync's last transaction: base, conflicts, create tokens and the run, all or nothing.
+    Conflicts are opened in the audit trail as ``actor`` (default ``sheet:<tracker>``).
 
     ``base`` None keeps the stored base (a sync that stopped before merging). Otherwise the
     cells that differ from ``loaded`` (the effective base the merge started from) are stored
@@ -398,7 +401,7 @@ def finish_sync(
     with unit_of_work() as sess:
         if base is not None:
             _store_base(tracker.id, spec, base, loaded or {}, list(patches))
-            _record_conflicts(tracker, spec, conflicts)
+            _record_conflicts(tracker, spec, conflicts, actor or Actor.system(spec.actor))
             sess.execute(delete(SyncCreateToken).where(SyncCreateToken.tracker_id == tracker.id))
         run = sess.get(SyncRun, run_id)
         if run is not None:
@@ -464,10 +467,11 @@ def json_value(type_: str, value: Any) -> str:
     return json.dumps(encode(type_, value))
 
 
-def _record_conflicts(tracker: Tracker, spec: TrackerSpec, conflicts: Iterable[Conflict]) -> None:
+def _record_conflicts(
+    tracker: Tracker, spec: TrackerSpec, conflicts: Iterable[Conflict], actor: Actor
+) -> None:
     """Open a SyncConflict per flagged cell (once), and clear open ones that are gone."""
     sess = db.session
-    actor = Actor.system(spec.actor)
     open_rows = {
         (c.key, c.header): c
         for c in sess.execute(

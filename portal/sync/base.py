@@ -42,9 +42,10 @@ class Field:
     creatable: bool = False
 
 
-def sheet_actor(tracker_name: str) -> Actor:
-    """The audit actor of writes made on behalf of a tracker."""
-    return Actor.system(f"sheet:{tracker_name}")
+def sheet_actor(tracker_name: str, actor: Actor | None = None) -> Actor:
+    """The audit actor of writes made on behalf of a tracker: ``actor`` when a person
+    syncs (the xlwings client in Excel), else the system actor ``sheet:<tracker>``."""
+    return actor if actor is not None else Actor.system(f"sheet:{tracker_name}")
 
 
 def select_chunks(
