@@ -21,6 +21,7 @@ from sqlalchemy.orm import joinedload
 from portal.auth import ResetMyPasswordView, check_password_policy, login_failed
 from portal.services import audit, email_addresses
 from portal.services.base import Actor, unit_of_work
+from portal.tokenauth import TokenRefused, user_from_bearer
 
 ADMIN_ROLE = "Admin"
 SPECIALIST = "Specialist"
@@ -115,6 +116,8 @@ ATTACH = "AttachWorkbook"
 SERVICE_LEVELS = "ServiceLevel"
 WEEKLY_REPORT = ("can_report", SERVICE_LEVELS)
 
+API_TOKENS = "ApiToken"  # portal.services.api_tokens.TOKEN_VIEW
+
 # What every signed-in user may do regardless of role (FAB's own self-service pages).
 SELF_SERVICE = frozenset(
     {
@@ -124,6 +127,9 @@ SELF_SERVICE = frozenset(
         ("can_this_form_get", "ResetMyPasswordView"),
         ("can_this_form_post", "ResetMyPasswordView"),
         ("can_show", "SwaggerView"),
+        # Personal API tokens: each user's own (Admins: everyone's; services.api_tokens).
+        ("can_read", API_TOKENS),
+        ("can_write", API_TOKENS),
     }
 )
 
@@ -157,6 +163,15 @@ class OrderbridgeSecurityManager(SecurityManager):
         if password:  # no password: FAB sets a random one (users of other auth backends)
             check_password_policy(password)
         return super().add_user(*args, **kwargs)
+
+    def validate_api_key(self, api_key_string: str) -> Any:
+        """FAB's ``@protect`` asks this for an ``obt_`` bearer token: the portal's own API
+        tokens (``portal.tokenauth``, which signed the request in already), never FAB's
+        ``ab_api_key`` table."""
+        try:
+            return user_from_bearer()
+        except TokenRefused:
+            return None
 
     def reset_password(self, userid: Any, password: str) -> None:
         check_password_policy(password)
