@@ -150,17 +150,20 @@ def test_a_change_to_an_old_record_marks_its_days_and_only_they_are_recomputed(
 
 
 def test_a_bulk_update_marks_the_days_it_moves_from_and_to(scenario) -> None:
-    day = scenario["day"]
-    keeping.keep(actor("supervisor"))
     from portal.extensions import db
 
+    day = scenario["day"]
     quote = db.session.execute(select(SalesOrder).where(SalesOrder.status == "quote")).scalar_one()
-    errors = orders.orders.update_many(
-        [(quote, {"promised_date": day + timedelta(days=2)})], actor("specialist")
-    )
-    assert errors == [None]
-    # the quote was due D+3 (its requested date); now D+2: both days go stale
-    assert {day + timedelta(days=2), day + timedelta(days=3)} <= stale_days()
+    for promised in (day + timedelta(days=5), day + timedelta(days=6)):
+        keeping.keep(actor("supervisor"))
+        assert stale_days() == set()
+        # update_many writes with one UPDATE … executemany (base.save_versioned), no flush
+        errors = orders.orders.update_many(
+            [(quote, {"promised_date": promised})], actor("specialist")
+        )
+        assert errors == [None]
+    # promised D+5, then D+6: the day it left (no other date of the order) and the new one
+    assert {day + timedelta(days=5), day + timedelta(days=6)} <= stale_days()
     assert figures() == live()
     keeping.keep(actor("supervisor"))
     assert figures() == live()

@@ -25,7 +25,7 @@ from portal.extensions import db
 from portal.models import Customer, Product, SalesOrder, Warehouse, utcnow
 from portal.services.base import ValidationFailed
 from portal.services.service_levels_facts import FACTS, Window
-from portal.services.service_levels_sql import month_start, week_start
+from portal.services.service_levels_sql import month_start, narrow_plans, week_start
 
 RATE, DAYS, COUNT, MONEY = "rate", "days", "count", "money"
 DIMENSIONS = ("customer", "product", "warehouse", "carrier")
@@ -263,18 +263,18 @@ def daily(key: str, period: Period, as_of: date | None = None) -> dict[date, Tal
         func.count(),
         func.coalesce(func.sum(facts.c.amount), 0),
     )
+    histogram = (
+        select(facts.c.day, facts.c.value, func.count())
+        .where(*within, facts.c.value.is_not(None))
+        .group_by(facts.c.day, facts.c.value)
+    )
     tallies: dict[date, Tally] = {}
-    for day, num, den, count, amount in db.session.execute(
-        sums.where(*within).group_by(facts.c.day)
-    ):
-        tallies[_date(day)] = Tally(int(num), int(den), int(count), Decimal(str(amount)))
-    if m.kind == DAYS:
-        histogram = (
-            select(facts.c.day, facts.c.value, func.count())
-            .where(*within, facts.c.value.is_not(None))
-            .group_by(facts.c.day, facts.c.value)
-        )
-        for day, value, count in db.session.execute(histogram):
+    with narrow_plans(db.session):
+        for day, num, den, count, amount in db.session.execute(
+            sums.where(*within).group_by(facts.c.day)
+        ):
+            tallies[_date(day)] = Tally(int(num), int(den), int(count), Decimal(str(amount)))
+        for day, value, count in db.session.execute(histogram) if m.kind == DAYS else ():
             tallies.setdefault(_date(day), Tally()).histogram[int(value)] += int(count)
     return tallies
 

@@ -39,7 +39,7 @@ from portal.models import (
 from portal.services.service_levels import Period
 from portal.services.service_levels_days import split
 from portal.services.service_levels_facts import Window, due_date
-from portal.services.service_levels_sql import utc_date
+from portal.services.service_levels_sql import narrow_plans, utc_date
 
 SOURCES = {
     "late_delivery": "Late delivery",
@@ -191,11 +191,12 @@ def pareto(period: Period, as_of: date | None = None) -> list[Bar]:
     if counted is None:
         return []
     count = func.sum(counted.c.n).label("n")
-    rows = db.session.execute(
-        select(counted.c.source, counted.c.cause, count)
-        .group_by(counted.c.source, counted.c.cause)
-        .order_by(count.desc(), counted.c.source, counted.c.cause)
-    ).all()
+    with narrow_plans(db.session):
+        rows = db.session.execute(
+            select(counted.c.source, counted.c.cause, count)
+            .group_by(counted.c.source, counted.c.cause)
+            .order_by(count.desc(), counted.c.source, counted.c.cause)
+        ).all()
     total = sum(int(row.n) for row in rows)
     bars, running = [], 0
     for row in rows:

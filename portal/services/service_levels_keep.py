@@ -32,6 +32,7 @@ from portal.services import service_levels as sl
 from portal.services.base import Actor, session, unit_of_work, upsert
 from portal.services.service_levels_causes import day_causes
 from portal.services.service_levels_days import AGED_BY_AS_OF, runs
+from portal.services.service_levels_sql import narrow_plans
 
 KEEP_WEEKS = 14  # the 12-week trends of this week and the last, with a margin
 CHUNK_DAYS = 7  # days per transaction: a change to one of them waits at most that long
@@ -101,11 +102,12 @@ def _keep_period(period: sl.Period, today: date) -> None:
         sess.execute(insert(ServiceLevelDayFigure), figures)
     if values:
         sess.execute(insert(ServiceLevelDayValue), values)
-    sess.execute(
-        insert(ServiceLevelDayCause).from_select(
-            ["day", "source", "cause", "since", "count"], day_causes(period, today)
+    with narrow_plans(sess):
+        sess.execute(
+            insert(ServiceLevelDayCause).from_select(
+                ["day", "source", "cause", "since", "count"], day_causes(period, today)
+            )
         )
-    )
 
 
 def keep(actor: Actor, today: date | None = None, days: Iterable[date] | None = None) -> int:
