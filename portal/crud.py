@@ -14,16 +14,20 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from sqlalchemy import inspect
 from sqlalchemy.orm import RelationshipProperty
 
+from portal.actions.labels import INVALID_INPUT, refusal_text
 from portal.actors import current_actor
 from portal.extensions import db
+from portal.paging import PagedInterface
 from portal.services.base import RecordService, ServiceError
 
 
 class ServiceRefused(Exception):
-    """A service refused a UI write; FAB flashes ``str()`` of it to the user."""
+    """A service refused a UI write; FAB flashes ``str()`` of it to the user (the fields
+    named by their labels, as on every page)."""
 
     def __init__(self, error: ServiceError):
-        super().__init__(error.message)
+        labelled = error.field_errors and error.message.startswith(INVALID_INPUT)
+        super().__init__(refusal_text(error.field_errors) if labelled else error.message)
         self.error = error
 
 
@@ -91,7 +95,7 @@ def pending_changes(item: Any) -> tuple[dict[str, Any], int | None]:
     return changes, expected_version
 
 
-class ServiceInterface(SQLAInterface):
+class ServiceInterface(PagedInterface):
     """FAB datamodel whose ``add`` and ``edit`` call a :class:`RecordService`."""
 
     def __init__(self, obj: type, service: RecordService, source: str = "web"):

@@ -14,16 +14,22 @@ FAB's own hook is used too: with ``FAB_API_KEY_ENABLED`` and ``FAB_API_KEY_PREFI
 validate_api_key``, which answers with :func:`user_from_bearer` (already resolved by then).
 
 A view outside these prefixes that wants token clients calls :func:`user_from_bearer`
-itself (and is ``csrf.exempt``-ed only if it accepts nothing but bearer tokens).
+itself. A page view (not a FAB ``BaseApi``, whose blueprints skip Flask-WTF's CSRF check)
+that only token clients call, such as the xlwings endpoint, wraps itself in
+:func:`bearer_only`: no CSRF token is asked, and a request without a bearer token is a 401,
+so a cookie can never reach it unchecked.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Request, g, jsonify, request
 from werkzeug.exceptions import Unauthorized
 
+from portal.extensions import csrf
 from portal.services import api_tokens
 
 BEARER_PATH_PREFIXES = ("/api/", "/xlwings/")
@@ -74,9 +80,30 @@ def user_from_bearer(req: Request | None = None) -> Any:
     g._login_user = user  # flask-login's current_user for this request; no session written
     g.user = user  # FAB's view of the signed-in user (its before_request ran already)
     g._api_key_user = True  # FAB's has_access and sm.current_user prefer g.user then
-    g.api_token_id = record.id
     g.api_token_user = user
     return user
+
+
+NO_TOKEN = (
+    "Send a personal API token as 'Authorization: Bearer obt_…' "
+    "(make one under Security → API tokens)."
+)
+
+
+def bearer_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """A view for token clients only: CSRF-exempt, and 401 unless a bearer token signs in.
+
+    Put it outside FAB's ``has_access``/``protect`` (which then check the user's permission
+    as for any request): ``@expose(...) @bearer_only @has_access def sync(...)``.
+    """
+
+    @functools.wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if user_from_bearer() is None:
+            raise TokenRefused(NO_TOKEN)
+        return view(*args, **kwargs)
+
+    return csrf.exempt(guarded)
 
 
 def _authenticate_bearer() -> None:

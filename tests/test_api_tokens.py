@@ -7,6 +7,8 @@ credential. CSRF is switched on where a test says so (the suite's app runs with 
 from __future__ import annotations
 
 import json
+import re
+from contextlib import ExitStack
 from datetime import timedelta
 
 import pytest
@@ -214,3 +216,135 @@ def test_a_jwt_still_works_beside_tokens(clean_db: Flask) -> None:
 
     response = clean_db.test_client().get(WAREHOUSES, headers=api_headers(clean_db, "auditor"))
     assert response.status_code == 200
+
+
+# --- the page: Security → API tokens -------------------------------------------------------
+
+
+def _create_on_page(client, name: str, days: str = "") -> tuple[int, str, str]:
+    response = client.post("/api-tokens/create", data={"name": name, "expires_in_days": days})
+    page = response.get_data(as_text=True)
+    match = re.search(r'id="new-token-value"[^>]*value="(obt_[^"]+)"', page)
+    return response.status_code, page, match.group(1) if match else ""
+
+
+def test_every_role_manages_its_own_tokens_on_the_page(clean_db: Flask) -> None:
+    for username in ("specialist", "supervisor", "auditor", "admin"):
+        client = login(clean_db, username)
+        listing = client.get("/api-tokens/")
+        assert listing.status_code == 200, username
+        assert "API tokens" in client.get("/").get_data(as_text=True)  # the menu entry
+        status, page, plaintext = _create_on_page(client, f"{username} laptop", "30")
+        assert status == 201 and plaintext.startswith("obt_"), (username, page[:500])
+        assert "shown only this once" in page
+        assert client.get(WAREHOUSES, headers=_bearer(plaintext)).status_code in (200, 403)
+        # Shown once: the list afterwards has the last four characters, not the token.
+        again = client.get("/api-tokens/").get_data(as_text=True)
+        assert plaintext not in again and f"obt_…{plaintext[-4:]}" in again
+        assert "None" not in again
+
+
+def test_the_page_refuses_bad_input_with_the_form_kept(clean_db: Flask) -> None:
+    client = login(clean_db, "specialist")
+    status, page, plaintext = _create_on_page(client, "too long a life", "999")
+    assert status == 422 and not plaintext
+    assert "expires_in_days" in page and "too long a life" in page
+    assert db.session.scalars(select(ApiToken)).all() == []
+
+
+def test_revoking_on_the_page_asks_first_and_owners_only(clean_db: Flask) -> None:
+    owner = login(clean_db, "specialist")
+    _, _, plaintext = _create_on_page(owner, "to revoke")
+    token_id = db.session.scalars(select(ApiToken.id)).one()
+    other = login(clean_db, "specialist2")
+    assert other.get(f"/api-tokens/{token_id}/revoke").status_code == 403
+    refused = other.post(f"/api-tokens/{token_id}/revoke", follow_redirects=True)
+    assert "only your own" in refused.get_data(as_text=True)
+    assert "to revoke" not in other.get("/api-tokens/").get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(ApiToken, token_id).revoked_at is None
+
+    confirm = owner.get(f"/api-tokens/{token_id}/revoke")
+    assert confirm.status_code == 200 and "stops" in confirm.get_data(as_text=True)
+    done = owner.post(f"/api-tokens/{token_id}/revoke", follow_redirects=True)
+    assert "revoked; it no longer works" in done.get_data(as_text=True)
+    assert clean_db.test_client().get(WAREHOUSES, headers=_bearer(plaintext)).status_code == 401
+    assert owner.get("/api-tokens/999999/revoke").status_code == 404
+
+
+def test_an_admin_sees_and_revokes_everyones_tokens(clean_db: Flask) -> None:
+    _create_on_page(login(clean_db, "auditor"), "auditor export")
+    admin = login(clean_db, "admin")
+    page = admin.get("/api-tokens/").get_data(as_text=True)
+    assert "auditor export" in page and "Everyone's tokens" in page
+    token_id = db.session.scalars(select(ApiToken.id)).one()
+    admin.post(f"/api-tokens/{token_id}/revoke")
+    db.session.expire_all()
+    assert db.session.get(ApiToken, token_id).revoked_by == "admin"
+
+
+def test_bearer_only_views_take_a_token_and_nothing_else(clean_db: Flask) -> None:
+    from portal import tokenauth
+    from portal.extensions import csrf
+    from portal.tokenauth import TokenRefused, bearer_only
+
+    def sync(tracker: str) -> str:
+        from flask import g
+
+        return f"{tracker} by {g.user.username}"
+
+    view = bearer_only(sync)
+    assert f"{__name__}.sync" in csrf._exempt_views  # no CSRF token asked of token clients
+    plaintext = _token("specialist")
+    path = "/xlwings/sync/open-orders"
+
+    def request_to(headers: dict[str, str]) -> ExitStack:  # own app context and g, as live
+        stack = ExitStack()
+        stack.enter_context(clean_db.app_context())
+        stack.enter_context(clean_db.test_request_context(path, method="POST", headers=headers))
+        return stack
+
+    with request_to(_bearer(plaintext)):
+        assert view("open-orders") == "open-orders by specialist"
+    for headers in ({}, _bearer("obt_nope")):
+        with request_to(headers), pytest.raises(TokenRefused) as refused:
+            view("open-orders")
+        assert refused.value.get_response().status_code == 401
+    assert "Security → API tokens" in tokenauth.NO_TOKEN
+
+
+def test_token_writes_count_against_the_users_write_limit(clean_db: Flask) -> None:
+    from portal.requestlimits import write_limiter
+
+    plaintext = _token("supervisor")
+    client = clean_db.test_client()
+    saved = {k: clean_db.config[k] for k in ("WRITE_RATE_LIMIT", "WRITE_IP_RATE_LIMIT")}
+    write_limiter().reset()
+    clean_db.config.update(WRITE_RATE_LIMIT="2/minute", WRITE_IP_RATE_LIMIT="100/minute")
+    try:
+        statuses = [
+            client.post(WAREHOUSES, json=_warehouse(f"RL{n}"), headers=_bearer(plaintext))
+            for n in range(3)
+        ]
+    finally:
+        clean_db.config.update(saved)
+        write_limiter().reset()
+    assert [r.status_code for r in statuses] == [201, 201, 429]
+    assert "per user" in statuses[-1].json["message"]
+
+
+def test_deleting_a_user_deletes_their_tokens(clean_db: Flask) -> None:
+    from portal.extensions import appbuilder
+    from tests.conftest import TEST_PASSWORD
+
+    sm = appbuilder.sm
+    user = sm.add_user(
+        "leaver", "Lea", "Ver", "leaver@example.test", sm.find_role("Specialist"), TEST_PASSWORD
+    )
+    db.session.commit()
+    plaintext = _token("leaver")
+    db.session.delete(sm.find_user(username="leaver"))
+    db.session.commit()
+    assert db.session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)).all() == []
+    response = clean_db.test_client().get(WAREHOUSES, headers=_bearer(plaintext))
+    assert response.status_code == 401

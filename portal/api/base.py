@@ -16,12 +16,12 @@ from typing import Any
 import jsonschema
 from flask import Response, request
 from flask_appbuilder.api import ModelRestApi
-from flask_appbuilder.models.sqla.interface import SQLAInterface
 from marshmallow import Schema, fields, validate
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
+import portal.paging as paging
 import portal.security as security
 from jobs.queue import QUEUE_UNAVAILABLE
 from portal.actions import MAX_INT, Action, perform, record_route_denial, valid_id
@@ -29,6 +29,7 @@ from portal.actors import current_actor
 from portal.crud import new_values, pending_changes
 from portal.extensions import db
 from portal.inputguard import filter_value_problem
+from portal.paging import PagedInterface
 from portal.requestlimits import too_large
 from portal.services.base import Actor, PermissionDenied, RecordService, ServiceError
 
@@ -111,6 +112,14 @@ class ResourceApi(ModelRestApi):
     allow_browser_login = True
     max_page_size = 500
     page_size = 50
+    keyset_ties: dict[str, tuple[str, ...]] = {}
+
+    def __init__(self) -> None:
+        model = self.datamodel
+        if not isinstance(model, PagedInterface):
+            self.datamodel = PagedInterface(model.obj, model.session)
+        self.datamodel.keyset_ties = self.keyset_ties
+        super().__init__()
 
     def _init_model_schemas(self) -> None:
         super()._init_model_schemas()
@@ -134,7 +143,16 @@ class ResourceApi(ModelRestApi):
         if problems:
             message = "; ".join(f"{name}: {problem}" for name, problem in problems.items())
             return self.response(400, message=message, errors=problems)
+        paging.ask_cursor(request.args.get("cursor"))
         return super().get_list_headless(**kwargs)
+
+    def pre_get_list(self, data: dict[str, Any]) -> None:
+        """The list's paging: whether ``count`` is the database's estimate, and the cursors
+        of the next and previous pages (``?cursor=…``; null at either end)."""
+        found = paging.last_page()
+        data["count_is_estimate"] = bool(found and found.count.estimate)
+        data["next"] = found.next if found else None
+        data["previous"] = found.previous if found else None
 
     def response_400(self, message: str | None = None) -> Response:
         """FAB's 400s; a rison argument that breaks its schema names the parameter."""
@@ -148,6 +166,8 @@ class ResourceApi(ModelRestApi):
         """FAB's ``@safe`` turns any exception into a 500. None of its text reaches the client
         (it is logged): a database's refusal of a value is a 400, the job queue down a 503."""
         error = sys.exc_info()[1]
+        if isinstance(error, paging.CursorError):
+            return self.response_400(message=str(error))
         if isinstance(error, RequestEntityTooLarge):  # a chunked body over MAX_CONTENT_LENGTH
             return too_large()
         if isinstance(error, RedisError):
@@ -212,7 +232,7 @@ class ServiceResourceApi(ResourceApi):
     include_route_methods = READ_ONLY_ROUTES | {"post", "put"}
 
     def __init__(self) -> None:
-        self.datamodel = SQLAInterface(self.service.model, db.session)
+        self.datamodel = PagedInterface(self.service.model, db.session)
         super().__init__()
 
     def post_headless(self) -> Response:

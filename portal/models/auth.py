@@ -4,6 +4,11 @@
 password change, deactivation) makes every earlier session and token of the user invalid.
 ``locked_until`` is set after too many consecutive failed sign-ins. See ``portal.auth``.
 
+``permission_stamp`` is one row whose ``value`` database triggers (migration 0020) bump on any
+change of roles, permissions, or who holds which role; each web process keeps users'
+permissions loaded until the stamp it reads once per request has moved
+(``portal.permission_cache``).
+
 An :class:`ApiToken` lets a client (a script, the xlwings add-in) act as its user with
 ``Authorization: Bearer obt_…``. Only the SHA-256 of the token is stored, never the token;
 ``last_four`` is what the page shows. See ``portal.services.api_tokens`` and
@@ -16,12 +21,12 @@ from datetime import datetime
 
 from flask_appbuilder.models.sqla import Model
 from flask_appbuilder.security.sqla.models import User
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import BigInteger, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.models.core import UTCDateTime, utcnow
 
-__all__ = ["ApiToken", "UserAuthState"]
+__all__ = ["ApiToken", "PermissionStamp", "UserAuthState"]
 
 
 class UserAuthState(Model):
@@ -34,6 +39,15 @@ class UserAuthState(Model):
     )
     auth_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PermissionStamp(Model):
+    """The one row (id 1) whose value changes with any role or permission (by triggers)."""
+
+    __tablename__ = "permission_stamp"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    value: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
 
 
 class ApiToken(Model):
@@ -53,7 +67,7 @@ class ApiToken(Model):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_by: Mapped[str | None] = mapped_column(String(120))
-    user: Mapped[User] = relationship(User, lazy="joined", passive_deletes=True)
+    user: Mapped[User] = relationship(User, lazy="joined")
 
     def state(self, now: datetime | None = None) -> str:
         """``active``, ``expired`` or ``revoked`` at ``now``."""

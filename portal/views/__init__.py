@@ -2,6 +2,7 @@
 
 from flask import current_app
 
+from portal.views.api_tokens import register_api_token_views
 from portal.views.attach import register_attach_views
 from portal.views.core import register_core_views
 from portal.views.finance import register_finance_views
@@ -18,6 +19,7 @@ from portal.views.shipments import register_shipment_views
 from portal.views.sync import register_sync_views
 from portal.views.sync_hooks import register_sheets_hook_view
 from portal.views.sync_work import register_work_views
+from portal.views.xlwings import register_xlwings_views
 
 __all__ = ["DashboardView", "register_views"]
 
@@ -38,7 +40,9 @@ def register_views() -> None:
     register_sync_views()
     register_attach_views()
     register_sheets_hook_view()
+    register_xlwings_views()
     register_service_level_views()
+    register_api_token_views()
     register_home_views()
     if current_app.config.get("MAILBOX_ENABLED"):
         from portal.views.mailbox import register_mailbox_view
