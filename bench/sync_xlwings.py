@@ -11,10 +11,10 @@ Specialist; its tab as a new tracker workbook has it is posted once (stores the 
 Timed, ``--rounds`` times: ``--changes`` rows edited in the sheet (Customer PO) and
 ``--changes`` orders changed in the portal (notes, through the services), then the workbook
 posted as the Office.js client posts it (JSON text, dates as ISO text) through the Flask
-endpoint as the signed-in Specialist: parse, ``xw.Book(json=...)``, read, merge, apply the
-edits through the services, the run stored, the actions answered. Then a post with no change
-on either side. Printed: the server time of each, the payload's size and the answer's size
-(and the size of an answer that rewrote the whole tab, for scale).
+endpoint as the Specialist (a personal API token): parse, ``xw.Book(json=...)``, read,
+merge, apply the edits through the services, the run stored, the actions answered. Then a
+post with no change on either side. Printed: the server time of each, the payload's size and
+the answer's size (and the size of an answer that rewrote the whole tab, for scale).
 """
 
 from __future__ import annotations
@@ -101,14 +101,22 @@ def run(app, rows: int, changes: int, rounds: int) -> None:
     spec = tracker.spec()
     grid = [list(spec.headers), *new_workbook_rows(spec, None)]
     client = app.test_client()
-    signed = client.post("/login/", data={"username": "bench", "password": PASSWORD})
-    assert signed.status_code == 302, signed.status_code
+    from portal.actors import actor_for_user
+    from portal.extensions import appbuilder
+    from portal.services import api_tokens
+
+    specialist = actor_for_user(appbuilder.sm.find_user(username="bench"), "bench")
+    token = api_tokens.create(specialist, "bench").plaintext
+    headers = {"Authorization": f"Bearer {token}"}
 
     def post(grid: list[list[object]]) -> tuple[float, int, dict]:
         text = body("officejs", {"Orders": grid})
         start = time.perf_counter()
         answer = client.post(
-            "/xlwings/sync/bench-excel", data=text, content_type="application/json"
+            "/xlwings/sync/bench-excel",
+            data=text,
+            content_type="application/json",
+            headers=headers,
         )
         seconds = time.perf_counter() - start
         assert answer.status_code == 200, answer.get_data(as_text=True)[:500]
