@@ -11,15 +11,18 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Connection, Select, select
 
 from portal.extensions import db
 from portal.models import Invoice, OrderStatus
 from portal.services.base import Actor, NotFound, ServiceError, ValidationFailed
+from portal.services.transactions import each_in_savepoint, refusal
 from sheets.trackers import Column
 
 Row = dict[str, Any]
 Narrow = Callable[[Select, list[str]], Select]
+# a service's batch path: (record, changes) pairs and the actor -> each one's error or None
+BatchApply = Callable[[list[tuple[Any, dict[str, Any]]], Actor], list[ServiceError | None]]
 CHUNK = 500  # keys per IN (...) query
 CLOSED_ORDER_STATUSES = (
     OrderStatus.DELIVERED.value,
@@ -128,19 +131,29 @@ class Kind:
         self, items: Sequence[tuple[str, Mapping[str, Any]]], actor: Actor, tracker_name: str
     ) -> list[ServiceError | None]:
         """Apply many ``(key, changes)`` in the caller's unit of work, each checked alone; the
-        error of each (None: applied). Kinds with :attr:`batch_updates` implement it through
-        their service's batch path; a record changed meanwhile raises ``ConflictError``."""
-        raise NotImplementedError
+        error of each (None: applied). Used when :attr:`batch_updates` is set.
+
+        By default each edit is :meth:`update` in a savepoint of its own
+        (``transactions.each_in_savepoint``): a refused edit is rolled back alone. Kinds
+        with a set-based service path override it (:meth:`update_loaded`). A record changed
+        meanwhile, or a transaction that ended, raises ``ConflictError`` (the caller then
+        applies the edits one per transaction)."""
+
+        def one(item: tuple[str, Mapping[str, Any]]) -> None:
+            self.update(item[0], item[1], actor, tracker_name)
+
+        return [refusal(outcome) for outcome in each_in_savepoint(items, one)]
 
     def update_loaded(
         self,
         items: Sequence[tuple[str, Mapping[str, Any]]],
         found: Mapping[str, Any],
-        service: Any,
+        apply: BatchApply,
         actor: Actor,
     ) -> list[ServiceError | None]:
         """:meth:`update_many` of the records ``found`` (key -> record, loaded together):
-        the fields checked per edit, then one ``service.update_many``."""
+        the fields checked per edit, then one ``apply`` (the service's batch path) of the
+        rest."""
         outcomes: list[ServiceError | None] = [None] * len(items)
         todo: list[tuple[Any, dict[str, Any]]] = []
         where: list[int] = []
@@ -154,7 +167,7 @@ class Kind:
                 continue
             todo.append((found[key], dict(changes)))
             where.append(index)
-        for index, error in zip(where, service.update_many(todo, actor), strict=True):
+        for index, error in zip(where, apply(todo, actor), strict=True):
             outcomes[index] = error
         return outcomes
 
@@ -175,6 +188,47 @@ class Kind:
         }
         if bad:
             raise ValidationFailed(bad)
+
+    # -- live sync: can a change be a row of a tracker with this filter? ------------------
+
+    def touches(self, entity: str, ids: list[int]) -> ColumnElement[bool] | None:
+        """A condition on :meth:`query`'s rows that a change of the ``entity`` records ``ids``
+        can alter; None when the kind cannot tell (a change of it syncs every tracker)."""
+        return None
+
+    def left_filter(self, filter: str, entity: str, status: str) -> bool:
+        """Whether an ``entity`` record that moved out of ``status`` may have been inside
+        ``filter`` before (its row then changes: it is no longer synced). Unknown: True."""
+        return True
+
+    def may_hold(
+        self,
+        conn: Connection,
+        filter: str | None,
+        changed: Mapping[str, set[str]],
+        left: Mapping[str, set[str]],
+    ) -> bool:
+        """Whether the records ``changed`` (entity -> ids) may be rows of a tracker with
+        ``filter``: inside it now (one query per chunk of ids, on ``conn``), or moved out of a
+        status inside it (``left``: entity -> statuses left). No filter: True."""
+        if not filter:
+            return True
+        if any(self.left_filter(filter, e, s) for e, statuses in left.items() for s in statuses):
+            return True
+        conditions = []
+        for entity, ids in changed.items():
+            numbers = sorted(int(i) for i in ids if i.isdigit())
+            if len(numbers) < len(ids):
+                return True  # an event named no record: it may be any
+            for start in range(0, len(numbers), CHUNK):
+                condition = self.touches(entity, numbers[start : start + CHUNK])
+                if condition is None:
+                    return True
+                conditions.append(condition)
+        return any(
+            conn.execute(self.query(filter).where(condition).limit(1)).first() is not None
+            for condition in conditions
+        )
 
     def current(self, key: str, filter: str | None, wanted: Iterable[str]) -> Row:
         """The record ``key`` as :meth:`records` lists it; NotFound outside the tracker."""

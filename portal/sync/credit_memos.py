@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 
 from portal.models import CREDIT_REASONS, CreditMemo, CreditMemoStatus, Customer, Invoice
 from portal.services import credits
@@ -33,6 +33,7 @@ class CreditMemosKind(Kind):
     )
     filters = {"pending": "credit memos waiting for approval"}
     can_create = True
+    batch_updates = True  # Kind.update_many: a savepoint per edit, one transaction a batch
     choices = {"reason_code": tuple(CREDIT_REASONS)}
     preset = (
         Column("Invoice", "invoice", "text", "both"),
@@ -66,6 +67,15 @@ class CreditMemosKind(Kind):
         if filter == "pending":
             query = query.where(CreditMemo.status == CreditMemoStatus.REQUESTED.value)
         return query
+
+    def touches(self, entity: str, ids: list[int]) -> ColumnElement[bool] | None:
+        if entity == "credit_memo":
+            return CreditMemo.id.in_(ids)
+        return CreditMemo.invoice_id.in_(ids) if entity == "invoice" else None
+
+    def left_filter(self, filter: str, entity: str, status: str) -> bool:
+        # "pending": waiting for approval
+        return entity == "credit_memo" and status == CreditMemoStatus.REQUESTED.value
 
     def update(self, key: str, changes: Mapping[str, Any], actor: Actor, tracker_name: str) -> None:
         raise ConflictError(
