@@ -176,6 +176,19 @@ class OrderbridgeSecurityManager(SecurityManager):
             cached = g._orderbridge_permissions = (owner, frozenset(pairs))
         return (permission_name, view_name) in cached[1]
 
+    def is_item_public(self, permission_name: str, view_name: str) -> bool:
+        """FAB's check of the Public role, from one load of its permissions per request
+        (a REST request asks it twice: before and after reading the token)."""
+        if not has_request_context():
+            return super().is_item_public(permission_name, view_name)
+        public = g.get("_orderbridge_public")
+        if public is None:
+            public = g._orderbridge_public = frozenset(
+                (pv.permission.name, pv.view_menu.name)
+                for pv in self.get_public_permissions() or ()
+            )
+        return (permission_name, view_name) in public
+
 
 def _grant(verb: str, views: Iterable[str]) -> set[tuple[str, str]]:
     return {(f"can_{verb}", view) for view in views}

@@ -16,7 +16,6 @@ from typing import Any
 import jsonschema
 from flask import Response, request
 from flask_appbuilder.api import ModelRestApi
-from flask_appbuilder.models.sqla.interface import SQLAInterface
 from marshmallow import Schema, fields, validate
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
@@ -26,7 +25,7 @@ import portal.security as security
 from jobs.queue import QUEUE_UNAVAILABLE
 from portal.actions import MAX_INT, Action, perform, record_route_denial, valid_id
 from portal.actors import current_actor
-from portal.crud import new_values, pending_changes
+from portal.crud import ShownInterface, new_values, pending_changes
 from portal.extensions import db
 from portal.inputguard import filter_value_problem
 from portal.requestlimits import too_large
@@ -111,6 +110,11 @@ class ResourceApi(ModelRestApi):
     allow_browser_login = True
     max_page_size = 500
     page_size = 50
+
+    def __init__(self) -> None:
+        # lists and records load the columns they answer with, not the model's eager defaults
+        self.datamodel = ShownInterface(self.datamodel.obj, db.session)
+        super().__init__()
 
     def _init_model_schemas(self) -> None:
         super()._init_model_schemas()
@@ -212,7 +216,7 @@ class ServiceResourceApi(ResourceApi):
     include_route_methods = READ_ONLY_ROUTES | {"post", "put"}
 
     def __init__(self) -> None:
-        self.datamodel = SQLAInterface(self.service.model, db.session)
+        self.datamodel = ShownInterface(self.service.model, db.session)
         super().__init__()
 
     def post_headless(self) -> Response:
