@@ -243,12 +243,21 @@ def build_settings(overrides: dict | None = None) -> dict:
         or os.environ.get("REDIS_URL")
         or "memory://",
         "PASSWORD_MIN_LENGTH": int(os.environ.get("PASSWORD_MIN_LENGTH", "12")),
+        # Personal API tokens (portal/services/api_tokens.py, portal/tokenauth.py): FAB's
+        # API-key hook in @protect hands `Authorization: Bearer obt_…` to the security
+        # manager, which checks it against the portal's own hashed tokens.
+        "FAB_API_KEY_ENABLED": True,
+        "FAB_API_KEY_PREFIXES": ["obt_"],
+        "API_TOKEN_DEFAULT_DAYS": _int("API_TOKEN_DEFAULT_DAYS", 90),
+        "API_TOKEN_MAX_DAYS": _int("API_TOKEN_MAX_DAYS", 365),
         # Bounded requests (portal/requestlimits.py, portal/services/limits.py; docs/security.md
         # "Limits"): body size, lines per order, records per bulk call, writes per minute.
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 2 * 1024 * 1024),
         "TRACKER_UPLOAD_MAX_BYTES": _int("TRACKER_UPLOAD_MAX_BYTES", 64 * 1024 * 1024),
         "MAX_LINES_PER_ORDER": _int("MAX_LINES_PER_ORDER", 500),
         "MAX_BULK_ITEMS": _int("MAX_BULK_ITEMS", 1000),
+        # lists count exactly up to this many rows, above it the database's estimate
+        "LIST_EXACT_COUNT_LIMIT": _int("LIST_EXACT_COUNT_LIMIT", 10_000),
         "WRITE_RATE_LIMIT": _rate("WRITE_RATE_LIMIT", "120/minute"),
         "WRITE_IP_RATE_LIMIT": _rate("WRITE_IP_RATE_LIMIT", "600/minute"),
         "WRITE_LIMIT_STORAGE_URI": os.environ.get("WRITE_LIMIT_STORAGE_URI")

@@ -1,6 +1,6 @@
 """Benchmark: export 100,000 invoices as CSV and XLSX with bounded memory.
 
-Usage: ``.venv/bin/python bench/exports.py [--rows 100000]``
+Usage: ``.venv/bin/python bench/exports.py [--rows 100000] [--lxml-ab N]``
 
 Set-up builds one customer, order and shipment through the services, then bulk-inserts the
 bench's invoices with a single ``INSERT … executemany`` per batch (going through the invoice
@@ -9,6 +9,8 @@ exported by ``portal.services.exports`` — the code behind ``GET /api/v1/invoic
 in a fresh child process, which reports its wall time and peak RSS
 (``resource.getrusage(RUSAGE_SELF).ru_maxrss``). The files are opened again with openpyxl
 and python-calamine and their row count checked. Goal: under 300 MB and under 60 s each.
+``--lxml-ab N`` then exports the XLSX N times without lxml (``OPENPYXL_LXML=False``, openpyxl
+falls back to the standard library's writer) and N times with it, alternating.
 Uses a temporary SQLite database (or ``DATABASE_URL``) and its own instance folder.
 """
 
@@ -125,7 +127,10 @@ def measure(fmt: str, out: Path) -> dict:
             written = exports.write_xlsx(kind, exports.rows(kind, filters), out)
         seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from openpyxl import LXML
+
     return {
+        "lxml": LXML,
         "format": fmt,
         "seconds": round(seconds, 1),
         "peak_rss_mb": round(peak_mb),
@@ -155,6 +160,13 @@ def verify(path: Path, rows: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument(
+        "--lxml-ab",
+        type=int,
+        default=0,
+        metavar="N",
+        help="then N more XLSX exports with and N without lxml (OPENPYXL_LXML), alternating",
+    )
     parser.add_argument("--measure", choices=("csv", "xlsx"), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -170,11 +182,13 @@ def main() -> None:
         print(f"set-up: {args.rows} invoices in {time.perf_counter() - started:.1f} s")
         database = env["DATABASE_URL"].split(":")[0]
         print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, {database}")
-        for fmt in ("csv", "xlsx"):
+        runs = [("csv", "True"), ("xlsx", "True")]
+        runs += [("xlsx", lxml) for _ in range(args.lxml_ab) for lxml in ("False", "True")]
+        for fmt, lxml in runs:
             out = Path(tmp) / f"invoices.{fmt}"
             child = subprocess.run(
                 [sys.executable, __file__, "--measure", fmt, "--out", str(out)],
-                env=env,
+                env={**env, "OPENPYXL_LXML": lxml},
                 capture_output=True,
                 text=True,
                 check=True,
@@ -182,7 +196,8 @@ def main() -> None:
             result = json.loads(child.stdout.strip().splitlines()[-1])
             size_mb = out.stat().st_size / 1e6
             print(
-                f"{fmt}: {result['seconds']} s, peak RSS {result['peak_rss_mb']} MB, "
+                f"{fmt} (lxml {result['lxml']}): {result['seconds']} s, "
+                f"peak RSS {result['peak_rss_mb']} MB, "
                 f"{size_mb:.1f} MB file; {verify(out, args.rows)}"
             )
 

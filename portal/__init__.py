@@ -65,10 +65,11 @@ def create_app(overrides: dict | None = None, *, web: bool = True) -> Flask:
             appbuilder.init_app(app, db.session)
 
     from jobs.handlers import register as register_job_handlers
-    from portal import auth, inputguard, requestlimits, websecurity
+    from portal import auth, inputguard, requestlimits, tokenauth, websecurity
     from portal.sync import register_kinds
 
     auth.init_app(app)  # password policy, login lockout, revocable sessions and tokens
+    tokenauth.init_app(app)  # personal API tokens: `Authorization: Bearer obt_…`
     requestlimits.init_app(app)  # body size, bulk actions, write rates (after sign-in limits)
     websecurity.init_app(app)  # CSRF on cookie-authenticated API calls, security headers
     inputguard.init_app(app)  # malformed input is a 4xx naming the field, before anything else

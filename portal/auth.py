@@ -51,7 +51,7 @@ from flask_login import user_logged_in, user_logged_out
 from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
-from sqlalchemy import event, inspect
+from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash
 from wtforms import PasswordField
@@ -59,7 +59,7 @@ from wtforms.validators import DataRequired, ValidationError
 
 from portal.common_passwords import COMMON_PASSWORDS
 from portal.extensions import db
-from portal.models import UserAuthState, utcnow
+from portal.models import PermissionStamp, UserAuthState, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -148,14 +148,36 @@ class ResetMyPasswordView(FabResetMyPasswordView):
 # --- auth version: revocable sessions and tokens ---------------------------------------------
 
 
+def _stamp_value() -> Any:
+    return select(PermissionStamp.value).where(PermissionStamp.id == 1).scalar_subquery()
+
+
 def auth_version(user_id: Any) -> int:
-    """The user's current auth version (0 until first bumped); cached for the request."""
+    """The user's current auth version (0 until first bumped); cached for the request.
+
+    The one statement that reads it also loads the user (so FAB's ``load_user`` finds them in
+    the session) and the permission stamp (:func:`permission_stamp`).
+    """
     cache = g.setdefault("_ob_auth_versions", {})
     user_id = int(user_id)
     if user_id not in cache:
-        row = db.session.get(UserAuthState, user_id)
-        cache[user_id] = row.auth_version if row else 0
+        row = db.session.execute(
+            select(User, UserAuthState.auth_version, _stamp_value())
+            .outerjoin(UserAuthState, UserAuthState.user_id == User.id)
+            .where(User.id == user_id)
+        ).first()
+        cache[user_id] = (row[1] or 0) if row else 0
+        if row is not None:
+            g._ob_permission_stamp = (row[2],)
+            g._ob_users = {**g.get("_ob_users", {}), user_id: row[0]}  # the session keeps it
     return cache[user_id]
+
+
+def permission_stamp() -> int | None:
+    """The permission stamp as this request read it (once); None if it has no row."""
+    if "_ob_permission_stamp" not in g:
+        g._ob_permission_stamp = (db.session.execute(select(_stamp_value())).scalar(),)
+    return g._ob_permission_stamp[0]
 
 
 def _state_for(sess: Session, user_id: int) -> UserAuthState:
@@ -203,11 +225,14 @@ def _revoke_on_logout(sender: Any, user: Any, **extra: Any) -> None:
 
 
 def _load_session_user(sm: Any, pk: Any) -> Any:
-    """Flask-Login's loader: FAB's (active users only), plus the auth version check."""
-    user = sm.load_user(pk)
-    if user is None:
+    """Flask-Login's loader: FAB's (active users only), plus the auth version check (read
+    first: its statement loads the user too)."""
+    try:
+        version = auth_version(pk)
+    except (TypeError, ValueError):
         return None
-    if session.get(SESSION_KEY) != auth_version(user.id):
+    user = sm.load_user(pk)
+    if user is None or session.get(SESSION_KEY) != version:
         return None
     return user
 

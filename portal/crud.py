@@ -19,6 +19,7 @@ from sqlalchemy.orm import RelationshipProperty, joinedload, lazyload
 
 from portal.actors import current_actor
 from portal.extensions import db
+from portal.paging import PagedInterface
 from portal.services.base import RecordService, ServiceError, pin
 
 
@@ -97,8 +98,9 @@ def pending_changes(item: Any) -> tuple[dict[str, Any], int | None]:
 EAGER = ("selectin", "joined", "subquery", "immediate")
 
 
-class ShownInterface(SQLAInterface):
-    """FAB's datamodel, loading a list's rows (and a record page's row) with what they show.
+class ShownInterface(PagedInterface):
+    """The lists' datamodel (counted and paged by :class:`PagedInterface`), loading a list's
+    rows (and a record page's row) with what they show.
 
     A collection the model loads eagerly by default (an order's ``lines``, for the services'
     batches) is not loaded unless asked for; the many-to-one relations a list shows
@@ -109,8 +111,10 @@ class ShownInterface(SQLAInterface):
 
     shown: tuple[str, ...] = ()
 
-    def apply_all(self, query: Any, *args: Any, **kwargs: Any) -> Any:
-        return super().apply_all(query.options(*self.load_options(kwargs)), *args, **kwargs)
+    def _apply_inner_all(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        # the one step FAB's record lookup and every list page (``PagedInterface``) share
+        options = self.load_options(kwargs)
+        return super()._apply_inner_all(query.options(*options), *args, **kwargs)
 
     def get(self, id: Any, *args: Any, **kwargs: Any) -> Any:
         """FAB's record lookup; the record stays in the session's identity map for the rest

@@ -24,7 +24,7 @@ import math
 import time
 from typing import Any
 
-from flask import Flask, current_app, jsonify, request
+from flask import Flask, current_app, g, jsonify, request
 from flask_appbuilder.security.sqla.models import User
 from flask_jwt_extended import get_jwt_identity, verify_jwt_in_request
 from flask_login import current_user
@@ -115,7 +115,10 @@ class WriteLimiter:
 
 
 def _user_id() -> str | None:
-    """The id of the user making the request: bearer token, else the session."""
+    """The id of the user making the request: API token, JWT, else the session."""
+    token_user = g.get("api_token_user")  # portal.tokenauth signed the request in already
+    if token_user is not None:
+        return str(token_user.id)
     if request.headers.get("Authorization", "").startswith("Bearer "):
         try:
             verify_jwt_in_request(optional=True)

@@ -18,9 +18,16 @@ from flask_appbuilder import AppBuilder
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from sqlalchemy.orm import joinedload
 
-from portal.auth import ResetMyPasswordView, check_password_policy, login_failed
+from portal.auth import (
+    ResetMyPasswordView,
+    check_password_policy,
+    login_failed,
+    permission_stamp,
+)
+from portal.permission_cache import PermissionCache
 from portal.services import audit, email_addresses
 from portal.services.base import Actor, unit_of_work
+from portal.tokenauth import TokenRefused, user_from_bearer
 
 ADMIN_ROLE = "Admin"
 SPECIALIST = "Specialist"
@@ -115,6 +122,8 @@ ATTACH = "AttachWorkbook"
 SERVICE_LEVELS = "ServiceLevel"
 WEEKLY_REPORT = ("can_report", SERVICE_LEVELS)
 
+API_TOKENS = "ApiToken"  # portal.services.api_tokens.TOKEN_VIEW
+
 # What every signed-in user may do regardless of role (FAB's own self-service pages).
 SELF_SERVICE = frozenset(
     {
@@ -124,6 +133,9 @@ SELF_SERVICE = frozenset(
         ("can_this_form_get", "ResetMyPasswordView"),
         ("can_this_form_post", "ResetMyPasswordView"),
         ("can_show", "SwaggerView"),
+        # Personal API tokens: each user's own (Admins: everyone's; services.api_tokens).
+        ("can_read", API_TOKENS),
+        ("can_write", API_TOKENS),
     }
 )
 
@@ -132,8 +144,9 @@ class OrderbridgeSecurityManager(SecurityManager):
     """FAB's security manager, with each request's permission checks answered from one load.
 
     FAB asks the database once per check, and a page checks every menu entry; here the
-    user's (permission, view) pairs are read once per request and kept on ``g``. The
-    user-statistics chart is left out (it fails with few users).
+    user's (permission, view) pairs come from the process's :class:`PermissionCache`, checked
+    against the permission stamp once per request. The user-statistics chart is left out (it
+    fails with few users).
     """
 
     userstatschartview = None
@@ -158,36 +171,45 @@ class OrderbridgeSecurityManager(SecurityManager):
             check_password_policy(password)
         return super().add_user(*args, **kwargs)
 
+    def validate_api_key(self, api_key_string: str) -> Any:
+        """FAB's ``@protect`` asks this for an ``obt_`` bearer token: the portal's own API
+        tokens (``portal.tokenauth``, which signed the request in already), never FAB's
+        ``ab_api_key`` table."""
+        try:
+            return user_from_bearer()
+        except TokenRefused:
+            return None
+
     def reset_password(self, userid: Any, password: str) -> None:
         check_password_policy(password)
         super().reset_password(userid, password)
 
+    def __init__(self, appbuilder: AppBuilder) -> None:
+        super().__init__(appbuilder)
+        self.permission_cache = PermissionCache()
+
+    def request_permissions(self, user: object | None) -> frozenset[tuple[str, str]]:
+        """The (permission, view) pairs of ``user`` (``None`` or anonymous: the Public
+        role's) for this request: from the process's cache while the permission stamp this
+        request read has not moved (``portal.permission_cache``)."""
+        owner = getattr(user, "id", None) if getattr(user, "is_authenticated", False) else None
+        held = g.get("_orderbridge_permissions")
+        if held is None or held[0] != owner:
+            pairs = self.permission_cache.get(
+                self.session, owner, permission_stamp(), self.auth_role_public
+            )
+            held = g._orderbridge_permissions = (owner, pairs)
+        return held[1]
+
     def _has_view_access(self, user: object, permission_name: str, view_name: str) -> bool:
         if not has_request_context():
             return super()._has_view_access(user, permission_name, view_name)
-        owner = getattr(user, "id", None)
-        cached = g.get("_orderbridge_permissions")
-        if cached is None or cached[0] != owner:
-            pairs = {
-                (pv.permission.name, pv.view_menu.name)
-                for role in self.get_user_roles(user)
-                for pv in role.permissions
-            }
-            cached = g._orderbridge_permissions = (owner, frozenset(pairs))
-        return (permission_name, view_name) in cached[1]
+        return (permission_name, view_name) in self.request_permissions(user)
 
     def is_item_public(self, permission_name: str, view_name: str) -> bool:
-        """FAB's check of the Public role, from one load of its permissions per request
-        (a REST request asks it twice: before and after reading the token)."""
         if not has_request_context():
             return super().is_item_public(permission_name, view_name)
-        public = g.get("_orderbridge_public")
-        if public is None:
-            public = g._orderbridge_public = frozenset(
-                (pv.permission.name, pv.view_menu.name)
-                for pv in self.get_public_permissions() or ()
-            )
-        return (permission_name, view_name) in public
+        return (permission_name, view_name) in self.request_permissions(None)
 
 
 def _grant(verb: str, views: Iterable[str]) -> set[tuple[str, str]]:

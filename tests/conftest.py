@@ -33,7 +33,7 @@ TEST_USERS = {
     "auditor": "Auditor",
     "admin": "Admin",
 }
-KEEP_TABLES = {"alembic_version", "user_auth_state"}  # users (ab_*) and their auth state stay
+KEEP_TABLES = {"alembic_version", "user_auth_state", "permission_stamp"}  # users (ab_*) stay
 
 # CI runs the property tests with a fixed seed so a landing never depends on luck; locally
 # each run explores new examples (and replays earlier failures from .hypothesis/).

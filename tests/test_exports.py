@@ -83,7 +83,7 @@ def test_the_writers_neutralise_every_dangerous_prefix(tmp_path) -> None:
     assert [row[2] for row in csv.reader(io.StringIO(text))][1:] == ["'" + p for p in payloads]
     path = tmp_path / "payloads.xlsx"
     assert exports.write_xlsx(kind, data, path) == len(payloads)
-    read_back = [p.replace("\r", "\n") for p in payloads]  # XML normalises a bare CR
+    read_back = payloads  # lxml writes a bare CR as &#13;, so it comes back as written
     sheet = openpyxl.load_workbook(path).active
     cells = [sheet.cell(row=r, column=3) for r in range(2, sheet.max_row + 1)]
     assert [cell.value for cell in cells] == read_back
@@ -196,3 +196,19 @@ def test_a_large_export_runs_as_a_job_with_progress_and_a_download_link(clean_db
     )
     job_events = db.session.query(AuditEvent).filter_by(action="export").all()
     assert json.loads(job_events[-1].changes)["detail"]["mode"] == "job"
+
+
+def test_lxml_is_a_dependency_and_openpyxl_writes_through_it() -> None:
+    """openpyxl uses lxml when it is installed (issue 18: a 100,000-invoice XLSX export is
+    about a third faster): lxml is declared, and the write-only cells the export makes go
+    through lxml's incremental writer, not the standard library's."""
+    import re
+    import tomllib
+
+    from openpyxl.cell import _writer
+    from openpyxl.xml import functions
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert any(re.match(r"lxml\b", spec) for spec in project["dependencies"])
+    assert _writer.write_cell is _writer.lxml_write_cell
+    assert functions.xmlfile.__module__.startswith("lxml")

@@ -16,6 +16,7 @@ from flask import Flask
 
 from portal.security import (
     ADMIN_ROLE,
+    API_TOKENS,
     AUDITOR,
     SERVICE_LEVELS,
     SPECIALIST,
@@ -193,6 +194,11 @@ def test_every_route_has_a_rule_and_the_matrix_covers_all_views(clean_db) -> Non
         "DisputeView.open_dispute",
         "CreditMemoView.request_credit",
         "FailedJobView.retry",
+        # personal API tokens (issue 17): every role, each their own
+        "ApiTokensView.index",
+        "ApiTokensView.create",
+        "ApiTokensView.confirm_revoke",
+        "ApiTokensView.revoke",
     ):
         assert expected in endpoints
     by_endpoint = {route.endpoint: route for route in routes}
@@ -210,6 +216,11 @@ def test_every_route_has_a_rule_and_the_matrix_covers_all_views(clean_db) -> Non
     assert {r for r in ROLE_USERS if role_allows(r, retry.permission, retry.view_menu)} == {
         ADMIN_ROLE
     }
+    # Every role manages its own API tokens (the service keeps each to their own).
+    for endpoint in ("ApiTokensView.index", "ApiTokensView.create", "ApiTokensView.revoke"):
+        route = by_endpoint[endpoint]
+        assert route.view_menu == API_TOKENS
+        assert all(role_allows(r, route.permission, route.view_menu) for r in ROLE_USERS)
 
 
 @pytest.mark.parametrize("role", [SPECIALIST, SUPERVISOR, AUDITOR, ADMIN_ROLE, None])
@@ -239,7 +250,8 @@ def test_role_endpoint_matrix(clean_db, role: str | None) -> None:
 
 def test_auditor_can_read_everything_and_write_nothing(clean_db) -> None:
     routes = _protected_routes(clean_db)
-    writes = [r for r in routes if r.permission == "can_write"]
+    # Their own API tokens are the one thing an Auditor writes (a credential, no record).
+    writes = [r for r in routes if r.permission == "can_write" and r.view_menu != API_TOKENS]
     # Auditors read every record; the Service levels page is the operations team's (the
     # Auditors get its weekly workbook: can_report).
     not_theirs = ("JobRun", SERVICE_LEVELS)

@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
+import portal.paging as paging
 import portal.security as security
 from jobs.queue import QUEUE_UNAVAILABLE
 from portal.actions import MAX_INT, Action, perform, record_route_denial, valid_id
@@ -110,10 +111,14 @@ class ResourceApi(ModelRestApi):
     allow_browser_login = True
     max_page_size = 500
     page_size = 50
+    keyset_ties: dict[str, tuple[str, ...]] = {}
 
     def __init__(self) -> None:
-        # lists and records load the columns they answer with, not the model's eager defaults
-        self.datamodel = ShownInterface(self.datamodel.obj, db.session)
+        # paged lists, loading the columns they answer with, not the model's eager defaults
+        model = self.datamodel
+        if not isinstance(model, ShownInterface):
+            self.datamodel = ShownInterface(model.obj, model.session)
+        self.datamodel.keyset_ties = self.keyset_ties
         super().__init__()
 
     def _init_model_schemas(self) -> None:
@@ -138,7 +143,16 @@ class ResourceApi(ModelRestApi):
         if problems:
             message = "; ".join(f"{name}: {problem}" for name, problem in problems.items())
             return self.response(400, message=message, errors=problems)
+        paging.ask_cursor(request.args.get("cursor"))
         return super().get_list_headless(**kwargs)
+
+    def pre_get_list(self, data: dict[str, Any]) -> None:
+        """The list's paging: whether ``count`` is the database's estimate, and the cursors
+        of the next and previous pages (``?cursor=…``; null at either end)."""
+        found = paging.last_page()
+        data["count_is_estimate"] = bool(found and found.count.estimate)
+        data["next"] = found.next if found else None
+        data["previous"] = found.previous if found else None
 
     def response_400(self, message: str | None = None) -> Response:
         """FAB's 400s; a rison argument that breaks its schema names the parameter."""
@@ -152,6 +166,8 @@ class ResourceApi(ModelRestApi):
         """FAB's ``@safe`` turns any exception into a 500. None of its text reaches the client
         (it is logged): a database's refusal of a value is a 400, the job queue down a 503."""
         error = sys.exc_info()[1]
+        if isinstance(error, paging.CursorError):
+            return self.response_400(message=str(error))
         if isinstance(error, RequestEntityTooLarge):  # a chunked body over MAX_CONTENT_LENGTH
             return too_large()
         if isinstance(error, RedisError):

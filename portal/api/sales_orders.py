@@ -98,6 +98,7 @@ class SalesOrderApi(OrderEntryRoutes):
         "version",
     ]
     order_columns = ["id", "number", "order_date", "requested_date", "status", "total"]
+    keyset_ties = {"status": ("order_date",)}  # status + date, paged by key
 
     def _init_model_schemas(self) -> None:
         super()._init_model_schemas()

@@ -2,6 +2,7 @@
 
 from flask import current_app
 
+from portal.views.api_tokens import register_api_token_views
 from portal.views.attach import register_attach_views
 from portal.views.core import register_core_views
 from portal.views.finance import register_finance_views
@@ -39,6 +40,7 @@ def register_views() -> None:
     register_attach_views()
     register_sheets_hook_view()
     register_service_level_views()
+    register_api_token_views()
     register_home_views()
     if current_app.config.get("MAILBOX_ENABLED"):
         from portal.views.mailbox import register_mailbox_view

@@ -27,6 +27,7 @@ from portal.crud import (
 from portal.extensions import db
 from portal.services import audit
 from portal.services.base import NotFound, PermissionDenied, RecordService, ServiceError
+from portal.views.paged import PagedListMixin
 
 
 def form_body() -> dict[str, str]:
@@ -155,7 +156,7 @@ def _audit_refused_route(model: type, pk: Any, action: str) -> None:
     record_route_denial(actor, model, pk, action)
 
 
-class ServiceModelView(ModelView):
+class ServiceModelView(PagedListMixin, ModelView):
     """A ModelView whose writes go through ``service`` and whose edits carry ``version``."""
 
     service: RecordService
@@ -199,7 +200,7 @@ class ServiceModelView(ModelView):
         ), status
 
 
-class ReadOnlyModelView(ModelView):
+class ReadOnlyModelView(PagedListMixin, ModelView):
     """A list and record page only; the data changes through actions or services elsewhere."""
 
     method_permission_name = security.METHOD_PERMISSIONS

@@ -143,6 +143,7 @@ class SalesOrderView(PickerFilters, RecordHistoryMixin, ServiceModelView):
         "total_text",
     ]
     order_columns = ["number", "order_date", "requested_date", "status", "total_text"]
+    keyset_ties = {"status": ("order_date",)}  # status + date, paged by key
     show_columns = [
         "number",
         "external_ref",

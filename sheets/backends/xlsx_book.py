@@ -192,7 +192,10 @@ class Book:
         if close is None:
             raise ValueError(f"{self.workbook} has no <sheets>")
         ids = [int(i) for i in re.findall(rb'<(?:[\w.-]+:)?sheet\b[^>]*?\ssheetId="(\d+)"', xml)]
-        bound = re.search(rb'\sxmlns:([\w.-]+)="%b"' % REL_NS.encode(), xml)
+        # only a binding on the root element is in scope here: openpyxl with lxml declares
+        # the prefix on each <sheet> instead, which does not reach a new sibling
+        root = re.search(rb"<(?![?!])[^>]*>", xml)
+        bound = re.search(rb'\sxmlns:([\w.-]+)="%b"' % REL_NS.encode(), root.group(0))
         prefix, declare = (
             (bound.group(1), b"") if bound else (b"r", b' xmlns:r="%b"' % REL_NS.encode())
         )
