@@ -20,8 +20,8 @@ from portal.services import lifecycle, orders
 from tests.conftest import api_headers, login
 from tests.factories import SETUP, make_catalog
 
-# what signing in and the permission checks cost (FAB's user, roles, groups, permissions)
-AUTH_TABLES = ("ab_", "user_auth_state")
+# what signing in and the permission checks cost (user, roles, permissions, their stamp)
+AUTH_TABLES = ("ab_", "user_auth_state", "permission_stamp")
 
 
 @contextmanager
