@@ -89,6 +89,10 @@ def _harden(schema: Schema, model: type) -> None:
         schema.fields[name] = replacement
 
 
+# the filter operators whose value is a list (FAB iterates it)
+LIST_OPERATORS = ("in", "not_in")
+
+
 def list_arg_problems(model: type, args: dict[str, Any]) -> dict[str, str]:
     """What is wrong with a list request's rison ``page`` and ``filters``, by parameter."""
     problems: dict[str, str] = {}
@@ -98,6 +102,8 @@ def list_arg_problems(model: type, args: dict[str, Any]) -> dict[str, str]:
     for item in args.get("filters") or ():
         if isinstance(item, dict) and "col" in item and "value" in item:
             problem = filter_value_problem(model, str(item["col"]), item["value"])
+            if item.get("opr") in LIST_OPERATORS and not isinstance(item["value"], list):
+                problem = f"{item['opr']} takes a list of values, such as !(1,2)"
             if problem:
                 problems[f"filters.{item['col']}"] = problem
     return problems
