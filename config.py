@@ -293,6 +293,10 @@ def build_settings(overrides: dict | None = None) -> dict:
         "GOOGLE_SERVICE_ACCOUNT_FILE": os.environ.get("GOOGLE_SERVICE_ACCOUNT_FILE", ""),
         "SHEETS_API_URL": os.environ.get("SHEETS_API_URL", ""),
         "XLWINGS_LICENSE_KEY": os.environ.get("XLWINGS_LICENSE_KEY", ""),
+        # The portal's address as Excel reaches it, for `orderbridge xlwings client`.
+        "PORTAL_URL": os.environ.get("PORTAL_URL", ""),
+        # The largest workbook the xlwings client may post (portal/views/xlwings.py).
+        "XLWINGS_MAX_BYTES": _int("XLWINGS_MAX_BYTES", 32 * 1024 * 1024),
         # Live sync (jobs/live.py, docs/sync-jobs.md): a change syncs its trackers within
         # seconds (off by default in test mode, where tests switch it on where they test it).
         "SHEETS_LIVE_SYNC": _bool("SHEETS_LIVE_SYNC", mode != "test"),

@@ -29,7 +29,11 @@ from portal.services.base import Actor, NotFound
 
 log = logging.getLogger(__name__)
 
-QUEUE_NAMES = ("default", "sync", "notify", "reports")
+QUEUE_NAMES = ("default", "sync", "notify", "reports")  # what a worker listens on by default
+# syncs of desktop-Excel (xlwings) trackers: only a worker on a Windows or macOS machine with
+# Microsoft Excel listens on it (``orderbridge worker --queue excel``)
+EXCEL_QUEUE = "excel"
+ALL_QUEUES = (*QUEUE_NAMES, EXCEL_QUEUE)
 ABANDONED_AFTER_BEATS = 3  # missed heartbeats after which a started job's worker is deemed dead
 # What a user is told when Redis cannot be reached (the detail goes to the log).
 QUEUE_UNAVAILABLE = "The job queue is unavailable; try again in a few minutes."
@@ -132,8 +136,8 @@ def connection() -> Redis:
 
 
 def get_queue(name: str = "default") -> Queue:
-    if name not in QUEUE_NAMES:
-        raise ValueError(f"unknown queue {name!r}; queues are {', '.join(QUEUE_NAMES)}")
+    if name not in ALL_QUEUES:
+        raise ValueError(f"unknown queue {name!r}; queues are {', '.join(ALL_QUEUES)}")
     return Queue(name, connection=connection())
 
 
@@ -172,7 +176,7 @@ def failed_jobs(limit: int = 20) -> list[dict[str, Any]]:
 
     conn = connection()
     found: list[dict[str, Any]] = []
-    for name in QUEUE_NAMES:
+    for name in ALL_QUEUES:
         registry = Queue(name, connection=conn).failed_job_registry
         ids = registry.get_job_ids(0, max(limit - len(found), 0) - 1) if len(found) < limit else []
         for job in Job.fetch_many(ids, connection=conn) if ids else []:
@@ -195,7 +199,7 @@ def retry_failed(job_id: str) -> str:
     """Put failed job ``job_id`` back on its queue; the queue's name (``LookupError`` when no
     queue holds it as failed)."""
     conn = connection()
-    for name in QUEUE_NAMES:
+    for name in ALL_QUEUES:
         registry = Queue(name, connection=conn).failed_job_registry
         if job_id in registry:
             registry.requeue(job_id)
@@ -210,7 +214,7 @@ def queue_stats() -> dict[str, Any]:
     try:
         conn = connection()
         queues = []
-        for name in QUEUE_NAMES:
+        for name in ALL_QUEUES:
             q = Queue(name, connection=conn)
             queues.append(
                 {

@@ -27,13 +27,15 @@ from collections.abc import Iterator, Set
 from dataclasses import dataclass, replace
 from typing import Any
 
+from flask import has_app_context
 from redis.exceptions import LockError
 from rq import Retry, get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
+from sqlalchemy import select
 
-from jobs.context import app_job
-from jobs.queue import connection, get_queue
+from jobs.context import app_job, get_app
+from jobs.queue import EXCEL_QUEUE, connection, get_queue
 from portal.extensions import db
 from portal.models import Tracker
 from portal.services import sync_review, sync_runs, trackers
@@ -97,14 +99,35 @@ def is_pending(tracker_id: int) -> bool:
     return bool(connection().exists(_key("queued", tracker_id), _key("lock", tracker_id)))
 
 
+def sync_queue(tracker_id: int) -> str:
+    """The queue of the tracker's syncs: ``excel`` for an xlwings tracker (Microsoft Excel on
+    a Windows or macOS worker), ``sync`` for the others (and when no app is at hand to ask:
+    the scheduler's sweep of a process without one)."""
+    if not has_app_context():
+        try:
+            app = get_app()
+        except RuntimeError:
+            return QUEUE
+        with app.app_context():
+            try:
+                return sync_queue(tracker_id)
+            finally:
+                db.session.remove()
+    backend = db.session.execute(
+        select(Tracker.backend).where(Tracker.id == tracker_id)
+    ).scalar_one_or_none()
+    return EXCEL_QUEUE if backend == "xlwings" else QUEUE
+
+
 def enqueue_sync(tracker_id: int) -> Job | None:
-    """Queue a sync of the tracker unless one is already queued (then None)."""
+    """Queue a sync of the tracker (on :func:`sync_queue`) unless one is already queued
+    (then None)."""
     conn = connection()
     marker = _key("queued", tracker_id)
     for _ in range(2):
         job_id = f"sync-{tracker_id}-{uuid.uuid4().hex[:12]}"
         if conn.set(marker, job_id, nx=True, ex=JOB_TIMEOUT):
-            return get_queue(QUEUE).enqueue(
+            return get_queue(sync_queue(tracker_id)).enqueue(
                 sync_tracker,
                 tracker_id,
                 job_id=job_id,
@@ -244,8 +267,36 @@ def sync_tracker(tracker_id: int, rows: list[RowOutcome] | None = None) -> dict[
     return outcome
 
 
-def run_sync(tracker_id: int, job_id: str, rows: list[RowOutcome] | None = None) -> dict[str, Any]:
+def sync_posted(
+    tracker_id: int, book: SheetBackend, actor: Actor, rows: list[RowOutcome] | None = None
+) -> dict[str, Any] | None:
+    """Sync a workbook posted from Excel (the xlwings client) now, in the request, as
+    ``actor``, under the tracker's lock like any sync; None (nothing done) while another
+    sync of the tracker holds the lock."""
+    with _tracker_lock(tracker_id) as locked:
+        if not locked:
+            return None
+        job_id = f"xlwings-{uuid.uuid4().hex[:12]}"
+        outcome = run_sync(tracker_id, job_id, rows, book=book, actor=actor)
+    if connection().delete(_key("rerun", tracker_id)):
+        enqueue_sync(tracker_id)
+    return outcome
+
+
+def run_sync(
+    tracker_id: int,
+    job_id: str,
+    rows: list[RowOutcome] | None = None,
+    *,
+    book: SheetBackend | None = None,
+    actor: Actor | None = None,
+) -> dict[str, Any]:
     """One run (the caller holds the tracker's lock): attempts until the write lands.
+
+    ``book``: the tab to sync instead of the tracker's own (a workbook posted from Excel by
+    the xlwings client, ``sheets.backends.xlwings``). ``actor``: who syncs (the signed-in
+    user, recorded as the run's ``started_by``, with their permissions on every write);
+    default the tracker's system actor ``sheet:<tracker>``.
 
     A workbook breaking an XLSX_* limit, or a file that is not an .xlsx package, ends the run
     as failed with the one-line message, without raising (so the job is not retried); other
@@ -254,22 +305,24 @@ def run_sync(tracker_id: int, job_id: str, rows: list[RowOutcome] | None = None)
     tracker = db.session.get(Tracker, tracker_id)
     if tracker is None:
         raise LookupError(f"tracker {tracker_id} does not exist")
-    run = trackers.start_run(tracker_id, job_id)
+    person = actor.name if actor is not None and not actor.is_system else None
+    run = trackers.start_run(tracker_id, job_id, started_by=person)
     run_id = run.id
     started = time.monotonic()
     counts = Counts()
     try:
         spec = tracker.spec()
-        backend = open_tracker_backend(tracker)
+        actor = actor or Actor.system(spec.actor)
+        backend = open_tracker_backend(tracker, book)
         for attempt in range(1, MAX_ATTEMPTS):
             counts.attempts = attempt
             try:
-                return _attempt(tracker, spec, backend, run_id, counts, started, rows)
+                return _attempt(tracker, spec, backend, run_id, counts, started, rows, actor)
             except SheetChangedError:
                 db.session.rollback()
                 time.sleep(0.2 * attempt)
         counts.attempts = MAX_ATTEMPTS
-        return _attempt(tracker, spec, backend, run_id, counts, started, rows)
+        return _attempt(tracker, spec, backend, run_id, counts, started, rows, actor)
     except (WorkbookTooLarge, NotAWorkbook) as exc:
         # permanent, not retried: the same workbook breaks the same limit, or is still not an
         # .xlsx package (nothing written); the message is one line naming the file
@@ -291,15 +344,16 @@ def _attempt(
     run_id: int,
     counts: Counts,
     started: float,
-    rows: list[RowOutcome] | None = None,
+    rows: list[RowOutcome] | None,
+    actor: Actor,
 ) -> dict[str, Any]:
     snapshot = _read(backend)
     base, patches = trackers.load_base(tracker.id, spec)
-    hidden = _hidden(tracker, spec, snapshot)
+    hidden = _hidden(tracker, spec, snapshot, actor)
     db.session.rollback()  # end the read transaction: the merge holds no database snapshot
     tokens = trackers.create_tokens(tracker.id)
     # rows keyed on the team's own references that name no record yet (docs/sync-attach.md)
-    adoption = adopt.adopt_rows(spec, tracker.filter, snapshot.rows, dry=False)
+    adoption = adopt.adopt_rows(spec, tracker.filter, snapshot.rows, dry=False, actor=actor)
     portal = adopt.portal_side(spec, tracker.filter, snapshot.rows, tracker.append_records)
     plan, claimed = _plan(spec, portal, base, snapshot, tokens, hidden)
     adoption.mark(plan)
@@ -317,7 +371,7 @@ def _attempt(
         )
         return {"status": "failed", "error": plan.fatal, **counts.as_dict()}
     with _collector_paused():
-        results = _apply(tracker, spec, plan, claimed, patches, counts)
+        results = _apply(tracker, spec, plan, claimed, patches, counts, actor)
     result = finalize(plan, results)
     _write(backend, result.writes, snapshot)
     if result.writes and tracker.backend == "xlsx":
@@ -327,7 +381,7 @@ def _attempt(
     counts.errors = sum(1 for issue in result.issues if issue.kind == ERROR)
     outcomes = sheet_rows(adoption.outcomes(result_outcomes(plan, result)), tracker.header_row)
     outcomes = _commit(
-        tracker, spec, run_id, result, plan, base, patches, counts, started, outcomes
+        tracker, spec, run_id, result, plan, base, patches, counts, started, outcomes, actor
     )
     if rows is not None:
         rows.extend(outcomes)
@@ -350,13 +404,13 @@ def _sheet_keys(spec: TrackerSpec, rows: list[list[Any]]) -> set[str]:
     return {k for k in keys if k is not None}
 
 
-def _hidden(tracker: Tracker, spec: TrackerSpec, snapshot: SheetSnapshot) -> set[str]:
+def _hidden(tracker: Tracker, spec: TrackerSpec, snapshot: SheetSnapshot, actor: Actor) -> set[str]:
     """Records whose row was deleted from the sheet: kept out of it (not appended again).
-    A key typed back into the sheet ends its deletion."""
+    A key typed back into the sheet ends its deletion (restored by ``actor``)."""
     hidden = sync_review.hidden_keys(tracker.id)
     back = hidden & _sheet_keys(spec, snapshot.rows) if hidden else set()
     if back:
-        sync_review.restore_typed_back(tracker.id, back, Actor.system(spec.actor))
+        sync_review.restore_typed_back(tracker.id, back, actor)
     return hidden - back
 
 
@@ -413,6 +467,7 @@ def _apply(
     claimed: dict[str, str],
     patches: list[int],
     counts: Counts,
+    actor: Actor,
 ) -> list[UpdateResult | CreateResult]:
     """Step 3: sheet edits and new rows through the services: edits in batches where the
     kind has a batch path (``adapters.apply_updates``), new rows one transaction each.
@@ -427,7 +482,7 @@ def _apply(
         cells = {u.key: {headers[f]: v for f, v in u.changes.items()} for u in applied}
         return trackers.patch_base(tracker_id, spec, cells)
 
-    updated, made = adapters.apply_updates(spec, filter, plan.updates, patch)
+    updated, made = adapters.apply_updates(spec, filter, plan.updates, patch, actor)
     counts.applied += sum(1 for result in updated if result.error is None)
     patches.extend(made)
     results: list[UpdateResult | CreateResult] = list(updated)
@@ -444,7 +499,7 @@ def _apply(
         def remember(key: str, token: str = create.token) -> None:
             trackers.add_create_token(tracker_id, token, key)
 
-        result = adapters.apply_create(spec, create, also=remember)
+        result = adapters.apply_create(spec, create, also=remember, actor=actor)
         if result.key:
             counts.created += 1
         results.append(result)
@@ -468,11 +523,12 @@ def _commit(
     counts: Counts,
     started: float,
     outcomes: list[RowOutcome],
+    actor: Actor,
 ) -> list[RowOutcome]:
     """Step 5: deleted rows (the tracker's policy, one transaction each), then base,
     conflicts, create tokens, the run's counts and its row outcomes in one transaction.
     Returns the outcomes as recorded (a deleted row's says what became of its record)."""
-    said = sync_review.record_deletions(tracker, run_id, plan.deleted, Actor.system(spec.actor))
+    said = sync_review.record_deletions(tracker, run_id, plan.deleted, actor)
     outcomes = [
         replace(o, message=said[o.key]) if o.outcome == DELETED and o.key in said else o
         for o in outcomes
@@ -488,6 +544,7 @@ def _commit(
             conflicts=plan.conflicts,
             counts=counts.as_dict(),
             duration=time.monotonic() - started,
+            actor=actor,
         )
         sync_runs.record_rows(run_id, outcomes)
     return outcomes

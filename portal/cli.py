@@ -122,12 +122,21 @@ def seed_demo(password: str | None, order_count: int, seed: int) -> None:
 @click.option("--no-scheduler", is_flag=True, help="Do not run RQ's scheduler in this worker.")
 @with_appcontext
 def worker(queues: tuple[str, ...], burst: bool, no_scheduler: bool) -> None:
-    """Run an RQ worker with the app context (and RQ's scheduler)."""
+    """Run an RQ worker with the app context (and RQ's scheduler).
+
+    ``--queue excel`` (syncs of desktop-Excel xlwings trackers) needs Microsoft Excel: it is
+    refused on a machine that cannot run it (Linux)."""
     from rq import Worker
 
     from jobs.context import set_app
-    from jobs.queue import QUEUE_NAMES, connection, heartbeat_seconds, redis_url
+    from jobs.queue import EXCEL_QUEUE, QUEUE_NAMES, connection, heartbeat_seconds, redis_url
 
+    if EXCEL_QUEUE in queues:
+        from sheets.backends.xlwings import excel_problem
+
+        problem = excel_problem()
+        if problem:
+            raise click.ClickException(f"the {EXCEL_QUEUE} queue cannot run here: {problem}")
     set_app(current_app._get_current_object())  # type: ignore[attr-defined]
     names = list(queues) or list(QUEUE_NAMES)
     click.echo(f"worker listening on {', '.join(names)} at {redis_url()}")
@@ -177,7 +186,9 @@ def scheduler(every: float) -> None:
 
 # Commands that serve no page and need no view's permissions: their app is built without the
 # views and the REST API (``create_app(web=False)``), which makes them start sooner.
-PAGELESS_COMMANDS = frozenset({"audit", "db", "enqueue", "scheduler", "sheets", "stock", "worker"})
+PAGELESS_COMMANDS = frozenset(
+    {"audit", "db", "enqueue", "scheduler", "sheets", "stock", "worker", "xlwings"}
+)
 
 
 def _command_name(ctx: click.Context | None) -> str | None:
@@ -209,6 +220,10 @@ LAZY_COMMANDS = {
         "Import a team's files: order history, customers, products, stock.",
     ),
     "report": ("portal.report_cli:report", "Reports: the weekly order-health workbook."),
+    "xlwings": (
+        "portal.sync.xlwings_cli:xlwings_group",
+        "Sync from inside Excel: the xlwings client kit.",
+    ),
 }
 PLUGIN_HELP = {  # the short help of Flask plugins' commands (entry points), read without them
     "fab": "FAB flask group commands",

@@ -17,6 +17,7 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from sqlalchemy import inspect
 from sqlalchemy.orm import RelationshipProperty, joinedload, lazyload
 
+from portal.actions.labels import INVALID_INPUT, refusal_text
 from portal.actors import current_actor
 from portal.extensions import db
 from portal.paging import PagedInterface
@@ -24,10 +25,12 @@ from portal.services.base import RecordService, ServiceError, pin
 
 
 class ServiceRefused(Exception):
-    """A service refused a UI write; FAB flashes ``str()`` of it to the user."""
+    """A service refused a UI write; FAB flashes ``str()`` of it to the user (the fields
+    named by their labels, as on every page)."""
 
     def __init__(self, error: ServiceError):
-        super().__init__(error.message)
+        labelled = error.field_errors and error.message.startswith(INVALID_INPUT)
+        super().__init__(refusal_text(error.field_errors) if labelled else error.message)
         self.error = error
 
 

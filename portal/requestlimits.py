@@ -44,7 +44,13 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 UNLIMITED_ENDPOINTS = frozenset({*LOGIN_ENDPOINTS, "SecurityApi.refresh", "static"})
 # Forms that upload a file: endpoint -> the setting of their body limit (instead of
 # MAX_CONTENT_LENGTH). A tracker's edited workbook (Sync → My trackers).
-UPLOAD_ENDPOINTS = {"MyTrackersView.upload": "TRACKER_UPLOAD_MAX_BYTES"}
+# A workbook posted from Excel by the xlwings client (portal/views/xlwings.py).
+UPLOAD_ENDPOINTS = {
+    "MyTrackersView.upload": "TRACKER_UPLOAD_MAX_BYTES",
+    "XlwingsView.sync": "XLWINGS_MAX_BYTES",
+}
+# The xlwings clients show a refusal's body as it is: plain text there.
+PLAIN_TEXT_PREFIXES = ("/xlwings/sync/",)
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title></head>
 <body><h1>{title}</h1><p>{message}</p><p><a href="javascript:history.back()">Back</a></p>
@@ -62,6 +68,8 @@ def describe_size(size: int) -> str:
 def _refuse(status: int, title: str, message: str, **headers: str):
     if request.path.startswith("/api/"):
         response = jsonify(message=message)
+    elif request.path.startswith(PLAIN_TEXT_PREFIXES):
+        response = current_app.response_class(message, mimetype="text/plain")
     else:
         response = current_app.response_class(
             PAGE.format(title=escape(title), message=escape(message)), mimetype="text/html"

@@ -80,7 +80,6 @@ def user_from_bearer(req: Request | None = None) -> Any:
     g._login_user = user  # flask-login's current_user for this request; no session written
     g.user = user  # FAB's view of the signed-in user (its before_request ran already)
     g._api_key_user = True  # FAB's has_access and sm.current_user prefer g.user then
-    g.api_token_id = record.id
     g.api_token_user = user
     return user
 

@@ -78,6 +78,7 @@ def test_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
     """Environment of this test session (also handed to subprocesses: workers, servers)."""
     instance = tmp_path_factory.mktemp("instance")
     env = {"ORDERBRIDGE_MODE": "test", "ORDERBRIDGE_INSTANCE_DIR": str(instance)}
+    env["XLWINGS_LICENSE_KEY"] = "noncommercial"  # the xlwings Server protocol (PRO part)
     schema = None
     database_url = os.environ.get("DATABASE_URL", "")
     if database_url.startswith("postgres"):

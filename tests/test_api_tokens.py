@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import ExitStack
 from datetime import timedelta
 
 import pytest
@@ -297,19 +298,53 @@ def test_bearer_only_views_take_a_token_and_nothing_else(clean_db: Flask) -> Non
     plaintext = _token("specialist")
     path = "/xlwings/sync/open-orders"
 
-    def request_to(headers: dict[str, str]):  # its own app context (and g), as in production
-        context = clean_db.app_context()
-        context.push()
-        return context, clean_db.test_request_context(path, method="POST", headers=headers)
+    def request_to(headers: dict[str, str]) -> ExitStack:  # own app context and g, as live
+        stack = ExitStack()
+        stack.enter_context(clean_db.app_context())
+        stack.enter_context(clean_db.test_request_context(path, method="POST", headers=headers))
+        return stack
 
-    context, signed = request_to(_bearer(plaintext))
-    with signed:
+    with request_to(_bearer(plaintext)):
         assert view("open-orders") == "open-orders by specialist"
-    context.pop()
     for headers in ({}, _bearer("obt_nope")):
-        context, unsigned = request_to(headers)
-        with unsigned, pytest.raises(TokenRefused) as refused:
+        with request_to(headers), pytest.raises(TokenRefused) as refused:
             view("open-orders")
-        context.pop()
         assert refused.value.get_response().status_code == 401
     assert "Security → API tokens" in tokenauth.NO_TOKEN
+
+
+def test_token_writes_count_against_the_users_write_limit(clean_db: Flask) -> None:
+    from portal.requestlimits import write_limiter
+
+    plaintext = _token("supervisor")
+    client = clean_db.test_client()
+    saved = {k: clean_db.config[k] for k in ("WRITE_RATE_LIMIT", "WRITE_IP_RATE_LIMIT")}
+    write_limiter().reset()
+    clean_db.config.update(WRITE_RATE_LIMIT="2/minute", WRITE_IP_RATE_LIMIT="100/minute")
+    try:
+        statuses = [
+            client.post(WAREHOUSES, json=_warehouse(f"RL{n}"), headers=_bearer(plaintext))
+            for n in range(3)
+        ]
+    finally:
+        clean_db.config.update(saved)
+        write_limiter().reset()
+    assert [r.status_code for r in statuses] == [201, 201, 429]
+    assert "per user" in statuses[-1].json["message"]
+
+
+def test_deleting_a_user_deletes_their_tokens(clean_db: Flask) -> None:
+    from portal.extensions import appbuilder
+    from tests.conftest import TEST_PASSWORD
+
+    sm = appbuilder.sm
+    user = sm.add_user(
+        "leaver", "Lea", "Ver", "leaver@example.test", sm.find_role("Specialist"), TEST_PASSWORD
+    )
+    db.session.commit()
+    plaintext = _token("leaver")
+    db.session.delete(sm.find_user(username="leaver"))
+    db.session.commit()
+    assert db.session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)).all() == []
+    response = clean_db.test_client().get(WAREHOUSES, headers=_bearer(plaintext))
+    assert response.status_code == 401

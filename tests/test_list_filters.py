@@ -93,3 +93,33 @@ def test_the_quick_search_finds_an_order_by_part_of_its_number(clean_db) -> None
     found = client.get(f"/salesorderview/list/?{box.group(1)}={second.number[-3:]}").text
     assert f">{second.number}<" in found and f">{first.number}<" not in found
     assert f'value="{second.number[-3:]}"' in found
+
+
+def _quick_form(html: str) -> tuple[str, list[tuple[str, str]]]:
+    """The quick search box's own field and the hidden fields it sends along."""
+    box = re.search(r'<form[^>]*id="quick-search".*?</form>', html, re.S).group(0)
+    own = re.search(r'type="search" name="(_flt_\d+_number)"', box).group(1)
+    return own, re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', box)
+
+
+def test_the_quick_search_keeps_the_other_active_filters(clean_db) -> None:
+    data = make_catalog()
+    kept, confirmed = draft(data), draft(data)
+    lifecycle.confirm(confirmed, SETUP)
+    client = login(clean_db, "specialist")
+    listed = client.get(
+        f"/salesorderview/list/?_flt_0_status=draft&_flt_0_customer={data.customer.id}"
+        "&_oc_SalesOrderView=number&_od_SalesOrderView=asc&page_SalesOrderView=3"
+    ).text
+    own, hidden = _quick_form(listed)
+    assert sorted(hidden) == [
+        ("_flt_0_customer", str(data.customer.id)),
+        ("_flt_0_status", "draft"),
+        ("_oc_SalesOrderView", "number"),
+        ("_od_SalesOrderView", "asc"),
+    ]  # the page number is not kept: a new search starts on page 1
+    query = "&".join(f"{name}={value}" for name, value in [*hidden, (own, "SO-")])
+    found = client.get(f"/salesorderview/list/?{query}").text
+    assert f">{kept.number}<" in found and f">{confirmed.number}<" not in found
+    again, _ = _quick_form(found)
+    assert again == own and 'value="SO-"' in found

@@ -299,7 +299,9 @@ def test_a_refused_line_form_shows_the_order_again_with_the_typed_input(clean_db
     )
     assert added.status_code == 422
     assert 'value="SKU-3 Product 3"' in added.text and 'value="lots"' in added.text
-    assert re.search(r'class="help-block text-danger line-refusal">[^<]*product_id', added.text)
+    assert re.search(
+        r'class="help-block text-danger line-refusal">[^<]*Product: pick one', added.text
+    )
     changed = client.post(
         f"/order-lines/change/{order.id}",
         data={"line_id": str(line.id), "quantity": "0", "version": str(line.version)},
@@ -330,3 +332,20 @@ def test_a_post_to_fabs_order_form_goes_through_enter_order(clean_db) -> None:
     order = db.session.query(SalesOrder).one()
     assert saved.request.path == f"/salesorderview/show/{order.id}"
     assert order.customer_po == "PO-FAB" and len(order.lines) == 1 and order.status == "draft"
+
+
+def test_the_order_page_shows_the_units_returned_per_line(clean_db) -> None:
+    from portal.services import returns
+    from tests.test_finance import shipped_order
+
+    data = make_catalog()
+    order, _ = shipped_order(data, (3, 2))
+    rma = returns.request_return(
+        order, actor("specialist"), lines={order.lines[0].id: 2}, reason="dented", warehouse_id=1
+    )
+    returns.authorize(rma, actor("supervisor"))
+    returns.receive(rma, actor("specialist"), {rma.lines[0].id: (2, "restock")})
+    page = login(clean_db, "specialist").get(f"/salesorderview/show/{order.id}").text
+    header = page.split('id="order-lines"', 1)[1].split("</thead>", 1)[0]
+    assert "<th>Shipped</th><th>Cancelled</th><th>Returned</th>" in header
+    assert re.findall(r'class="line-returned">(\d+)<', page) == ["2", "0"]

@@ -45,6 +45,7 @@ PUBLIC_ENDPOINTS = {
     "LocaleView.index": "language switch",
     "MenuApi.get_menu_data": "the menu, filtered by the user's permissions",
     "SheetsHookView.hook": "a Google tracker's edit trigger; signed with the tracker's secret",
+    "XlwingsView.sync": "the xlwings client in Excel; checks the user itself (401/403 as text)",
 }
 MISSING_ID = 999999
 

@@ -134,3 +134,12 @@ def test_download_button_and_improvement_log_from_a_pareto_bar(app, ctx, orders)
     assert action.status == "in_progress"
     auditor = login(app, "auditor").get(f"/improvementactionview/show/{action.id}")
     assert 'id="step-' not in auditor.get_data(as_text=True)
+
+
+def test_the_credits_tile_shows_money_as_every_page_does(app, ctx, orders) -> None:
+    """The currency before the amount, with separators (``formatting.money``)."""
+    html = login(app, "supervisor").get(f"/service-levels/?week={orders['week'].label}").text
+    tile = html.split('id="kpi-credits"', 1)[1].split('id="kpi-', 1)[0]
+    assert "Target USD 1,000.00" in tile
+    assert re.search(r"USD \d{1,3}(,\d{3})*\.\d\d", re.sub(r"Target USD [\d,.]+", "", tile))
+    assert not re.search(r"\d USD", tile)

@@ -96,8 +96,8 @@ def test_a_quantity_that_is_no_whole_number_is_named_kept_and_ships_nothing(
     )
     assert page.status_code == 422
     flashes = _flashes(page.text)
-    assert any(f"qty_{line_id}: not a whole number" in f for f in flashes), flashes
-    assert any("eta:" in f for f in flashes), flashes  # every bad field at once
+    assert any("Quantity of line 1: not a whole number" in f for f in flashes), flashes
+    assert any("ETA: Not a valid date" in f for f in flashes), flashes  # every bad field at once
     assert 'value="DHL"' in page.text and 'value="2.5"' in page.text  # the input is kept
     assert db.session.query(Shipment).count() == 0
     assert _fresh(SalesOrder, order.id).version == version
@@ -114,7 +114,7 @@ def test_an_amendment_with_a_bad_quantity_is_named_kept_and_changes_nothing(
         data={"reason": "more please", "version": str(version), f"qty_{line_id}": "ten"},
     )
     assert page.status_code == 422
-    assert f"qty_{line_id}: not a whole number" in " ".join(_flashes(page.text))
+    assert "Quantity of line 1: not a whole number" in " ".join(_flashes(page.text))
     assert 'value="more please"' in page.text and 'value="ten"' in page.text
     order = _fresh(SalesOrder, order.id)
     assert (order.version, order.revision, order.lines[0].quantity) == (version, 0, 8)
@@ -207,10 +207,10 @@ def test_receiving_a_return_parses_each_line(data: Catalog, specialist: FlaskCli
     # A refused input is shown again on the return's page, as typed, with the reason.
     typo = specialist.post(f"/returnview/receive/{rma.id}", data={f"qty_{line_id}": "two"})
     assert typo.status_code == 422
-    assert f"qty_{line_id}: not a whole number" in " ".join(_flashes(typo.text))
+    assert "Quantity of line 1: not a whole number" in " ".join(_flashes(typo.text))
     assert f'name="qty_{line_id}" value="two"' in typo.text
     bare = specialist.post(f"/returnview/receive/{rma.id}", data={f"qty_{line_id}": "2"})
-    assert f"condition_{line_id}: is required" in " ".join(_flashes(bare.text))
+    assert "Condition of line 1: is required" in " ".join(_flashes(bare.text))
     assert _fresh(ReturnAuthorization, rma.id).status == "authorized"
     done = specialist.post(
         f"/returnview/receive/{rma.id}",
@@ -251,7 +251,7 @@ def test_rejecting_a_credit_or_a_dispute_needs_the_reason_in_the_note(clean_db: 
     )
     supervisor = login(clean_db, "supervisor")
     supervisor.post(f"/creditmemoview/reject/{memo.id}")
-    assert _flashed(supervisor) == [("danger", "Invalid input — note: give the reason")]
+    assert _flashed(supervisor) == [("danger", "Invalid input — Reason: give the reason")]
     supervisor.post(f"/creditmemoview/reject/{memo.id}", data={"note": "not agreed"})
     assert _flashed(supervisor) == [("success", f"{memo.number} rejected")]
     dispute = disputes.open_dispute(invoice, actor("specialist"), dispute_type="other", amount="1")
@@ -260,7 +260,7 @@ def test_rejecting_a_credit_or_a_dispute_needs_the_reason_in_the_note(clean_db: 
         data={"decision": "reject", "note": "no", "corrective_action": "Claim"},
     )
     assert page.status_code == 422
-    assert "corrective_action: only when resolving" in " ".join(_flashes(page.text))
+    assert "Corrective action: only when resolving" in " ".join(_flashes(page.text))
     assert ">Claim</textarea>" in page.text
     assert _fresh(Dispute, dispute.id).status == "open"
 

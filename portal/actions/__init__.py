@@ -31,6 +31,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import BadRequest
 
+from portal.actions.labels import INVALID_INPUT, per_line, refusal_text
 from portal.actors import current_actor
 from portal.extensions import db
 from portal.services import audit, refusals
@@ -73,6 +74,7 @@ class Outcome:
     status: int
     result: Any = None
     error: dict[str, Any] | None = None
+    line_numbers: Mapping[int, int] | None = None  # a refused per-line field's line, by id
 
     @property
     def ok(self) -> bool:
@@ -85,23 +87,33 @@ class Outcome:
 
     @property
     def message(self) -> str:
-        """The error as one line of text (for a flash message); empty on success."""
+        """The error as one line of text for a page's flash message, fields named by their
+        labels ("Product: pick one"); empty on success. The API answers ``error`` itself."""
         if self.error is None:
             return ""
         message = self.error["message"]
         if isinstance(message, dict):
-            return "Invalid input — " + "; ".join(
-                f"{name}: {_text(errors)}" for name, errors in message.items()
-            )
+            return refusal_text(message, self.line_numbers)
+        fields = self.error.get("errors")
+        if isinstance(fields, dict) and str(message).startswith(INVALID_INPUT):
+            return refusal_text(fields, self.line_numbers)
         return str(message)
 
 
-def _text(errors: Any) -> str:
-    if isinstance(errors, dict):
-        return "; ".join(f"{key}: {_text(value)}" for key, value in errors.items())
-    if isinstance(errors, list | tuple):
-        return ", ".join(_text(value) for value in errors)
-    return str(errors)
+def _line_numbers(record: Any, errors: Any) -> dict[int, int] | None:
+    """The record's line numbers by line id (an order's lines, a return's order lines), to
+    name a refused per-line field (``qty_12``) as the page shows the line; read (after the
+    rollback) only when ``errors`` name such a field."""
+    if record is None or not isinstance(errors, Mapping) or not any(map(per_line, errors)):
+        return None
+    numbers: dict[int, int] = {}
+    for line in getattr(record, "lines", None) or ():
+        number = getattr(line, "line_no", None)
+        if number is None:
+            number = getattr(getattr(line, "order_line", None), "line_no", None)
+        if number is not None:
+            numbers[line.id] = number
+    return numbers
 
 
 def valid_id(pk: Any) -> bool:
@@ -151,6 +163,8 @@ def record_route_denial(actor: Actor, model: type, pk: Any, action: str) -> None
 @event.listens_for(Session, "before_commit", insert=True)
 def _count_refusals(sess: Session) -> None:
     """Count the refusals services audit themselves (before the audit chain takes them)."""
+    if sess.in_nested_transaction():  # a savepoint released: counted at the real commit
+        return
     pending = sess.info.get(audit.PENDING, ())
     count = sum(1 for item in pending if item.action.endswith("_refused"))
     if count:
@@ -162,6 +176,7 @@ def perform(action: Action, pk: Any, read: Callable[[], Mapping[str, Any]], sour
     sess = db.session
     refusals = sess.info.get(_REFUSALS, 0)
     actor: Actor | None = None
+    record: Any = None
     try:
         record = load(action.model, pk) if pk is not None else None
         raw = read()
@@ -175,11 +190,13 @@ def perform(action: Action, pk: Any, read: Callable[[], Mapping[str, Any]], sour
         return Outcome(400, error={"message": error.description})
     except ValidationError as error:
         sess.rollback()
-        return Outcome(422, error={"message": error.messages})
+        numbers = _line_numbers(record, error.messages)
+        return Outcome(422, error={"message": error.messages}, line_numbers=numbers)
     except ServiceError as error:
         sess.rollback()
+        numbers = _line_numbers(record, error.field_errors)
         audited = sess.info.get(_REFUSALS, 0) != refusals
         if isinstance(error, PermissionDenied) and actor is not None and not audited:
             record_denial(actor, action.entity, pk, action.name, error)
-        return Outcome(error.status, error=error.to_dict())
+        return Outcome(error.status, error=error.to_dict(), line_numbers=numbers)
     return Outcome(action.status, result=result)

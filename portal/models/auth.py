@@ -67,7 +67,7 @@ class ApiToken(Model):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_by: Mapped[str | None] = mapped_column(String(120))
-    user: Mapped[User] = relationship(User, lazy="joined", passive_deletes=True)
+    user: Mapped[User] = relationship(User, lazy="joined")
 
     def state(self, now: datetime | None = None) -> str:
         """``active``, ``expired`` or ``revoked`` at ``now``."""

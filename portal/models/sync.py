@@ -246,6 +246,9 @@ class SyncRun(Model):
     tracker_id: Mapped[int] = mapped_column(ForeignKey("tracker.id"), nullable=False)
     job_id: Mapped[str] = mapped_column(String(64), nullable=False)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    # the user who ran the sync (from inside Excel, the xlwings client); None: the schedule
+    # or a queued job, whose writes are the tracker's (``sheet:<tracker>``)
+    started_by: Mapped[str | None] = mapped_column(String(120))
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(
         String(12), nullable=False, default=SyncRunStatus.RUNNING.value

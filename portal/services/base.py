@@ -58,6 +58,11 @@ class ConflictError(ServiceError):
     status = 409
 
 
+class AlreadyDecided(ConflictError):
+    """A decision (approve, reject, authorize) on a record that was already decided: a
+    repeated click, not a refusal, so it is answered 409 and not audited as one."""
+
+
 class NotFound(ServiceError):
     status = 404
 
@@ -87,12 +92,16 @@ def after_commit(
 
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(sess: Session) -> None:
+    if sess.in_nested_transaction():  # a savepoint released: the transaction goes on
+        return
     for callback in sess.info.pop("after_commit", {}).values():
         callback()
 
 
 @event.listens_for(Session, "after_rollback")
 def _drop_after_commit(sess: Session) -> None:
+    if sess.in_nested_transaction():  # a savepoint: services.transactions keeps the rest
+        return
     sess.info.pop("after_commit", None)
 
 

@@ -230,6 +230,7 @@ def _decide(
             invoice = lock_invoice(reload(CreditMemo, memo_id).invoice_id)
             memo = reload(CreditMemo, memo_id)
             decided = CreditMemoStatus.APPROVED if approve else CreditMemoStatus.REJECTED
+            states.check_undecided(memo, f"credit memo {memo}")
             states.check(memo, decided.value)
             if not states.segregated(memo, actor):
                 raise PermissionDenied(

@@ -15,7 +15,7 @@ from sqlalchemy.orm import joinedload
 
 from portal.extensions import db
 from portal.models import OrderLine, PriceOverrideRequest, PriceOverrideStatus, utcnow
-from portal.services import audit, orders
+from portal.services import audit, orders, states
 from portal.services.base import (
     Actor,
     ConflictError,
@@ -106,10 +106,9 @@ def _decide(
         raise PermissionDenied(f"{actor.name} may not decide price overrides")
     if request.requested_by == actor.name:
         raise PermissionDenied(f"{actor.name} requested this price and may not decide it")
+    states.check_undecided(request, f"the price request for {request.order_line}")
     check_version(request, expected_version)
     text = _reason(reason, "reason", "say why")
-    if request.status != PriceOverrideStatus.REQUESTED.value:
-        raise ConflictError(f"the request is {request.status} already")
     line = request.order_line
     approve = status == PriceOverrideStatus.APPROVED.value
     if approve and line.order.status not in orders.EDITABLE_STATUSES:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from portal.services import audit
-from portal.services.base import Actor, ServiceError, session, unit_of_work
+from portal.services.base import Actor, AlreadyDecided, ServiceError, session, unit_of_work
 
 
 def record_refusal(
@@ -35,11 +35,12 @@ def audited_refusal(actor: Actor, entity: str, entity_id: Any, action: str) -> I
     """Audit a refused ``action`` (``<action>_refused``) in a transaction of its own.
 
     The refused change was rolled back by its unit of work; only the refusal is committed.
-    Inside a caller's unit of work the outermost refusal is the one recorded.
+    Inside a caller's unit of work the outermost refusal is the one recorded. A decision
+    repeated on a record already decided (:class:`AlreadyDecided`) is not a refusal.
     """
     try:
         yield
     except ServiceError as error:
-        if session().info.get("uow_depth", 0) == 0:
+        if session().info.get("uow_depth", 0) == 0 and not isinstance(error, AlreadyDecided):
             record_refusal(actor, entity, entity_id, action, error)
         raise

@@ -118,6 +118,7 @@ def authorize(rma: ReturnAuthorization, actor: Actor) -> ReturnAuthorization:
         raise PermissionDenied(
             f"segregation of duties: {actor.name} requested {rma.number} and may not authorize it"
         )
+    states.check_undecided(rma, f"return {rma.number}")
     with unit_of_work():
         states.transition(rma, ReturnStatus.AUTHORIZED.value, actor)
     return rma
@@ -125,6 +126,8 @@ def authorize(rma: ReturnAuthorization, actor: Actor) -> ReturnAuthorization:
 
 def reject(rma: ReturnAuthorization, actor: Actor) -> ReturnAuthorization:
     require(actor, "can_write", RETURN_VIEW, "reject returns")
+    if rma.status == ReturnStatus.REJECTED.value:
+        states.check_undecided(rma, f"return {rma.number}")
     with unit_of_work():
         states.transition(rma, ReturnStatus.REJECTED.value, actor)
     return rma

@@ -40,6 +40,7 @@ from portal.models import (
 from portal.services import audit
 from portal.services.base import (
     Actor,
+    AlreadyDecided,
     ConflictError,
     PermissionDenied,
     describe,
@@ -359,6 +360,19 @@ def check(record: Any, to: str) -> None:
     )
     raise ConflictError(
         f"{kind.label} {describe(record)} cannot go from {current} to {to}; {where}"
+    )
+
+
+def check_undecided(record: Any, noun: str, pending: str = "requested") -> None:
+    """Refuse (409, :class:`AlreadyDecided`) deciding ``record`` (``noun`` names it) once it
+    has left ``pending``: the decision was taken already, so nothing changes and nobody's
+    permission is in question."""
+    if record.status == pending:
+        return
+    by = getattr(record, "decided_by", None)
+    raise AlreadyDecided(
+        f"{noun} was already {record.status.replace('_', ' ')}{f' by {by}' if by else ''};"
+        " nothing changed"
     )
 
 

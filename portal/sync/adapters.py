@@ -2,7 +2,8 @@
 
 :func:`portal_rows` is the portal side of the merge; :func:`apply_update` and
 :func:`apply_create` apply the engine's plan through the kinds (service errors become row
-errors and never raise). Every write uses the actor ``sheet:<tracker>``.
+errors and never raise). Every write uses the actor ``sheet:<tracker>``, or the person who
+synced (``actor``: the xlwings client in Excel), with that person's permissions.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-from portal.services.base import ConflictError, ServiceError, unit_of_work
+from portal.services.base import Actor, ConflictError, ServiceError, unit_of_work
 from portal.sync.base import Row, sheet_actor
 from portal.sync.kinds import kind_for
 from sheets.engine import CreateResult, RecordCreate, RecordUpdate, UpdateResult
@@ -87,6 +88,7 @@ def apply_update(
     filter: str | None,
     update: RecordUpdate,
     also: Callable[[], None] | None = None,
+    actor: Actor | None = None,
 ) -> UpdateResult:
     """Apply a sheet edit through the services in one unit of work (with ``also``, if given).
 
@@ -101,7 +103,7 @@ def apply_update(
             stale = _stale_fields(spec, now, update.expected)
             if stale:
                 raise ConflictError(_stale_message(stale))
-            kind.update(update.key, update.changes, sheet_actor(spec.name), spec.name)
+            kind.update(update.key, update.changes, sheet_actor(spec.name, actor), spec.name)
             if also is not None:
                 also()
     except ServiceError as error:
@@ -120,6 +122,7 @@ def apply_updates(
     filter: str | None,
     updates: Sequence[RecordUpdate],
     patch: Patch,
+    actor: Actor | None = None,
 ) -> Applied:
     """Apply the sheet's edits; the results in order, and the ids ``patch`` returned for the
     edits that were committed.
@@ -131,34 +134,42 @@ def apply_updates(
     outcome either way.
     """
     if not kind_for(spec).batch_updates:
-        return _one_by_one(spec, filter, list(updates), patch)
+        return _one_by_one(spec, filter, list(updates), patch, actor)
     results: list[UpdateResult] = []
     patches: list[int] = []
     for start in range(0, len(updates), BATCH_ROWS):
         chunk = list(updates[start : start + BATCH_ROWS])
         try:
-            done, made = apply_chunk(spec, filter, chunk, patch)
+            done, made = apply_chunk(spec, filter, chunk, patch, actor)
         except ConflictError:  # a record changed meanwhile: edit by edit, each its outcome
-            done, made = _one_by_one(spec, filter, chunk, patch)
+            done, made = _one_by_one(spec, filter, chunk, patch, actor)
         results.extend(done)
         patches.extend(made)
     return results, patches
 
 
-def _one_by_one(spec: TrackerSpec, filter: str | None, updates: list, patch: Patch) -> Applied:
+def _one_by_one(
+    spec: TrackerSpec, filter: str | None, updates: list, patch: Patch, actor: Actor | None
+) -> Applied:
     results: list[UpdateResult] = []
     patches: list[int] = []
     for update in updates:
         made: list[int] = []
         result = apply_update(
-            spec, filter, update, also=lambda u=update, m=made: m.extend(patch([u]))
+            spec, filter, update, lambda u=update, m=made: m.extend(patch([u])), actor
         )
         results.append(result)
         patches.extend(made if result.error is None else ())
     return results, patches
 
 
-def apply_chunk(spec: TrackerSpec, filter: str | None, updates: list, patch: Patch) -> Applied:
+def apply_chunk(
+    spec: TrackerSpec,
+    filter: str | None,
+    updates: list,
+    patch: Patch,
+    actor: Actor | None = None,
+) -> Applied:
     """Apply edits through the kind's batch path in one unit of work (see
     :func:`apply_updates`); ``ConflictError`` if a record changed while it was written."""
     kind = kind_for(spec)
@@ -180,7 +191,7 @@ def apply_chunk(spec: TrackerSpec, filter: str | None, updates: list, patch: Pat
             else:
                 todo.append(update)
         items = [(update.key, update.changes) for update in todo]
-        outcomes = kind.update_many(items, sheet_actor(spec.name), spec.name)
+        outcomes = kind.update_many(items, sheet_actor(spec.name, actor), spec.name)
         applied = []
         for update, error in zip(todo, outcomes, strict=True):
             if error is None:
@@ -215,7 +226,10 @@ def record_values(spec: TrackerSpec, key: str) -> Row | None:
 
 
 def apply_create(
-    spec: TrackerSpec, create: RecordCreate, also: Callable[[str], None] | None = None
+    spec: TrackerSpec,
+    create: RecordCreate,
+    also: Callable[[str], None] | None = None,
+    actor: Actor | None = None,
 ) -> CreateResult:
     """Create a record from a blank-key row; ``also(key)`` runs in the same unit of work."""
     kind = kind_for(spec)
@@ -229,7 +243,7 @@ def apply_create(
             if f not in portal_owned or (f in kind.fields and kind.fields[f].creatable)
         }
         with unit_of_work():
-            key = kind.create(values, sheet_actor(spec.name))
+            key = kind.create(values, sheet_actor(spec.name, actor))
             if also is not None:
                 also(key)
     except ServiceError as error:

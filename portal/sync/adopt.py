@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from portal.extensions import db
 from portal.models import Customer, OrderLine, Product
 from portal.services import orders
-from portal.services.base import ServiceError, ValidationFailed, unit_of_work
+from portal.services.base import Actor, ServiceError, ValidationFailed, unit_of_work
 from portal.services.bounds import entered_value_problem
 from portal.sync.adopt_import import import_new, orders_by_ref
 from portal.sync.base import Row, sheet_actor
@@ -226,12 +226,12 @@ def _reason(error: ServiceError) -> str:
     return error.message
 
 
-def _add_lines(spec: TrackerSpec, order: _Order, adoption: Adoption) -> None:
+def _add_lines(spec: TrackerSpec, order: _Order, adoption: Adoption, actor: Actor | None) -> None:
     """New line rows of an order the portal has: added to it (refused once it is past entry)."""
     try:
         with unit_of_work():
             target = order_by_ref(order.ref)
-            orders.add_lines(target, order.lines, sheet_actor(spec.name))
+            orders.add_lines(target, order.lines, sheet_actor(spec.name, actor))
     except ServiceError as error:
         db.session.rollback()
         adoption.refused.update(dict.fromkeys(order.rows, _reason(error)))
@@ -249,9 +249,15 @@ def _taken_lines(keys: Sequence[str]) -> set[str]:
 
 
 def adopt_rows(
-    spec: TrackerSpec, filter: str | None, rows: Sequence[Sequence[Any]], *, dry: bool
+    spec: TrackerSpec,
+    filter: str | None,
+    rows: Sequence[Sequence[Any]],
+    *,
+    dry: bool,
+    actor: Actor | None = None,
 ) -> Adoption:
-    """Create (or, ``dry``, check) the records of rows whose team key names none yet."""
+    """Create (or, ``dry``, check) the records of rows whose team key names none yet (as
+    ``actor``, default the tracker's system actor)."""
     adoption = Adoption()
     kind = kind_for(spec)
     if (spec.kind, spec.key_field) not in TEAM_KINDS or not spec.may_create or not rows:
@@ -265,7 +271,7 @@ def adopt_rows(
     columns = _creatable(spec, rows[0])
     existing, numbers = _of_existing_orders(spec, columns, rows, keys)
     fresh = {r: rows[r - 1] for r in keys if r not in existing}
-    created, refused = import_new(spec, rows[0], fresh, keys, dry=dry)
+    created, refused = import_new(spec, rows[0], fresh, keys, dry=dry, actor=actor)
     adoption.created.update(created)
     adoption.refused.update(refused)
     new: dict[int, Row] = {}
@@ -280,7 +286,7 @@ def adopt_rows(
             said = f"would be added as a line of order {order.number}"
             adoption.created.update(dict.fromkeys(order.rows, said))
         else:
-            _add_lines(spec, order, adoption)
+            _add_lines(spec, order, adoption, actor)
     return adoption
 
 

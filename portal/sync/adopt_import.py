@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.models import Customer, Product, SalesOrder
+from portal.services.base import Actor
 from portal.services.imports import ImportOptions, import_table
 from portal.services.imports_fields import MappingProblem
 from portal.sync.base import sheet_actor
@@ -107,6 +108,7 @@ def import_new(
     keys: Mapping[int, str],
     *,
     dry: bool,
+    actor: Actor | None = None,
 ) -> tuple[dict[int, str], dict[int, str]]:
     """Create (``dry``: decide) the orders of ``rows`` (sheet row -> cells, each carrying
     the team key ``keys[row]``) through the import; returns (created, refused) messages."""
@@ -133,7 +135,7 @@ def import_new(
         open_status="draft",  # the team keeps editing its open orders from the sheet
     )
     try:
-        result = import_table(table, digest, sheet_actor(spec.name), options)
+        result = import_table(table, digest, sheet_actor(spec.name, actor), options)
     except MappingProblem as problem:
         return {}, dict.fromkeys(rows, str(problem))
     made = [row for row in result.rows if row.outcome == "created"]

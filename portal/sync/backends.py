@@ -52,11 +52,12 @@ def backend_settings() -> BackendSettings:
     )
 
 
-def open_tracker_backend(tracker: BackendTarget) -> SheetBackend:
-    """The backend reading and writing ``tracker``'s tab, configured from the app; a tab
-    whose headers are below row 1 (``header_row``) is seen from its header row down, and a
-    tab of lines without a line id (``line_key``) with the derived key column."""
-    backend = open_backend(tracker, backend_settings())
+def open_tracker_backend(tracker: BackendTarget, book: SheetBackend | None = None) -> SheetBackend:
+    """The backend reading and writing ``tracker``'s tab (``book``, if given: a workbook
+    posted from Excel), configured from the app; a tab whose headers are below row 1
+    (``header_row``) is seen from its header row down, and a tab of lines without a line id
+    (``line_key``) with the derived key column."""
+    backend = book if book is not None else open_backend(tracker, backend_settings())
     header_row = getattr(tracker, "header_row", 1) or 1
     if header_row > 1:
         backend = HeaderRowBackend(backend, header_row)

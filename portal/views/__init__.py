@@ -19,6 +19,7 @@ from portal.views.shipments import register_shipment_views
 from portal.views.sync import register_sync_views
 from portal.views.sync_hooks import register_sheets_hook_view
 from portal.views.sync_work import register_work_views
+from portal.views.xlwings import register_xlwings_views
 
 __all__ = ["DashboardView", "register_views"]
 
@@ -39,6 +40,7 @@ def register_views() -> None:
     register_sync_views()
     register_attach_views()
     register_sheets_hook_view()
+    register_xlwings_views()
     register_service_level_views()
     register_api_token_views()
     register_home_views()

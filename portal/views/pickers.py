@@ -65,7 +65,7 @@ class RecordPicker(Field):
 class QuickSearch:
     """A list view mixin: a quick search box above the list, finding the records whose
     ``quick_search_column`` (their number) contains what was typed (FAB's "Contains" filter,
-    so the list's other filters combine with it)."""
+    so the list's other filters combine with it, and the box sends them along)."""
 
     list_template = "quick_list.html"
     quick_search_column = "number"
@@ -76,8 +76,27 @@ class QuickSearch:
         found = self._filters.get_search_filters()[column]  # type: ignore[attr-defined]
         kinds = [type(each).__name__ for each in found]
         name = f"_flt_{kinds.index('FilterContains')}_{column}"
-        widgets["quick"] = {"name": name, "value": request.args.get(name, "")}
+        widgets["quick"] = {
+            "name": name,
+            "value": request.args.get(name, ""),
+            "keep": kept_arguments(name),
+        }
         return widgets
+
+
+KEPT_PREFIXES = ("_flt_", "_oc_", "_od_", "psize_")
+
+
+def kept_arguments(replaced: str) -> list[tuple[str, str]]:
+    """The list's active filters, order and page size (every value of each), which a quick
+    search keeps: all but ``replaced`` (the quick search's own) and the page number (a new
+    search starts on the first page)."""
+    return [
+        (name, value)
+        for name, values in request.args.lists()
+        if name != replaced and name.startswith(KEPT_PREFIXES)
+        for value in values
+    ]
 
 
 class PickerFilters(QuickSearch):

@@ -38,11 +38,13 @@ from portal.views.base import (
     run_form_action,
 )
 from portal.views.charts import ParetoBar, Point, line_chart, pareto_chart
+from portal.views.formatting import money
 from portal.views.receipts import _field_errors
 
 
 def figure_text(metric: sl.Metric, value: Any) -> str:
-    """A figure as the page shows it: 95.0 %, 3.5 days, 1,234.50 USD, 7."""
+    """A figure as the page shows it: 95.0 %, 3.5 days, USD 1,234.50 (money as every page
+    shows it, :func:`portal.views.formatting.money`), 7."""
     if value is None:
         return "–"
     number = Decimal(str(value))
@@ -51,7 +53,7 @@ def figure_text(metric: sl.Metric, value: Any) -> str:
     if metric.kind == sl.DAYS:
         return f"{number:.1f} days"
     if metric.kind == sl.MONEY:
-        return f"{number:,.2f} USD"
+        return money(number, metric.unit)
     return f"{number:,.0f}"
 
 

@@ -69,6 +69,7 @@ class SyncRunView(ReadOnlyModelView):
     list_columns = [
         "tracker",
         "started_at",
+        "started_by",
         "status",
         "rows_read",
         "applied",
@@ -84,6 +85,7 @@ class SyncRunView(ReadOnlyModelView):
     base_order = ("id", "desc")
     label_columns = {
         "duration_seconds": "Seconds",
+        "started_by": "Started by",
         "rows_read": "Rows read",
         "applied": "Updated",
         "written": "Cells written",

@@ -1,8 +1,9 @@
 """Sheet backends: :func:`open_backend` picks the one a tracker names.
 
 ``xlsx`` (a local .xlsx file: calamine read, in-place XML patch), ``gsheets`` (Google Sheets
-through gspread, or the local emulator with ``api_url``) and ``xlwings``. The caller passes
-the settings in (:class:`BackendSettings`); nothing here reads configuration.
+through gspread, or the local emulator with ``api_url``) and ``xlwings`` (Excel on a Windows
+or macOS worker here; a workbook posted from Excel through ``xlwings.remote_book``). The
+caller passes the settings in (:class:`BackendSettings`); nothing here reads configuration.
 """
 
 from __future__ import annotations
@@ -67,14 +68,9 @@ def open_backend(tracker: BackendTarget, settings: BackendSettings) -> SheetBack
             retry=RetryPolicy(**{k: v for k, v in budget.items() if v is not None}),
         )
     if tracker.backend == "xlwings":
-        key = (
-            "; XLWINGS_LICENSE_KEY is set, but"
-            if settings.xlwings_license_key
-            else " together with XLWINGS_LICENSE_KEY;"
-        )
-        raise BackendUnavailable(
-            "the xlwings backend needs Microsoft Excel (a Windows or macOS worker), or a live "
-            f"workbook posted by the xlwings client (xw.Book(json=...)){key} neither is "
-            "available here. On Linux use the xlsx backend (the default) for .xlsx files."
-        )
+        # Microsoft Excel on a Windows or macOS worker (the ``excel`` queue); a workbook
+        # posted by the xlwings client is opened by the caller (``xlwings.remote_book``)
+        from sheets.backends.xlwings import XlwingsBackend, desktop_book
+
+        return XlwingsBackend(desktop_book(tracker.location), tracker.tab, live=True)
     raise BackendUnavailable(f"unknown backend {tracker.backend!r} (xlsx, gsheets or xlwings)")

@@ -31,7 +31,7 @@ from gspread.urls import SPREADSHEET_VALUES_URL
 from gspread.utils import a1_to_rowcol, rowcol_to_a1
 from requests.adapters import HTTPAdapter
 
-from sheets.grid import CellValue, CellWrite, SheetSnapshot
+from sheets.grid import CellBlock, CellValue, CellWrite, SheetSnapshot, cell_blocks
 
 SCOPES = ("https://www.googleapis.com/auth/spreadsheets",)
 GOOGLE_HOSTS = ("https://sheets.googleapis.com", "https://www.googleapis.com")
@@ -239,38 +239,10 @@ def encode_cell(value: CellValue) -> str | int | float | bool:
     raise TypeError(f"cannot write a {type(value).__name__} to a cell")
 
 
-@dataclass
-class _Block:
-    row: int
-    col: int
-    width: int
-    values: list[list[Any]]
-
-
-def cell_ranges(cells: dict[tuple[int, int], Any]) -> list[_Block]:
-    """Group ``{(row, col): json_value}`` into rectangles: runs along a row (bridging gaps of
-    up to two unchanged cells with ``None``, which a write leaves alone), then equal runs on
-    consecutive rows stacked (appended rows, a status column)."""
-    runs: list[tuple[int, int, list[Any]]] = []
-    last: tuple[int, int] | None = None
-    for (r, c), value in sorted(cells.items()):
-        if last is not None and last[0] == r and c - last[1] - 1 <= _MAX_GAP:
-            runs[-1][2].extend([None] * (c - last[1] - 1))
-            runs[-1][2].append(value)
-        else:
-            runs.append((r, c, [value]))
-        last = (r, c)
-    blocks: list[_Block] = []
-    open_blocks: dict[tuple[int, int], _Block] = {}
-    for r, c, values in runs:
-        block = open_blocks.get((c, len(values)))
-        if block is not None and block.row + len(block.values) == r:
-            block.values.append(values)
-        else:
-            block = _Block(r, c, len(values), [values])
-            open_blocks[c, len(values)] = block
-            blocks.append(block)
-    return blocks
+def cell_ranges(cells: dict[tuple[int, int], Any]) -> list[CellBlock]:
+    """Group ``{(row, col): json_value}`` into rectangles (:func:`~sheets.grid.cell_blocks`),
+    bridging gaps of up to two unchanged cells with ``None``, which a RAW write leaves alone."""
+    return cell_blocks(cells, max_gap=_MAX_GAP)
 
 
 def _grid_of(echoed: str) -> tuple[int, int]:
