@@ -393,7 +393,7 @@ class SalesOrder(Versioned, Model):
         Index("ix_sales_order_customer_po", "customer_id", "customer_po"),
         Index("ix_sales_order_order_date", "order_date"),
         Index("ix_sales_order_external_ref", "external_ref", unique=True),
-        # what the lists filter and sort by (migration 0021; tests/test_list_plans.py)
+        # what the lists filter and sort by (migration 0022; tests/test_list_plans.py)
         Index("ix_sales_order_total", "total", "id"),
         Index("ix_sales_order_customer_id", "customer_id", "id"),
         Index("ix_sales_order_status_date", "status", "order_date", "id"),
