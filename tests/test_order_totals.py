@@ -158,15 +158,18 @@ def test_imports_and_their_undo_keep_the_total(clean_db, tmp_path: Path) -> None
     _assert_every_total_is_the_sum_of_its_lines()
 
 
-def _waiting_on_locks(count: int) -> None:
-    """Poll (with a deadline) until ``count`` other sessions wait on a row lock."""
+def _waiting_on_locks(threads: list[threading.Thread], errors: list[BaseException]) -> None:
+    """Poll (with a deadline) until the threads' sessions wait on a lock."""
     query = text(
         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
         "AND datname = current_database()"
     )
-    deadline = utcnow() + timedelta(seconds=60)
-    with db.engine.connect() as conn:
-        while conn.execute(query).scalar_one() < count:
+    deadline = utcnow() + timedelta(seconds=180)
+    # autocommit: each poll sees the activity anew (a transaction keeps its first snapshot)
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        while conn.execute(query).scalar_one() < len(threads):
+            assert not errors, errors
+            assert all(t.is_alive() for t in threads), "an edit finished without waiting"
             assert utcnow() < deadline, "the two edits never met at the order's lock"
 
 
@@ -200,7 +203,7 @@ def test_concurrent_edits_of_two_lines_leave_the_sum_of_both(clean_db, app: Flas
     for thread in threads:
         thread.start()
     try:
-        _waiting_on_locks(2)
+        _waiting_on_locks(threads, errors)
     finally:
         transaction.rollback()
         holder.close()
