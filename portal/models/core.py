@@ -392,8 +392,11 @@ class SalesOrder(Versioned, Model):
     __table_args__ = (
         Index("ix_sales_order_customer_po", "customer_id", "customer_po"),
         Index("ix_sales_order_order_date", "order_date"),
+        # the service levels read a day's orders by due date (promised, else requested)
+        Index("ix_sales_order_promised_date", "promised_date"),
+        Index("ix_sales_order_requested_date", "requested_date"),
         Index("ix_sales_order_external_ref", "external_ref", unique=True),
-        # what the lists filter and sort by (migration 0022; tests/test_list_plans.py)
+        # what the lists filter and sort by (migration 0023; tests/test_list_plans.py)
         Index("ix_sales_order_total", "total", "id"),
         Index("ix_sales_order_customer_id", "customer_id", "id"),
         Index("ix_sales_order_status_date", "status", "order_date", "id"),

@@ -18,7 +18,7 @@ from sqlalchemy.orm.attributes import get_history, set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from portal.extensions import db
-from portal.services import audit, integrity, order_totals
+from portal.services import audit, integrity, order_totals, service_level_marks
 from portal.services.actor import Actor
 from portal.services.bounds import entered_value_problem
 
@@ -251,6 +251,7 @@ def save_versioned(sess: Session, records: Sequence[Any], fields: Sequence[str])
         )
     )
     with sess.no_autoflush:  # the records' own pending values are written here, not flushed
+        service_level_marks.mark_records(sess, changed)  # no flush: its listener won't see them
         matched = sess.execute(statement, rows).rowcount
     if matched != len(rows):
         raise StaleDataError(

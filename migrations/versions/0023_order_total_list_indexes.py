@@ -9,16 +9,16 @@ trigram indexes answer the quick search and the text filters (contains, starts/e
 on the number, the customer PO and the team's order id. tests/test_list_plans.py proves
 them with EXPLAIN.
 
-Revision ID: 0022
-Revises: 0021
+Revision ID: 0023
+Revises: 0022
 Create Date: 2026-11-30 21:10:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0022"
-down_revision = "0021"
+revision = "0023"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 
