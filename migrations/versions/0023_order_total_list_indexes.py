@@ -3,9 +3,9 @@
 ``sales_order.total`` is the sum of the lines' amounts (open quantity times unit price, to
 the cent, halves to even as Python's ``Decimal.quantize``), kept from here on by
 ``portal.services.order_totals``; existing orders are backfilled with one set-based UPDATE.
-The indexes serve every list, filter and sort of the orders (HTML and REST): the total, the
-customer, status with the order date, the requested date, the foreign keys; on PostgreSQL
-trigram indexes answer the quick search and the text filters (contains, starts/ends with)
+The indexes serve every list, filter and sort of the orders (HTML and REST): the total,
+the customer, status with the order date, the foreign keys (the requested date has 0022's);
+on PostgreSQL trigram indexes answer the quick search and the text filters (contains, starts/ends with)
 on the number, the customer PO and the team's order id. tests/test_list_plans.py proves
 them with EXPLAIN.
 
@@ -27,7 +27,6 @@ INDEXES = [
     ("sales_order", "ix_sales_order_total", ["total", "id"]),
     ("sales_order", "ix_sales_order_customer_id", ["customer_id", "id"]),
     ("sales_order", "ix_sales_order_status_date", ["status", "order_date", "id"]),
-    ("sales_order", "ix_sales_order_requested_date", ["requested_date", "id"]),
     ("sales_order", "ix_sales_order_ship_to", ["ship_to_id"]),
     ("sales_order", "ix_sales_order_payment_term", ["payment_term_id"]),
 ]

@@ -400,7 +400,6 @@ class SalesOrder(Versioned, Model):
         Index("ix_sales_order_total", "total", "id"),
         Index("ix_sales_order_customer_id", "customer_id", "id"),
         Index("ix_sales_order_status_date", "status", "order_date", "id"),
-        Index("ix_sales_order_requested_date", "requested_date", "id"),
         Index("ix_sales_order_ship_to", "ship_to_id"),
         Index("ix_sales_order_payment_term", "payment_term_id"),
         *(_trigram_index("sales_order", name) for name in TRIGRAM_COLUMNS),
