@@ -60,15 +60,16 @@ def _kept(sess: Session) -> Iterator[None]:
     info = sess.info
     pending = info.setdefault(audit.PENDING, [])
     callbacks = info.setdefault(_AFTER_COMMIT, {})
-    waiting, queued = len(pending), len(callbacks)
-    changed = set(info.get(audit.CHANGED, ()))
+    changed = info.setdefault(audit.CHANGED, {})
+    waiting, queued, touched = len(pending), len(callbacks), len(changed)
     try:
         yield
     except BaseException:
         del pending[waiting:]
         for key in list(callbacks)[queued:]:
             del callbacks[key]
-        info[audit.CHANGED] = changed
+        for key in list(changed)[touched:]:
+            del changed[key]
         raise
 
 
