@@ -36,7 +36,7 @@ CLI = Actor.system("system:cli")
 def _stored_total(order_id: int) -> Decimal:
     """The total as stored, read past the session's identity map."""
     return db.session.execute(
-        text("SELECT total FROM sales_order WHERE id = :id"), {"id": order_id}
+        select(SalesOrder.total).where(SalesOrder.id == order_id)
     ).scalar_one()
 
 
