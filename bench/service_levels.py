@@ -8,14 +8,18 @@ names, so it never touches other data there. Set-up: migrations, then twelve wee
 synthetic history in bulk SQL — customers, products, warehouses, orders with two lines each,
 shipments (some late, some partial), backorders, invoices, returns, credits, disputes, in
 proportions like the demo's — since playing a million orders through the services would
-measure the set-up, not the reports. Then the closed weeks' figures are kept
-(``service_levels_snapshots.freeze``, what the Monday job does first), and each ``--repeat``
-times (median reported):
+measure the set-up, not the reports. Then the closed days are kept
+(``service_levels_keep.keep``, what the periodic job does), and each ``--repeat`` times
+(median reported):
 
-- **page**: what ``/service-levels/`` computes — the scorecard of the last complete week
-  (16 metrics, each with its 12-week trend) and the root-cause Pareto;
+- **page**: what ``/service-levels/`` computes — the scorecard (16 metrics, each with its
+  12-week trend) and the root-cause Pareto — for the current week (today live) and the last
+  complete one; again with three closed days marked stale (computed live), then their keep;
 - **workbook**: ``weekly_report.workbook_bytes`` — the scorecard, Pareto and detail sheets
-  written as the .xlsx.
+  written as the .xlsx;
+- **HTTP** (unless ``--no-http``): the app under gunicorn on a free port, signed in through
+  the login form as an Admin ``bench`` user, ``GET /service-levels/?week=…`` for both weeks
+  and the workbook download ``GET /service-levels/report?week=…`` (which also keeps it).
 """
 
 from __future__ import annotations
@@ -24,13 +28,17 @@ import argparse
 import os
 import platform
 import secrets
+import socket
 import statistics
+import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+BENCH_PASSWORD = secrets.token_urlsafe(16)
 
 # One statement per table; :n is the order count, :today the day the history ends.
 SETUP_SQL = [
@@ -155,39 +163,154 @@ def timed(call, repeat: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
-def measure(app, repeat: int) -> None:
+def _page(week):
+    """What ``/service-levels/`` computes: the scorecard (16 metrics, 12-week trends) and
+    the root-cause Pareto of ``week``."""
     from portal.extensions import db
-    from portal.services import service_levels as sl
-    from portal.services import weekly_report
-    from portal.services.base import Actor
     from portal.services.service_level_targets import scorecard
     from portal.services.service_levels_causes import pareto
-    from portal.services.service_levels_snapshots import freeze
+
+    rows = scorecard(week)
+    bars = pareto(week)
+    db.session.rollback()
+    return rows, bars
+
+
+def measure(app, repeat: int) -> None:
+    from portal.extensions import db
+    from portal.models import utcnow
+    from portal.services import service_level_marks, weekly_report
+    from portal.services import service_levels as sl
+    from portal.services.base import Actor
+    from portal.services.service_levels_keep import keep
 
     with app.app_context():
-        week = sl.last_complete_week()
         started = time.perf_counter()
-        kept = freeze(Actor.system("system:bench"))
-        took = time.perf_counter() - started
-        print(f"freeze: {kept} figures of the closed weeks kept in {took:.1f} s")
-
-        def page():
-            rows = scorecard(week)
-            bars = pareto(week)
-            db.session.rollback()
-            return rows, bars
-
-        seconds, (rows, bars) = timed(page, repeat)
-        otif = next(row for row in rows if row.metric.key == "otif_order").figure
-        print(
-            f"page {week.label}: {seconds:.3f} s (median of {repeat}); OTIF orders "
-            f"{otif.num}/{otif.den}, {len(bars)} Pareto bars"
-        )
+        kept = keep(Actor.system("system:bench"))
+        print(f"keep: {kept} closed days kept in {time.perf_counter() - started:.1f} s")
+        for week in (sl.week_of(utcnow().date()), sl.last_complete_week()):
+            seconds, (rows, bars) = timed(lambda week=week: _page(week), repeat)
+            otif = next(row for row in rows if row.metric.key == "otif_order").figure
+            print(
+                f"page {week.label}: {seconds:.3f} s (median of {repeat}); OTIF orders "
+                f"{otif.num}/{otif.den}, {len(bars)} Pareto bars"
+            )
+        week = sl.last_complete_week()
         seconds, content = timed(lambda: weekly_report.workbook_bytes(week), repeat)
         print(
             f"workbook {week.label}: {seconds:.3f} s (median of {repeat}), "
             f"{len(content) / 1e6:.1f} MB"
         )
+        # records of three closed days changed: the page computes them live until kept again
+        today = utcnow().date()
+        changed = [today - timedelta(days=n) for n in (1, 3, 10)]
+        service_level_marks.mark_days(db.session.connection(), changed)
+        db.session.commit()
+        current = sl.week_of(today)
+        seconds, _ = timed(lambda: _page(current), repeat)
+        print(f"page {current.label} with 3 stale days: {seconds:.3f} s (median of {repeat})")
+        started = time.perf_counter()
+        kept = keep(Actor.system("system:bench"))
+        print(f"keep: {kept} stale days kept again in {time.perf_counter() - started:.2f} s")
+
+
+def _bench_user(app) -> None:
+    """An Admin ``bench`` user (Admin holds every permission)."""
+    from portal.extensions import appbuilder, db
+    from portal.security import sync_roles
+
+    with app.app_context():
+        sync_roles(appbuilder)
+        appbuilder.sm.add_user(
+            "bench",
+            "Bench",
+            "User",
+            "bench@example.test",
+            appbuilder.sm.find_role("Admin"),
+            password=BENCH_PASSWORD,
+        )
+        db.session.commit()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _gunicorn(log_path: Path) -> tuple[subprocess.Popen, int]:
+    """The app under gunicorn (the repository's gunicorn.conf.py) on a free port, up."""
+    port = _free_port()
+    env = {**os.environ, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_TIMEOUT": "300"}
+    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "portal:create_app()"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"gunicorn exited: see {log_path}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return server, port
+        except OSError:
+            time.sleep(0.2)
+    server.terminate()
+    raise SystemExit("gunicorn did not start within 60 s")
+
+
+def measure_http(app, repeat: int) -> None:
+    """The page and the workbook download as a browser gets them: over HTTP from gunicorn,
+    signed in through the login form."""
+    import http.cookiejar
+    import re
+    import tempfile
+    import urllib.parse
+    import urllib.request
+
+    from portal.models import utcnow
+    from portal.services import service_levels as sl
+
+    _bench_user(app)
+    with tempfile.TemporaryDirectory() as folder:
+        server, port = _gunicorn(Path(folder) / "gunicorn.log")
+        try:
+            base = f"http://127.0.0.1:{port}"
+            opener = urllib.request.build_opener(
+                urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+            )
+            form = opener.open(f"{base}/login/", timeout=60).read().decode()
+            token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form)
+            fields = {"username": "bench", "password": BENCH_PASSWORD}
+            if token:
+                fields["csrf_token"] = token.group(1)
+            opener.open(f"{base}/login/", urllib.parse.urlencode(fields).encode(), timeout=60)
+
+            def get(path: str) -> bytes:
+                with opener.open(f"{base}{path}", timeout=300) as answer:
+                    assert answer.status == 200 and "/login" not in answer.url, answer.url
+                    return answer.read()
+
+            for week in (sl.week_of(utcnow().date()), sl.last_complete_week()):
+                path = f"/service-levels/?week={week.label}"
+                get(path)  # the worker's first request loads what it imports lazily
+                seconds, body = timed(lambda path=path: get(path), repeat)
+                print(
+                    f"HTTP GET {path}: {seconds:.3f} s (median of {repeat}), "
+                    f"{len(body) / 1e3:.0f} kB"
+                )
+            path = f"/service-levels/report?week={sl.last_complete_week().label}"
+            seconds, body = timed(lambda: get(path), repeat)
+            print(
+                f"HTTP GET {path}: {seconds:.3f} s (median of {repeat}), {len(body) / 1e6:.1f} MB"
+            )
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
 
 
 def main() -> None:
@@ -195,6 +318,7 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the bench's schema")
+    parser.add_argument("--no-http", action="store_true", help="skip the gunicorn figures")
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
@@ -225,6 +349,8 @@ def main() -> None:
             f"set-up: {args.orders:,} orders in {time.perf_counter() - started:.1f} s"
         )
         measure(app, args.repeat)
+        if not args.no_http:
+            measure_http(app, args.repeat)
     finally:
         if not args.keep:
             with engine.begin() as conn:

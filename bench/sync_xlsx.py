@@ -1,6 +1,7 @@
 """Benchmark a full tracker sync on a 50,000-row x 12-column orders tracker (.xlsx).
 
-Run: .venv/bin/python bench/sync_xlsx.py [--rows 50000] [--changes 100]
+Run: .venv/bin/python bench/sync_xlsx.py [--rows 50000] [--changes 100] [--paste 10000]
+[--rounds 3]
 
 Setup (not timed): a throw-away instance (SQLite, embedded Valkey) built by migrations, a
 catalog made through the services, then ``--rows`` orders with one line each inserted in bulk
@@ -18,7 +19,9 @@ Timed:
 4. a ``--paste``-row paste (10,000 by default: Customer PO and Notes of that many rows), once
    applied through the orders' batch path and once one transaction per row (the kind's
    batch path switched off), another paste of the same rows each time: the apply step and
-   the whole sync, and the ratio.
+   the whole sync, and the ratio. ``--rounds`` repeats the pair, the two variants
+   interleaved (batch, per row, batch, per row ...) so both see the same machine load; the
+   median of each is reported, with the load average before and after.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import time
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
+from statistics import median
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -41,6 +45,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--changes", type=int, default=100)
     parser.add_argument("--paste", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.update(
@@ -54,7 +59,7 @@ def main() -> None:
         app = create_app()
         with app.app_context():
             try:
-                run(Path(tmp), args.rows, args.changes, args.paste)
+                run(Path(tmp), args.rows, args.changes, args.paste, max(1, args.rounds))
             finally:
                 from jobs.queue import stop_embedded_server
 
@@ -134,7 +139,7 @@ def _write_workbook(path: Path, headers: list[str], rows: list[list[object]]) ->
     wb.save(path)
 
 
-def run(tmp: Path, rows: int, changes: int, paste: int) -> None:
+def run(tmp: Path, rows: int, changes: int, paste: int, rounds: int = 1) -> None:
     from flask_migrate import upgrade
     from openpyxl import load_workbook
 
@@ -206,11 +211,14 @@ def run(tmp: Path, rows: int, changes: int, paste: int) -> None:
     print(f"baseline, openpyxl load + edit + save:          {naive:.2f} s")
     print(f"speed-up over baseline:                         {naive / seconds:.1f}x")
     if paste:
-        bench_paste(tracker.id, path, spec.headers, min(paste, rows))
+        bench_paste(tracker.id, path, spec.headers, min(paste, rows), rounds)
 
 
-def bench_paste(tracker_id: int, path: Path, headers: list[str], count: int) -> None:
-    """A ``count``-row paste applied in batches, then one transaction per row."""
+def bench_paste(
+    tracker_id: int, path: Path, headers: list[str], count: int, rounds: int = 1
+) -> None:
+    """A ``count``-row paste applied in batches, then one transaction per row, ``rounds``
+    times interleaved; the medians."""
     import jobs.sync as sync_job
     from portal.sync.orders import OrdersKind
     from sheets.backends.xlsx import XlsxBackend
@@ -228,25 +236,44 @@ def bench_paste(tracker_id: int, path: Path, headers: list[str], count: int) -> 
             apply_seconds.append(time.perf_counter() - start)
 
     sync_job._apply = timed_apply
-    timings = {}
-    for label, batched in (("batch", True), ("per row", False)):
-        backend = XlsxBackend(path, "Orders")
-        cells = [CellWrite(r, po_col, f"{label}-PO-{r}") for r in range(2, count + 2)]
-        cells += [CellWrite(r, notes_col, f"{label} paste {r}") for r in range(2, count + 2)]
-        backend.write(cells, backend.read())
-        OrdersKind.batch_updates = batched
-        seconds, outcome = _timed(sync_job.sync_tracker, tracker_id)
-        assert outcome["applied"] == count and outcome["errors"] == 0, outcome
-        timings[label] = (apply_seconds[-1], seconds)
+    timings: dict[str, list[tuple[float, float]]] = {"batch": [], "per row": []}
+    print(f"load average before the paste rounds: {_load()}")
+    for round_no in range(1, rounds + 1):
+        for label, batched in (("batch", True), ("per row", False)):
+            backend = XlsxBackend(path, "Orders")
+            text = f"{label} {round_no}"
+            cells = [CellWrite(r, po_col, f"{text}-PO-{r}") for r in range(2, count + 2)]
+            cells += [CellWrite(r, notes_col, f"{text} paste {r}") for r in range(2, count + 2)]
+            backend.write(cells, backend.read())
+            OrdersKind.batch_updates = batched
+            seconds, outcome = _timed(sync_job.sync_tracker, tracker_id)
+            assert outcome["applied"] == count and outcome["errors"] == 0, outcome
+            timings[label].append((apply_seconds[-1], seconds))
+            print(
+                f"round {round_no}, paste of {count} rows, {label:7}: "
+                f"apply {apply_seconds[-1]:.2f} s, sync {seconds:.2f} s"
+            )
     sync_job._apply = original
     OrdersKind.batch_updates = True
-    for label, (applying, syncing) in timings.items():
-        print(f"paste of {count} rows, {label:7}: apply {applying:.2f} s, sync {syncing:.2f} s")
-    (batch_apply, batch_sync), (row_apply, row_sync) = timings["batch"], timings["per row"]
+    print(f"load average after the paste rounds: {_load()}")
+    medians = {
+        label: (median(a for a, _ in runs), median(s for _, s in runs))
+        for label, runs in timings.items()
+    }
+    for label, (applying, syncing) in medians.items():
+        print(
+            f"paste of {count} rows, {label:7}: apply {applying:.2f} s, sync {syncing:.2f} s"
+            f" (median of {rounds})"
+        )
+    (batch_apply, batch_sync), (row_apply, row_sync) = medians["batch"], medians["per row"]
     print(
         f"batches over a transaction per row:  apply {row_apply / batch_apply:.1f}x, "
         f"sync {row_sync / batch_sync:.1f}x"
     )
+
+
+def _load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def _timed(func, *args):

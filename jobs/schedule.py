@@ -70,6 +70,7 @@ PERIODIC: dict[str, tuple[int, str, str]] = {
     "verify_audit_chain": (86_400, "default", "jobs.maintenance:verify_audit_chain"),
     "checkpoint_audit_chain": (86_400, "default", "jobs.maintenance:checkpoint_audit_chain"),
     "purge_idempotency_keys": (3600, "default", "jobs.maintenance:purge_idempotency_keys"),
+    "keep_service_levels": (60, "reports", "jobs.service_levels:keep_service_levels"),
 }
 
 

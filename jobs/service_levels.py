@@ -1,9 +1,14 @@
-"""The weekly order-health workbook on a schedule: made, kept and mailed once a week.
+"""Service levels on a schedule: closed days kept, and the weekly workbook made and mailed.
+
+:func:`keep_service_levels` (a periodic job of ``jobs.schedule``, every minute on the
+``reports`` queue) keeps the closed days' figures (``service_levels_keep.keep``: days never
+kept, and days whose records changed) under a Redis lock, so two workers never do it at once.
 
 ``SERVICE_LEVEL_REPORT_AT`` (default ``mon 07:00``, UTC; ``off`` disables it) is when; from
 then the scheduler's loop (:func:`enqueue_weekly_report`, called by ``jobs.schedule``) queues
 :func:`make_weekly_report` for the last complete ISO week, once per week across all scheduler
-processes (a Redis ``SET NX`` claim). The job first keeps the figures of the weeks now closed
+processes (a Redis ``SET NX`` claim). The job first keeps the closed days
+(:func:`keep_service_levels`) and stores the figures of the weeks now closed
 (``service_levels_snapshots.freeze``), then keeps the workbook (``weekly_report.make``,
 audited) and mails it to ``SERVICE_LEVEL_REPORT_MAIL_TO``; run again — a retry after an SMTP
 failure — it neither makes a second workbook nor mails twice.
@@ -18,10 +23,18 @@ from rq import Retry
 
 from jobs.context import app_job
 from portal.models import utcnow
-from portal.services import service_levels, service_levels_snapshots, weekly_report
+from portal.services import (
+    service_levels,
+    service_levels_keep,
+    service_levels_snapshots,
+    weekly_report,
+)
 from portal.services.base import Actor
 
 JOB_ACTOR = "job:weekly_report"
+KEEP_ACTOR = "job:keep_service_levels"
+KEEP_LOCK = "orderbridge:service-levels:keep"
+KEEP_LOCK_SECONDS = 1800  # a dead worker's lock frees the job again after this
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CLAIM_SECONDS = 7 * 86_400
 RETRY = Retry(max=3, interval=[60, 300, 900])
@@ -66,10 +79,26 @@ def enqueue_weekly_report(now: datetime | None = None) -> str | None:
 
 
 @app_job
+def keep_service_levels() -> int | None:
+    """Keep the closed days that need it, unless another worker holds the lock (None); the
+    number of days kept."""
+    from jobs.queue import connection
+
+    lock = connection().lock(KEEP_LOCK, timeout=KEEP_LOCK_SECONDS, thread_local=False)
+    if not lock.acquire(blocking=False):
+        return None
+    try:
+        return service_levels_keep.keep(Actor.system(KEEP_ACTOR))
+    finally:
+        lock.release()
+
+
+@app_job
 def make_weekly_report(week_label: str) -> int:
     """Make (once) and mail (once) the workbook of ``week_label``; the kept report's id."""
     actor = Actor.system(JOB_ACTOR)
     week = service_levels.parse_week(week_label)
+    keep_service_levels()
     service_levels_snapshots.freeze(actor)
     report = weekly_report.scheduled(week) or weekly_report.make(actor, "schedule", week)
     recipients = current_app.config.get("SERVICE_LEVEL_REPORT_MAIL_TO", "")

@@ -54,9 +54,10 @@ def create_app(overrides: dict | None = None, *, web: bool = True) -> Flask:
     migrate.init_app(app, db, directory=str(Path(config.BASE_DIR) / "migrations"))
 
     with app.app_context():
-        from portal.services import invoices
+        from portal.services import invoices, service_level_marks
 
         invoices.register_guards(db.session)
+        service_level_marks.register(db.session)
         appbuilder.base_template = "orderbridge_base.html"
         if web:
             _init_web(app)

@@ -31,6 +31,7 @@ from flask import current_app, g
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import Column, asc, desc, func, select, tuple_
+from sqlalchemy.orm import joinedload
 
 DEFAULT_EXACT_COUNT_LIMIT = 10_000
 MAX_KEY_TEXT = 400  # a cursor's key values are column values; nothing longer is one
@@ -230,11 +231,13 @@ class PagedInterface(SQLAInterface):
         select_columns: list[str] | None = None,
         cursor: str | None = None,
         ties: dict[str, tuple[str, ...]] | None = None,
+        related: tuple[str, ...] = (),
     ) -> Page:
         """One page of the list, its count and the cursors of the pages either side.
 
         ``cursor`` (text from an earlier page) wins over ``page``; :class:`CursorError` if it
-        is not one of this list's for this sort.
+        is not one of this list's for this sort. The many-to-one relations named in
+        ``related`` are joined into the page's query (the records a list shows by name).
         """
         order_column, order_direction = self.default_sort(order_column, order_direction)
         sort = (order_column, order_direction)
@@ -245,6 +248,7 @@ class PagedInterface(SQLAInterface):
             self.session.query(self.obj), filters, select_columns=select_columns, aliases_mapping={}
         )
         count = self.count(base)
+        base = base.options(*(joinedload(getattr(self.obj, name)) for name in related))
         if asked is not None and size and columns:
             items, more = self._keyset_rows(base, columns, order_direction, asked, size)
             number = asked.page if asked.forward or more else 0
@@ -257,12 +261,7 @@ class PagedInterface(SQLAInterface):
                 query = base.order_by(*(way(column) for column in columns))
             else:
                 query = self._apply_inner_all(
-                    self.session.query(self.obj),
-                    filters,
-                    order_column,
-                    order_direction,
-                    select_columns=select_columns,
-                    aliases_mapping={},
+                    base, None, order_column, order_direction, aliases_mapping={}
                 )
             if size:
                 query = query.offset(number * size).limit(size + 1)

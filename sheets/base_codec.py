@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from sheets.plan import Base
@@ -22,22 +23,34 @@ _DECODE: dict[str, Callable[[Any], Any]] = {
     "date": date.fromisoformat,
     "datetime": datetime.fromisoformat,
 }
-_AS_IS = ("text", "int", "bool")
+
+
+def _as_text(value: Any) -> str:
+    return value.isoformat()
+
+
+_ENCODE: dict[str, Callable[[Any], Any] | None] = {
+    "text": None,
+    "int": None,
+    "bool": None,
+    "decimal": lambda value: format(value, "f"),
+    "date": _as_text,
+    "datetime": _as_text,
+}
 
 
 def base_to_json(spec: TrackerSpec, base: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """JSON-safe form of a base snapshot (Decimal and dates as ISO text)."""
-    types = {c.header: c.type for c in spec.columns}
-    out: dict[str, Any] = {}
-    for key, row in base.items():
-        new: dict[str, Any] = {}
-        for h, v in row.items():
-            t = types.get(h)
-            if t is None:
-                continue
-            new[h] = v if v is None or t in _AS_IS else encode(t, v)
-        out[key] = new
-    return out
+    """JSON-safe form of a base snapshot (Decimal and dates as ISO text, as
+    :func:`sheets.values.encode` gives them); one converter per column, looked up once."""
+    coders = {c.header: _ENCODE.get(c.type, partial(encode, c.type)) for c in spec.columns}
+    return {
+        key: {
+            h: v if v is None or (coder := coders[h]) is None else coder(v)
+            for h, v in row.items()
+            if h in coders
+        }
+        for key, row in base.items()
+    }
 
 
 def base_from_json(spec: TrackerSpec, data: Mapping[str, Mapping[str, Any]]) -> Base:

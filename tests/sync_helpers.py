@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import load_workbook
+from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import SalesOrder, SyncRun, Tracker
+from portal.models import AuditEvent, SalesOrder, SyncRun, Tracker
 from portal.services import orders, trackers
 from portal.services.base import Actor
 from portal.sync.adapters import new_workbook_rows, workbook_choices
@@ -169,3 +170,13 @@ def last_run(tracker_id: int) -> SyncRun:
 
 def money(text: str) -> Decimal:
     return Decimal(text)
+
+
+def sheet_events() -> list[tuple[str, str, str]]:
+    """(entity, action, changes) of every audit event a tracker's sheet actor wrote, sorted."""
+    events = db.session.execute(
+        select(AuditEvent.entity, AuditEvent.action, AuditEvent.changes).where(
+            AuditEvent.actor.like("sheet:%")
+        )
+    ).all()
+    return sorted(tuple(e) for e in events)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import ExitStack
 from datetime import timedelta
 
 import pytest
@@ -297,20 +298,17 @@ def test_bearer_only_views_take_a_token_and_nothing_else(clean_db: Flask) -> Non
     plaintext = _token("specialist")
     path = "/xlwings/sync/open-orders"
 
-    def request_to(headers: dict[str, str]):  # its own app context (and g), as in production
-        context = clean_db.app_context()
-        context.push()
-        return context, clean_db.test_request_context(path, method="POST", headers=headers)
+    def request_to(headers: dict[str, str]) -> ExitStack:  # own app context and g, as live
+        stack = ExitStack()
+        stack.enter_context(clean_db.app_context())
+        stack.enter_context(clean_db.test_request_context(path, method="POST", headers=headers))
+        return stack
 
-    context, signed = request_to(_bearer(plaintext))
-    with signed:
+    with request_to(_bearer(plaintext)):
         assert view("open-orders") == "open-orders by specialist"
-    context.pop()
     for headers in ({}, _bearer("obt_nope")):
-        context, unsigned = request_to(headers)
-        with unsigned, pytest.raises(TokenRefused) as refused:
+        with request_to(headers), pytest.raises(TokenRefused) as refused:
             view("open-orders")
-        context.pop()
         assert refused.value.get_response().status_code == 401
     assert "Security → API tokens" in tokenauth.NO_TOKEN
 

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import OrderLine, Tracker
+from portal.sync import attach
 from sheets.backends.xlsx import XlsxBackend
 from sheets.grid import CellWrite
 from sheets.line_keys import POSITION, LineKeyBackend
@@ -145,3 +146,33 @@ def test_the_derived_key_column_is_never_written(tmp_path) -> None:
     rows = XlsxBackend(book, "Lines").read().rows
     assert rows[0] == ["Order ID", "Date", "Customer", "SKU", "Qty", "Sync status"]
     assert all(len(row) <= 6 and "X" not in row for row in rows)
+
+
+def test_the_suggested_line_key_follows_the_sheet(tmp_path) -> None:
+    """The portal's default for lines without a line id: a line number column when there is
+    one (or the column mapped as line id whose values repeat), else the row's position; none
+    when the mapped line id is unique per row, or for a sheet of orders."""
+    book = _book(tmp_path / "lines.xlsx")
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Ids"
+    ws.append(["Row ID", "Order ID", "SKU", "Qty"])
+    ws.append([1, "O-1", "BOLT-1", 4])
+    ws.append([2, "O-1", "NUT-1", 2])
+    repeats = wb.create_sheet("Repeats")  # "Line No" reads as a line id, but repeats
+    repeats.append(["Order ID", "Line No", "SKU", "Qty"])
+    repeats.append(["O-1", 1, "BOLT-1", 4])
+    repeats.append(["O-2", 1, "NUT-1", 2])
+    wb.save(tmp_path / "ids.xlsx")
+
+    def suggested(path, sheet, kind="order_lines", **mapped):  # type: ignore[no-untyped-def]
+        proposal = attach.propose(attach.Source("xlsx", str(path)), kind, sheet, None)
+        mapping = {**attach.mapping_of(proposal), **mapped}
+        return attach.suggest_line_number(kind, proposal, mapping)
+
+    assert suggested(book, "Lines") == POSITION
+    assert suggested(book, "Numbered") == "Line"
+    assert suggested(tmp_path / "ids.xlsx", "Repeats") == "Line No"
+    assert suggested(tmp_path / "ids.xlsx", "Ids") is None  # Row ID: one per row
+    assert suggested(tmp_path / "ids.xlsx", "Ids", **{"Row ID": "order_ref"}) == POSITION
+    assert suggested(book, "Lines", kind="orders") is None

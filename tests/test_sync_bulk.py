@@ -4,6 +4,7 @@ optimistic lock as applying the edits one by one."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -16,16 +17,24 @@ from sqlalchemy.orm import Session
 
 from jobs.sync import sync_tracker
 from portal.extensions import db
-from portal.models import AuditEvent, InventoryMovement, OrderLine, SalesOrder, StockLevel
+from portal.models import (
+    AuditEvent,
+    InventoryMovement,
+    OrderLine,
+    SalesOrder,
+    StockLevel,
+    TrackerSnapshot,
+)
 from portal.services import catalog, changes, orders, trackers
 from portal.services.base import ConflictError
 from portal.sync import adapters
 from portal.sync.order_lines import OrderLinesKind
 from portal.sync.orders import OrdersKind
 from portal.sync.stock_levels import StockLevelsKind
+from sheets.base_codec import base_to_json
 from tests.conftest import wipe_business_tables
 from tests.factories import SETUP, make_catalog
-from tests.sync_helpers import ADMIN, TAB, init_workbook, make_tracker, sheet
+from tests.sync_helpers import ADMIN, TAB, init_workbook, make_tracker, sheet, sheet_events
 
 ROWS = 120
 
@@ -109,15 +118,10 @@ def _state(path: Path) -> dict[str, Any]:
         (line.order_id, line.line_no): (line.quantity, line.discount_pct, line.version)
         for line in db.session.execute(select(OrderLine)).scalars()
     }
-    events = [
-        (e.entity, e.action, e.changes)
-        for e in db.session.execute(
-            select(AuditEvent).where(AuditEvent.actor.like("sheet:%")).order_by(AuditEvent.id)
-        ).scalars()
-    ]
     status = {k: row["Sync status"] for k, row in sheet(path).items()}
+    events = sheet_events()
     db.session.rollback()
-    return {"records": records, "lines": lines, "events": sorted(events), "status": status}
+    return {"records": records, "lines": lines, "events": events, "status": status}
 
 
 def _commits() -> tuple[list[int], Any]:
@@ -257,3 +261,27 @@ def test_a_pasted_stock_count_is_booked_in_batches_like_row_by_row(
         event.remove(Session, "after_commit", count)
     assert _stock_state(single) == expected
     assert len(seen) >= 78 and batched_commits <= 80 // 30 + 6
+
+
+def test_a_fold_after_a_paste_stores_the_whole_base_encoded(clean_db, tmp_path, monkeypatch):
+    """The fold re-encodes only the rows that changed since the stored snapshot was read; the
+    snapshot it stores is the whole effective base encoded, the pasted values included."""
+    monkeypatch.setattr(trackers, "FOLD_AFTER", 5)  # the paste's patches fold at once
+    numbers = _orders(30)
+    path = tmp_path / "fold.xlsx"
+    tracker = make_tracker(path)
+    assert sync_tracker(tracker.id)["status"] == "succeeded"
+    assert sync_tracker(tracker.id)["written"] == 0  # the stored snapshot is now cached
+    _paste(path, {n: {"Notes": f"folded {i}"} for i, n in enumerate(numbers[:12])})
+    assert sync_tracker(tracker.id)["applied"] == 12
+    spec = tracker.spec()
+    stored = json.loads(
+        db.session.execute(
+            select(TrackerSnapshot.base).where(TrackerSnapshot.tracker_id == tracker.id)
+        ).scalar_one()
+    )
+    base, patches = trackers.load_base(tracker.id, spec)
+    assert patches == []
+    assert stored == base_to_json(spec, base)
+    assert [stored[n]["Notes"] for n in numbers[:12]] == [f"folded {i}" for i in range(12)]
+    assert stored[numbers[20]]["Notes"] == sheet(path)[numbers[20]]["Notes"]

@@ -163,6 +163,8 @@ def record_route_denial(actor: Actor, model: type, pk: Any, action: str) -> None
 @event.listens_for(Session, "before_commit", insert=True)
 def _count_refusals(sess: Session) -> None:
     """Count the refusals services audit themselves (before the audit chain takes them)."""
+    if sess.in_nested_transaction():  # a savepoint released: counted at the real commit
+        return
     pending = sess.info.get(audit.PENDING, ())
     count = sum(1 for item in pending if item.action.endswith("_refused"))
     if count:

@@ -13,7 +13,7 @@ from portal.actions.forms import ShipForm, ShipmentUpdateForm
 from portal.actions.schemas import DeliverInput, ShipmentInput, ShipmentUpdateInput
 from portal.extensions import db
 from portal.models import SalesOrder, Shipment
-from portal.services import fulfillment
+from portal.services import fulfillment, shipments
 from portal.services.base import Actor
 
 
@@ -42,7 +42,7 @@ def _ship(_: None, actor: Actor, body: dict[str, Any]) -> Shipment:
 
 def _update(shipment: Shipment, actor: Actor, body: dict[str, Any]) -> Shipment:
     version = body.pop("version", None)
-    return fulfillment.update_shipment(shipment, body, actor, version)
+    return shipments.update_shipment(shipment, body, actor, version)
 
 
 SHIP = Action("create", Shipment, _ship, ShipmentInput, status=201)
@@ -51,7 +51,7 @@ UPDATE_FORM = replace(UPDATE, schema=ShipmentUpdateForm)
 DELIVER = Action(
     "deliver",
     Shipment,
-    lambda s, a, b: fulfillment.deliver(s, a, b.get("delivered_date")),
+    lambda s, a, b: shipments.deliver(s, a, b.get("delivered_date")),
     DeliverInput,
 )
 # The order page's ship form: the order is the record, its lines are checked.

@@ -365,6 +365,9 @@ class SalesOrder(Versioned, Model):
     __table_args__ = (
         Index("ix_sales_order_customer_po", "customer_id", "customer_po"),
         Index("ix_sales_order_order_date", "order_date"),
+        # the service levels read a day's orders by due date (promised, else requested)
+        Index("ix_sales_order_promised_date", "promised_date"),
+        Index("ix_sales_order_requested_date", "requested_date"),
         Index("ix_sales_order_external_ref", "external_ref", unique=True),
     )
 

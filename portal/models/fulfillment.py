@@ -310,7 +310,10 @@ class ReturnAuthorization(Versioned, Model):
     warehouse: Mapped[Warehouse] = relationship()
     lines: Mapped[list[ReturnLine]] = relationship(back_populates="rma")
 
-    __table_args__ = (Index("ix_return_authorization_created_at", "created_at"),)
+    __table_args__ = (
+        Index("ix_return_authorization_created_at", "created_at"),
+        Index("ix_return_authorization_order", "order_id"),
+    )
 
     def __repr__(self) -> str:
         return self.number

@@ -1,7 +1,9 @@
 """Service-level records: metric targets, the improvement log and the weekly reports made.
 
 Targets override the defaults of ``portal.services.service_levels.METRICS``; snapshots keep
-closed weeks' figures; improvement
+closed weeks' figures as first reported; kept days (``ServiceLevelDay`` and its figures,
+duration histograms and causes) hold each closed UTC day's sums, recomputed when the day's
+records change (``portal.services.service_levels_days``); improvement
 actions tie a root cause (a Pareto bar) to the action meant to fix it and the metric it should
 move; each weekly order-health workbook made is kept for download. Records change only through
 ``portal.services.service_level_targets``, ``improvements`` and ``weekly_report``.
@@ -16,6 +18,7 @@ from decimal import Decimal
 from flask_appbuilder.models.sqla import Model
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Date,
     Index,
     Integer,
@@ -107,6 +110,63 @@ class ServiceLevelSnapshot(Model):
     __table_args__ = (UniqueConstraint("metric", "week", name="uq_service_level_snapshot"),)
 
 
+class ServiceLevelDay(Model):
+    """A closed UTC day whose service-level sums are kept, or must be (re)computed.
+
+    ``stale`` is set (in the same transaction) whenever a record behind one of the day's facts
+    changes; ``computed_at`` is when its sums were last kept (None: never).
+    """
+
+    __tablename__ = "service_level_day"
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    stale: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    computed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ServiceLevelDayFigure(Model):
+    """One metric's sums over the facts of one kept day (days with no fact have no row)."""
+
+    __tablename__ = "service_level_day_figure"
+    metric: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    num: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    den: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    count: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    amount: Mapped[Decimal] = mapped_column(Numeric(16, 2), nullable=False)
+
+    __table_args__ = (Index("ix_service_level_day_figure_day", "day"),)
+
+
+class ServiceLevelDayValue(Model):
+    """A duration metric's histogram on one kept day: how many facts took ``value`` days."""
+
+    __tablename__ = "service_level_day_value"
+    metric: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+    __table_args__ = (Index("ix_service_level_day_value_day", "day"),)
+
+
+class ServiceLevelDayCause(Model):
+    """Problems of one kept day by source and cause (the root-cause Pareto's counts).
+
+    ``since`` is the ship date of late deliveries that arrived before they shipped (null
+    otherwise): such a problem counts only in periods that reach that ship date.
+    """
+
+    __tablename__ = "service_level_day_cause"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date, nullable=False)
+    source: Mapped[str] = mapped_column(String(20), nullable=False)
+    cause: Mapped[str] = mapped_column(String(200), nullable=False)
+    since: Mapped[date | None] = mapped_column(Date)
+    count: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+    __table_args__ = (Index("ix_service_level_day_cause_day", "day"),)
+
+
 class ServiceLevelReport(Model):
     """A weekly order-health workbook as it was made, kept for download."""
 
@@ -131,6 +191,10 @@ __all__ = [
     "METRIC_VALUE",
     "ImprovementAction",
     "ImprovementStatus",
+    "ServiceLevelDay",
+    "ServiceLevelDayCause",
+    "ServiceLevelDayFigure",
+    "ServiceLevelDayValue",
     "ServiceLevelReport",
     "ServiceLevelSnapshot",
     "ServiceLevelTarget",

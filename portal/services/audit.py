@@ -143,6 +143,8 @@ def _chain_pending(sess: Session) -> None:
     lock the events take the ids after the head's, so ids are gap-free and follow the chain,
     and they are written with one multi-row INSERT.
     """
+    if sess.in_nested_transaction():  # a savepoint released: chained at the real commit
+        return
     pending: list[PendingEvent] = sess.info.pop(PENDING, [])
     if not pending:
         return
@@ -181,6 +183,8 @@ def _chain_pending(sess: Session) -> None:
 
 @sa_event.listens_for(Session, "after_rollback")
 def _drop_pending(sess: Session) -> None:
+    if sess.in_nested_transaction():  # a savepoint: services.transactions keeps the rest
+        return
     sess.info.pop(PENDING, None)
     sess.info.pop(CHANGED, None)
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm.attributes import get_history, set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from portal.extensions import db
-from portal.services import audit, integrity
+from portal.services import audit, integrity, service_level_marks
 from portal.services.actor import Actor
 from portal.services.bounds import entered_value_problem
 
@@ -92,12 +92,16 @@ def after_commit(
 
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(sess: Session) -> None:
+    if sess.in_nested_transaction():  # a savepoint released: the transaction goes on
+        return
     for callback in sess.info.pop("after_commit", {}).values():
         callback()
 
 
 @event.listens_for(Session, "after_rollback")
 def _drop_after_commit(sess: Session) -> None:
+    if sess.in_nested_transaction():  # a savepoint: services.transactions keeps the rest
+        return
     sess.info.pop("after_commit", None)
 
 
@@ -247,6 +251,7 @@ def save_versioned(sess: Session, records: Sequence[Any], fields: Sequence[str])
         )
     )
     with sess.no_autoflush:  # the records' own pending values are written here, not flushed
+        service_level_marks.mark_records(sess, changed)  # no flush: its listener won't see them
         matched = sess.execute(statement, rows).rowcount
     if matched != len(rows):
         raise StaleDataError(

@@ -80,6 +80,8 @@ def _deliver(name: str, payload: dict[str, Any]) -> None:
 @sa_event.listens_for(Session, "before_commit")
 def _announce_changed_records(sess: Session) -> None:
     """Announce ``records_changed`` for a transaction that recorded audit events."""
+    if sess.in_nested_transaction():  # a savepoint released: announced at the real commit
+        return
     changed = sess.info.pop(audit.CHANGED, None)
     if changed and _handlers.get(RECORDS_CHANGED):
         payload = {"changed": tuple(sorted(changed))}

@@ -29,7 +29,7 @@ from portal.models import (
     Warehouse,
     utcnow,
 )
-from portal.services import audit, numbering
+from portal.services import audit, numbering, service_level_marks
 from portal.services.actor import Actor
 from portal.services.base import ConflictError, PermissionDenied, save_versioned, unit_of_work
 from portal.services.imports_plan import (
@@ -161,6 +161,11 @@ def insert_orders(run_id: int, source: str, orders: Sequence[NewOrder]) -> list[
     ]
     if line_rows:
         db.session.execute(insert(OrderLine.__table__), [_line_row(row) for row in line_rows])
+    # new orders have no shipments, invoices …: their own dates are all their facts' days
+    service_level_marks.mark_days(
+        db.session.connection(),
+        (row.get(name) for row in rows for name in service_level_marks.ORDER_DATES),
+    )
     record_rows(run_id, "sales_order", [(order_id, "created", 1, None) for order_id in ids])
     return numbers
 
@@ -210,6 +215,7 @@ def _add_lines(run_id: int, updates: Sequence[OrderUpdate]) -> None:
             next_no += 1
             rows.append(_line_row({**line, "order_id": update.order.id, "line_no": next_no}))
     if rows:
+        service_level_marks.mark_orders(db.session, {row["order_id"] for row in rows})
         ids = _insert_returning_ids(OrderLine, [{**row, "version": 1} for row in rows])
         record_rows(run_id, "order_line", [(line_id, "created", 1, None) for line_id in ids])
 
@@ -276,6 +282,8 @@ def _undo_records(records: Sequence[ImportRecord]) -> dict[str, int]:
         entity: [r.entity_id for r in records if r.entity == entity and r.action == "created"]
         for entity in ("sales_order", "order_line", "customer", "product")
     }
+    line_orders = select(OrderLine.order_id).where(OrderLine.id.in_(created["order_line"]))
+    service_level_marks.mark_orders(sess, [*created["sales_order"], *sess.scalars(line_orders)])
     sess.execute(delete(OrderLine).where(OrderLine.id.in_(created["order_line"])))
     sess.execute(delete(OrderLine).where(OrderLine.order_id.in_(created["sales_order"])))
     sess.execute(delete(SalesOrder).where(SalesOrder.id.in_(created["sales_order"])))

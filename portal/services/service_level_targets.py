@@ -22,7 +22,7 @@ from portal.security import SERVICE_LEVELS
 from portal.services import audit
 from portal.services import service_levels as sl
 from portal.services.base import Actor, ValidationFailed, check_version, require, unit_of_work
-from portal.services.service_levels_snapshots import weekly_values
+from portal.services.service_levels_days import weekly
 
 GREEN, AMBER, RED = "green", "amber", "red"
 TREND_WEEKS = 12
@@ -155,8 +155,9 @@ def scorecard(week: sl.Period, as_of: date | None = None, weeks: int = TREND_WEE
     goals = targets()
     rows = []
     previous = sl.Period(week.start - timedelta(days=7), week.start)
+    trends = weekly(list(sl.METRICS), week, weeks, as_of)
     for key, m in sl.METRICS.items():
-        trend = weekly_values(key, week, weeks, as_of)
+        trend = trends[key]
         figure = trend[-1][1]
         before = trend[-2][1] if weeks > 1 else sl.compute(key, previous, as_of=as_of)[None]
         rows.append(Row(m, goals[key], figure, before, trend))

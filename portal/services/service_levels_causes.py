@@ -9,12 +9,13 @@ bar's share and the running total (``docs/service-levels.md``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, cast, func, literal, select, union_all
+from sqlalchemy import Date, String, case, cast, func, literal, null, or_, select, union_all
 from sqlalchemy.orm import joinedload
+from sqlalchemy.sql import Select
 
 from portal.extensions import db
 from portal.models import (
@@ -31,12 +32,14 @@ from portal.models import (
     ReturnAuthorization,
     ReturnStatus,
     SalesOrder,
+    ServiceLevelDayCause,
     Shipment,
     utcnow,
 )
 from portal.services.service_levels import Period
+from portal.services.service_levels_days import split
 from portal.services.service_levels_facts import Window, due_date
-from portal.services.service_levels_sql import utc_date
+from portal.services.service_levels_sql import narrow_plans, utc_date
 
 SOURCES = {
     "late_delivery": "Late delivery",
@@ -46,6 +49,7 @@ SOURCES = {
     "dispute": "Dispute",
 }
 NOT_RECORDED = "not_recorded"
+LAST_DAY = date(9999, 12, 31)  # kept late deliveries: whenever they shipped
 LABELS = {
     "late_delivery": DELAY_REASONS,
     "backorder": DELAY_REASONS,
@@ -79,23 +83,35 @@ def cause_label(source: str, cause: str) -> str:
     return f"{kind}: {name[:1].upper()}{name[1:]}"
 
 
-def _cause(source: str, cause: Any, day: Any, order_id: Any) -> list[Any]:
+def _cause(source: str, cause: Any, day: Any, order_id: Any, since: Any = None) -> list[Any]:
     return [
         literal(source, String).label("source"),
         cast(func.coalesce(cause, NOT_RECORDED), String).label("cause"),
         day.label("day"),
         order_id.label("order_id"),
+        (cast(null(), Date) if since is None else since).label("since"),
     ]
 
 
-def cause_facts(period: Period, as_of: date | None = None) -> Any:
-    """Every problem recorded in ``period`` with its cause, day and order, as one subquery."""
+def cause_facts(period: Period, as_of: date | None = None, shipped_by: date | None = None) -> Any:
+    """Every problem recorded in ``period`` with its cause, day and order, as one subquery.
+
+    A late delivery counts once it has shipped: by ``shipped_by`` (default the period's last
+    day, or ``as_of``). ``since`` is the ship date of one that arrived before it shipped.
+    """
     w = Window(period.start, period.end, as_of or utcnow().date())
     arrival = func.coalesce(Shipment.delivered_date, Shipment.eta)
+    shipped_late = case((Shipment.ship_date > arrival, Shipment.ship_date))
     late = (
-        select(*_cause("late_delivery", Shipment.delay_reason, arrival, SalesOrder.id))
+        select(
+            *_cause("late_delivery", Shipment.delay_reason, arrival, SalesOrder.id, shipped_late)
+        )
         .join(SalesOrder, SalesOrder.id == Shipment.order_id)
-        .where(arrival > due_date(), Shipment.ship_date <= w.last, *w.days(arrival))
+        .where(
+            arrival > due_date(),
+            Shipment.ship_date <= (shipped_by or w.last),
+            *w.days(arrival),
+        )
     )
     short = (
         select(
@@ -138,25 +154,59 @@ def cause_facts(period: Period, as_of: date | None = None) -> Any:
     return union_all(late, short, returned, credited, disputed).subquery("causes")
 
 
+def day_causes(period: Period, as_of: date) -> Select:
+    """The problems of each day of ``period`` counted by source, cause and ``since`` (what
+    ``service_levels_keep`` keeps): late deliveries whatever day they shipped."""
+    facts = cause_facts(period, as_of, shipped_by=LAST_DAY)
+    columns = (facts.c.day, facts.c.source, facts.c.cause, facts.c.since)
+    return select(*columns, func.count().label("n")).group_by(*columns)
+
+
+def _counted(period: Period, as_of: date) -> Any:
+    """The period's problems as (source, cause, n) rows: kept days' counts, the other days'
+    problems one by one (``service_levels_days.split``)."""
+    last = min(period.end - timedelta(days=1), as_of)
+    kept, live = split(period.start, period.end, as_of)
+    parts = []
+    if kept:
+        parts.append(
+            select(
+                ServiceLevelDayCause.source,
+                ServiceLevelDayCause.cause,
+                ServiceLevelDayCause.count.label("n"),
+            ).where(
+                ServiceLevelDayCause.day.in_(sorted(kept)),
+                or_(ServiceLevelDayCause.since.is_(None), ServiceLevelDayCause.since <= last),
+            )
+        )
+    for days in live:
+        facts = cause_facts(days, as_of, shipped_by=last)
+        parts.append(select(facts.c.source, facts.c.cause, literal(1).label("n")))
+    return union_all(*parts).subquery("counted") if parts else None
+
+
 def pareto(period: Period, as_of: date | None = None) -> list[Bar]:
     """The causes of the period's problems, most frequent first, with running shares."""
-    facts = cause_facts(period, as_of)
-    count = func.count().label("n")
-    rows = db.session.execute(
-        select(facts.c.source, facts.c.cause, count)
-        .group_by(facts.c.source, facts.c.cause)
-        .order_by(count.desc(), facts.c.source, facts.c.cause)
-    ).all()
-    total = sum(row.n for row in rows)
+    counted = _counted(period, as_of or utcnow().date())
+    if counted is None:
+        return []
+    count = func.sum(counted.c.n).label("n")
+    with narrow_plans(db.session):
+        rows = db.session.execute(
+            select(counted.c.source, counted.c.cause, count)
+            .group_by(counted.c.source, counted.c.cause)
+            .order_by(count.desc(), counted.c.source, counted.c.cause)
+        ).all()
+    total = sum(int(row.n) for row in rows)
     bars, running = [], 0
     for row in rows:
-        running += row.n
+        running += int(row.n)
         bars.append(
             Bar(
                 row.source,
                 row.cause,
-                row.n,
-                (Decimal(row.n) / total).quantize(Decimal("0.0001")),
+                int(row.n),
+                (Decimal(int(row.n)) / total).quantize(Decimal("0.0001")),
                 (Decimal(running) / total).quantize(Decimal("0.0001")),
             )
         )

@@ -89,6 +89,16 @@ def due_date() -> ColumnElement[Any]:
     return func.coalesce(SalesOrder.promised_date, SalesOrder.requested_date)
 
 
+def due_within(w: Window) -> ColumnElement[bool]:
+    """The order is due within the window: ``due_date()`` between its days, written so
+    that the indexes on the promised and the requested date serve it."""
+    promised, requested = SalesOrder.promised_date, SalesOrder.requested_date
+    return or_(
+        and_(*w.days(promised)),
+        and_(promised.is_(None), *w.days(requested)),
+    )
+
+
 def open_quantity() -> ColumnElement[int]:
     """What a line still asks for: its quantity less what was cancelled."""
     return OrderLine.quantity - OrderLine.qty_cancelled
@@ -126,25 +136,20 @@ def fact(
     ]
 
 
-def _delivered_by_due(w: Window) -> Any:
-    """Per order line due in the window: units delivered on or before the due date."""
+def _delivered_by_due() -> ColumnElement[Any]:
+    """Per order line (correlated, through the line's shipment lines): units delivered on
+    or before its order's due date."""
     return (
-        select(
-            ShipmentLine.order_line_id.label("line_id"),
-            func.sum(ShipmentLine.quantity).label("units"),
-        )
+        select(func.coalesce(func.sum(ShipmentLine.quantity), 0))
         .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
-        .join(SalesOrder, SalesOrder.id == Shipment.order_id)
-        .where(Shipment.delivered_date <= due_date(), *w.days(due_date()))
-        .group_by(ShipmentLine.order_line_id)
-        .subquery("delivered")
+        .where(ShipmentLine.order_line_id == OrderLine.id, Shipment.delivered_date <= due_date())
+        .scalar_subquery()
     )
 
 
 def otif_line(w: Window) -> Select:
     """Per open line of a real order due in the window: delivered in full by the due date."""
-    delivered = _delivered_by_due(w)
-    on_time_in_full = case((func.coalesce(delivered.c.units, 0) >= open_quantity(), 1), else_=0)
+    on_time_in_full = case((_delivered_by_due() >= open_quantity(), 1), else_=0)
     return (
         select(
             *fact(
@@ -158,8 +163,7 @@ def otif_line(w: Window) -> Select:
         )
         .select_from(OrderLine)
         .join(SalesOrder, SalesOrder.id == OrderLine.order_id)
-        .outerjoin(delivered, delivered.c.line_id == OrderLine.id)
-        .where(SalesOrder.status.not_in(NOT_ORDERS), open_quantity() > 0, *w.days(due_date()))
+        .where(SalesOrder.status.not_in(NOT_ORDERS), open_quantity() > 0, due_within(w))
     )
 
 
@@ -247,24 +251,22 @@ def on_time_shipment(w: Window) -> Select:
     )
 
 
-def _first_backorders() -> Any:
-    """Per order line: the quantity of its first backorder (what its first allocation lacked)."""
-    first = (
-        select(Backorder.order_line_id, func.min(Backorder.id).label("first_id"))
-        .group_by(Backorder.order_line_id)
-        .subquery("first")
-    )
+def _first_short() -> ColumnElement[Any]:
+    """Per order line (correlated, one index probe): the initial quantity of its first
+    backorder — what its first allocation lacked — or null when it never had one."""
     return (
-        select(first.c.order_line_id.label("line_id"), Backorder.initial_quantity.label("short"))
-        .join(Backorder, Backorder.id == first.c.first_id)
-        .subquery("first_backorder")
+        select(Backorder.initial_quantity)
+        .where(Backorder.order_line_id == OrderLine.id)
+        .order_by(Backorder.id)
+        .limit(1)
+        .scalar_subquery()
     )
 
 
 def _allocated_lines(w: Window, columns: Callable[[Any], list[Any]]) -> Select:
     """Open lines of orders placed in the window that went through allocation, with the
-    ``columns`` made from the lines' first backorder (``short.c.short``, null when none)."""
-    short = _first_backorders()
+    ``columns`` made from the quantity of the line's first backorder (null when none)."""
+    short = _first_short()
     reached = SalesOrder.status.not_in(
         (*NOT_ORDERS, OrderStatus.ON_HOLD.value, OrderStatus.CONFIRMED.value)
     )
@@ -272,11 +274,10 @@ def _allocated_lines(w: Window, columns: Callable[[Any], list[Any]]) -> Select:
         select(*columns(short))
         .select_from(OrderLine)
         .join(SalesOrder, SalesOrder.id == OrderLine.order_id)
-        .outerjoin(short, short.c.line_id == OrderLine.id)
         .where(
             SalesOrder.status != OrderStatus.CANCELLED.value,
             open_quantity() > 0,
-            or_(reached, short.c.short.is_not(None)),
+            or_(reached, short.is_not(None)),
             *w.days(SalesOrder.order_date),
         )
     )
@@ -296,7 +297,7 @@ def _fill_fact(num: Any, den: Any) -> list[Any]:
 def line_fill(w: Window) -> Select:
     """Per line (by order date): allocated in full at its first allocation (no backorder)."""
     return _allocated_lines(
-        w, lambda short: _fill_fact(case((short.c.short.is_(None), 1), else_=0), literal(1))
+        w, lambda short: _fill_fact(case((short.is_(None), 1), else_=0), literal(1))
     )
 
 
@@ -304,7 +305,7 @@ def unit_fill(w: Window) -> Select:
     """Per line: units allocated at the first allocation out of the units ordered."""
 
     def columns(short: Any) -> list[Any]:
-        lacking = func.coalesce(short.c.short, 0)
+        lacking = func.coalesce(short, 0)
         filled = case((lacking >= open_quantity(), 0), else_=open_quantity() - lacking)
         return _fill_fact(filled, open_quantity())
 

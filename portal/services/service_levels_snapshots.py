@@ -1,12 +1,12 @@
-"""Closed weeks' figures, kept: the weekly trends read them instead of recomputing history.
+"""Closed weeks' figures as first reported, and the weekly trends (read from kept days).
 
 A week is **frozen** once it ended at least ``FREEZE_DAYS`` ago (late-recorded deliveries,
-returns and credits have had time to arrive): ``freeze`` computes every metric's figure for
-the frozen weeks not kept yet (one grouped query per metric) and stores them in
-``service_level_snapshot``, audited, never to change. The Monday job freezes before it makes
-the workbook. ``weekly_values`` — the 12-week trend of the page and the workbook — takes the
-kept weeks from there and computes only the others live, in one query from the oldest
-missing week. ``backorder_age`` (as of the day asked) is always computed live.
+returns and credits have had time to arrive): ``freeze`` stores every metric's figure for
+the frozen weeks not stored yet in ``service_level_snapshot``, audited, never to change — the
+record of what was reported. The Monday job freezes before it makes the workbook.
+``weekly_values`` — the 12-week trend of the page and the workbook — sums the kept days
+(``service_levels_days``), which follow later corrections, and computes only the other days
+live. ``backorder_age`` (as of the day asked) is not frozen.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from portal.models import ServiceLevelSnapshot, utcnow
 from portal.services import audit
 from portal.services import service_levels as sl
 from portal.services.base import Actor, unit_of_work
+from portal.services.service_levels_days import weekly
 
 FREEZE_DAYS = 7
 LIVE_ONLY = frozenset({"backorder_age"})
@@ -31,43 +32,20 @@ def frozen_until(as_of: date) -> date:
     return as_of - timedelta(days=FREEZE_DAYS)
 
 
-def _kept(key: str, first: date, end: date) -> dict[date, sl.Figure]:
-    rows = db.session.execute(
-        select(ServiceLevelSnapshot).where(
-            ServiceLevelSnapshot.metric == key,
-            ServiceLevelSnapshot.week >= first,
-            ServiceLevelSnapshot.week < end,
-        )
-    ).scalars()
-    kind = sl.METRICS[key].kind
-    return {
-        row.week: sl.Figure(
-            int(row.num),
-            int(row.den),
-            int(row.count),
-            row.amount,
-            None if row.median is None else float(row.median),
-            None if row.p90 is None else float(row.p90),
-            kind,
-        )
-        for row in rows
-    }
+def _frozen(first: date, end: date) -> set[tuple[str, date]]:
+    """The (metric, week) pairs stored for the weeks in ``[first, end)``."""
+    query = select(ServiceLevelSnapshot.metric, ServiceLevelSnapshot.week).where(
+        ServiceLevelSnapshot.week >= first, ServiceLevelSnapshot.week < end
+    )
+    return {(metric, week) for metric, week in db.session.execute(query)}
 
 
 def weekly_values(
     key: str, last: sl.Period, weeks: int = 12, as_of: date | None = None
 ) -> list[tuple[date, sl.Figure]]:
     """The metric for each of ``weeks`` ISO weeks ending with ``last`` (empty weeks included):
-    kept figures where there are, the rest computed live."""
-    first = last.start - timedelta(days=7 * (weeks - 1))
-    mondays = [first + timedelta(days=7 * n) for n in range(weeks)]
-    kept = {} if key in LIVE_ONLY else _kept(key, first, last.end)
-    missing = [monday for monday in mondays if monday not in kept]
-    live = (
-        sl.compute(key, sl.Period(missing[0], last.end), by="week", as_of=as_of) if missing else {}
-    )
-    empty = sl.Figure(kind=sl.METRICS[key].kind)
-    return [(monday, kept.get(monday) or live.get(monday, empty)) for monday in mondays]
+    kept days summed, the other days computed live."""
+    return weekly([key], last, weeks, as_of)[key]
 
 
 def _decimal(value: float | None) -> Decimal | None:
@@ -75,25 +53,21 @@ def _decimal(value: float | None) -> Decimal | None:
 
 
 def freeze(actor: Actor, weeks: int = 12, as_of: date | None = None) -> int:
-    """Keep the figures of the last ``weeks`` frozen weeks not kept yet; how many were kept."""
+    """Store the figures of the last ``weeks`` frozen weeks not stored yet (from the kept
+    days); how many were stored."""
     as_of = as_of or utcnow().date()
     latest = sl.week_of(frozen_until(as_of)).start  # the weeks before it end by then
     last = sl.Period(latest - timedelta(days=7), latest)
     first = last.start - timedelta(days=7 * (weeks - 1))
     added = 0
+    keys = sorted(sl.METRICS.keys() - LIVE_ONLY)
+    found = weekly(keys, last, weeks, as_of)
+    frozen = _frozen(first, last.end)
     with unit_of_work() as sess:
-        for key in sl.METRICS.keys() - LIVE_ONLY:
-            kept = _kept(key, first, last.end)
-            missing = [
-                first + timedelta(days=7 * n)
-                for n in range(weeks)
-                if first + timedelta(days=7 * n) not in kept
-            ]
-            if not missing:
-                continue
-            found = sl.compute(key, sl.Period(missing[0], last.end), by="week", as_of=as_of)
-            for monday in missing:
-                figure = found.get(monday, sl.Figure(kind=sl.METRICS[key].kind))
+        for key in keys:
+            for monday, figure in found[key]:
+                if (key, monday) in frozen:
+                    continue
                 sess.add(
                     ServiceLevelSnapshot(
                         metric=key,

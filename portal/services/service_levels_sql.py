@@ -6,10 +6,13 @@ one set of Core queries on both databases (``docs/service-levels.md``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Date, Integer
+from sqlalchemy import Date, Integer, text
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
 
@@ -58,3 +61,24 @@ def _compiler(template: str) -> Any:
 for _element, _dialects in TEMPLATES.items():
     for _dialect, _template in _dialects.items():
         compiles(_element, _dialect)(_compiler(_template))
+
+
+# Planner settings for the per-day fact queries: a few days' orders reached through the date
+# indexes, then their lines, shipments and backorders by index, in nested loops. Left to its
+# defaults PostgreSQL hash-joins them with a scan of every order line and shipment, whose cost
+# grows with the whole history, not the days asked (docs/benchmarks.md, "Service levels").
+NARROW_PLANS = {"random_page_cost": "1.1", "enable_hashjoin": "off", "enable_mergejoin": "off"}
+
+
+@contextmanager
+def narrow_plans(sess: Session) -> Iterator[None]:
+    """Plan the statements run inside as the narrow, index-driven reads they are (PostgreSQL:
+    ``SET LOCAL``, back to the defaults on the way out; other databases: nothing)."""
+    if sess.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    for name, value in NARROW_PLANS.items():
+        sess.execute(text(f"SET LOCAL {name} = {value}"))
+    yield
+    for name in NARROW_PLANS:
+        sess.execute(text(f"SET LOCAL {name} TO DEFAULT"))

@@ -224,9 +224,11 @@ def _snapshot(tracker_id: int) -> TrackerSnapshot:
     return snap
 
 
-# tracker id → ((snapshot updated_at, spec), decoded stored base): a worker that syncs a
-# tracker again decodes its (large) stored base only when the snapshot row changed.
-_decoded_bases: dict[int, tuple[tuple[Any, TrackerSpec], Base]] = {}
+# tracker id → ((snapshot updated_at, spec), decoded stored base, its JSON form): a worker
+# that syncs a tracker again decodes its (large) stored base only when the snapshot row
+# changed, and a fold re-encodes only the rows that changed since (:func:`_encoded_base`).
+# (None instead of the JSON form when it holds headers the spec no longer maps).
+_decoded_bases: dict[int, tuple[tuple[Any, TrackerSpec], Base, dict[str, Any] | None]] = {}
 
 
 def load_base(tracker_id: int, spec: TrackerSpec) -> tuple[Base, list[int]]:
@@ -243,9 +245,12 @@ def load_base(tracker_id: int, spec: TrackerSpec) -> tuple[Base, list[int]]:
         text = db.session.execute(
             select(TrackerSnapshot.base).where(TrackerSnapshot.tracker_id == tracker_id)
         ).scalar_one_or_none()
-        stored = base_from_json(spec, json.loads(text or "{}"))
+        raw = json.loads(text or "{}")
+        stored = base_from_json(spec, raw)
         if stamp is not None:
-            _decoded_bases[tracker_id] = ((stamp, spec), stored)
+            headers = {c.header for c in spec.columns}
+            exact = all(headers.issuperset(row) for row in raw.values())
+            _decoded_bases[tracker_id] = ((stamp, spec), stored, raw if exact else None)
         base = dict(stored)
     ids = []
     for patch_id, key, cells in db.session.execute(
@@ -271,10 +276,10 @@ def patch_base(
     ]
     if not rows:
         return []
-    statement = insert(TrackerBasePatch).returning(
-        TrackerBasePatch.id, sort_by_parameter_order=True
-    )
-    return list(db.session.scalars(statement, rows))
+    # Core, ids in any order (they are only deleted as a set): batched by insertmanyvalues,
+    # where asking for the parameters' order inserted row by row on SQLite
+    table = TrackerBasePatch.__table__
+    return list(db.session.execute(insert(table).returning(table.c.id), rows).scalars())
 
 
 def seed_base(tracker_id: int, spec: TrackerSpec, base: Base) -> None:
@@ -428,10 +433,11 @@ def _store_base(
     ).scalar_one()
     if removed or kept + len(diff) > FOLD_AFTER:
         snap = _snapshot(tracker_id)
-        snap.base = _dumps(base_to_json(spec, base))
+        encoded = _encoded_base(tracker_id, spec, base)
+        snap.base = _dumps(encoded)
         snap.updated_at = utcnow()
         # Keyed by the new stamp: if this transaction rolls back, the stamp never matches.
-        _decoded_bases[tracker_id] = ((snap.updated_at, spec), dict(base))
+        _decoded_bases[tracker_id] = ((snap.updated_at, spec), dict(base), encoded)
         for i in range(0, len(patches), 500):
             sess.execute(
                 delete(TrackerBasePatch).where(TrackerBasePatch.id.in_(patches[i : i + 500]))
@@ -443,6 +449,18 @@ def _store_base(
         TrackerBasePatch(tracker_id=tracker_id, key=key, cells=_dumps(cells), created_at=now)
         for key, cells in encoded.items()
     )
+
+
+def _encoded_base(tracker_id: int, spec: TrackerSpec, base: Base) -> dict[str, Any]:
+    """``base_to_json(spec, base)``, reusing the JSON form of the rows that are still the
+    decoded stored base's own (the merge keeps an unchanged row's object; rows are replaced,
+    never changed in place): a fold after a 10,000-row paste encodes those rows, not 50,000."""
+    cached = _decoded_bases.get(tracker_id)
+    if cached is None or cached[0][1] != spec or cached[2] is None:
+        return base_to_json(spec, base)
+    _, stored, raw = cached
+    changed = base_to_json(spec, {k: row for k, row in base.items() if stored.get(k) is not row})
+    return {k: changed[k] if k in changed else raw[k] for k in base}
 
 
 def json_value(type_: str, value: Any) -> str:

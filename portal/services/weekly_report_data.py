@@ -41,7 +41,13 @@ from portal.models import (
     Shipment,
 )
 from portal.services import service_levels as sl
-from portal.services.service_levels_facts import FACTS, Window, due_date, open_quantity
+from portal.services.service_levels_facts import (
+    FACTS,
+    Window,
+    due_date,
+    due_within,
+    open_quantity,
+)
 from portal.services.service_levels_sql import days_between, utc_date
 
 TEXT, INT, DATE, MONEY, NUMBER = "text", "int", "date", "money", "number"
@@ -112,7 +118,7 @@ def late_orders(week: sl.Period, as_of: date) -> Sheet:
     window = Window(week.start, week.end, as_of)
     facts = FACTS["otif_order"](window).subquery()
     missed = select(facts.c.order_id).where(facts.c.num == 0)
-    due = select(SalesOrder.id).where(*window.days(due_date()))  # the aggregates' orders
+    due = select(SalesOrder.id).where(due_within(window))  # the aggregates' orders
     ordered = _sum_by(OrderLine.order_id, open_quantity(), due)
     shipped = (
         select(

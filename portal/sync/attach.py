@@ -320,6 +320,32 @@ def _by_line_number(
     return {**kept, LINE_KEY: key_choice}
 
 
+LINE_NUMBER_NAMES = frozenset(("line", "line no", "line number", "line #", "line nr", "ln"))
+
+
+def suggest_line_number(
+    kind: str, proposal: Proposal, mapping: Mapping[str, str | None]
+) -> str | None:
+    """The line key the portal suggests for a sheet of lines (``line_number`` of
+    :func:`tracker_data`; the portal's default, which the user may change).
+
+    None (the mapped line id keys the lines) unless the team's order id is mapped and no
+    column with a unique value per row is mapped as the line id: then the column mapped as
+    the line id when its values repeat (a number within each order), else a column named
+    like a line number, else ``position``."""
+    mapped = {f: h for h, f in mapping.items() if f}
+    if kind != "order_lines" or "order_ref" not in mapped:
+        return None
+    key = mapped.get(KEY_CHOICES[kind].name)
+    if key is not None:
+        index = proposal.headers.index(key)
+        rows = proposal.rows[proposal.header_row :]
+        values = [str(r[index]) for r in rows if index < len(r) and r[index] not in (None, "")]
+        return None if len(set(values)) == len(values) else key
+    named = (h for h in proposal.headers if h and header_id(h) in LINE_NUMBER_NAMES)
+    return next(named, POSITION)
+
+
 def spec_of(data: Mapping[str, Any]) -> TrackerSpec:
     """The engine's view of a tracker definition not stored yet."""
     return Tracker(**{k: v for k, v in data.items()}).spec()

@@ -41,6 +41,9 @@ class Draft:
     may_create: bool = False
     status_column: bool = False
     append_records: bool = False
+    # lines without a line id: a header, "position", "" (the line id keys them); None: the
+    # suggestion (attach.suggest_line_number)
+    line_number: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -101,6 +104,15 @@ def propose(draft: Draft) -> attach.Proposal:
     return attach.propose(draft.source, draft.kind, draft.sheet, draft.header_row)
 
 
+def line_number(draft: Draft, proposal: attach.Proposal) -> str | None:
+    """How the draft keys lines without a line id (the user's choice, or the suggestion);
+    None: by the mapped line id."""
+    if draft.line_number is not None:
+        return draft.line_number or None
+    mapping = draft.mapping if draft.mapping is not None else attach.mapping_of(proposal)
+    return attach.suggest_line_number(draft.kind, proposal, mapping)
+
+
 def tracker_data(draft: Draft, proposal: attach.Proposal) -> dict[str, Any]:
     """The tracker the draft describes (its mapping, or the suggested one)."""
     mapping = draft.mapping if draft.mapping is not None else attach.mapping_of(proposal)
@@ -113,6 +125,7 @@ def tracker_data(draft: Draft, proposal: attach.Proposal) -> dict[str, Any]:
         may_create=draft.may_create,
         status_header=attach.DEFAULT_STATUS if draft.status_column else None,
         append_records=draft.append_records,
+        line_number=line_number(draft, proposal),
     )
 
 

@@ -16,10 +16,13 @@ from sqlalchemy import Select, select
 from portal.extensions import db
 from portal.models import Invoice, OrderStatus
 from portal.services.base import Actor, NotFound, ServiceError, ValidationFailed
+from portal.services.transactions import each_in_savepoint, refusal
 from sheets.trackers import Column
 
 Row = dict[str, Any]
 Narrow = Callable[[Select, list[str]], Select]
+# a service's batch path: (record, changes) pairs and the actor -> each one's error or None
+BatchApply = Callable[[list[tuple[Any, dict[str, Any]]], Actor], list[ServiceError | None]]
 CHUNK = 500  # keys per IN (...) query
 CLOSED_ORDER_STATUSES = (
     OrderStatus.DELIVERED.value,
@@ -128,19 +131,29 @@ class Kind:
         self, items: Sequence[tuple[str, Mapping[str, Any]]], actor: Actor, tracker_name: str
     ) -> list[ServiceError | None]:
         """Apply many ``(key, changes)`` in the caller's unit of work, each checked alone; the
-        error of each (None: applied). Kinds with :attr:`batch_updates` implement it through
-        their service's batch path; a record changed meanwhile raises ``ConflictError``."""
-        raise NotImplementedError
+        error of each (None: applied). Used when :attr:`batch_updates` is set.
+
+        By default each edit is :meth:`update` in a savepoint of its own
+        (``transactions.each_in_savepoint``): a refused edit is rolled back alone. Kinds
+        with a set-based service path override it (:meth:`update_loaded`). A record changed
+        meanwhile, or a transaction that ended, raises ``ConflictError`` (the caller then
+        applies the edits one per transaction)."""
+
+        def one(item: tuple[str, Mapping[str, Any]]) -> None:
+            self.update(item[0], item[1], actor, tracker_name)
+
+        return [refusal(outcome) for outcome in each_in_savepoint(items, one)]
 
     def update_loaded(
         self,
         items: Sequence[tuple[str, Mapping[str, Any]]],
         found: Mapping[str, Any],
-        service: Any,
+        apply: BatchApply,
         actor: Actor,
     ) -> list[ServiceError | None]:
         """:meth:`update_many` of the records ``found`` (key -> record, loaded together):
-        the fields checked per edit, then one ``service.update_many``."""
+        the fields checked per edit, then one ``apply`` (the service's batch path) of the
+        rest."""
         outcomes: list[ServiceError | None] = [None] * len(items)
         todo: list[tuple[Any, dict[str, Any]]] = []
         where: list[int] = []
@@ -154,7 +167,7 @@ class Kind:
                 continue
             todo.append((found[key], dict(changes)))
             where.append(index)
-        for index, error in zip(where, service.update_many(todo, actor), strict=True):
+        for index, error in zip(where, apply(todo, actor), strict=True):
             outcomes[index] = error
         return outcomes
 

@@ -33,6 +33,7 @@ class CreditMemosKind(Kind):
     )
     filters = {"pending": "credit memos waiting for approval"}
     can_create = True
+    batch_updates = True  # Kind.update_many: a savepoint per edit, one transaction a batch
     choices = {"reason_code": tuple(CREDIT_REASONS)}
     preset = (
         Column("Invoice", "invoice", "text", "both"),

@@ -45,6 +45,7 @@ class DisputesKind(Kind):
     )
     filters = {"open": "disputes not yet resolved or rejected"}
     can_create = True
+    batch_updates = True  # Kind.update_many: a savepoint per edit, one transaction a batch
     choices = {
         "dispute_type": tuple(DISPUTE_TYPES),
         "status": tuple(status.value for status in DisputeStatus),

@@ -143,7 +143,7 @@ class OrderLinesKind(Kind):
             f"{order.number}/{line.line_no}": line
             for _, (line, order) in select_chunks(query, sorted(numbers), self._of_orders)
         }
-        return self.update_loaded(items, found, orders.order_lines, actor)
+        return self.update_loaded(items, found, orders.order_lines.update_many, actor)
 
     @staticmethod
     def _of_orders(query: Select, numbers: list[str]) -> Select:

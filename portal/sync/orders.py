@@ -151,7 +151,7 @@ class OrdersKind(Kind):
         query = select(SalesOrder)
         for _, (order,) in select_chunks(query, [key for key, _ in items], self._by_number):
             found[order.number] = order
-        return self.update_loaded(items, found, orders.orders, actor)
+        return self.update_loaded(items, found, orders.orders.update_many, actor)
 
     @staticmethod
     def _by_number(query: Select, keys: list[str]) -> Select:

@@ -1,10 +1,10 @@
 """Shipments in a tracker: carrier, tracking, ETA, delivery date and delay reason edited in the
-sheet through the fulfillment service; a row naming an order and a warehouse (and a carrier)
-ships what the order has allocated in that warehouse."""
+sheet through the shipments service (a batch per transaction, a savepoint per edit); a row
+naming an order and a warehouse (and a carrier) ships what the order has allocated there."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -19,9 +19,9 @@ from portal.models import (
     ShipmentStatus,
     Warehouse,
 )
-from portal.services import fulfillment
-from portal.services.base import Actor, NotFound, ValidationFailed
-from portal.sync.base import Field, Kind, Row, fields_of
+from portal.services import fulfillment, shipments
+from portal.services.base import Actor, NotFound, ServiceError, ValidationFailed
+from portal.sync.base import Field, Kind, Row, fields_of, select_chunks
 from portal.sync.orders import order_by_number
 from portal.sync.stock_receipts import warehouse_id_by_code
 from sheets.trackers import Column
@@ -47,6 +47,7 @@ class ShipmentsKind(Kind):
     )
     filters = {"open": "shipments not yet delivered"}
     can_create = True
+    batch_updates = True
     choices = {"delay_reason": tuple(DELAY_REASONS)}
     preset = (
         Column("Order No", "order", "text", "portal"),
@@ -86,7 +87,7 @@ class ShipmentsKind(Kind):
         return query
 
     def finish(self, row: Row) -> None:
-        row["late"] = fulfillment.arrives_late(
+        row["late"] = shipments.arrives_late(
             row["eta"], row["delivered_date"], row["promised_date"]
         )
 
@@ -97,7 +98,21 @@ class ShipmentsKind(Kind):
         ).scalar_one_or_none()
         if shipment is None:
             raise NotFound(f"shipment {key} does not exist")
-        fulfillment.update_shipment(shipment, dict(changes), actor)
+        shipments.update_shipment(shipment, dict(changes), actor)
+
+    def update_many(
+        self, items: Sequence[tuple[str, Mapping[str, Any]]], actor: Actor, tracker_name: str
+    ) -> list[ServiceError | None]:
+        """The shipments of ``items`` loaded with one query per chunk, then
+        ``shipments.update_shipments``: one transaction, a savepoint per edit."""
+        query = select(Shipment)
+        keys = [key for key, _ in items]
+        found = {s.number: s for _, (s,) in select_chunks(query, keys, self._by_number)}
+        return self.update_loaded(items, found, shipments.update_shipments, actor)
+
+    @staticmethod
+    def _by_number(query: Select, keys: list[str]) -> Select:
+        return query.where(Shipment.number.in_(keys))
 
     def create(self, values: Mapping[str, Any], actor: Actor) -> str:
         """A row naming an order and a warehouse ships what the order has allocated there."""

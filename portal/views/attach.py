@@ -131,7 +131,10 @@ class AttachView(BaseView):
         draft.append_records = form.get("append_records") == "on"
         if step == "reload" or moved:
             draft.mapping = None  # new headers: suggest again
+            draft.line_number = None
             return
+        if "line_number" in form:
+            draft.line_number = form.get("line_number", "")
         headers = form.getlist("header")
         fields = form.getlist("field")
         draft.mapping = {h: (f or None) for h, f in zip(headers, fields, strict=False) if h}
@@ -168,6 +171,11 @@ class AttachView(BaseView):
             total=len(outcomes or []),
             counts=counts,
             dry=outcomes is not None,
+            line_number=(
+                attach_web.line_number(draft, proposal)
+                if proposal is not None and draft.kind == "order_lines"
+                else None
+            ),
         ), status
 
     @expose("/dry-run.<fmt>")

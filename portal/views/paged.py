@@ -102,6 +102,9 @@ class PagedListMixin:
             page=page,
             page_size=page_size,
             ties=self.keyset_ties,
+            related=tuple(
+                name for name in self.list_columns if self.datamodel.is_relation_many_to_one(name)
+            ),
         )
         try:
             return find(cursor=self._asked_cursor(self.__class__.__name__))

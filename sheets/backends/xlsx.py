@@ -184,10 +184,13 @@ class XlsxBackend:
         del data  # calamine holds its own copy
         # iter_rows, not to_python: one Python copy of the cells instead of two
         # (it pads rows from row 1 but starts columns at the range's first one)
-        lead: list[CellValue] = [None] * (sheet.start[1] if sheet.start else 0)
         rows: list[list[CellValue]] = [
-            [*lead, *(None if v == "" else v for v in row)] for row in sheet.iter_rows()
+            [None if v == "" else v for v in row] for row in sheet.iter_rows()
         ]
+        lead: list[CellValue] = [None] * (sheet.start[1] if sheet.start else 0)
+        if lead:
+            for row in rows:
+                row[:0] = lead
         return SheetSnapshot(rows, fingerprint, {"path": str(self.path), "tab": self.tab})
 
     def write(self, writes: Sequence[CellWrite], expected: SheetSnapshot) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, text
 
 from tests.e2e.conftest import sync_done
 from tests.e2e.test_duties import snap
+from tests.e2e.test_receipt_flow import _a_product_sku
 
 pytestmark = pytest.mark.e2e
 NOT_FOUND = "not created: no customer 'NO-SUCH-CUSTOMER' (creating customers is off)"
@@ -84,3 +85,49 @@ def test_a_specialist_attaches_a_workbook(page_as, portal_server, sync_worker, t
     expect(refused).to_contain_text("Refused")
     expect(refused).to_contain_text(NOT_FOUND)
     expect(page.locator("#run-rows tr", has_text="E2E-W-1")).to_contain_text("added as order")
+
+
+def test_a_specialist_keys_lines_by_order_and_line_number(
+    page_as, portal_server, sync_worker, tmp_path
+) -> None:
+    """A sheet of lines without a line id: the attach page suggests keying each line on its
+    order id and the team's line number column (the CLI's ``--line-number``), the dry run and
+    the first sync key the lines ``<order id>/<n>``."""
+    code = _a_customer_code(portal_server.database_url)
+    sku = _a_product_sku(portal_server.database_url)
+    day = date.today() - timedelta(days=3)
+    book = tmp_path / "west-lines.xlsx"
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Lines"
+    ws.append(["Order ID", "Line", "Order Date", "Customer", "SKU", "Qty"])
+    ws.append(["E2E-L-1", 1, day, code, sku, 2])
+    ws.append(["E2E-L-2", 1, day, code, sku, 1])
+    ws.append(["E2E-L-1", 2, day, code, sku, 3])
+    wb.save(book)
+
+    page = page_as("specialist")
+    page.goto(f"{portal_server.base_url}/attach/")
+    page.get_by_label("Tracker name").fill("lines-e2e")
+    page.get_by_label("The sheet holds").select_option("order_lines")
+    page.get_by_label("Upload an Excel workbook (.xlsx)").set_input_files(str(book))
+    page.get_by_role("button", name="Next: map the columns").click()
+    page.wait_for_url(re.compile(r"/attach/mapping$"))
+
+    expect(page.get_by_label("Field for Order ID")).to_have_value("order_ref")
+    choice = page.get_by_label("Lines without a line id")
+    expect(choice).to_have_value("Line")  # the suggestion: the team's line number column
+    page.get_by_label(re.compile("Rows naming no portal record create one")).check()
+    page.get_by_role("button", name="Show the dry run").click()
+    dry = page.locator("#dry-run")
+    for key in ("E2E-L-1/1", "E2E-L-2/1", "E2E-L-1/2"):
+        expect(dry.locator("tr", has_text=key)).to_contain_text("would be added")
+    expect(page.get_by_label("Lines without a line id")).to_have_value("Line")
+    snap(page, "attach-line-number")
+
+    page.get_by_role("button", name="Attach and sync").click()
+    expect(page.get_by_role("heading", name="Tracker lines-e2e")).to_be_visible()
+    sync_done(portal_server, page)
+    page.reload()
+    page.locator("#tracker-runs tbody tr").get_by_role("link", name="Rows").click()
+    expect(page.locator("#run-rows tr", has_text="E2E-L-1/2")).to_contain_text("added")
