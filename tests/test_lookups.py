@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -224,3 +225,33 @@ def test_a_filters_product_lookup_finds_retired_products_too(clean_db) -> None:
     assert [row["sku"] for row in found] == ["SKU-3"]
     bad = _get(clean_db, "/api/v1/lookup/product?include_inactive=maybe")
     assert bad.status_code == 400 and "include_inactive: must be 1 or 0" in bad.json["message"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "table"),
+    [
+        ("order", "SO-0001", "sales_order"),
+        ("order", "12", "sales_order"),
+        ("invoice", "INV-00", "invoice"),
+    ],
+)
+def test_a_number_lookup_is_an_index_search_on_postgresql(clean_db, kind, text, table) -> None:
+    """The statement the lookup runs, planned with sequential scans priced out: an index
+    finds the numbers (the pattern index of migration 0023), never a scan of the table."""
+    from sqlalchemy import text as sql
+
+    from portal.services import lookups
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("the pattern indexes are PostgreSQL's")
+    with counted_queries() as statements:
+        lookups.lookup(kind, text, 20)
+    (statement,) = [s for s in statements if f"FROM {table}" in s]
+    assert re.search(r"LIKE '[A-Z]+-[0-9]*%%?'", statement), statement  # a constant prefix
+    db.session.execute(sql("SET LOCAL enable_seqscan = off"))
+    query, _ = lookups.KINDS[kind](text, {})
+    compiled = query.limit(21).compile(db.engine, compile_kwargs={"literal_binds": True})
+    plan = "\n".join(db.session.execute(sql(f"EXPLAIN {compiled}")).scalars())
+    assert f"Seq Scan on {table}" not in plan, plan
+    assert "Index" in plan, plan
+    db.session.rollback()

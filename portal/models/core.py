@@ -369,6 +369,12 @@ class SalesOrder(Versioned, Model):
         Index("ix_sales_order_promised_date", "promised_date"),
         Index("ix_sales_order_requested_date", "requested_date"),
         Index("ix_sales_order_external_ref", "external_ref", unique=True),
+        # the order picker finds numbers by prefix (migration 0023)
+        Index(
+            "ix_sales_order_number_pattern",
+            "number",
+            postgresql_ops={"number": "varchar_pattern_ops"},
+        ),
     )
 
     @property
