@@ -118,7 +118,7 @@ class PaymentView(PickerFilters, ServiceModelView):
     list_columns = ["invoice", "amount", "received_on", "method", "reference", "recorded_by"]
     show_columns = [*list_columns, "created_at"]
     add_columns = ["invoice", "amount", "received_on", "method", "reference"]
-    search_columns = ["invoice", "received_on", "method", "reference", "recorded_by"]
+    search_columns = ["invoice", "amount", "received_on", "method", "reference", "recorded_by"]
     quick_search_column = None
     pickers = {"invoice": Picked("Invoice", Invoice, "invoice")}
     base_order = ("id", "desc")
