@@ -237,7 +237,7 @@ def test_a_filters_product_lookup_finds_retired_products_too(clean_db) -> None:
 )
 def test_a_number_lookup_is_an_index_search_on_postgresql(clean_db, kind, text, table) -> None:
     """The statement the lookup runs, planned with sequential scans priced out: an index
-    finds the numbers (the pattern index of migration 0023), never a scan of the table."""
+    finds the numbers (migration 0023 for orders, 0024 for invoices), never a scan of the table."""
     from sqlalchemy import text as sql
 
     from portal.services import lookups

@@ -162,7 +162,7 @@ class Invoice(Versioned, Model):
         ),
         Index("ix_invoice_order", "order_id"),
         Index("ix_invoice_customer", "customer_id"),  # a list's customer filter
-        # the invoice picker finds numbers by prefix (migration 0023)
+        # the invoice picker finds numbers by prefix (migration 0024)
         Index(
             "ix_invoice_number_pattern", "number", postgresql_ops={"number": "varchar_pattern_ops"}
         ),

@@ -10,8 +10,9 @@ to read the kind.
 
 Order and invoice numbers (the big tables) are matched as a prefix of the stored number
 (``SO-0001`` or just the digits: ``123`` finds SO-000123 and the numbers starting
-SO-123), with the pattern written into the statement, so PostgreSQL plans it on the
-``varchar_pattern_ops`` indexes of migration 0019 whatever the driver's prepared plans.
+SO-123), with the pattern written into the statement, so PostgreSQL plans it on an index
+(order numbers: the trigram index of migration 0023; invoice numbers: the
+``varchar_pattern_ops`` index of 0024) whatever the driver's prepared plans.
 """
 
 from __future__ import annotations

@@ -1,24 +1,21 @@
 """the indexes behind the pickers' searches: invoices by customer (a list's customer filter)
-and, on PostgreSQL, order and invoice numbers by prefix (``varchar_pattern_ops``, so a
-``LIKE 'SO-0001%'`` is an index range whatever the database's collation; plain indexes on
-SQLite)
+and, on PostgreSQL, invoice numbers by prefix (``varchar_pattern_ops``, so a
+``LIKE 'INV-0001%'`` is an index range whatever the database's collation; a plain index on
+SQLite). Order numbers have the trigram index of 0023, which answers a prefix too.
 
-Revision ID: 0023
-Revises: 0022
+Revision ID: 0024
+Revises: 0023
 Create Date: 2026-11-30 22:10:00
 """
 
 from alembic import op
 
-revision = "0023"
-down_revision = "0022"
+revision = "0024"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 
-PATTERN_INDEXES = [
-    ("sales_order", "ix_sales_order_number_pattern", "number"),
-    ("invoice", "ix_invoice_number_pattern", "number"),
-]
+PATTERN_INDEXES = [("invoice", "ix_invoice_number_pattern", "number")]
 
 
 def upgrade():
