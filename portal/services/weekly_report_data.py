@@ -92,6 +92,14 @@ ORDER = Column("Order")
 CUSTOMER = Column("Customer", width=28)
 ORDER_DATE = Column("Order date", DATE, 12)
 DUE_DATE = Column("Due date", DATE, 12)
+# an order's columns on the late and the at-risk orders sheets
+ORDER_COLUMNS = [
+    ORDER,
+    CUSTOMER,
+    ORDER_DATE,
+    DUE_DATE,
+    Column("Status", width=18, labels=STATUS_LABELS),
+]
 
 
 @dataclass
@@ -136,11 +144,7 @@ def late_orders(week: sl.Period, as_of: date) -> Sheet:
         chunk = ids[start : start + CHUNK]  # consecutive in the sheet's order
         rows += _rows(_late_rows(chunk))
     columns = [
-        ORDER,
-        CUSTOMER,
-        ORDER_DATE,
-        DUE_DATE,
-        Column("Status", width=18, labels=STATUS_LABELS),
+        *ORDER_COLUMNS,
         Column("Units ordered", INT, 10),
         Column("Units delivered", INT, 10),
         Column("Last delivery", DATE, 12),
@@ -237,11 +241,7 @@ def at_risk_orders(as_of: date) -> Sheet:
         .order_by(due, SalesOrder.number)
     )
     columns = [
-        ORDER,
-        CUSTOMER,
-        ORDER_DATE,
-        DUE_DATE,
-        Column("Status", width=18, labels=STATUS_LABELS),
+        *ORDER_COLUMNS,
         Column("Risk", width=12),
     ]
     return Sheet("At-risk orders", columns, _rows(query))
