@@ -51,7 +51,7 @@ from portal.services.service_levels_sql import days_between, narrow_plans, utc_d
 
 TEXT, INT, DATE, MONEY, NUMBER = "text", "int", "date", "money", "number"
 ROW_LIMIT = 50_000  # rows per detail sheet; the summary says when a sheet was cut
-CHUNK = 2_000  # orders per query of the late-orders sheet
+CHUNK = 10_000  # orders per query of the late-orders sheet (within SQLite's bound limit)
 AT_RISK_DAYS = 2
 OPEN_ORDER = (
     OrderStatus.CONFIRMED.value,
