@@ -37,6 +37,7 @@ from portal.views.base import (
     record_action,
 )
 from portal.views.formatting import moment
+from portal.views.pickers import Picked, PickerFilters
 from portal.views.sync_work import (
     BACKEND_LABELS,
     KIND_LABELS,
@@ -64,7 +65,7 @@ DELETED_STATUS_LABELS = {
 }
 
 
-class SyncRunView(ReadOnlyModelView):
+class SyncRunView(PickerFilters, ReadOnlyModelView):
     datamodel = SQLAInterface(SyncRun)
     class_permission_name = security.SYNC_RUNS
     list_title = "Sync runs"
@@ -84,6 +85,8 @@ class SyncRunView(ReadOnlyModelView):
     ]
     show_columns = [*list_columns, "finished_at", "attempts", "job_id", "error"]
     search_columns = ["tracker", "status", "started_at"]
+    quick_search_column = None
+    pickers = {"tracker": Picked("Tracker", Tracker, "tracker")}
     base_order = ("id", "desc")
     label_columns = {
         "duration_seconds": "Seconds",
@@ -204,7 +207,7 @@ def _stored_value(text: str | None) -> str:
     return "(empty)" if value is None else str(value)
 
 
-class SyncConflictView(ReadOnlyModelView):
+class SyncConflictView(PickerFilters, ReadOnlyModelView):
     datamodel = SQLAInterface(SyncConflict)
     class_permission_name = security.SYNC_CONFLICTS
     method_permission_name = {**security.METHOD_PERMISSIONS, "resolve": "resolve"}
@@ -226,6 +229,8 @@ class SyncConflictView(ReadOnlyModelView):
         "resolved_at",
     ]
     search_columns = ["tracker", "key", "header", "status"]
+    quick_search_column = None
+    pickers = {"tracker": Picked("Tracker", Tracker, "tracker")}
     base_order = ("id", "desc")
     label_columns = {"sheet_value": "Sheet", "portal_value": "Portal", "base_value": "Before"}
     formatters_columns = {
@@ -270,7 +275,7 @@ class SyncConflictView(ReadOnlyModelView):
         )
 
 
-class SyncDeletedRowView(ReadOnlyModelView):
+class SyncDeletedRowView(PickerFilters, ReadOnlyModelView):
     """Rows deleted from trackers; a Supervisor decides the ones waiting for review."""
 
     datamodel = SQLAInterface(SyncDeletedRow)
@@ -281,6 +286,8 @@ class SyncDeletedRowView(ReadOnlyModelView):
     list_columns = ["tracker", "key", "status", "message", "created_at", "decided_by"]
     show_columns = [*list_columns, "decided_at"]
     search_columns = ["tracker", "key", "status"]
+    quick_search_column = None
+    pickers = {"tracker": Picked("Tracker", Tracker, "tracker")}
     base_order = ("id", "desc")
     label_columns = {
         "key": "Record",
