@@ -3,15 +3,15 @@
 tests/test_list_plans.py found both sorts reading every line; each gets an index ending in
 the id (the tie-breaker of a list's sort).
 
-Revision ID: 0024
-Revises: 0023
+Revision ID: 0025
+Revises: 0024
 Create Date: 2026-11-30 22:35:00
 """
 
 from alembic import op
 
-revision = "0024"
-down_revision = "0023"
+revision = "0025"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 
