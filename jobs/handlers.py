@@ -18,12 +18,14 @@ def fill_after_receipt(product_id: int, open_backorders: bool) -> None:
         enqueue_fill(product_id)
 
 
-def sync_after_change(changed: tuple[tuple[str, str], ...]) -> None:
+def sync_after_change(
+    changed: tuple[tuple[str, str], ...], records: tuple[tuple[str, str, str, str], ...] = ()
+) -> None:
     """Schedule the debounced sync of the trackers holding what changed (``jobs.live``,
     imported here so that commands which never commit such a change do not load Redis)."""
     from jobs.live import on_records_changed
 
-    on_records_changed(changed)
+    on_records_changed(changed, records)
 
 
 def register() -> None:

@@ -31,7 +31,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from jobs.context import app_job
 from jobs.queue import connection, get_queue
@@ -92,10 +92,17 @@ def _float(raw: bytes | None) -> float | None:
 # -- what asks for a sync ---------------------------------------------------------------------
 
 
-def covering_trackers(changed: Iterable[tuple[str, str]]) -> list[tuple[int, str]]:
+def covering_trackers(
+    changed: Iterable[tuple[str, str]], records: Iterable[tuple[str, str, str, str]] = ()
+) -> list[tuple[int, str]]:
     """``(id, backend)`` of the enabled trackers whose kind the changed ``(entity, actor)``
-    pairs touch, leaving out a tracker whose own sheet actor made all of those changes."""
+    pairs touch, leaving out a tracker whose own sheet actor made all of those changes.
+
+    Given the changed ``records`` (entity, actor, id, status left: ``records_changed``), a
+    tracker with a filter is left out too when none of them can be one of its rows: not
+    inside the filter now, and not moved out of a status inside it (``Kind.may_hold``)."""
     changed = list(changed)
+    records = list(records)
     kinds = {
         name
         for name, kind in KINDS.items()
@@ -106,23 +113,41 @@ def covering_trackers(changed: Iterable[tuple[str, str]]) -> list[tuple[int, str
     query = select(Tracker.id, Tracker.name, Tracker.kind, Tracker.backend).where(
         Tracker.enabled.is_(True), Tracker.kind.in_(kinds)
     )
+    query = query.add_columns(Tracker.filter)
+    out = []
     # after a commit the session cannot query: a connection of its own
     with db.engine.connect() as conn:
-        rows = conn.execute(query).all()
-    out = []
-    for tracker_id, name, kind, backend in rows:
-        actors = {actor for entity, actor in changed if entity in KINDS[kind].entities}
-        if actors != {f"sheet:{name}"}:
+        for tracker_id, name, kind, backend, filter in conn.execute(query).all():
+            entities = KINDS[kind].entities
+            actors = {actor for entity, actor in changed if entity in entities}
+            if actors == {f"sheet:{name}"}:
+                continue
+            if records and filter:
+                ours = [r for r in records if r[0] in entities and r[1] != f"sheet:{name}"]
+                if not _may_hold(conn, kind, filter, ours):
+                    continue
             out.append((tracker_id, backend))
     return out
 
 
-def on_records_changed(changed: tuple[tuple[str, str], ...]) -> None:
+def _may_hold(conn: Connection, kind: str, filter: str, records: list[tuple[str, ...]]) -> bool:
+    changed: dict[str, set[str]] = {}
+    left: dict[str, set[str]] = {}
+    for entity, _, record_id, status in records:
+        changed.setdefault(entity, set()).add(record_id)
+        if status:
+            left.setdefault(entity, set()).add(status)
+    return KINDS[kind].may_hold(conn, filter, changed, left)
+
+
+def on_records_changed(
+    changed: tuple[tuple[str, str], ...], records: tuple[tuple[str, str, str, str], ...] = ()
+) -> None:
     """``records_changed`` handler: a debounced sync of each tracker the change touches."""
     live = settings()
     if not live.enabled:
         return
-    for tracker_id, backend in covering_trackers(changed):
+    for tracker_id, backend in covering_trackers(changed, records):
         sync_soon(tracker_id, backend, live)
 
 

@@ -4,6 +4,9 @@ FAB's ModelView and ModelRestApi populate a model object from a form or a JSON p
 then hand it to their datamodel. Here that object is only a carrier: its new values (or its
 changed attributes, read from SQLAlchemy's history and then reverted) are passed to the
 record's service, which validates, locks, writes and audits. Nothing is written any other way.
+
+:class:`ShownInterface` is the datamodel of the lists and record pages: it loads what a page
+shows and nothing more.
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ from typing import Any
 
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from sqlalchemy import inspect
-from sqlalchemy.orm import RelationshipProperty
+from sqlalchemy.orm import RelationshipProperty, joinedload, lazyload
 
 from portal.actions.labels import INVALID_INPUT, refusal_text
 from portal.actors import current_actor
 from portal.extensions import db
 from portal.paging import PagedInterface
-from portal.services.base import RecordService, ServiceError
+from portal.services.base import RecordService, ServiceError, pin
 
 
 class ServiceRefused(Exception):
@@ -95,7 +98,50 @@ def pending_changes(item: Any) -> tuple[dict[str, Any], int | None]:
     return changes, expected_version
 
 
-class ServiceInterface(PagedInterface):
+EAGER = ("selectin", "joined", "subquery", "immediate")
+
+
+class ShownInterface(PagedInterface):
+    """The lists' datamodel (counted and paged by :class:`PagedInterface`), loading a list's
+    rows (and a record page's row) with what they show.
+
+    A collection the model loads eagerly by default (an order's ``lines``, for the services'
+    batches) is not loaded unless asked for; the many-to-one relations a list shows
+    (``shown``, set from the view's list columns) come joined into the page's query instead
+    of one query per related row. Resources name their columns (``customer.name``), which
+    FAB joins itself.
+    """
+
+    shown: tuple[str, ...] = ()
+
+    def _apply_inner_all(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        # the one step FAB's record lookup and every list page (``PagedInterface``) share
+        options = self.load_options(kwargs)
+        return super()._apply_inner_all(query.options(*options), *args, **kwargs)
+
+    def get(self, id: Any, *args: Any, **kwargs: Any) -> Any:
+        """FAB's record lookup; the record stays in the session's identity map for the rest
+        of the request, so the page's own helpers find it without reading it again."""
+        return pin(db.session, super().get(id, *args, **kwargs))
+
+    def load_options(self, kwargs: dict[str, Any]) -> list[Any]:
+        mapper = inspect(self.obj)
+        options: list[Any] = [
+            lazyload(rel.class_attribute)
+            for rel in mapper.relationships
+            if rel.uselist and rel.lazy in EAGER
+        ]
+        if not kwargs.get("select_columns"):
+            options += [joinedload(getattr(self.obj, name)) for name in self.shown]
+        return options
+
+
+def shown_relations(datamodel: SQLAInterface, columns: list[str]) -> tuple[str, ...]:
+    """The many-to-one relations among a list's ``columns``."""
+    return tuple(name for name in columns if datamodel.is_relation_many_to_one(name))
+
+
+class ServiceInterface(ShownInterface):
     """FAB datamodel whose ``add`` and ``edit`` call a :class:`RecordService`."""
 
     def __init__(self, obj: type, service: RecordService, source: str = "web"):

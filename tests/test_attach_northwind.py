@@ -54,14 +54,15 @@ def test_northwind_orders_attach(clean_db, tmp_path) -> None:
     assert mapping["OrderDate"] == "order_date" and mapping["RequiredDate"] == "requested_date"
     assert mapping["ShipCity"] is None and mapping["Freight"] is None
     # without --may-create the team's orders unknown to the portal are listed as unmatched
-    assert dry["counts"] == {"conflict": 1, "updated": 1, "unmatched": 829}
+    assert dry["counts"] == {"conflict": 1, "refused": 1, "unmatched": 829}
     ours = [r for r in dry["rows"] if r["key"] == "10248"]
     assert ours[0]["header"] == "OrderDate" and ours[0]["sheet_value"] == "1996-07-04"
-    assert ours[1]["message"] == "sheet edits would be applied"  # the blank RequiredDate
+    # the blank RequiredDate: rehearsed through the services, refused as the sync refuses it
+    assert ours[1]["message"].startswith("not applied: Invalid input — requested_date: must be")
     assert db_state() == before_db and members(book) == before_zip
 
     would = _attach(runner, book, "nw", "--dry-run", "--may-create")
-    assert would["counts"] == {"created": 829, "updated": 1, "conflict": 1}
+    assert would["counts"] == {"created": 829, "refused": 1, "conflict": 1}
     assert [r for r in would["rows"] if r["row"] == 3] == [
         {"row": 3, "key": "10249", "outcome": "created", "message": "would be added as order 10249"}
     ]

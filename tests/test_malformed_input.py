@@ -224,6 +224,8 @@ def test_every_api_route_with_an_id_answers_404_for_huge_ids(app: Flask, admin) 
         ("customer", "credit_limit", "gt", "'1e999999'"),
         ("customer", "active", "eq", "abc"),
         ("customer", "name", "eq", "5"),
+        ("sales_order", "revision", "in", "5"),
+        ("sales_order", "status", "not_in", "draft"),
     ],
 )
 def test_filter_values_of_the_wrong_type_are_400(app, admin, resource, col, opr, value) -> None:

@@ -187,3 +187,26 @@ def test_the_keep_job_runs_once_at_a_time(scenario) -> None:
     from jobs.schedule import PERIODIC
 
     assert PERIODIC["keep_service_levels"][1] == "reports"
+
+
+def test_an_import_and_its_undo_mark_the_days_of_their_orders(clean_db, tmp_path) -> None:
+    from datetime import date
+
+    from portal.services import imports
+    from portal.services.base import Actor
+    from portal.services.imports_fields import preset_mapping
+    from sheets.readers import read_table
+    from tests.import_files import LINE_HEADERS, LINE_ROWS, write_xlsx
+
+    cli = Actor.system("system:cli")
+    path = write_xlsx(tmp_path / "orders.xlsx", LINE_HEADERS, LINE_ROWS)
+    table = read_table(path)
+    options = imports.ImportOptions(preset_mapping("superstore", table.headers))
+    # the orders and lines go in with Core inserts (no flush): their order dates go stale
+    run = imports.import_orders(path, table, cli, options)
+    ordered = {date(2024, 1, 5), date(2024, 2, 10), date(2024, 3, 1)}
+    assert ordered <= stale_days()
+    assert keeping.keep(actor("supervisor"), days=ordered) == 3
+    assert stale_days().isdisjoint(ordered)
+    imports.undo(run.run_id, cli)  # Core deletes: the days they leave go stale
+    assert ordered <= stale_days()

@@ -26,10 +26,9 @@ import portal.security as security
 from jobs.queue import QUEUE_UNAVAILABLE
 from portal.actions import MAX_INT, Action, perform, record_route_denial, valid_id
 from portal.actors import current_actor
-from portal.crud import new_values, pending_changes
+from portal.crud import ShownInterface, new_values, pending_changes
 from portal.extensions import db
 from portal.inputguard import filter_value_problem
-from portal.paging import PagedInterface
 from portal.requestlimits import too_large
 from portal.services.base import Actor, PermissionDenied, RecordService, ServiceError
 
@@ -90,6 +89,10 @@ def _harden(schema: Schema, model: type) -> None:
         schema.fields[name] = replacement
 
 
+# the filter operators whose value is a list (FAB iterates it)
+LIST_OPERATORS = ("in", "not_in")
+
+
 def list_arg_problems(model: type, args: dict[str, Any]) -> dict[str, str]:
     """What is wrong with a list request's rison ``page`` and ``filters``, by parameter."""
     problems: dict[str, str] = {}
@@ -99,6 +102,8 @@ def list_arg_problems(model: type, args: dict[str, Any]) -> dict[str, str]:
     for item in args.get("filters") or ():
         if isinstance(item, dict) and "col" in item and "value" in item:
             problem = filter_value_problem(model, str(item["col"]), item["value"])
+            if item.get("opr") in LIST_OPERATORS and not isinstance(item["value"], list):
+                problem = f"{item['opr']} takes a list of values, such as !(1,2)"
             if problem:
                 problems[f"filters.{item['col']}"] = problem
     return problems
@@ -115,9 +120,10 @@ class ResourceApi(ModelRestApi):
     keyset_ties: dict[str, tuple[str, ...]] = {}
 
     def __init__(self) -> None:
+        # paged lists, loading the columns they answer with, not the model's eager defaults
         model = self.datamodel
-        if not isinstance(model, PagedInterface):
-            self.datamodel = PagedInterface(model.obj, model.session)
+        if not isinstance(model, ShownInterface):
+            self.datamodel = ShownInterface(model.obj, model.session)
         self.datamodel.keyset_ties = self.keyset_ties
         super().__init__()
 
@@ -232,7 +238,7 @@ class ServiceResourceApi(ResourceApi):
     include_route_methods = READ_ONLY_ROUTES | {"post", "put"}
 
     def __init__(self) -> None:
-        self.datamodel = PagedInterface(self.service.model, db.session)
+        self.datamodel = ShownInterface(self.service.model, db.session)
         super().__init__()
 
     def post_headless(self) -> Response:

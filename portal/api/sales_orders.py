@@ -73,6 +73,8 @@ class SalesOrderApi(OrderEntryRoutes):
         "revision",
         "version",
         "external_ref",
+        "customer.name",
+        "total",
     ]
     show_columns = [*list_columns, "notes", "created_at", "updated_at"]
     show_columns += ["source", "ship_date", "delivered_date", "ship_mode", "ship_to_text"]
@@ -95,7 +97,7 @@ class SalesOrderApi(OrderEntryRoutes):
         "notes",
         "version",
     ]
-    order_columns = ["id", "number", "order_date", "requested_date", "status"]
+    order_columns = ["id", "number", "order_date", "requested_date", "status", "total"]
     keyset_ties = {"status": ("order_date",)}  # status + date, paged by key
 
     def _init_model_schemas(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 from flask_appbuilder.models.sqla import Model
 from sqlalchemy import (
@@ -26,12 +27,20 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 MONEY = Numeric(14, 2)
 PRICE = Numeric(14, 4)
 PERCENT = Numeric(5, 2)
+CENT = Decimal("0.01")
+
+
+def line_amount(quantity: int, qty_cancelled: int, unit_price: Decimal) -> Decimal:
+    """What a line is worth: its open quantity (ordered less cancelled) times its unit price,
+    to the cent. ``OrderLine.amount`` and the stored ``SalesOrder.total`` both use it."""
+    return (Decimal(quantity - qty_cancelled) * Decimal(unit_price)).quantize(CENT)
 
 
 def utcnow() -> datetime:
@@ -320,6 +329,20 @@ class InventoryMovement(Model):
     __table_args__ = (Index("ix_movement_product_warehouse", "product_id", "warehouse_id"),)
 
 
+# the order columns searched by "contains", "starts with" and "ends with"
+TRIGRAM_COLUMNS = ("number", "customer_po", "external_ref")
+
+
+def _trigram_index(table: str, column: str) -> Index:
+    """A trigram index on PostgreSQL (a plain one elsewhere, where it serves prefixes)."""
+    return Index(
+        f"ix_{table}_{column}_trgm",
+        column,
+        postgresql_using="gin",
+        postgresql_ops={column: "gin_trgm_ops"},
+    )
+
+
 class SalesOrder(Versioned, Model):
     """A customer's sales order (or quote) with its lines."""
 
@@ -350,6 +373,10 @@ class SalesOrder(Versioned, Model):
     ship_mode: Mapped[str | None] = mapped_column(String(40))
     ship_to_text: Mapped[str | None] = mapped_column(String(300))
     revision: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # the sum of the lines' amounts, kept by portal.services.order_totals (never set by hand)
+    total: Mapped[Decimal] = mapped_column(
+        MONEY, nullable=False, default=Decimal("0.00"), server_default="0"
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow
@@ -369,16 +396,25 @@ class SalesOrder(Versioned, Model):
         Index("ix_sales_order_promised_date", "promised_date"),
         Index("ix_sales_order_requested_date", "requested_date"),
         Index("ix_sales_order_external_ref", "external_ref", unique=True),
+        # what the lists filter and sort by (migration 0023; tests/test_list_plans.py)
+        Index("ix_sales_order_total", "total", "id"),
+        Index("ix_sales_order_customer_id", "customer_id", "id"),
+        Index("ix_sales_order_status_date", "status", "order_date", "id"),
+        Index("ix_sales_order_ship_to", "ship_to_id"),
+        Index("ix_sales_order_payment_term", "payment_term_id"),
+        *(_trigram_index("sales_order", name) for name in TRIGRAM_COLUMNS),
     )
 
-    @property
-    def total(self) -> Decimal:
-        return sum((line.amount for line in self.lines), Decimal("0.00"))
-
-    @property
+    @hybrid_property
     def total_text(self) -> str:
-        """The total as pages show it: with the currency and thousands separators."""
+        """The total as pages show it: with the currency and thousands separators. In SQL it
+        is the stored total, so a list shows ``total_text`` and sorts by ``total``."""
         return f"{self.currency} {self.total:,.2f}"
+
+    @total_text.inplace.expression
+    @classmethod
+    def _total_text_expression(cls) -> Any:
+        return cls.total
 
     def __repr__(self) -> str:
         return self.number
@@ -424,8 +460,7 @@ class OrderLine(Versioned, Model):
 
     @property
     def amount(self) -> Decimal:
-        open_qty = self.quantity - self.qty_cancelled
-        return (Decimal(open_qty) * self.unit_price).quantize(Decimal("0.01"))
+        return line_amount(self.quantity, self.qty_cancelled, self.unit_price)
 
     def __repr__(self) -> str:
         return f"{self.order.number if self.order else '?'}/{self.line_no}"
@@ -511,5 +546,6 @@ __all__ = [
     "StockLevel",
     "UTCDateTime",
     "Warehouse",
+    "line_amount",
     "utcnow",
 ]

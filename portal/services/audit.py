@@ -127,11 +127,16 @@ def record(
         record=record_of_event,
     )
     db.session.info.setdefault(PENDING, []).append(event)
-    db.session.info.setdefault(CHANGED, set()).add((entity, actor.name))
+    ref = record_of_event if record_of_event is not None else event.entity_id
+    moved = before is not None and after is not None and "status" in before and "status" in after
+    left = str(before["status"]) if moved else ""  # type: ignore[index]
+    db.session.info.setdefault(CHANGED, {})[(entity, actor.name, ref, left)] = None
 
 
 PENDING = "audit_pending"
-CHANGED = "audit_changed"  # (entity, actor) pairs of the transaction, for events.RECORDS_CHANGED
+# (entity, actor, record or id, status it left or "") of the transaction's events, in order:
+# events.RECORDS_CHANGED announces them
+CHANGED = "audit_changed"
 
 
 @sa_event.listens_for(Session, "before_commit")

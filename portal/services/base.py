@@ -18,7 +18,7 @@ from sqlalchemy.orm.attributes import get_history, set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from portal.extensions import db
-from portal.services import audit, integrity, service_level_marks
+from portal.services import audit, integrity, order_totals, service_level_marks
 from portal.services.actor import Actor
 from portal.services.bounds import entered_value_problem
 
@@ -262,6 +262,8 @@ def save_versioned(sess: Session, records: Sequence[Any], fields: Sequence[str])
         for name in written:
             set_committed_value(record, name, row[f"new_{name}"])
         set_committed_value(record, "version", row["new_version"])
+    if model.__tablename__ == "order_line" and set(fields) & set(order_totals.AMOUNT_FIELDS):
+        order_totals.refresh(sess, (record.order_id for record in changed))
 
 
 PREASSIGN_IDS_FROM = 20

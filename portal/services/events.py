@@ -10,9 +10,12 @@ Announcements:
 - ``stock_received(product_id, open_backorders)`` — a goods receipt was booked; the
   product had open backorders when it committed.
 - ``notification_queued()`` — one or more messages were added to the outbox.
-- ``records_changed(changed)`` — the transaction wrote audited records: ``changed`` is the
-  sorted tuple of ``(entity, actor)`` pairs of its audit events (announced here, at commit,
-  for every service write, so trackers can sync within seconds: ``jobs.live``).
+- ``records_changed(changed, records)`` — the transaction wrote audited records: ``changed``
+  is the sorted tuple of ``(entity, actor)`` pairs of its audit events, ``records`` of
+  ``(entity, actor, record id, status it left)`` (id ``""`` when an event named no record,
+  status ``""`` unless the event moved its status) — announced here, at commit, for every
+  service write, so trackers can sync within seconds (``jobs.live``) and only those whose
+  filter can hold what changed.
 """
 
 from __future__ import annotations
@@ -84,6 +87,17 @@ def _announce_changed_records(sess: Session) -> None:
         return
     changed = sess.info.pop(audit.CHANGED, None)
     if changed and _handlers.get(RECORDS_CHANGED):
-        payload = {"changed": tuple(sorted(changed))}
+        records = {(e, a, _record_id(ref), left) for e, a, ref, left in changed}
+        payload = {
+            "changed": tuple(sorted({(e, a) for e, a, _, _ in records})),
+            "records": tuple(sorted(records)),
+        }
         deliver = functools.partial(_deliver, RECORDS_CHANGED, payload)
         after_commit(deliver, key=f"event:{RECORDS_CHANGED}", sess=sess)
+
+
+def _record_id(ref: Any) -> str:
+    """The id of an audited record as text ("" when the event named none)."""
+    if hasattr(ref, "__mapper__"):
+        return "" if ref.id is None else str(ref.id)
+    return "" if ref is None else str(ref)

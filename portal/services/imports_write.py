@@ -29,7 +29,7 @@ from portal.models import (
     Warehouse,
     utcnow,
 )
-from portal.services import audit, numbering, service_level_marks
+from portal.services import audit, numbering, order_totals, service_level_marks
 from portal.services.actor import Actor
 from portal.services.base import ConflictError, PermissionDenied, save_versioned, unit_of_work
 from portal.services.imports_plan import (
@@ -148,6 +148,7 @@ def insert_orders(run_id: int, source: str, orders: Sequence[NewOrder]) -> list[
             "currency": order.values.get("currency") or "USD",
             "revision": 0,
             "version": 1,
+            "total": order_totals.rows_total(order.lines),
             "created_at": now,
             "updated_at": now,
         }
@@ -218,6 +219,7 @@ def _add_lines(run_id: int, updates: Sequence[OrderUpdate]) -> None:
         service_level_marks.mark_orders(db.session, {row["order_id"] for row in rows})
         ids = _insert_returning_ids(OrderLine, [{**row, "version": 1} for row in rows])
         record_rows(run_id, "order_line", [(line_id, "created", 1, None) for line_id in ids])
+        order_totals.refresh(db.session, {row["order_id"] for row in rows})
 
 
 def finish_run(run: ImportRun, counts: Mapping[str, int], status: str) -> None:
@@ -283,11 +285,13 @@ def _undo_records(records: Sequence[ImportRecord]) -> dict[str, int]:
         for entity in ("sales_order", "order_line", "customer", "product")
     }
     line_orders = select(OrderLine.order_id).where(OrderLine.id.in_(created["order_line"]))
-    service_level_marks.mark_orders(sess, [*created["sales_order"], *sess.scalars(line_orders)])
+    emptied_orders = set(sess.scalars(line_orders))
+    service_level_marks.mark_orders(sess, [*created["sales_order"], *emptied_orders])
     sess.execute(delete(OrderLine).where(OrderLine.id.in_(created["order_line"])))
     sess.execute(delete(OrderLine).where(OrderLine.order_id.in_(created["sales_order"])))
     sess.execute(delete(SalesOrder).where(SalesOrder.id.in_(created["sales_order"])))
     restored = _restore_updates([r for r in records if r.action == "updated"])
+    order_totals.refresh(sess, emptied_orders - set(created["sales_order"]))
     customers = _unused(Customer, created["customer"], SalesOrder.customer_id)
     products = _unused(Product, created["product"], OrderLine.product_id)
     products = _unused(Product, products, InventoryMovement.product_id)

@@ -35,6 +35,7 @@ from portal.services.base import (
     unit_of_work,
     upsert,
 )
+from portal.services.order_totals import lines_total
 
 OPEN_EXPOSURE_STATUSES = (
     OrderStatus.CONFIRMED.value,
@@ -168,7 +169,7 @@ def _customer_active(order: SalesOrder, facts: OrderFacts) -> CheckResult:
 
 def _credit_exposure(order: SalesOrder, facts: OrderFacts) -> CheckResult:
     limit = order.customer.credit_limit
-    exposure = facts.open_invoice_balance + facts.open_order_value + order.total
+    exposure = facts.open_invoice_balance + facts.open_order_value + lines_total(order.lines)
     shown, allowed = f"{order.currency} {exposure:,.2f}", f"{order.currency} {limit:,.2f}"
     if exposure > limit:
         return CheckResult(

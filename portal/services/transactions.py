@@ -60,15 +60,16 @@ def _kept(sess: Session) -> Iterator[None]:
     info = sess.info
     pending = info.setdefault(audit.PENDING, [])
     callbacks = info.setdefault(_AFTER_COMMIT, {})
-    waiting, queued = len(pending), len(callbacks)
-    changed = set(info.get(audit.CHANGED, ()))
+    changed = info.setdefault(audit.CHANGED, {})
+    waiting, queued, touched = len(pending), len(callbacks), len(changed)
     try:
         yield
     except BaseException:
         del pending[waiting:]
         for key in list(callbacks)[queued:]:
             del callbacks[key]
-        info[audit.CHANGED] = changed
+        for key in list(changed)[touched:]:
+            del changed[key]
         raise
 
 
@@ -103,3 +104,23 @@ def each_in_savepoint(items: Sequence[T], apply: Callable[[T], R]) -> list[R | S
 def refusal(outcome: Any) -> ServiceError | None:
     """The error of an :func:`each_in_savepoint` outcome (None: applied)."""
     return outcome if isinstance(outcome, ServiceError) else None
+
+
+@contextmanager
+def rehearsal() -> Iterator[Session]:
+    """A transaction that is always rolled back (a dry run): the services called inside run
+    every check and write as they would, their units of work join it and never commit, and
+    at the end everything — records, audit events, after-commit work — is dropped.
+
+    While it lasts it holds what it wrote (row locks on PostgreSQL, the write lock on
+    SQLite), like any transaction that writes."""
+    sess = session()
+    depth = sess.info.get("uow_depth", 0)
+    sess.info["uow_depth"] = depth + 1  # nested: no unit of work inside commits
+    try:
+        yield sess
+    finally:
+        sess.info["uow_depth"] = depth
+        sess.rollback()
+        for key in (audit.PENDING, audit.CHANGED, _AFTER_COMMIT):
+            sess.info.pop(key, None)

@@ -9,11 +9,13 @@ synced (``actor``: the xlwings client in Excel), with that person's permissions.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from operator import itemgetter
 from typing import Any
 
 from portal.services.base import Actor, ConflictError, ServiceError, unit_of_work
-from portal.sync.base import Row, sheet_actor
+from portal.services.transactions import rehearsal
+from portal.sync.base import Kind, Row, sheet_actor
 from portal.sync.kinds import kind_for
 from sheets.engine import CreateResult, RecordCreate, RecordUpdate, UpdateResult
 from sheets.trackers import TrackerSpec
@@ -207,6 +209,27 @@ def apply_chunk(
         for u in updates
     ]
     return results, patches
+
+
+def rehearse_updates(spec: TrackerSpec, updates: Sequence[RecordUpdate]) -> dict[int, str]:
+    """The sheet edits the services would refuse, by row, with the reason: each edit applied
+    as the sync applies it (the kind's batch path, or a savepoint per edit; the tracker's
+    actor and its permissions, state transitions, quantities, dates, every validation) in a
+    transaction that is then rolled back (``transactions.rehearsal``): nothing is written."""
+    if not updates:
+        return {}
+    kind = kind_for(spec)
+    apply = kind.update_many if kind.batch_updates else partial(Kind.update_many, kind)
+    actor = sheet_actor(spec.name)
+    refused: dict[int, str] = {}
+    with rehearsal():
+        for start in range(0, len(updates), BATCH_ROWS):
+            chunk = list(updates[start : start + BATCH_ROWS])
+            outcomes = apply([(u.key, u.changes) for u in chunk], actor, spec.name)
+            for update, error in zip(chunk, outcomes, strict=True):
+                if error is not None:
+                    refused[update.row] = error.message
+    return refused
 
 
 def _row_or_none(spec: TrackerSpec, record: Row | None) -> Row | None:

@@ -14,14 +14,14 @@ import contextlib
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from portal.models import Tracker, columns_json
 from portal.services import trackers
 from portal.services.base import Actor, ServiceError, ValidationFailed
-from portal.sync import adopt
+from portal.sync import adapters, adopt
 from portal.sync.attach_fields import KEY_CHOICES, field_choices
 from portal.sync.backends import open_tracker_backend
 from portal.sync.kinds import kind_for
@@ -33,7 +33,7 @@ from sheets.grid import CellValue, CellWrite, SheetSnapshot
 from sheets.header_row import HeaderRowBackend, sheet_rows
 from sheets.line_keys import POSITION, with_line_keys
 from sheets.mapping import Suggestion, find_header_row, suggest_mapping
-from sheets.outcomes import RowOutcome, plan_outcomes
+from sheets.outcomes import REFUSED, RowOutcome, plan_outcomes
 from sheets.trackers import Column, TrackerSpec, header_id
 
 SAMPLE_ROWS = 50
@@ -361,7 +361,9 @@ def plan_rows(
     base: Base | None = None,
 ) -> list[RowOutcome]:
     """What a sync would do with every row (``rows`` from the header row), nothing written:
-    rows created, updated, written, refused (with the reason), unmatched or left alone."""
+    rows created, updated, written, refused (with the reason), unmatched or left alone. The
+    sheet's edits are rehearsed through the services (:func:`adapters.rehearse_updates`), so
+    an edit a business rule refuses shows as refused with the service's reason."""
     rows = [list(r) for r in rows]
     adoption = adopt.adopt_rows(spec, filter, rows, dry=True)
     portal = adopt.portal_side(spec, filter, rows, append)
@@ -371,7 +373,14 @@ def plan_rows(
     if spec.key_field == EXTERNAL_REF:  # a blank key is refused by the sync (team_keys.NO_KEY)
         adoption.refused.update({c.row: NO_KEY[spec.kind] for c in plan.creates})
     adoption.mark(plan)
-    return sheet_rows(adoption.outcomes(plan_outcomes(plan)), header_row)
+    refused = adapters.rehearse_updates(spec, plan.updates)
+    outcomes = [
+        replace(o, outcome=REFUSED, message=f"not applied: {refused[o.row]}")
+        if o.row in refused and o.header is None
+        else o
+        for o in adoption.outcomes(plan_outcomes(plan))
+    ]
+    return sheet_rows(outcomes, header_row)
 
 
 def dry_run(data: Mapping[str, Any], proposal: Proposal) -> list[RowOutcome]:

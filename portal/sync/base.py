@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Connection, Select, select
 
 from portal.extensions import db
 from portal.models import Invoice, OrderStatus
@@ -188,6 +188,47 @@ class Kind:
         }
         if bad:
             raise ValidationFailed(bad)
+
+    # -- live sync: can a change be a row of a tracker with this filter? ------------------
+
+    def touches(self, entity: str, ids: list[int]) -> ColumnElement[bool] | None:
+        """A condition on :meth:`query`'s rows that a change of the ``entity`` records ``ids``
+        can alter; None when the kind cannot tell (a change of it syncs every tracker)."""
+        return None
+
+    def left_filter(self, filter: str, entity: str, status: str) -> bool:
+        """Whether an ``entity`` record that moved out of ``status`` may have been inside
+        ``filter`` before (its row then changes: it is no longer synced). Unknown: True."""
+        return True
+
+    def may_hold(
+        self,
+        conn: Connection,
+        filter: str | None,
+        changed: Mapping[str, set[str]],
+        left: Mapping[str, set[str]],
+    ) -> bool:
+        """Whether the records ``changed`` (entity -> ids) may be rows of a tracker with
+        ``filter``: inside it now (one query per chunk of ids, on ``conn``), or moved out of a
+        status inside it (``left``: entity -> statuses left). No filter: True."""
+        if not filter:
+            return True
+        if any(self.left_filter(filter, e, s) for e, statuses in left.items() for s in statuses):
+            return True
+        conditions = []
+        for entity, ids in changed.items():
+            numbers = sorted(int(i) for i in ids if i.isdigit())
+            if len(numbers) < len(ids):
+                return True  # an event named no record: it may be any
+            for start in range(0, len(numbers), CHUNK):
+                condition = self.touches(entity, numbers[start : start + CHUNK])
+                if condition is None:
+                    return True
+                conditions.append(condition)
+        return any(
+            conn.execute(self.query(filter).where(condition).limit(1)).first() is not None
+            for condition in conditions
+        )
 
     def current(self, key: str, filter: str | None, wanted: Iterable[str]) -> Row:
         """The record ``key`` as :meth:`records` lists it; NotFound outside the tracker."""

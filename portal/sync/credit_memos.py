@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 
 from portal.models import CREDIT_REASONS, CreditMemo, CreditMemoStatus, Customer, Invoice
 from portal.services import credits
@@ -67,6 +67,15 @@ class CreditMemosKind(Kind):
         if filter == "pending":
             query = query.where(CreditMemo.status == CreditMemoStatus.REQUESTED.value)
         return query
+
+    def touches(self, entity: str, ids: list[int]) -> ColumnElement[bool] | None:
+        if entity == "credit_memo":
+            return CreditMemo.id.in_(ids)
+        return CreditMemo.invoice_id.in_(ids) if entity == "invoice" else None
+
+    def left_filter(self, filter: str, entity: str, status: str) -> bool:
+        # "pending": waiting for approval
+        return entity == "credit_memo" and status == CreditMemoStatus.REQUESTED.value
 
     def update(self, key: str, changes: Mapping[str, Any], actor: Actor, tracker_name: str) -> None:
         raise ConflictError(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 
 from portal.extensions import db
 from portal.models import (
@@ -87,6 +87,13 @@ class DisputesKind(Kind):
             open_ = (DisputeStatus.OPEN.value, DisputeStatus.INVESTIGATING.value)
             query = query.where(Dispute.status.in_(open_))
         return query
+
+    def touches(self, entity: str, ids: list[int]) -> ColumnElement[bool] | None:
+        return Dispute.id.in_(ids) if entity == "dispute" else None
+
+    def left_filter(self, filter: str, entity: str, status: str) -> bool:
+        # "open": open or investigating
+        return status in (DisputeStatus.OPEN.value, DisputeStatus.INVESTIGATING.value)
 
     def records(
         self, filter: str | None, wanted: Iterable[str], keys: Iterable[str] | None = None

@@ -8,10 +8,10 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, not_, select
+from sqlalchemy import ColumnElement, Select, not_, select
 
 from portal.extensions import db
-from portal.models import OrderLine, Product, SalesOrder
+from portal.models import Backorder, OrderLine, Product, SalesOrder, Shipment
 from portal.services import changes as order_changes
 from portal.services import orders
 from portal.services.base import Actor, NotFound, ServiceError, ValidationFailed
@@ -104,6 +104,22 @@ class OrderLinesKind(Kind):
 
     def narrow(self, query: Select, keys: list[str]) -> Select:
         return query.where(SalesOrder.number.in_({split_line_key(k)[0] for k in keys}))
+
+    def touches(self, entity: str, ids: list[int]) -> ColumnElement[bool] | None:
+        by_order = {
+            "sales_order": lambda: OrderLine.order_id.in_(ids),
+            "shipment": lambda: OrderLine.order_id.in_(
+                select(Shipment.order_id).where(Shipment.id.in_(ids))
+            ),
+            "order_line": lambda: OrderLine.id.in_(ids),
+            "backorder": lambda: OrderLine.id.in_(
+                select(Backorder.order_line_id).where(Backorder.id.in_(ids))
+            ),
+        }
+        return by_order[entity]() if entity in by_order else None
+
+    def left_filter(self, filter: str, entity: str, status: str) -> bool:
+        return entity == "sales_order" and status not in CLOSED_ORDER_STATUSES
 
     def finish(self, row: Row) -> None:
         row["line_key"] = f"{row['order']}/{row['line_no']}"

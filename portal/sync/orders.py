@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, func, not_, select
+from sqlalchemy import ColumnElement, Select, func, not_, select
 
 from portal.extensions import db
 from portal.models import INCOTERMS, Customer, OrderLine, PaymentTerm, SalesOrder
@@ -86,6 +86,21 @@ class OrdersKind(Kind):
         "hold_reasons": SalesOrder.hold_reasons,
         "notes": SalesOrder.notes,
     }
+
+    def query(self, filter: str | None) -> Select:
+        """The orders inside ``filter`` (their ids; :meth:`records` selects the columns)."""
+        return self._filtered(select(SalesOrder.id), filter)
+
+    def touches(self, entity: str, ids: list[int]) -> ColumnElement[bool] | None:
+        if entity == "sales_order":
+            return SalesOrder.id.in_(ids)
+        if entity == "order_line":
+            return SalesOrder.id.in_(select(OrderLine.order_id).where(OrderLine.id.in_(ids)))
+        return None
+
+    def left_filter(self, filter: str, entity: str, status: str) -> bool:
+        # "open": a move out of an open status may have closed it; a line never leaves alone
+        return entity == "sales_order" and status not in CLOSED_ORDER_STATUSES
 
     @staticmethod
     def _filtered(query: Select, filter: str | None) -> Select:

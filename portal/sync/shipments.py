@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 
 from portal.extensions import db
 from portal.models import (
@@ -85,6 +85,12 @@ class ShipmentsKind(Kind):
         if filter == "open":
             query = query.where(Shipment.status != ShipmentStatus.DELIVERED.value)
         return query
+
+    def touches(self, entity: str, ids: list[int]) -> ColumnElement[bool] | None:
+        return Shipment.id.in_(ids) if entity == "shipment" else None
+
+    def left_filter(self, filter: str, entity: str, status: str) -> bool:
+        return status != ShipmentStatus.DELIVERED.value  # "open": not yet delivered
 
     def finish(self, row: Row) -> None:
         row["late"] = shipments.arrives_late(

@@ -17,7 +17,14 @@ from wtforms import HiddenField
 import portal.security as security
 from portal.actions import Action, Outcome, load, perform, record_route_denial
 from portal.actors import current_actor
-from portal.crud import ServiceInterface, ServiceRefused, pending_changes
+from portal.crud import (
+    ServiceInterface,
+    ServiceRefused,
+    ShownInterface,
+    pending_changes,
+    shown_relations,
+)
+from portal.extensions import db
 from portal.services import audit
 from portal.services.base import NotFound, PermissionDenied, RecordService, ServiceError
 from portal.views.paged import PagedListMixin
@@ -163,6 +170,7 @@ class ServiceModelView(PagedListMixin, ModelView):
         if self.edit_columns and "version" not in self.edit_columns:
             self.edit_columns = [*self.edit_columns, "version"]
         super().__init__(**kwargs)
+        self.datamodel.shown = shown_relations(self.datamodel, self.list_columns)
 
     def pre_update(self, item: Any) -> None:
         changes, expected_version = pending_changes(item)
@@ -198,6 +206,11 @@ class ReadOnlyModelView(PagedListMixin, ModelView):
     method_permission_name = security.METHOD_PERMISSIONS
     include_route_methods = {"list", "show"}
     page_size = 50
+
+    def __init__(self, **kwargs: Any):
+        self.datamodel = ShownInterface(self.datamodel.obj, db.session)
+        super().__init__(**kwargs)
+        self.datamodel.shown = shown_relations(self.datamodel, self.list_columns)
 
 
 class RecordHistoryMixin:

@@ -17,8 +17,9 @@ from typing import Any
 from flask import current_app, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.models.sqla.interface import SQLAInterface
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import String, cast, func, inspect, literal, select, union_all
+from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 import portal.security as security
 from portal.actions import Outcome
@@ -243,53 +244,51 @@ class OrderPage:
         )
 
 
+# (heading, endpoint of the record page, model) of the records the order page links to
+RELATED = (
+    ("Shipments", "ShipmentView.show", Shipment),
+    ("Invoices", "InvoiceView.show", Invoice),
+    ("Returns", "ReturnView.show", ReturnAuthorization),
+    ("Disputes", "DisputeView.show", Dispute),
+    ("Credit memos", "CreditMemoView.show", CreditMemo),
+)
+
+
 def _related(order_id: int) -> dict[str, list[tuple[str, str]]]:
-    """Links to the order's shipments, invoices, returns, disputes and credits (5 queries)."""
-    sess = db.session
-    invoices = list(sess.execute(select(Invoice).where(Invoice.order_id == order_id)).scalars())
-    invoice_ids = [invoice.id for invoice in invoices]
-    found: dict[str, list[tuple[str, str]]] = {
-        "Shipments": [
-            (s.number, url_for("ShipmentView.show", pk=s.id))
-            for s in sess.execute(select(Shipment).where(Shipment.order_id == order_id)).scalars()
-        ],
-        "Invoices": [(repr(i), url_for("InvoiceView.show", pk=i.id)) for i in invoices],
-        "Returns": [
-            (r.number, url_for("ReturnView.show", pk=r.id))
-            for r in sess.execute(
-                select(ReturnAuthorization).where(ReturnAuthorization.order_id == order_id)
-            ).scalars()
-        ],
-        "Disputes": [],
-        "Credit memos": [],
-    }
-    if invoice_ids:
-        found["Disputes"] = [
-            (d.number, url_for("DisputeView.show", pk=d.id))
-            for d in sess.execute(
-                select(Dispute).where(Dispute.invoice_id.in_(invoice_ids))
-            ).scalars()
-        ]
-        found["Credit memos"] = [
-            (c.number, url_for("CreditMemoView.show", pk=c.id))
-            for c in sess.execute(
-                select(CreditMemo).where(CreditMemo.invoice_id.in_(invoice_ids))
-            ).scalars()
-        ]
+    """Links to the order's shipments, invoices, returns, disputes and credits (one query)."""
+    of_invoices = select(Invoice.id).where(Invoice.order_id == order_id)
+    parts = []
+    for position, (_, _, model) in enumerate(RELATED):
+        owner = model.invoice_id.in_(of_invoices) if model in (Dispute, CreditMemo) else None
+        number = model.number
+        if model is Invoice:  # an invoice not yet issued has no number
+            number = func.coalesce(Invoice.number, literal("draft #") + cast(Invoice.id, String))
+        parts.append(
+            select(literal(position).label("kind"), model.id, number.label("number")).where(
+                owner if owner is not None else model.order_id == order_id
+            )
+        )
+    found: dict[str, list[tuple[str, str]]] = {heading: [] for heading, _, _ in RELATED}
+    rows = db.session.execute(union_all(*parts).order_by("kind", "id")).all()
+    for kind, record_id, number in rows:
+        heading, endpoint, _ = RELATED[kind]
+        found[heading].append((number, url_for(endpoint, pk=record_id)))
     return found
 
 
 def order_page(order: SalesOrder) -> OrderPage:
     """The order's lines with their products, its checks, its price requests and related
-    records, each read with one query."""
+    records, each read with one query (the lines become ``order.lines``)."""
     lines = list(
         db.session.execute(
             select(OrderLine)
             .where(OrderLine.order_id == order.id)
-            .options(selectinload(OrderLine.product))
+            .options(joinedload(OrderLine.product))
             .order_by(OrderLine.line_no)
         ).scalars()
     )
+    if "lines" in inspect(order).unloaded:  # the page's actions read them too
+        set_committed_value(order, "lines", lines)
     requests = list(
         db.session.execute(
             select(PriceOverrideRequest)

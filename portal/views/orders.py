@@ -142,7 +142,7 @@ class SalesOrderView(PickerFilters, RecordHistoryMixin, ServiceModelView):
         "status",
         "total_text",
     ]
-    order_columns = ["number", "order_date", "requested_date", "status"]
+    order_columns = ["number", "order_date", "requested_date", "status", "total_text"]
     keyset_ties = {"status": ("order_date",)}  # status + date, paged by key
     show_columns = [
         "number",
@@ -428,5 +428,5 @@ def register_order_views() -> None:
         return {
             "record_actions": record_actions,
             "cancel_reasons": CANCEL_REASONS,
-            "load_order": lambda pk: db.session.get(SalesOrder, pk),
+            "load_order": lambda pk: db.session.get(SalesOrder, int(pk)),
         }
