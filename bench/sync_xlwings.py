@@ -11,10 +11,14 @@ Specialist; its tab as a new tracker workbook has it is posted once (stores the 
 Timed, ``--rounds`` times: ``--changes`` rows edited in the sheet (Customer PO) and
 ``--changes`` orders changed in the portal (notes, through the services), then the workbook
 posted as the Office.js client posts it (JSON text, dates as ISO text) through the Flask
-endpoint as the signed-in Specialist: parse, ``xw.Book(json=...)``, read, merge, apply the
-edits through the services, the run stored, the actions answered. Then a post with no change
-on either side. Printed: the server time of each, the payload's size and the answer's size
-(and the size of an answer that rewrote the whole tab, for scale).
+endpoint as the Specialist (a personal API token): parse, ``xw.Book(json=...)``, read,
+merge, apply the edits through the services, the run stored, the actions answered. Then a
+post with no change on either side. Printed: the server time of each, the payload's size and
+the answer's size (and the size of an answer that rewrote the whole tab, for scale).
+
+Last, the write step alone, interleaved three times on the same workbook: the 200 changed
+cells as ``XlwingsBackend.write`` sends them (one raw ``setValues`` action per run) against
+xlwings' ``Range.value`` setter (which copies the whole tab for every range it writes).
 """
 
 from __future__ import annotations
@@ -101,14 +105,22 @@ def run(app, rows: int, changes: int, rounds: int) -> None:
     spec = tracker.spec()
     grid = [list(spec.headers), *new_workbook_rows(spec, None)]
     client = app.test_client()
-    signed = client.post("/login/", data={"username": "bench", "password": PASSWORD})
-    assert signed.status_code == 302, signed.status_code
+    from portal.actors import actor_for_user
+    from portal.extensions import appbuilder
+    from portal.services import api_tokens
+
+    specialist = actor_for_user(appbuilder.sm.find_user(username="bench"), "bench")
+    token = api_tokens.create(specialist, "bench").plaintext
+    headers = {"Authorization": f"Bearer {token}"}
 
     def post(grid: list[list[object]]) -> tuple[float, int, dict]:
         text = body("officejs", {"Orders": grid})
         start = time.perf_counter()
         answer = client.post(
-            "/xlwings/sync/bench-excel", data=text, content_type="application/json"
+            "/xlwings/sync/bench-excel",
+            data=text,
+            content_type="application/json",
+            headers=headers,
         )
         seconds = time.perf_counter() - start
         assert answer.status_code == 200, answer.get_data(as_text=True)[:500]
@@ -152,6 +164,34 @@ def run(app, rows: int, changes: int, rounds: int) -> None:
         f"({statistics.median(answers) / size:.2%} of the payload); a whole-tab rewrite "
         f"would be {whole / 1e6:.2f} MB"
     )
+    compare_writes(grid, changes)
+
+
+def compare_writes(grid: list[list[object]], changes: int) -> None:
+    """The write step: raw setValues actions (the backend) vs ``Range.value``, interleaved."""
+    from sheets.backends.xlwings import XlwingsBackend, remote_book
+    from sheets.grid import CellWrite, cell_blocks
+    from tests.xlwings_clients import payload
+
+    rng = random.Random(9)
+    rows = rng.sample(range(2, len(grid) + 1), 2 * changes)
+    writes = [CellWrite(r, 3 + (i % 2) * 5, f"W{i}") for i, r in enumerate(rows)]
+    data = json.dumps(payload("officejs", {"Orders": grid}))
+    key = os.environ["XLWINGS_LICENSE_KEY"]
+    for n in range(3):
+        for mode in ("backend", "Range.value"):
+            book = remote_book(json.loads(data), key)
+            backend = XlwingsBackend(book, "Orders")
+            start = time.perf_counter()
+            if mode == "backend":
+                backend.write(writes, backend.read())
+            else:
+                sheet = book.sheets["Orders"]
+                for b in cell_blocks({(w.row, w.col): w.value for w in writes}):
+                    end = (b.row + len(b.values) - 1, b.col + b.width - 1)
+                    sheet.range((b.row, b.col), end).value = b.values
+            seconds = time.perf_counter() - start
+            print(f"write of {len(writes)} cells, pass {n + 1}, {mode:11}: {seconds:.2f} s")
 
 
 if __name__ == "__main__":

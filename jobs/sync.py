@@ -48,6 +48,7 @@ from sheets.engine import (
     ERROR,
     Base,
     CreateResult,
+    RecordCreate,
     RecordUpdate,
     SyncPlan,
     SyncResult,
@@ -470,7 +471,8 @@ def _apply(
     actor: Actor,
 ) -> list[UpdateResult | CreateResult]:
     """Step 3: sheet edits and new rows through the services: edits in batches where the
-    kind has a batch path (``adapters.apply_updates``), new rows one transaction each.
+    kind has a batch path (``adapters.apply_updates``), new rows a batch per transaction with
+    a savepoint per row (``adapters.apply_creates``).
 
     Applied edits store their base patches in their transaction, so a crash before the final
     commit never loses them (their ids join ``patches``); a new record stores its create
@@ -486,23 +488,21 @@ def _apply(
     counts.applied += sum(1 for result in updated if result.error is None)
     patches.extend(made)
     results: list[UpdateResult | CreateResult] = list(updated)
+    new = []
     for create in plan.creates:
         existing = claimed.get(create.token)
-        if existing is not None:
-            results.append(
-                CreateResult(
-                    create.row, key=existing, values=adapters.record_values(spec, existing)
-                )
-            )
+        if existing is None:
+            new.append(create)
             continue
+        values = adapters.record_values(spec, existing)
+        results.append(CreateResult(create.row, key=existing, values=values))
 
-        def remember(key: str, token: str = create.token) -> None:
-            trackers.add_create_token(tracker_id, token, key)
+    def remember(create: RecordCreate, key: str) -> None:
+        trackers.add_create_token(tracker_id, create.token, key)
 
-        result = adapters.apply_create(spec, create, also=remember, actor=actor)
-        if result.key:
-            counts.created += 1
-        results.append(result)
+    made = adapters.apply_creates(spec, new, also=remember, actor=actor)
+    counts.created += sum(1 for result in made if result.key)
+    results.extend(made)
     return results
 
 

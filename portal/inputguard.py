@@ -213,13 +213,18 @@ def _check_order_column(view: Any, name: str, value: str) -> None:
 
 def _check_list_filters(view: Any) -> None:
     searchable = set(getattr(view, "search_columns", None) or ())
+    pickers = getattr(view, "pickers", None) or {}  # a list's record pickers take an id
     model = view.datamodel.obj
     for name, values in request.args.lists():
         match = re.fullmatch(r"_flt_\d_(.*)", name)
         if not match or match.group(1) not in searchable:
             continue  # FAB ignores filters on columns that are not searchable
+        picked = pickers.get(match.group(1))
         for value in values:
-            problem = filter_value_problem(model, match.group(1), value, web=True)
+            if picked is not None and not valid_id(value.strip()):
+                problem = "choose one of the records offered"
+                raise Refused(400, f"{picked.label} filter: {problem}", name)
+            problem = None if picked else filter_value_problem(model, match.group(1), value, True)
             if problem:
                 raise Refused(400, f"{name}: {problem}", name)
 

@@ -30,7 +30,7 @@ from typing import Any
 from flask import current_app, g
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import Column, asc, desc, func, select, tuple_
+from sqlalchemy import Column, asc, desc, func, inspect, select, tuple_
 from sqlalchemy.orm import joinedload
 
 DEFAULT_EXACT_COUNT_LIMIT = 10_000
@@ -121,6 +121,20 @@ def _decode(column: Column, value: Any) -> Any:
     except (ValueError, InvalidOperation) as error:
         raise CursorError("cursor: not a cursor of this list") from error
     return str(value)
+
+
+def joined_path(model: Any, name: str) -> Any:
+    """A ``joinedload`` of the relations along ``name`` (``invoice.customer``: the invoice
+    and its customer; ``invoice.balance``: the invoice), or ``None`` if it names none."""
+    option, owner = None, model
+    for part in name.split("."):
+        relation = inspect(owner).relationships.get(part)
+        if relation is None:
+            break
+        attribute = getattr(owner, part)
+        option = joinedload(attribute) if option is None else option.joinedload(attribute)
+        owner = relation.mapper.class_
+    return option
 
 
 class PagedInterface(SQLAInterface):
@@ -237,7 +251,8 @@ class PagedInterface(SQLAInterface):
 
         ``cursor`` (text from an earlier page) wins over ``page``; :class:`CursorError` if it
         is not one of this list's for this sort. The many-to-one relations named in
-        ``related`` are joined into the page's query (the records a list shows by name).
+        ``related`` are joined into the page's query (the records a list shows by name; a
+        dotted name such as ``invoice.customer`` joins each relation on its path).
         """
         order_column, order_direction = self.default_sort(order_column, order_direction)
         sort = (order_column, order_direction)
@@ -248,7 +263,7 @@ class PagedInterface(SQLAInterface):
             self.session.query(self.obj), filters, select_columns=select_columns, aliases_mapping={}
         )
         count = self.count(base)
-        base = base.options(*(joinedload(getattr(self.obj, name)) for name in related))
+        base = base.options(*filter(None, (joined_path(self.obj, name) for name in related)))
         if asked is not None and size and columns:
             items, more = self._keyset_rows(base, columns, order_direction, asked, size)
             number = asked.page if asked.forward or more else 0

@@ -57,7 +57,7 @@ def test_every_resource_is_in_the_openapi_spec(app: Flask, admin) -> None:
     paths = spec["paths"]
     for resource in (*RESOURCES, "audit_event"):
         assert f"/api/v1/{resource}/" in paths, resource
-    for kind in ("customer", "product", "invoice", "ship_to"):
+    for kind in ("customer", "product", "invoice", "ship_to", "order", "warehouse", "tracker"):
         assert "q" in str(paths[f"/api/v1/lookup/{kind}"]["get"]["parameters"]), kind
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -172,3 +173,85 @@ def test_the_picker_script_is_served_with_the_app(clean_db) -> None:
     assert response.status_code == 200
     assert "javascript" in response.content_type
     assert b"OrderbridgePicker" in response.data
+
+
+def test_orders_match_their_number_its_digits_or_the_teams_id(clean_db) -> None:
+    from tests.test_order_entry_api import draft
+
+    data = make_catalog(stock=0)
+    made = [draft(data) for _ in range(12)]
+    numbers = [order.number for order in made]
+    rows = _get(clean_db, "/api/v1/lookup/order?q=so-00001").json["result"]
+    assert [row["number"] for row in rows] == sorted(numbers[9:], reverse=True)
+    assert rows[0]["label"] == f"{numbers[-1]} · C1 Acme Ltd"
+    assert [r["number"] for r in _get(clean_db, "/api/v1/lookup/order?q=7").json["result"]] == [
+        numbers[6]
+    ]  # the digits alone: SO-000007
+    everything = _get(clean_db, "/api/v1/lookup/order?limit=5").json
+    assert len(everything["result"]) == 5 and everything["more"] is True
+    assert _get(clean_db, "/api/v1/lookup/order?q=SO-0%25").json["result"] == []
+
+
+def test_warehouses_and_trackers_are_found_by_code_or_name(clean_db) -> None:
+    from portal.services import trackers
+
+    make_catalog(stock=0)
+    rows = _get(clean_db, "/api/v1/lookup/warehouse?q=over").json["result"]
+    assert [(row["code"], row["label"]) for row in rows] == [("W2", "W2 Overflow")]
+    assert [r["code"] for r in _get(clean_db, "/api/v1/lookup/warehouse").json["result"]] == [
+        "W1",
+        "W2",
+    ]  # in priority order
+    trackers.trackers.create(
+        {
+            "name": "Open orders",
+            "kind": "orders",
+            "backend": "xlsx",
+            "location": "o.xlsx",
+            "tab": "A",
+        },
+        SETUP,
+    )
+    found = _get(clean_db, "/api/v1/lookup/tracker?q=open").json["result"]
+    assert [(row["label"], row["kind"]) for row in found] == [("Open orders", "orders")]
+
+
+def test_a_filters_product_lookup_finds_retired_products_too(clean_db) -> None:
+    data = make_catalog(stock=0)
+    retired = data.products[2]
+    catalog.products.update(retired, {"active": False}, SETUP, retired.version)
+    assert _get(clean_db, "/api/v1/lookup/product?q=sku-3").json["result"] == []
+    found = _get(clean_db, "/api/v1/lookup/product?q=sku-3&include_inactive=1").json["result"]
+    assert [row["sku"] for row in found] == ["SKU-3"]
+    bad = _get(clean_db, "/api/v1/lookup/product?include_inactive=maybe")
+    assert bad.status_code == 400 and "include_inactive: must be 1 or 0" in bad.json["message"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "table"),
+    [
+        ("order", "SO-0001", "sales_order"),
+        ("order", "12", "sales_order"),
+        ("invoice", "INV-00", "invoice"),
+    ],
+)
+def test_a_number_lookup_is_an_index_search_on_postgresql(clean_db, kind, text, table) -> None:
+    """The statement the lookup runs, planned with sequential scans priced out: an index
+    finds the numbers (migration 0023 for orders, 0024 for invoices), never a scan of the table."""
+    from sqlalchemy import text as sql
+
+    from portal.services import lookups
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("the pattern indexes are PostgreSQL's")
+    with counted_queries() as statements:
+        lookups.lookup(kind, text, 20)
+    (statement,) = [s for s in statements if f"FROM {table}" in s]
+    assert re.search(r"LIKE '[A-Z]+-[0-9]*%%?'", statement), statement  # a constant prefix
+    db.session.execute(sql("SET LOCAL enable_seqscan = off"))
+    query, _ = lookups.KINDS[kind](text, {})
+    compiled = query.limit(21).compile(db.engine, compile_kwargs={"literal_binds": True})
+    plan = "\n".join(db.session.execute(sql(f"EXPLAIN {compiled}")).scalars())
+    assert f"Seq Scan on {table}" not in plan, plan
+    assert "Index" in plan, plan
+    db.session.rollback()

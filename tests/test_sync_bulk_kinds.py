@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from openpyxl import load_workbook
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
@@ -25,7 +26,15 @@ from portal.sync.disputes import DisputesKind
 from portal.sync.shipments import ShipmentsKind
 from tests.conftest import actor, wipe_business_tables
 from tests.factories import SETUP, make_catalog, shipped_order
-from tests.sync_helpers import ADMIN, TAB, init_workbook, sheet, sheet_events
+from tests.sync_helpers import (
+    ADMIN,
+    TAB,
+    init_workbook,
+    make_orders,
+    make_tracker,
+    sheet,
+    sheet_events,
+)
 from tests.test_sync_bulk import _paste
 
 ROWS = 24
@@ -215,3 +224,58 @@ def test_a_refused_edit_is_rolled_back_alone_and_the_others_commit_once(clean_db
         ).scalars()
     }
     assert audited == {str(made[0].id), str(made[2].id)}
+
+
+def _typed_rows(path: Path) -> int:
+    """An orders tracker, then many new rows typed (one naming an unknown customer)."""
+    make_orders(1)
+    tracker = make_tracker(path)
+    assert sync_tracker(tracker.id)["status"] == "succeeded"
+    wb = load_workbook(path)
+    ws = wb[TAB]
+    headers = {str(c.value): c.column for c in ws[1] if c.value is not None}
+    for n in range(ROWS):
+        row = ws.max_row + 1
+        typed = {"Customer": "NOPE" if n == 4 else "C1", "Customer PO": f"NEW-{n}"}
+        for header, value in {**typed, "Notes": f"typed {n}"}.items():
+            ws.cell(row, headers[header]).value = value
+    wb.save(path)
+    return tracker.id
+
+
+def _new_orders(path: Path) -> dict[str, Any]:
+    db.session.expire_all()
+    made = db.session.execute(
+        select(SalesOrder.number, SalesOrder.customer_po, SalesOrder.notes, SalesOrder.version)
+    ).all()
+    state = {
+        "orders": sorted(tuple(o) for o in made),
+        "events": sheet_events(),
+        "sheet": {k: (r["Customer PO"], r["Sync status"]) for k, r in sheet(path).items()},
+        "refused": [r["Sync status"] for k, r in sheet(path).items() if k.startswith("#")],
+    }
+    db.session.rollback()
+    return state
+
+
+def test_new_rows_are_created_a_batch_per_transaction_like_row_by_row(
+    clean_db, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr(adapters, "BATCH_ROWS", BATCH)
+    batched = tmp_path / "batched.xlsx"
+    tracker_id = _typed_rows(batched)
+    outcome, batched_commits = _synced(tracker_id)
+    assert (outcome["created"], outcome["errors"]) == (ROWS - 1, 1)
+    expected = _new_orders(batched)
+    assert len(expected["orders"]) == ROWS  # the one before, and the new rows but one
+    assert any("no customer with code NOPE" in (s or "") for s in expected["refused"])
+
+    wipe_business_tables()
+    monkeypatch.setattr(adapters, "BATCH_ROWS", 1)  # a transaction per new row
+    single = tmp_path / "single.xlsx"
+    tracker_id = _typed_rows(single)
+    outcome, single_commits = _synced(tracker_id)
+    assert (outcome["created"], outcome["errors"]) == (ROWS - 1, 1)
+    assert _new_orders(single) == expected
+    assert single_commits >= ROWS - 1
+    assert batched_commits <= ROWS // BATCH + 6

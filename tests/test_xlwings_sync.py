@@ -102,7 +102,9 @@ def test_edits_reach_the_portal_as_the_user_and_the_answer_writes_only_changed_c
     later = date.today() + timedelta(days=45)
     grid[row_of(grid, first)][col(grid, "Notes")] = "call before delivery"
     grid[row_of(grid, second)][col(grid, "Requested")] = later
-    orders.orders.update(order(third), {"notes": "changed in the portal"}, actor("supervisor"))
+    orders.orders.update(
+        order(third), {"notes": "changed in the portal", "customer_po": "PO-P"}, actor("supervisor")
+    )
 
     answer = post(app, tracker.name, kind, grid)
 
@@ -118,9 +120,11 @@ def test_edits_reach_the_portal_as_the_user_and_the_answer_writes_only_changed_c
     assert "specialist" in set(events)
     status = col(grid, "Sync status") + 1
     cells = touched(actions)
-    portal_cell = (row_of(grid, third) + 1, col(grid, "Notes") + 1)
-    assert portal_cell in cells
-    assert all(c == status or (r, c) == portal_cell for r, c in cells), cells
+    portal_cells = {
+        (row_of(grid, third) + 1, col(grid, header) + 1) for header in ("Notes", "Customer PO")
+    }
+    assert portal_cells <= cells
+    assert all(c == status or (r, c) in portal_cells for r, c in cells), cells
     after = apply(actions, grid)
     assert after[row_of(grid, third)][col(grid, "Notes")] == "changed in the portal"
     run = (
@@ -392,3 +396,17 @@ def test_an_xlwings_tracker_and_an_xlsx_tracker_end_alike_after_the_same_edits(
     assert cells_excel == cells_xlsx
     assert any(row[-1] for row in cells_excel)  # the reverted Status says why
     assert len(cells_excel) == 4
+
+
+def test_sync_runs_name_who_ran_them(excel) -> None:
+    """A sync from Excel names the user; a queued one (here on Linux: refused, no Excel) the
+    schedule, never "None"."""
+    from jobs.sync import run_sync
+    from sheets.backends import BackendUnavailable
+    from tests.conftest import login
+
+    app, tracker, _, _ = excel
+    with pytest.raises(BackendUnavailable):
+        run_sync(tracker.id, "queued-job")
+    page = login(app, "admin").get("/syncrunview/list/").get_data(as_text=True)
+    assert "specialist" in page and "Schedule" in page and ">None<" not in page

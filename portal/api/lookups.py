@@ -2,7 +2,9 @@
 
 One small resource per kind, each guarded by the permission to read that kind of record
 (``customer`` and ``ship_to`` by ``can_read`` on customers, ``product`` on products,
-``invoice`` on invoices), so the matrix test holds them to the roles' declaration. The
+``invoice`` on invoices, ``order`` on orders, ``warehouse`` on warehouses, ``tracker`` on
+sync runs: whoever reads the runs sees their trackers' names), so the matrix test holds
+them to the roles' declaration. The
 matching itself is :func:`portal.services.lookups.lookup`: at most ``limit`` rows (1..50) in
 one query. A bad argument is a 400 naming it.
 """
@@ -51,6 +53,13 @@ def _int_arg(name: str, default: int | None = None) -> int | None:
     return int(raw)
 
 
+def _flag_arg(name: str) -> bool:
+    raw = request.args.get(name, "").strip().lower()
+    if raw not in ("", "0", "1", "false", "true"):
+        raise _BadArgument(name, "must be 1 or 0 (true or false)")
+    return raw in ("1", "true")
+
+
 class _BadArgument(Exception):
     def __init__(self, name: str, problem: str):
         super().__init__(f"{name}: {problem}")
@@ -68,7 +77,8 @@ class LookupApi(BaseApi):
     def answer(self, kind: str, **extra: Any) -> Response:
         try:
             limit = _int_arg("limit", lookups.DEFAULT_LIMIT)
-            args = {name: _int_arg(name) for name in extra.get("ints", ())}
+            args: dict[str, Any] = {name: _int_arg(name) for name in extra.get("ints", ())}
+            args.update({name: _flag_arg(name) for name in extra.get("flags", ())})
             found = lookups.lookup(kind, request.args.get("q", ""), limit or 0, **args)
         except _BadArgument as error:
             return self.response_400(message=str(error))
@@ -111,10 +121,13 @@ class ProductLookupApi(LookupApi):
     @protect()
     @safe
     def product(self) -> Response:
-        return self.answer("product")
+        return self.answer("product", flags=("include_inactive",))
 
     product.__doc__ = _DOC.format(
-        summary="Active products whose SKU starts with, or name contains, q.", extra=""
+        summary="Products whose SKU starts with, or name contains, q (active ones only unless"
+        " include_inactive, as a list's filter asks).",
+        extra="- {in: query, name: include_inactive, schema: {type: string, enum: ['0', '1',"
+        " 'false', 'true']}}",
     )
 
 
@@ -134,4 +147,55 @@ class InvoiceLookupApi(LookupApi):
     )
 
 
-LOOKUP_APIS = (CustomerLookupApi, ProductLookupApi, InvoiceLookupApi)
+class OrderLookupApi(LookupApi):
+    class_permission_name = security.ORDERS
+    method_permission_name = {"order": "read"}
+
+    @expose("/order", methods=["GET"])
+    @protect()
+    @safe
+    def order(self) -> Response:
+        return self.answer("order")
+
+    order.__doc__ = _DOC.format(
+        summary="Orders whose number starts with q (or its digits), or with the team's id q.",
+        extra="",
+    )
+
+
+class WarehouseLookupApi(LookupApi):
+    class_permission_name = security.WAREHOUSES
+    method_permission_name = {"warehouse": "read"}
+
+    @expose("/warehouse", methods=["GET"])
+    @protect()
+    @safe
+    def warehouse(self) -> Response:
+        return self.answer("warehouse")
+
+    warehouse.__doc__ = _DOC.format(
+        summary="Warehouses whose code starts with, or name contains, q.", extra=""
+    )
+
+
+class TrackerLookupApi(LookupApi):
+    class_permission_name = security.SYNC_RUNS
+    method_permission_name = {"tracker": "read"}
+
+    @expose("/tracker", methods=["GET"])
+    @protect()
+    @safe
+    def tracker(self) -> Response:
+        return self.answer("tracker")
+
+    tracker.__doc__ = _DOC.format(summary="Trackers whose name contains q.", extra="")
+
+
+LOOKUP_APIS = (
+    CustomerLookupApi,
+    ProductLookupApi,
+    InvoiceLookupApi,
+    OrderLookupApi,
+    WarehouseLookupApi,
+    TrackerLookupApi,
+)

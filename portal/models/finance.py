@@ -161,6 +161,11 @@ class Invoice(Versioned, Model):
             "amount_paid + amount_credited <= total", name="ck_invoice_balance_not_negative"
         ),
         Index("ix_invoice_order", "order_id"),
+        Index("ix_invoice_customer", "customer_id"),  # a list's customer filter
+        # the invoice picker finds numbers by prefix (migration 0024)
+        Index(
+            "ix_invoice_number_pattern", "number", postgresql_ops={"number": "varchar_pattern_ops"}
+        ),
     )
 
     @property

@@ -3,9 +3,16 @@
 Each kind answers at most ``limit`` rows (1..:data:`MAX_LIMIT`) in one query, matching the
 typed text against the record's code (a prefix, served by the code's unique index) or its
 name (contains, bounded by the limit): customers by code or name, products by SKU or name,
-invoices by number or customer, and the ship-to addresses of one customer. One more row than
+invoices by number or customer, the ship-to addresses of one customer, orders by number
+(or the team's order id), warehouses by code or name, trackers by name. One more row than
 asked is read to tell whether there are more. Reads only; the caller checks the permission
 to read the kind.
+
+Order and invoice numbers (the big tables) are matched as a prefix of the stored number
+(``SO-0001`` or just the digits: ``123`` finds SO-000123 and the numbers starting
+SO-123), with the pattern written into the statement, so PostgreSQL plans it on an index
+(order numbers: the trigram index of migration 0023; invoice numbers: the
+``varchar_pattern_ops`` index of 0024) whatever the driver's prepared plans.
 """
 
 from __future__ import annotations
@@ -15,10 +22,19 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, or_, select
 
-from portal.models import Customer, CustomerAddress, Invoice, Product
+from portal.models import (
+    Customer,
+    CustomerAddress,
+    Invoice,
+    Product,
+    SalesOrder,
+    Tracker,
+    Warehouse,
+)
 from portal.services.base import ValidationFailed, session
+from portal.services.numbering import PREFIXES, WIDTH
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 50
@@ -89,7 +105,7 @@ def _invoices(text: str, _: dict[str, Any]) -> tuple[Select, Callable[[Any], dic
     if text:
         query = query.where(
             or_(
-                Invoice.number.istartswith(text, autoescape=True),
+                number_matches(Invoice.number, "invoice", text),
                 _code_or_name(Customer.code, Customer.name, text),
             )
         )
@@ -140,6 +156,88 @@ def _ship_tos(text: str, args: dict[str, Any]) -> tuple[Select, Callable[[Any], 
     return query, row
 
 
+def _orders(text: str, _: dict[str, Any]) -> tuple[Select, Callable[[Any], dict]]:
+    query = (
+        select(SalesOrder, Customer.code, Customer.name)
+        .join(Customer, Customer.id == SalesOrder.customer_id)
+        .order_by(SalesOrder.number.desc())
+    )
+    if text:
+        query = query.where(
+            or_(
+                number_matches(SalesOrder.number, "sales_order", text),
+                SalesOrder.external_ref == text,
+            )
+        )
+
+    def row(found: Any) -> dict[str, Any]:
+        order, code, name = found
+        return {
+            "id": order.id,
+            "label": f"{order.number} · {code} {name}",
+            "number": order.number,
+            "customer": f"{code} {name}",
+            "status": order.status,
+            "order_date": order.order_date.isoformat() if order.order_date else None,
+        }
+
+    return query, row
+
+
+def _warehouses(text: str, _: dict[str, Any]) -> tuple[Select, Callable[[Any], dict]]:
+    query = select(Warehouse).order_by(Warehouse.priority, Warehouse.code)
+    if text:
+        query = query.where(_code_or_name(Warehouse.code, Warehouse.name, text))
+
+    def row(warehouse: Warehouse) -> dict[str, Any]:
+        return {
+            "id": warehouse.id,
+            "label": f"{warehouse.code} {warehouse.name}",
+            "code": warehouse.code,
+            "name": warehouse.name,
+            "priority": warehouse.priority,
+            "active": warehouse.active,
+        }
+
+    return query, row
+
+
+def _trackers(text: str, _: dict[str, Any]) -> tuple[Select, Callable[[Any], dict]]:
+    query = select(Tracker).order_by(Tracker.name)
+    if text:
+        query = query.where(Tracker.name.icontains(text, autoescape=True))
+
+    def row(tracker: Tracker) -> dict[str, Any]:
+        return {
+            "id": tracker.id,
+            "label": tracker.name,
+            "name": tracker.name,
+            "kind": tracker.kind,
+            "backend": tracker.backend,
+        }
+
+    return query, row
+
+
+def number_matches(column: Any, kind: str, text: str) -> ColumnElement[bool]:
+    """``column`` (a business number of ``kind``) starts with what was typed: the number's
+    text (any case), or its digits alone (``123``: SO-000123 itself, or SO-123…)."""
+    typed = text.strip().upper()
+    prefix = PREFIXES[kind]
+    if typed.isdigit():
+        exact = f"{prefix}{typed.zfill(WIDTH)}"
+        return or_(column == exact, _starts_with(column, f"{prefix}{typed}"))
+    return _starts_with(column, typed)
+
+
+def _starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
+    """``column LIKE 'prefix%'`` with the pattern in the statement's text (escaped), so the
+    planner sees a constant prefix and uses the column's pattern index."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = bindparam(None, f"{escaped}%", literal_execute=True)
+    return column.like(pattern, escape="\\")
+
+
 def _code_or_name(code: Any, name: Any, text: str) -> ColumnElement[bool]:
     return or_(code.istartswith(text, autoescape=True), name.icontains(text, autoescape=True))
 
@@ -149,7 +247,11 @@ KINDS: dict[str, Callable[[str, dict[str, Any]], tuple[Select, Callable[[Any], d
     "product": _products,
     "invoice": _invoices,
     "ship_to": _ship_tos,
+    "order": _orders,
+    "warehouse": _warehouses,
+    "tracker": _trackers,
 }
+JOINED = frozenset({"invoice", "order"})  # kinds whose rows carry their customer's columns
 
 
 def lookup(kind: str, text: str, limit: int = DEFAULT_LIMIT, **args: Any) -> Matches:
@@ -163,5 +265,5 @@ def lookup(kind: str, text: str, limit: int = DEFAULT_LIMIT, **args: Any) -> Mat
         raise ValidationFailed({"q": [f"is longer than {MAX_TEXT} characters"]})
     query, row = KINDS[kind](text, args)
     found = session().execute(query.limit(limit + 1))
-    rows = list(found.scalars() if kind != "invoice" else found)
+    rows = list(found if kind in JOINED else found.scalars())
     return Matches([row(item) for item in rows[:limit]], len(rows) > limit)

@@ -14,7 +14,7 @@ from operator import itemgetter
 from typing import Any
 
 from portal.services.base import Actor, ConflictError, ServiceError, unit_of_work
-from portal.services.transactions import rehearsal
+from portal.services.transactions import each_in_savepoint, rehearsal
 from portal.sync.base import Kind, Row, sheet_actor
 from portal.sync.kinds import kind_for
 from sheets.engine import CreateResult, RecordCreate, RecordUpdate, UpdateResult
@@ -248,6 +248,28 @@ def record_values(spec: TrackerSpec, key: str) -> Row | None:
     return None if rec is None else _header_row(spec, rec)
 
 
+def _create(
+    spec: TrackerSpec,
+    create: RecordCreate,
+    also: Callable[[str], None] | None,
+    actor: Actor | None,
+) -> str:
+    """The record a blank-key row makes (in the caller's unit of work); its key."""
+    kind = kind_for(spec)
+    if not kind.can_create:
+        raise ServiceError(f"a tracker cannot add {kind.name.replace('_', ' ')}")
+    portal_owned = {c.field for c in spec.columns if c.owner == "portal"}
+    values = {
+        f: v
+        for f, v in create.values.items()
+        if f not in portal_owned or (f in kind.fields and kind.fields[f].creatable)
+    }
+    key = kind.create(values, sheet_actor(spec.name, actor))
+    if also is not None:
+        also(key)
+    return key
+
+
 def apply_create(
     spec: TrackerSpec,
     create: RecordCreate,
@@ -255,20 +277,47 @@ def apply_create(
     actor: Actor | None = None,
 ) -> CreateResult:
     """Create a record from a blank-key row; ``also(key)`` runs in the same unit of work."""
-    kind = kind_for(spec)
     try:
-        if not kind.can_create:
-            raise ServiceError(f"a tracker cannot add {kind.name.replace('_', ' ')}")
-        portal_owned = {c.field for c in spec.columns if c.owner == "portal"}
-        values = {
-            f: v
-            for f, v in create.values.items()
-            if f not in portal_owned or (f in kind.fields and kind.fields[f].creatable)
-        }
         with unit_of_work():
-            key = kind.create(values, sheet_actor(spec.name, actor))
-            if also is not None:
-                also(key)
+            key = _create(spec, create, also, actor)
     except ServiceError as error:
         return CreateResult(create.row, error=error.message)
     return CreateResult(create.row, key=key, values=record_values(spec, key))
+
+
+Remember = Callable[[RecordCreate, str], None]  # stores a new record's create token
+
+
+def apply_creates(
+    spec: TrackerSpec,
+    creates: Sequence[RecordCreate],
+    also: Remember | None = None,
+    actor: Actor | None = None,
+) -> list[CreateResult]:
+    """New rows, :data:`BATCH_ROWS` records per transaction, each in a savepoint of its own
+    (``transactions.each_in_savepoint``): a row the services refuse is rolled back alone
+    with its reason. ``also(create, key)`` runs in the record's savepoint (its create
+    token). A batch whose transaction fails is created again one row per transaction."""
+    results: list[CreateResult] = []
+    fields = [c.field for c in spec.columns]
+
+    def then(create: RecordCreate) -> Callable[[str], None] | None:
+        return None if also is None else partial(also, create)
+
+    for start in range(0, len(creates), BATCH_ROWS):
+        chunk = list(creates[start : start + BATCH_ROWS])
+        try:
+            with unit_of_work():
+                made = each_in_savepoint(chunk, lambda c: _create(spec, c, then(c), actor))
+        except ConflictError:  # the batch could not commit: a row per transaction
+            results.extend(apply_create(spec, c, then(c), actor) for c in chunk)
+            continue
+        keys = [key for key in made if isinstance(key, str)]
+        after = kind_for(spec).records(None, fields, keys=keys) if keys else {}
+        results.extend(
+            CreateResult(c.row, key=key, values=_row_or_none(spec, after.get(key)))
+            if isinstance(key, str)
+            else CreateResult(c.row, error=key.message)
+            for c, key in zip(chunk, made, strict=True)
+        )
+    return results

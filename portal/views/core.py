@@ -14,16 +14,23 @@ import portal.security as security
 from portal.extensions import appbuilder
 from portal.models import (
     AuditEvent,
+    Customer,
     JobRun,
+    Product,
     StockLevel,
+    Warehouse,
 )
 from portal.services import audit, catalog
 from portal.views.base import ReadOnlyModelView, RecordHistoryMixin, ServiceModelView
+from portal.views.pickers import Picked, PickerFilters
 
 # -- Customers -----------------------------------------------------------------------------
 
 
-class CustomerAddressView(ServiceModelView):
+CUSTOMER = Picked("Customer", Customer, "customer")
+
+
+class CustomerAddressView(PickerFilters, ServiceModelView):
     service = catalog.customer_addresses
     class_permission_name = security.CUSTOMERS
     list_title = "Addresses"
@@ -41,9 +48,14 @@ class CustomerAddressView(ServiceModelView):
     ]
     edit_columns = add_columns[1:]
     show_columns = add_columns
+    search_columns = ["customer", "label", "line1", "city", "postal_code", "country"]
+    quick_search_column = None
+    pickers = {"customer": CUSTOMER}
+    add_template = "picker_add.html"
+    add_form_extra_fields = {"customer": CUSTOMER.field(required=True)}
 
 
-class CustomerContactView(ServiceModelView):
+class CustomerContactView(PickerFilters, ServiceModelView):
     service = catalog.customer_contacts
     class_permission_name = security.CUSTOMERS
     list_title = "Contacts"
@@ -51,6 +63,11 @@ class CustomerContactView(ServiceModelView):
     add_columns = ["customer", "name", "email", "phone", "role", "receives_notifications"]
     edit_columns = add_columns[1:]
     show_columns = add_columns
+    search_columns = ["customer", "name", "email", "role"]
+    quick_search_column = None
+    pickers = {"customer": CUSTOMER}
+    add_template = "picker_add.html"
+    add_form_extra_fields = {"customer": CUSTOMER.field(required=True)}
 
 
 class CustomerView(RecordHistoryMixin, ServiceModelView):
@@ -103,13 +120,18 @@ class WarehouseView(ServiceModelView):
     show_columns = [*list_columns, "version"]
 
 
-class StockLevelView(ReadOnlyModelView):
+class StockLevelView(PickerFilters, ReadOnlyModelView):
     datamodel = SQLAInterface(StockLevel)
     class_permission_name = security.STOCK
     list_title = "Stock levels"
     list_columns = ["product", "warehouse", "on_hand", "allocated", "available", "reorder_point"]
     show_columns = [*list_columns, "version"]
     search_columns = ["product", "warehouse", "on_hand"]
+    quick_search_column = None
+    pickers = {
+        "product": Picked("Product", Product, "product"),
+        "warehouse": Picked("Warehouse", Warehouse, "warehouse"),
+    }
 
 
 # -- Finance (master data) -----------------------------------------------------------------
@@ -123,13 +145,18 @@ class PaymentTermView(ServiceModelView):
     add_columns = edit_columns = show_columns = list_columns
 
 
-class PriceListItemView(ServiceModelView):
+class PriceListItemView(PickerFilters, ServiceModelView):
     service = catalog.price_list_items
     class_permission_name = security.MASTER_DATA
     list_title = "Price breaks"
     list_columns = ["price_list", "product", "min_quantity", "unit_price"]
     add_columns = show_columns = list_columns
     edit_columns = ["min_quantity", "unit_price"]
+    search_columns = ["price_list", "product", "min_quantity"]
+    quick_search_column = None
+    pickers = {"product": Picked("Product", Product, "product")}
+    add_template = "picker_add.html"
+    add_form_extra_fields = {"product": Picked("Product", Product, "product").field(required=True)}
 
 
 class PriceListView(ServiceModelView):
@@ -137,7 +164,7 @@ class PriceListView(ServiceModelView):
     class_permission_name = security.MASTER_DATA
     list_title = "Price lists"
     list_columns = ["name", "currency"]
-    add_columns = edit_columns = show_columns = list_columns
+    add_columns = edit_columns = show_columns = search_columns = list_columns
     related_views = [PriceListItemView]
 
 

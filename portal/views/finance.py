@@ -41,10 +41,12 @@ from portal.models import (
     ROOT_CAUSES,
     CreditMemo,
     CreditMemoStatus,
+    Customer,
     Dispute,
     DisputeStatus,
     Invoice,
     InvoiceLine,
+    Product,
     ReturnAuthorization,
 )
 from portal.services import credits, disputes, exports, invoices, payments, states
@@ -61,10 +63,21 @@ from portal.views.base import (
     run_form_action,
 )
 from portal.views.formatting import choice, code_filter, formatters, label
-from portal.views.pickers import QuickSearch, RecordPicker
+from portal.views.pickers import (
+    Picked,
+    PickerFilters,
+    RecordPicker,
+    invoice_of_customer,
+    product_on_lines,
+)
 
 INVOICE = "InvoiceView.show"
 INVOICE_LOOKUP = "/api/v1/lookup/invoice"
+INVOICE_PICKED = Picked("Invoice", Invoice, "invoice")
+MEMO_PICKERS = {
+    "customer": Picked("Customer", Customer, "customer", where=invoice_of_customer(CreditMemo)),
+    "invoice": INVOICE_PICKED,
+}
 DISPUTE = "DisputeView.show"
 
 
@@ -94,15 +107,21 @@ def _invoice_form(
     return form_page(action, pk, success, made, url_for(INVOICE, pk=pk), render)
 
 
-class InvoiceLineView(ReadOnlyModelView):
+class InvoiceLineView(PickerFilters, ReadOnlyModelView):
     datamodel = SQLAInterface(InvoiceLine)
     class_permission_name = security.INVOICES
     list_title = "Invoice lines"
     list_columns = ["line_no", "description", "quantity", "unit_price", "amount", "tax_amount"]
     show_columns = list_columns
+    search_columns = ["invoice", "product", "description"]
+    quick_search_column = None
+    pickers = {
+        "invoice": INVOICE_PICKED,
+        "product": Picked("Product", Product, "product"),
+    }
 
 
-class PaymentView(ServiceModelView):
+class PaymentView(PickerFilters, ServiceModelView):
     service = payments.payments
     class_permission_name = security.PAYMENTS
     include_route_methods = {"list", "show", "add"}
@@ -110,11 +129,14 @@ class PaymentView(ServiceModelView):
     list_columns = ["invoice", "amount", "received_on", "method", "reference", "recorded_by"]
     show_columns = [*list_columns, "created_at"]
     add_columns = ["invoice", "amount", "received_on", "method", "reference"]
+    search_columns = ["invoice", "amount", "received_on", "method", "reference", "recorded_by"]
+    quick_search_column = None
+    pickers = {"invoice": INVOICE_PICKED}
     base_order = ("id", "desc")
     description_columns = {"method": ", ".join(PAYMENT_METHODS)}
 
 
-class CreditMemoView(QuickSearch, RecordHistoryMixin, ServiceModelView):
+class CreditMemoView(PickerFilters, RecordHistoryMixin, ServiceModelView):
     service = credits.credit_memos
     audit_entity = "credit_memo"
     class_permission_name = security.CREDIT_MEMOS
@@ -161,6 +183,7 @@ class CreditMemoView(QuickSearch, RecordHistoryMixin, ServiceModelView):
         "status": code_filter(CreditMemoStatus),
         "reason_code": code_filter(CREDIT_REASONS, "Reason"),
     }
+    pickers = MEMO_PICKERS
     base_order = ("id", "desc")
     label_columns = {"reason_code": "Reason", "reason_text": "Details"}
     add_template = "picker_add.html"
@@ -203,7 +226,7 @@ class CreditMemoView(QuickSearch, RecordHistoryMixin, ServiceModelView):
         )
 
 
-class InvoiceView(RecordHistoryMixin, ServiceModelView):
+class InvoiceView(PickerFilters, RecordHistoryMixin, ServiceModelView):
     service = invoices.invoices
     audit_entity = "invoice"
     class_permission_name = security.INVOICES
@@ -254,6 +277,10 @@ class InvoiceView(RecordHistoryMixin, ServiceModelView):
     ]
     edit_columns = ["tax_rate", "notes"]
     search_columns = ["number", "customer", "status", "issue_date", "due_date"]
+    pickers = {
+        "customer": Picked("Customer", Customer, "customer"),
+        "product": product_on_lines(Invoice.id, InvoiceLine.invoice_id, InvoiceLine.order_line_id),
+    }
     base_order = ("id", "desc")
     label_columns = {"is_overdue": "Overdue", "tax_rate": "Tax rate (fraction)"}
     related_views = [InvoiceLineView, PaymentView, CreditMemoView]
@@ -277,7 +304,7 @@ class InvoiceView(RecordHistoryMixin, ServiceModelView):
         return record_action(VOID, pk, lambda invoice: f"invoice {invoice} voided", INVOICE)
 
 
-class CreditApprovalView(ReadOnlyModelView):
+class CreditApprovalView(PickerFilters, ReadOnlyModelView):
     """Supervisors' queue of requested credits, with bulk approve and reject."""
 
     datamodel = SQLAInterface(CreditMemo)
@@ -304,6 +331,7 @@ class CreditApprovalView(ReadOnlyModelView):
     ]
     show_columns = [*list_columns, "status", "dispute"]
     search_columns = ["number", "invoice", "reason_code", "requested_by", "requested_at"]
+    pickers = MEMO_PICKERS
     base_order = ("id", "asc")
     label_columns = {
         "invoice.customer": "Customer",
@@ -361,7 +389,7 @@ class CreditApprovalView(ReadOnlyModelView):
         return self._decide(items, False)
 
 
-class DisputeView(QuickSearch, RecordHistoryMixin, ServiceModelView):
+class DisputeView(PickerFilters, RecordHistoryMixin, ServiceModelView):
     service = disputes.disputes
     audit_entity = "dispute"
     class_permission_name = security.DISPUTES
@@ -414,6 +442,10 @@ class DisputeView(QuickSearch, RecordHistoryMixin, ServiceModelView):
     search_form_extra_fields = {
         "status": code_filter(DisputeStatus),
         "dispute_type": code_filter(DISPUTE_TYPES, "Type"),
+    }
+    pickers = {
+        "customer": Picked("Customer", Customer, "customer", where=invoice_of_customer(Dispute)),
+        "invoice": INVOICE_PICKED,
     }
     base_order = ("id", "desc")
     label_columns = {

@@ -21,12 +21,13 @@ from portal.actions import perform, record_denial, valid_id
 from portal.actors import current_actor
 from portal.api.notifications import REQUEUE
 from portal.extensions import appbuilder, db
-from portal.models import Notification
+from portal.models import Notification, SalesOrder
 from portal.services.base import PermissionDenied
 from portal.views.base import ReadOnlyModelView, run_form_action
+from portal.views.pickers import Picked, PickerFilters
 
 
-class NotificationView(ReadOnlyModelView):
+class NotificationView(PickerFilters, ReadOnlyModelView):
     datamodel = SQLAInterface(Notification)
     class_permission_name = security.NOTIFICATIONS
     method_permission_name = {
@@ -40,6 +41,8 @@ class NotificationView(ReadOnlyModelView):
     list_columns = ["order", "event", "recipients", "status", "attempts", "created_at", "sent_at"]
     show_columns = [*list_columns, "subject", "body", "next_attempt_at", "last_error"]
     search_columns = ["event", "status", "order"]
+    quick_search_column = None
+    pickers = {"order": Picked("Order", SalesOrder, "order")}
     base_order = ("id", "desc")
 
     @expose("/requeue/<int:pk>", methods=["POST"])

@@ -16,6 +16,7 @@ from flask import abort, current_app, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_appbuilder.models.sqla.interface import SQLAInterface
+from sqlalchemy import ColumnElement, select
 
 import portal.security as security
 from portal.actions.sales_orders import (
@@ -41,6 +42,7 @@ from portal.models import (
     Notification,
     OrderLine,
     OrderStatus,
+    Product,
     SalesOrder,
     Shipment,
     Warehouse,
@@ -57,9 +59,8 @@ from portal.views.base import (
     run_form_action,
 )
 from portal.views.formatting import code_filter, order_formatters
-from portal.views.pickers import PickerFilters, RecordPicker
+from portal.views.pickers import Picked, PickerFilters
 
-CUSTOMER_LOOKUP = "/api/v1/lookup/customer"
 ORDER_ACTIONS = {
     "confirm": "write",
     "allocate": "write",
@@ -73,7 +74,7 @@ ORDER_ACTIONS = {
 }
 
 
-class OrderLineView(ServiceModelView):
+class OrderLineView(PickerFilters, ServiceModelView):
     service = orders.order_lines
     class_permission_name = security.ORDER_LINES
     list_title = "Order lines"
@@ -107,9 +108,19 @@ class OrderLineView(ServiceModelView):
     edit_columns = ["quantity", "unit_price", "discount_pct"]
     include_route_methods = {"list", "show", "edit"}
     search_columns = ["order", "product", "quantity"]
+    quick_search_column = None
+    pickers = {
+        "order": Picked("Order", SalesOrder, "order"),
+        "product": Picked("Product", Product, "product"),
+    }
 
 
 SHOW = "SalesOrderView.show"
+
+
+def has_line_with_product(product_id: int) -> ColumnElement[bool]:
+    """An order has a line of the product (served by ``ix_order_line_product``)."""
+    return SalesOrder.id.in_(select(OrderLine.order_id).where(OrderLine.product_id == product_id))
 
 
 def _confirmed(order: SalesOrder) -> str:
@@ -196,11 +207,10 @@ class SalesOrderView(PickerFilters, RecordHistoryMixin, ServiceModelView):
         "order_date",
         "requested_date",
     ]
-    search_form_extra_fields = {
-        "status": code_filter(OrderStatus),
-        "customer": RecordPicker(
-            "Customer", Customer, CUSTOMER_LOOKUP, "Type a customer's code or name"
-        ),
+    search_form_extra_fields = {"status": code_filter(OrderStatus)}
+    pickers = {
+        "customer": Picked("Customer", Customer, "customer"),
+        "product": Picked("Product", Product, "product", where=has_line_with_product),
     }
     base_order = ("id", "desc")
     label_columns = {
@@ -370,7 +380,7 @@ class SalesOrderView(PickerFilters, RecordHistoryMixin, ServiceModelView):
         return self.render_template("order_timeline.html", order=order, entries=entries)
 
 
-class OpenOrdersView(ReadOnlyModelView):
+class OpenOrdersView(PickerFilters, ReadOnlyModelView):
     """Orders on hold, waiting for a fix or a Supervisor."""
 
     datamodel = SQLAInterface(SalesOrder)
@@ -379,6 +389,8 @@ class OpenOrdersView(ReadOnlyModelView):
     base_filters = [["status", FilterEqual, OrderStatus.ON_HOLD.value]]
     list_columns = ["number", "customer", "customer_po", "order_date", "hold_reasons"]
     show_columns = list_columns
+    search_columns = ["number", "customer", "customer_po", "order_date"]
+    pickers = {"customer": Picked("Customer", Customer, "customer")}
     base_order = ("id", "desc")
 
 

@@ -103,7 +103,9 @@ class PagedListMixin:
             page_size=page_size,
             ties=self.keyset_ties,
             related=tuple(
-                name for name in self.list_columns if self.datamodel.is_relation_many_to_one(name)
+                name
+                for name in self.list_columns
+                if self.datamodel.is_relation_many_to_one(name.partition(".")[0])
             ),
         )
         try:

@@ -23,6 +23,7 @@ from portal.actions.receipts import RECEIVE_FORM
 from portal.extensions import appbuilder, db
 from portal.models import Product, StockReceipt, Warehouse
 from portal.views.base import ReadOnlyModelView, has_access_audited, keeps_input, run_form_action
+from portal.views.pickers import Picked, PickerFilters
 
 PRODUCT_MATCHES = 20
 # A service's field name → the form's field that shows its error.
@@ -33,7 +34,7 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
 
 
-class StockReceiptView(ReadOnlyModelView):
+class StockReceiptView(PickerFilters, ReadOnlyModelView):
     datamodel = SQLAInterface(StockReceipt)
     class_permission_name = security.RECEIPTS
     list_title = "Receipts"
@@ -42,6 +43,10 @@ class StockReceiptView(ReadOnlyModelView):
     list_columns += ["reference", "received_by"]
     show_columns = [*list_columns, "note"]
     search_columns = ["product", "warehouse", "received_at", "number", "reference"]
+    pickers = {
+        "product": Picked("Product", Product, "product"),
+        "warehouse": Picked("Warehouse", Warehouse, "warehouse"),
+    }
     order_columns = ["number", "received_at", "quantity"]
     base_order = ("id", "desc")
     label_columns = {

@@ -29,6 +29,7 @@ from portal.actions.returns import (
 from portal.extensions import appbuilder, db
 from portal.models import (
     RETURN_CONDITIONS,
+    Customer,
     OrderLine,
     ReturnAuthorization,
     ReturnLine,
@@ -45,7 +46,7 @@ from portal.views.base import (
     record_action,
 )
 from portal.views.formatting import code_filter, formatters
-from portal.views.pickers import QuickSearch
+from portal.views.pickers import Picked, PickerFilters, order_of_customer, product_on_lines
 
 RETURN = "ReturnView.show"
 RETURN_ACTIONS = {
@@ -105,7 +106,7 @@ def shipment_returns(shipment: Shipment) -> list[ReturnAuthorization]:
     )
 
 
-class ReturnView(QuickSearch, ReadOnlyModelView):
+class ReturnView(PickerFilters, ReadOnlyModelView):
     """Returns, with the actions their state allows on the record page."""
 
     datamodel = SQLAInterface(ReturnAuthorization)
@@ -127,6 +128,16 @@ class ReturnView(QuickSearch, ReadOnlyModelView):
     show_columns = [*list_columns, "credit_memo"]
     search_columns = ["number", "order", "status", "warehouse", "requested_by", "created_at"]
     search_form_extra_fields = {"status": code_filter(ReturnStatus)}
+    pickers = {
+        "customer": Picked(
+            "Customer", Customer, "customer", where=order_of_customer(ReturnAuthorization)
+        ),
+        "order": Picked("Order", SalesOrder, "order"),
+        "warehouse": Picked("Warehouse", Warehouse, "warehouse"),
+        "product": product_on_lines(
+            ReturnAuthorization.id, ReturnLine.rma_id, ReturnLine.order_line_id
+        ),
+    }
     base_order = ("id", "desc")
     label_columns = {"created_at": "Requested at", "requested_by": "Requested by"}
     formatters_columns = formatters(

@@ -21,21 +21,23 @@ from portal.actions.shipments import DELIVER, UPDATE_FORM
 from portal.extensions import appbuilder, db
 from portal.models import (
     DELAY_REASONS,
+    Customer,
     OrderLine,
     SalesOrder,
     Shipment,
     ShipmentLine,
     ShipmentStatus,
+    Warehouse,
     utcnow,
 )
 from portal.views.base import ReadOnlyModelView, form_on_record, has_access_audited
 from portal.views.formatting import code_filter, formatters
-from portal.views.pickers import QuickSearch
+from portal.views.pickers import Picked, PickerFilters, order_of_customer, product_on_lines
 
 SHIPMENT = "ShipmentView.show"
 
 
-class ShipmentView(QuickSearch, ReadOnlyModelView):
+class ShipmentView(PickerFilters, ReadOnlyModelView):
     """Shipments, newest first; each page lists its lines and links to its order."""
 
     datamodel = SQLAInterface(Shipment)
@@ -72,6 +74,14 @@ class ShipmentView(QuickSearch, ReadOnlyModelView):
     search_form_extra_fields = {
         "status": code_filter(ShipmentStatus),
         "delay_reason": code_filter(DELAY_REASONS, "Delay reason"),
+    }
+    pickers = {
+        "customer": Picked("Customer", Customer, "customer", where=order_of_customer(Shipment)),
+        "order": Picked("Order", SalesOrder, "order"),
+        "warehouse": Picked("Warehouse", Warehouse, "warehouse"),
+        "product": product_on_lines(
+            Shipment.id, ShipmentLine.shipment_id, ShipmentLine.order_line_id
+        ),
     }
     base_order = ("id", "desc")
     label_columns = {

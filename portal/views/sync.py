@@ -36,10 +36,13 @@ from portal.views.base import (
     has_access_audited,
     record_action,
 )
+from portal.views.formatting import moment
+from portal.views.pickers import Picked, PickerFilters
 from portal.views.sync_work import (
     BACKEND_LABELS,
     KIND_LABELS,
     OUTCOME_LABELS,
+    RUN_LABELS,
     queue_sync,
     when,
 )
@@ -62,7 +65,7 @@ DELETED_STATUS_LABELS = {
 }
 
 
-class SyncRunView(ReadOnlyModelView):
+class SyncRunView(PickerFilters, ReadOnlyModelView):
     datamodel = SQLAInterface(SyncRun)
     class_permission_name = security.SYNC_RUNS
     list_title = "Sync runs"
@@ -82,6 +85,8 @@ class SyncRunView(ReadOnlyModelView):
     ]
     show_columns = [*list_columns, "finished_at", "attempts", "job_id", "error"]
     search_columns = ["tracker", "status", "started_at"]
+    quick_search_column = None
+    pickers = {"tracker": Picked("Tracker", Tracker, "tracker")}
     base_order = ("id", "desc")
     label_columns = {
         "duration_seconds": "Seconds",
@@ -92,6 +97,12 @@ class SyncRunView(ReadOnlyModelView):
         "errors": "Refused",
     }
     show_template = "sync_run_show.html"
+    formatters_columns = {
+        "started_by": lambda name: name or "Schedule",  # a person syncs from inside Excel
+        "started_at": moment,
+        "finished_at": moment,
+        "status": lambda code: RUN_LABELS.get(code, code),
+    }
 
     def render_template(self, template: str, **kwargs: Any) -> Any:
         """The run's page lists every row's outcome (all but the unchanged ones)."""
@@ -196,7 +207,7 @@ def _stored_value(text: str | None) -> str:
     return "(empty)" if value is None else str(value)
 
 
-class SyncConflictView(ReadOnlyModelView):
+class SyncConflictView(PickerFilters, ReadOnlyModelView):
     datamodel = SQLAInterface(SyncConflict)
     class_permission_name = security.SYNC_CONFLICTS
     method_permission_name = {**security.METHOD_PERMISSIONS, "resolve": "resolve"}
@@ -218,6 +229,8 @@ class SyncConflictView(ReadOnlyModelView):
         "resolved_at",
     ]
     search_columns = ["tracker", "key", "header", "status"]
+    quick_search_column = None
+    pickers = {"tracker": Picked("Tracker", Tracker, "tracker")}
     base_order = ("id", "desc")
     label_columns = {"sheet_value": "Sheet", "portal_value": "Portal", "base_value": "Before"}
     formatters_columns = {
@@ -262,7 +275,7 @@ class SyncConflictView(ReadOnlyModelView):
         )
 
 
-class SyncDeletedRowView(ReadOnlyModelView):
+class SyncDeletedRowView(PickerFilters, ReadOnlyModelView):
     """Rows deleted from trackers; a Supervisor decides the ones waiting for review."""
 
     datamodel = SQLAInterface(SyncDeletedRow)
@@ -273,6 +286,8 @@ class SyncDeletedRowView(ReadOnlyModelView):
     list_columns = ["tracker", "key", "status", "message", "created_at", "decided_by"]
     show_columns = [*list_columns, "decided_at"]
     search_columns = ["tracker", "key", "status"]
+    quick_search_column = None
+    pickers = {"tracker": Picked("Tracker", Tracker, "tracker")}
     base_order = ("id", "desc")
     label_columns = {
         "key": "Record",

@@ -156,6 +156,13 @@ def excel_value(value: CellValue) -> Any:
     return value
 
 
+def _remote_value(value: Any) -> Any:
+    """A value as xlwings' remote engine sends it to the clients (dates as ISO text)."""
+    from xlwings.pro._xlremote import Engine
+
+    return Engine.prepare_xl_data_element(value, {})
+
+
 def _fingerprint(rows: list[list[CellValue]]) -> str:
     text = json.dumps(rows, default=str, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
@@ -209,4 +216,8 @@ class XlwingsBackend:
         sheet = self._sheet()
         for block in cell_blocks(cells):  # no gap bridged: the clients would clear it
             end = (block.row + len(block.values) - 1, block.col + block.width - 1)
-            sheet.range((block.row, block.col), end).value = block.values
+            target = sheet.range((block.row, block.col), end)
+            if self.live:
+                target.value = block.values
+            else:  # one setValues action, without xlwings' per-write copy of the whole tab
+                target.raw_value = [[_remote_value(v) for v in row] for row in block.values]

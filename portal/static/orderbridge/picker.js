@@ -127,7 +127,8 @@
       var text = input.value.trim();
       if (text.length < min) { close(); return; }
       var query = [['q', text], ['limit', input.dataset.pickerLimit || '20']].concat(params(input));
-      var url = input.dataset.picker + '?' + query.map(function (p) {
+      var base = input.dataset.picker;
+      var url = base + (base.indexOf('?') < 0 ? '?' : '&') + query.map(function (p) {
         return encodeURIComponent(p[0]) + '=' + encodeURIComponent(p[1]);
       }).join('&');
       var mine = ++asked;
