@@ -55,9 +55,19 @@ BIG_TABLES = (
 PICKERS = {
     "/salesorderview/list/": {"customer": "customer", "product": "product"},
     "/orderlineview/list/": {"order": "order", "product": "product"},
-    "/shipmentview/list/": {"customer": "customer", "order": "order", "warehouse": "warehouse"},
-    "/returnview/list/": {"customer": "customer", "order": "order", "warehouse": "warehouse"},
-    "/invoiceview/list/": {"customer": "customer"},
+    "/shipmentview/list/": {
+        "customer": "customer",
+        "order": "order",
+        "warehouse": "warehouse",
+        "product": "product",
+    },
+    "/returnview/list/": {
+        "customer": "customer",
+        "order": "order",
+        "warehouse": "warehouse",
+        "product": "product",
+    },
+    "/invoiceview/list/": {"customer": "customer", "product": "product"},
     "/creditmemoview/list/": {"customer": "customer", "invoice": "invoice"},
     "/creditapprovalview/list/": {"customer": "customer", "invoice": "invoice"},
     "/disputeview/list/": {"customer": "customer", "invoice": "invoice"},
@@ -161,10 +171,10 @@ def test_the_orders_list_filters_by_a_product_on_any_line(clean_db) -> None:
     assert re.findall(r">(SO-\d+)<", _shown(client, status_too)) == []
 
 
-def _business(data: Catalog) -> dict[str, str]:
-    """One shipment, return, invoice, credit memo and dispute of ``data``'s customer: the
-    number each list shows for it."""
-    order, shipment = shipped_order(data, (3,))
+def _business(data: Catalog, quantities: tuple[int, ...] = (3,)) -> dict[str, str]:
+    """One shipment, return, invoice, credit memo and dispute of ``data``'s customer (of
+    ``quantities`` of the products): the number each list shows for it."""
+    order, shipment = shipped_order(data, quantities)
     rma = returns.request_return(
         order, actor("specialist"), lines={order.lines[0].id: 1}, reason="dented", warehouse_id=1
     )
@@ -302,3 +312,13 @@ def test_each_list_loads_what_it_shows_in_statements_that_do_not_grow_with_its_r
     many = {path: _statements(client, path) for path in paths}
     assert many == few
     assert max(few.values()) <= 12, few
+
+
+def test_shipments_returns_and_invoices_filter_by_a_product_on_their_lines(clean_db) -> None:
+    data = make_catalog(stock=500)
+    first, second = _business(data, (3,)), _business(data, (0, 2))
+    client = login(clean_db, "supervisor")
+    product = data.products[1].id
+    for path in ("/shipmentview/list/", "/returnview/list/", "/invoiceview/list/"):
+        found = _shown(client, f"{path}?_flt_0_product={product}")
+        assert f">{second[path]}<" in found and f">{first[path]}<" not in found, path

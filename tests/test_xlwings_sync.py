@@ -396,3 +396,17 @@ def test_an_xlwings_tracker_and_an_xlsx_tracker_end_alike_after_the_same_edits(
     assert cells_excel == cells_xlsx
     assert any(row[-1] for row in cells_excel)  # the reverted Status says why
     assert len(cells_excel) == 4
+
+
+def test_sync_runs_name_who_ran_them(excel) -> None:
+    """A sync from Excel names the user; a queued one (here on Linux: refused, no Excel) the
+    schedule, never "None"."""
+    from jobs.sync import run_sync
+    from sheets.backends import BackendUnavailable
+    from tests.conftest import login
+
+    app, tracker, _, _ = excel
+    with pytest.raises(BackendUnavailable):
+        run_sync(tracker.id, "queued-job")
+    page = login(app, "admin").get("/syncrunview/list/").get_data(as_text=True)
+    assert "specialist" in page and "Schedule" in page and ">None<" not in page

@@ -448,6 +448,8 @@ class OrderLine(Versioned, Model):
     __table_args__ = (
         UniqueConstraint("order_id", "line_no", name="uq_order_line_no"),
         Index("ix_order_line_product", "product_id"),
+        Index("ix_order_line_line_no", "line_no", "id"),  # the line list's sorts (0025)
+        Index("ix_order_line_quantity", "quantity", "id"),
         Index("ix_order_line_external_ref", "external_ref", unique=True),
         CheckConstraint("quantity > 0", name="ck_order_line_quantity"),
         CheckConstraint("unit_price >= 0", name="ck_order_line_unit_price"),

@@ -45,13 +45,13 @@ from portal.services.service_levels_facts import (
     FACTS,
     Window,
     due_date,
-    due_within,
     open_quantity,
 )
-from portal.services.service_levels_sql import days_between, utc_date
+from portal.services.service_levels_sql import days_between, narrow_plans, utc_date
 
 TEXT, INT, DATE, MONEY, NUMBER = "text", "int", "date", "money", "number"
 ROW_LIMIT = 50_000  # rows per detail sheet; the summary says when a sheet was cut
+CHUNK = 10_000  # orders per query of the late-orders sheet (within SQLite's bound limit)
 AT_RISK_DAYS = 2
 OPEN_ORDER = (
     OrderStatus.CONFIRMED.value,
@@ -92,6 +92,14 @@ ORDER = Column("Order")
 CUSTOMER = Column("Customer", width=28)
 ORDER_DATE = Column("Order date", DATE, 12)
 DUE_DATE = Column("Due date", DATE, 12)
+# an order's columns on the late and the at-risk orders sheets
+ORDER_COLUMNS = [
+    ORDER,
+    CUSTOMER,
+    ORDER_DATE,
+    DUE_DATE,
+    Column("Status", width=18, labels=STATUS_LABELS),
+]
 
 
 @dataclass
@@ -106,32 +114,60 @@ def _rows(query: Any) -> list[tuple[Any, ...]]:
 
 
 def _sum_by(key: Any, units: Any, within: Any) -> Any:
-    """``units`` summed per ``key`` for the keys in ``within`` (a subquery of ``key``,
-    ``units``)."""
+    """``units`` summed per ``key`` for the keys in ``within`` (ids, or a subquery of them)."""
     return (
         select(key, func.sum(units).label("units")).where(key.in_(within)).group_by(key).subquery()
     )
 
 
-def late_orders(week: sl.Period, as_of: date) -> Sheet:
-    """Orders due in the week that were not delivered in full by their due date."""
+def _missed_orders(week: sl.Period, as_of: date) -> list[int]:
+    """Ids of the orders due in the week that missed OTIF, by due date and number (at most
+    ``ROW_LIMIT``): read first, so the sheet's query joins a known list of orders."""
     window = Window(week.start, week.end, as_of)
     facts = FACTS["otif_order"](window).subquery()
-    missed = select(facts.c.order_id).where(facts.c.num == 0)
-    due = select(SalesOrder.id).where(due_within(window))  # the aggregates' orders
-    ordered = _sum_by(OrderLine.order_id, open_quantity(), due)
+    query = (
+        select(SalesOrder.id)
+        .join(facts, facts.c.order_id == SalesOrder.id)
+        .where(facts.c.num == 0)
+        .order_by(due_date(), SalesOrder.number)
+        .limit(ROW_LIMIT)
+    )
+    with narrow_plans(db.session):
+        return list(db.session.execute(query).scalars())
+
+
+def late_orders(week: sl.Period, as_of: date) -> Sheet:
+    """Orders due in the week that were not delivered in full by their due date."""
+    ids = _missed_orders(week, as_of)
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]  # consecutive in the sheet's order
+        rows += _rows(_late_rows(chunk))
+    columns = [
+        *ORDER_COLUMNS,
+        Column("Units ordered", INT, 10),
+        Column("Units delivered", INT, 10),
+        Column("Last delivery", DATE, 12),
+        Column("Delay reason", width=18, labels=DELAY_REASONS),
+    ]
+    return Sheet("Late orders", columns, rows)
+
+
+def _late_rows(ids: list[int]) -> Any:
+    """The late-orders sheet's rows of the orders ``ids``: units, last delivery, reason."""
+    ordered = _sum_by(OrderLine.order_id, open_quantity(), ids)
     shipped = (
         select(
             Shipment.order_id,
             func.max(Shipment.delivered_date).label("last"),
             func.max(Shipment.delay_reason).label("reason"),
         )
-        .where(Shipment.order_id.in_(due))
+        .where(Shipment.order_id.in_(ids))
         .group_by(Shipment.order_id)
         .subquery()
     )
-    delivered = _sum_by(OrderLine.order_id, OrderLine.qty_delivered, due)
-    query = (
+    delivered = _sum_by(OrderLine.order_id, OrderLine.qty_delivered, ids)
+    return (
         select(
             SalesOrder.number,
             Customer.name,
@@ -147,21 +183,9 @@ def late_orders(week: sl.Period, as_of: date) -> Sheet:
         .join(ordered, ordered.c.order_id == SalesOrder.id)
         .outerjoin(delivered, delivered.c.order_id == SalesOrder.id)
         .outerjoin(shipped, shipped.c.order_id == SalesOrder.id)
-        .where(SalesOrder.id.in_(missed))
+        .where(SalesOrder.id.in_(ids))
         .order_by(due_date(), SalesOrder.number)
     )
-    columns = [
-        ORDER,
-        CUSTOMER,
-        ORDER_DATE,
-        DUE_DATE,
-        Column("Status", width=18, labels=STATUS_LABELS),
-        Column("Units ordered", INT, 10),
-        Column("Units delivered", INT, 10),
-        Column("Last delivery", DATE, 12),
-        Column("Delay reason", width=18, labels=DELAY_REASONS),
-    ]
-    return Sheet("Late orders", columns, _rows(query))
 
 
 def open_backorders(as_of: date) -> Sheet:
@@ -217,11 +241,7 @@ def at_risk_orders(as_of: date) -> Sheet:
         .order_by(due, SalesOrder.number)
     )
     columns = [
-        ORDER,
-        CUSTOMER,
-        ORDER_DATE,
-        DUE_DATE,
-        Column("Status", width=18, labels=STATUS_LABELS),
+        *ORDER_COLUMNS,
         Column("Risk", width=12),
     ]
     return Sheet("At-risk orders", columns, _rows(query))

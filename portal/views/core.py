@@ -51,8 +51,6 @@ class CustomerAddressView(PickerFilters, ServiceModelView):
     search_columns = ["customer", "label", "line1", "city", "postal_code", "country"]
     quick_search_column = None
     pickers = {"customer": CUSTOMER}
-    add_template = "picker_add.html"
-    add_form_extra_fields = {"customer": CUSTOMER.field(required=True)}
 
 
 class CustomerContactView(PickerFilters, ServiceModelView):
@@ -66,8 +64,6 @@ class CustomerContactView(PickerFilters, ServiceModelView):
     search_columns = ["customer", "name", "email", "role"]
     quick_search_column = None
     pickers = {"customer": CUSTOMER}
-    add_template = "picker_add.html"
-    add_form_extra_fields = {"customer": CUSTOMER.field(required=True)}
 
 
 class CustomerView(RecordHistoryMixin, ServiceModelView):
@@ -155,8 +151,6 @@ class PriceListItemView(PickerFilters, ServiceModelView):
     search_columns = ["price_list", "product", "min_quantity"]
     quick_search_column = None
     pickers = {"product": Picked("Product", Product, "product")}
-    add_template = "picker_add.html"
-    add_form_extra_fields = {"product": Picked("Product", Product, "product").field(required=True)}
 
 
 class PriceListView(ServiceModelView):

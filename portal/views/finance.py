@@ -63,10 +63,21 @@ from portal.views.base import (
     run_form_action,
 )
 from portal.views.formatting import choice, code_filter, formatters, label
-from portal.views.pickers import Picked, PickerFilters, RecordPicker, invoice_of_customer
+from portal.views.pickers import (
+    Picked,
+    PickerFilters,
+    RecordPicker,
+    invoice_of_customer,
+    product_on_lines,
+)
 
 INVOICE = "InvoiceView.show"
 INVOICE_LOOKUP = "/api/v1/lookup/invoice"
+INVOICE_PICKED = Picked("Invoice", Invoice, "invoice")
+MEMO_PICKERS = {
+    "customer": Picked("Customer", Customer, "customer", where=invoice_of_customer(CreditMemo)),
+    "invoice": INVOICE_PICKED,
+}
 DISPUTE = "DisputeView.show"
 
 
@@ -105,7 +116,7 @@ class InvoiceLineView(PickerFilters, ReadOnlyModelView):
     search_columns = ["invoice", "product", "description"]
     quick_search_column = None
     pickers = {
-        "invoice": Picked("Invoice", Invoice, "invoice"),
+        "invoice": INVOICE_PICKED,
         "product": Picked("Product", Product, "product"),
     }
 
@@ -120,7 +131,7 @@ class PaymentView(PickerFilters, ServiceModelView):
     add_columns = ["invoice", "amount", "received_on", "method", "reference"]
     search_columns = ["invoice", "amount", "received_on", "method", "reference", "recorded_by"]
     quick_search_column = None
-    pickers = {"invoice": Picked("Invoice", Invoice, "invoice")}
+    pickers = {"invoice": INVOICE_PICKED}
     base_order = ("id", "desc")
     description_columns = {"method": ", ".join(PAYMENT_METHODS)}
 
@@ -172,10 +183,7 @@ class CreditMemoView(PickerFilters, RecordHistoryMixin, ServiceModelView):
         "status": code_filter(CreditMemoStatus),
         "reason_code": code_filter(CREDIT_REASONS, "Reason"),
     }
-    pickers = {
-        "customer": Picked("Customer", Customer, "customer", where=invoice_of_customer(CreditMemo)),
-        "invoice": Picked("Invoice", Invoice, "invoice"),
-    }
+    pickers = MEMO_PICKERS
     base_order = ("id", "desc")
     label_columns = {"reason_code": "Reason", "reason_text": "Details"}
     add_template = "picker_add.html"
@@ -269,7 +277,10 @@ class InvoiceView(PickerFilters, RecordHistoryMixin, ServiceModelView):
     ]
     edit_columns = ["tax_rate", "notes"]
     search_columns = ["number", "customer", "status", "issue_date", "due_date"]
-    pickers = {"customer": Picked("Customer", Customer, "customer")}
+    pickers = {
+        "customer": Picked("Customer", Customer, "customer"),
+        "product": product_on_lines(Invoice.id, InvoiceLine.invoice_id, InvoiceLine.order_line_id),
+    }
     base_order = ("id", "desc")
     label_columns = {"is_overdue": "Overdue", "tax_rate": "Tax rate (fraction)"}
     related_views = [InvoiceLineView, PaymentView, CreditMemoView]
@@ -320,10 +331,7 @@ class CreditApprovalView(PickerFilters, ReadOnlyModelView):
     ]
     show_columns = [*list_columns, "status", "dispute"]
     search_columns = ["number", "invoice", "reason_code", "requested_by", "requested_at"]
-    pickers = {
-        "customer": Picked("Customer", Customer, "customer", where=invoice_of_customer(CreditMemo)),
-        "invoice": Picked("Invoice", Invoice, "invoice"),
-    }
+    pickers = MEMO_PICKERS
     base_order = ("id", "asc")
     label_columns = {
         "invoice.customer": "Customer",
@@ -437,7 +445,7 @@ class DisputeView(PickerFilters, RecordHistoryMixin, ServiceModelView):
     }
     pickers = {
         "customer": Picked("Customer", Customer, "customer", where=invoice_of_customer(Dispute)),
-        "invoice": Picked("Invoice", Invoice, "invoice"),
+        "invoice": INVOICE_PICKED,
     }
     base_order = ("id", "desc")
     label_columns = {

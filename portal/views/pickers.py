@@ -23,7 +23,7 @@ from wtforms.validators import DataRequired, Optional
 
 from portal.actions import valid_id
 from portal.extensions import db
-from portal.models import Invoice, SalesOrder
+from portal.models import Invoice, OrderLine, Product, SalesOrder
 
 
 class PickerWidget:
@@ -134,11 +134,10 @@ class Picked:
         """The lookup; a filter finds retired products too (an old order has them)."""
         return f"{LOOKUP}{self.kind}" + ("?include_inactive=1" if self.kind == "product" else "")
 
-    def field(self, required: bool = False) -> RecordPicker:
-        """The picker: of a list filter (optional), or of an add form (``required``)."""
+    def field(self) -> RecordPicker:
+        """The list filter's picker (optional: no choice, no filter)."""
         hint = PLACEHOLDERS.get(self.kind, "Type to search")
-        checks = [DataRequired()] if required else [Optional()]
-        return RecordPicker(self.label, self.model, self.url, hint, validators=checks)
+        return RecordPicker(self.label, self.model, self.url, hint, validators=[Optional()])
 
 
 PLACEHOLDERS = {
@@ -170,6 +169,28 @@ def invoice_of_customer(model: Any) -> Where:
         return model.invoice_id.in_(invoices)
 
     return where
+
+
+def lines_of_product(record_id: Any, line_record: Any, line_order_line: Any) -> Where:
+    """``where`` of a product filter on records whose lines are of order lines (a shipment,
+    return or invoice with a line of the product: ``ix_order_line_product``, then the lines'
+    order line index)."""
+
+    def where(product_id: int) -> ColumnElement[bool]:
+        lines = (
+            select(line_record)
+            .join(OrderLine, OrderLine.id == line_order_line)
+            .where(OrderLine.product_id == product_id)
+        )
+        return record_id.in_(lines)
+
+    return where
+
+
+def product_on_lines(record_id: Any, line_record: Any, line_order_line: Any) -> Picked:
+    """The product filter of records whose lines are of order lines (:func:`lines_of_product`)."""
+    where = lines_of_product(record_id, line_record, line_order_line)
+    return Picked("Product", Product, "product", where=where)
 
 
 class PickedFilter(BaseFilter):

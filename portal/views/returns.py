@@ -46,7 +46,7 @@ from portal.views.base import (
     record_action,
 )
 from portal.views.formatting import code_filter, formatters
-from portal.views.pickers import Picked, PickerFilters, order_of_customer
+from portal.views.pickers import Picked, PickerFilters, order_of_customer, product_on_lines
 
 RETURN = "ReturnView.show"
 RETURN_ACTIONS = {
@@ -134,6 +134,9 @@ class ReturnView(PickerFilters, ReadOnlyModelView):
         ),
         "order": Picked("Order", SalesOrder, "order"),
         "warehouse": Picked("Warehouse", Warehouse, "warehouse"),
+        "product": product_on_lines(
+            ReturnAuthorization.id, ReturnLine.rma_id, ReturnLine.order_line_id
+        ),
     }
     base_order = ("id", "desc")
     label_columns = {"created_at": "Requested at", "requested_by": "Requested by"}

@@ -32,7 +32,7 @@ from portal.models import (
 )
 from portal.views.base import ReadOnlyModelView, form_on_record, has_access_audited
 from portal.views.formatting import code_filter, formatters
-from portal.views.pickers import Picked, PickerFilters, order_of_customer
+from portal.views.pickers import Picked, PickerFilters, order_of_customer, product_on_lines
 
 SHIPMENT = "ShipmentView.show"
 
@@ -79,6 +79,9 @@ class ShipmentView(PickerFilters, ReadOnlyModelView):
         "customer": Picked("Customer", Customer, "customer", where=order_of_customer(Shipment)),
         "order": Picked("Order", SalesOrder, "order"),
         "warehouse": Picked("Warehouse", Warehouse, "warehouse"),
+        "product": product_on_lines(
+            Shipment.id, ShipmentLine.shipment_id, ShipmentLine.order_line_id
+        ),
     }
     base_order = ("id", "desc")
     label_columns = {

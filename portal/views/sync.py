@@ -36,11 +36,13 @@ from portal.views.base import (
     has_access_audited,
     record_action,
 )
+from portal.views.formatting import moment
 from portal.views.pickers import Picked, PickerFilters
 from portal.views.sync_work import (
     BACKEND_LABELS,
     KIND_LABELS,
     OUTCOME_LABELS,
+    RUN_LABELS,
     queue_sync,
     when,
 )
@@ -95,6 +97,12 @@ class SyncRunView(PickerFilters, ReadOnlyModelView):
         "errors": "Refused",
     }
     show_template = "sync_run_show.html"
+    formatters_columns = {
+        "started_by": lambda name: name or "Schedule",  # a person syncs from inside Excel
+        "started_at": moment,
+        "finished_at": moment,
+        "status": lambda code: RUN_LABELS.get(code, code),
+    }
 
     def render_template(self, template: str, **kwargs: Any) -> Any:
         """The run's page lists every row's outcome (all but the unchanged ones)."""
