@@ -86,7 +86,7 @@ def user_from_bearer(req: Request | None = None) -> Any:
 
 NO_TOKEN = (
     "Send a personal API token as 'Authorization: Bearer obt_…' "
-    "(make one under Security → API tokens)."
+    "(make one under Account → API tokens)."
 )
 
 

@@ -218,7 +218,7 @@ def test_a_jwt_still_works_beside_tokens(clean_db: Flask) -> None:
     assert response.status_code == 200
 
 
-# --- the page: Security → API tokens -------------------------------------------------------
+# --- the page: Account → API tokens -------------------------------------------------------
 
 
 def _create_on_page(client, name: str, days: str = "") -> tuple[int, str, str]:
@@ -310,7 +310,7 @@ def test_bearer_only_views_take_a_token_and_nothing_else(clean_db: Flask) -> Non
         with request_to(headers), pytest.raises(TokenRefused) as refused:
             view("open-orders")
         assert refused.value.get_response().status_code == 401
-    assert "Security → API tokens" in tokenauth.NO_TOKEN
+    assert "Account → API tokens" in tokenauth.NO_TOKEN
 
 
 def test_token_writes_count_against_the_users_write_limit(clean_db: Flask) -> None:

@@ -191,12 +191,12 @@ def verify(plaintext: str, now: datetime | None = None) -> ApiToken:
     if state == "revoked":
         raise TokenInvalid(
             f"This API token ('{record.name}') was revoked on {_moment(record.revoked_at)}; "
-            "create a new one under Security → API tokens."
+            "create a new one under Account → API tokens."
         )
     if state == "expired":
         raise TokenInvalid(
             f"This API token ('{record.name}') expired on {_moment(record.expires_at)}; "
-            "create a new one under Security → API tokens."
+            "create a new one under Account → API tokens."
         )
     user: User | None = record.user
     if user is None or not user.is_active:

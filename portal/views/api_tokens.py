@@ -1,4 +1,4 @@
-"""Security → API tokens: a user's personal API tokens (Admins: everyone's).
+"""Account → API tokens: a user's personal API tokens (Admins: everyone's).
 
 Create shows the new token once, on the answer to the form (never stored, never in the
 session, ``Cache-Control: no-store``) with a Copy button; revoke asks for confirmation on a
@@ -99,5 +99,5 @@ class ApiTokensView(BaseView):
 
 
 def register_api_token_views() -> None:
-    """Add Security → API tokens (every role; FAB's user pages share the category)."""
-    appbuilder.add_view(ApiTokensView, "API tokens", icon="fa-key", category="Security")
+    """Add Account → API tokens (every role; a menu of its own, so only Admins see Security)."""
+    appbuilder.add_view(ApiTokensView, "API tokens", icon="fa-key", category="Account")

@@ -71,7 +71,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_until_up(server: PortalServer, timeout: float = 30.0) -> None:
+def _wait_until_up(server: PortalServer, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:

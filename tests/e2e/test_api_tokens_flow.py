@@ -36,7 +36,7 @@ def test_create_copy_use_and_revoke_a_token(page_as, portal_server) -> None:
     base = portal_server.base_url
     page = page_as("specialist")
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
-    page.locator(".navbar-nav > li > a.dropdown-toggle", has_text="Security").click()
+    page.locator(".navbar-nav > li > a.dropdown-toggle", has_text="Account").click()
     page.locator(".navbar-nav .dropdown-menu a", has_text=re.compile(r"^\s*API tokens\s*$")).click()
     expect(page.get_by_role("heading", name="API tokens")).to_be_visible()
 
