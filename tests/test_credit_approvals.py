@@ -149,6 +149,7 @@ def test_bulk_approval_reports_each_refused_row_and_audits_it(clean_db) -> None:
     assert own.decision_note == "duplicate request"
     queue = _signed_in(app, "supervisor").get("/creditapprovalview/list/")
     assert big.number in queue.text and fine.number not in queue.text
+    assert "USD 6,000.00" in queue.text  # money in lists carries its currency
 
 
 def test_auditor_changes_nothing_but_can_export(clean_db) -> None:

@@ -101,9 +101,9 @@ def formatters(
     columns: Iterable[str] = (),
 ) -> dict[str, Callable[[Any], Any]]:
     """FAB ``formatters_columns`` for the named columns, and :func:`blank` for the other
-    ``columns`` (money in lists has separators; record pages add the currency)."""
+    ``columns`` (money with its currency and separators, as on the record pages)."""
     table: dict[str, Callable[[Any], Any]] = {name: blank for name in columns}
-    table.update({name: lambda v: money(v, None) for name in money_columns})
+    table.update({name: money for name in money_columns})
     table.update({name: day for name in day_columns})
     table.update({name: moment for name in moment_columns})
     table.update({name: label for name in label_columns})
