@@ -6,9 +6,11 @@ lines each are written set-based, then ``VACUUM ANALYZE``, so the planner has tr
 and chooses honestly (no ``enable_seqscan=off``): at this size a sequential scan is cheap, so
 it is only avoided where an index really answers the query. The cases are enumerated from the
 views' and resources' own declarations — every search column with every filter FAB offers on
-it, every sort column both ways, for each HTML list and REST list whose record is an order or
-a line — and each is requested over HTTP as a user would. Every SELECT the request runs
-that reads ``sales_order`` or ``order_line`` is captured with its parameters and EXPLAINed.
+it, every sort column both ways, for each REST list whose record is an order or a line — and
+each is requested over HTTP as a user would; the HTML lists' common cases are listed by hand
+(enumerating all of their ~250 pages took over 20 minutes: not proved here yet, issue 18).
+Every SELECT the request runs that reads ``sales_order`` or ``order_line`` is captured with
+its parameters and EXPLAINed.
 A list's row count is left out: it is the paging's bounded or estimated count
 (``docs/api.md``, "Paging"), which reads at most the exact-count limit by design.
 """
@@ -25,7 +27,6 @@ from typing import Any
 import prison
 import pytest
 from flask import Flask
-from flask_appbuilder import ModelView
 from flask_appbuilder.api import ModelRestApi
 from sqlalchemy import event, text
 
@@ -186,21 +187,6 @@ def _sample(view: Any, column: str) -> Any:
     return "0012"
 
 
-def _html_cases() -> Iterator[tuple[str, str]]:
-    for view in _views(ModelView):
-        name = type(view).__name__
-        base = f"/{view.route_base.strip('/')}/list/"
-        yield name, base
-        filters = view._filters.get_search_filters()
-        for column in view.search_columns:
-            for index, _ in enumerate(filters.get(column, ())):
-                if (value := _sample(view, column)) is not None:
-                    yield name, f"{base}?_flt_{index}_{column}={value}"
-        for column in view.order_columns:
-            for direction in ("asc", "desc"):
-                yield name, f"{base}?_oc_{name}={column}&_od_{name}={direction}"
-
-
 def _rest_cases() -> Iterator[tuple[str, str]]:
     for api in _views(ModelRestApi):
         base = f"/api/v1/{api.resource_name}/"
@@ -255,19 +241,6 @@ def _check(cases: Iterator[tuple[str, str]], get: Any) -> tuple[int, list[str]]:
         if not _known_gap(url):
             problems += [f"{name} {url}: {problem}" for problem in _explain(statements.seen)]
     return count, problems
-
-
-@pytest.mark.skipif(
-    not os.environ.get("ORDERBRIDGE_SLOW_PLANS"),
-    reason="some 250 pages, ~20 min on a busy 2-core machine: set ORDERBRIDGE_SLOW_PLANS=1",
-)
-def test_every_html_list_filter_and_sort_uses_an_index(filled: Flask) -> None:
-    client = login(filled, "admin")
-    with filled.app_context():
-        cases = list(_html_cases())
-        count, problems = _check(iter(cases), client.get)
-    assert count >= 40, "the enumeration found too few cases"
-    assert not problems, "\n".join(problems)
 
 
 def test_every_rest_list_filter_and_sort_uses_an_index(filled: Flask) -> None:
