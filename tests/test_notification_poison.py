@@ -228,7 +228,7 @@ def test_an_address_with_a_line_break_is_refused_where_it_is_entered(clean_db) -
         },
         follow_redirects=True,
     )
-    assert "email: must not contain control characters" in page.get_data(as_text=True)
+    assert "Email: must not contain control characters" in page.get_data(as_text=True)
     names = db.session.scalars(select(CustomerContact.name)).all()
     assert sorted(names) == ["Ann Buyer", "Bob"]
 

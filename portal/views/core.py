@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import flash, redirect, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.models.sqla.interface import SQLAInterface
+from wtforms import BooleanField
 
 import portal.security as security
 from portal.extensions import appbuilder
@@ -51,6 +52,11 @@ class CustomerAddressView(PickerFilters, ServiceModelView):
     search_columns = ["customer", "label", "line1", "city", "postal_code", "country"]
     quick_search_column = None
     pickers = {"customer": CUSTOMER}
+    add_template = "picker_add.html"
+    # A plain checkbox: a non-null boolean would otherwise be a required, i.e. forced, one.
+    flags = {"is_default_ship_to": BooleanField("Default ship-to")}
+    edit_form_extra_fields = {**ServiceModelView.edit_form_extra_fields, **flags}
+    add_form_extra_fields = {"customer": CUSTOMER.field(required=True), **flags}
 
 
 class CustomerContactView(PickerFilters, ServiceModelView):
@@ -64,6 +70,10 @@ class CustomerContactView(PickerFilters, ServiceModelView):
     search_columns = ["customer", "name", "email", "role"]
     quick_search_column = None
     pickers = {"customer": CUSTOMER}
+    add_template = "picker_add.html"
+    flags = {"receives_notifications": BooleanField("Receives notifications", default=True)}
+    edit_form_extra_fields = {**ServiceModelView.edit_form_extra_fields, **flags}
+    add_form_extra_fields = {"customer": CUSTOMER.field(required=True), **flags}
 
 
 class CustomerView(RecordHistoryMixin, ServiceModelView):
@@ -151,6 +161,8 @@ class PriceListItemView(PickerFilters, ServiceModelView):
     search_columns = ["price_list", "product", "min_quantity"]
     quick_search_column = None
     pickers = {"product": Picked("Product", Product, "product")}
+    add_template = "picker_add.html"
+    add_form_extra_fields = {"product": Picked("Product", Product, "product").field(required=True)}
 
 
 class PriceListView(ServiceModelView):

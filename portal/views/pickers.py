@@ -134,10 +134,11 @@ class Picked:
         """The lookup; a filter finds retired products too (an old order has them)."""
         return f"{LOOKUP}{self.kind}" + ("?include_inactive=1" if self.kind == "product" else "")
 
-    def field(self) -> RecordPicker:
-        """The list filter's picker (optional: no choice, no filter)."""
+    def field(self, required: bool = False) -> RecordPicker:
+        """The picker: of a list filter (optional), or of an add form (``required``)."""
         hint = PLACEHOLDERS.get(self.kind, "Type to search")
-        return RecordPicker(self.label, self.model, self.url, hint, validators=[Optional()])
+        checks = [DataRequired()] if required else [Optional()]
+        return RecordPicker(self.label, self.model, self.url, hint, validators=checks)
 
 
 PLACEHOLDERS = {
