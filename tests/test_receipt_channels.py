@@ -129,7 +129,7 @@ def test_a_bad_quantity_shows_the_form_again_with_the_input_kept(clean_db) -> No
     }
     answer = client.post("/receive-stock/", data=typed)
     assert answer.status_code == 422
-    assert "quantity: not a whole number" in " ".join(_flashes(answer.text))
+    assert "Quantity: not a whole number" in " ".join(_flashes(answer.text))
     assert 'id="error-quantity"' in answer.text
     for value in ("SKU-2", "2.5", "PO-KEEP", "half a box?"):
         assert f'value="{value}"' in answer.text
