@@ -156,12 +156,12 @@ def _post(conn: http.client.HTTPConnection, path: str, body: dict, headers: dict
     return answer.status, json.loads(answer.read() or b"null")
 
 
-def _gunicorn(folder: str) -> tuple[subprocess.Popen, int]:
-    """The app under gunicorn (the repository's gunicorn.conf.py) on a free port, up."""
+def gunicorn_server(log_path: Path, **settings: str) -> tuple[subprocess.Popen, int]:
+    """The app under gunicorn (the repository's gunicorn.conf.py) on a free port, up;
+    ``settings`` are added to its environment (e.g. ``GUNICORN_TIMEOUT="300"``)."""
     port = _free_port()
-    env = {**os.environ, "GUNICORN_BIND": f"127.0.0.1:{port}"}
-    env |= {"WRITE_RATE_LIMIT": "", "WRITE_IP_RATE_LIMIT": "", "GUNICORN_TIMEOUT": "120"}
-    log = open(Path(folder) / "gunicorn.log", "wb")  # noqa: SIM115 - closed with the process
+    env = {**os.environ, "GUNICORN_BIND": f"127.0.0.1:{port}", **settings}
+    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "portal:create_app()"],
         cwd=REPO,
@@ -172,7 +172,7 @@ def _gunicorn(folder: str) -> tuple[subprocess.Popen, int]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise SystemExit(f"gunicorn exited: see {log.name}")
+            raise SystemExit(f"gunicorn exited: see {log_path}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return server, port
@@ -187,7 +187,12 @@ def rest_http(folder: str, bodies: list[dict]) -> dict:
     would send them (one kept-alive connection, a JWT from the login endpoint)."""
     from tests.conftest import TEST_PASSWORD
 
-    server, port = _gunicorn(folder)
+    server, port = gunicorn_server(
+        Path(folder) / "gunicorn.log",
+        WRITE_RATE_LIMIT="",
+        WRITE_IP_RATE_LIMIT="",
+        GUNICORN_TIMEOUT="120",
+    )
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         credentials = {"username": "bench", "password": TEST_PASSWORD, "provider": "db"}

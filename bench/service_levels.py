@@ -28,9 +28,7 @@ import argparse
 import os
 import platform
 import secrets
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from datetime import timedelta
@@ -38,6 +36,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.import_orders import gunicorn_server  # noqa: E402 - after the path
+
 BENCH_PASSWORD = secrets.token_urlsafe(16)
 
 # One statement per table; :n is the order count, :today the day the history ends.
@@ -232,37 +233,6 @@ def _bench_user(app) -> None:
         db.session.commit()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _gunicorn(log_path: Path) -> tuple[subprocess.Popen, int]:
-    """The app under gunicorn (the repository's gunicorn.conf.py) on a free port, up."""
-    port = _free_port()
-    env = {**os.environ, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_TIMEOUT": "300"}
-    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "portal:create_app()"],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"gunicorn exited: see {log_path}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return server, port
-        except OSError:
-            time.sleep(0.2)
-    server.terminate()
-    raise SystemExit("gunicorn did not start within 60 s")
-
-
 def measure_http(app, repeat: int) -> None:
     """The page and the workbook download as a browser gets them: over HTTP from gunicorn,
     signed in through the login form."""
@@ -277,7 +247,7 @@ def measure_http(app, repeat: int) -> None:
 
     _bench_user(app)
     with tempfile.TemporaryDirectory() as folder:
-        server, port = _gunicorn(Path(folder) / "gunicorn.log")
+        server, port = gunicorn_server(Path(folder) / "gunicorn.log", GUNICORN_TIMEOUT="300")
         try:
             base = f"http://127.0.0.1:{port}"
             opener = urllib.request.build_opener(
