@@ -1,6 +1,8 @@
 """Benchmark: the Service levels page's queries and the weekly workbook at N orders.
 
-Usage: ``DATABASE_URL=postgresql://… .venv/bin/python bench/service_levels.py [--orders 100000]``
+Usage: ``DATABASE_URL=postgresql://… .venv/bin/python bench/service_levels.py [--orders 100000]
+[--schema NAME]`` (``--schema``: keep the history in that schema and measure on it again next
+time, skipping the set-up; the history ends on the day it was made)
 
 PostgreSQL only (the set-up generates rows with ``generate_series``). The bench works in a
 schema of its own (created, then dropped unless ``--keep``) of the database ``DATABASE_URL``
@@ -135,6 +137,14 @@ SETUP_SQL = [
               CAST(v.issue_date + 3 AS timestamp) AT TIME ZONE 'UTC', 1
        FROM invoice v WHERE v.id % 60 = 7 AND v.issue_date + 3 <= CAST(:today AS date)""",
 ]
+
+
+def migrate(app) -> None:
+    """Bring a reused bench schema to the current migrations."""
+    from flask_migrate import upgrade
+
+    with app.app_context():
+        upgrade()
 
 
 def setup(app, orders: int) -> None:
@@ -288,6 +298,11 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the bench's schema")
+    parser.add_argument(
+        "--schema",
+        help="work in this schema and keep it; when it already holds the history (an earlier "
+        "run with the same --schema), only migrate it and measure again",
+    )
     parser.add_argument("--no-http", action="store_true", help="skip the gunicorn figures")
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "")
@@ -300,10 +315,15 @@ def main() -> None:
     from config import normalise_database_url
 
     base = normalise_database_url(url)
-    schema = f"bench_sl_{secrets.token_hex(3)}"
+    schema = args.schema or f"bench_sl_{secrets.token_hex(3)}"
     engine = create_engine(base)
     with engine.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
+        reused = bool(
+            conn.execute(
+                text("SELECT to_regclass(:table) IS NOT NULL"), {"table": f"{schema}.sales_order"}
+            ).scalar()
+        )
+        conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
     os.environ["DATABASE_URL"] = (
         f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
     )
@@ -313,16 +333,18 @@ def main() -> None:
 
         app = create_app()
         started = time.perf_counter()
-        setup(app, args.orders)
-        print(
-            f"python {platform.python_version()}, {os.cpu_count()} CPUs, postgresql; "
-            f"set-up: {args.orders:,} orders in {time.perf_counter() - started:.1f} s"
-        )
+        if reused:
+            migrate(app)
+            setting = f"schema {schema} reused (its history kept from an earlier run)"
+        else:
+            setup(app, args.orders)
+            setting = f"set-up: {args.orders:,} orders in {time.perf_counter() - started:.1f} s"
+        print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, postgresql; {setting}")
         measure(app, args.repeat)
         if not args.no_http:
             measure_http(app, args.repeat)
     finally:
-        if not args.keep:
+        if not (args.keep or args.schema):
             with engine.begin() as conn:
                 conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         engine.dispose()
