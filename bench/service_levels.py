@@ -2,7 +2,8 @@
 
 Usage: ``DATABASE_URL=postgresql://… .venv/bin/python bench/service_levels.py [--orders 100000]
 [--schema NAME]`` (``--schema``: keep the history in that schema and measure on it again next
-time, skipping the set-up; the history ends on the day it was made)
+time, skipping the set-up; the history ends on the day it was made; ``--parts page,workbook``:
+measure only those of ``page``, ``workbook``, ``stale`` and ``http``)
 
 PostgreSQL only (the set-up generates rows with ``generate_series``). The bench works in a
 schema of its own (created, then dropped unless ``--keep``) of the database ``DATABASE_URL``
@@ -42,6 +43,7 @@ sys.path.insert(0, str(REPO))
 from bench.import_orders import gunicorn_server  # noqa: E402 - after the path
 
 BENCH_PASSWORD = secrets.token_urlsafe(16)
+PARTS = ("page", "workbook", "stale", "http")
 
 # One statement per table; :n is the order count, :today the day the history ends.
 SETUP_SQL = [
@@ -187,7 +189,7 @@ def _page(week):
     return rows, bars
 
 
-def measure(app, repeat: int) -> None:
+def measure(app, repeat: int, parts: set[str]) -> None:
     from portal.extensions import db
     from portal.models import utcnow
     from portal.services import service_level_marks, weekly_report
@@ -199,30 +201,33 @@ def measure(app, repeat: int) -> None:
         started = time.perf_counter()
         kept = keep(Actor.system("system:bench"))
         print(f"keep: {kept} closed days kept in {time.perf_counter() - started:.1f} s")
-        for week in (sl.week_of(utcnow().date()), sl.last_complete_week()):
-            seconds, (rows, bars) = timed(lambda week=week: _page(week), repeat)
-            otif = next(row for row in rows if row.metric.key == "otif_order").figure
+        if "page" in parts:
+            for week in (sl.week_of(utcnow().date()), sl.last_complete_week()):
+                seconds, (rows, bars) = timed(lambda week=week: _page(week), repeat)
+                otif = next(row for row in rows if row.metric.key == "otif_order").figure
+                print(
+                    f"page {week.label}: {seconds:.3f} s (median of {repeat}); OTIF orders "
+                    f"{otif.num}/{otif.den}, {len(bars)} Pareto bars"
+                )
+        if "workbook" in parts:
+            week = sl.last_complete_week()
+            seconds, content = timed(lambda: weekly_report.workbook_bytes(week), repeat)
             print(
-                f"page {week.label}: {seconds:.3f} s (median of {repeat}); OTIF orders "
-                f"{otif.num}/{otif.den}, {len(bars)} Pareto bars"
+                f"workbook {week.label}: {seconds:.3f} s (median of {repeat}), "
+                f"{len(content) / 1e6:.1f} MB"
             )
-        week = sl.last_complete_week()
-        seconds, content = timed(lambda: weekly_report.workbook_bytes(week), repeat)
-        print(
-            f"workbook {week.label}: {seconds:.3f} s (median of {repeat}), "
-            f"{len(content) / 1e6:.1f} MB"
-        )
-        # records of three closed days changed: the page computes them live until kept again
-        today = utcnow().date()
-        changed = [today - timedelta(days=n) for n in (1, 3, 10)]
-        service_level_marks.mark_days(db.session.connection(), changed)
-        db.session.commit()
-        current = sl.week_of(today)
-        seconds, _ = timed(lambda: _page(current), repeat)
-        print(f"page {current.label} with 3 stale days: {seconds:.3f} s (median of {repeat})")
-        started = time.perf_counter()
-        kept = keep(Actor.system("system:bench"))
-        print(f"keep: {kept} stale days kept again in {time.perf_counter() - started:.2f} s")
+        if "stale" in parts:
+            # records of three closed days changed: marked stale until the job keeps them
+            today = utcnow().date()
+            changed = [today - timedelta(days=n) for n in (1, 3, 10)]
+            service_level_marks.mark_days(db.session.connection(), changed)
+            db.session.commit()
+            current = sl.week_of(today)
+            seconds, _ = timed(lambda: _page(current), repeat)
+            print(f"page {current.label} with 3 stale days: {seconds:.3f} s (median of {repeat})")
+            started = time.perf_counter()
+            kept = keep(Actor.system("system:bench"))
+            print(f"keep: {kept} stale days kept again in {time.perf_counter() - started:.2f} s")
 
 
 def _bench_user(app) -> None:
@@ -304,7 +309,15 @@ def main() -> None:
         "run with the same --schema), only migrate it and measure again",
     )
     parser.add_argument("--no-http", action="store_true", help="skip the gunicorn figures")
+    parser.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help=f"what to measure, comma-separated among {', '.join(PARTS)} (default: all)",
+    )
     args = parser.parse_args()
+    parts = set(args.parts.split(",")) - ({"http"} if args.no_http else set())
+    if parts - set(PARTS):
+        sys.exit(f"Error: --parts takes {', '.join(PARTS)}")
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
         sys.exit(
@@ -340,8 +353,8 @@ def main() -> None:
             setup(app, args.orders)
             setting = f"set-up: {args.orders:,} orders in {time.perf_counter() - started:.1f} s"
         print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, postgresql; {setting}")
-        measure(app, args.repeat)
-        if not args.no_http:
+        measure(app, args.repeat, parts)
+        if "http" in parts:
             measure_http(app, args.repeat)
     finally:
         if not (args.keep or args.schema):
