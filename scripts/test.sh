@@ -7,4 +7,7 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" =
   echo "installing Debian's chromium for the browser tests" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
-exec .venv/bin/python -m pytest "$@"
+# Two test processes (pytest-xdist; ORDERBRIDGE_TEST_PROCESSES=0 runs in this one): each has
+# its own database schema or file and Redis database; a file's tests stay in one process and
+# the browser tests together (tests/conftest.py).
+exec .venv/bin/python -m pytest -n "${ORDERBRIDGE_TEST_PROCESSES:-2}" --dist loadgroup "$@"

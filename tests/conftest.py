@@ -58,19 +58,40 @@ def shared_path(*parts: str | Path) -> Path:
 
 
 TEST_REDIS_DB = os.environ.get("ORDERBRIDGE_TEST_REDIS_DB", "13")
+# Under pytest-xdist (scripts/test.sh runs two processes) each process is a test session of
+# its own: its own PostgreSQL schema or SQLite file, embedded Valkey, and Redis database —
+# the base number plus the process's index (gw0: 13, gw1: 14).
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 
 
-def _with_test_db(url: str) -> str:
-    """Point a Redis URL at the suite's own database (``ORDERBRIDGE_TEST_REDIS_DB``, 13),
-    which it empties: never the database ``REDIS_URL`` names for data."""
+def _worker_redis_db(base: str = TEST_REDIS_DB, worker: str = XDIST_WORKER) -> str:
+    """This test process's Redis database number: ``base`` + the xdist worker's index."""
+    index = int(worker.removeprefix("gw") or 0)
+    return str(int(base) + index) if base.isdigit() else base
+
+
+def _with_test_db(url: str, number: str | None = None) -> str:
+    """Point a Redis URL at this test process's own database (``ORDERBRIDGE_TEST_REDIS_DB``,
+    13, plus the xdist worker's index), which it empties: never the database ``REDIS_URL``
+    names for data."""
+    number = number or _worker_redis_db()
     named = re.search(r"/(\d+)$", url.rstrip("/"))
-    if not TEST_REDIS_DB.isdigit() or (named and named.group(1) == TEST_REDIS_DB):
+    if not number.isdigit() or int(number) > 15 or (named and named.group(1) == number):
         pytest.exit(
-            f"ORDERBRIDGE_TEST_REDIS_DB={TEST_REDIS_DB!r} must be a database number other than "
-            f"the one REDIS_URL names ({url}): the tests empty it",
+            f"ORDERBRIDGE_TEST_REDIS_DB={TEST_REDIS_DB!r} (database {number} for this test "
+            f"process) must be a database number from 0 to 15 other than the one REDIS_URL "
+            f"names ({url}): the tests empty it",
             returncode=2,
         )
-    return re.sub(r"(/\d+)?$", f"/{TEST_REDIS_DB}", url.rstrip("/"), count=1)
+    return re.sub(r"(/\d+)?$", f"/{number}", url.rstrip("/"), count=1)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``--dist loadgroup``), a file's tests run in one process, and the
+    browser tests all in one, so one portal server and one chromium serve them."""
+    for item in items:
+        group = "browser" if "e2e" in item.path.parts else item.path.stem
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
@@ -89,6 +110,10 @@ def test_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
         engine = create_engine(base_url)
         with engine.begin() as conn:
             conn.execute(text(f"CREATE SCHEMA {schema}"))
+            # The one object the migrations share across schemas: made once, by whichever
+            # test process comes first (two CREATE EXTENSIONs at once would collide).
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('orderbridge-tests'))"))
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public"))
         sep = "&" if "?" in base_url else "?"
         env["DATABASE_URL"] = f"{base_url}{sep}options=-csearch_path%3D{schema}"
     else:

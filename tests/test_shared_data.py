@@ -31,7 +31,15 @@ def test_a_present_shared_file_is_returned(tmp_path, monkeypatch) -> None:
 
 
 def test_the_suite_uses_its_own_redis_database_never_the_named_one() -> None:
-    assert conftest._with_test_db("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/13"
-    assert conftest._with_test_db("redis://cache:6379") == "redis://cache:6379/13"
+    assert conftest._with_test_db("redis://127.0.0.1:6379/0", "13") == "redis://127.0.0.1:6379/13"
+    assert conftest._with_test_db("redis://cache:6379", "13") == "redis://cache:6379/13"
     with pytest.raises(pytest.exit.Exception, match="other than the one REDIS_URL names"):
-        conftest._with_test_db("redis://127.0.0.1:6379/13")
+        conftest._with_test_db("redis://127.0.0.1:6379/13", "13")
+    with pytest.raises(pytest.exit.Exception, match="from 0 to 15"):
+        conftest._with_test_db("redis://127.0.0.1:6379/0", "16")
+
+
+def test_each_xdist_process_empties_a_redis_database_of_its_own() -> None:
+    assert conftest._worker_redis_db("13", "gw0") == "13"
+    assert conftest._worker_redis_db("13", "gw1") == "14"
+    assert conftest._worker_redis_db("3", "gw1") == "4"
