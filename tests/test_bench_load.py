@@ -30,6 +30,8 @@ from portal.models import (
 from portal.services import numbering, orders, pricing
 from tests.conftest import REPO, actor, api_headers, login
 
+pytestmark = pytest.mark.postgres  # bench/load.py fills PostgreSQL only
+
 TODAY = date(2026, 6, 30)
 ORDERS = 3000
 CLOSED_HISTORY = {"closed", "invoiced", "cancelled", "delivered", "shipped"}
@@ -46,9 +48,7 @@ def _loader():
 
 @pytest.fixture
 def pg(clean_db: Flask) -> Flask:
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("bench/load.py fills PostgreSQL only")
-    return clean_db
+    return clean_db  # bench/load.py fills PostgreSQL only: the module is marked ``postgres``
 
 
 def _stored_totals() -> dict[int, Decimal]:

@@ -18,7 +18,6 @@ A list's row count is left out: it is the paging's bounded or estimated count
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -43,10 +42,7 @@ WATCHED = ("sales_order", "order_line")
 MODELS = (SalesOrder, OrderLine)
 
 pytestmark = [
-    pytest.mark.skipif(
-        not os.environ.get("DATABASE_URL", "").startswith("postgres"),
-        reason="query plans are PostgreSQL's",
-    ),
+    pytest.mark.postgres,  # query plans are PostgreSQL's (tests/test_postgres_embedded.py)
     pytest.mark.timeout(1200),  # some 250 requests a test
 ]
 

@@ -227,6 +227,7 @@ def test_a_filters_product_lookup_finds_retired_products_too(clean_db) -> None:
     assert bad.status_code == 400 and "include_inactive: must be 1 or 0" in bad.json["message"]
 
 
+@pytest.mark.postgres  # the pattern indexes are PostgreSQL's
 @pytest.mark.parametrize(
     ("kind", "text", "table"),
     [
@@ -242,8 +243,6 @@ def test_a_number_lookup_is_an_index_search_on_postgresql(clean_db, kind, text, 
 
     from portal.services import lookups
 
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("the pattern indexes are PostgreSQL's")
     with counted_queries() as statements:
         lookups.lookup(kind, text, 20)
     (statement,) = [s for s in statements if f"FROM {table}" in s]
