@@ -89,6 +89,7 @@ def _with_test_db(url: str, number: str | None = None) -> str:
 ON_POSTGRESQL = os.environ.get("DATABASE_URL", "").startswith("postgres")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the test ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (``--dist loadgroup``), a file's tests run in one process, and the
     browser tests all in one, so one portal server and one chromium serve them.
