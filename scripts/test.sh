@@ -8,6 +8,6 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" =
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 # Two test processes (pytest-xdist; ORDERBRIDGE_TEST_PROCESSES=0 runs in this one): each has
-# its own database schema or file and Redis database; a file's tests stay in one process and
-# the browser tests together (tests/conftest.py).
-exec .venv/bin/python -m pytest -n "${ORDERBRIDGE_TEST_PROCESSES:-2}" --dist loadgroup "$@"
+# its own database schema or file, Redis database, and portal server for the browser tests;
+# a file's tests stay in one process (tests/conftest.py).
+exec .venv/bin/python -m pytest -n "${ORDERBRIDGE_TEST_PROCESSES:-2}" --dist loadfile "$@"

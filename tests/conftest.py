@@ -89,16 +89,9 @@ def _with_test_db(url: str, number: str | None = None) -> str:
 ON_POSTGRESQL = os.environ.get("DATABASE_URL", "").startswith("postgres")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the test ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``--dist loadgroup``), a file's tests run in one process, and the
-    browser tests all in one, so one portal server and one chromium serve them.
-
-    On SQLite the tests marked ``postgres`` are not run in this session: they run, all of
+    """On SQLite the tests marked ``postgres`` are not run in this session: they run, all of
     them, in tests/test_postgres_embedded.py against an embedded PostgreSQL server."""
-    for item in items:
-        group = "browser" if "e2e" in item.path.parts else item.path.stem
-        item.add_marker(pytest.mark.xdist_group(group))
     if not ON_POSTGRESQL:
         elsewhere = [item for item in items if item.get_closest_marker("postgres")]
         if elsewhere:
