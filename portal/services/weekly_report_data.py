@@ -49,7 +49,7 @@ from portal.services.service_levels_facts import (
     due_within,
     open_quantity,
 )
-from portal.services.service_levels_sql import days_between, utc_date
+from portal.services.service_levels_sql import days_between, narrow_plans, utc_date
 
 TEXT, INT, DATE, MONEY, NUMBER = "text", "int", "date", "money", "number"
 ROW_LIMIT = 50_000  # rows per detail sheet; the summary says when a sheet was cut
@@ -130,66 +130,58 @@ def late_orders(week: sl.Period, as_of: date) -> Sheet:
         Column("Last delivery", DATE, 12),
         Column("Delay reason", width=18, labels=DELAY_REASONS),
     ]
-    return Sheet("Late orders", columns, _rows(_late_query(week, as_of)))
+    with narrow_plans(db.session):
+        return Sheet("Late orders", columns, _rows(_late_query(week, as_of)))
 
 
 def _late_query(week: sl.Period, as_of: date) -> Any:
-    """The late-orders sheet in one set-based query over the orders due in the week (joins
-    and aggregates, no per-line subquery): an order missed OTIF when one of its open lines had
-    fewer units delivered by the due date than it asks for (``service_levels_facts``)."""
-    due = due_within(Window(week.start, week.end, as_of))
-    real = SalesOrder.status.not_in(NOT_ORDERS)
-    by_due = (
-        select(ShipmentLine.order_line_id, func.sum(ShipmentLine.quantity).label("units"))
-        .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
-        .join(OrderLine, OrderLine.id == ShipmentLine.order_line_id)
-        .join(SalesOrder, SalesOrder.id == OrderLine.order_id)
-        .where(real, due, Shipment.delivered_date <= due_date())
-        .group_by(ShipmentLine.order_line_id)
-        .subquery()
-    )
-    short = (open_quantity() > 0) & (func.coalesce(by_due.c.units, 0) < open_quantity())
+    """The late-orders sheet in one set-based query: the orders due in the week (by the due
+    date indexes), their lines, the lines' shipment lines and shipments (joined, aggregated
+    per line, then per order; no per-line subquery). An order missed OTIF when one of its open
+    lines had fewer units delivered by the due date than it asks for (as
+    ``service_levels_facts.otif_order``); its last delivery and delay reason are those of
+    the shipments of its lines."""
+    due = due_date()
+    order = [SalesOrder.id, SalesOrder.number, Customer.name, SalesOrder.order_date]
+    order += [due.label("due"), SalesOrder.status]
+    by_due = case((Shipment.delivered_date <= due, ShipmentLine.quantity), else_=0)
     lines = (
         select(
-            OrderLine.order_id,
-            func.sum(open_quantity()).label("ordered"),
-            func.sum(OrderLine.qty_delivered).label("delivered"),
-            func.max(case((short, 1), else_=0)).label("missed"),
-        )
-        .join(SalesOrder, SalesOrder.id == OrderLine.order_id)
-        .outerjoin(by_due, by_due.c.order_line_id == OrderLine.id)
-        .where(real, due)
-        .group_by(OrderLine.order_id)
-        .subquery()
-    )
-    shipped = (
-        select(
-            Shipment.order_id,
+            *order,
+            func.min(open_quantity()).label("open"),
+            func.min(OrderLine.qty_delivered).label("delivered"),
+            func.coalesce(func.sum(by_due), 0).label("by_due"),
             func.max(Shipment.delivered_date).label("last"),
             func.max(Shipment.delay_reason).label("reason"),
         )
-        .join(SalesOrder, SalesOrder.id == Shipment.order_id)
-        .where(real, due)
-        .group_by(Shipment.order_id)
+        .join(Customer, Customer.id == SalesOrder.customer_id)
+        .join(OrderLine, OrderLine.order_id == SalesOrder.id)
+        .outerjoin(ShipmentLine, ShipmentLine.order_line_id == OrderLine.id)
+        .outerjoin(Shipment, Shipment.id == ShipmentLine.shipment_id)
+        .where(
+            SalesOrder.status.not_in(NOT_ORDERS), due_within(Window(week.start, week.end, as_of))
+        )
+        .group_by(*order, OrderLine.id)
         .subquery()
     )
+    c = lines.c
+    short = (c.open > 0) & (c.by_due < c.open)
+    keys = [c.id, c.number, c.name, c.order_date, c.due, c.status]
     return (
         select(
-            SalesOrder.number,
-            Customer.name,
-            SalesOrder.order_date,
-            due_date(),
-            SalesOrder.status,
-            lines.c.ordered,
-            lines.c.delivered,
-            shipped.c.last,
-            shipped.c.reason,
+            c.number,
+            c.name,
+            c.order_date,
+            c.due,
+            c.status,
+            func.sum(c.open),
+            func.sum(c.delivered),
+            func.max(c.last),
+            func.max(c.reason),
         )
-        .join(lines, lines.c.order_id == SalesOrder.id)
-        .join(Customer, Customer.id == SalesOrder.customer_id)
-        .outerjoin(shipped, shipped.c.order_id == SalesOrder.id)
-        .where(lines.c.missed == 1)
-        .order_by(due_date(), SalesOrder.number)
+        .group_by(*keys)
+        .having(func.max(case((short, 1), else_=0)) == 1)
+        .order_by(c.due, c.number)
     )
 
 

@@ -124,28 +124,38 @@ class _Book:
         This is what XlsxWriter's ``constant_memory`` mode writes to the sheet's row file
         (``fh``), without its cell objects and per-cell calls: several times faster."""
         letters = [xl_col_to_name(col) for col in range(width)]
-        write, quoted, style = sheet.fh.write, self.quoted, self.style
-        count = 0
+        write, quoted, cell = sheet.fh.write, self.quoted, self._cell
+        count, last, styles = 0, None, []
         for count, (values, formats) in enumerate(rows, start=1):
+            if formats is not last:  # a detail sheet's rows share their formats
+                last, styles = formats, [self.style(f) for f in formats]
             number, cells = count + 1, []
-            for col, (value, number_format) in enumerate(zip(values, formats, strict=True)):
-                if value is None:
-                    continue
-                ref = f"{letters[col]}{number}"
-                if value.__class__ is str or isinstance(value, str):
+            for col, value in enumerate(values):
+                kind = value.__class__
+                if kind is str:
                     s = quoted if value.startswith(DANGEROUS_PREFIXES) else ""
-                    cells.append(_inline(ref, s, str(value)))
-                elif isinstance(value, bool):
-                    cells.append(f'<c r="{ref}" t="b"><v>{int(value)}</v></c>')
-                elif isinstance(value, NUMBERS):
-                    cells.append(f'<c r="{ref}"{style(number_format)}><v>{value}</v></c>')
-                elif isinstance(value, date):
-                    s = style(number_format or DATE_FORMAT)
-                    cells.append(f'<c r="{ref}"{s}><v>{_serial(value)}</v></c>')
-                else:
-                    raise TypeError(f"{type(value).__name__} in a workbook cell: {value!r}")
+                    cells.append(_inline(f"{letters[col]}{number}", s, value))
+                elif kind is int or kind is Decimal or kind is float:
+                    cells.append(f'<c r="{letters[col]}{number}"{styles[col]}><v>{value}</v></c>')
+                elif value is not None:
+                    cells.append(cell(f"{letters[col]}{number}", value, formats[col]))
             write(f'<row r="{number}">{"".join(cells)}</row>')
         return count
+
+    def _cell(self, ref: str, value: Any, number_format: str | None) -> str:
+        """A cell of any other type: a date or time, a truth value, a subclass of text or
+        number (an enum)."""
+        if isinstance(value, str):
+            quoted = self.quoted if value.startswith(DANGEROUS_PREFIXES) else ""
+            return _inline(ref, quoted, str(value))
+        if isinstance(value, bool):
+            return f'<c r="{ref}" t="b"><v>{int(value)}</v></c>'
+        if isinstance(value, NUMBERS):
+            return f'<c r="{ref}"{self.style(number_format)}><v>{value}</v></c>'
+        if isinstance(value, date):
+            style = self.style(number_format or DATE_FORMAT)
+            return f'<c r="{ref}"{style}><v>{_serial(value)}</v></c>'
+        raise TypeError(f"{type(value).__name__} in a workbook cell: {value!r}")
 
     def close(self) -> None:
         self.workbook.close()
