@@ -10,7 +10,6 @@ import hashlib
 import json
 import subprocess
 import sys
-import time
 from array import array
 from dataclasses import replace
 from pathlib import Path
@@ -26,18 +25,16 @@ ROOT = Path(__file__).resolve().parents[1]
 MB = 1 << 20
 
 _CHILD = """
-import json, sys, time
+import json, sys
 sys.path.insert(0, {root!r})
 from sheets.backends.xlsx import XlsxBackend
 from sheets.backends.xlsx_limits import WorkbookTooLarge, XlsxLimits, scan_tab
 limits = XlsxLimits(**json.loads({limits!r}))
-t = time.perf_counter()
 try:
     rows = XlsxBackend({path!r}, "Orders", limits=limits).read().rows
     out = {{"rows": len(rows), "last": rows[-1]}}
 except WorkbookTooLarge as exc:
     out = {{"limit": exc.limit, "message": str(exc)}}
-out["seconds"] = time.perf_counter() - t
 # VmHWM, not ru_maxrss: ru_maxrss keeps the forking parent's peak across exec
 hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
 out["peak_mb"] = int(hwm.split()[1]) / 1024
@@ -74,9 +71,9 @@ def test_zip_bomb_fails_fast_untouched_and_bounded(tmp_path: Path) -> None:
     bomb = h.workbook(tmp_path / "bomb.xlsx", h.sheet([(b"<row/>" * 200_000, 1000)]))
     assert bomb.stat().st_size < 2 * MB  # inflates to 1.2 GB
     before = digest(bomb)
-    started = time.perf_counter()
     err = fails(bomb, "max_part_bytes")
-    assert time.perf_counter() - started < 2
+    child = read_in_child(bomb)  # stopped at the limit: never inflated to 1.2 GB
+    assert child["limit"] == "max_part_bytes" and child["peak_mb"] < 300, child
     assert "xl/worksheets/sheet1.xml" in str(err) and "XLSX_MAX_PART_BYTES" in str(err)
     backend = XlsxBackend(bomb, "Orders")
     snap = type("Snap", (), {"fingerprint": None})()
@@ -97,10 +94,8 @@ def test_part_lying_about_its_size_is_caught_while_inflating(tmp_path: Path) -> 
     sheet = h.sheet([(b"<row/>" * 200_000, 1000)])
     lying = h.workbook(tmp_path / "lie.xlsx", sheet, declared={"xl/worksheets/sheet1.xml": 5 * MB})
     before = digest(lying)
-    started = time.perf_counter()
     err = fails(lying, "max_part_bytes", XlsxLimits(max_ratio=10_000))
     assert err.maximum == 5 * MB
-    assert time.perf_counter() - started < 5
     child = read_in_child(lying, max_ratio=10_000)
     assert child["limit"] == "max_part_bytes" and child["peak_mb"] < 300, child
     assert digest(lying) == before
@@ -123,7 +118,6 @@ def test_hundred_megabyte_cell_bounded(tmp_path: Path) -> None:
     assert "cell A1" in str(err)
     child = read_in_child(path, max_ratio=1e9)
     assert child["limit"] == "max_cell_chars" and child["peak_mb"] < 300, child
-    assert child["seconds"] < 5, child
 
 
 def test_huge_shared_string_and_rich_text_runs(tmp_path: Path) -> None:
@@ -163,7 +157,7 @@ def test_full_size_tracker_reads_within_the_memory_setting(tmp_path: Path) -> No
     assert refused["limit"] == "read_memory_mb", refused
     assert refused["message"].startswith("xl/worksheets/sheet1.xml: read memory mb exceeded: ")
     assert refused["message"].endswith(" > 120 (setting XLSX_READ_MEMORY_MB)"), refused
-    assert refused["peak_mb"] < 120 and refused["seconds"] < child["seconds"], refused
+    assert refused["peak_mb"] < 120, refused
 
 
 def test_sparse_corner_cell_is_refused_not_allocated(tmp_path: Path) -> None:
