@@ -35,7 +35,7 @@ from flask import current_app, g
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import Column, asc, desc, func, inspect, select, tuple_
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, scoped_session
 
 DEFAULT_EXACT_COUNT_LIMIT = 10_000
 DEFAULT_ESTIMATE_SECONDS = 30
@@ -166,6 +166,10 @@ class PagedInterface(SQLAInterface):
 
     keyset_ties: dict[str, tuple[str, ...]] = {}
 
+    def __init__(self, obj: type, session: Any = None) -> None:
+        super().__init__(obj, session)
+        self._unfiltered_queries: dict[tuple[str, ...], Any] = {}
+
     # --- counting --------------------------------------------------------------------------
 
     def count(self, query: Any) -> Count:
@@ -292,9 +296,7 @@ class PagedInterface(SQLAInterface):
         columns = self.key_columns(order_column, self.keyset_ties if ties is None else ties)
         asked = self.read_cursor(cursor, sort, columns) if cursor else None
         size = page_size or 0
-        base = self._apply_inner_all(
-            self.session.query(self.obj), filters, select_columns=select_columns, aliases_mapping={}
-        )
+        base = self._list_query(filters, select_columns)
         count = self.count(base)
         base = base.options(*filter(None, (joined_path(self.obj, name) for name in related)))
         if asked is not None and size and columns:
@@ -326,6 +328,25 @@ class PagedInterface(SQLAInterface):
                     text = self.make_cursor(Cursor(sort, key, forward, target))
                     setattr(found, "next" if forward else "previous", text)
         return found
+
+    def _list_query(self, filters: Any, select_columns: list[str] | None) -> Any:
+        """The list's query before sorting and paging: FAB's, filtered. A list without
+        filters reuses the one built by its first page (per column set): FAB builds it
+        with its joins and column options, which costs more than reading the page."""
+        if filters is not None and filters.filters:
+            return self._apply_inner_all(
+                self.session.query(self.obj), filters, select_columns=select_columns,
+                aliases_mapping={},
+            )  # fmt: skip
+        kept = self._unfiltered_queries
+        key = tuple(select_columns or ())
+        if key not in kept:
+            kept[key] = self._apply_inner_all(
+                self.session.query(self.obj), None, select_columns=select_columns,
+                aliases_mapping={},
+            )  # fmt: skip
+        session = self.session
+        return kept[key].with_session(session() if isinstance(session, scoped_session) else session)
 
     def _keyset_rows(
         self, base: Any, columns: list[Column], direction: str, asked: Cursor, size: int
