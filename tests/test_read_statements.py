@@ -132,6 +132,20 @@ def test_rest_show_finds_each_order_by_its_own_id(shop, clean_db) -> None:
     assert missing.status_code == 404
 
 
+def test_the_labels_are_those_of_the_answers_own_columns(shop, clean_db) -> None:
+    """The labels of a list and of a record (kept once translated) each name that answer's
+    columns, whichever was asked first."""
+    client = clean_db.test_client()
+    headers = api_headers(clean_db, "specialist")
+    for _ in range(2):
+        listed = client.get("/api/v1/sales_order/", headers=headers).json
+        shown = client.get(f"/api/v1/sales_order/{shop['big']}", headers=headers).json
+        assert set(listed["label_columns"]) == set(listed["list_columns"])
+        assert set(shown["label_columns"]) == set(shown["show_columns"])
+        assert shown["label_columns"]["customer.name"] == "Customer Name"
+        assert set(shown["label_columns"]) > set(listed["label_columns"])
+
+
 def test_a_record_lookup_keeps_its_base_filters(shop, clean_db) -> None:
     """A lookup with filters (a view's ``base_filters``) is FAB's, filtered; the one without
     finds the record by id whatever was looked up before."""

@@ -24,6 +24,7 @@ from flask_appbuilder.api import ModelRestApi, expose, safe
 from flask_appbuilder.api.schemas import get_item_schema, get_list_schema
 from flask_appbuilder.const import API_URI_RIS_KEY
 from flask_appbuilder.security.decorators import permission_name, protect
+from flask_babel import get_locale
 from marshmallow import Schema, fields, validate
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
@@ -181,6 +182,7 @@ class ResourceApi(ModelRestApi):
     keyset_ties: dict[str, tuple[str, ...]] = {}
 
     def __init__(self) -> None:
+        self._kept_labels: dict[tuple[str, tuple[str, ...]], dict[str, str]] = {}
         # paged lists, loading the columns they answer with, not the model's eager defaults
         model = self.datamodel
         if not isinstance(model, ShownInterface):
@@ -201,6 +203,14 @@ class ResourceApi(ModelRestApi):
     @read_route(ModelRestApi.get_list, "/", get_list_schema)
     def get_list(self, **kwargs: Any) -> Response:
         return self.get_list_headless(**kwargs)
+
+    def _label_columns_json(self, cols: list[str] | None = None) -> dict[str, str]:
+        """FAB's column labels of an answer, translated once per locale and column set
+        rather than on every request."""
+        key = (str(get_locale()), tuple(cols or ()))
+        if key not in self._kept_labels:
+            self._kept_labels[key] = super()._label_columns_json(cols)
+        return dict(self._kept_labels[key])
 
     def get_headless(self, pk: Any, **kwargs: Any):
         if not valid_id(pk):
