@@ -258,6 +258,8 @@ def build_settings(overrides: dict | None = None) -> dict:
         "MAX_BULK_ITEMS": _int("MAX_BULK_ITEMS", 1000),
         # lists count exactly up to this many rows, above it the database's estimate
         "LIST_EXACT_COUNT_LIMIT": _int("LIST_EXACT_COUNT_LIMIT", 10_000),
+        # ... and keep that estimate this long per process (0: ask the database every time)
+        "LIST_ESTIMATE_SECONDS": int(os.environ.get("LIST_ESTIMATE_SECONDS", "30")),
         "WRITE_RATE_LIMIT": _rate("WRITE_RATE_LIMIT", "120/minute"),
         "WRITE_IP_RATE_LIMIT": _rate("WRITE_IP_RATE_LIMIT", "600/minute"),
         "WRITE_LIMIT_STORAGE_URI": os.environ.get("WRITE_LIMIT_STORAGE_URI")

@@ -3,7 +3,8 @@
 Usage: ``DATABASE_URL=postgresql://… .venv/bin/python bench/service_levels.py [--orders 100000]
 [--schema NAME]`` (``--schema``: keep the history in that schema and measure on it again next
 time, skipping the set-up; the history ends on the day it was made; ``--parts page,workbook``:
-measure only those of ``page``, ``workbook``, ``stale`` and ``http``)
+measure only those of ``page``, ``today``, ``workbook``, ``stale``, ``http`` and
+``download``)
 
 PostgreSQL only (the set-up generates rows with ``generate_series``). The bench works in a
 schema of its own (created, then dropped unless ``--keep``) of the database ``DATABASE_URL``
@@ -28,7 +29,8 @@ measure the set-up, not the reports. Then the closed days are kept
   written as the .xlsx;
 - **HTTP** (unless ``--no-http``): the app under gunicorn on a free port, signed in through
   the login form as an Admin ``bench`` user, ``GET /service-levels/?week=…`` for both weeks
-  and the workbook download ``GET /service-levels/report?week=…`` (which also keeps it).
+  and the workbook download ``GET /service-levels/report?week=…`` (which also keeps it);
+  ``--parts download``: the download alone.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ sys.path.insert(0, str(REPO))
 from bench.import_orders import gunicorn_server  # noqa: E402 - after the path
 
 BENCH_PASSWORD = secrets.token_urlsafe(16)
-PARTS = ("page", "today", "workbook", "stale", "http")
+PARTS = ("page", "today", "workbook", "stale", "http", "download")
 
 # One statement per table; :n is the order count, :today the day the history ends.
 SETUP_SQL = [
@@ -314,9 +316,9 @@ def _bench_user(app) -> None:
         db.session.commit()
 
 
-def measure_http(app, repeat: int) -> None:
-    """The page and the workbook download as a browser gets them: over HTTP from gunicorn,
-    signed in through the login form."""
+def measure_http(app, repeat: int, pages: bool = True) -> None:
+    """The page (unless not ``pages``) and the workbook download as a browser gets them:
+    over HTTP from gunicorn, signed in through the login form."""
     import http.cookiejar
     import re
     import tempfile
@@ -346,7 +348,7 @@ def measure_http(app, repeat: int) -> None:
                     assert answer.status == 200 and "/login" not in answer.url, answer.url
                     return answer.read()
 
-            for week in (sl.week_of(utcnow().date()), sl.last_complete_week()):
+            for week in (sl.week_of(utcnow().date()), sl.last_complete_week()) if pages else ():
                 path = f"/service-levels/?week={week.label}"
                 get(path)  # the worker's first request loads what it imports lazily
                 seconds, body = timed(lambda path=path: get(path), repeat)
@@ -420,8 +422,8 @@ def main() -> None:
             setting = f"set-up: {args.orders:,} orders in {time.perf_counter() - started:.1f} s"
         print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, postgresql; {setting}")
         measure(app, args.repeat, parts)
-        if "http" in parts:
-            measure_http(app, args.repeat)
+        if parts & {"http", "download"}:
+            measure_http(app, args.repeat, pages="http" in parts)
     finally:
         if not (args.keep or args.schema):
             with engine.begin() as conn:
