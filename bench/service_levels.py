@@ -48,7 +48,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.import_orders import gunicorn_server  # noqa: E402 - after the path
+from bench.import_orders import bench_user, gunicorn_server  # noqa: E402 - after the path
 
 BENCH_PASSWORD = secrets.token_urlsafe(16)
 PARTS = ("page", "today", "workbook", "stale", "http", "download")
@@ -298,24 +298,6 @@ def measure_today(app, repeat: int) -> None:
     print(f"page {current.label}, today live: {seconds:.3f} s (median of {repeat}); {_told(shown)}")
 
 
-def _bench_user(app) -> None:
-    """An Admin ``bench`` user (Admin holds every permission)."""
-    from portal.extensions import appbuilder, db
-    from portal.security import sync_roles
-
-    with app.app_context():
-        sync_roles(appbuilder)
-        appbuilder.sm.add_user(
-            "bench",
-            "Bench",
-            "User",
-            "bench@example.test",
-            appbuilder.sm.find_role("Admin"),
-            password=BENCH_PASSWORD,
-        )
-        db.session.commit()
-
-
 def measure_http(app, repeat: int, pages: bool = True) -> None:
     """The page (unless not ``pages``) and the workbook download as a browser gets them:
     over HTTP from gunicorn, signed in through the login form."""
@@ -328,7 +310,8 @@ def measure_http(app, repeat: int, pages: bool = True) -> None:
     from portal.models import utcnow
     from portal.services import service_levels as sl
 
-    _bench_user(app)
+    with app.app_context():
+        bench_user(BENCH_PASSWORD)
     with tempfile.TemporaryDirectory() as folder:
         server, port = gunicorn_server(Path(folder) / "gunicorn.log", GUNICORN_TIMEOUT="300")
         try:
