@@ -258,6 +258,8 @@ def build_settings(overrides: dict | None = None) -> dict:
         "MAX_BULK_ITEMS": _int("MAX_BULK_ITEMS", 1000),
         # lists count exactly up to this many rows, above it the database's estimate
         "LIST_EXACT_COUNT_LIMIT": _int("LIST_EXACT_COUNT_LIMIT", 10_000),
+        # ... and keep that estimate this long per process (0: ask the database every time)
+        "LIST_ESTIMATE_SECONDS": int(os.environ.get("LIST_ESTIMATE_SECONDS", "30")),
         "WRITE_RATE_LIMIT": _rate("WRITE_RATE_LIMIT", "120/minute"),
         "WRITE_IP_RATE_LIMIT": _rate("WRITE_IP_RATE_LIMIT", "600/minute"),
         "WRITE_LIMIT_STORAGE_URI": os.environ.get("WRITE_LIMIT_STORAGE_URI")
@@ -314,6 +316,10 @@ def build_settings(overrides: dict | None = None) -> dict:
         # The weekly order-health workbook: when the scheduler makes it (UTC) and who gets it.
         "SERVICE_LEVEL_REPORT_AT": _weekly_slot("SERVICE_LEVEL_REPORT_AT", "mon 07:00"),
         "SERVICE_LEVEL_REPORT_MAIL_TO": os.environ.get("SERVICE_LEVEL_REPORT_MAIL_TO", ""),
+        # Today's service levels: kept at most every N seconds while today changes; the page
+        # reads them while at most MAX_AGE seconds old, else computes today live.
+        "SERVICE_LEVELS_TODAY_EVERY": _int("SERVICE_LEVELS_TODAY_EVERY", 60),
+        "SERVICE_LEVELS_TODAY_MAX_AGE": _int("SERVICE_LEVELS_TODAY_MAX_AGE", 300),
         "INSTANCE_DIR": str(instance),
         "UPLOAD_FOLDER": str(instance / "uploads"),
         "IMG_UPLOAD_FOLDER": str(instance / "uploads"),

@@ -397,25 +397,15 @@ def main() -> None:
     try:
         from flask_migrate import upgrade
 
+        from bench.import_orders import bench_user
         from jobs.context import set_app
         from portal import create_app
-        from portal.extensions import appbuilder, db
-        from portal.security import sync_roles
 
         app = create_app()
         set_app(app)  # as an RQ worker does: the process's app, start-up objects frozen
         with app.app_context():
             upgrade()
-            sync_roles(appbuilder)
-            appbuilder.sm.add_user(
-                "bench",
-                "Bench",
-                "User",
-                "bench@example.test",
-                appbuilder.sm.find_role("Specialist"),
-                password=PASSWORD,
-            )
-            db.session.commit()
+            bench_user(PASSWORD, "Specialist")
             customers, products = build_catalog()
             if args.orders:
                 bench_services(args.orders, customers, products)

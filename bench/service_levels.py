@@ -3,7 +3,8 @@
 Usage: ``DATABASE_URL=postgresql://… .venv/bin/python bench/service_levels.py [--orders 100000]
 [--schema NAME]`` (``--schema``: keep the history in that schema and measure on it again next
 time, skipping the set-up; the history ends on the day it was made; ``--parts page,workbook``:
-measure only those of ``page``, ``workbook``, ``stale`` and ``http``)
+measure only those of ``page``, ``today``, ``workbook``, ``stale``, ``http`` and
+``download``)
 
 PostgreSQL only (the set-up generates rows with ``generate_series``). The bench works in a
 schema of its own (created, then dropped unless ``--keep``) of the database ``DATABASE_URL``
@@ -15,14 +16,21 @@ measure the set-up, not the reports. Then the closed days are kept
 (``service_levels_keep.keep``, what the periodic job does), and each ``--repeat`` times
 (median reported):
 
-- **page**: what ``/service-levels/`` computes — the scorecard (16 metrics, each with its
-  12-week trend) and the root-cause Pareto — for the current week (today live) and the last
-  complete one; again with three closed days marked stale (computed live), then their keep;
+- **page**: what ``/service-levels/`` computes (``service_level_targets.page``) — the
+  scorecard (16 metrics, each with its 12-week trend) and the root-cause Pareto, read
+  provisionally — for the current week and the last complete one;
+- **today**: ``keep_today`` (today marked changed first, as an order write marks it), the
+  same call when nothing changed (the job's check every minute), then the current week's
+  page right after that keep (today read from its kept sums) and with today computed live
+  (today marked changed and ``SERVICE_LEVELS_TODAY_MAX_AGE`` set to 0), then today kept again;
+- **stale**: three closed days marked stale, the current week's page (those days read from
+  their last kept sums, with the note), then their keep;
 - **workbook**: ``weekly_report.workbook_bytes`` — the scorecard, Pareto and detail sheets
   written as the .xlsx;
 - **HTTP** (unless ``--no-http``): the app under gunicorn on a free port, signed in through
   the login form as an Admin ``bench`` user, ``GET /service-levels/?week=…`` for both weeks
-  and the workbook download ``GET /service-levels/report?week=…`` (which also keeps it).
+  and the workbook download ``GET /service-levels/report?week=…`` (which also keeps it);
+  ``--parts download``: the download alone.
 """
 
 from __future__ import annotations
@@ -40,10 +48,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.import_orders import gunicorn_server  # noqa: E402 - after the path
+from bench.import_orders import bench_user, gunicorn_server  # noqa: E402 - after the path
 
 BENCH_PASSWORD = secrets.token_urlsafe(16)
-PARTS = ("page", "workbook", "stale", "http")
+PARTS = ("page", "today", "workbook", "stale", "http", "download")
 
 # One statement per table; :n is the order count, :today the day the history ends.
 SETUP_SQL = [
@@ -178,15 +186,13 @@ def timed(call, repeat: int) -> tuple[float, object]:
 
 def _page(week):
     """What ``/service-levels/`` computes: the scorecard (16 metrics, 12-week trends) and
-    the root-cause Pareto of ``week``."""
+    the root-cause Pareto of ``week``, read as the page reads them."""
     from portal.extensions import db
-    from portal.services.service_level_targets import scorecard
-    from portal.services.service_levels_causes import pareto
+    from portal.services.service_level_targets import page
 
-    rows = scorecard(week)
-    bars = pareto(week)
+    shown = page(week)
     db.session.rollback()
-    return rows, bars
+    return shown
 
 
 def measure(app, repeat: int, parts: set[str]) -> None:
@@ -203,12 +209,10 @@ def measure(app, repeat: int, parts: set[str]) -> None:
         print(f"keep: {kept} closed days kept in {time.perf_counter() - started:.1f} s")
         if "page" in parts:
             for week in (sl.week_of(utcnow().date()), sl.last_complete_week()):
-                seconds, (rows, bars) = timed(lambda week=week: _page(week), repeat)
-                otif = next(row for row in rows if row.metric.key == "otif_order").figure
-                print(
-                    f"page {week.label}: {seconds:.3f} s (median of {repeat}); OTIF orders "
-                    f"{otif.num}/{otif.den}, {len(bars)} Pareto bars"
-                )
+                seconds, shown = timed(lambda week=week: _page(week), repeat)
+                print(f"page {week.label}: {seconds:.3f} s (median of {repeat}); {_told(shown)}")
+        if "today" in parts:
+            measure_today(app, repeat)
         if "workbook" in parts:
             week = sl.last_complete_week()
             seconds, content = timed(lambda: weekly_report.workbook_bytes(week), repeat)
@@ -223,34 +227,80 @@ def measure(app, repeat: int, parts: set[str]) -> None:
             service_level_marks.mark_days(db.session.connection(), changed)
             db.session.commit()
             current = sl.week_of(today)
-            seconds, _ = timed(lambda: _page(current), repeat)
-            print(f"page {current.label} with 3 stale days: {seconds:.3f} s (median of {repeat})")
+            seconds, shown = timed(lambda: _page(current), repeat)
+            print(
+                f"page {current.label} with 3 stale days: {seconds:.3f} s (median of {repeat}); "
+                f"{_told(shown)}"
+            )
             started = time.perf_counter()
             kept = keep(Actor.system("system:bench"))
             print(f"keep: {kept} stale days kept again in {time.perf_counter() - started:.2f} s")
 
 
-def _bench_user(app) -> None:
-    """An Admin ``bench`` user (Admin holds every permission)."""
-    from portal.extensions import appbuilder, db
-    from portal.security import sync_roles
+def _told(shown) -> str:
+    """What a page shows of its figures: OTIF, the Pareto, where today and changed days
+    were read from."""
+    from portal.models import utcnow
 
-    with app.app_context():
-        sync_roles(appbuilder)
-        appbuilder.sm.add_user(
-            "bench",
-            "Bench",
-            "User",
-            "bench@example.test",
-            appbuilder.sm.find_role("Admin"),
-            password=BENCH_PASSWORD,
-        )
+    otif = next(row for row in shown.rows if row.metric.key == "otif_order").figure
+    today = "today not shown"
+    if shown.read.today_at is not None:
+        today = f"today kept {shown.read.today_at:%H:%M:%S}"
+    elif any(
+        utcnow().date() in (run.start, run.end - timedelta(days=1)) for run in shown.read.live
+    ):
+        today = "today live"
+    return (
+        f"OTIF orders {otif.num}/{otif.den}, {len(shown.bars)} Pareto bars, {today}, "
+        f"{len(shown.read.behind)} days read as last kept"
+    )
+
+
+def measure_today(app, repeat: int) -> None:
+    """Keeping today (forced, and when nothing changed), and the current week's page with
+    today kept and with today live."""
+    from portal.extensions import db
+    from portal.models import utcnow
+    from portal.services import service_level_marks
+    from portal.services import service_levels as sl
+    from portal.services.base import Actor
+    from portal.services.service_levels_keep import keep_today
+
+    actor = Actor.system("system:bench")
+    every = timedelta(seconds=app.config["SERVICE_LEVELS_TODAY_EVERY"] + 1)
+
+    def changed_then_kept() -> bool:
+        service_level_marks.mark_days(db.session.connection(), [utcnow().date()])
         db.session.commit()
+        return keep_today(actor, now=utcnow() + every)
+
+    keep_today(actor)  # today's row exists from here on: each run below re-keeps it
+    seconds, done = timed(changed_then_kept, repeat)
+    print(f"keep today after a change: {seconds:.3f} s (median of {repeat}), kept: {done}")
+    seconds, done = timed(lambda: keep_today(actor, now=utcnow() + every), repeat)
+    db.session.rollback()
+    print(
+        f"keep today, nothing changed: {seconds * 1000:.1f} ms (median of {repeat}), kept: {done}"
+    )
+    current = sl.week_of(utcnow().date())
+    seconds, shown = timed(lambda: _page(current), repeat)
+    print(f"page {current.label}, today kept: {seconds:.3f} s (median of {repeat}); {_told(shown)}")
+    # today changed since its keep, which is older than the page accepts: computed live
+    service_level_marks.mark_days(db.session.connection(), [utcnow().date()])
+    db.session.commit()
+    max_age = app.config["SERVICE_LEVELS_TODAY_MAX_AGE"]
+    app.config["SERVICE_LEVELS_TODAY_MAX_AGE"] = 0
+    try:
+        seconds, shown = timed(lambda: _page(current), repeat)
+    finally:
+        app.config["SERVICE_LEVELS_TODAY_MAX_AGE"] = max_age
+    keep_today(actor, now=utcnow() + every)
+    print(f"page {current.label}, today live: {seconds:.3f} s (median of {repeat}); {_told(shown)}")
 
 
-def measure_http(app, repeat: int) -> None:
-    """The page and the workbook download as a browser gets them: over HTTP from gunicorn,
-    signed in through the login form."""
+def measure_http(app, repeat: int, pages: bool = True) -> None:
+    """The page (unless not ``pages``) and the workbook download as a browser gets them:
+    over HTTP from gunicorn, signed in through the login form."""
     import http.cookiejar
     import re
     import tempfile
@@ -260,7 +310,8 @@ def measure_http(app, repeat: int) -> None:
     from portal.models import utcnow
     from portal.services import service_levels as sl
 
-    _bench_user(app)
+    with app.app_context():
+        bench_user(BENCH_PASSWORD)
     with tempfile.TemporaryDirectory() as folder:
         server, port = gunicorn_server(Path(folder) / "gunicorn.log", GUNICORN_TIMEOUT="300")
         try:
@@ -280,7 +331,7 @@ def measure_http(app, repeat: int) -> None:
                     assert answer.status == 200 and "/login" not in answer.url, answer.url
                     return answer.read()
 
-            for week in (sl.week_of(utcnow().date()), sl.last_complete_week()):
+            for week in (sl.week_of(utcnow().date()), sl.last_complete_week()) if pages else ():
                 path = f"/service-levels/?week={week.label}"
                 get(path)  # the worker's first request loads what it imports lazily
                 seconds, body = timed(lambda path=path: get(path), repeat)
@@ -354,8 +405,8 @@ def main() -> None:
             setting = f"set-up: {args.orders:,} orders in {time.perf_counter() - started:.1f} s"
         print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, postgresql; {setting}")
         measure(app, args.repeat, parts)
-        if "http" in parts:
-            measure_http(app, args.repeat)
+        if parts & {"http", "download"}:
+            measure_http(app, args.repeat, pages="http" in parts)
     finally:
         if not (args.keep or args.schema):
             with engine.begin() as conn:

@@ -2,7 +2,9 @@
 
 :func:`keep_service_levels` (a periodic job of ``jobs.schedule``, every minute on the
 ``reports`` queue) keeps the closed days' figures (``service_levels_keep.keep``: days never
-kept, and days whose records changed) under a Redis lock, so two workers never do it at once.
+kept, and days whose records changed), then — closed days first — today's partial figures
+when today changed (``service_levels_keep.keep_today``), under a Redis lock, so two workers
+never do it at once.
 
 ``SERVICE_LEVEL_REPORT_AT`` (default ``mon 07:00``, UTC; ``off`` disables it) is when; from
 then the scheduler's loop (:func:`enqueue_weekly_report`, called by ``jobs.schedule``) queues
@@ -80,15 +82,17 @@ def enqueue_weekly_report(now: datetime | None = None) -> str | None:
 
 @app_job
 def keep_service_levels() -> int | None:
-    """Keep the closed days that need it, unless another worker holds the lock (None); the
-    number of days kept."""
+    """Keep the closed days that need it, then today if it changed, unless another worker
+    holds the lock (None); the number of days kept (today included)."""
     from jobs.queue import connection
 
     lock = connection().lock(KEEP_LOCK, timeout=KEEP_LOCK_SECONDS, thread_local=False)
     if not lock.acquire(blocking=False):
         return None
     try:
-        return service_levels_keep.keep(Actor.system(KEEP_ACTOR))
+        actor = Actor.system(KEEP_ACTOR)
+        kept = service_levels_keep.keep(actor)
+        return kept + service_levels_keep.keep_today(actor)
     finally:
         lock.release()
 

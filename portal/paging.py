@@ -8,6 +8,9 @@
   on PostgreSQL, the count is the planner's estimate (``EXPLAIN (FORMAT JSON)``'s rows, never
   less than n + 1) and flagged as one: "about 1,000,000" in the HTML lists,
   ``count_is_estimate`` in the REST answers. SQLite has no estimate and counts exactly.
+  The estimate of a list (its query and values) is kept by the process for
+  ``LIST_ESTIMATE_SECONDS`` (30 unless set; 0: not kept), so the pages that follow ask the
+  database for their rows only; an exact count is never kept.
 - **Keyset pages**: a list sorted on a non-null column of its record (the default sort is the
   id) pages with a cursor: the sort key of the page's last (or first) row, ties broken by the
   id, so the next page is ``WHERE (key, id) > (…) ORDER BY key, id LIMIT n`` and reads only
@@ -22,6 +25,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -31,9 +35,11 @@ from flask import current_app, g
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import Column, asc, desc, func, inspect, select, tuple_
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, scoped_session
 
 DEFAULT_EXACT_COUNT_LIMIT = 10_000
+DEFAULT_ESTIMATE_SECONDS = 30
+KEPT_ESTIMATES = 1_000  # lists (queries and values) whose estimate a process keeps at most
 MAX_KEY_TEXT = 400  # a cursor's key values are column values; nothing longer is one
 
 
@@ -78,6 +84,20 @@ class Page:
 def exact_count_limit() -> int:
     """``LIST_EXACT_COUNT_LIMIT``: up to this many rows a list's count is exact."""
     return int(current_app.config.get("LIST_EXACT_COUNT_LIMIT", DEFAULT_EXACT_COUNT_LIMIT))
+
+
+def kept_estimates() -> dict[str, tuple[float, int]]:
+    """The process's estimates: list query and values → (kept until, rows)."""
+    return current_app.extensions.setdefault("orderbridge_list_estimates", {})
+
+
+def _list_key(statement: Any, limit: int) -> tuple | None:
+    """What tells a list's count from another's: its query's SQLAlchemy cache key (the
+    statement's shape, cheap to make, unlike compiling it) and the values bound into it."""
+    cache_key = statement._generate_cache_key()
+    if cache_key is None:  # a statement SQLAlchemy cannot key is not kept
+        return None
+    return limit, cache_key.key, repr([bound.effective_value for bound in cache_key.bindparams])
 
 
 def _serializer(table: str) -> URLSafeSerializer:
@@ -146,17 +166,27 @@ class PagedInterface(SQLAInterface):
 
     keyset_ties: dict[str, tuple[str, ...]] = {}
 
+    def __init__(self, obj: type, session: Any = None) -> None:
+        super().__init__(obj, session)
+        self._unfiltered_queries: dict[tuple[str, ...], Any] = {}
+
     # --- counting --------------------------------------------------------------------------
 
     def count(self, query: Any) -> Count:
-        """The count of ``query``'s rows: exact up to the limit, else the planner's estimate."""
+        """The count of ``query``'s rows: exact up to the limit, else the planner's estimate
+        (kept for ``LIST_ESTIMATE_SECONDS``)."""
         limit = exact_count_limit()
+        bind = self.session.get_bind()
+        estimating = bind.dialect.name == "postgresql"
+        key = _list_key(query.statement, limit) if estimating else None
+        kept = kept_estimates().get(key) if key is not None else None
+        if kept is not None and kept[0] > time.monotonic():
+            return Count(kept[1], estimate=True)
         bounded = query.limit(limit + 1).subquery()
         exact = self.session.execute(select(func.count()).select_from(bounded)).scalar_one()
         if exact <= limit:
             return Count(exact)
-        bind = self.session.get_bind()
-        if bind.dialect.name != "postgresql":
+        if not estimating:
             counted = query.subquery()
             total = self.session.execute(select(func.count()).select_from(counted)).scalar_one()
             return Count(total)
@@ -170,7 +200,14 @@ class PagedInterface(SQLAInterface):
         )
         if isinstance(plan, str):
             plan = json.loads(plan)
-        return Count(max(int(plan[0]["Plan"]["Plan Rows"]), limit + 1), estimate=True)
+        rows = max(int(plan[0]["Plan"]["Plan Rows"]), limit + 1)
+        seconds = current_app.config.get("LIST_ESTIMATE_SECONDS", DEFAULT_ESTIMATE_SECONDS)
+        if seconds and key is not None:
+            estimates = kept_estimates()
+            if len(estimates) >= KEPT_ESTIMATES:
+                estimates.clear()
+            estimates[key] = (time.monotonic() + seconds, rows)
+        return Count(rows, estimate=True)
 
     def query_count(
         self, query: Any, filters: Any = None, select_columns: list[str] | None = None
@@ -259,9 +296,7 @@ class PagedInterface(SQLAInterface):
         columns = self.key_columns(order_column, self.keyset_ties if ties is None else ties)
         asked = self.read_cursor(cursor, sort, columns) if cursor else None
         size = page_size or 0
-        base = self._apply_inner_all(
-            self.session.query(self.obj), filters, select_columns=select_columns, aliases_mapping={}
-        )
+        base = self._list_query(filters, select_columns)
         count = self.count(base)
         base = base.options(*filter(None, (joined_path(self.obj, name) for name in related)))
         if asked is not None and size and columns:
@@ -293,6 +328,25 @@ class PagedInterface(SQLAInterface):
                     text = self.make_cursor(Cursor(sort, key, forward, target))
                     setattr(found, "next" if forward else "previous", text)
         return found
+
+    def _list_query(self, filters: Any, select_columns: list[str] | None) -> Any:
+        """The list's query before sorting and paging: FAB's, filtered. A list without
+        filters reuses the one built by its first page (per column set): FAB builds it
+        with its joins and column options, which costs more than reading the page."""
+        if filters is not None and filters.filters:
+            return self._apply_inner_all(
+                self.session.query(self.obj), filters, select_columns=select_columns,
+                aliases_mapping={},
+            )  # fmt: skip
+        kept = self._unfiltered_queries
+        key = tuple(select_columns or ())
+        if key not in kept:
+            kept[key] = self._apply_inner_all(
+                self.session.query(self.obj), None, select_columns=select_columns,
+                aliases_mapping={},
+            )  # fmt: skip
+        session = self.session
+        return kept[key].with_session(session() if isinstance(session, scoped_session) else session)
 
     def _keyset_rows(
         self, base: Any, columns: list[Column], direction: str, asked: Cursor, size: int

@@ -223,9 +223,15 @@ def ctx(app: Flask) -> Iterator[Flask]:
 
 
 def wipe_business_tables() -> None:
-    """Empty every business table and restart the number sequences; users and roles stay."""
+    """Empty every business table and restart the number sequences; users and roles stay.
+
+    The lists' kept estimates (``portal.paging``) go too: they counted the rows just removed.
+    """
     from portal.extensions import db
+    from portal.paging import kept_estimates
     from portal.services import numbering
+
+    kept_estimates().clear()
 
     tables = [
         table

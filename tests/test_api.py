@@ -155,6 +155,28 @@ def test_non_json_and_non_object_bodies_are_400(app: Flask, api_data, admin) -> 
         assert response.json["message"]
 
 
+@pytest.mark.parametrize(
+    "url, named",
+    [
+        ("/api/v1/sales_order/?q=(page_size:many)", "q: page_size: 'many' is not of type"),
+        ("/api/v1/sales_order/?q=(order_direction:up)", "q: order_direction: 'up' is not one"),
+        ("/api/v1/customer/?q=(columns:name)", "q: columns: 'name' is not of type"),
+        ("/api/v1/sales_order/1?q=(keys:!(nothing))", "q: keys.0: 'nothing' is not one"),
+        ("/api/v1/sales_order/?q=!x", "Not a valid rison/json argument"),
+        ("/api/v1/sales_order/?q=(page:", "Not a valid rison/json argument"),  # FAB: a 500
+    ],
+)
+def test_a_q_argument_the_route_cannot_take_is_400_naming_it(
+    app: Flask, api_data, admin, url, named
+) -> None:
+    """The REST reads check ``q`` against FAB's schemas (checked once per process, not per
+    request): a value of the wrong type or outside its choices is a 400 naming it, and one
+    that is not rison at all a 400 saying so."""
+    response = app.test_client().get(url, headers=admin)
+    assert response.status_code == 400, response.json
+    assert response.json["message"].startswith(named), response.json
+
+
 def test_audit_events_are_read_only_over_the_api(app: Flask, api_data, admin) -> None:
     client = app.test_client()
     assert client.post("/api/v1/audit_event/", json={}, headers=admin).status_code == 405

@@ -25,7 +25,7 @@ from sqlalchemy import text
 
 from portal.extensions import appbuilder, db
 from portal.models import SalesOrder
-from portal.paging import PagedInterface
+from portal.paging import DEFAULT_ESTIMATE_SECONDS, PagedInterface, kept_estimates
 from portal.services import orders
 from portal.views.paged import PagedListWidget
 from tests.conftest import actor, api_headers, login
@@ -111,6 +111,41 @@ def test_count_is_exact_to_the_limit_then_the_estimate(clean_db) -> None:
     else:  # SQLite has no estimate: the count stays exact
         assert (over["count"], over["count_is_estimate"]) == (31, False)
         assert re.search(r'class="record-count"[^>]*>\s*31\s*<', page)
+
+
+def test_an_estimate_is_kept_a_while_an_exact_count_never(clean_db) -> None:
+    """Above the limit the list's estimate is kept (``LIST_ESTIMATE_SECONDS``): the next
+    page asks only for its rows. A list with other filter values is estimated or counted on
+    its own; an exact count is made again on every page; 0 seconds keeps nothing."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no estimate: every count is exact (the test above)")
+    data = make_catalog(stock=10)
+    make_orders(data, 31)
+    db.session.execute(text("ANALYZE sales_order"))
+    db.session.commit()
+    client, headers = clean_db.test_client(), api_headers(clean_db, "specialist")
+
+    def counts(**args: Any) -> tuple[int, bool, int]:
+        with counted() as statements:
+            answer = rest_list(client, headers, page_size=5, **args)
+        asked = [each for each in statements if "count(" in each or "EXPLAIN" in each]
+        return answer["count"], answer["count_is_estimate"], len(asked)
+
+    with exact_count_limit(clean_db, 30):
+        first = counts()
+        assert first[1:] == (True, 2)  # the bounded count, then the estimate
+        assert counts() == (first[0], True, 0)  # kept: no count, no EXPLAIN
+        mine = [{"col": "customer_po", "opr": "eq", "value": "A-3"}]
+        assert counts(filters=mine) == (1, False, 1)  # other values: counted on its own
+        make_orders(data, 4)  # A-0 … A-3: one more "A-3"
+        assert counts(filters=mine) == (2, False, 1)  # an exact count is never kept
+        clean_db.config["LIST_ESTIMATE_SECONDS"] = 0
+        try:
+            kept_estimates().clear()
+            assert counts()[1:] == (True, 2)
+            assert counts()[1:] == (True, 2)  # 0: nothing kept
+        finally:
+            clean_db.config["LIST_ESTIMATE_SECONDS"] = DEFAULT_ESTIMATE_SECONDS
 
 
 def walk(client, headers, column: str, direction: str, size: int = 7) -> list[int]:

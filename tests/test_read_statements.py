@@ -14,8 +14,9 @@ import pytest
 from flask import Flask
 from sqlalchemy import event
 
+from portal.crud import ShownInterface
 from portal.extensions import db
-from portal.models import utcnow
+from portal.models import SalesOrder, utcnow
 from portal.services import lifecycle, orders
 from tests.conftest import api_headers, login
 from tests.factories import SETUP, make_catalog
@@ -114,6 +115,48 @@ def test_rest_show_is_one_statement_with_name_and_total(shop, clean_db) -> None:
     result = response.json["result"]
     assert result["customer"] == {"name": "Acme Ltd"}
     assert Decimal(str(result["total"])) == Decimal("456.00")
+
+
+def test_rest_show_finds_each_order_by_its_own_id(shop, clean_db) -> None:
+    """The show query is built once per column set, its id a parameter: each order is its
+    own, and an id that names no order is a 404."""
+    client = clean_db.test_client()
+    headers = api_headers(clean_db, "specialist")
+    numbers = set()
+    for key in ("small", "big", "other", "small"):
+        response = client.get(f"/api/v1/sales_order/{shop[key]}", headers=headers)
+        assert response.json["result"]["id"] == shop[key]
+        numbers.add(response.json["result"]["number"])
+    assert len(numbers) == 3
+    missing = client.get(f"/api/v1/sales_order/{max(shop.values()) + 1}", headers=headers)
+    assert missing.status_code == 404
+
+
+def test_the_labels_are_those_of_the_answers_own_columns(shop, clean_db) -> None:
+    """The labels of a list and of a record (kept once translated) each name that answer's
+    columns, whichever was asked first."""
+    client = clean_db.test_client()
+    headers = api_headers(clean_db, "specialist")
+    for _ in range(2):
+        listed = client.get("/api/v1/sales_order/", headers=headers).json
+        shown = client.get(f"/api/v1/sales_order/{shop['big']}", headers=headers).json
+        assert set(listed["label_columns"]) == set(listed["list_columns"])
+        assert set(shown["label_columns"]) == set(shown["show_columns"])
+        assert shown["label_columns"]["customer.name"] == "Customer Name"
+        assert set(shown["label_columns"]) > set(listed["label_columns"])
+
+
+def test_a_record_lookup_keeps_its_base_filters(shop, clean_db) -> None:
+    """A lookup with filters (a view's ``base_filters``) is FAB's, filtered; the one without
+    finds the record by id whatever was looked up before."""
+    with clean_db.test_request_context():
+        model = ShownInterface(SalesOrder, db.session)
+        assert model.get(shop["small"]).id == shop["small"]
+        assert model.get(shop["big"]).id == shop["big"]
+        held = model.get_filters()
+        held.add_filter("status", model.FilterEqual, "on_hold")
+        assert model.get(shop["small"], held) is None  # confirmed, not on hold
+        assert model.get(str(shop["small"])).id == shop["small"]  # a page's id is text
 
 
 def test_the_order_page_reads_what_it_shows_once(shop, clean_db) -> None:

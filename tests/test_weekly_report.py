@@ -5,10 +5,10 @@ the audit event of every report made. The orders are those of ``test_service_lev
 from __future__ import annotations
 
 import io
-import re
 import zipfile
 from datetime import timedelta
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 from openpyxl import load_workbook
@@ -99,19 +99,49 @@ def test_calamine_reads_the_same_workbook(ctx, made) -> None:
     assert [row[1] for row in pareto[1:]] == [1.0] * 5
 
 
+CHART = "{http://schemas.openxmlformats.org/drawingml/2006/chart}"
+
+
+def _series(plot: ElementTree.Element) -> list[dict[str, str]]:
+    """A plot's series: the cells of their name (tx), categories (cat) and values (val),
+    written without quotes or ``$`` (``Trend!B2:B13``)."""
+    found = []
+    for ser in plot.iter(f"{CHART}ser"):
+        refs = {}
+        for part in ("tx", "cat", "val"):
+            ref = ser.find(f"{CHART}{part}//{CHART}f")
+            assert ref is not None, part
+            refs[part] = ref.text.replace("'", "").replace("$", "")
+        found.append(refs)
+    return found
+
+
+def _axes(plot: ElementTree.Element) -> set[str]:
+    return {axis.get("val") for axis in plot.findall(f"{CHART}axId")}
+
+
 def test_charts_exist_and_point_at_the_trend_and_pareto_cells(ctx, made) -> None:
     with zipfile.ZipFile(io.BytesIO(made["content"])) as archive:
-        charts = sorted(name for name in archive.namelist() if name.startswith("xl/charts/chart"))
-        xml = [archive.read(name).decode() for name in charts]
-        drawing_rels = [n for n in archive.namelist() if n.startswith("xl/drawings/_rels/")]
+        names = archive.namelist()
+        charts = sorted(name for name in names if name.startswith("xl/charts/chart"))
+        xml = [ElementTree.fromstring(archive.read(name)) for name in charts]
+        drawing_rels = [n for n in names if n.startswith("xl/drawings/_rels/")]
+        sheet_rels = archive.read("xl/worksheets/_rels/sheet1.xml.rels").decode()
     assert len(charts) == 2 and len(drawing_rels) == 1  # both on the Summary sheet
-    trend_refs = re.findall(r"<f>([^<]+)</f>", xml[0])
-    assert "'Trend'!B1" in trend_refs and "'Trend'!$B$2:$B$13" in trend_refs
-    assert "'Trend'!$A$2:$A$13" in trend_refs  # the weeks are the categories
-    pareto_refs = re.findall(r"<f>([^<]+)</f>", xml[1])
-    assert "'Pareto'!$B$2:$B$6" in pareto_refs  # the counts of the five causes
-    assert "'Pareto'!$A$2:$A$6" in pareto_refs and "'Pareto'!$D$2:$D$6" in pareto_refs
-    assert "<barChart>" in xml[1] and "<lineChart>" in xml[1]
+    assert "drawing" in sheet_rels  # sheet1 is the Summary
+    (trend,) = xml[0].iter(f"{CHART}lineChart")
+    columns = "BCDEF"  # the five rates, the weeks as categories
+    assert _series(trend) == [
+        {"tx": f"Trend!{c}1", "cat": "Trend!A2:A13", "val": f"Trend!{c}2:{c}13"} for c in columns
+    ]
+    (bars,) = xml[1].iter(f"{CHART}barChart")
+    (cumulative,) = xml[1].iter(f"{CHART}lineChart")
+    # the counts of the five causes as bars, their cumulative share as a line
+    assert _series(bars) == [{"tx": "Pareto!B1", "cat": "Pareto!A2:A6", "val": "Pareto!B2:B6"}]
+    assert _series(cumulative) == [
+        {"tx": "Pareto!D1", "cat": "Pareto!A2:A6", "val": "Pareto!D2:D6"}
+    ]
+    assert _axes(bars).isdisjoint(_axes(cumulative))  # the line on a secondary axis
 
 
 def test_every_report_made_is_audited_and_kept(ctx, made) -> None:
@@ -230,6 +260,44 @@ def test_text_that_looks_like_a_formula_stays_text(ctx, made) -> None:
     hostile = Sheet("Returns", [Column("Reason"), Column("Units", "int")], [("=1+1", 2)])
     content = weekly_workbook.build(made["week"], scorecard(made["week"], weeks=2), [], [hostile])
     cell = load_workbook(io.BytesIO(content))["Returns"]["A2"]
-    assert (cell.value, cell.data_type) == ("=1+1", "s")
+    assert (cell.value, cell.data_type, cell.quotePrefix) == ("=1+1", "s", True)
     rows = CalamineWorkbook.from_filelike(io.BytesIO(content)).get_sheet_by_name("Returns")
     assert rows.to_python()[1] == ["=1+1", 2]
+
+
+def test_cells_keep_their_text_types_and_formats(ctx, made) -> None:
+    """Text that XML or a spreadsheet would change comes back as written; numbers, money,
+    dates and times as typed cells; an empty value as no cell."""
+    from datetime import date, datetime
+    from decimal import Decimal
+
+    from portal.services import weekly_workbook
+    from portal.services.service_level_targets import scorecard
+    from portal.services.weekly_report_data import DATE, INT, MONEY, Column, Sheet
+
+    texts = ["A & B <c>", "  spaced ", "bell\x07", "_x0041_", "@SUM(A1)", "-1"]
+    columns = [Column(f"T{n}") for n in range(len(texts))] + [
+        Column("Units", INT),
+        Column("Amount", MONEY),
+        Column("Day", DATE),
+        Column("At"),
+        Column("Flag"),
+        Column("Empty"),
+    ]
+    moment = datetime(2026, 11, 23, 18, 0)
+    values = (*texts, 7, Decimal("1234.50"), date(2026, 11, 23), moment, True, None)
+    sheet = Sheet("Credits", columns, [values])
+    content = weekly_workbook.build(made["week"], scorecard(made["week"], weeks=2), [], [sheet])
+    cells = load_workbook(io.BytesIO(content))["Credits"]
+    row = [cell.value for cell in cells[2]]
+    # openpyxl shows a control character and a literal "_xHHHH_" as Excel stores them
+    escaped = ["A & B <c>", "  spaced ", "bell_x0007_", "_x005F_x0041_", "@SUM(A1)", "-1"]
+    assert row[:6] == escaped and row[6:11] == [7, 1234.5, datetime(2026, 11, 23), moment, True]
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        xml = archive.read("xl/worksheets/sheet4.xml").decode()
+    assert 'r="K2"' in xml and 'r="L2"' not in xml  # no cell for the empty value
+    assert [cells.cell(2, n).quotePrefix for n in range(1, 7)] == [False] * 4 + [True] * 2
+    assert (cells["H2"].number_format, cells["I2"].number_format) == ("#,##0.00", "yyyy-mm-dd")
+    assert cells["G2"].data_type == "n" and cells["A1"].font.b
+    calamine = CalamineWorkbook.from_filelike(io.BytesIO(content)).get_sheet_by_name("Credits")
+    assert calamine.to_python()[1][:6] == texts  # read as Excel reads them

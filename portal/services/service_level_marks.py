@@ -3,8 +3,9 @@
 Every service-level fact belongs to one order and is dated by one of that order's dates
 (order date, promised and requested dates; its shipments' ship, ETA and delivery dates; its
 invoices' issue dates; its RMAs', credits' and disputes' days). So when a record of an order
-changes, every closed day that order has a date on is marked stale in ``service_level_day``,
-in the same transaction as the change (``service_levels_days.keep`` recomputes those days).
+changes, every closed day that order has a date on (and today, once its partial sums are
+kept) is marked stale in ``service_level_day``, in the same transaction as the change
+(``service_levels_keep`` recomputes those days).
 The days come from the database after the change and from the changed records' old values,
 so a date moved away from a day marks both days.
 
@@ -19,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import event, select, union_all
+from sqlalchemy import event, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -126,12 +127,20 @@ def order_days(conn: Connection, order_ids: Iterable[int]) -> set[date]:
 
 
 def mark_days(conn: Connection, days: Iterable[date]) -> None:
-    """Mark the closed ``days`` (before today, UTC) stale, in the connection's transaction."""
+    """Mark the closed ``days`` (before today, UTC) stale, and today when its partial sums are
+    kept and not stale yet, in the connection's transaction."""
     today = utcnow().date()
-    wanted = sorted({day for day in map(_day, days) if day is not None and day < today})
+    found = {day for day in map(_day, days) if day is not None}
+    table = ServiceLevelDay.__table__
+    if today in found:
+        # an UPDATE that matches no row locks none: only the first change after a keep of
+        # today waits for the row, and no change waits for a stale one
+        conn.execute(
+            update(table).where(table.c.day == today, table.c.stale.is_(False)).values(stale=True)
+        )
+    wanted = sorted(day for day in found if day < today)
     if not wanted:
         return
-    table = ServiceLevelDay.__table__
     insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
     statement = insert(table).on_conflict_do_update(
         index_elements=[table.c.day], set_={"stale": True}

@@ -22,7 +22,8 @@ from portal.security import SERVICE_LEVELS
 from portal.services import audit
 from portal.services import service_levels as sl
 from portal.services.base import Actor, ValidationFailed, check_version, require, unit_of_work
-from portal.services.service_levels_days import weekly
+from portal.services.service_levels_causes import Bar, pareto
+from portal.services.service_levels_days import Reading, reading, span, weekly
 
 GREEN, AMBER, RED = "green", "amber", "red"
 TREND_WEEKS = 12
@@ -150,15 +151,39 @@ class Row:
         return rag(self.metric, self.value, self.target)
 
 
-def scorecard(week: sl.Period, as_of: date | None = None, weeks: int = TREND_WEEKS) -> list[Row]:
-    """Every metric for ``week``: its value, the week before, the trend, the target and state."""
+def scorecard(
+    week: sl.Period,
+    as_of: date | None = None,
+    weeks: int = TREND_WEEKS,
+    read: Reading | None = None,
+) -> list[Row]:
+    """Every metric for ``week``: its value, the week before, the trend, the target and state
+    (kept and live days as ``read`` says; default an exact reading)."""
     goals = targets()
     rows = []
     previous = sl.Period(week.start - timedelta(days=7), week.start)
-    trends = weekly(list(sl.METRICS), week, weeks, as_of)
+    trends = weekly(list(sl.METRICS), week, weeks, as_of, read)
     for key, m in sl.METRICS.items():
         trend = trends[key]
         figure = trend[-1][1]
         before = trend[-2][1] if weeks > 1 else sl.compute(key, previous, as_of=as_of)[None]
         rows.append(Row(m, goals[key], figure, before, trend))
     return rows
+
+
+@dataclass
+class Page:
+    """What the Service levels page shows of a week: the scorecard, the Pareto, and where
+    their days were read from (``read``: today's kept time, the days being refreshed)."""
+
+    rows: list[Row]
+    bars: list[Bar]
+    read: Reading
+
+
+def page(week: sl.Period) -> Page:
+    """The page's figures of ``week``, read provisionally: today's kept sums while fresh, and
+    closed days that changed from their last kept sums (``service_levels_days.reading``)."""
+    trend = span(week, TREND_WEEKS)
+    read = reading(trend.start, trend.end, provisional=True)
+    return Page(scorecard(week, read=read), pareto(week, read=read), read)

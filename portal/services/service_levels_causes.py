@@ -37,7 +37,7 @@ from portal.models import (
     utcnow,
 )
 from portal.services.service_levels import Period
-from portal.services.service_levels_days import split
+from portal.services.service_levels_days import Reading, reading
 from portal.services.service_levels_facts import Window, due_date
 from portal.services.service_levels_sql import narrow_plans, utc_date
 
@@ -162,11 +162,11 @@ def day_causes(period: Period, as_of: date) -> Select:
     return select(*columns, func.count().label("n")).group_by(*columns)
 
 
-def _counted(period: Period, as_of: date) -> Any:
+def _counted(period: Period, as_of: date, read: Reading | None) -> Any:
     """The period's problems as (source, cause, n) rows: kept days' counts, the other days'
-    problems one by one (``service_levels_days.split``)."""
+    problems one by one (as ``read`` says; default an exact reading)."""
     last = min(period.end - timedelta(days=1), as_of)
-    kept, live = split(period.start, period.end, as_of)
+    kept, live = (read or reading(period.start, period.end, as_of)).within(period)
     parts = []
     if kept:
         parts.append(
@@ -185,9 +185,10 @@ def _counted(period: Period, as_of: date) -> Any:
     return union_all(*parts).subquery("counted") if parts else None
 
 
-def pareto(period: Period, as_of: date | None = None) -> list[Bar]:
-    """The causes of the period's problems, most frequent first, with running shares."""
-    counted = _counted(period, as_of or utcnow().date())
+def pareto(period: Period, as_of: date | None = None, read: Reading | None = None) -> list[Bar]:
+    """The causes of the period's problems, most frequent first, with running shares (kept
+    and live days as ``read`` says)."""
+    counted = _counted(period, as_of or utcnow().date(), read)
     if counted is None:
         return []
     count = func.sum(counted.c.n).label("n")

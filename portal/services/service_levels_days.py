@@ -6,18 +6,25 @@ facts of that day (``service_level_day_figure``), the histogram of the duration 
 Sums and histograms add up exactly from days to weeks, so a week's rate, count, value, median
 and p90 read from kept days are the figures ``service_levels.compute`` gives for it.
 
-A day is read from there when it was kept, is not stale (a record behind it changed since:
-``service_level_marks``) and lies before both today and the day asked as of; every other day
-(today, a stale or a missing day) is computed live, one run of consecutive days at a time.
-``backorder_age`` is kept as the open backorders of each order date: their age is the days
-from that date to the day asked as of.
+Which day is read from where is a :class:`Reading` (:func:`reading`). An **exact** reading
+(the default: the workbook, the frozen weeks) reads a day from there when it was kept after it
+closed, is not stale (a record behind it changed since: ``service_level_marks``) and lies before
+both today and the day asked as of; every other day is computed live, one run of consecutive
+days at a time. A **provisional** reading (the Service levels page) also reads today's kept
+sums when they are at most ``SERVICE_LEVELS_TODAY_MAX_AGE`` seconds old or unchanged since,
+and a closed day that changed since it was kept (stale, or kept before it closed) from its
+last kept sums, saying which and as of when (``today_at``, ``behind``) — so it never
+computes more than today live. ``backorder_age`` is kept as the open backorders of each
+order date: their age is the days from that date to the day asked as of.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 
+from flask import current_app
 from sqlalchemy import select
 
 from portal.extensions import db
@@ -30,6 +37,7 @@ from portal.models import (
 from portal.services import service_levels as sl
 
 AGED_BY_AS_OF = frozenset({"backorder_age"})  # a fact's days: from its own day to as-of
+TODAY_MAX_AGE = 300  # seconds: SERVICE_LEVELS_TODAY_MAX_AGE's default
 
 
 def runs(days: Iterable[date]) -> list[sl.Period]:
@@ -43,24 +51,80 @@ def runs(days: Iterable[date]) -> list[sl.Period]:
     return found
 
 
+def closed_at(day: date) -> datetime:
+    """When ``day`` (UTC) ends: sums kept before then are a partial day's."""
+    return datetime.combine(day + timedelta(days=1), time(), UTC)
+
+
 def kept_days(first: date, end: date) -> set[date]:
-    """The days in ``[first, end)`` kept and not stale."""
-    query = select(ServiceLevelDay.day).where(
+    """The days in ``[first, end)`` kept after they closed and not stale."""
+    query = select(ServiceLevelDay.day, ServiceLevelDay.computed_at).where(
         ServiceLevelDay.day >= first,
         ServiceLevelDay.day < end,
         ServiceLevelDay.stale.is_(False),
         ServiceLevelDay.computed_at.is_not(None),
     )
-    return set(db.session.execute(query).scalars())
+    return {day for day, at in db.session.execute(query) if at >= closed_at(day)}
 
 
-def split(first: date, end: date, as_of: date) -> tuple[set[date], list[sl.Period]]:
-    """The days of ``[first, end)`` that exist as of ``as_of``: those read from kept sums,
-    and the runs of the others, computed live."""
+@dataclass(frozen=True)
+class Reading:
+    """Where the days of a span are read from: ``kept`` sums, or ``live`` runs computed from
+    the records. ``today_at``: when today's kept sums (read) were computed; ``behind``: the
+    closed days read from sums kept before their records last changed, with when."""
+
+    kept: frozenset[date]
+    live: tuple[sl.Period, ...]
+    today_at: datetime | None = None
+    behind: tuple[tuple[date, datetime], ...] = ()
+
+    def within(self, period: sl.Period) -> tuple[set[date], list[sl.Period]]:
+        """The kept days and the live runs that fall in ``period``."""
+        kept = {day for day in self.kept if period.start <= day < period.end}
+        live = [
+            sl.Period(max(run.start, period.start), min(run.end, period.end))
+            for run in self.live
+            if run.start < period.end and run.end > period.start
+        ]
+        return kept, live
+
+
+def today_max_age() -> timedelta:
+    """How old today's kept sums may be for a provisional reading to use them."""
+    return timedelta(
+        seconds=int(current_app.config.get("SERVICE_LEVELS_TODAY_MAX_AGE", TODAY_MAX_AGE))
+    )
+
+
+def reading(
+    first: date, end: date, as_of: date | None = None, provisional: bool = False
+) -> Reading:
+    """Where each day of ``[first, end)`` that exists as of ``as_of`` is read from."""
+    now = utcnow()
+    today = now.date()
+    as_of = as_of or today
     stop = min(end, as_of + timedelta(days=1))
-    kept = kept_days(first, min(stop, as_of, utcnow().date()))
+    query = select(ServiceLevelDay.day, ServiceLevelDay.stale, ServiceLevelDay.computed_at).where(
+        ServiceLevelDay.day >= first,
+        ServiceLevelDay.day < stop,
+        ServiceLevelDay.computed_at.is_not(None),
+    )
+    kept: set[date] = set()
+    behind: dict[date, datetime] = {}
+    today_at = None
+    for day, stale, at in db.session.execute(query):
+        if day < min(as_of, today):
+            if not stale and at >= closed_at(day):
+                kept.add(day)
+            elif provisional:
+                kept.add(day)
+                behind[day] = at
+        elif provisional and day == today == as_of and (not stale or at >= now - today_max_age()):
+            kept.add(day)
+            today_at = at
     days = (first + timedelta(days=n) for n in range(max((stop - first).days, 0)))
-    return kept, runs(day for day in days if day not in kept)
+    live = runs(day for day in days if day not in kept)
+    return Reading(frozenset(kept), tuple(live), today_at, tuple(sorted(behind.items())))
 
 
 def _kept_tallies(
@@ -93,15 +157,25 @@ def _kept_tallies(
     return tallies
 
 
+def span(last: sl.Period, weeks: int) -> sl.Period:
+    """The ``weeks`` ISO weeks ending with ``last``."""
+    return sl.Period(last.start - timedelta(days=7 * (weeks - 1)), last.end)
+
+
 def weekly(
-    keys: Sequence[str], last: sl.Period, weeks: int = 12, as_of: date | None = None
+    keys: Sequence[str],
+    last: sl.Period,
+    weeks: int = 12,
+    as_of: date | None = None,
+    read: Reading | None = None,
 ) -> dict[str, list[tuple[date, sl.Figure]]]:
     """Each metric of ``keys`` for each of ``weeks`` ISO weeks ending with ``last`` (empty
-    weeks included): kept days summed, the other days computed live."""
+    weeks included): kept days summed, the other days computed live, as ``read`` says
+    (default: an exact reading)."""
     as_of = as_of or utcnow().date()
-    first = last.start - timedelta(days=7 * (weeks - 1))
+    first = span(last, weeks).start
     mondays = [first + timedelta(days=7 * n) for n in range(weeks)]
-    kept, live = split(first, last.end, as_of)
+    kept, live = (read or reading(first, last.end, as_of)).within(span(last, weeks))
     tallies = _kept_tallies(keys, kept, first, last.end, as_of)
     for period in live:
         for key in keys:

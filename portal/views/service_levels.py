@@ -23,13 +23,9 @@ from portal.models import ImprovementAction, ServiceLevelTarget, utcnow
 from portal.services import improvements, weekly_report
 from portal.services import service_levels as sl
 from portal.services.base import ServiceError
-from portal.services.service_level_targets import Row, scorecard, targets
-from portal.services.service_levels_causes import (
-    SOURCES,
-    cause_label,
-    orders_for_cause,
-    pareto,
-)
+from portal.services.service_level_targets import Row, page, targets
+from portal.services.service_levels_causes import SOURCES, cause_label, orders_for_cause
+from portal.services.service_levels_days import Reading
 from portal.views.base import (
     ServiceModelView,
     has_access_audited,
@@ -77,6 +73,30 @@ def change_text(row: Row) -> str:
     return f"{arrow} {size} ({'better' if row.improved else 'worse'})"
 
 
+def freshness(read: Reading, week: sl.Period) -> list[str]:
+    """What the page says of figures that are not computed from the records as they are now:
+    today's kept time, and the days being refreshed."""
+    notes = []
+    today = utcnow().date()
+    if read.today_at is not None:
+        notes.append(
+            f"Today's figures as of {read.today_at:%H:%M} UTC: the current week is "
+            "provisional until today ends."
+        )
+    elif week.start <= today < week.end:
+        notes.append(f"Today's figures computed live as of {utcnow():%H:%M} UTC.")
+    if read.behind:
+        days = [day for day, _ in read.behind]
+        oldest = min(at for _, at in read.behind)
+        listed = ", ".join(f"{day:%Y-%m-%d}" for day in days[:5]) + (", …" if len(days) > 5 else "")
+        notes.append(
+            f"{len(days)} {'day is' if len(days) == 1 else 'days are'} being refreshed "
+            f"({listed}): their records changed since their figures were kept, so those "
+            f"figures are as kept, the oldest at {oldest:%Y-%m-%d %H:%M} UTC."
+        )
+    return notes
+
+
 def _week_arg() -> tuple[sl.Period, str | None]:
     """The week of ``?week=`` (default the current week) and the refusal, if any."""
     text = request.args.get("week")
@@ -106,9 +126,9 @@ class ServiceLevelsView(BaseView):
 
     def _page(self, week: sl.Period, status: int = 200):
         actor = current_actor("web")
-        rows = scorecard(week)
-        tiles = [self._tile(row, week) for row in rows]
-        bars = pareto(week)
+        shown = page(week)
+        tiles = [self._tile(row, week) for row in shown.rows]
+        bars = shown.bars
         chart = pareto_chart(
             [
                 ParetoBar(
@@ -129,6 +149,7 @@ class ServiceLevelsView(BaseView):
             following=sl.week_of(week.end),
             current=sl.week_of(utcnow().date()),
             tiles=tiles,
+            freshness=freshness(shown.read, week),
             bars=bars,
             pareto_chart=chart,
             reports=reports,
