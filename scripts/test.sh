@@ -7,7 +7,7 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" =
   echo "installing Debian's chromium for the browser tests" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
-# Two test processes (pytest-xdist; ORDERBRIDGE_TEST_PROCESSES=0 runs in this one): each has
-# its own database schema or file, Redis database, and portal server for the browser tests;
-# a file's tests stay in one process (tests/conftest.py).
-exec .venv/bin/python -m pytest -n "${ORDERBRIDGE_TEST_PROCESSES:-2}" --dist loadfile "$@"
+# One test process by default; ORDERBRIDGE_TEST_PROCESSES=N spreads the files over N processes
+# (pytest-xdist), each with its own database schema or file, Redis database and portal server
+# for the browser tests (tests/conftest.py). On 2 cores two processes were slower than one.
+exec .venv/bin/python -m pytest -n "${ORDERBRIDGE_TEST_PROCESSES:-0}" --dist loadfile "$@"
