@@ -58,9 +58,9 @@ def shared_path(*parts: str | Path) -> Path:
 
 
 TEST_REDIS_DB = os.environ.get("ORDERBRIDGE_TEST_REDIS_DB", "13")
-# Under pytest-xdist (scripts/test.sh runs two processes) each process is a test session of
-# its own: its own PostgreSQL schema or SQLite file, embedded Valkey, and Redis database —
-# the base number plus the process's index (gw0: 13, gw1: 14).
+# Under pytest-xdist (``ORDERBRIDGE_TEST_PROCESSES=N ./scripts/test.sh``) each process is a
+# test session of its own: its own PostgreSQL schema or SQLite file, embedded Valkey, and Redis
+# database — the base number plus the process's index (gw0: 13, gw1: 14).
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 
 
