@@ -81,7 +81,7 @@ def test_kept_days_give_the_live_figures(scenario) -> None:
     kept = keeping.keep(actor("supervisor"))
     assert kept == len(keeping.pending()) + kept  # all done: nothing left to keep
     assert kept >= 7 * keeping.KEEP_WEEKS
-    assert days.kept_days(day, utcnow().date()) == {
+    assert days.reading(day, utcnow().date()).kept == {
         day + timedelta(days=n) for n in range((utcnow().date() - day).days)
     }
     assert figures() == before

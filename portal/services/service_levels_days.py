@@ -56,17 +56,6 @@ def closed_at(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), time(), UTC)
 
 
-def kept_days(first: date, end: date) -> set[date]:
-    """The days in ``[first, end)`` kept after they closed and not stale."""
-    query = select(ServiceLevelDay.day, ServiceLevelDay.computed_at).where(
-        ServiceLevelDay.day >= first,
-        ServiceLevelDay.day < end,
-        ServiceLevelDay.stale.is_(False),
-        ServiceLevelDay.computed_at.is_not(None),
-    )
-    return {day for day, at in db.session.execute(query) if at >= closed_at(day)}
-
-
 @dataclass(frozen=True)
 class Reading:
     """Where the days of a span are read from: ``kept`` sums, or ``live`` runs computed from
