@@ -145,7 +145,8 @@ SETUP_SQL = [
        SELECT o.id, 'RMA-' || o.id, o.id, 1, 'authorized',
               (ARRAY['Damaged in transit', 'Wrong item', 'Not needed'])[1 + o.id % 3],
               'bench', CAST(o.order_date + 12 AS timestamp) AT TIME ZONE 'UTC', 1
-       FROM sales_order o WHERE o.status = 'closed' AND o.id % 50 = 0""",
+       FROM sales_order o WHERE o.status = 'closed' AND o.id % 50 = 11
+            AND o.order_date + 12 <= CAST(:today AS date)""",
     """INSERT INTO return_line (rma_id, order_line_id, quantity, received_quantity)
        SELECT r.id, l.id, 2, 0 FROM return_authorization r
        JOIN order_line l ON l.order_id = r.order_id AND l.line_no = 1""",
