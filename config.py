@@ -317,7 +317,7 @@ def build_settings(overrides: dict | None = None) -> dict:
         "SERVICE_LEVEL_REPORT_AT": _weekly_slot("SERVICE_LEVEL_REPORT_AT", "mon 07:00"),
         "SERVICE_LEVEL_REPORT_MAIL_TO": os.environ.get("SERVICE_LEVEL_REPORT_MAIL_TO", ""),
         # Today's service levels: kept at most every N seconds while today changes; the page
-        # reads them while at most MAX_AGE seconds old, else computes today live.
+        # reads the last kept, and says they are late once changed since and MAX_AGE old.
         "SERVICE_LEVELS_TODAY_EVERY": _int("SERVICE_LEVELS_TODAY_EVERY", 60),
         "SERVICE_LEVELS_TODAY_MAX_AGE": _int("SERVICE_LEVELS_TODAY_MAX_AGE", 300),
         "INSTANCE_DIR": str(instance),

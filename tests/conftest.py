@@ -222,14 +222,47 @@ def ctx(app: Flask) -> Iterator[Flask]:
         db.session.remove()
 
 
+_RESET_SEQUENCES: list[tuple[str, int]] = []  # PostgreSQL: (sequence, start), found once
+
+
+def _sequences_to_reset(table_names: list[str]) -> list[tuple[str, int]]:
+    """The sequences a wipe restarts: those the business tables own (their ids) and the
+    business-number sequences (``portal.services.numbering``); looked up once per process."""
+    from portal.extensions import db
+    from portal.services import numbering
+
+    if not _RESET_SEQUENCES:
+        numbers = [
+            numbering.sequence_name(name) for name in numbering.PREFIXES.keys() - numbering.GAP_FREE
+        ]
+        rows = db.session.execute(
+            text(
+                "SELECT s.sequencename, s.start_value FROM pg_sequences s"
+                " WHERE s.schemaname = current_schema()"
+                " AND (s.sequencename = ANY(:numbers) OR EXISTS ("
+                "  SELECT 1 FROM pg_depend d"
+                "  JOIN pg_class seq ON seq.oid = d.objid"
+                "  JOIN pg_class tab ON tab.oid = d.refobjid"
+                "  WHERE seq.relname = s.sequencename"
+                "  AND seq.relnamespace = current_schema()::regnamespace"
+                "  AND d.deptype IN ('a', 'i') AND tab.relname = ANY(:tables)))"
+            ),
+            {"numbers": numbers, "tables": table_names},
+        )
+        _RESET_SEQUENCES.extend((name, int(start)) for name, start in rows)
+    return _RESET_SEQUENCES
+
+
 def wipe_business_tables() -> None:
     """Empty every business table and restart the number sequences; users and roles stay.
 
-    The lists' kept estimates (``portal.paging``) go too: they counted the rows just removed.
+    On PostgreSQL only the tables holding rows are truncated (a test touches a few of the 60;
+    truncating all of them cost 0.2 s a test), found in one statement, and every sequence
+    restarts as ``TRUNCATE ... RESTART IDENTITY`` would. The lists' kept estimates
+    (``portal.paging``) go too: they counted the rows just removed.
     """
     from portal.extensions import db
     from portal.paging import kept_estimates
-    from portal.services import numbering
 
     kept_estimates().clear()
 
@@ -239,10 +272,24 @@ def wipe_business_tables() -> None:
         if table.name not in KEEP_TABLES and not table.name.startswith("ab_")
     ]
     if db.engine.dialect.name == "postgresql":
-        names = ", ".join(table.name for table in tables)
-        db.session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        for name in numbering.PREFIXES.keys() - numbering.GAP_FREE:
-            db.session.execute(text(f"ALTER SEQUENCE {numbering.sequence_name(name)} RESTART"))
+        names = [table.name for table in tables]
+        holding_rows = db.session.execute(
+            text(
+                " UNION ALL ".join(
+                    f"SELECT '{name}' WHERE EXISTS (SELECT 1 FROM {name})" for name in names
+                )
+            )
+        ).scalars()
+        filled = list(holding_rows)
+        if filled:
+            db.session.execute(text(f"TRUNCATE {', '.join(filled)} CASCADE"))
+        sequences = _sequences_to_reset(names)
+        db.session.execute(
+            text(
+                "SELECT "
+                + ", ".join(f"setval('{name}', {start}, false)" for name, start in sequences)
+            )
+        )
     else:
         for table in tables:
             db.session.execute(table.delete())

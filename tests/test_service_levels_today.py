@@ -1,7 +1,7 @@
 """Today's kept service levels and the page's provisional reading: today read from its kept
-sums while fresh (with their time), computed live when too old; a change today kept by the
-next run; closed days that changed read from their last kept sums (with a note) until the
-job keeps them again.
+sums whatever their age (with their time; late once changed since and too old); a change
+today kept by the next run; closed days that changed read from their last kept sums (with a
+note) until the job keeps them again.
 
 The orders are those of ``tests/test_service_levels.py`` placed a week back (their last
 events yesterday), plus an invoice and a dispute of today; each test compares the figures of
@@ -116,17 +116,24 @@ def test_today_kept_is_read_while_fresh_and_equals_the_live_figures(scenario) ->
     db.session.rollback()
 
 
-def test_today_kept_too_long_ago_and_changed_since_is_computed_live(scenario, max_age) -> None:
+def test_today_kept_too_long_ago_and_changed_since_is_read_as_kept_and_late(
+    scenario, max_age
+) -> None:
+    """Today's last kept sums are read however old they are (a live day costs seconds to
+    minutes at scale); once changed since and older than the max age they are late."""
+    today = utcnow().date()
     keeping.keep_today(actor("supervisor"))
+    kept_at = today_row().computed_at
     max_age["SERVICE_LEVELS_TODAY_MAX_AGE"] = 0  # any kept sums are older than that
-    assert utcnow().date() in read(True).kept  # but nothing changed since: still today's
+    reading = read(True)
+    assert today in reading.kept and not reading.today_late  # nothing changed since
     dispute_today(scenario["c"])
     max_age["SERVICE_LEVELS_TODAY_MAX_AGE"] = 3600
-    assert utcnow().date() in read(True).kept
+    assert today in read(True).kept and not read(True).today_late  # changed, but recent
     max_age["SERVICE_LEVELS_TODAY_MAX_AGE"] = 0
     reading = read(True)
-    assert utcnow().date() not in reading.kept and reading.today_at is None
-    assert any(run.start <= utcnow().date() < run.end for run in reading.live)
+    assert today in reading.kept and reading.today_at == kept_at and reading.today_late
+    assert not any(run.start <= today < run.end for run in reading.live)
 
 
 def test_a_change_today_is_kept_by_the_next_run_and_only_then(scenario) -> None:
@@ -166,7 +173,11 @@ def test_the_page_says_when_todays_figures_were_kept(app, scenario, max_age) -> 
     dispute_today(scenario["c"])
     max_age["SERVICE_LEVELS_TODAY_MAX_AGE"] = 0
     html = shown(client)
-    assert "Today's figures computed live" in html
+    assert "Today's figures computed live" not in html
+    assert (
+        f"Today's figures as of {kept_at:%H:%M} UTC (records changed since: they are being "
+        "refreshed)" in html
+    )
 
 
 def test_changed_closed_days_are_read_as_kept_with_a_note_until_the_job_keeps_them(

@@ -301,3 +301,22 @@ def test_cells_keep_their_text_types_and_formats(ctx, made) -> None:
     assert cells["G2"].data_type == "n" and cells["A1"].font.b
     calamine = CalamineWorkbook.from_filelike(io.BytesIO(content)).get_sheet_by_name("Credits")
     assert calamine.to_python()[1][:6] == texts  # read as Excel reads them
+
+
+def test_a_sheet_cut_at_its_row_limit_says_so(ctx, made, monkeypatch) -> None:
+    """More late orders than the row limit: the sheet holds the first ones and its header row
+    says that more matched; a sheet within the limit says nothing."""
+    from portal.services import weekly_report_data
+
+    monkeypatch.setattr(weekly_report_data, "ROW_LIMIT", 2)
+    content = weekly_report.workbook_bytes(made["week"])
+    book = load_workbook(io.BytesIO(content))
+    late = book["Late orders"]
+    assert [row[0] for row in late.iter_rows(min_row=2, values_only=True)] == [
+        made["b"],
+        made["c"],
+    ]
+    assert late["K1"].value == "Only the first 2 rows are shown: more matched."
+    assert late.auto_filter.ref == "A1:I3"
+    backorders = book["Open backorders"]  # one row: not cut
+    assert backorders.max_column == 9 and backorders.max_row == 2

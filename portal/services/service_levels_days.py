@@ -11,11 +11,12 @@ Which day is read from where is a :class:`Reading` (:func:`reading`). An **exact
 closed, is not stale (a record behind it changed since: ``service_level_marks``) and lies before
 both today and the day asked as of; every other day is computed live, one run of consecutive
 days at a time. A **provisional** reading (the Service levels page) also reads today's kept
-sums when they are at most ``SERVICE_LEVELS_TODAY_MAX_AGE`` seconds old or unchanged since,
+sums, whatever their age, saying as of when (``today_at``) and whether they are late
+(``today_late``: changed since and more than ``SERVICE_LEVELS_TODAY_MAX_AGE`` seconds old),
 and a closed day that changed since it was kept (stale, or kept before it closed) from its
-last kept sums, saying which and as of when (``today_at``, ``behind``) — so it never
-computes more than today live. ``backorder_age`` is kept as the open backorders of each
-order date: their age is the days from that date to the day asked as of.
+last kept sums, saying which and as of when (``behind``) — so it computes today live only
+before today's first keep, and never a changed day. ``backorder_age`` is kept as the open
+backorders of each order date: their age is the days from that date to the day asked as of.
 """
 
 from __future__ import annotations
@@ -59,13 +60,15 @@ def closed_at(day: date) -> datetime:
 @dataclass(frozen=True)
 class Reading:
     """Where the days of a span are read from: ``kept`` sums, or ``live`` runs computed from
-    the records. ``today_at``: when today's kept sums (read) were computed; ``behind``: the
-    closed days read from sums kept before their records last changed, with when."""
+    the records. ``today_at``: when today's kept sums (read) were computed; ``today_late``:
+    today changed since and they are older than the page accepts; ``behind``: the closed
+    days read from sums kept before their records last changed, with when."""
 
     kept: frozenset[date]
     live: tuple[sl.Period, ...]
     today_at: datetime | None = None
     behind: tuple[tuple[date, datetime], ...] = ()
+    today_late: bool = False
 
     def within(self, period: sl.Period) -> tuple[set[date], list[sl.Period]]:
         """The kept days and the live runs that fall in ``period``."""
@@ -79,7 +82,8 @@ class Reading:
 
 
 def today_max_age() -> timedelta:
-    """How old today's kept sums may be for a provisional reading to use them."""
+    """How old today's kept sums may be, when today changed since, before the page says
+    they are late."""
     return timedelta(
         seconds=int(current_app.config.get("SERVICE_LEVELS_TODAY_MAX_AGE", TODAY_MAX_AGE))
     )
@@ -100,7 +104,7 @@ def reading(
     )
     kept: set[date] = set()
     behind: dict[date, datetime] = {}
-    today_at = None
+    today_at, today_late = None, False
     for day, stale, at in db.session.execute(query):
         if day < min(as_of, today):
             if not stale and at >= closed_at(day):
@@ -108,12 +112,14 @@ def reading(
             elif provisional:
                 kept.add(day)
                 behind[day] = at
-        elif provisional and day == today == as_of and (not stale or at >= now - today_max_age()):
+        elif provisional and day == today == as_of:
             kept.add(day)
-            today_at = at
+            today_at, today_late = at, stale and at < now - today_max_age()
     days = (first + timedelta(days=n) for n in range(max((stop - first).days, 0)))
     live = runs(day for day in days if day not in kept)
-    return Reading(frozenset(kept), tuple(live), today_at, tuple(sorted(behind.items())))
+    return Reading(
+        frozenset(kept), tuple(live), today_at, tuple(sorted(behind.items())), today_late
+    )
 
 
 def _kept_tallies(

@@ -52,7 +52,7 @@ from portal.services.service_levels_facts import (
 from portal.services.service_levels_sql import days_between, narrow_plans, utc_date
 
 TEXT, INT, DATE, MONEY, NUMBER = "text", "int", "date", "money", "number"
-ROW_LIMIT = 50_000  # rows per detail sheet; the summary says when a sheet was cut
+ROW_LIMIT = 50_000  # rows per detail sheet; a sheet cut there says so (``Sheet.cut``)
 AT_RISK_DAYS = 2
 OPEN_ORDER = (
     OrderStatus.CONFIRMED.value,
@@ -105,13 +105,18 @@ ORDER_COLUMNS = [
 
 @dataclass
 class Sheet:
+    """A detail sheet: ``cut`` when more rows matched than the ``ROW_LIMIT`` it holds."""
+
     title: str
     columns: list[Column]
     rows: list[tuple[Any, ...]]
+    cut: bool = False
 
 
-def _rows(query: Any) -> list[tuple[Any, ...]]:
-    return [tuple(row) for row in db.session.execute(query.limit(ROW_LIMIT))]
+def _sheet(title: str, columns: list[Column], query: Any) -> Sheet:
+    """The sheet of ``query``'s first ``ROW_LIMIT`` rows, ``cut`` when there were more."""
+    rows = [tuple(row) for row in db.session.execute(query.limit(ROW_LIMIT + 1))]
+    return Sheet(title, columns, rows[:ROW_LIMIT], cut=len(rows) > ROW_LIMIT)
 
 
 def _sum_by(key: Any, units: Any, within: Any) -> Any:
@@ -131,7 +136,7 @@ def late_orders(week: sl.Period, as_of: date) -> Sheet:
         Column("Delay reason", width=18, labels=DELAY_REASONS),
     ]
     with narrow_plans(db.session):
-        return Sheet("Late orders", columns, _rows(_late_query(week, as_of)))
+        return _sheet("Late orders", columns, _late_query(week, as_of))
 
 
 def _late_query(week: sl.Period, as_of: date) -> Any:
@@ -219,7 +224,7 @@ def open_backorders(as_of: date) -> Sheet:
         Column("Age (days)", INT, 10),
     ]
     with narrow_plans(db.session):  # by index from the open backorders (not every line)
-        return Sheet("Open backorders", columns, _rows(query))
+        return _sheet("Open backorders", columns, query)
 
 
 def at_risk_orders(as_of: date) -> Sheet:
@@ -242,7 +247,7 @@ def at_risk_orders(as_of: date) -> Sheet:
         *ORDER_COLUMNS,
         Column("Risk", width=12),
     ]
-    return Sheet("At-risk orders", columns, _rows(query))
+    return _sheet("At-risk orders", columns, query)
 
 
 def week_returns(week: sl.Period) -> Sheet:
@@ -275,7 +280,7 @@ def week_returns(week: sl.Period) -> Sheet:
         Column("Reason", width=32),
         Column("Units", INT, 8),
     ]
-    return Sheet("Returns", columns, _rows(query))
+    return _sheet("Returns", columns, query)
 
 
 def week_credits(week: sl.Period) -> Sheet:
@@ -307,7 +312,7 @@ def week_credits(week: sl.Period) -> Sheet:
         Column("Amount (USD)", MONEY, 14),
         Column("Approved", DATE, 12),
     ]
-    return Sheet("Credits", columns, _rows(query))
+    return _sheet("Credits", columns, query)
 
 
 def week_disputes(week: sl.Period, as_of: date) -> Sheet:
@@ -345,7 +350,8 @@ def week_disputes(week: sl.Period, as_of: date) -> Sheet:
         Column("Root cause", width=18, labels=ROOT_CAUSES),
         Column("Overdue", width=9),
     ]
-    return Sheet("Disputes", columns, _rows(query))
+    with narrow_plans(db.session):  # their invoices by key, not a scan of every invoice
+        return _sheet("Disputes", columns, query)
 
 
 def improvement_log() -> Sheet:
@@ -378,7 +384,7 @@ def improvement_log() -> Sheet:
         Column("After", NUMBER, 10),
         Column("Week after", width=10),
     ]
-    return Sheet("Improvement log", columns, _rows(query))
+    return _sheet("Improvement log", columns, query)
 
 
 def detail_sheets(week: sl.Period, as_of: date) -> list[Sheet]:

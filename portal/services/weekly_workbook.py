@@ -97,10 +97,11 @@ class _Book:
         return self.styles[number_format]
 
     def table(
-        self, title: str, columns: list[Column], rows: Iterable[TableRow]
+        self, title: str, columns: list[Column], rows: Iterable[TableRow], note: str | None = None
     ) -> tuple[Worksheet, int]:
         """A sheet of ``rows`` under a frozen bold header with a filter and widths; and the
-        number of rows written."""
+        number of rows written. A ``note`` is written in the header row, one column right of
+        the table (outside its filter, always in view)."""
         sheet = self.workbook.add_worksheet(title)
         for index, column in enumerate(columns):
             sheet.set_column_pixels(index, index, column.width * DIGIT_PIXELS)
@@ -109,10 +110,14 @@ class _Book:
             _inline(f"{xl_col_to_name(index)}1", self.bold, column.header)
             for index, column in enumerate(columns)
         )
+        last = len(columns) - 1
+        if note is not None:
+            last = len(columns) + 1
+            header += _inline(f"{xl_col_to_name(last)}1", self.bold, note)
         sheet.fh.write(f'<row r="1">{header}</row>')
         count = self._write_rows(sheet, rows, len(columns))
         sheet._check_dimensions(0, 0)  # the sheet's range: what XlsxWriter's writes keep
-        sheet._check_dimensions(count, len(columns) - 1)
+        sheet._check_dimensions(count, last)
         sheet.autofilter(0, 0, count, len(columns) - 1)
         return sheet, count
 
@@ -187,6 +192,13 @@ def _detail_rows(sheet: Sheet) -> Iterable[TableRow]:
         ([column.shown(v) for v, column in zip(row, sheet.columns, strict=True)], formats)
         for row in sheet.rows
     )
+
+
+def _cut_note(sheet: Sheet) -> str | None:
+    """What a sheet cut at its row limit says: that more rows matched than it shows."""
+    if not sheet.cut:
+        return None
+    return f"Only the first {len(sheet.rows):,} rows are shown: more matched."
 
 
 def _summary_rows(scorecard: list[Row]) -> Iterable[TableRow]:
@@ -283,7 +295,7 @@ def write(
     summary.insert_chart("L2", _trend_chart(book, weeks, len(series)))
     summary.insert_chart("L20", _pareto_chart(book, len(bars)))
     for sheet in sheets:
-        book.table(sheet.title, sheet.columns, _detail_rows(sheet))
+        book.table(sheet.title, sheet.columns, _detail_rows(sheet), _cut_note(sheet))
     book.close()
 
 

@@ -79,8 +79,9 @@ def freshness(read: Reading, week: sl.Period) -> list[str]:
     notes = []
     today = utcnow().date()
     if read.today_at is not None:
+        late = " (records changed since: they are being refreshed)" if read.today_late else ""
         notes.append(
-            f"Today's figures as of {read.today_at:%H:%M} UTC: the current week is "
+            f"Today's figures as of {read.today_at:%H:%M} UTC{late}: the current week is "
             "provisional until today ends."
         )
     elif week.start <= today < week.end:

@@ -191,6 +191,29 @@ def sign_in(page, username: str, password: str = E2E_PASSWORD) -> None:
     page.get_by_role("button", name="Sign In").click()
 
 
+def add_filter(page, column: str) -> None:
+    """On the list page shown: open Search, then Add Filter → ``column``; the filter's row is
+    there when this returns.
+
+    Each step waits for the one before to finish: the search panel's opening is animated
+    (Bootstrap's collapse), and a click on the filter menu while the panel still grows can
+    land on nothing, leaving no filter row (seen once in CI).
+    """
+    from playwright.sync_api import expect
+
+    panel = page.locator("#accordion1_href")
+    if "in" not in (panel.get_attribute("class") or "").split():
+        page.get_by_role("link", name="Search").click()
+    expect(panel).to_have_class(re.compile(r"(^|\s)in(\s|$)"))
+    rows = page.locator("#filter_form table.filters > tbody > tr")
+    before = rows.count()
+    page.get_by_role("button", name="Add Filter").click()
+    item = page.locator(f"#filter_form .dropdown-menu a.filter[name={column}]")
+    expect(item).to_be_visible()
+    item.click()
+    expect(rows).to_have_count(before + 1)
+
+
 @pytest.fixture
 def new_page(browser, portal_server: PortalServer) -> Iterator[Callable[[], object]]:
     """Open pages in fresh browser contexts (own cookies); all closed after the test."""

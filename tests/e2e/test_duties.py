@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import create_engine, text
 
-from tests.e2e.conftest import E2E_PASSWORD, TIMEOUT_MS, _post_json
+from tests.e2e.conftest import E2E_PASSWORD, TIMEOUT_MS, _post_json, add_filter
 
 pytestmark = pytest.mark.e2e
 
@@ -55,9 +55,7 @@ def flash(page: Page, words: str | re.Pattern[str]):
 
 def search_list(page: Page, column: str, value: str) -> None:
     """On the list page shown: Search → Add Filter → ``column`` = ``value``."""
-    page.get_by_role("link", name="Search").click()
-    page.get_by_role("button", name="Add Filter").click()
-    page.locator(f"#filter_form .dropdown-menu a.filter[name={column}]").click()
+    add_filter(page, column)
     field = page.locator(f"#filter_form :is(input, select)[name^='_flt_'][name$='_{column}']")
     if field.evaluate("element => element.tagName") == "SELECT":  # a status: chosen by label
         field.select_option(value)

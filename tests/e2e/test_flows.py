@@ -13,7 +13,7 @@ import secrets
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import E2E_PASSWORD, sign_in
+from tests.e2e.conftest import E2E_PASSWORD, add_filter, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -96,9 +96,7 @@ def test_specialist_filters_opens_and_edits_an_order(page_as, draft_orders) -> N
     visit(page, ORDERS_LIST)
 
     # Search → Add Filter → Status, equal to "draft".
-    page.get_by_role("link", name="Search").click()
-    page.get_by_role("button", name="Add Filter").click()
-    page.locator("#filter_form .dropdown-menu a.filter[name=status]").click()
+    add_filter(page, "status")
     page.locator("#filter_form select[name^='_flt_'][name$='_status']").select_option(label="Draft")
     page.locator("#filter_form").get_by_role("button", name="Search").click()
     page.wait_for_url(re.compile(r"_flt_\d+_status=draft"))

@@ -14,6 +14,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.e2e.conftest import add_filter
 from tests.e2e.test_duties import LIST_ROWS, menu, snap
 from tests.e2e.test_order_entry_flow import _pick, _query
 
@@ -22,9 +23,7 @@ pytestmark = pytest.mark.e2e
 
 def _add_filter(page: Page, column: str):
     """Open the list's search form, add the ``column`` filter and return its picker."""
-    page.get_by_role("link", name="Search").click()
-    page.get_by_role("button", name="Add Filter").click()
-    page.locator(f"#filter_form a.filter[name={column}]").click()
+    add_filter(page, column)
     picker = page.locator("#filter_form input.ob-picker-input").last
     expect(picker).to_be_visible()
     return picker

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import create_engine, text
 
-from tests.e2e.conftest import E2E_PASSWORD
+from tests.e2e.conftest import E2E_PASSWORD, add_filter
 from tests.e2e.test_duties import snap
 
 pytestmark = pytest.mark.e2e
@@ -190,9 +190,7 @@ def test_the_orders_list_filters_by_a_customer_picked_as_you_type(page_as, porta
     customer, _ = _customer_and_products(portal_server.database_url)
     page = page_as("specialist")
     _open_menu(page, "Orders", "Sales orders")
-    page.get_by_role("link", name="Search").click()
-    page.get_by_role("button", name="Add Filter").click()
-    page.locator("#filter_form a.filter[name=customer]").click()
+    add_filter(page, "customer")
     picker = page.locator("#filter_form input.ob-picker-input")
     _pick(picker, customer.code, customer.code)
     page.locator("#filter_form button[type=submit]").click()

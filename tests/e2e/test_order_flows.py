@@ -20,6 +20,7 @@ from decimal import Decimal
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.e2e.conftest import add_filter
 from tests.e2e.test_order_entry_flow import _customer_and_products, _pick
 
 pytestmark = pytest.mark.e2e
@@ -69,9 +70,7 @@ def cell(row, column: int) -> str:
 def filter_list(page: Page, url: str, column: str, value: str) -> None:
     """Search → Add Filter → ``column`` (first operator, "equal to" for text) = ``value``."""
     visit(page, url)
-    page.get_by_role("link", name="Search").click()
-    page.get_by_role("button", name="Add Filter").click()
-    page.locator(f"#filter_form .dropdown-menu a.filter[name={column}]").click()
+    add_filter(page, column)
     field = page.locator(f"#filter_form :is(input, select)[name^='_flt_'][name$='_{column}']")
     if field.evaluate("element => element.tagName") == "SELECT":  # a status: chosen by label
         field.select_option(value)
