@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/read_paths.py --database-url postgresql://…/ob1m \\
         --fab-database-url postgresql://…/fab1m [--orders 1000000] [--runs 50] [--warmups 5]
-        [--clients 20] [--seconds 30] [--json out.json]
+        [--clients 20] [--seconds 30] [--json out.json] [--only "REST show" ...]
 
 The baseline is the default-FAB app of ``../shared/baselines/fab_default`` (its own virtualenv,
 made once under ``~/.cache/orderbridge/fab-baseline-venv``, and its own database, loaded with
@@ -17,7 +17,8 @@ side that goes first alternates), and the p50/p95 of each side printed with the 
 baseline / Orderbridge. Then 20 clients request the orders list's first page for 30 s
 against each side in turn (baseline first) and the requests per second and p95 are printed.
 The goals of issue 18 follow: every case 5x faster than the baseline at p95 (the deep REST
-page 20x) and 5x its throughput.
+page 20x) and 5x its throughput. ``--only TEXT`` runs the cases whose name holds TEXT, and
+``--clients 0`` leaves out the concurrent part (to iterate on a few cases).
 
 Orderbridge's deep pages use what it offers: a page's ``next`` cursor when its lists have
 one (found by asking for the page just before by number once, outside the timing), else the
@@ -384,6 +385,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--show-id", type=int, default=123457)
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="run only the cases whose name contains TEXT (repeatable)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
 
@@ -448,6 +456,8 @@ def run(args: argparse.Namespace, fab: Side, ob: Side) -> None:
         f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
     todo, how = cases(ob, args.show_id)
+    if args.only:
+        todo = [case for case in todo if any(text in case.name for text in args.only)]
     log(f"Orderbridge: {how}")
     log(f"{'case':40s} {'baseline p50/p95':>20s} {'Orderbridge p50/p95':>22s}  ratio p95 (goal)")
     results = []
@@ -460,6 +470,8 @@ def run(args: argparse.Namespace, fab: Side, ob: Side) -> None:
             f" {row['orderbridge']['p50']:9.1f} / {row['orderbridge']['p95']:7.1f} ms"
             f"  {row['ratio_p95']:6.2f}x ({row['goal']:.0f}x {met}); {row['rows']}"
         )
+    if args.clients < 1:  # no concurrent part
+        return finish(args, results, {})
     crowd = {}
     for side, path, login in (
         (fab, "salesordermodelview/list/", fab_login),
@@ -477,6 +489,10 @@ def run(args: argparse.Namespace, fab: Side, ob: Side) -> None:
         f"throughput ratio Orderbridge / baseline: {ratio:.2f}x (goal 5x "
         f"{'met' if ratio >= 5 else 'NOT met'})"
     )
+    finish(args, results, crowd)
+
+
+def finish(args: argparse.Namespace, results: list[dict], crowd: dict) -> None:
     load = os.getloadavg()
     log(f"load average after {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     if args.json:

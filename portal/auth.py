@@ -148,7 +148,8 @@ class ResetMyPasswordView(FabResetMyPasswordView):
 # --- auth version: revocable sessions and tokens ---------------------------------------------
 
 
-def _stamp_value() -> Any:
+def stamp_value() -> Any:
+    """The permission stamp as a scalar subquery, for a statement that reads it alongside."""
     return select(PermissionStamp.value).where(PermissionStamp.id == 1).scalar_subquery()
 
 
@@ -162,7 +163,7 @@ def auth_version(user_id: Any) -> int:
     user_id = int(user_id)
     if user_id not in cache:
         row = db.session.execute(
-            select(User, UserAuthState.auth_version, _stamp_value())
+            select(User, UserAuthState.auth_version, stamp_value())
             .outerjoin(UserAuthState, UserAuthState.user_id == User.id)
             .where(User.id == user_id)
         ).first()
@@ -176,7 +177,7 @@ def auth_version(user_id: Any) -> int:
 def permission_stamp() -> int | None:
     """The permission stamp as this request read it (once); None if it has no row."""
     if "_ob_permission_stamp" not in g:
-        g._ob_permission_stamp = (db.session.execute(select(_stamp_value())).scalar(),)
+        g._ob_permission_stamp = (db.session.execute(select(stamp_value())).scalar(),)
     return g._ob_permission_stamp[0]
 
 

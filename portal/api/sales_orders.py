@@ -12,10 +12,16 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
-from flask import Response, request
+from flask import Blueprint, Response, current_app, request, session
+from flask_appbuilder import AppBuilder
 from flask_appbuilder.api import expose, protect, safe
-from flask_appbuilder.const import API_RESULT_RES_KEY, API_SELECT_COLUMNS_RIS_KEY
+from flask_appbuilder.const import API_RESULT_RES_KEY, API_SELECT_COLUMNS_RIS_KEY, PERMISSION_PREFIX
 from flask_appbuilder.security.decorators import permission_name
+from flask_appbuilder.security.sqla.models import User
+from flask_jwt_extended.config import config as jwt_config
+from flask_jwt_extended.exceptions import JWTExtendedException
+from flask_jwt_extended.view_decorators import _decode_jwt_from_request
+from jwt import PyJWTError
 from marshmallow import ValidationError
 from sqlalchemy import Select, bindparam, select
 from werkzeug.exceptions import BadRequest
@@ -36,9 +42,10 @@ from portal.actions.schemas import OrderLineInput
 from portal.actors import current_actor
 from portal.api.base import READ_ONLY_ROUTES, json_body
 from portal.api.order_entry import ENTRY_ACTIONS, OrderEntryRoutes, document_lines
+from portal.auth import JWT_CLAIM, stamp_value
 from portal.crud import new_values
 from portal.extensions import db
-from portal.models import Customer, SalesOrder
+from portal.models import Customer, SalesOrder, UserAuthState
 from portal.services import idempotency, limits, orders, orders_bulk
 from portal.services.base import Actor, ServiceError
 
@@ -55,6 +62,7 @@ ORDER_ACTIONS = {
 
 
 SHOW_ID = "ob_show_id"
+SHOW_USER = "ob_show_user"
 
 
 def show_statement(columns: list[str]) -> Select:
@@ -68,10 +76,47 @@ def show_statement(columns: list[str]) -> Select:
     )
 
 
+def signed_in_show_statement(columns: list[str]) -> Select:
+    """The show's statement for a JWT client, the sign-in's checks in the same round trip:
+    the user (active?) with their auth version and the permission stamp, and the order."""
+    order = show_statement(columns)
+    return (
+        select(
+            User.active.label("ob_user_active"),
+            UserAuthState.auth_version.label("ob_auth_version"),
+            stamp_value().label("ob_stamp"),
+            *order.selected_columns,
+        )
+        .select_from(User)
+        .outerjoin(UserAuthState, UserAuthState.user_id == User.id)
+        .outerjoin(SalesOrder, SalesOrder.id == bindparam(SHOW_ID))
+        .outerjoin(Customer, Customer.id == SalesOrder.customer_id)
+        .where(User.id == bindparam(SHOW_USER))
+    )
+
+
+def jwt_user_id() -> tuple[int, Any] | None:
+    """The user id and claims of the request's access token (a JWT in ``Authorization``, and
+    no user signed in by the session or a remember-me cookie, whom FAB would check instead),
+    verified as FAB's ``@protect`` verifies it (signature, expiry, type, the extension's own
+    checks) except for revocation, which the caller checks; else None."""
+    if session.get("_user_id") is not None:
+        return None
+    if current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies:
+        return None
+    if not request.headers.get(jwt_config.header_name, "").startswith("Bearer ey"):
+        return None
+    try:
+        claims, _, _ = _decode_jwt_from_request(None, fresh=False, skip_revocation_check=True)
+        return int(claims[jwt_config.identity_claim_key]), claims
+    except (JWTExtendedException, PyJWTError, KeyError, TypeError, ValueError):
+        return None
+
+
 def shown_record(row: Any) -> SimpleNamespace:
     """A show statement's row as the object the show schema dumps (``customer.name`` nested,
     ``customer`` None for an order without one)."""
-    values = dict(row._mapping)
+    values = {key: value for key, value in row._mapping.items() if not key.startswith("ob_")}
     name = values.pop("customer.name")
     customer = SimpleNamespace(name=name) if values.get("customer_id") is not None else None
     return SimpleNamespace(**values, customer=customer)
@@ -130,6 +175,12 @@ class SalesOrderApi(OrderEntryRoutes):
     def __init__(self) -> None:
         super().__init__()
         self._show = show_statement(self.show_columns)
+        self._signed_in_show = signed_in_show_statement(self.show_columns)
+
+    def create_blueprint(self, appbuilder: AppBuilder, *args: Any, **kwargs: Any) -> Blueprint:
+        blueprint = super().create_blueprint(appbuilder, *args, **kwargs)
+        blueprint.before_request(self.show_for_jwt)
+        return blueprint
 
     def _init_model_schemas(self) -> None:
         super()._init_model_schemas()
@@ -139,14 +190,45 @@ class SalesOrderApi(OrderEntryRoutes):
         """The order as FAB's show answers it, read by one lean statement (its columns and the
         customer's name) instead of FAB's record query (issue 18). A ``q`` (keys, columns)
         goes FAB's way."""
-        args = kwargs.get("rison") or {}
-        if args or self._base_filters.filters or not valid_id(pk):
+        if kwargs.get("rison") or self._base_filters.filters or not valid_id(pk):
             return super().get_headless(pk, **kwargs)
         row = db.session.execute(self._show, {SHOW_ID: pk}).first()
         if row is None:
             return self.response_404()
+        return self._show_answer(pk, row)
+
+    def show_for_jwt(self) -> Response | None:
+        """``before_request``: a show (no ``q``) asked with a JWT, answered in one statement
+        that reads the user, their auth version, the permission stamp and the order
+        (issue 18): the answer FAB's route gives when the token is valid, not revoked, its
+        user active and allowed to read orders, and the order exists. Anything else (no or
+        another credential, any refusal, a missing order) returns None and the request goes
+        FAB's way (``@protect``), which answers it with its own 401, 403 or 404."""
+        if request.method != "GET" or request.endpoint != f"{self.endpoint}.get":
+            return None
+        pk = (request.view_args or {}).get("pk")
+        if request.args or not valid_id(pk) or self._base_filters.filters:
+            return None
+        signed_in = jwt_user_id()
+        if signed_in is None:
+            return None
+        user_id, claims = signed_in
+        row = db.session.execute(self._signed_in_show, {SHOW_ID: pk, SHOW_USER: user_id}).first()
+        if row is None or not row.ob_user_active or row.id is None:
+            return None
+        if claims.get(JWT_CLAIM) != (row.ob_auth_version or 0):  # revoked since (auth.py)
+            return None
+        sm = self.appbuilder.sm
+        pairs = sm.permission_cache.get(db.session, user_id, row.ob_stamp, sm.auth_role_public)
+        read = f"{PERMISSION_PREFIX}{self.method_permission_name['get']}"
+        if read not in self.base_permissions or (read, self.class_permission_name) not in pairs:
+            return None
+        return self._show_answer(pk, row)
+
+    def _show_answer(self, pk: int, row: Any) -> Response:
+        """FAB's show answer for the order of a show statement's ``row``."""
         response: dict[str, Any] = {}
-        self.set_response_key_mappings(response, self.get, args, **{API_SELECT_COLUMNS_RIS_KEY: []})
+        self.set_response_key_mappings(response, self.get, {}, **{API_SELECT_COLUMNS_RIS_KEY: []})
         response["id"] = pk
         response[API_RESULT_RES_KEY] = self.show_model_schema.dump(shown_record(row))
         self.pre_get(response)
