@@ -10,6 +10,7 @@ a provisional reading with those of an exact one (today and changed days compute
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from html import unescape
 from typing import Any
@@ -17,7 +18,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from portal.models import SalesOrder, ServiceLevelDay, ServiceLevelDayFigure, Shipment, utcnow
+from portal.models import (
+    Invoice,
+    SalesOrder,
+    ServiceLevelDay,
+    ServiceLevelDayFigure,
+    Shipment,
+    utcnow,
+)
 from portal.services import disputes, invoices
 from portal.services import service_levels as sl
 from portal.services import service_levels_days as days
@@ -68,6 +76,16 @@ def dispute(invoice: Any, opened_at: Any = None) -> None:
     disputes.open_dispute(
         invoice, actor("specialist"), dispute_type="shortage", amount="5.00", opened_at=opened_at
     )
+
+
+def invoice_of(number: str) -> Any:
+    from portal.extensions import db
+
+    return db.session.execute(
+        select(Invoice)
+        .join(SalesOrder, Invoice.order_id == SalesOrder.id)
+        .where(SalesOrder.number == number)
+    ).scalar_one()
 
 
 def dispute_today(number: str) -> None:
@@ -151,6 +169,53 @@ def test_a_change_today_is_kept_by_the_next_run_and_only_then(scenario) -> None:
     assert today_row().stale is False
     assert figures() == figures(provisional=False)
     assert figures()["disputes"][-1][1].num == 2
+
+
+def test_a_change_committed_while_today_is_kept_leaves_today_to_keep_again(
+    app, scenario, monkeypatch
+) -> None:
+    """keep_today claims today in a transaction of its own, then computes in another: a change
+    committed between the two is never lost, it leaves today stale for the next run."""
+    from portal.extensions import db
+
+    keeping.keep_today(actor("supervisor"))
+    later = utcnow() + timedelta(seconds=61)
+    db.session.remove()
+    computing, change_committed = threading.Event(), threading.Event()
+    store = keeping._store
+
+    def store_after_the_change(*args: Any) -> None:
+        computing.set()  # today is claimed (stale cleared) and its computation begun
+        assert change_committed.wait(timeout=60)
+        store(*args)
+
+    monkeypatch.setattr(keeping, "_store", store_after_the_change)
+    errors: list[BaseException] = []
+
+    def keep() -> None:
+        with app.app_context():
+            try:
+                assert keeping.keep_today(actor("supervisor"), now=later) is True
+            except BaseException as error:
+                errors.append(error)
+                computing.set()
+            finally:
+                db.session.remove()
+
+    dispute_today(scenario["c"])  # today changed since its keep: the run will keep it
+    keeper = threading.Thread(target=keep)
+    keeper.start()
+    assert computing.wait(timeout=60)
+    dispute(invoice_of(scenario["e"]))  # committed while today is being kept
+    change_committed.set()
+    keeper.join(timeout=120)
+    assert not errors, errors
+    monkeypatch.setattr(keeping, "_store", store)
+    assert today_row().stale is True  # the change is still to be kept
+    assert keeping.keep_today(actor("supervisor"), now=later + timedelta(seconds=61)) is True
+    assert today_row().stale is False
+    assert figures() == figures(provisional=False)
+    assert figures()["disputes"][-1][1].num == 3
 
 
 def test_a_day_kept_before_it_closed_is_kept_again_once_closed(scenario) -> None:
