@@ -37,7 +37,13 @@ def _show_filters(page: Page) -> None:
 
 def _numbers(page: Page) -> list[str]:
     cells = page.locator(f"{LIST_ROWS} td").all_inner_texts()
-    return sorted({found for cell in cells for found in re.findall(r"\b[A-Z]+-\d{6}\b", cell)})
+    return sorted(
+        {
+            found
+            for cell in cells
+            for found in re.findall(r"\b(?:SO|SH|INV|CM|DSP|RMA|GR)-\d{6}\b", cell)
+        }
+    )
 
 
 def test_a_specialist_filters_orders_by_product_and_shipments_by_customer(
