@@ -122,7 +122,8 @@ TRACKER_WORK = "TrackerWork"
 ATTACH = "AttachWorkbook"
 
 # Service levels: Specialists and Supervisors watch them (the page, its drill-down);
-# Supervisors set the targets; the weekly order-health workbook is theirs and the Auditors'.
+# Supervisors set the targets; the weekly order-health workbook is theirs and the Auditors',
+# who read the page it is made from (read-only: no targets, no improvement log entries).
 SERVICE_LEVELS = "ServiceLevel"
 WEEKLY_REPORT = ("can_report", SERVICE_LEVELS)
 
@@ -267,6 +268,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[tuple[str, str]]] = {
         | _grant("verify", (AUDIT,))
         | _grant("export", EXPORTABLE)
         | _grant("read", (*SYNC_RECORDS, TRACKERS))
+        | _grant("read", (SERVICE_LEVELS,))
         | {WEEKLY_REPORT}
     ),
 }

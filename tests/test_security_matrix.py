@@ -18,7 +18,6 @@ from portal.security import (
     ADMIN_ROLE,
     API_TOKENS,
     AUDITOR,
-    SERVICE_LEVELS,
     SPECIALIST,
     SUPERVISOR,
     role_allows,
@@ -253,9 +252,8 @@ def test_auditor_can_read_everything_and_write_nothing(clean_db) -> None:
     routes = _protected_routes(clean_db)
     # Their own API tokens are the one thing an Auditor writes (a credential, no record).
     writes = [r for r in routes if r.permission == "can_write" and r.view_menu != API_TOKENS]
-    # Auditors read every record; the Service levels page is the operations team's (the
-    # Auditors get its weekly workbook: can_report).
-    not_theirs = ("JobRun", SERVICE_LEVELS)
+    # Auditors read every record and the Service levels page, whose weekly workbook they get.
+    not_theirs = ("JobRun",)
     reads = [r for r in routes if r.permission == "can_read" and r.view_menu not in not_theirs]
     assert writes and reads
     assert not any(role_allows(AUDITOR, r.permission, r.view_menu) for r in writes)

@@ -143,3 +143,22 @@ def test_the_credits_tile_shows_money_as_every_page_does(app, ctx, orders) -> No
     assert "Target USD 1,000.00" in tile
     assert re.search(r"USD \d{1,3}(,\d{3})*\.\d\d", re.sub(r"Target USD [\d,.]+", "", tile))
     assert not re.search(r"\d USD", tile)
+
+
+def test_an_auditor_reads_the_page_and_downloads_its_workbook_but_changes_nothing(
+    app, ctx, orders
+) -> None:
+    """The Auditors get the weekly workbook, so they read the page it is made from (its menu
+    entry is theirs too); its targets and improvement-log buttons are not there for them."""
+    client = login(app, "auditor")
+    week = orders["week"].label
+    page = client.get(f"/service-levels/?week={week}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'id="kpi-otif_order"' in html and 'id="download-workbook"' in html
+    assert 'id="edit-targets"' not in html and "log-improvement" not in html
+    download = client.get(f"/service-levels/report?week={week}")
+    assert download.status_code == 200
+    assert load_workbook(io.BytesIO(download.data))["Summary"]["A1"].value == "Metric"
+    assert client.get("/service-levels/targets").status_code in (302, 403)
+    assert client.get(f"/service-levels/orders?metric=otif_order&week={week}").status_code == 200
