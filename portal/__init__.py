@@ -136,6 +136,26 @@ def _register_error_handlers(app: Flask) -> None:
         log.exception("unexpected error on %s", request.path)
         return jsonify(message="Internal error; it has been logged"), 500
 
+    @app.errorhandler(403)
+    def forbidden(error: Exception):
+        """A signed-in user's refused page or form: the portal's layout, their roles, the way
+        home. API and xlwings clients keep their own answers."""
+        from flask import render_template
+        from flask_login import current_user
+
+        from portal.extensions import appbuilder
+
+        if request.path.startswith(("/api/", "/xlwings/")) or not current_user.is_authenticated:
+            return error
+        roles = sorted(role.name for role in current_user.roles)
+        page = render_template(
+            "forbidden.html",
+            base_template=appbuilder.base_template,
+            appbuilder=appbuilder,
+            roles=roles,
+        )
+        return page, 403
+
     @app.errorhandler(404)
     def not_found(error: Exception):
         if request.path.startswith("/api/"):

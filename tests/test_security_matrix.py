@@ -268,3 +268,22 @@ def test_specialist_cannot_touch_admin_areas(clean_db) -> None:
         assert response.status_code == 403 or "/login/" in response.headers["Location"], path
     headers = api_headers(clean_db, "specialist")
     assert clean_db.test_client().get("/api/v1/audit_event/", headers=headers).status_code == 403
+
+
+def test_a_refused_page_is_the_portals_own_and_names_the_role(clean_db) -> None:
+    """A signed-in user's 403 keeps the portal's layout (menu, way home) and says why; the
+    API's 403 stays JSON."""
+    client = login(clean_db, "auditor")
+    for method, path, what in (
+        ("get", "/salesorderview/add", "this page"),
+        ("post", "/service-levels/targets", "this action"),
+    ):
+        refused = getattr(client, method)(path)
+        assert refused.status_code == 403, path
+        html = refused.get_data(as_text=True)
+        assert 'id="forbidden"' in html and "<h3>Forbidden</h3>" in html
+        assert f"Your role (Auditor) does not allow {what}: <code>{path}</code>" in html
+        assert 'class="navbar' in html and "Go to your home page" in html
+    headers = api_headers(clean_db, "auditor")
+    api = clean_db.test_client().post("/api/v1/sales_order/", json={}, headers=headers)
+    assert api.status_code == 403 and api.is_json
