@@ -18,6 +18,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -236,10 +237,26 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def refuse_a_taken_port(host: str, port: int) -> None:
+    """Stop before anything starts or changes when the web's address is taken (another demo
+    still running, say): otherwise that one would answer in this demo's place."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise click.ClickException(
+                f"{host}:{port} is in use ({error.strerror}): is another demo still running? "
+                "Stop it, or choose another port with --port."
+            ) from error
+
+
 def run_demo(app: Flask, host: str, port: int, password: str, order_count: int) -> None:
     """Prepare the demo, run its processes until Ctrl-C or SIGTERM, then stop them all."""
     from jobs.queue import start_embedded_server
 
+    refuse_a_taken_port(host, port)
     began = time.perf_counter()
     for signum in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored
         signal.signal(signum, _interrupt)

@@ -226,3 +226,31 @@ def test_signing_in_without_a_next_page_logs_no_bad_redirect(app, caplog) -> Non
         client.get("/logout/")
         client.post("/login/?next=https://elsewhere.example/", data=form)
     assert [r for r in caplog.records if "Invalid redirect" in r.getMessage()]
+
+
+def test_a_second_demo_on_a_taken_port_stops_before_changing_anything(tmp_path: Path) -> None:
+    """A demo whose web port is taken (another demo still running) says so and exits before
+    migrating, seeding or starting a process: otherwise the running one answers in its place
+    and its trackers are pointed at a new emulator that then stops."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEMO_PASSWORD")
+    }
+    env.update(ORDERBRIDGE_MODE="demo", ORDERBRIDGE_INSTANCE_DIR=str(tmp_path / "instance"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "portal.cli", "demo", "--port", str(port), "--orders", "5"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode != 0
+    assert f"127.0.0.1:{port} is in use" in done.stderr, done.stderr
+    assert "another demo still running" in done.stderr
+    assert "migrating" not in done.stdout and "starting Redis" not in done.stdout, done.stdout
+    assert not (tmp_path / "instance" / "orderbridge.db").exists()
