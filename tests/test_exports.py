@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import openpyxl
@@ -83,13 +83,14 @@ def test_the_writers_neutralise_every_dangerous_prefix(tmp_path) -> None:
     assert [row[2] for row in csv.reader(io.StringIO(text))][1:] == ["'" + p for p in payloads]
     path = tmp_path / "payloads.xlsx"
     assert exports.write_xlsx(kind, data, path) == len(payloads)
-    read_back = payloads  # lxml writes a bare CR as &#13;, so it comes back as written
+    # XlsxWriter writes a bare CR as Excel's escape _x000D_: calamine decodes it, openpyxl
+    # leaves inline text's escapes as written
     sheet = openpyxl.load_workbook(path).active
     cells = [sheet.cell(row=r, column=3) for r in range(2, sheet.max_row + 1)]
-    assert [cell.value for cell in cells] == read_back
+    assert [cell.value for cell in cells] == [*payloads[:-1], "_x000D_=1+1"]
     assert {cell.data_type for cell in cells} == {"s"}
     values = python_calamine.CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0)
-    assert [row[2] for row in values.to_python()[1:]] == read_back
+    assert [row[2] for row in values.to_python()[1:]] == payloads
 
 
 def test_xlsx_has_typed_cells_frozen_header_filter_and_widths(clean_db, tmp_path) -> None:
@@ -109,6 +110,73 @@ def test_xlsx_has_typed_cells_frozen_header_filter_and_widths(clean_db, tmp_path
     assert sheet["G2"].is_date and sheet["G2"].value.date() == TODAY
     read = python_calamine.CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0)
     assert read.to_python()[1][12] == 142.5
+
+
+def test_the_xlsx_writer_keeps_the_files_contract_read_by_openpyxl_and_calamine(tmp_path):
+    """Sheet name, bold frozen header, filter over the rows, exact widths; money a number in
+    the money format, dates and UTC times as Excel dates, text as text, None as no cell and
+    a formula-like text quoted text (never a formula) — as both readers see the file."""
+    kind = exports.KINDS["invoice"]
+    issued = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    full = ["INV-0000001", "issued", "C-1", PAYLOADS[0], "SO-1", "SH-1", date(2026, 3, 4)]
+    full += [date(2026, 4, 3), "USD", Decimal("100.25"), Decimal("0.2"), Decimal("20.05")]
+    full += [Decimal("120.30"), Decimal("0"), Decimal("0.00"), Decimal("120.30"), "sam", issued]
+    full += [None, None]
+    bare = ["INV-0000002", "void", "C-1", "Plain Co", "SO-1", None, date(2026, 3, 5)]
+    bare += [date(2026, 4, 4), "USD"] + [Decimal("1.00")] * 7 + [None, None, "ann", "-x"]
+    path = tmp_path / "contract.xlsx"
+    progress: list[int] = []
+    assert exports.write_xlsx(kind, [tuple(full), tuple(bare)], path, progress.append) == 2
+    assert progress == [2]
+
+    sheet = openpyxl.load_workbook(path)["Invoices"]
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:T3"
+    header = sheet[1]
+    assert [c.value for c in header] == [column.header for column in kind.columns]
+    assert all(c.font.b for c in header) and not any(c.font.b for c in sheet[2])
+    widths = {
+        index: dimension.width
+        for dimension in sheet.column_dimensions.values()
+        for index in range(dimension.min, dimension.max + 1)
+    }
+    assert [widths[i] for i in range(1, 21)] == [column.width for column in kind.columns]
+    row = {column.field: cell for column, cell in zip(kind.columns, sheet[2], strict=True)}
+    for field in ("subtotal", "tax", "total", "paid", "credited", "balance"):
+        assert row[field].data_type == "n" and row[field].number_format == "#,##0.00"
+    assert row["total"].value == 120.3 and row["paid"].value == 0
+    assert row["tax_rate"].value == 0.2 and row["tax_rate"].number_format == "General"
+    assert row["issue_date"].is_date and row["issue_date"].number_format == "yyyy-mm-dd"
+    assert row["issue_date"].value == datetime(2026, 3, 4)
+    assert row["issued_at"].number_format == "yyyy-mm-dd hh:mm:ss"
+    assert row["issued_at"].value == issued.replace(tzinfo=None)
+    assert row["invoice"].data_type == "s" and not row["invoice"].quotePrefix
+    formula = row["customer"]
+    assert formula.value == PAYLOADS[0] and formula.data_type == "s" and formula.quotePrefix
+    assert row["voided_by"].value is None and sheet["F3"].value is None
+    assert sheet["T3"].value == "-x" and sheet["T3"].quotePrefix
+
+    read = python_calamine.CalamineWorkbook.from_path(str(path))
+    assert read.sheet_names == ["Invoices"]
+    values = read.get_sheet_by_name("Invoices").to_python()
+    assert values[0] == [column.header for column in kind.columns]
+    assert values[1] == [
+        *full[:6],
+        date(2026, 3, 4),
+        date(2026, 4, 3),
+        "USD",
+        100.25,
+        0.2,
+        20.05,
+        120.3,
+        0.0,
+        0.0,
+        120.3,
+        "sam",
+        datetime(2026, 3, 4, 5, 6, 7),
+        "",
+        "",
+    ]
+    assert values[2][5] == "" and values[2][-1] == "-x"
 
 
 def test_filters_by_date_and_status_and_refuses_bad_parameters(clean_db) -> None:
@@ -199,9 +267,10 @@ def test_a_large_export_runs_as_a_job_with_progress_and_a_download_link(clean_db
 
 
 def test_lxml_is_a_dependency_and_openpyxl_writes_through_it() -> None:
-    """openpyxl uses lxml when it is installed (issue 18: a 100,000-invoice XLSX export is
-    about a third faster): lxml is declared, and the write-only cells the export makes go
-    through lxml's incremental writer, not the standard library's."""
+    """openpyxl uses lxml when it is installed (issue 18: a third faster; the exports have
+    since moved to XlsxWriter, the tracker workbooks still load and save with openpyxl):
+    lxml is declared, and openpyxl's cells go through lxml's incremental writer, not the
+    standard library's."""
     import re
     import tomllib
 

@@ -27,7 +27,7 @@ from xlsxwriter.utility import xl_col_to_name
 from xlsxwriter.worksheet import Worksheet
 
 from portal.services import service_levels as sl
-from portal.services.exports import DANGEROUS_PREFIXES, DATE_FORMAT, MONEY_FORMAT
+from portal.services.exports import DANGEROUS_PREFIXES, DATE_FORMAT, DIGIT_PIXELS, MONEY_FORMAT
 from portal.services.service_level_targets import Row
 from portal.services.service_levels_causes import Bar
 from portal.services.weekly_report_data import DATE, INT, MONEY, NUMBER, Column, Sheet
@@ -64,7 +64,6 @@ PARETO_COLUMNS = [
     Column("Share", width=10),
     Column("Cumulative", width=12),
 ]
-DIGIT_PIXELS = 7  # a column ``width`` characters wide is that many digits (Calibri 11)
 CHART_SIZE = {"width": 680, "height": 302}  # 18 × 8 cm at 96 pixels an inch
 
 # A row's values and each value's number format (None: the value's own).
