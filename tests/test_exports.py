@@ -281,3 +281,20 @@ def test_lxml_is_a_dependency_and_openpyxl_writes_through_it() -> None:
     assert any(re.match(r"lxml\b", spec) for spec in project["dependencies"])
     assert _writer.write_cell is _writer.lxml_write_cell
     assert functions.xmlfile.__module__.startswith("lxml")
+
+
+def test_text_longer_than_an_excel_cell_is_cut_with_a_note_never_silently(tmp_path) -> None:
+    """Excel cells hold 32,767 characters: a longer text (a long audit change, say) is cut
+    there with a note giving its length and pointing at the CSV, which has it whole."""
+    kind = exports.KINDS["invoice"]
+    long_name = "Acme " * 10_000  # 50,000 characters
+    row = ["INV-0000001", "issued", "C-1", long_name, "SO-1", None, date(2026, 3, 4)]
+    row += [date(2026, 4, 3), "USD"] + [Decimal("1.00")] * 7 + [None, None, "ann", None]
+    path = tmp_path / "long.xlsx"
+    assert exports.write_xlsx(kind, [tuple(row)], path) == 1
+    shown = openpyxl.load_workbook(path)["Invoices"]["D2"].value
+    assert len(shown) == exports.XLSX_CELL_LIMIT
+    assert shown.startswith("Acme Acme") and long_name.startswith(shown.split(" … [cut")[0])
+    assert shown.endswith("50,000 characters in all; the CSV export has them all]")
+    csv_text = b"".join(exports.csv_chunks(kind, [tuple(row)])).decode("utf-8-sig")
+    assert long_name.strip() in csv_text

@@ -525,6 +525,21 @@ def csv_chunks(
         progress(done)
 
 
+XLSX_CELL_LIMIT = 32767  # characters an Excel cell holds
+
+
+def fit_in_a_cell(text: str) -> str:
+    """``text``, or when longer than an Excel cell holds, its start and a note saying so (the
+    CSV export has it whole): never cut without a word."""
+    if len(text) <= XLSX_CELL_LIMIT:
+        return text
+    note = (
+        f" … [cut at Excel's {XLSX_CELL_LIMIT:,}-character cell limit: {len(text):,} "
+        "characters in all; the CSV export has them all]"
+    )
+    return text[: XLSX_CELL_LIMIT - len(note)] + note
+
+
 def write_xlsx(
     kind: ExportKind,
     data: Iterable[tuple],
@@ -555,7 +570,7 @@ def write_xlsx(
                 if isinstance(value, str):
                     # text, never a formula; quoted when a spreadsheet would evaluate it
                     style = quoted if value.startswith(DANGEROUS_PREFIXES) else None
-                    sheet.write_string(done, index, value, style)
+                    sheet.write_string(done, index, fit_in_a_cell(value), style)
                 elif column.kind == "money":
                     sheet.write_number(done, index, value, money)
                 elif isinstance(value, datetime):
