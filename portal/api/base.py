@@ -45,8 +45,9 @@ from portal.services.base import Actor, PermissionDenied, RecordService, Service
 log = logging.getLogger(__name__)
 
 READ_ONLY_ROUTES = {"get", "get_list", "info"}
-# the routes that read outside a transaction (:func:`read_without_transaction`)
-READ_ROUTES = ("get", "get_list")
+# the routes that read outside a transaction (:func:`read_without_transaction`): the reads
+# of records (``info`` describes the resource)
+READ_ROUTES = READ_ONLY_ROUTES - {"info"}
 # The audited name of a route's action, where it differs from the route method's name.
 ACTION_NAMES = {"post": "create", "put": "update", "reject_dispute": "reject"}
 
